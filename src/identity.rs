@@ -1,0 +1,487 @@
+//! Who a user is: the Ed25519 signing key (whose libp2p `PeerId` is the user id), the
+//! X25519 static key used to seal conversation keys with Noise, and the display name.
+//!
+//! Secrets never leave this module in printable form: `Debug` shows only public parts,
+//! key material is zeroized on drop and key files are created with mode 0600.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::str::FromStr;
+
+use blake2::{Blake2b512, Digest};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rand::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, LABEL_PROFILE, LABEL_SAFETY_NUMBER};
+
+/// Longest display name we accept, in bytes. Names appear in every chat list row; a
+/// longer name is almost surely a mistake or an attack on the layout.
+pub const MAX_DISPLAY_NAME_BYTES: usize = 64;
+
+/// Magic at the start of a key file, so a wrong file is recognised as such.
+const KEY_FILE_MAGIC: &[u8; 16] = b"FLURFUNK-KEY-V1\n";
+/// Magic + signing key + X25519 secret + name length + name.
+const KEY_FILE_MAX_BYTES: usize = 16 + 32 + 32 + 1 + MAX_DISPLAY_NAME_BYTES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("display name must be 1 to {max} bytes, got {len}")]
+    BadName { len: usize, max: usize },
+    #[error("an identity already exists at {path}; refusing to overwrite it")]
+    AlreadyExists { path: String },
+    #[error("no identity at {path}; create one first")]
+    Missing { path: String },
+    #[error("key file {path} is damaged or not a Flurfunk key file")]
+    BadKeyFile { path: String },
+    #[error("cannot access key file {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("not a valid user id: {input}")]
+    BadUserId { input: String },
+}
+
+/// A user id: the user's Ed25519 public key. Printed as the libp2p `PeerId` string.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(pub [u8; 32]);
+
+impl UserId {
+    pub fn verifying_key(&self) -> Option<VerifyingKey> {
+        VerifyingKey::from_bytes(&self.0).ok()
+    }
+
+    pub fn to_peer_id(&self) -> Option<libp2p_identity::PeerId> {
+        let key = libp2p_identity::ed25519::PublicKey::try_from_bytes(&self.0).ok()?;
+        Some(libp2p_identity::PeerId::from_public_key(&key.into()))
+    }
+
+    pub fn from_peer_id(peer: &libp2p_identity::PeerId) -> Option<UserId> {
+        // Ed25519 peer ids inline the protobuf-encoded key in an identity multihash:
+        // code 0x00, then a one-byte length, then the key.
+        let bytes = peer.to_bytes();
+        if bytes.len() < 2 || bytes[0] != 0 || bytes[1] as usize != bytes.len() - 2 {
+            return None;
+        }
+        let key = libp2p_identity::PublicKey::try_decode_protobuf(&bytes[2..]).ok()?;
+        Some(UserId(key.try_into_ed25519().ok()?.to_bytes()))
+    }
+
+    /// A short form for logs and UI hints: the last 8 characters of the peer id.
+    pub fn short(&self) -> String {
+        let full = self.to_string();
+        full[full.len().saturating_sub(8)..].to_string()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_peer_id() {
+            Some(peer) => write!(f, "{peer}"),
+            None => write!(f, "invalid-{}", hex::encode(self.0)),
+        }
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({})", self.short())
+    }
+}
+
+impl FromStr for UserId {
+    type Err = IdentityError;
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let bad = || IdentityError::BadUserId {
+            input: input.chars().take(80).collect(),
+        };
+        let peer = libp2p_identity::PeerId::from_str(input.trim()).map_err(|_| bad())?;
+        UserId::from_peer_id(&peer).ok_or_else(bad)
+    }
+}
+
+/// The public, signed description of a user that travels to everyone: who they are, what
+/// they are called and which X25519 key conversation keys are sealed to.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Profile {
+    pub user_id: UserId,
+    pub display_name: String,
+    pub dh_public: [u8; 32],
+    /// Author's wall clock when the profile was made; the newest profile wins.
+    pub updated_ms: u64,
+    pub signature: [u8; 64],
+}
+
+impl Profile {
+    /// The bytes covered by the signature (purpose label added by `crypto::sign`).
+    pub fn signed_bytes(
+        user_id: &UserId,
+        name: &str,
+        dh_public: &[u8; 32],
+        updated_ms: u64,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + 32 + 8 + 1 + name.len());
+        out.extend_from_slice(&user_id.0);
+        out.extend_from_slice(dh_public);
+        out.extend_from_slice(&updated_ms.to_be_bytes());
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out
+    }
+
+    pub fn verify(&self) -> Result<(), crypto::CryptoError> {
+        validate_name(&self.display_name).map_err(|_| crypto::CryptoError::BadSignature)?;
+        let msg = Self::signed_bytes(
+            &self.user_id,
+            &self.display_name,
+            &self.dh_public,
+            self.updated_ms,
+        );
+        crypto::verify(&self.user_id, LABEL_PROFILE, &msg, &self.signature)
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<(), IdentityError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.len() > MAX_DISPLAY_NAME_BYTES || trimmed.len() != name.len() {
+        return Err(IdentityError::BadName {
+            len: name.len(),
+            max: MAX_DISPLAY_NAME_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// This installation's secret identity.
+pub struct Identity {
+    signing: SigningKey,
+    dh_secret: Zeroizing<[u8; 32]>,
+    dh_public: [u8; 32],
+    display_name: String,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("user_id", &self.user_id())
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    pub fn generate<R: RngCore + CryptoRng>(
+        rng: &mut R,
+        display_name: &str,
+    ) -> Result<Self, IdentityError> {
+        validate_name(display_name)?;
+        let signing = SigningKey::generate(rng);
+        let mut dh = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(dh.as_mut());
+        Ok(Self::from_parts(signing, dh, display_name.to_string()))
+    }
+
+    fn from_parts(signing: SigningKey, dh_secret: Zeroizing<[u8; 32]>, name: String) -> Self {
+        let dh_public = MontgomeryPoint::mul_base_clamped(*dh_secret).to_bytes();
+        Identity {
+            signing,
+            dh_secret,
+            dh_public,
+            display_name: name,
+        }
+    }
+
+    pub fn user_id(&self) -> UserId {
+        UserId(self.signing.verifying_key().to_bytes())
+    }
+
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    pub fn set_display_name(&mut self, name: &str) -> Result<(), IdentityError> {
+        validate_name(name)?;
+        self.display_name = name.to_string();
+        Ok(())
+    }
+
+    pub fn dh_public(&self) -> [u8; 32] {
+        self.dh_public
+    }
+
+    pub(crate) fn dh_secret(&self) -> &[u8; 32] {
+        &self.dh_secret
+    }
+
+    /// Sign `msg` for one purpose; see `crypto::sign`.
+    pub fn sign(&self, label: &[u8], msg: &[u8]) -> [u8; 64] {
+        let framed = crypto::labelled(label, msg);
+        self.signing.sign(&framed).to_bytes()
+    }
+
+    /// A libp2p keypair with the same Ed25519 key, so the network `PeerId` is the user id.
+    pub fn libp2p_keypair(&self) -> libp2p_identity::Keypair {
+        let mut bytes = Zeroizing::new(self.signing.to_bytes());
+        match libp2p_identity::ed25519::SecretKey::try_from_bytes(bytes.as_mut()) {
+            Ok(secret) => libp2p_identity::ed25519::Keypair::from(secret).into(),
+            // 32 bytes always form a valid Ed25519 secret key.
+            Err(_) => unreachable!("32-byte ed25519 secret"),
+        }
+    }
+
+    pub fn profile(&self, now_ms: u64) -> Profile {
+        let user_id = self.user_id();
+        let msg = Profile::signed_bytes(&user_id, &self.display_name, &self.dh_public, now_ms);
+        Profile {
+            user_id,
+            display_name: self.display_name.clone(),
+            dh_public: self.dh_public,
+            updated_ms: now_ms,
+            signature: self.sign(LABEL_PROFILE, &msg),
+        }
+    }
+
+    /// Write a new key file (mode 0600); refuses to replace an existing one.
+    pub fn save_new(&self, path: &Path) -> Result<(), IdentityError> {
+        let io_err = |source| IdentityError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX_BYTES));
+        bytes.extend_from_slice(KEY_FILE_MAGIC);
+        bytes.extend_from_slice(&self.signing.to_bytes());
+        bytes.extend_from_slice(self.dh_secret.as_ref());
+        bytes.push(self.display_name.len() as u8);
+        bytes.extend_from_slice(self.display_name.as_bytes());
+
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(|source| {
+            if source.kind() == io::ErrorKind::AlreadyExists {
+                IdentityError::AlreadyExists {
+                    path: path.display().to_string(),
+                }
+            } else {
+                io_err(source)
+            }
+        })?;
+        file.write_all(&bytes).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        Ok(())
+    }
+
+    /// Rewrite the key file in place (for a name change), atomically via a temp file.
+    pub fn save_replace(&self, path: &Path) -> Result<(), IdentityError> {
+        let tmp = path.with_extension("tmp");
+        let _ = fs::remove_file(&tmp);
+        self.save_new(&tmp)?;
+        fs::rename(&tmp, path).map_err(|source| IdentityError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let shown = path.display().to_string();
+        let mut file = fs::File::open(path).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                IdentityError::Missing {
+                    path: shown.clone(),
+                }
+            } else {
+                IdentityError::Io {
+                    path: shown.clone(),
+                    source,
+                }
+            }
+        })?;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX_BYTES));
+        // Read one byte past the limit so an oversized file is detected, not truncated.
+        Read::by_ref(&mut file)
+            .take(KEY_FILE_MAX_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| IdentityError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        Self::decode_key_file(&bytes).ok_or(IdentityError::BadKeyFile { path: shown })
+    }
+
+    fn decode_key_file(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > KEY_FILE_MAX_BYTES || bytes.len() < 16 + 64 + 1 {
+            return None;
+        }
+        let (magic, rest) = bytes.split_at(16);
+        if magic != KEY_FILE_MAGIC {
+            return None;
+        }
+        let mut signing_bytes = Zeroizing::new([0u8; 32]);
+        signing_bytes.copy_from_slice(&rest[..32]);
+        let mut dh = Zeroizing::new([0u8; 32]);
+        dh.copy_from_slice(&rest[32..64]);
+        let name_len = rest[64] as usize;
+        let name = rest.get(65..65 + name_len)?;
+        if rest.len() != 65 + name_len {
+            return None;
+        }
+        let name = std::str::from_utf8(name).ok()?.to_string();
+        validate_name(&name).ok()?;
+        let signing = SigningKey::from_bytes(&signing_bytes);
+        Some(Self::from_parts(signing, dh, name))
+    }
+}
+
+/// A number two people compare in person to be sure they talk to each other's real keys.
+/// Both sides compute the same 60 digits (12 groups of 5), in the style of Signal.
+pub fn safety_number(a: &UserId, b: &UserId) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let digits = format!(
+        "{}{}",
+        fingerprint_digits(first),
+        fingerprint_digits(second)
+    );
+    digits
+        .as_bytes()
+        .chunks(5)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Iterations of the fingerprint hash: makes a brute-forced look-alike key expensive.
+const FINGERPRINT_ITERATIONS: usize = 5200;
+
+fn fingerprint_digits(user: &UserId) -> String {
+    let mut hash = Blake2b512::new()
+        .chain_update(LABEL_SAFETY_NUMBER)
+        .chain_update(user.0)
+        .finalize();
+    for _ in 0..FINGERPRINT_ITERATIONS {
+        hash = Blake2b512::new()
+            .chain_update(hash)
+            .chain_update(user.0)
+            .finalize();
+    }
+    let mut out = String::with_capacity(30);
+    for chunk in hash[..30].chunks(5) {
+        let mut v: u64 = 0;
+        for b in chunk {
+            v = (v << 8) | u64::from(*b);
+        }
+        out.push_str(&format!("{:05}", v % 100_000));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rng() -> rand_chacha::ChaCha20Rng {
+        rand_chacha::ChaCha20Rng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn user_id_roundtrips_through_peer_id_string() {
+        let id = Identity::generate(&mut rng(), "Anna").unwrap();
+        let text = id.user_id().to_string();
+        assert!(text.starts_with("12D3KooW"), "{text}");
+        assert_eq!(UserId::from_str(&text).unwrap(), id.user_id());
+        assert_eq!(
+            id.libp2p_keypair().public().to_peer_id(),
+            id.user_id().to_peer_id().unwrap()
+        );
+        assert!(UserId::from_str("not-a-peer").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let id = Identity::generate(&mut rng(), "Anna").unwrap();
+        let shown = format!("{id:?}");
+        assert!(!shown.contains(&hex::encode(id.dh_secret())));
+        assert!(!shown.contains(&format!("{:?}", id.dh_secret())));
+        assert!(shown.contains("Anna"));
+    }
+
+    #[test]
+    fn key_file_is_private_and_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.key");
+        let id = Identity::generate(&mut rng(), "Anna").unwrap();
+        id.save_new(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let loaded = Identity::load(&path).unwrap();
+        assert_eq!(loaded.user_id(), id.user_id());
+        assert_eq!(loaded.dh_public(), id.dh_public());
+        assert!(matches!(
+            id.save_new(&path),
+            Err(IdentityError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn damaged_or_missing_key_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.key");
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::Missing { .. })
+        ));
+        fs::write(&path, b"hello").unwrap();
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::BadKeyFile { .. })
+        ));
+        fs::write(&path, vec![0u8; 10_000]).unwrap();
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::BadKeyFile { .. })
+        ));
+    }
+
+    #[test]
+    fn profile_signature_binds_every_field() {
+        let id = Identity::generate(&mut rng(), "Anna").unwrap();
+        let profile = id.profile(1000);
+        profile.verify().unwrap();
+        let mut renamed = profile.clone();
+        renamed.display_name = "Mallory".into();
+        assert!(renamed.verify().is_err());
+        let mut rekeyed = profile.clone();
+        rekeyed.dh_public[0] ^= 1;
+        assert!(rekeyed.verify().is_err());
+    }
+
+    #[test]
+    fn safety_number_is_symmetric_and_distinct() {
+        let mut r = rng();
+        let a = Identity::generate(&mut r, "A").unwrap().user_id();
+        let b = Identity::generate(&mut r, "B").unwrap().user_id();
+        let c = Identity::generate(&mut r, "C").unwrap().user_id();
+        let ab = safety_number(&a, &b);
+        assert_eq!(ab, safety_number(&b, &a));
+        assert_ne!(ab, safety_number(&a, &c));
+        assert_eq!(ab.split(' ').count(), 12);
+        assert!(ab.split(' ').all(|g| g.len() == 5));
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("").is_err());
+        assert!(validate_name(" Anna").is_err());
+        assert!(validate_name(&"x".repeat(65)).is_err());
+        assert!(validate_name("Jürgen Müller").is_ok());
+    }
+}

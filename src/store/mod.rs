@@ -1,0 +1,121 @@
+//! Persistent state behind one trait, with a sled implementation for real nodes and an
+//! in-memory one for tests and the simulator (which can also simulate a crash: whatever was
+//! not flushed is gone).
+//!
+//! A store never validates events; `sync` does that before anything reaches it. It must
+//! apply each `Batch` atomically and make it durable only on `flush`, so callers can group
+//! many writes under one fsync.
+
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+use crate::identity::{Profile, UserId};
+use crate::wire::{ConversationId, Event, EventId, OrderKey, VersionVector};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("the database at {path} is in use by another Flurfunk process")]
+    Locked { path: String },
+    #[error("database I/O failed (disk full or unwritable?): {reason}")]
+    Io { reason: String },
+    #[error("the database holds damaged data ({what}); nothing was changed")]
+    Corrupt { what: String },
+}
+
+/// Writes that must land together or not at all.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub insert_events: Vec<Event>,
+    /// Events no longer valid (see `conversation::ConversationState::rebuild`). Always a
+    /// suffix of their author's chain.
+    pub remove_events: Vec<Event>,
+    pub outbox_add: Vec<(ConversationId, EventId)>,
+    pub outbox_remove: Vec<EventId>,
+    pub read_markers: Vec<(ConversationId, OrderKey)>,
+    pub profiles: Vec<Profile>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.insert_events.is_empty()
+            && self.remove_events.is_empty()
+            && self.outbox_add.is_empty()
+            && self.outbox_remove.is_empty()
+            && self.read_markers.is_empty()
+            && self.profiles.is_empty()
+    }
+}
+
+pub trait Store {
+    /// Apply atomically. Visible to reads at once; durable only after `flush`.
+    fn apply(&mut self, batch: Batch) -> Result<(), StoreError>;
+    /// Make everything applied so far durable.
+    fn flush(&mut self) -> Result<(), StoreError>;
+
+    fn conversations(&self) -> Result<Vec<ConversationId>, StoreError>;
+    /// All events of a conversation in total order.
+    fn events_in_order(&self, conversation: &ConversationId) -> Result<Vec<Event>, StoreError>;
+    /// The last `limit` events of a conversation before `before` (exclusive), in order.
+    fn events_before(
+        &self,
+        conversation: &ConversationId,
+        before: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+    fn event(&self, event_id: &EventId) -> Result<Option<Event>, StoreError>;
+    fn event_id_by_seq(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        seq: u64,
+    ) -> Result<Option<EventId>, StoreError>;
+    /// Events of one author with seq > `after_seq`, ascending, until `max_bytes` of
+    /// encoded events (at least one event if there is any).
+    fn events_after(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        after_seq: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+    fn version_vector(&self, conversation: &ConversationId) -> Result<VersionVector, StoreError>;
+    fn outbox(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError>;
+    fn read_marker(&self, conversation: &ConversationId) -> Result<Option<OrderKey>, StoreError>;
+    fn profiles(&self) -> Result<Vec<Profile>, StoreError>;
+    fn event_count(&self) -> Result<usize, StoreError>;
+}
+
+pub(crate) fn seq_key(conversation: &ConversationId, author: &UserId, seq: u64) -> [u8; 72] {
+    let mut k = [0u8; 72];
+    k[..32].copy_from_slice(&conversation.0);
+    k[32..64].copy_from_slice(&author.0);
+    k[64..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn order_index_key(conversation: &ConversationId, key: &OrderKey) -> [u8; 80] {
+    let mut k = [0u8; 80];
+    k[..32].copy_from_slice(&conversation.0);
+    k[32..].copy_from_slice(&key.encode());
+    k
+}
+
+/// Resulting version vector entries after removing a chain suffix: author -> new max seq.
+pub(crate) fn vv_after_removal(events: &[Event]) -> Vec<(ConversationId, UserId, u64)> {
+    let mut lowest: std::collections::BTreeMap<(ConversationId, UserId), u64> = Default::default();
+    for e in events {
+        let entry = lowest
+            .entry((e.header.conversation, e.header.author))
+            .or_insert(e.header.seq);
+        *entry = (*entry).min(e.header.seq);
+    }
+    lowest
+        .into_iter()
+        .map(|((c, a), s)| (c, a, s - 1))
+        .collect()
+}

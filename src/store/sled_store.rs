@@ -1,0 +1,338 @@
+//! The sled 0.34 store of a real node.
+//!
+//! Trees: `events` (event id -> encoded event), `by_seq` (conversation|author|seq -> id),
+//! `order` (conversation|lamport|author|seq -> id), `vv` (conversation|author -> seq),
+//! `outbox` (id -> conversation), `read` (conversation -> order key), `profiles`
+//! (user -> profile). Every `Batch` is one multi-tree transaction; `flush` is the fsync.
+
+use std::path::Path;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::{Batch, Store, StoreError, order_index_key, seq_key, vv_after_removal};
+use crate::identity::{Profile, UserId};
+use crate::wire::{self, ConversationId, Event, EventId, OrderKey, VersionVector};
+
+/// sled defaults to a 1 GiB page cache; a desktop messenger needs a fraction of that.
+const CACHE_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
+
+pub struct SledStore {
+    db: sled::Db,
+    events: sled::Tree,
+    by_seq: sled::Tree,
+    order: sled::Tree,
+    vv: sled::Tree,
+    outbox: sled::Tree,
+    read: sled::Tree,
+    profiles: sled::Tree,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io {
+        reason: e.to_string(),
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { what: what.into() }
+}
+
+fn id32(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| corrupt("index entry"))
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.display().to_string();
+        if let Some(parent) = dir.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.is_dir()
+        {
+            return Err(StoreError::Open {
+                path,
+                reason: "the parent directory does not exist".into(),
+            });
+        }
+        // sled panics on some damaged files instead of returning an error; a damaged
+        // database must give the user a clear message, never a crash.
+        let opened = std::panic::catch_unwind(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_CAPACITY_BYTES)
+                .open()
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+            {
+                return Err(StoreError::Locked { path });
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Open {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(StoreError::Open {
+                    path,
+                    reason: "the database files are damaged".into(),
+                });
+            }
+        };
+        let tree = |name: &str| db.open_tree(name).map_err(io);
+        Ok(SledStore {
+            events: tree("events")?,
+            by_seq: tree("by_seq")?,
+            order: tree("order")?,
+            vv: tree("vv")?,
+            outbox: tree("outbox")?,
+            read: tree("read")?,
+            profiles: tree("profiles")?,
+            db,
+        })
+    }
+
+    fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
+        Event::decode(bytes).map_err(|e| corrupt(format!("stored event: {e}")))
+    }
+
+    fn load(&self, id: &[u8]) -> Result<Event, StoreError> {
+        let bytes = self
+            .events
+            .get(id)
+            .map_err(io)?
+            .ok_or_else(|| corrupt("index points to a missing event"))?;
+        Self::decode_event(&bytes)
+    }
+}
+
+type Tx = ConflictableTransactionError<()>;
+
+fn vv_key(conv: &ConversationId, author: &UserId) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(&conv.0);
+    k[32..].copy_from_slice(&author.0);
+    k
+}
+
+fn apply_tx(
+    batch: &Batch,
+    trees: &(
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+    ),
+) -> Result<(), Tx> {
+    let (events, by_seq, order, vv, outbox, read, profiles) = trees;
+    for e in &batch.remove_events {
+        let h = &e.header;
+        events.remove(&e.id().0[..])?;
+        by_seq.remove(&seq_key(&h.conversation, &h.author, h.seq)[..])?;
+        order.remove(&order_index_key(&h.conversation, &e.order_key())[..])?;
+    }
+    for (conv, author, seq) in vv_after_removal(&batch.remove_events) {
+        if seq == 0 {
+            vv.remove(&vv_key(&conv, &author)[..])?;
+        } else {
+            vv.insert(&vv_key(&conv, &author)[..], &seq.to_be_bytes()[..])?;
+        }
+    }
+    for e in &batch.insert_events {
+        let h = &e.header;
+        let id = e.id();
+        events.insert(&id.0[..], e.encode())?;
+        by_seq.insert(&seq_key(&h.conversation, &h.author, h.seq)[..], &id.0[..])?;
+        order.insert(
+            &order_index_key(&h.conversation, &e.order_key())[..],
+            &id.0[..],
+        )?;
+        let key = vv_key(&h.conversation, &h.author);
+        let old = vv
+            .get(&key[..])?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        if h.seq > old {
+            vv.insert(&key[..], &h.seq.to_be_bytes()[..])?;
+        }
+    }
+    for (conv, id) in &batch.outbox_add {
+        outbox.insert(&id.0[..], &conv.0[..])?;
+    }
+    for id in &batch.outbox_remove {
+        outbox.remove(&id.0[..])?;
+    }
+    for (conv, key) in &batch.read_markers {
+        read.insert(&conv.0[..], &key.encode()[..])?;
+    }
+    for p in &batch.profiles {
+        profiles.insert(&p.user_id.0[..], wire::profile_to_bytes(p))?;
+    }
+    Ok(())
+}
+
+impl Store for SledStore {
+    fn apply(&mut self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let trees = (
+            &self.events,
+            &self.by_seq,
+            &self.order,
+            &self.vv,
+            &self.outbox,
+            &self.read,
+            &self.profiles,
+        );
+        trees
+            .transaction(|t| apply_tx(&batch, t))
+            .map_err(|e: TransactionError<()>| io(format!("{e:?}")))
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(io)
+    }
+
+    fn conversations(&self) -> Result<Vec<ConversationId>, StoreError> {
+        let mut out: Vec<ConversationId> = Vec::new();
+        for item in self.vv.iter() {
+            let (k, _) = item.map_err(io)?;
+            let conv = ConversationId(id32(&k[..32])?);
+            if out.last() != Some(&conv) {
+                out.push(conv);
+            }
+        }
+        Ok(out)
+    }
+
+    fn events_in_order(&self, conversation: &ConversationId) -> Result<Vec<Event>, StoreError> {
+        self.order
+            .scan_prefix(conversation.0)
+            .map(|item| {
+                let (_, id) = item.map_err(io)?;
+                self.load(&id)
+            })
+            .collect()
+    }
+
+    fn events_before(
+        &self,
+        conversation: &ConversationId,
+        before: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let start = conversation.0.to_vec();
+        let end = match before {
+            Some(b) => order_index_key(conversation, &b).to_vec(),
+            None => {
+                let mut e = conversation.0.to_vec();
+                e.extend_from_slice(&[0xff; 49]);
+                e
+            }
+        };
+        let mut out = Vec::new();
+        for item in self.order.range(start..end).rev().take(limit) {
+            let (_, id) = item.map_err(io)?;
+            out.push(self.load(&id)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn event(&self, event_id: &EventId) -> Result<Option<Event>, StoreError> {
+        match self.events.get(event_id.0).map_err(io)? {
+            Some(bytes) => Ok(Some(Self::decode_event(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn event_id_by_seq(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        seq: u64,
+    ) -> Result<Option<EventId>, StoreError> {
+        match self
+            .by_seq
+            .get(seq_key(conversation, author, seq))
+            .map_err(io)?
+        {
+            Some(id) => Ok(Some(EventId(id32(&id)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn events_after(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        after_seq: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let start = seq_key(conversation, author, after_seq.saturating_add(1));
+        let end = seq_key(conversation, author, u64::MAX);
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for item in self.by_seq.range(start..=end) {
+            let (_, id) = item.map_err(io)?;
+            let e = self.load(&id)?;
+            bytes += e.encoded_len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn version_vector(&self, conversation: &ConversationId) -> Result<VersionVector, StoreError> {
+        let mut vv = VersionVector::new();
+        for item in self.vv.scan_prefix(conversation.0) {
+            let (k, v) = item.map_err(io)?;
+            let author = UserId(id32(&k[32..])?);
+            let seq: [u8; 8] = v.as_ref().try_into().map_err(|_| corrupt("vv entry"))?;
+            vv.insert(author, u64::from_be_bytes(seq));
+        }
+        Ok(vv)
+    }
+
+    fn outbox(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(io)?;
+                Ok((ConversationId(id32(&v)?), EventId(id32(&k)?)))
+            })
+            .collect()
+    }
+
+    fn read_marker(&self, conversation: &ConversationId) -> Result<Option<OrderKey>, StoreError> {
+        match self.read.get(conversation.0).map_err(io)? {
+            Some(v) => Ok(Some(
+                OrderKey::decode(&v).ok_or_else(|| corrupt("read marker"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn profiles(&self) -> Result<Vec<Profile>, StoreError> {
+        self.profiles
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(io)?;
+                wire::profile_from_bytes(&v).map_err(|e| corrupt(format!("profile: {e}")))
+            })
+            .collect()
+    }
+
+    fn event_count(&self) -> Result<usize, StoreError> {
+        Ok(self.events.len())
+    }
+}

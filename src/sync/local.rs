@@ -1,0 +1,475 @@
+//! Events this node authors: messages, groups, membership changes, rekeys, receipts; and
+//! the read-only views the app needs.
+
+use super::*;
+
+impl<S: Store> Engine<S> {
+    /// Author, sign, store (not yet durable) and push one event.
+    pub(super) fn author_event(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        kind: EventKind,
+        public: Vec<u8>,
+        content: Option<Content>,
+        rekey_epoch: Option<u32>,
+    ) -> Result<Event, SyncError> {
+        let me = self.me.user_id();
+        let fresh = ConversationState::new(conv);
+        let state = self.convs.get(&conv).unwrap_or(&fresh);
+        let (epoch, key) = match (&content, rekey_epoch) {
+            (_, Some(epoch)) => (epoch, None),
+            (Some(_), None) => {
+                let (epoch, key) = state.current_key().ok_or(SyncError::NoKey)?;
+                (epoch, Some(key.clone()))
+            }
+            (None, None) => (0, None),
+        };
+        let header = EventHeader {
+            conversation: conv,
+            author: me,
+            seq: state.next_seq(&me),
+            lamport: state.next_lamport(),
+            wall_ms: now_ms,
+            epoch,
+            kind,
+        };
+        let sealed = match (content, key) {
+            (Some(content), Some(key)) => {
+                let aad = Event::body_aad(&header, &public);
+                key.encrypt(&mut self.rng, &aad, &content.encode())
+            }
+            _ => Vec::new(),
+        };
+        let signed = Event::signed_bytes_of(&header, &public, &sealed);
+        let signature = self.me.sign(LABEL_EVENT_SIGNATURE, &signed);
+        let event = Event::new(header, public, sealed, signature);
+        state.check(&event, None).map_err(SyncError::Rejected)?;
+
+        let mut batch = Batch::default();
+        let mut accepted = Vec::new();
+        self.accept(now_ms, event.clone(), &mut batch, &mut accepted)?;
+        let is_receipt = kind.is_receipt();
+        if !is_receipt {
+            batch.outbox_add.push((conv, event.id()));
+        }
+        if let Err(e) = self.store.apply(batch) {
+            self.reload()?;
+            return Err(e.into());
+        }
+        if !is_receipt {
+            self.outbox.insert(event.id(), (conv, event.header.seq));
+        }
+        self.unsaved_own.push((conv, event.id()));
+        self.after_accept(now_ms, None, accepted);
+        Ok(event)
+    }
+
+    fn member_state(&self, conv: &ConversationId) -> Result<&ConversationState, SyncError> {
+        let state = self
+            .convs
+            .get(conv)
+            .ok_or(SyncError::UnknownConversation(*conv))?;
+        if !state.membership.is_member(&self.me.user_id()) {
+            return Err(SyncError::NotMember);
+        }
+        Ok(state)
+    }
+
+    fn require_admin(&self, conv: &ConversationId) -> Result<(), SyncError> {
+        let state = self.member_state(conv)?;
+        let me = self.me.user_id();
+        if !state.members().any(|m| m.profile.user_id == me && m.admin) {
+            return Err(SyncError::NotAdmin);
+        }
+        Ok(())
+    }
+
+    /// Rotate the conversation key: a fresh epoch key sealed to each current member.
+    pub fn rekey(&mut self, now_ms: u64, conv: ConversationId) -> Result<Event, SyncError> {
+        let key = EpochKey::generate(&mut self.rng);
+        let state = self.member_state(&conv)?;
+        let epoch = state
+            .latest_epoch()
+            .max(state.current_key().map_or(0, |(e, _)| e))
+            + 1;
+        let payload = wire::encode_sealed_key(&conv, epoch, key.as_bytes());
+        let mut recipients = Vec::new();
+        for m in state.members() {
+            let sealed = crypto::seal(&self.me, &m.profile.dh_public, &payload)
+                .map_err(|_| SyncError::NoKey)?;
+            recipients.push((m.profile.user_id, sealed));
+        }
+        let public = RekeyBody { recipients }.encode();
+        self.author_event(now_ms, conv, EventKind::Rekey, public, None, Some(epoch))
+    }
+
+    fn run_due_rekeys_inner(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        let due: Vec<ConversationId> = std::mem::take(&mut self.rekey_due).into_iter().collect();
+        for conv in due {
+            if self.member_state(&conv).is_ok() {
+                self.rekey(now_ms, conv)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn run_due_rekeys(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        self.run_due_rekeys_inner(now_ms)
+    }
+
+    /// Create a group with the given members (their signed profiles) and a name.
+    pub fn create_group(
+        &mut self,
+        now_ms: u64,
+        name: &str,
+        members: &[Profile],
+    ) -> Result<ConversationId, SyncError> {
+        crate::identity::validate_name(name).map_err(|_| SyncError::BadText {
+            max: crate::identity::MAX_DISPLAY_NAME_BYTES,
+        })?;
+        let mut nonce = [0u8; 16];
+        self.rng.fill_bytes(&mut nonce);
+        let me = self.me.user_id();
+        let conv = group_conversation_id(&me, &nonce);
+        let mut profiles = vec![self.profile.clone()];
+        for p in members {
+            if p.user_id != me && !profiles.iter().any(|q| q.user_id == p.user_id) {
+                profiles.push(p.clone());
+            }
+        }
+        let op = MembershipOp::Create {
+            nonce,
+            members: profiles,
+            admins: vec![me],
+        };
+        self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        self.rekey(now_ms, conv)?;
+        self.rename(now_ms, conv, name)?;
+        Ok(conv)
+    }
+
+    /// The 1:1 conversation with `peer`, created on first use.
+    pub fn open_direct(
+        &mut self,
+        now_ms: u64,
+        peer: &Profile,
+    ) -> Result<ConversationId, SyncError> {
+        let me = self.me.user_id();
+        let conv = direct_conversation_id(&me, &peer.user_id);
+        if self.convs.get(&conv).is_some_and(|s| s.kind().is_some()) {
+            if self
+                .convs
+                .get(&conv)
+                .is_some_and(|s| s.current_key().is_none())
+            {
+                self.rekey(now_ms, conv)?;
+            }
+            return Ok(conv);
+        }
+        let op = MembershipOp::Create {
+            nonce: [0; 16],
+            members: vec![self.profile.clone(), peer.clone()],
+            admins: vec![me, peer.user_id],
+        };
+        self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        self.rekey(now_ms, conv)?;
+        Ok(conv)
+    }
+
+    pub fn send_text(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        text: &str,
+    ) -> Result<EventId, SyncError> {
+        if text.trim().is_empty() || text.len() > MAX_TEXT_BYTES {
+            return Err(SyncError::BadText {
+                max: MAX_TEXT_BYTES,
+            });
+        }
+        self.member_state(&conv)?;
+        let content = Content::Text {
+            text: text.to_string(),
+        };
+        Ok(self
+            .author_event(
+                now_ms,
+                conv,
+                EventKind::Text,
+                Vec::new(),
+                Some(content),
+                None,
+            )?
+            .id())
+    }
+
+    pub fn rename(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        name: &str,
+    ) -> Result<(), SyncError> {
+        crate::identity::validate_name(name).map_err(|_| SyncError::BadText {
+            max: crate::identity::MAX_DISPLAY_NAME_BYTES,
+        })?;
+        self.member_state(&conv)?;
+        let content = Content::GroupName {
+            name: name.to_string(),
+        };
+        self.author_event(
+            now_ms,
+            conv,
+            EventKind::Membership,
+            MembershipOp::Rename.encode(),
+            Some(content),
+            None,
+        )?;
+        Ok(())
+    }
+
+    pub fn add_member(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        profile: &Profile,
+    ) -> Result<(), SyncError> {
+        self.require_admin(&conv)?;
+        let op = MembershipOp::Add {
+            profile: profile.clone(),
+        };
+        self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        self.rekey(now_ms, conv)?;
+        Ok(())
+    }
+
+    /// Remove a member and rotate the key so they cannot read anything sent afterwards.
+    pub fn remove_member(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        user: &UserId,
+    ) -> Result<(), SyncError> {
+        self.require_admin(&conv)?;
+        let op = MembershipOp::Remove { user: *user };
+        self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        self.rekey(now_ms, conv)?;
+        Ok(())
+    }
+
+    pub fn promote(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        user: &UserId,
+    ) -> Result<(), SyncError> {
+        self.require_admin(&conv)?;
+        let op = MembershipOp::Promote { user: *user };
+        self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        Ok(())
+    }
+
+    pub fn leave(&mut self, now_ms: u64, conv: ConversationId) -> Result<(), SyncError> {
+        self.member_state(&conv)?;
+        self.author_event(
+            now_ms,
+            conv,
+            EventKind::Membership,
+            MembershipOp::Leave.encode(),
+            None,
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Mark everything up to `upto` as read: stored locally and told to the others.
+    pub fn mark_read(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        upto: OrderKey,
+    ) -> Result<(), SyncError> {
+        self.member_state(&conv)?;
+        if self.store.read_marker(&conv)?.is_some_and(|k| k >= upto) {
+            return Ok(());
+        }
+        self.store.apply(Batch {
+            read_markers: vec![(conv, upto)],
+            ..Batch::default()
+        })?;
+        if self
+            .convs
+            .get(&conv)
+            .is_some_and(|s| s.current_key().is_some())
+        {
+            self.author_event(
+                now_ms,
+                conv,
+                EventKind::ReadReceipt,
+                Vec::new(),
+                Some(Content::Read { upto }),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    // ----- views --------------------------------------------------------------------
+
+    pub fn conversation_ids(&self) -> Vec<ConversationId> {
+        self.convs.keys().copied().collect()
+    }
+
+    pub fn conversation(&self, conv: &ConversationId) -> Option<ConversationSummary> {
+        let state = self.convs.get(conv)?;
+        let kind = state.kind()?;
+        let me = self.me.user_id();
+        let members: Vec<(Profile, bool)> = state
+            .members()
+            .map(|m| {
+                let newest = self
+                    .profiles
+                    .get(&m.profile.user_id)
+                    .filter(|p| {
+                        p.updated_ms > m.profile.updated_ms && p.dh_public == m.profile.dh_public
+                    })
+                    .unwrap_or(&m.profile);
+                (newest.clone(), m.admin)
+            })
+            .collect();
+        let name = match kind {
+            ConversationKind::Group => state.name.clone().unwrap_or_default(),
+            ConversationKind::Direct => members
+                .iter()
+                .find(|(p, _)| p.user_id != me)
+                .map(|(p, _)| p.display_name.clone())
+                .unwrap_or_default(),
+        };
+        Some(ConversationSummary {
+            conversation: *conv,
+            kind,
+            name,
+            members,
+            last_activity_ms: state.last_activity_ms,
+            is_member: state.membership.is_member(&me),
+        })
+    }
+
+    pub fn version_vector(&self, conv: &ConversationId) -> VersionVector {
+        self.convs
+            .get(conv)
+            .map(|s| s.vv.clone())
+            .unwrap_or_default()
+    }
+
+    /// The text messages of a conversation this node can read, in the common total order.
+    pub fn messages(&self, conv: &ConversationId) -> Result<Vec<MessageView>, SyncError> {
+        self.messages_before(conv, None, usize::MAX)
+    }
+
+    /// Up to `limit` readable text messages before `before`, in order (for paging).
+    pub fn messages_before(
+        &self,
+        conv: &ConversationId,
+        before: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, SyncError> {
+        let Some(state) = self.convs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut cursor = before;
+        // Receipts are interleaved with texts; page through until enough texts are found.
+        loop {
+            let page = self
+                .store
+                .events_before(conv, cursor, limit.clamp(64, 4096))?;
+            let Some(first) = page.first() else { break };
+            cursor = Some(first.order_key());
+            let mut texts: Vec<MessageView> = page
+                .iter()
+                .filter(|e| e.header.kind == EventKind::Text)
+                .filter_map(|e| match state.decrypt(e) {
+                    Some(Content::Text { text }) => Some(MessageView {
+                        event_id: e.id(),
+                        author: e.header.author,
+                        order: e.order_key(),
+                        wall_ms: e.header.wall_ms,
+                        text,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            texts.append(&mut out);
+            out = texts;
+            if out.len() >= limit {
+                out.drain(..out.len() - limit);
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decrypt any stored event this node has the key for (used by tests and tools).
+    pub fn decrypt(&self, event: &Event) -> Option<Content> {
+        self.convs.get(&event.header.conversation)?.decrypt(event)
+    }
+
+    /// Who has received and read one of this node's own messages.
+    pub fn delivery_state(
+        &self,
+        conv: &ConversationId,
+        event_id: &EventId,
+    ) -> Result<DeliveryState, SyncError> {
+        let state = self
+            .convs
+            .get(conv)
+            .ok_or(SyncError::UnknownConversation(*conv))?;
+        let event = self
+            .store
+            .event(event_id)?
+            .ok_or(SyncError::UnknownConversation(*conv))?;
+        let me = self.me.user_id();
+        let mut out = DeliveryState::default();
+        for m in state.members() {
+            let user = m.profile.user_id;
+            if user == me {
+                continue;
+            }
+            let read = state
+                .read
+                .get(&user)
+                .is_some_and(|k| *k >= event.order_key());
+            let delivered = read
+                || state
+                    .delivered
+                    .get(&user)
+                    .and_then(|vv| vv.get(&event.header.author))
+                    .is_some_and(|s| *s >= event.header.seq);
+            if read {
+                out.read_by.push(user);
+            }
+            if delivered {
+                out.delivered_to.push(user);
+            } else {
+                out.waiting_for.push(user);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Own events not yet known to be held by any other node.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    pub fn unread_count(&self, conv: &ConversationId) -> Result<usize, SyncError> {
+        let marker = self.store.read_marker(conv)?;
+        let me = self.me.user_id();
+        Ok(self
+            .messages(conv)?
+            .iter()
+            .filter(|m| m.author != me && marker.is_none_or(|k| m.order > k))
+            .count())
+    }
+}

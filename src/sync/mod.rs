@@ -1,0 +1,783 @@
+//! The sync engine: a pure state machine, one per node.
+//!
+//! Inputs arrive through `handle_*` methods that take the current time as an argument;
+//! outputs leave through `poll_transmit` (frames for peers) and `poll_notification` (for the
+//! app). There is no networking, no clock and no task in here, so the simulator in
+//! `tests/` can drive hundreds of engines through drops, partitions and crashes.
+//!
+//! Delivery guarantee: peers exchange per-conversation version vectors (`Summary`) and
+//! answer with exactly the events the other lacks, in bounded batches, until equal. New
+//! events are pushed at once and forwarded by every node that stores them, so any member
+//! or relay that holds an event hands it on (store-and-forward). Events are only ever sent
+//! to members of their conversation or to relays.
+
+mod local;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::conversation::{
+    ConversationKind, ConversationState, Rejection, direct_conversation_id, group_conversation_id,
+};
+use crate::crypto::{self, EpochKey, LABEL_EVENT_SIGNATURE};
+use crate::identity::{Identity, Profile, UserId};
+use crate::store::{Batch, Store, StoreError};
+use crate::wire::{
+    self, Content, ConversationId, Event, EventHeader, EventId, EventKind, MAX_TEXT_BYTES,
+    MembershipOp, OrderKey, RekeyBody, Role, SyncMessage, VersionVector, WireError,
+};
+
+/// Encoded bytes of events per sync frame. Large enough that catching up on 10,000 events
+/// takes about ten round trips, small enough that one frame never stalls a connection.
+pub const BATCH_BYTES: usize = 1024 * 1024;
+/// Events held back because something before them is missing. Beyond this, new ones are
+/// dropped and fetched again later: a peer cannot make us buffer without bound.
+pub const MAX_PENDING_EVENTS: usize = 16 * 1024;
+/// Frames queued for peers before the node drains them; a slow peer cannot grow this
+/// without bound because the node disconnects peers that fall behind.
+pub const MAX_QUEUED_FRAMES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("malformed frame from peer: {0}")]
+    Wire(#[from] WireError),
+    #[error("unknown conversation {0}")]
+    UnknownConversation(ConversationId),
+    #[error("you are not a member of this conversation")]
+    NotMember,
+    #[error("only admins may do this")]
+    NotAdmin,
+    #[error("no key for this conversation yet; waiting for a member to share it")]
+    NoKey,
+    #[error("message is empty or longer than {max} bytes")]
+    BadText { max: usize },
+    #[error("{0}")]
+    Rejected(Rejection),
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub role: Role,
+    /// How often every connected peer gets a summary even without news.
+    pub anti_entropy_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            role: Role::Member,
+            anti_entropy_interval_ms: 30_000,
+        }
+    }
+}
+
+/// What the app hears from the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notification {
+    Message {
+        conversation: ConversationId,
+        event_id: EventId,
+        author: UserId,
+        order: OrderKey,
+        wall_ms: u64,
+        text: String,
+    },
+    /// Own event is durably stored.
+    Saved {
+        conversation: ConversationId,
+        event_id: EventId,
+    },
+    /// Membership, name or key of a conversation changed.
+    ConversationChanged {
+        conversation: ConversationId,
+    },
+    /// Delivery or read receipts changed.
+    ReceiptsChanged {
+        conversation: ConversationId,
+    },
+    /// An event stored earlier turned out invalid (e.g. its author had been removed).
+    Retracted {
+        conversation: ConversationId,
+        event_id: EventId,
+    },
+    PeerProfile {
+        profile: Profile,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events_stored: u64,
+    pub invalid_events: u64,
+    pub duplicate_events: u64,
+    pub malformed_frames: u64,
+    pub pending_events: usize,
+    pub pending_dropped: u64,
+    pub frames_sent: u64,
+}
+
+/// One decrypted text message, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageView {
+    pub event_id: EventId,
+    pub author: UserId,
+    pub order: OrderKey,
+    pub wall_ms: u64,
+    pub text: String,
+}
+
+/// Delivery state of one own message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub delivered_to: Vec<UserId>,
+    pub read_by: Vec<UserId>,
+    pub waiting_for: Vec<UserId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationSummary {
+    pub conversation: ConversationId,
+    pub kind: ConversationKind,
+    pub name: String,
+    pub members: Vec<(Profile, bool)>,
+    pub last_activity_ms: u64,
+    pub is_member: bool,
+}
+
+#[derive(Debug, Default)]
+struct Peer {
+    role: Option<Role>,
+}
+
+pub struct Engine<S: Store> {
+    me: Identity,
+    profile: Profile,
+    config: Config,
+    store: S,
+    rng: ChaCha20Rng,
+    convs: BTreeMap<ConversationId, ConversationState>,
+    peers: BTreeMap<UserId, Peer>,
+    profiles: BTreeMap<UserId, Profile>,
+    transmit: VecDeque<(UserId, SyncMessage)>,
+    notifications: VecDeque<Notification>,
+    pending: BTreeMap<(ConversationId, UserId, u64), Event>,
+    unsaved_own: Vec<(ConversationId, EventId)>,
+    receipt_due: BTreeSet<ConversationId>,
+    rekey_due: BTreeSet<ConversationId>,
+    outbox: BTreeMap<EventId, (ConversationId, u64)>,
+    last_anti_entropy_ms: u64,
+    stats: Stats,
+}
+
+impl<S: Store> Engine<S> {
+    /// Build an engine from whatever the store holds (also after a crash).
+    pub fn new(
+        me: Identity,
+        store: S,
+        config: Config,
+        seed: u64,
+        now_ms: u64,
+    ) -> Result<Self, SyncError> {
+        let profile = me.profile(now_ms);
+        let mut engine = Engine {
+            me,
+            profile,
+            config,
+            store,
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            convs: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            profiles: BTreeMap::new(),
+            transmit: VecDeque::new(),
+            notifications: VecDeque::new(),
+            pending: BTreeMap::new(),
+            unsaved_own: Vec::new(),
+            receipt_due: BTreeSet::new(),
+            rekey_due: BTreeSet::new(),
+            outbox: BTreeMap::new(),
+            last_anti_entropy_ms: now_ms,
+            stats: Stats::default(),
+        };
+        engine.reload()?;
+        Ok(engine)
+    }
+
+    /// Rebuild every in-memory cache from the store.
+    fn reload(&mut self) -> Result<(), SyncError> {
+        self.convs.clear();
+        for conv in self.store.conversations()? {
+            let events = self.store.events_in_order(&conv)?;
+            let (state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+            if !dropped.is_empty() {
+                tracing::warn!(conversation = %conv, count = dropped.len(), "stored events no longer valid; removing");
+                self.store.apply(Batch {
+                    remove_events: dropped,
+                    ..Batch::default()
+                })?;
+            }
+            self.convs.insert(conv, state);
+        }
+        self.outbox.clear();
+        for (conv, id) in self.store.outbox()? {
+            if let Some(e) = self.store.event(&id)? {
+                self.outbox.insert(id, (conv, e.header.seq));
+            }
+        }
+        self.profiles = self
+            .store
+            .profiles()?
+            .into_iter()
+            .map(|p| (p.user_id, p))
+            .collect();
+        Ok(())
+    }
+
+    pub fn user_id(&self) -> UserId {
+        self.me.user_id()
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.me
+    }
+
+    pub fn role(&self) -> Role {
+        self.config.role
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            pending_events: self.pending.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<(UserId, SyncMessage)> {
+        let out = self.transmit.pop_front();
+        if out.is_some() {
+            self.stats.frames_sent += 1;
+        }
+        out
+    }
+
+    pub fn poll_notification(&mut self) -> Option<Notification> {
+        self.notifications.pop_front()
+    }
+
+    fn send(&mut self, peer: UserId, msg: SyncMessage) {
+        if self.transmit.len() >= MAX_QUEUED_FRAMES {
+            // The driver is not draining; the periodic summary repairs whatever is lost.
+            tracing::warn!("transmit queue full; dropping a frame");
+            return;
+        }
+        self.transmit.push_back((peer, msg));
+    }
+
+    // ----- peers --------------------------------------------------------------------
+
+    pub fn handle_connected(&mut self, _now_ms: u64, peer: UserId) {
+        self.peers.insert(peer, Peer::default());
+        let hello = SyncMessage::Hello {
+            role: self.config.role,
+            profile: self.profile.clone(),
+        };
+        self.send(peer, hello);
+    }
+
+    pub fn handle_disconnected(&mut self, _now_ms: u64, peer: UserId) {
+        self.peers.remove(&peer);
+    }
+
+    pub fn connected_peers(&self) -> Vec<UserId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Decode and handle one frame. A malformed frame is counted and reported; the caller
+    /// may disconnect the peer. Nothing is stored from it.
+    pub fn handle_frame(
+        &mut self,
+        now_ms: u64,
+        peer: UserId,
+        bytes: &[u8],
+    ) -> Result<(), SyncError> {
+        match SyncMessage::decode(bytes) {
+            Ok(msg) => self.handle_message(now_ms, peer, msg),
+            Err(e) => {
+                self.stats.malformed_frames += 1;
+                Err(SyncError::Wire(e))
+            }
+        }
+    }
+
+    pub fn handle_message(
+        &mut self,
+        now_ms: u64,
+        peer: UserId,
+        msg: SyncMessage,
+    ) -> Result<(), SyncError> {
+        match msg {
+            SyncMessage::Hello { role, profile } => {
+                if profile.user_id != peer || profile.verify().is_err() {
+                    self.stats.malformed_frames += 1;
+                    return Ok(());
+                }
+                self.peers.entry(peer).or_default().role = Some(role);
+                self.learn_profile(profile)?;
+                let summary = self.summary_for(&peer, None);
+                self.send(peer, summary);
+                Ok(())
+            }
+            SyncMessage::Summary { conversations } => self.handle_summary(peer, conversations),
+            SyncMessage::Events { events } => self.handle_events(now_ms, Some(peer), events),
+        }
+    }
+
+    fn learn_profile(&mut self, profile: Profile) -> Result<(), SyncError> {
+        let newer = self
+            .profiles
+            .get(&profile.user_id)
+            .is_none_or(|old| old.updated_ms < profile.updated_ms);
+        if newer && profile.user_id != self.me.user_id() {
+            self.store.apply(Batch {
+                profiles: vec![profile.clone()],
+                ..Batch::default()
+            })?;
+            self.profiles.insert(profile.user_id, profile.clone());
+            self.notifications
+                .push_back(Notification::PeerProfile { profile });
+        }
+        Ok(())
+    }
+
+    pub fn known_profiles(&self) -> Vec<Profile> {
+        self.profiles.values().cloned().collect()
+    }
+
+    fn is_shareable(&self, conv: &ConversationId, peer: &UserId) -> bool {
+        let Some(p) = self.peers.get(peer) else {
+            return false;
+        };
+        match p.role {
+            Some(Role::Relay) => true,
+            Some(Role::Member) => self
+                .convs
+                .get(conv)
+                .is_some_and(|s| s.membership.is_member(peer)),
+            None => false,
+        }
+    }
+
+    fn summary_for(&self, peer: &UserId, only: Option<&BTreeSet<ConversationId>>) -> SyncMessage {
+        let mut conversations = Vec::new();
+        for (id, state) in &self.convs {
+            if only.is_some_and(|o| !o.contains(id)) {
+                continue;
+            }
+            if self.is_shareable(id, peer) {
+                conversations.push((*id, state.vv.clone()));
+            }
+        }
+        if let Some(only) = only {
+            // Conversations we do not hold at all: ask with an empty vector.
+            for id in only {
+                if !self.convs.contains_key(id) {
+                    conversations.push((*id, VersionVector::new()));
+                }
+            }
+        }
+        conversations.truncate(wire::MAX_SUMMARY_CONVERSATIONS);
+        SyncMessage::Summary { conversations }
+    }
+
+    fn handle_summary(
+        &mut self,
+        peer: UserId,
+        conversations: Vec<(ConversationId, VersionVector)>,
+    ) -> Result<(), SyncError> {
+        if self.peers.get(&peer).and_then(|p| p.role).is_none() {
+            return Ok(()); // no hello yet: we do not know what the peer may see
+        }
+        let mut to_send: Vec<Event> = Vec::new();
+        let mut budget = BATCH_BYTES;
+        let mut ask: BTreeSet<ConversationId> = BTreeSet::new();
+        let me = self.me.user_id();
+        for (conv, theirs) in conversations {
+            let Some(state) = self.convs.get(&conv) else {
+                if !theirs.is_empty() && self.may_hold(&conv) {
+                    ask.insert(conv);
+                }
+                continue;
+            };
+            if theirs
+                .iter()
+                .any(|(a, s)| state.vv.get(a).copied().unwrap_or(0) < *s)
+            {
+                ask.insert(conv);
+            }
+            // The peer holds our events up to this seq: they have left the outbox.
+            if let Some(seq) = theirs.get(&me) {
+                let done: Vec<EventId> = self
+                    .outbox
+                    .iter()
+                    .filter(|(_, (c, s))| *c == conv && s <= seq)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if !done.is_empty() {
+                    for id in &done {
+                        self.outbox.remove(id);
+                    }
+                    self.store.apply(Batch {
+                        outbox_remove: done,
+                        ..Batch::default()
+                    })?;
+                }
+            }
+            if !self.is_shareable(&conv, &peer) {
+                continue;
+            }
+            let mine = state.vv.clone();
+            for (author, my_seq) in mine {
+                let their_seq = theirs.get(&author).copied().unwrap_or(0);
+                if my_seq <= their_seq {
+                    continue;
+                }
+                if budget == 0 {
+                    ask.insert(conv); // more to come: the peer will ask again
+                    break;
+                }
+                let batch = self.store.events_after(&conv, &author, their_seq, budget)?;
+                let used: usize = batch.iter().map(Event::encoded_len).sum();
+                budget = budget.saturating_sub(used);
+                if batch.last().is_some_and(|e| e.header.seq < my_seq) {
+                    ask.insert(conv);
+                    budget = 0;
+                }
+                to_send.extend(batch);
+            }
+        }
+        if !to_send.is_empty() {
+            self.send(peer, SyncMessage::Events { events: to_send });
+        }
+        if !ask.is_empty() {
+            let summary = self.summary_for(&peer, Some(&ask));
+            self.send(peer, summary);
+        }
+        Ok(())
+    }
+
+    /// Whether this node would keep a conversation it does not hold yet. Members learn a
+    /// conversation's membership only from its events, so they ask; relays keep all.
+    fn may_hold(&self, _conv: &ConversationId) -> bool {
+        true
+    }
+
+    fn handle_events(
+        &mut self,
+        now_ms: u64,
+        from: Option<UserId>,
+        events: Vec<Event>,
+    ) -> Result<(), SyncError> {
+        let verified = self.verify_signatures(events);
+        let mut accepted: Vec<Event> = Vec::new();
+        let mut fetch: BTreeSet<ConversationId> = BTreeSet::new();
+        let mut batch = Batch::default();
+        let mut sorted = verified;
+        sorted.sort_by_key(|e| (e.header.conversation, e.order_key()));
+        for event in sorted {
+            self.offer(now_ms, event, &mut batch, &mut accepted, &mut fetch)?;
+        }
+        if let Err(e) = self.store.apply(std::mem::take(&mut batch)) {
+            // Nothing of this frame is kept; the peers still hold it and will resend.
+            self.reload()?;
+            return Err(e.into());
+        }
+        self.after_accept(now_ms, from, accepted);
+        if let Some(peer) = from
+            && !fetch.is_empty()
+        {
+            let summary = self.summary_for(&peer, Some(&fetch));
+            self.send(peer, summary);
+        }
+        Ok(())
+    }
+
+    /// Check signatures, batched; on a batch failure find the bad ones one by one.
+    fn verify_signatures(&mut self, events: Vec<Event>) -> Vec<Event> {
+        let signed: Vec<Vec<u8>> = events.iter().map(Event::signed_bytes).collect();
+        let items: Vec<(&UserId, &[u8], &[u8; 64])> = events
+            .iter()
+            .zip(&signed)
+            .map(|(e, s)| (&e.header.author, s.as_slice(), &e.signature))
+            .collect();
+        if crypto::verify_batch(LABEL_EVENT_SIGNATURE, &items).is_ok() {
+            return events;
+        }
+        let mut good = Vec::with_capacity(events.len());
+        for (e, s) in events.into_iter().zip(&signed) {
+            if crypto::verify(&e.header.author, LABEL_EVENT_SIGNATURE, s, &e.signature).is_ok() {
+                good.push(e);
+            } else {
+                self.stats.invalid_events += 1;
+            }
+        }
+        good
+    }
+
+    /// Try to accept one verified event; then any pending events it unblocks.
+    fn offer(
+        &mut self,
+        now_ms: u64,
+        event: Event,
+        batch: &mut Batch,
+        accepted: &mut Vec<Event>,
+        fetch: &mut BTreeSet<ConversationId>,
+    ) -> Result<(), SyncError> {
+        let conv = event.header.conversation;
+        let mut queue = vec![event];
+        while let Some(event) = queue.pop() {
+            let h = &event.header;
+            let known = if self
+                .convs
+                .get(&conv)
+                .is_some_and(|s| h.seq <= s.vv.get(&h.author).copied().unwrap_or(0))
+            {
+                self.store.event_id_by_seq(&conv, &h.author, h.seq)?
+            } else {
+                None
+            };
+            let verdict = match self.convs.get(&conv) {
+                Some(state) => state.check(&event, known),
+                None => ConversationState::new(conv).check(&event, None),
+            };
+            match verdict {
+                Ok(()) => {
+                    self.accept(now_ms, event, batch, accepted)?;
+                    // Whatever waited for this event may now fit.
+                    let next: Vec<Event> = self
+                        .pending
+                        .range((conv, UserId([0; 32]), 0)..=(conv, UserId([0xff; 32]), u64::MAX))
+                        .map(|(_, e)| e.clone())
+                        .collect();
+                    for e in next.into_iter().rev() {
+                        let state = self.convs.get(&conv);
+                        let fits = state.is_some_and(|s| s.check(&e, None).is_ok());
+                        if fits {
+                            self.pending.remove(&(conv, e.header.author, e.header.seq));
+                            queue.push(e);
+                        }
+                    }
+                }
+                Err(Rejection::Duplicate) => self.stats.duplicate_events += 1,
+                Err(r) if r.is_pending() => {
+                    fetch.insert(conv);
+                    if self.pending.len() < MAX_PENDING_EVENTS {
+                        self.pending
+                            .insert((conv, event.header.author, event.header.seq), event);
+                    } else {
+                        self.stats.pending_dropped += 1;
+                    }
+                }
+                Err(r) => {
+                    tracing::debug!(conversation = %conv, reason = %r, "dropping invalid event");
+                    self.stats.invalid_events += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        _now_ms: u64,
+        event: Event,
+        batch: &mut Batch,
+        accepted: &mut Vec<Event>,
+    ) -> Result<(), SyncError> {
+        let conv = event.header.conversation;
+        let state = self
+            .convs
+            .entry(conv)
+            .or_insert_with(|| ConversationState::new(conv));
+        if state.needs_rebuild(&event) {
+            // A control event arrived late: re-decide everything after it.
+            self.store.apply(std::mem::take(batch))?;
+            let mut events = self.store.events_in_order(&conv)?;
+            events.push(event.clone());
+            let (new_state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+            let mut removal = Vec::new();
+            for d in dropped {
+                if d.id() == event.id() {
+                    self.stats.invalid_events += 1;
+                    continue;
+                }
+                self.notifications.push_back(Notification::Retracted {
+                    conversation: conv,
+                    event_id: d.id(),
+                });
+                accepted.retain(|a| a.id() != d.id());
+                removal.push(d);
+            }
+            let kept =
+                new_state.vv.get(&event.header.author).copied().unwrap_or(0) >= event.header.seq;
+            self.convs.insert(conv, new_state);
+            self.store.apply(Batch {
+                remove_events: removal,
+                ..Batch::default()
+            })?;
+            if kept {
+                batch.insert_events.push(event.clone());
+                self.stats.events_stored += 1;
+                accepted.push(event);
+            }
+            self.notifications
+                .push_back(Notification::ConversationChanged { conversation: conv });
+            return Ok(());
+        }
+        let content = state.apply(&event, Some(&self.me));
+        self.stats.events_stored += 1;
+        let me = self.me.user_id();
+        match (&event.header.kind, content) {
+            (EventKind::Text, Some(Content::Text { text })) if event.header.author != me => {
+                self.receipt_due.insert(conv);
+                self.notifications.push_back(Notification::Message {
+                    conversation: conv,
+                    event_id: event.id(),
+                    author: event.header.author,
+                    order: event.order_key(),
+                    wall_ms: event.header.wall_ms,
+                    text,
+                });
+            }
+            (EventKind::Membership | EventKind::Rekey, _) => {
+                self.notifications
+                    .push_back(Notification::ConversationChanged { conversation: conv });
+                if event.header.author != me {
+                    self.maybe_rekey_after_leave(&event);
+                }
+            }
+            (EventKind::DeliveryReceipt | EventKind::ReadReceipt, _) => {
+                self.notifications
+                    .push_back(Notification::ReceiptsChanged { conversation: conv });
+            }
+            _ => {}
+        }
+        batch.insert_events.push(event.clone());
+        accepted.push(event);
+        Ok(())
+    }
+
+    /// After someone leaves, the lowest-id admin among the remaining rotates the key, so the
+    /// leaver cannot read what follows.
+    fn maybe_rekey_after_leave(&mut self, event: &Event) {
+        if event.header.kind != EventKind::Membership
+            || !matches!(MembershipOp::decode(&event.public), Ok(MembershipOp::Leave))
+        {
+            return;
+        }
+        let conv = event.header.conversation;
+        let Some(state) = self.convs.get(&conv) else {
+            return;
+        };
+        let first_admin = state.members().find(|m| m.admin).map(|m| m.profile.user_id);
+        if first_admin == Some(self.me.user_id()) {
+            self.rekey_due.insert(conv);
+        }
+    }
+
+    /// Forward newly stored events to every other connected peer that may have them.
+    fn after_accept(&mut self, _now_ms: u64, from: Option<UserId>, accepted: Vec<Event>) {
+        if accepted.is_empty() {
+            return;
+        }
+        let peers: Vec<UserId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            if Some(peer) == from {
+                continue;
+            }
+            let mut out: Vec<Event> = Vec::new();
+            let mut bytes = 0;
+            for e in &accepted {
+                if self.is_shareable(&e.header.conversation, &peer) {
+                    bytes += e.encoded_len();
+                    out.push(e.clone());
+                    if bytes >= BATCH_BYTES {
+                        self.send(
+                            peer,
+                            SyncMessage::Events {
+                                events: std::mem::take(&mut out),
+                            },
+                        );
+                        bytes = 0;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                self.send(peer, SyncMessage::Events { events: out });
+            }
+        }
+    }
+
+    /// Periodic work: anti-entropy summaries to every peer.
+    pub fn handle_tick(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        if now_ms.saturating_sub(self.last_anti_entropy_ms) >= self.config.anti_entropy_interval_ms
+        {
+            self.last_anti_entropy_ms = now_ms;
+            let peers: Vec<UserId> = self.peers.keys().copied().collect();
+            for peer in peers {
+                if self.peers.get(&peer).and_then(|p| p.role).is_some() {
+                    let summary = self.summary_for(&peer, None);
+                    self.send(peer, summary);
+                }
+            }
+        }
+        self.run_due_rekeys(now_ms)
+    }
+
+    /// Make everything stored so far durable, then tell the app which own events are saved
+    /// and send delivery receipts (a receipt promises durability, so it comes after).
+    pub fn commit(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        self.store.flush()?;
+        for (conversation, event_id) in self.unsaved_own.drain(..) {
+            self.notifications.push_back(Notification::Saved {
+                conversation,
+                event_id,
+            });
+        }
+        self.run_due_rekeys(now_ms)?;
+        let due: Vec<ConversationId> = std::mem::take(&mut self.receipt_due).into_iter().collect();
+        for conv in due {
+            let Some(state) = self.convs.get(&conv) else {
+                continue;
+            };
+            if !state.membership.is_member(&self.me.user_id()) || state.current_key().is_none() {
+                continue;
+            }
+            let upto = state.vv.clone();
+            self.author_event(
+                now_ms,
+                conv,
+                EventKind::DeliveryReceipt,
+                Vec::new(),
+                Some(Content::Delivered { upto }),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether there are stored changes not yet made durable by `commit`.
+    pub fn needs_commit(&self) -> bool {
+        !self.unsaved_own.is_empty() || !self.receipt_due.is_empty() || !self.rekey_due.is_empty()
+    }
+}
