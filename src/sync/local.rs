@@ -60,8 +60,7 @@ impl<S: Store> Engine<S> {
         if !is_receipt {
             self.outbox.insert(event.id(), (conv, event.header.seq));
         }
-        self.unsaved_own.push((conv, event.id()));
-        self.after_accept(now_ms, None, accepted);
+        self.unsaved_own.extend(accepted);
         Ok(event)
     }
 

@@ -165,7 +165,10 @@ pub struct Engine<S: Store> {
     transmit: VecDeque<(UserId, SyncMessage)>,
     notifications: VecDeque<Notification>,
     pending: BTreeMap<(ConversationId, UserId, u64), Event>,
-    unsaved_own: Vec<(ConversationId, EventId)>,
+    /// Own events stored but not yet durable. They are neither announced nor sent until
+    /// `commit` has flushed them: a crash could otherwise make us reuse their sequence
+    /// numbers for different events, and peers would hold two versions.
+    unsaved_own: Vec<Event>,
     receipt_due: BTreeSet<ConversationId>,
     rekey_due: BTreeSet<ConversationId>,
     outbox: BTreeMap<EventId, (ConversationId, u64)>,
@@ -378,6 +381,26 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// The version vector we may announce: own events count only once durable.
+    fn durable_vv(&self, conv: &ConversationId, state: &ConversationState) -> VersionVector {
+        let mut vv = state.vv.clone();
+        let me = self.me.user_id();
+        if let Some(first_unsaved) = self
+            .unsaved_own
+            .iter()
+            .filter(|e| e.header.conversation == *conv)
+            .map(|e| e.header.seq)
+            .min()
+        {
+            if first_unsaved > 1 {
+                vv.insert(me, first_unsaved - 1);
+            } else {
+                vv.remove(&me);
+            }
+        }
+        vv
+    }
+
     fn summary_for(&self, peer: &UserId, only: Option<&BTreeSet<ConversationId>>) -> SyncMessage {
         let mut conversations = Vec::new();
         for (id, state) in &self.convs {
@@ -385,7 +408,7 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             if self.is_shareable(id, peer) {
-                conversations.push((*id, state.vv.clone()));
+                conversations.push((*id, self.durable_vv(id, state)));
             }
         }
         if let Some(only) = only {
@@ -446,8 +469,7 @@ impl<S: Store> Engine<S> {
             if !self.is_shareable(&conv, &peer) {
                 continue;
             }
-            let mine = state.vv.clone();
-            for (author, my_seq) in mine {
+            for (author, my_seq) in self.durable_vv(&conv, state) {
                 let their_seq = theirs.get(&author).copied().unwrap_or(0);
                 if my_seq <= their_seq {
                     continue;
@@ -735,6 +757,13 @@ impl<S: Store> Engine<S> {
             self.last_anti_entropy_ms = now_ms;
             let peers: Vec<UserId> = self.peers.keys().copied().collect();
             for peer in peers {
+                // The hello is repeated because a lost one would leave the peer unable to
+                // tell what it may share with us; it is small, and answered by a summary.
+                let hello = SyncMessage::Hello {
+                    role: self.config.role,
+                    profile: self.profile.clone(),
+                };
+                self.send(peer, hello);
                 if self.peers.get(&peer).and_then(|p| p.role).is_some() {
                     let summary = self.summary_for(&peer, None);
                     self.send(peer, summary);
@@ -748,12 +777,16 @@ impl<S: Store> Engine<S> {
     /// and send delivery receipts (a receipt promises durability, so it comes after).
     pub fn commit(&mut self, now_ms: u64) -> Result<(), SyncError> {
         self.store.flush()?;
-        for (conversation, event_id) in self.unsaved_own.drain(..) {
-            self.notifications.push_back(Notification::Saved {
-                conversation,
-                event_id,
-            });
+        let saved = std::mem::take(&mut self.unsaved_own);
+        for e in &saved {
+            if !e.header.kind.is_receipt() {
+                self.notifications.push_back(Notification::Saved {
+                    conversation: e.header.conversation,
+                    event_id: e.id(),
+                });
+            }
         }
+        self.after_accept(now_ms, None, saved);
         self.run_due_rekeys(now_ms)?;
         let due: Vec<ConversationId> = std::mem::take(&mut self.receipt_due).into_iter().collect();
         for conv in due {

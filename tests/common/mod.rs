@@ -1,0 +1,533 @@
+//! A deterministic network simulator for sync engines: seeded RNG, virtual clock, and a
+//! network that drops, duplicates, delays, reorders, partitions and crashes.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flurfunk::conversation::ConversationState;
+use flurfunk::identity::{Identity, Profile, UserId};
+use flurfunk::store::{MemoryStore, Store};
+use flurfunk::sync::{Config, Engine, Notification};
+use flurfunk::wire::{Content, ConversationId, Event, EventId, EventKind, Role};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub const TICK_MS: u64 = 10;
+
+pub fn identity(seed: u64, name: &str) -> Identity {
+    Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed), name).unwrap()
+}
+
+pub struct Node {
+    pub name: String,
+    pub key_seed: u64,
+    pub role: Role,
+    pub engine: Option<Engine<MemoryStore>>,
+    /// The store of a crashed node, as the restarted process will find it.
+    pub crashed_store: Option<MemoryStore>,
+    pub partition: u32,
+    /// Own events the engine reported as durably saved.
+    pub saved: BTreeSet<EventId>,
+    pub retracted: BTreeSet<EventId>,
+    pub received_texts: Vec<EventId>,
+    pub user_id: UserId,
+    pub profile: Profile,
+}
+
+impl Node {
+    pub fn online(&self) -> bool {
+        self.engine.is_some()
+    }
+    pub fn engine(&mut self) -> &mut Engine<MemoryStore> {
+        self.engine.as_mut().expect("node is offline")
+    }
+    pub fn identity(&self) -> Identity {
+        identity(self.key_seed, &self.name)
+    }
+}
+
+struct Flight {
+    deliver_at: u64,
+    order: u64,
+    from: usize,
+    to: usize,
+    bytes: Vec<u8>,
+}
+
+pub struct Faults {
+    pub drop: f64,
+    pub duplicate: f64,
+    pub max_delay_ms: u64,
+}
+
+impl Faults {
+    pub fn none() -> Self {
+        Faults {
+            drop: 0.0,
+            duplicate: 0.0,
+            max_delay_ms: 5,
+        }
+    }
+}
+
+pub struct Sim {
+    pub rng: ChaCha8Rng,
+    pub now: u64,
+    pub nodes: Vec<Node>,
+    flights: Vec<Flight>,
+    counter: u64,
+    pub faults: Faults,
+    connected: BTreeSet<(usize, usize)>,
+    pub frames_delivered: u64,
+}
+
+impl Sim {
+    pub fn new(seed: u64) -> Self {
+        Sim {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now: 1_764_000_000_000,
+            nodes: Vec::new(),
+            flights: Vec::new(),
+            counter: 0,
+            faults: Faults::none(),
+            connected: BTreeSet::new(),
+            frames_delivered: 0,
+        }
+    }
+
+    pub fn add_node(&mut self, name: &str, role: Role) -> usize {
+        let key_seed = 1000 + self.nodes.len() as u64;
+        let id = identity(key_seed, name);
+        let profile = id.profile(0);
+        let engine = Engine::new(
+            id,
+            MemoryStore::new(),
+            Config {
+                role,
+                anti_entropy_interval_ms: 2_000,
+            },
+            self.rng.r#gen(),
+            self.now,
+        )
+        .unwrap();
+        self.nodes.push(Node {
+            name: name.into(),
+            key_seed,
+            role,
+            user_id: profile.user_id,
+            profile,
+            engine: Some(engine),
+            crashed_store: None,
+            partition: 0,
+            saved: BTreeSet::new(),
+            retracted: BTreeSet::new(),
+            received_texts: Vec::new(),
+        });
+        self.update_links();
+        self.nodes.len() - 1
+    }
+
+    fn reachable(&self, a: usize, b: usize) -> bool {
+        a != b
+            && self.nodes[a].online()
+            && self.nodes[b].online()
+            && self.nodes[a].partition == self.nodes[b].partition
+    }
+
+    /// Tell engines about connections that came up or went down.
+    pub fn update_links(&mut self) {
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in (a + 1)..n {
+                let up = self.reachable(a, b);
+                let was = self.connected.contains(&(a, b));
+                if up && !was {
+                    self.connected.insert((a, b));
+                    let (ua, ub) = (self.nodes[a].user_id, self.nodes[b].user_id);
+                    let now = self.now;
+                    self.nodes[a].engine().handle_connected(now, ub);
+                    self.nodes[b].engine().handle_connected(now, ua);
+                } else if !up && was {
+                    self.connected.remove(&(a, b));
+                    let (ua, ub) = (self.nodes[a].user_id, self.nodes[b].user_id);
+                    let now = self.now;
+                    if let Some(e) = self.nodes[a].engine.as_mut() {
+                        e.handle_disconnected(now, ub);
+                    }
+                    if let Some(e) = self.nodes[b].engine.as_mut() {
+                        e.handle_disconnected(now, ua);
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            self.pump(i);
+        }
+    }
+
+    pub fn set_partition(&mut self, node: usize, group: u32) {
+        self.nodes[node].partition = group;
+        self.update_links();
+    }
+
+    pub fn heal(&mut self) {
+        for n in &mut self.nodes {
+            n.partition = 0;
+        }
+        self.update_links();
+    }
+
+    /// Crash: whatever was not flushed is lost; the node is offline until `restart`.
+    pub fn crash(&mut self, node: usize) {
+        if let Some(engine) = self.nodes[node].engine.take() {
+            self.nodes[node].crashed_store = Some(engine.store().crash_copy());
+        }
+        self.update_links();
+    }
+
+    /// Graceful stop: commit, then go offline.
+    pub fn stop(&mut self, node: usize) {
+        if let Some(engine) = self.nodes[node].engine.as_mut() {
+            engine.commit(self.now).unwrap();
+        }
+        self.collect(node);
+        self.crash(node);
+    }
+
+    pub fn restart(&mut self, node: usize) {
+        let Some(store) = self.nodes[node].crashed_store.take() else {
+            return;
+        };
+        let id = self.nodes[node].identity();
+        let engine = Engine::new(
+            id,
+            store,
+            Config {
+                role: self.nodes[node].role,
+                anti_entropy_interval_ms: 2_000,
+            },
+            self.rng.r#gen(),
+            self.now,
+        )
+        .unwrap();
+        self.nodes[node].engine = Some(engine);
+        self.update_links();
+    }
+
+    /// Move frames from a node's engine into the network and notifications into records.
+    fn pump(&mut self, i: usize) {
+        loop {
+            let Some(engine) = self.nodes[i].engine.as_mut() else {
+                return;
+            };
+            let Some((to_user, msg)) = engine.poll_transmit() else {
+                break;
+            };
+            let Some(to) = self.nodes.iter().position(|n| n.user_id == to_user) else {
+                continue;
+            };
+            let bytes = msg.encode();
+            if self.rng.gen_bool(self.faults.drop) {
+                continue;
+            }
+            let copies = if self.rng.gen_bool(self.faults.duplicate) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let delay = self.rng.gen_range(1..=self.faults.max_delay_ms.max(1));
+                self.counter += 1;
+                self.flights.push(Flight {
+                    deliver_at: self.now + delay,
+                    order: self.counter,
+                    from: i,
+                    to,
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+        self.collect(i);
+    }
+
+    fn collect(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let Some(engine) = node.engine.as_mut() else {
+            return;
+        };
+        while let Some(n) = engine.poll_notification() {
+            match n {
+                Notification::Saved { event_id, .. } => {
+                    node.saved.insert(event_id);
+                }
+                Notification::Retracted { event_id, .. } => {
+                    node.retracted.insert(event_id);
+                }
+                Notification::Message { event_id, .. } => node.received_texts.push(event_id),
+                _ => {}
+            }
+        }
+    }
+
+    /// Advance virtual time by one tick: deliver due frames, tick and commit engines.
+    pub fn step(&mut self) {
+        self.now += TICK_MS;
+        let now = self.now;
+        let mut due: Vec<Flight> = Vec::new();
+        let mut i = 0;
+        while i < self.flights.len() {
+            if self.flights[i].deliver_at <= now {
+                due.push(self.flights.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        due.sort_by_key(|f| (f.deliver_at, f.order));
+        for f in due {
+            // A frame only arrives over a connection that is still up.
+            if !self.reachable(f.from, f.to) {
+                continue;
+            }
+            let from_user = self.nodes[f.from].user_id;
+            let engine = self.nodes[f.to].engine();
+            engine.handle_frame(now, from_user, &f.bytes).unwrap();
+            self.frames_delivered += 1;
+            self.pump(f.to);
+        }
+        for i in 0..self.nodes.len() {
+            if let Some(engine) = self.nodes[i].engine.as_mut() {
+                engine.handle_tick(now).unwrap();
+                if engine.needs_commit() {
+                    engine.commit(now).unwrap();
+                }
+            }
+            self.pump(i);
+        }
+    }
+
+    pub fn run_ms(&mut self, ms: u64) {
+        for _ in 0..(ms / TICK_MS) {
+            self.step();
+        }
+    }
+
+    pub fn idle(&self) -> bool {
+        self.flights.is_empty()
+    }
+
+    /// Run until nothing is in flight and two anti-entropy rounds changed nothing.
+    pub fn settle(&mut self, max_ms: u64) {
+        let start = self.now;
+        let mut quiet_since = None;
+        while self.now - start < max_ms {
+            let before = self.fingerprint();
+            self.step();
+            // Five anti-entropy rounds without a new event anywhere: converged.
+            if self.fingerprint() == before {
+                let since = *quiet_since.get_or_insert(self.now);
+                if self.now - since > 10_000 {
+                    return;
+                }
+            } else {
+                quiet_since = None;
+            }
+        }
+    }
+
+    fn fingerprint(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.engine
+                    .as_ref()
+                    .map_or(0, |e| e.store().event_count().unwrap_or(0))
+            })
+            .collect()
+    }
+
+    pub fn send(&mut self, node: usize, conv: ConversationId, text: &str) -> EventId {
+        let now = self.now;
+        let id = self.nodes[node]
+            .engine()
+            .send_text(now, conv, text)
+            .unwrap();
+        self.pump(node);
+        id
+    }
+
+    pub fn profile(&self, node: usize) -> Profile {
+        self.nodes[node].profile.clone()
+    }
+}
+
+/// Invariants after healing. Returns a description of the first violation.
+pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> Result<(), String> {
+    let online: Vec<usize> = (0..sim.nodes.len())
+        .filter(|i| sim.nodes[*i].online())
+        .collect();
+    // Holders: every online node except removed members (callers put every node of the
+    // simulation in the conversation, or make it a relay). (A removed member never hears of its
+    // removal, so its own view cannot decide this.)
+    let holders: Vec<usize> = online
+        .iter()
+        .copied()
+        .filter(|i| !removed.contains(i))
+        .collect();
+    if holders.is_empty() {
+        return Err("no holders".into());
+    }
+    let reference = holders[0];
+    let ref_engine = sim.nodes[reference].engine.as_ref().unwrap();
+    let ref_events: Vec<EventId> = ref_engine
+        .store()
+        .events_in_order(&conv)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(Event::id)
+        .collect();
+    let ref_texts: Vec<EventId> = ref_engine
+        .messages(&conv)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|m| m.event_id)
+        .collect();
+    let unique: BTreeSet<&EventId> = ref_texts.iter().collect();
+    if unique.len() != ref_texts.len() {
+        return Err("duplicate message in view".into());
+    }
+    for &h in &holders[1..] {
+        let e = sim.nodes[h].engine.as_ref().unwrap();
+        let events: Vec<EventId> = e
+            .store()
+            .events_in_order(&conv)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(Event::id)
+            .collect();
+        if events != ref_events {
+            return Err(format!(
+                "{} holds {} events, {} holds {} (or in another order); vv {:?} vs {:?}; stats {:?}",
+                sim.nodes[h].name,
+                events.len(),
+                sim.nodes[reference].name,
+                ref_events.len(),
+                e.version_vector(&conv),
+                ref_engine.version_vector(&conv),
+                e.stats(),
+            ));
+        }
+        if sim.nodes[h].role == Role::Member {
+            let texts: Vec<EventId> = e
+                .messages(&conv)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|m| m.event_id)
+                .collect();
+            if texts != ref_texts && sim.nodes[reference].role == Role::Member {
+                return Err(format!(
+                    "{} sees a different message list",
+                    sim.nodes[h].name
+                ));
+            }
+        }
+    }
+    // Every event a node acknowledged as saved is still held by it (unless retracted
+    // because its author had been removed), and by every holder.
+    // (A removed member's messages after its removal are rejected by design.)
+    for &i in online.iter().filter(|i| !removed.contains(i)) {
+        let n = &sim.nodes[i];
+        let e = n.engine.as_ref().unwrap();
+        for id in &n.saved {
+            if n.retracted.contains(id) {
+                continue;
+            }
+            let Some(ev) = e.store().event(id).map_err(|e| e.to_string())? else {
+                // Events of other conversations are checked by their own call.
+                let anywhere = holders.iter().any(|h| {
+                    sim.nodes[*h]
+                        .engine
+                        .as_ref()
+                        .unwrap()
+                        .store()
+                        .event(id)
+                        .ok()
+                        .flatten()
+                        .is_some()
+                });
+                if anywhere {
+                    return Err(format!("{} lost its own saved event", n.name));
+                }
+                continue;
+            };
+            if ev.header.conversation == conv && !ref_events.contains(id) {
+                return Err(format!("saved event of {} missing at holders", n.name));
+            }
+        }
+    }
+    // Nobody outside the conversation can read it: relays never, and a removed member,
+    // even given every ciphertext, only what was encrypted with keys it held before its
+    // removal (messages sent concurrently with the removal, before the senders knew).
+    let all_events = ref_engine.store().events_in_order(&conv).unwrap();
+    for (i, n) in sim.nodes.iter().enumerate() {
+        let is_relay = n.role == Role::Relay;
+        if !is_relay && !removed.contains(&i) {
+            continue;
+        }
+        let id = n.identity();
+        let removal = all_events.iter().find(|e| {
+            matches!(
+                flurfunk::wire::MembershipOp::decode(&e.public),
+                Ok(flurfunk::wire::MembershipOp::Remove { user }) if user == n.user_id
+            ) && e.header.kind == EventKind::Membership
+        });
+        for e in all_events
+            .iter()
+            .filter(|e| e.header.kind == EventKind::Rekey)
+        {
+            let opens = flurfunk::wire::RekeyBody::decode(&e.public)
+                .map(|b| {
+                    b.recipients
+                        .iter()
+                        .any(|(_, s)| flurfunk::crypto::open(&id, s).is_ok())
+                })
+                .unwrap_or(false);
+            if opens && (is_relay || removal.is_some_and(|r| e.order_key() > r.order_key())) {
+                return Err(format!(
+                    "{} can open a key sealed after its removal",
+                    n.name
+                ));
+            }
+        }
+        let (state, _) = ConversationState::rebuild(conv, all_events.clone(), Some(&id));
+        for ev in all_events
+            .iter()
+            .filter(|e| e.header.kind == EventKind::Text)
+        {
+            let readable = matches!(state.decrypt(ev), Some(Content::Text { .. }));
+            if is_relay && readable {
+                return Err(format!("relay {} can read a message", n.name));
+            }
+        }
+        if removal.is_none() && !is_relay {
+            return Err(format!(
+                "{} was to be removed but no removal event exists",
+                n.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn vv_map(sim: &Sim, conv: ConversationId) -> BTreeMap<String, usize> {
+    sim.nodes
+        .iter()
+        .filter_map(|n| {
+            n.engine.as_ref().map(|e| {
+                (
+                    n.name.clone(),
+                    e.version_vector(&conv).values().sum::<u64>() as usize,
+                )
+            })
+        })
+        .collect()
+}
