@@ -278,11 +278,10 @@ fn random_schedule(seed: u64) -> Result<(), String> {
 fn run_seeds(range: std::ops::Range<u64>) {
     if let Ok(seed) = std::env::var("FLURFUNK_SIM_SEED") {
         let seed: u64 = seed.parse().expect("FLURFUNK_SIM_SEED must be a number");
-        if range.contains(&seed) {
-            if let Err(e) = random_schedule(seed) {
+        if range.contains(&seed)
+            && let Err(e) = random_schedule(seed) {
                 panic!("schedule seed {seed} failed: {e}");
             }
-        }
         return;
     }
     let mut failures = Vec::new();

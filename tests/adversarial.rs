@@ -1,0 +1,227 @@
+//! Hostile input: each forged, tampered, replayed or malformed event is rejected, counted,
+//! never stored or forwarded, and nothing panics.
+
+mod common;
+
+use flurfunk::crypto::LABEL_EVENT_SIGNATURE;
+use flurfunk::identity::Identity;
+use flurfunk::store::{MemoryStore, Store};
+use flurfunk::sync::{Config, Engine};
+use flurfunk::wire::{ConversationId, Event, EventHeader, EventKind, MAX_FRAME_BYTES, SyncMessage};
+
+struct Setup {
+    anna: Engine<MemoryStore>,
+    bernd: Engine<MemoryStore>,
+    conv: ConversationId,
+    text: Event,
+    history: Vec<Event>,
+}
+
+/// Anna and Bernd share a group; `text` is a genuine message of Anna's that Bernd has
+/// not seen yet; `history` is everything before it.
+fn setup() -> Setup {
+    let a = common::identity(1, "Anna");
+    let b = common::identity(2, "Bernd");
+    let pb = b.profile(0);
+    let mut anna = Engine::new(a, MemoryStore::new(), Config::default(), 1, 1000).unwrap();
+    let bernd = Engine::new(b, MemoryStore::new(), Config::default(), 2, 1000).unwrap();
+    let conv = anna.create_group(1000, "Bauhof", &[pb]).unwrap();
+    let history = anna.store().events_in_order(&conv).unwrap();
+    let text_id = anna
+        .send_text(1001, conv, "Schlüssel liegt beim Pförtner")
+        .unwrap();
+    let text = anna.store().event(&text_id).unwrap().unwrap();
+    let mut s = Setup {
+        anna,
+        bernd,
+        conv,
+        text,
+        history,
+    };
+    let uid = s.anna.user_id();
+    s.bernd.handle_connected(1000, uid);
+    s.bernd
+        .handle_message(
+            1000,
+            uid,
+            SyncMessage::Events {
+                events: s.history.clone(),
+            },
+        )
+        .unwrap();
+    assert!(s.bernd.conversation(&conv).is_some());
+    s
+}
+
+fn offer(s: &mut Setup, events: Vec<Event>) {
+    let uid = s.anna.user_id();
+    s.bernd
+        .handle_message(2000, uid, SyncMessage::Events { events })
+        .unwrap();
+}
+
+fn sign_as(signer: &Identity, header: EventHeader, public: Vec<u8>, sealed: Vec<u8>) -> Event {
+    let sig = signer.sign(
+        LABEL_EVENT_SIGNATURE,
+        &Event::signed_bytes_of(&header, &public, &sealed),
+    );
+    Event::new(header, public, sealed, sig)
+}
+
+#[test]
+fn genuine_event_is_accepted() {
+    let mut s = setup();
+    let text = s.text.clone();
+    offer(&mut s, vec![text]);
+    assert_eq!(s.bernd.messages(&s.conv).unwrap().len(), 1);
+    assert_eq!(s.bernd.stats().invalid_events, 0);
+}
+
+#[test]
+fn forged_signature_is_rejected() {
+    let mut s = setup();
+    let mut e = s.text.clone();
+    e.signature[10] ^= 0x40;
+    let e = Event::new(
+        e.header.clone(),
+        e.public.clone(),
+        e.sealed.clone(),
+        e.signature,
+    );
+    offer(&mut s, vec![e]);
+    assert_eq!(s.bernd.stats().invalid_events, 1);
+    assert!(s.bernd.messages(&s.conv).unwrap().is_empty());
+}
+
+#[test]
+fn every_flipped_byte_is_rejected() {
+    let mut s = setup();
+    let bytes = s.text.encode();
+    let mut rejected = 0;
+    for i in 0..bytes.len() {
+        let mut t = bytes.clone();
+        t[i] ^= 0x01;
+        match Event::decode(&t) {
+            Err(_) => rejected += 1,
+            Ok(e) => {
+                offer(&mut s, vec![e]);
+                // Rejected outright, or held back as pending (a flipped sequence number
+                // looks like a gap): either way nothing is stored.
+                assert_eq!(
+                    s.bernd.store().event_count().unwrap(),
+                    s.history.len(),
+                    "flip at byte {i} was stored"
+                );
+                rejected += 1;
+            }
+        }
+    }
+    assert_eq!(rejected, bytes.len());
+    assert!(s.bernd.messages(&s.conv).unwrap().is_empty());
+}
+
+#[test]
+fn tampered_ciphertext_with_valid_signature_cannot_be_read() {
+    // A member re-signing someone else's ciphertext as their own: the body is bound to
+    // its header, so it decrypts for nobody.
+    let s = setup();
+    let b = common::identity(2, "Bernd");
+    let mut header = s.text.header.clone();
+    header.author = b.user_id();
+    header.seq = 1;
+    let forged = sign_as(&b, header, Vec::new(), s.text.sealed.clone());
+    assert!(s.anna.decrypt(&forged).is_none());
+}
+
+#[test]
+fn replayed_event_is_a_silent_duplicate() {
+    let mut s = setup();
+    let text = s.text.clone();
+    offer(&mut s, vec![text.clone()]);
+    offer(&mut s, vec![text.clone(), text]);
+    assert_eq!(s.bernd.messages(&s.conv).unwrap().len(), 1);
+    assert_eq!(s.bernd.stats().duplicate_events, 2);
+    assert_eq!(s.bernd.stats().invalid_events, 0);
+}
+
+#[test]
+fn event_from_non_member_is_rejected() {
+    let mut s = setup();
+    let mallory = common::identity(9, "Mallory");
+    let mut header = s.text.header.clone();
+    header.author = mallory.user_id();
+    header.seq = 1;
+    let e = sign_as(&mallory, header, Vec::new(), s.text.sealed.clone());
+    offer(&mut s, vec![e]);
+    assert_eq!(s.bernd.stats().invalid_events, 1);
+    assert_eq!(s.bernd.store().event_count().unwrap(), s.history.len());
+}
+
+#[test]
+fn event_signed_by_one_user_claiming_another_is_rejected() {
+    let mut s = setup();
+    let mallory = common::identity(9, "Mallory");
+    // Claims Anna as author but is signed with Mallory's key.
+    let e = sign_as(
+        &mallory,
+        s.text.header.clone(),
+        Vec::new(),
+        s.text.sealed.clone(),
+    );
+    offer(&mut s, vec![e]);
+    assert_eq!(s.bernd.stats().invalid_events, 1);
+    assert!(s.bernd.messages(&s.conv).unwrap().is_empty());
+}
+
+#[test]
+fn equivocation_is_rejected() {
+    let mut s = setup();
+    let text = s.text.clone();
+    offer(&mut s, vec![text]);
+    // Anna's key signs a second, different event with the same sequence number.
+    let a = common::identity(1, "Anna");
+    let mut header = s.text.header.clone();
+    header.wall_ms += 1;
+    let twin = sign_as(&a, header, Vec::new(), s.text.sealed.clone());
+    offer(&mut s, vec![twin]);
+    assert_eq!(s.bernd.stats().invalid_events, 1);
+    assert_eq!(s.bernd.messages(&s.conv).unwrap().len(), 1);
+}
+
+#[test]
+fn malformed_frames_are_errors_not_panics() {
+    let mut s = setup();
+    let uid = s.anna.user_id();
+    let good = SyncMessage::Events {
+        events: vec![s.text.clone()],
+    }
+    .encode();
+    for cut in [0, 1, 2, 5, good.len() / 2, good.len() - 1] {
+        assert!(s.bernd.handle_frame(3000, uid, &good[..cut]).is_err());
+    }
+    let huge = vec![1u8; MAX_FRAME_BYTES + 1];
+    assert!(s.bernd.handle_frame(3000, uid, &huge).is_err());
+    assert_eq!(s.bernd.stats().malformed_frames, 7);
+    assert!(s.bernd.messages(&s.conv).unwrap().is_empty());
+    // A rejected event is never forwarded: Bernd queued nothing but his hello for Anna.
+    let mut sent = Vec::new();
+    while let Some((_, msg)) = s.bernd.poll_transmit() {
+        sent.push(msg);
+    }
+    assert!(
+        sent.iter()
+            .all(|m| !matches!(m, SyncMessage::Events { .. }))
+    );
+}
+
+#[test]
+fn kind_confusion_is_rejected() {
+    // A text event whose header says it is a membership change must not pass as one.
+    let mut s = setup();
+    let a = common::identity(1, "Anna");
+    let mut header = s.text.header.clone();
+    header.kind = EventKind::Membership;
+    let e = sign_as(&a, header, Vec::new(), s.text.sealed.clone());
+    offer(&mut s, vec![e]);
+    assert_eq!(s.bernd.stats().invalid_events, 1);
+}
