@@ -279,9 +279,10 @@ fn run_seeds(range: std::ops::Range<u64>) {
     if let Ok(seed) = std::env::var("FLURFUNK_SIM_SEED") {
         let seed: u64 = seed.parse().expect("FLURFUNK_SIM_SEED must be a number");
         if range.contains(&seed)
-            && let Err(e) = random_schedule(seed) {
-                panic!("schedule seed {seed} failed: {e}");
-            }
+            && let Err(e) = random_schedule(seed)
+        {
+            panic!("schedule seed {seed} failed: {e}");
+        }
         return;
     }
     let mut failures = Vec::new();

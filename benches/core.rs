@@ -1,0 +1,266 @@
+//! Core benchmarks: catch-up through the sync engine into sled, durable write throughput
+//! with group commit, and per-event crypto cost next to its floor. Prints figures; asserts
+//! nothing about time. Run: `cargo bench --bench core`.
+
+use std::time::{Duration, Instant};
+
+use flurfunk::crypto::{self, EpochKey, LABEL_EVENT_SIGNATURE};
+use flurfunk::identity::Identity;
+use flurfunk::store::{Batch, MemoryStore, SledStore, Store};
+use flurfunk::sync::{Config, Engine};
+use flurfunk::wire::{Event, EventHeader, EventKind, SyncMessage};
+use rand::SeedableRng;
+
+const RUNS: usize = 5;
+const EVENTS: usize = 10_000;
+
+fn id(seed: u64, name: &str) -> Identity {
+    Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed), name).unwrap()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn text_1k(i: usize) -> String {
+    let mut s = format!("Meldung {i}: ");
+    while s.len() < 1024 {
+        s.push_str("Streudienst ab 4 Uhr, Bauhof Nord. ");
+    }
+    s.truncate(1024);
+    s
+}
+
+/// Returns (time from connect until all 10,000 are durably stored, round trips).
+fn catch_up_once(sender: &Engine<MemoryStore>, run: usize) -> (Duration, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
+    let mut b = Engine::new(id(2, "Bernd"), store, Config::default(), run as u64, 0).unwrap();
+    // A fresh sender engine over a copy of the sender's store, so every run starts equal.
+    let mut a = Engine::new(
+        id(1, "Anna"),
+        sender.store().crash_copy(),
+        Config::default(),
+        9,
+        0,
+    )
+    .unwrap();
+    let (ua, ub) = (a.user_id(), b.user_id());
+    let start = Instant::now();
+    a.handle_connected(0, ub);
+    b.handle_connected(0, ua);
+    let mut round_trips = 0;
+    loop {
+        let mut moved = false;
+        while let Some((_, msg)) = a.poll_transmit() {
+            if matches!(msg, SyncMessage::Events { .. }) {
+                round_trips += 1;
+            }
+            let bytes = msg.encode();
+            b.handle_frame(0, ua, &bytes).unwrap();
+            moved = true;
+        }
+        b.commit(0).unwrap();
+        while let Some((_, msg)) = b.poll_transmit() {
+            let bytes = msg.encode();
+            a.handle_frame(0, ub, &bytes).unwrap();
+            moved = true;
+        }
+        a.commit(0).unwrap();
+        if !moved {
+            break;
+        }
+    }
+    let took = start.elapsed();
+    let conv = b.conversation_ids()[0];
+    assert_eq!(
+        b.messages(&conv).unwrap().len(),
+        EVENTS,
+        "catch-up incomplete"
+    );
+    (took, round_trips)
+}
+
+fn bench_catch_up() {
+    let mut a = Engine::new(id(1, "Anna"), MemoryStore::new(), Config::default(), 1, 0).unwrap();
+    let conv = a.open_direct(0, &id(2, "Bernd").profile(0)).unwrap();
+    for i in 0..EVENTS {
+        a.send_text(i as u64, conv, &text_1k(i)).unwrap();
+    }
+    a.commit(0).unwrap();
+    let mut times = Vec::new();
+    let mut trips = 0;
+    for run in 0..RUNS {
+        let (t, r) = catch_up_once(&a, run);
+        times.push(t);
+        trips = r;
+    }
+    println!(
+        "catch-up: {EVENTS} x 1 KiB events, verify + decrypt + durable sled store: median {:.0} ms over {RUNS} runs ({} sync round trips, {:.0} events/s)",
+        median(times.clone()).as_secs_f64() * 1e3,
+        trips,
+        EVENTS as f64 / median(times).as_secs_f64()
+    );
+}
+
+fn signed_events(n: usize) -> Vec<Event> {
+    let a = id(1, "Anna");
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let key = EpochKey::generate(&mut rng);
+    (0..n)
+        .map(|i| {
+            let header = EventHeader {
+                conversation: flurfunk::wire::ConversationId([7; 32]),
+                author: a.user_id(),
+                seq: i as u64 + 1,
+                lamport: i as u64 + 1,
+                wall_ms: 0,
+                epoch: 1,
+                kind: EventKind::Text,
+            };
+            let aad = Event::body_aad(&header, &[]);
+            let sealed = key.encrypt(&mut rng, &aad, text_1k(i).as_bytes());
+            let sig = a.sign(
+                LABEL_EVENT_SIGNATURE,
+                &Event::signed_bytes_of(&header, &[], &sealed),
+            );
+            Event::new(header, Vec::new(), sealed, sig)
+        })
+        .collect()
+}
+
+fn bench_store() {
+    let events = signed_events(EVENTS);
+    let mut group = Vec::new();
+    for _ in 0..RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SledStore::open(&dir.path().join("db")).unwrap();
+        let start = Instant::now();
+        for chunk in events.chunks(256) {
+            store
+                .apply(Batch {
+                    insert_events: chunk.to_vec(),
+                    ..Batch::default()
+                })
+                .unwrap();
+            store.flush().unwrap();
+        }
+        group.push(start.elapsed());
+    }
+    // Baseline in the same run: one fsync per event.
+    let mut single = Vec::new();
+    for _ in 0..RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SledStore::open(&dir.path().join("db")).unwrap();
+        let start = Instant::now();
+        for e in &events[..500] {
+            store
+                .apply(Batch {
+                    insert_events: vec![e.clone()],
+                    ..Batch::default()
+                })
+                .unwrap();
+            store.flush().unwrap();
+        }
+        single.push(start.elapsed() * (EVENTS as u32 / 500));
+    }
+    let g = EVENTS as f64 / median(group).as_secs_f64();
+    let s = EVENTS as f64 / median(single).as_secs_f64();
+    println!(
+        "store: durable writes with group commit (256 per fsync): median {g:.0} events/s; one fsync per event: {s:.0} events/s; ratio {:.1}x",
+        g / s
+    );
+}
+
+fn per_event(label: &str, n: usize, f: impl Fn(usize)) -> f64 {
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        for i in 0..n {
+            f(i);
+        }
+        times.push(start.elapsed());
+    }
+    let us = median(times).as_secs_f64() * 1e6 / n as f64;
+    println!("  {label:<42} {us:8.2} µs/event");
+    us
+}
+
+fn bench_crypto() {
+    let a = id(1, "Anna");
+    let ua = a.user_id();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let key = EpochKey::generate(&mut rng);
+    let events = signed_events(2000);
+    let body = text_1k(0);
+    println!("crypto, 1 KiB text events (median of {RUNS} runs):");
+    let seal = per_event("sign + encrypt (event authoring)", 2000, |i| {
+        let e = &events[i];
+        let mut r = rand_chacha::ChaCha20Rng::seed_from_u64(i as u64);
+        let aad = Event::body_aad(&e.header, &[]);
+        let sealed = key.encrypt(&mut r, &aad, body.as_bytes());
+        std::hint::black_box(a.sign(
+            LABEL_EVENT_SIGNATURE,
+            &Event::signed_bytes_of(&e.header, &[], &sealed),
+        ));
+    });
+    let open = per_event("verify + decrypt (one by one)", 2000, |i| {
+        let e = &events[i];
+        crypto::verify(&ua, LABEL_EVENT_SIGNATURE, &e.signed_bytes(), &e.signature).unwrap();
+        let aad = Event::body_aad(&e.header, &[]);
+        std::hint::black_box(key.decrypt(&aad, &e.sealed).unwrap());
+    });
+    let batch_open = {
+        let mut times = Vec::new();
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            let signed: Vec<Vec<u8>> = events.iter().map(Event::signed_bytes).collect();
+            let items: Vec<_> = events
+                .iter()
+                .zip(&signed)
+                .map(|(e, s)| (&e.header.author, s.as_slice(), &e.signature))
+                .collect();
+            crypto::verify_batch(LABEL_EVENT_SIGNATURE, &items).unwrap();
+            for e in &events {
+                let aad = Event::body_aad(&e.header, &[]);
+                std::hint::black_box(key.decrypt(&aad, &e.sealed).unwrap());
+            }
+            times.push(start.elapsed());
+        }
+        let us = median(times).as_secs_f64() * 1e6 / events.len() as f64;
+        println!(
+            "  {:<42} {us:8.2} µs/event",
+            "verify (batched) + decrypt, as sync does"
+        );
+        us
+    };
+    // The floor: raw primitives on the same bytes.
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&ua.0).unwrap();
+    let msgs: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| crypto::labelled(LABEL_EVENT_SIGNATURE, &e.signed_bytes()))
+        .collect();
+    let ed = per_event("floor: raw Ed25519 verify", 2000, |i| {
+        let sig = ed25519_dalek::Signature::from_bytes(&events[i].signature);
+        vk.verify_strict(&msgs[i], &sig).unwrap();
+    });
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new(key.as_bytes().into());
+    let ct = cipher.encrypt(&[0u8; 12].into(), body.as_bytes()).unwrap();
+    let cc = per_event("floor: raw ChaCha20-Poly1305 decrypt 1 KiB", 2000, |_| {
+        std::hint::black_box(cipher.decrypt(&[0u8; 12].into(), ct.as_slice()).unwrap());
+    });
+    println!(
+        "  ratios to floor (Ed25519 verify + ChaCha20-Poly1305): authoring {:.2}x, opening {:.2}x, opening batched {:.2}x",
+        seal / (ed + cc),
+        open / (ed + cc),
+        batch_open / (ed + cc)
+    );
+}
+
+fn main() {
+    bench_crypto();
+    bench_store();
+    bench_catch_up();
+}
