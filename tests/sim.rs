@@ -142,6 +142,41 @@ fn events_signed_by_removed_member_after_removal_are_rejected() {
 }
 
 #[test]
+fn member_who_leaves_cannot_read_what_follows() {
+    let mut sim = Sim::new(7);
+    let a = sim.add_node("Anna", Role::Member);
+    let b = sim.add_node("Bernd", Role::Member);
+    let c = sim.add_node("Carla", Role::Member);
+    let (pb, pc) = (sim.profile(b), sim.profile(c));
+    let now = sim.now;
+    let conv = sim.nodes[a]
+        .engine()
+        .create_group(now, "Bürgerbüro", &[pb, pc])
+        .unwrap();
+    sim.settle(20_000);
+    let now = sim.now;
+    sim.nodes[c].engine().leave(now, conv).unwrap();
+    sim.settle(20_000);
+    // The remaining admin rotated the key after the leave.
+    let summary = sim.nodes[a].engine().conversation(&conv).unwrap();
+    assert_eq!(summary.members.len(), 2);
+    let rekeys = sim.nodes[a]
+        .engine()
+        .store()
+        .events_in_order(&conv)
+        .unwrap()
+        .iter()
+        .filter(|e| e.header.kind == flurfunk::wire::EventKind::Rekey)
+        .count();
+    assert_eq!(rekeys, 2, "creation key plus the rotation after the leave");
+    sim.send(b, conv, "Nach Carlas Abschied");
+    sim.settle(20_000);
+    check_invariants(&sim, conv, &[c]).unwrap();
+    assert_eq!(sim.nodes[a].engine().messages(&conv).unwrap().len(), 1);
+    assert!(sim.nodes[c].engine().messages(&conv).unwrap().is_empty());
+}
+
+#[test]
 fn concurrent_sends_on_both_sides_of_a_partition() {
     let mut sim = Sim::new(5);
     let nodes: Vec<usize> = ["Anna", "Bernd", "Carla", "Dieter"]

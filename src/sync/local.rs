@@ -103,7 +103,7 @@ impl<S: Store> Engine<S> {
         self.author_event(now_ms, conv, EventKind::Rekey, public, None, Some(epoch))
     }
 
-    fn run_due_rekeys_inner(&mut self, now_ms: u64) -> Result<(), SyncError> {
+    pub(super) fn run_due_rekeys(&mut self, now_ms: u64) -> Result<(), SyncError> {
         let due: Vec<ConversationId> = std::mem::take(&mut self.rekey_due).into_iter().collect();
         for conv in due {
             if self.member_state(&conv).is_ok() {
@@ -111,10 +111,6 @@ impl<S: Store> Engine<S> {
             }
         }
         Ok(())
-    }
-
-    pub(super) fn run_due_rekeys(&mut self, now_ms: u64) -> Result<(), SyncError> {
-        self.run_due_rekeys_inner(now_ms)
     }
 
     /// Create a group with the given members (their signed profiles) and a name.

@@ -437,7 +437,8 @@ impl<S: Store> Engine<S> {
         let me = self.me.user_id();
         for (conv, theirs) in conversations {
             let Some(state) = self.convs.get(&conv) else {
-                if !theirs.is_empty() && self.may_hold(&conv) {
+                // Members learn a conversation only from its events, so they ask for it.
+                if !theirs.is_empty() {
                     ask.insert(conv);
                 }
                 continue;
@@ -496,12 +497,6 @@ impl<S: Store> Engine<S> {
             self.send(peer, summary);
         }
         Ok(())
-    }
-
-    /// Whether this node would keep a conversation it does not hold yet. Members learn a
-    /// conversation's membership only from its events, so they ask; relays keep all.
-    fn may_hold(&self, _conv: &ConversationId) -> bool {
-        true
     }
 
     fn handle_events(

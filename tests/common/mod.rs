@@ -474,11 +474,14 @@ pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> R
             continue;
         }
         let id = n.identity();
+        // Removed by an admin, or left on its own.
         let removal = all_events.iter().find(|e| {
-            matches!(
-                flurfunk::wire::MembershipOp::decode(&e.public),
-                Ok(flurfunk::wire::MembershipOp::Remove { user }) if user == n.user_id
-            ) && e.header.kind == EventKind::Membership
+            e.header.kind == EventKind::Membership
+                && match flurfunk::wire::MembershipOp::decode(&e.public) {
+                    Ok(flurfunk::wire::MembershipOp::Remove { user }) => user == n.user_id,
+                    Ok(flurfunk::wire::MembershipOp::Leave) => e.header.author == n.user_id,
+                    _ => false,
+                }
         });
         for e in all_events
             .iter()
