@@ -9,6 +9,22 @@ use flurfunk::store::Store;
 use flurfunk::wire::Role;
 use rand::Rng;
 
+/// Anna (admin), Bernd and Carla in a group, created and synced.
+fn three_member_group(seed: u64, name: &str) -> (Sim, [usize; 3], flurfunk::wire::ConversationId) {
+    let mut sim = Sim::new(seed);
+    let a = sim.add_node("Anna", Role::Member);
+    let b = sim.add_node("Bernd", Role::Member);
+    let c = sim.add_node("Carla", Role::Member);
+    let (pb, pc) = (sim.profile(b), sim.profile(c));
+    let now = sim.now;
+    let conv = sim.nodes[a]
+        .engine()
+        .create_group(now, name, &[pb, pc])
+        .unwrap();
+    sim.settle(20_000);
+    (sim, [a, b, c], conv)
+}
+
 #[test]
 fn sender_and_recipient_never_online_together_relay_bridges() {
     let mut sim = Sim::new(1);
@@ -45,17 +61,7 @@ fn sender_and_recipient_never_online_together_relay_bridges() {
 
 #[test]
 fn third_member_delivers_after_sender_left() {
-    let mut sim = Sim::new(2);
-    let a = sim.add_node("Anna", Role::Member);
-    let b = sim.add_node("Bernd", Role::Member);
-    let c = sim.add_node("Carla", Role::Member);
-    let (pb, pc) = (sim.profile(b), sim.profile(c));
-    let now = sim.now;
-    let conv = sim.nodes[a]
-        .engine()
-        .create_group(now, "Bauhof", &[pb, pc])
-        .unwrap();
-    sim.settle(20_000);
+    let (mut sim, [a, b, _], conv) = three_member_group(2, "Bauhof");
     sim.stop(b);
     for i in 0..5 {
         sim.send(a, conv, &format!("Streudienst Runde {i}"));
@@ -72,17 +78,7 @@ fn third_member_delivers_after_sender_left() {
 
 #[test]
 fn member_removed_while_partitioned_cannot_read_later_messages() {
-    let mut sim = Sim::new(3);
-    let a = sim.add_node("Anna", Role::Member);
-    let b = sim.add_node("Bernd", Role::Member);
-    let c = sim.add_node("Carla", Role::Member);
-    let (pb, pc) = (sim.profile(b), sim.profile(c));
-    let now = sim.now;
-    let conv = sim.nodes[a]
-        .engine()
-        .create_group(now, "IT", &[pb, pc])
-        .unwrap();
-    sim.settle(20_000);
+    let (mut sim, [a, b, c], conv) = three_member_group(3, "IT");
     sim.set_partition(c, 1);
     let bernd = sim.nodes[b].user_id;
     let now = sim.now;
@@ -104,17 +100,7 @@ fn member_removed_while_partitioned_cannot_read_later_messages() {
 
 #[test]
 fn events_signed_by_removed_member_after_removal_are_rejected() {
-    let mut sim = Sim::new(4);
-    let a = sim.add_node("Anna", Role::Member);
-    let b = sim.add_node("Bernd", Role::Member);
-    let c = sim.add_node("Carla", Role::Member);
-    let (pb, pc) = (sim.profile(b), sim.profile(c));
-    let now = sim.now;
-    let conv = sim.nodes[a]
-        .engine()
-        .create_group(now, "IT", &[pb, pc])
-        .unwrap();
-    sim.settle(20_000);
+    let (mut sim, [a, b, c], conv) = three_member_group(4, "IT");
     // Bernd is cut off, removed, and sends afterwards (higher Lamport clock).
     sim.set_partition(b, 1);
     let bernd = sim.nodes[b].user_id;
@@ -143,17 +129,7 @@ fn events_signed_by_removed_member_after_removal_are_rejected() {
 
 #[test]
 fn member_who_leaves_cannot_read_what_follows() {
-    let mut sim = Sim::new(7);
-    let a = sim.add_node("Anna", Role::Member);
-    let b = sim.add_node("Bernd", Role::Member);
-    let c = sim.add_node("Carla", Role::Member);
-    let (pb, pc) = (sim.profile(b), sim.profile(c));
-    let now = sim.now;
-    let conv = sim.nodes[a]
-        .engine()
-        .create_group(now, "Bürgerbüro", &[pb, pc])
-        .unwrap();
-    sim.settle(20_000);
+    let (mut sim, [a, b, c], conv) = three_member_group(7, "Bürgerbüro");
     let now = sim.now;
     sim.nodes[c].engine().leave(now, conv).unwrap();
     sim.settle(20_000);

@@ -360,6 +360,21 @@ impl Sim {
     }
 }
 
+/// Ids of all stored events of a conversation, in total order.
+fn event_ids(engine: &Engine<MemoryStore>, conv: ConversationId) -> Result<Vec<EventId>, String> {
+    let events = engine
+        .store()
+        .events_in_order(&conv)
+        .map_err(|e| e.to_string())?;
+    Ok(events.iter().map(Event::id).collect())
+}
+
+/// Ids of the readable text messages of a conversation, in display order.
+fn text_ids(engine: &Engine<MemoryStore>, conv: ConversationId) -> Result<Vec<EventId>, String> {
+    let texts = engine.messages(&conv).map_err(|e| e.to_string())?;
+    Ok(texts.iter().map(|m| m.event_id).collect())
+}
+
 /// Invariants after healing. Returns a description of the first violation.
 pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> Result<(), String> {
     let online: Vec<usize> = (0..sim.nodes.len())
@@ -378,32 +393,15 @@ pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> R
     }
     let reference = holders[0];
     let ref_engine = sim.nodes[reference].engine.as_ref().unwrap();
-    let ref_events: Vec<EventId> = ref_engine
-        .store()
-        .events_in_order(&conv)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(Event::id)
-        .collect();
-    let ref_texts: Vec<EventId> = ref_engine
-        .messages(&conv)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|m| m.event_id)
-        .collect();
+    let ref_events = event_ids(ref_engine, conv)?;
+    let ref_texts = text_ids(ref_engine, conv)?;
     let unique: BTreeSet<&EventId> = ref_texts.iter().collect();
     if unique.len() != ref_texts.len() {
         return Err("duplicate message in view".into());
     }
     for &h in &holders[1..] {
         let e = sim.nodes[h].engine.as_ref().unwrap();
-        let events: Vec<EventId> = e
-            .store()
-            .events_in_order(&conv)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(Event::id)
-            .collect();
+        let events = event_ids(e, conv)?;
         if events != ref_events {
             return Err(format!(
                 "{} holds {} events, {} holds {} (or in another order); vv {:?} vs {:?}; stats {:?}",
@@ -417,12 +415,7 @@ pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> R
             ));
         }
         if sim.nodes[h].role == Role::Member {
-            let texts: Vec<EventId> = e
-                .messages(&conv)
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|m| m.event_id)
-                .collect();
+            let texts = text_ids(e, conv)?;
             if texts != ref_texts && sim.nodes[reference].role == Role::Member {
                 return Err(format!(
                     "{} sees a different message list",
