@@ -379,6 +379,34 @@ fn fingerprint_digits(user: &UserId) -> String {
     out
 }
 
+/// Write a file only its owner can read (0600 on Unix; on Windows the per-user data
+/// directory's ACL does the same). With `replace`, an existing file is replaced atomically
+/// through a temporary file; without, an existing file is an `AlreadyExists` error.
+pub fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
+    let target = if replace {
+        path.with_extension("tmp")
+    } else {
+        path.to_path_buf()
+    };
+    if replace {
+        let _ = fs::remove_file(&target);
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&target)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    if replace {
+        fs::rename(&target, path)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,15 @@
 //! - [`conversation`]: membership rules and per-conversation state, pure.
 //! - [`store`]: the `Store` trait with sled and in-memory implementations.
 //! - [`sync`]: the pure sync engine (anti-entropy, store-and-forward, receipts).
+//! - [`net`]: libp2p transport (TCP, pnet network key, Noise, yamux), frames, codec.
+//! - [`node`]: the tokio task that owns the swarm and the engine, and its handle.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod conversation;
 pub mod crypto;
 pub mod identity;
+pub mod net;
+pub mod node;
 pub mod store;
 pub mod sync;
 pub mod wire;

@@ -25,6 +25,8 @@ pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_MEMBERS: usize = 256;
 /// Most conversations announced in one summary frame.
 pub const MAX_SUMMARY_CONVERSATIONS: usize = 4096;
+/// Profiles per `Profiles` frame: a whole town hall (a few hundred staff) fits in one.
+pub const MAX_PROFILES_PER_FRAME: usize = 1024;
 /// Most events in one frame.
 pub const MAX_EVENTS_PER_FRAME: usize = 8192;
 
@@ -563,6 +565,12 @@ pub enum SyncMessage {
     Events {
         events: Vec<Event>,
     },
+    /// Signed profiles of other users, passed on so that a name change reaches nodes that
+    /// never meet its owner directly. Each is verified on its own; the sender vouches for
+    /// nothing.
+    Profiles {
+        profiles: Vec<Profile>,
+    },
 }
 
 impl SyncMessage {
@@ -591,6 +599,13 @@ impl SyncMessage {
                 w.u32(events.len() as u32);
                 for e in events {
                     w.var_bytes(&e.encode());
+                }
+            }
+            SyncMessage::Profiles { profiles } => {
+                w.u8(4);
+                w.u32(profiles.len() as u32);
+                for p in profiles {
+                    encode_profile(&mut w, p);
                 }
             }
         }
@@ -637,6 +652,15 @@ impl SyncMessage {
                     events.push(Event::decode(r.var_bytes(MAX_EVENT_BYTES)?)?);
                 }
                 SyncMessage::Events { events }
+            }
+            4 => {
+                // A profile is at least id, key, time, name length and signature.
+                let n = r.count32("profiles", MAX_PROFILES_PER_FRAME, 32 + 32 + 8 + 1 + 64)?;
+                let mut profiles = Vec::with_capacity(n);
+                for _ in 0..n {
+                    profiles.push(decode_profile(&mut r)?);
+                }
+                SyncMessage::Profiles { profiles }
             }
             tag => {
                 return Err(WireError::UnknownTag {
@@ -1085,7 +1109,8 @@ mod tests {
             for msg in [
                 SyncMessage::Events { events },
                 SyncMessage::Summary { conversations: vec![(ConversationId(conv), vv)] },
-                SyncMessage::Hello { role: Role::Relay, profile: p },
+                SyncMessage::Hello { role: Role::Relay, profile: p.clone() },
+                SyncMessage::Profiles { profiles: vec![p.clone(), p] },
             ] {
                 prop_assert_eq!(SyncMessage::decode(&msg.encode()).unwrap(), msg);
             }

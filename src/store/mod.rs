@@ -119,3 +119,65 @@ pub(crate) fn vv_after_removal(events: &[Event]) -> Vec<(ConversationId, UserId,
         .map(|((c, a), s)| (c, a, s - 1))
         .collect()
 }
+
+/// A store chosen at run time (sled on disk, memory in tests), so the node task and every
+/// handle stay non-generic.
+pub type DynStore = Box<dyn Store + Send>;
+
+impl Store for DynStore {
+    fn apply(&mut self, batch: Batch) -> Result<(), StoreError> {
+        (**self).apply(batch)
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        (**self).flush()
+    }
+    fn conversations(&self) -> Result<Vec<ConversationId>, StoreError> {
+        (**self).conversations()
+    }
+    fn events_in_order(&self, conversation: &ConversationId) -> Result<Vec<Event>, StoreError> {
+        (**self).events_in_order(conversation)
+    }
+    fn events_before(
+        &self,
+        conversation: &ConversationId,
+        before: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        (**self).events_before(conversation, before, limit)
+    }
+    fn event(&self, event_id: &EventId) -> Result<Option<Event>, StoreError> {
+        (**self).event(event_id)
+    }
+    fn event_id_by_seq(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        seq: u64,
+    ) -> Result<Option<EventId>, StoreError> {
+        (**self).event_id_by_seq(conversation, author, seq)
+    }
+    fn events_after(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        after_seq: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        (**self).events_after(conversation, author, after_seq, max_bytes)
+    }
+    fn version_vector(&self, conversation: &ConversationId) -> Result<VersionVector, StoreError> {
+        (**self).version_vector(conversation)
+    }
+    fn outbox(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError> {
+        (**self).outbox()
+    }
+    fn read_marker(&self, conversation: &ConversationId) -> Result<Option<OrderKey>, StoreError> {
+        (**self).read_marker(conversation)
+    }
+    fn profiles(&self) -> Result<Vec<Profile>, StoreError> {
+        (**self).profiles()
+    }
+    fn event_count(&self) -> Result<usize, StoreError> {
+        (**self).event_count()
+    }
+}

@@ -335,18 +335,50 @@ impl<S: Store> Engine<S> {
                     self.stats.malformed_frames += 1;
                     return Ok(());
                 }
+                let first_hello = self.peers.get(&peer).is_none_or(|p| p.role.is_none());
                 self.peers.entry(peer).or_default().role = Some(role);
-                self.learn_profile(profile)?;
+                if self.learn_profile(profile.clone())? {
+                    self.spread_profiles(Some(peer), vec![profile]);
+                }
+                if first_hello && !self.profiles.is_empty() {
+                    // Tell a newly met peer about everyone we know, so names reach nodes
+                    // that never meet each other directly.
+                    let known: Vec<Profile> = self
+                        .profiles
+                        .values()
+                        .filter(|p| p.user_id != peer)
+                        .take(wire::MAX_PROFILES_PER_FRAME)
+                        .cloned()
+                        .collect();
+                    if !known.is_empty() {
+                        self.send(peer, SyncMessage::Profiles { profiles: known });
+                    }
+                }
                 let summary = self.summary_for(&peer, None);
                 self.send(peer, summary);
                 Ok(())
             }
             SyncMessage::Summary { conversations } => self.handle_summary(peer, conversations),
             SyncMessage::Events { events } => self.handle_events(now_ms, Some(peer), events),
+            SyncMessage::Profiles { profiles } => {
+                let mut newer = Vec::new();
+                for profile in profiles {
+                    if profile.verify().is_err() {
+                        self.stats.malformed_frames += 1;
+                        continue;
+                    }
+                    if self.learn_profile(profile.clone())? {
+                        newer.push(profile);
+                    }
+                }
+                self.spread_profiles(Some(peer), newer);
+                Ok(())
+            }
         }
     }
 
-    fn learn_profile(&mut self, profile: Profile) -> Result<(), SyncError> {
+    /// Store a verified profile if it is newer than what we have; true if it was.
+    fn learn_profile(&mut self, profile: Profile) -> Result<bool, SyncError> {
         let newer = self
             .profiles
             .get(&profile.user_id)
@@ -359,8 +391,75 @@ impl<S: Store> Engine<S> {
             self.profiles.insert(profile.user_id, profile.clone());
             self.notifications
                 .push_back(Notification::PeerProfile { profile });
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Pass newly learned profiles on to every other connected peer. Only strictly newer
+    /// profiles are passed on, so the flood ends after one round per change.
+    fn spread_profiles(&mut self, from: Option<UserId>, profiles: Vec<Profile>) {
+        if profiles.is_empty() {
+            return;
+        }
+        let peers: Vec<UserId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            if Some(peer) == from {
+                continue;
+            }
+            let others: Vec<Profile> = profiles
+                .iter()
+                .filter(|p| p.user_id != peer)
+                .cloned()
+                .collect();
+            if !others.is_empty() {
+                self.send(peer, SyncMessage::Profiles { profiles: others });
+            }
+        }
+    }
+
+    /// Change the own display name: a new signed profile goes to every connected peer,
+    /// which pass it on. The caller persists the identity file.
+    pub fn set_display_name(&mut self, now_ms: u64, name: &str) -> Result<(), SyncError> {
+        self.me
+            .set_display_name(name)
+            .map_err(|_| SyncError::BadText {
+                max: crate::identity::MAX_DISPLAY_NAME_BYTES,
+            })?;
+        // Profiles are ordered by time; never go backwards even if the clock did.
+        let updated_ms = now_ms.max(self.profile.updated_ms + 1);
+        self.profile = self.me.profile(updated_ms);
+        let peers: Vec<UserId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            let hello = SyncMessage::Hello {
+                role: self.config.role,
+                profile: self.profile.clone(),
+            };
+            self.send(peer, hello);
         }
         Ok(())
+    }
+
+    /// The own signed profile as peers see it.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Start a fresh exchange of summaries with a connected peer, e.g. after frames to it
+    /// were lost in transit. Cheap: one hello and one summary.
+    pub fn resync(&mut self, peer: UserId) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let hello = SyncMessage::Hello {
+            role: self.config.role,
+            profile: self.profile.clone(),
+        };
+        self.send(peer, hello);
+        if self.peers.get(&peer).and_then(|p| p.role).is_some() {
+            let summary = self.summary_for(&peer, None);
+            self.send(peer, summary);
+        }
     }
 
     pub fn known_profiles(&self) -> Vec<Profile> {

@@ -1,0 +1,245 @@
+//! The libp2p side of a node: transport (TCP + pnet + Noise + yamux), the network key,
+//! the behaviours, and the frames nodes exchange.
+//!
+//! Nothing in here decides what to send; that is the sync engine's job, driven by
+//! [`crate::node`]. This module must never touch the store or decrypt anything.
+
+mod codec;
+mod frame;
+
+use std::path::Path;
+use std::time::Duration;
+
+use blake2::{Blake2b512, Digest};
+use libp2p::core::transport::Transport as _;
+use libp2p::core::upgrade::Version;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{Swarm, connection_limits, mdns, noise, ping, request_response, tcp, yamux};
+
+use crate::identity::Identity;
+
+pub use codec::{FrameCodec, MAX_NET_FRAME_BYTES, SYNC_PROTOCOL};
+pub use frame::{MAX_ADDRS_PER_PEER, MAX_PEER_RECORDS, NetFrame, PeerRecord};
+
+/// Name the demo network's key is derived from. Anyone can derive it: the demo network
+/// keeps strangers with a different key out, not attackers.
+pub const DEMO_NETWORK_NAME: &str = "flurfunk demo network v1";
+
+/// Established connections per peer: one each way when both dial at once, plus one spare.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
+/// Half-open incoming connections: enough for a whole office starting at once, small enough
+/// that a scanner cannot exhaust file descriptors.
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// All established connections: a town hall has a few hundred desktops.
+pub const MAX_ESTABLISHED: u32 = 1024;
+/// Concurrent request streams per connection; bounds the bytes a peer can have in flight
+/// to this many frames.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 32;
+/// A request not answered in this time fails; the sync engine repairs by a summary.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pings detect a dead link (cable pulled, host frozen) long before TCP would.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot read network key file {path}: {source}")]
+    KeyFileRead {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a Flurfunk network key file ({reason})")]
+    KeyFileFormat { path: String, reason: String },
+    #[error("cannot write network key file {path}: {source}")]
+    KeyFileWrite {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("network setup failed: {0}")]
+    Setup(String),
+}
+
+/// The pre-shared key that admits a node to one Flurfunk network.
+#[derive(Clone, Copy)]
+pub struct NetworkKey {
+    psk: PreSharedKey,
+    demo: bool,
+}
+
+impl std::fmt::Debug for NetworkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NetworkKey({})", self.fingerprint())
+    }
+}
+
+impl NetworkKey {
+    pub fn generate<R: rand::RngCore + rand::CryptoRng>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        NetworkKey {
+            psk: PreSharedKey::new(bytes),
+            demo: false,
+        }
+    }
+
+    /// The clearly labelled demo network every unconfigured node joins.
+    pub fn demo() -> Self {
+        let digest = Blake2b512::digest(DEMO_NETWORK_NAME.as_bytes());
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(&digest[..32]);
+        NetworkKey {
+            psk: PreSharedKey::new(bytes),
+            demo: true,
+        }
+    }
+
+    pub fn is_demo(&self) -> bool {
+        self.demo
+    }
+
+    /// Short public fingerprint: tells networks apart without revealing the key.
+    pub fn fingerprint(&self) -> String {
+        self.psk.fingerprint().to_string()
+    }
+
+    pub fn psk(&self) -> PreSharedKey {
+        self.psk
+    }
+
+    /// The standard `swarm.key` text (`/key/swarm/psk/1.0.0/`, base16), as IPFS tools use.
+    pub fn to_file_text(&self) -> String {
+        format!("{}\n", self.psk)
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<Self, NetError> {
+        let psk: PreSharedKey = text.trim().parse().map_err(|e| NetError::KeyFileFormat {
+            path: path.to_string(),
+            reason: format!("{e}"),
+        })?;
+        let demo = psk.fingerprint().to_string() == NetworkKey::demo().fingerprint();
+        Ok(NetworkKey { psk, demo })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, NetError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NetError::KeyFileRead {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Write the key to a new file readable by its owner only; never overwrites.
+    pub fn save_new(&self, path: &Path) -> Result<(), NetError> {
+        let err = |source| NetError::KeyFileWrite {
+            path: path.display().to_string(),
+            source,
+        };
+        crate::identity::write_private_file(path, self.to_file_text().as_bytes(), false)
+            .map_err(err)
+    }
+
+    /// Write the key, replacing an older one (used by `network join`).
+    pub fn save_replace(&self, path: &Path) -> Result<(), NetError> {
+        let err = |source| NetError::KeyFileWrite {
+            path: path.display().to_string(),
+            source,
+        };
+        crate::identity::write_private_file(path, self.to_file_text().as_bytes(), true).map_err(err)
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub sync: request_response::Behaviour<FrameCodec>,
+    pub ping: ping::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// Build the swarm: TCP, then the pnet handshake with the network key (a node without the
+/// key fails here and sees nothing), then Noise (authenticates the user id), then yamux.
+/// QUIC is never enabled: pnet cannot cover it.
+pub fn build_swarm(
+    identity: &Identity,
+    key: NetworkKey,
+    mdns_enabled: bool,
+    idle_timeout: Duration,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let keypair = identity.libp2p_keypair();
+    let psk = key.psk();
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(move |kp| -> Result<_, BoxError> {
+            let noise = noise::Config::new(kp)?;
+            Ok(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .timeout(Duration::from_secs(20)),
+            )
+        })
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|kp| -> Result<Behaviour, BoxError> {
+            let peer_id = kp.public().to_peer_id();
+            let limits = connection_limits::ConnectionLimits::default()
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                .with_max_established(Some(MAX_ESTABLISHED));
+            let sync = request_response::Behaviour::with_codec(
+                FrameCodec,
+                [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
+            );
+            let mdns = if mdns_enabled {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    peer_id,
+                )?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                sync,
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
+                mdns: Toggle::from(mdns),
+            })
+        })
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+        .build();
+    Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_roundtrip_and_demo_label() {
+        let key = NetworkKey::generate(&mut rand::rngs::OsRng);
+        let back = NetworkKey::parse(&key.to_file_text(), "x").unwrap();
+        assert_eq!(back.fingerprint(), key.fingerprint());
+        assert!(!back.is_demo());
+        let demo = NetworkKey::parse(&NetworkKey::demo().to_file_text(), "x").unwrap();
+        assert!(demo.is_demo());
+        assert_ne!(demo.fingerprint(), key.fingerprint());
+    }
+
+    #[test]
+    fn bad_key_file_is_a_clear_error() {
+        let err = NetworkKey::parse("hello", "net.key").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("net.key is not a Flurfunk network key")
+        );
+    }
+}

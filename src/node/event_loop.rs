@@ -1,0 +1,760 @@
+//! The node task: owns the swarm and the engine, and is the only place they meet.
+//!
+//! Each loop turn handles whatever is ready (commands, swarm events, the tick), then
+//! commits once (group commit: one fsync for everything that arrived together), and only
+//! then sends frames, answers callers and publishes events, so nothing is acknowledged
+//! before it is durable.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId, Swarm, ping, request_response};
+use tokio::sync::{broadcast, mpsc};
+
+use super::peers::{AddressBook, Source, Verdict, is_loopback};
+use super::views::{ConversationView, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView};
+use super::{Command, NodeConfig, NodeError, Reply};
+use crate::conversation::ConversationKind;
+use crate::identity::{Identity, Profile, UserId};
+use crate::net::{self, Behaviour, BehaviourEvent, NetFrame, NetworkKey};
+use crate::store::DynStore;
+use crate::sync::{self, Engine, Notification, SyncError};
+use crate::wire::{ConversationId, OrderKey, Role};
+
+/// How often timers run: redials, anti-entropy, rekeys.
+const TICK: Duration = Duration::from_millis(250);
+/// Inputs handled per loop turn before committing: bounds the latency one busy turn adds.
+const MAX_INPUTS_PER_TURN: usize = 256;
+/// Idle connections are kept open (pings keep them alive anyway); presence needs them.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// At most one resync per peer in this interval after failed requests.
+const RESYNC_MIN_INTERVAL_MS: u64 = 2_000;
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub struct Core {
+    pub(super) engine: Engine<DynStore>,
+    swarm: Swarm<Behaviour>,
+    events: broadcast::Sender<NodeEvent>,
+    book: AddressBook,
+    listen_addrs: Vec<Multiaddr>,
+    known_conversations: HashSet<ConversationId>,
+    config: NodeConfig,
+    network: NetworkKey,
+    dirty: bool,
+    last_stored: u64,
+    last_resync_ms: std::collections::HashMap<PeerId, u64>,
+}
+
+impl Core {
+    pub(super) fn new(
+        identity: Identity,
+        store: DynStore,
+        config: NodeConfig,
+        events: broadcast::Sender<NodeEvent>,
+    ) -> Result<Self, NodeError> {
+        let now = now_ms();
+        let mut swarm = net::build_swarm(
+            &identity,
+            config.network_key,
+            config.mdns,
+            IDLE_CONNECTION_TIMEOUT,
+        )?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NodeError::Listen {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let mut seed = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let engine = Engine::new(
+            identity,
+            store,
+            sync::Config {
+                role: config.role,
+                anti_entropy_interval_ms: config.anti_entropy_interval_ms,
+            },
+            u64::from_le_bytes(seed),
+            now,
+        )?;
+        let known_conversations = engine.conversation_ids().into_iter().collect();
+        let mut book = AddressBook::default();
+        for addr in &config.peers {
+            book.add_explicit(addr.clone(), now);
+        }
+        let last_stored = engine.stats().events_stored;
+        Ok(Core {
+            engine,
+            swarm,
+            events,
+            book,
+            listen_addrs: Vec::new(),
+            known_conversations,
+            network: config.network_key,
+            config,
+            dirty: false,
+            last_stored,
+            last_resync_ms: Default::default(),
+        })
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // No subscriber is fine: the events are also in the store.
+        let _ = self.events.send(event);
+    }
+
+    fn me(&self) -> UserId {
+        self.engine.user_id()
+    }
+
+    // ----- the swarm ------------------------------------------------------------------
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>, now: u64) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen_addrs.push(address.clone());
+                self.emit(NodeEvent::Listening {
+                    address: address.to_string(),
+                });
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                connection_id,
+                ..
+            } => {
+                let Some(user) = UserId::from_peer_id(&peer_id) else {
+                    self.swarm.close_connection(connection_id);
+                    return;
+                };
+                if self.book.is_banned(&peer_id, now) || peer_id == *self.swarm.local_peer_id() {
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
+                let remote = endpoint.get_remote_address().clone();
+                let dialled = endpoint.is_dialer().then_some(connection_id);
+                if endpoint.is_dialer() {
+                    self.book.learn(peer_id, &remote, Source::Dialled, now);
+                }
+                self.book.on_connected(peer_id, &remote, dialled, now);
+                if num_established.get() == 1 {
+                    tracing::info!(peer = %user, %remote, "peer online");
+                    self.engine.handle_connected(now, user);
+                    self.send_peer_records(peer_id);
+                    let name = self.name_of(&user);
+                    self.emit(NodeEvent::PeerOnline {
+                        user_id: user.to_string(),
+                        name,
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.book
+                    .on_disconnected(peer_id, num_established as usize, now);
+                if num_established == 0
+                    && let Some(user) = UserId::from_peer_id(&peer_id)
+                {
+                    tracing::info!(peer = %user, "peer offline");
+                    self.engine.handle_disconnected(now, user);
+                    let name = self.name_of(&user);
+                    self.emit(NodeEvent::PeerOffline {
+                        user_id: user.to_string(),
+                        name,
+                    });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(?peer_id, %error, "dial failed");
+                self.book.on_dial_failed(peer_id, connection_id, now);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
+                self.handle_sync_event(event, now)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(list))) => {
+                for (peer, addr) in list {
+                    if peer != *self.swarm.local_peer_id() {
+                        tracing::debug!(%peer, %addr, "found by mDNS");
+                        self.book.learn(peer, &addr, Source::Mdns, now);
+                    }
+                }
+                self.dial_due(now);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                connection,
+                result: Err(error),
+                peer,
+            })) => {
+                // A dead link (cable pulled, host frozen) shows up here long before TCP
+                // gives up; closing lets presence and redial react.
+                tracing::info!(%peer, %error, "ping failed; closing connection");
+                self.swarm.close_connection(connection);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_sync_event(&mut self, event: request_response::Event<Vec<u8>, ()>, now: u64) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, ());
+                self.handle_frame(peer, &request, now);
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "frame not delivered");
+                // The frame is lost; a fresh summary exchange repairs whatever it carried.
+                let last = self.last_resync_ms.get(&peer).copied().unwrap_or(0);
+                if now.saturating_sub(last) >= RESYNC_MIN_INTERVAL_MS
+                    && let Some(user) = UserId::from_peer_id(&peer)
+                {
+                    self.last_resync_ms.insert(peer, now);
+                    self.engine.resync(user);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_frame(&mut self, peer: PeerId, bytes: &[u8], now: u64) {
+        let Some(user) = UserId::from_peer_id(&peer) else {
+            return;
+        };
+        match self.book.check_frame(peer, bytes.len(), now) {
+            Verdict::Accept => {}
+            Verdict::Drop => return,
+            Verdict::Ban => return self.ban(peer),
+        }
+        let frame = match NetFrame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "malformed frame");
+                if self
+                    .book
+                    .penalize(peer, super::peers::MALFORMED_PENALTY, now)
+                    == Verdict::Ban
+                {
+                    self.ban(peer);
+                }
+                return;
+            }
+        };
+        match frame {
+            NetFrame::Sync(msg) => match self.engine.handle_message(now, user, msg) {
+                Ok(()) => {}
+                Err(SyncError::Store(e)) => {
+                    tracing::error!(error = %e, "store failed");
+                    self.emit(NodeEvent::Warning {
+                        message: e.to_string(),
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%peer, %error, "bad sync message");
+                    if self
+                        .book
+                        .penalize(peer, super::peers::MALFORMED_PENALTY, now)
+                        == Verdict::Ban
+                    {
+                        self.ban(peer);
+                    }
+                }
+            },
+            NetFrame::Peers(records) => {
+                let me = *self.swarm.local_peer_id();
+                let mut news = Vec::new();
+                for record in records {
+                    if record.peer == me {
+                        continue;
+                    }
+                    let mut new = false;
+                    for addr in &record.addrs {
+                        new |= self.book.learn(record.peer, addr, Source::Exchange, now);
+                    }
+                    if new && record.peer == peer {
+                        news.push(record);
+                    }
+                }
+                // A peer's own new addresses go on to everyone else, so a node behind
+                // the one explicit link becomes known on both sides.
+                if !news.is_empty() {
+                    let others: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                    for other in others {
+                        if other == peer {
+                            continue;
+                        }
+                        let to_other: Vec<_> = news
+                            .iter()
+                            .filter(|r| {
+                                self.book.peers.get(&other).is_some_and(|e| e.over_loopback)
+                                    || r.addrs.iter().any(|a| !is_loopback(a))
+                            })
+                            .cloned()
+                            .collect();
+                        if !to_other.is_empty() {
+                            self.swarm
+                                .behaviour_mut()
+                                .sync
+                                .send_request(&other, NetFrame::Peers(to_other).encode());
+                        }
+                    }
+                }
+                self.dial_due(now);
+            }
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId) {
+        tracing::warn!(%peer, "peer misbehaves; disconnected for a while");
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    fn send_peer_records(&mut self, to: PeerId) {
+        let me = *self.swarm.local_peer_id();
+        let records = self.book.records_for(me, &self.listen_addrs, to);
+        if !records.is_empty() {
+            self.swarm
+                .behaviour_mut()
+                .sync
+                .send_request(&to, NetFrame::Peers(records).encode());
+        }
+    }
+
+    fn dial_due(&mut self, now: u64) {
+        let (peers, explicit) = self.book.due_dials(now);
+        for (peer, addrs) in peers {
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(error) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, %error, "cannot dial");
+                self.book.on_dial_failed(
+                    Some(peer),
+                    libp2p::swarm::ConnectionId::new_unchecked(0),
+                    now,
+                );
+            }
+        }
+        for index in explicit {
+            let Some(addr) = self.book.explicit.get(index).map(|e| e.addr.clone()) else {
+                continue;
+            };
+            let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+            let connection = opts.connection_id();
+            self.book.mark_explicit_dialing(index, connection);
+            if let Err(error) = self.swarm.dial(opts) {
+                tracing::debug!(%addr, %error, "cannot dial");
+                self.book.on_dial_failed(None, connection, now);
+            }
+        }
+    }
+
+    pub(super) fn add_explicit_peer(&mut self, addr: Multiaddr, now: u64) {
+        self.book.add_explicit(addr, now);
+        self.dial_due(now);
+    }
+
+    fn handle_tick(&mut self, now: u64) {
+        if let Err(e) = self.engine.handle_tick(now) {
+            tracing::error!(error = %e, "tick failed");
+        }
+        self.dial_due(now);
+    }
+
+    // ----- after each turn ------------------------------------------------------------
+
+    /// Commit what the turn stored, then send frames and publish events.
+    fn drive(&mut self, now: u64) -> Result<(), String> {
+        let mut result = Ok(());
+        // Committing can author receipts, which need one more commit; bounded.
+        for _ in 0..3 {
+            let stored = self.engine.stats().events_stored;
+            if !(self.dirty || stored != self.last_stored || self.engine.needs_commit()) {
+                break;
+            }
+            self.dirty = false;
+            self.last_stored = stored;
+            if let Err(e) = self.engine.commit(now) {
+                tracing::error!(error = %e, "commit failed");
+                self.emit(NodeEvent::Warning {
+                    message: e.to_string(),
+                });
+                result = Err(e.to_string());
+                break;
+            }
+            self.last_stored = self.engine.stats().events_stored;
+        }
+        while let Some((user, msg)) = self.engine.poll_transmit() {
+            let Some(peer) = user.to_peer_id() else {
+                continue;
+            };
+            if self.swarm.is_connected(&peer) {
+                self.swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, NetFrame::Sync(msg).encode());
+            }
+        }
+        while let Some(n) = self.engine.poll_notification() {
+            if let Some(event) = self.to_event(n) {
+                self.emit(event);
+            }
+        }
+        result
+    }
+
+    fn to_event(&mut self, n: Notification) -> Option<NodeEvent> {
+        Some(match n {
+            Notification::Message {
+                conversation,
+                event_id,
+                author,
+                wall_ms,
+                text,
+                ..
+            } => {
+                if author == self.me() {
+                    return None;
+                }
+                NodeEvent::Message {
+                    conversation: conversation.to_string(),
+                    conversation_name: self
+                        .engine
+                        .conversation(&conversation)
+                        .map(|c| c.name)
+                        .unwrap_or_default(),
+                    event_id: event_id.to_string(),
+                    author: author.to_string(),
+                    author_name: self.name_of(&author),
+                    wall_ms,
+                    text,
+                }
+            }
+            Notification::Saved {
+                conversation,
+                event_id,
+            } => NodeEvent::Saved {
+                conversation: conversation.to_string(),
+                event_id: event_id.to_string(),
+            },
+            Notification::ConversationChanged { conversation } => {
+                let summary = self.engine.conversation(&conversation)?;
+                if self.known_conversations.insert(conversation) {
+                    NodeEvent::ConversationCreated {
+                        conversation: conversation.to_string(),
+                        kind: kind_name(summary.kind).to_string(),
+                        name: summary.name,
+                    }
+                } else {
+                    NodeEvent::ConversationChanged {
+                        conversation: conversation.to_string(),
+                        name: summary.name,
+                        members: summary
+                            .members
+                            .iter()
+                            .map(|(p, _)| p.user_id.to_string())
+                            .collect(),
+                        is_member: summary.is_member,
+                    }
+                }
+            }
+            Notification::ReceiptsChanged { conversation } => NodeEvent::Receipt {
+                conversation: conversation.to_string(),
+            },
+            Notification::Retracted {
+                conversation,
+                event_id,
+            } => NodeEvent::Retracted {
+                conversation: conversation.to_string(),
+                event_id: event_id.to_string(),
+            },
+            Notification::PeerProfile { profile } => NodeEvent::Profile {
+                user_id: profile.user_id.to_string(),
+                name: profile.display_name,
+            },
+        })
+    }
+
+    fn finish(&mut self) {
+        if let Err(e) = self.engine.commit(now_ms()) {
+            tracing::error!(error = %e, "final commit failed");
+        }
+    }
+
+    // ----- views and operations (called from handle jobs) -----------------------------
+
+    pub(super) fn name_of(&self, user: &UserId) -> String {
+        if *user == self.me() {
+            return self.engine.identity().display_name().to_string();
+        }
+        self.engine
+            .known_profiles()
+            .into_iter()
+            .find(|p| p.user_id == *user)
+            .map(|p| p.display_name)
+            .unwrap_or_else(|| user.short())
+    }
+
+    pub(super) fn profile_of(&self, user: &UserId) -> Result<Profile, NodeError> {
+        if let Some(p) = self
+            .engine
+            .known_profiles()
+            .into_iter()
+            .find(|p| p.user_id == *user)
+        {
+            return Ok(p);
+        }
+        // Members of shared conversations carry their profile too.
+        for conv in self.engine.conversation_ids() {
+            if let Some(summary) = self.engine.conversation(&conv)
+                && let Some((p, _)) = summary
+                    .members
+                    .into_iter()
+                    .find(|(p, _)| p.user_id == *user)
+            {
+                return Ok(p);
+            }
+        }
+        Err(NodeError::UnknownUser(user.to_string()))
+    }
+
+    pub(super) fn status(&self) -> NodeStatus {
+        NodeStatus {
+            user_id: self.me().to_string(),
+            name: self.engine.identity().display_name().to_string(),
+            network: self.network.fingerprint(),
+            demo_network: self.network.is_demo(),
+            role: match self.config.role {
+                Role::Member => "member".into(),
+                Role::Relay => "relay".into(),
+            },
+            listen: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
+            peers_online: self.engine.connected_peers().len(),
+            outbox: self.engine.outbox_len(),
+        }
+    }
+
+    pub(super) fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.listen_addrs.clone()
+    }
+
+    pub(super) fn peer_views(&self) -> Vec<PeerView> {
+        let mut out: Vec<PeerView> = self
+            .engine
+            .known_profiles()
+            .into_iter()
+            .map(|p| {
+                let peer = p.user_id.to_peer_id();
+                let entry = peer.and_then(|peer| self.book.peers.get(&peer));
+                PeerView {
+                    user_id: p.user_id.to_string(),
+                    name: p.display_name,
+                    online: entry.is_some_and(|e| e.connections > 0),
+                    last_seen_ms: entry.and_then(|e| e.last_seen_ms),
+                    addresses: entry
+                        .map(|e| e.addrs.iter().map(|a| a.to_string()).collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.online.cmp(&a.online).then(a.name.cmp(&b.name)));
+        out
+    }
+
+    fn member_views(&self, members: &[(Profile, bool)]) -> Vec<MemberView> {
+        members
+            .iter()
+            .map(|(p, admin)| MemberView {
+                user_id: p.user_id.to_string(),
+                name: p.display_name.clone(),
+                admin: *admin,
+            })
+            .collect()
+    }
+
+    pub(super) fn conversation_view(
+        &self,
+        conv: &ConversationId,
+    ) -> Result<Option<ConversationView>, NodeError> {
+        let Some(summary) = self.engine.conversation(conv) else {
+            return Ok(None);
+        };
+        let last_message = self.message_items(conv, None, 1)?.pop();
+        Ok(Some(ConversationView {
+            conversation: conv.to_string(),
+            kind: kind_name(summary.kind).to_string(),
+            name: summary.name.clone(),
+            members: self.member_views(&summary.members),
+            is_member: summary.is_member,
+            unread: self.engine.unread_count(conv)?,
+            last_activity_ms: summary.last_activity_ms,
+            last_message,
+        }))
+    }
+
+    pub(super) fn conversation_views(&self) -> Result<Vec<ConversationView>, NodeError> {
+        let mut out = Vec::new();
+        for conv in self.engine.conversation_ids() {
+            if let Some(view) = self.conversation_view(&conv)? {
+                out.push(view);
+            }
+        }
+        out.sort_by(|a, b| b.last_activity_ms.cmp(&a.last_activity_ms));
+        Ok(out)
+    }
+
+    pub(super) fn message_items(
+        &self,
+        conv: &ConversationId,
+        before: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<MessageItem>, NodeError> {
+        let me = self.me();
+        let messages = self.engine.messages_before(conv, before, limit)?;
+        messages
+            .into_iter()
+            .map(|m| {
+                let own = m.author == me;
+                let state = if own {
+                    self.engine.delivery_state(conv, &m.event_id)?
+                } else {
+                    sync::DeliveryState::default()
+                };
+                let ids = |v: Vec<UserId>| v.iter().map(|u| u.to_string()).collect();
+                Ok(MessageItem {
+                    conversation: conv.to_string(),
+                    event_id: m.event_id.to_string(),
+                    author: m.author.to_string(),
+                    author_name: self.name_of(&m.author),
+                    own,
+                    wall_ms: m.wall_ms,
+                    text: m.text,
+                    delivered_to: ids(state.delivered_to),
+                    read_by: ids(state.read_by),
+                    waiting_for: ids(state.waiting_for),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn mark_all_read(
+        &mut self,
+        now: u64,
+        conv: ConversationId,
+    ) -> Result<(), NodeError> {
+        if let Some(last) = self.engine.messages_before(&conv, None, 1)?.pop() {
+            self.engine.mark_read(now, conv, last.order)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn set_display_name(&mut self, now: u64, name: &str) -> Result<(), NodeError> {
+        self.engine.set_display_name(now, name)?;
+        if let Some(path) = &self.config.identity_path {
+            self.engine
+                .identity()
+                .save_replace(path)
+                .map_err(|e| NodeError::Other(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn kind_name(kind: ConversationKind) -> &'static str {
+    match kind {
+        ConversationKind::Direct => "direct",
+        ConversationKind::Group => "group",
+    }
+}
+
+pub(super) async fn run(mut core: Core, mut commands: mpsc::Receiver<Command>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    core.dial_due(now_ms());
+    let mut replies: Vec<Reply> = Vec::new();
+    let mut shutdown = None;
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let mut next = command;
+                let mut handled = 0;
+                loop {
+                    match next {
+                        Some(Command::Run(job)) => {
+                            replies.push(job(&mut core, now_ms()));
+                            core.dirty = true;
+                        }
+                        Some(Command::Shutdown(tx)) => {
+                            shutdown = Some(Some(tx));
+                            break;
+                        }
+                        None => {
+                            shutdown = Some(None);
+                            break;
+                        }
+                    }
+                    handled += 1;
+                    if handled >= MAX_INPUTS_PER_TURN {
+                        break;
+                    }
+                    match commands.try_recv() {
+                        Ok(c) => next = Some(c),
+                        Err(_) => break,
+                    }
+                }
+            }
+            event = core.swarm.select_next_some() => {
+                core.handle_swarm_event(event, now_ms());
+                for _ in 0..MAX_INPUTS_PER_TURN {
+                    match core.swarm.next().now_or_never() {
+                        Some(Some(event)) => core.handle_swarm_event(event, now_ms()),
+                        _ => break,
+                    }
+                }
+            }
+            _ = tick.tick() => core.handle_tick(now_ms()),
+        }
+        let committed = core.drive(now_ms());
+        for reply in replies.drain(..) {
+            reply(committed.clone());
+        }
+        if let Some(tx) = shutdown {
+            core.finish();
+            tracing::info!("node stopped");
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+            }
+            return;
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! A running node: one tokio task owns the libp2p swarm and the sync engine; the rest of
+//! the program (CLI, control socket, desktop app) holds a cheap, cloneable [`NodeHandle`].
+//!
+//! Commands go in over a bounded channel and are answered through a oneshot once their
+//! effects are durable; events come out through a bounded broadcast channel. Nothing here
+//! blocks the caller on the network, and nothing here parses user input (that is `app`).
+
+mod event_loop;
+mod peers;
+mod views;
+
+use std::sync::Arc;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::identity::{Identity, Profile, UserId};
+use crate::net::NetworkKey;
+use crate::store::DynStore;
+use crate::sync::SyncError;
+use crate::wire::{ConversationId, EventId, Role};
+
+pub use event_loop::Core;
+pub use views::{ConversationView, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView};
+
+/// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)
+/// instead of growing a queue.
+pub const COMMAND_QUEUE: usize = 256;
+/// Events buffered per subscriber; a subscriber that falls further behind misses events
+/// (and is told so by the broadcast channel) instead of slowing the node down.
+pub const EVENT_QUEUE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("unknown user {0}: no profile seen yet (has their node been online?)")]
+    UnknownUser(String),
+    #[error("the node has stopped")]
+    Stopped,
+    #[error("saving failed: {0}")]
+    Commit(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub listen: Vec<Multiaddr>,
+    /// Peers dialled explicitly (other subnets, depots): kept and redialled forever.
+    pub peers: Vec<Multiaddr>,
+    pub mdns: bool,
+    pub role: Role,
+    pub network_key: NetworkKey,
+    pub anti_entropy_interval_ms: u64,
+    /// Where the identity file lives, so a name change is persisted; `None` in tests.
+    pub identity_path: Option<std::path::PathBuf>,
+}
+
+impl NodeConfig {
+    /// A node that neither listens nor discovers: for tools that only read or queue.
+    pub fn offline(network_key: NetworkKey) -> Self {
+        NodeConfig {
+            listen: Vec::new(),
+            peers: Vec::new(),
+            mdns: false,
+            role: Role::Member,
+            network_key,
+            anti_entropy_interval_ms: DEFAULT_ANTI_ENTROPY_MS,
+            identity_path: None,
+        }
+    }
+}
+
+/// Summaries to every peer this often even without news: repairs frames lost when a link
+/// broke mid-request, at the cost of one small frame per peer.
+pub const DEFAULT_ANTI_ENTROPY_MS: u64 = 10_000;
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut Core, u64) -> Reply + Send>;
+
+enum Command {
+    Run(Job),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The cheap, cloneable way to talk to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    user_id: UserId,
+    peer_id: PeerId,
+    network: Arc<NetworkKey>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeHandle({})", self.user_id.short())
+    }
+}
+
+/// Start a node on the current tokio runtime.
+pub async fn start(
+    identity: Identity,
+    store: DynStore,
+    config: NodeConfig,
+) -> Result<NodeHandle, NodeError> {
+    let user_id = identity.user_id();
+    let peer_id = identity.libp2p_keypair().public().to_peer_id();
+    let network = Arc::new(config.network_key);
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let core = Core::new(identity, store, config, events.clone())?;
+    tokio::spawn(event_loop::run(core, command_rx));
+    Ok(NodeHandle {
+        commands,
+        events,
+        user_id,
+        peer_id,
+        network,
+    })
+}
+
+impl NodeHandle {
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    pub fn network_key(&self) -> NetworkKey {
+        *self.network
+    }
+
+    /// A new stream of events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Run `f` on the node task; the answer comes once everything it stored is durable.
+    async fn run<R, F>(&self, f: F) -> Result<R, NodeError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Core, u64) -> Result<R, NodeError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |core, now_ms| {
+            let result = f(core, now_ms);
+            Box::new(move |committed: Result<(), String>| {
+                let _ = tx.send(match (result, committed) {
+                    (Ok(r), Ok(())) => Ok(r),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(NodeError::Commit(e)),
+                });
+            })
+        });
+        self.commands
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus, NodeError> {
+        self.run(|core, _| Ok(core.status())).await
+    }
+
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        self.run(|core, _| Ok(core.listen_addrs())).await
+    }
+
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| {
+            core.add_explicit_peer(addr, now_ms);
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerView>, NodeError> {
+        self.run(|core, _| Ok(core.peer_views())).await
+    }
+
+    pub async fn profiles(&self) -> Result<Vec<Profile>, NodeError> {
+        self.run(|core, _| Ok(core.engine.known_profiles())).await
+    }
+
+    pub async fn conversations(&self) -> Result<Vec<ConversationView>, NodeError> {
+        self.run(|core, _| core.conversation_views()).await
+    }
+
+    pub async fn conversation(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Option<ConversationView>, NodeError> {
+        self.run(move |core, _| core.conversation_view(&conversation))
+            .await
+    }
+
+    /// Up to `limit` messages before `before` (None: the newest), oldest first.
+    pub async fn messages(
+        &self,
+        conversation: ConversationId,
+        before: Option<crate::wire::OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<MessageItem>, NodeError> {
+        self.run(move |core, _| core.message_items(&conversation, before, limit))
+            .await
+    }
+
+    /// Send a text; returns once it is durably saved (it then waits in the outbox until a
+    /// member or relay has it).
+    pub async fn send_text(
+        &self,
+        conversation: ConversationId,
+        text: String,
+    ) -> Result<EventId, NodeError> {
+        self.run(move |core, now_ms| Ok(core.engine.send_text(now_ms, conversation, &text)?))
+            .await
+    }
+
+    /// The 1:1 conversation with a user whose profile is known, created on first use.
+    pub async fn open_direct(&self, user: UserId) -> Result<ConversationId, NodeError> {
+        self.run(move |core, now_ms| {
+            let profile = core.profile_of(&user)?;
+            Ok(core.engine.open_direct(now_ms, &profile)?)
+        })
+        .await
+    }
+
+    pub async fn create_group(
+        &self,
+        name: String,
+        members: Vec<UserId>,
+    ) -> Result<ConversationId, NodeError> {
+        self.run(move |core, now_ms| {
+            let profiles = members
+                .iter()
+                .map(|u| core.profile_of(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(core.engine.create_group(now_ms, &name, &profiles)?)
+        })
+        .await
+    }
+
+    pub async fn add_member(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| {
+            let profile = core.profile_of(&user)?;
+            Ok(core.engine.add_member(now_ms, conversation, &profile)?)
+        })
+        .await
+    }
+
+    /// Remove a member; the group key is rotated so they read nothing sent afterwards.
+    pub async fn remove_member(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| Ok(core.engine.remove_member(now_ms, conversation, &user)?))
+            .await
+    }
+
+    pub async fn promote(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| Ok(core.engine.promote(now_ms, conversation, &user)?))
+            .await
+    }
+
+    pub async fn leave(&self, conversation: ConversationId) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| Ok(core.engine.leave(now_ms, conversation)?))
+            .await
+    }
+
+    pub async fn rename(
+        &self,
+        conversation: ConversationId,
+        name: String,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| Ok(core.engine.rename(now_ms, conversation, &name)?))
+            .await
+    }
+
+    /// Mark everything in the conversation as read (and tell the others).
+    pub async fn mark_read(&self, conversation: ConversationId) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| core.mark_all_read(now_ms, conversation))
+            .await
+    }
+
+    pub async fn set_display_name(&self, name: String) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| core.set_display_name(now_ms, &name))
+            .await
+    }
+
+    /// Engine counters (stored, invalid, malformed, ...), for tests and diagnostics.
+    pub async fn stats(&self) -> Result<crate::sync::Stats, NodeError> {
+        self.run(|core, _| Ok(core.engine.stats())).await
+    }
+
+    /// Stop: the last changes are flushed, connections closed, the task ends.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Shutdown(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+}

@@ -1,0 +1,208 @@
+//! Real nodes in one process on 127.0.0.1 (mDNS off): delivery, history, outbox,
+//! store-and-forward, admission by network key, profile spreading.
+
+mod support;
+
+use std::time::Duration;
+
+use flurfunk::net::NetworkKey;
+use flurfunk::node::NodeEvent;
+use flurfunk::wire::Role;
+use support::{eventually, spawn, spawn_with, wait_texts};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_and_group_messages_arrive_in_one_order_everywhere() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let cora = spawn("Cora", &[&anna]).await;
+    // Ben and Cora never dial each other: they learn of each other through Anna
+    // (addresses and profiles are passed on).
+    anna.knows(&[&ben, &cora]).await;
+    ben.knows(&[&cora]).await;
+    cora.knows(&[&ben]).await;
+
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+    anna.handle
+        .send_text(direct, "Hallo Ben, hast du den Schlüssel?".into())
+        .await
+        .unwrap();
+    wait_texts(&ben, direct, &["Hallo Ben, hast du den Schlüssel?"]).await;
+    ben.handle
+        .send_text(direct, "Ja, liegt im Bauhof.".into())
+        .await
+        .unwrap();
+    let both = ["Hallo Ben, hast du den Schlüssel?", "Ja, liegt im Bauhof."];
+    wait_texts(&anna, direct, &both).await;
+    assert!(
+        cora.texts(direct).await.is_empty(),
+        "a third party never sees a 1:1"
+    );
+
+    let group = cora
+        .handle
+        .create_group("Bauhof".into(), vec![anna.user(), ben.user()])
+        .await
+        .unwrap();
+    for (node, text) in [(&anna, "eins"), (&ben, "zwei"), (&cora, "drei")] {
+        eventually("group known", || async {
+            node.handle.conversation(group).await.unwrap().map(|_| ())
+        })
+        .await;
+        node.handle.send_text(group, text.into()).await.unwrap();
+    }
+    let cora_view = eventually("three texts at cora", || async {
+        let t = cora.texts(group).await;
+        (t.len() == 3).then_some(t)
+    })
+    .await;
+    wait_texts(
+        &anna,
+        group,
+        &cora_view.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    wait_texts(
+        &ben,
+        group,
+        &cora_view.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+
+    // Delivery state of Anna's own message: both others have stored it.
+    let items = anna.handle.messages(group, None, 10).await.unwrap();
+    let own = items.iter().find(|m| m.own).unwrap();
+    let own_id = own.event_id.clone();
+    eventually("delivered to all", || async {
+        let items = anna.handle.messages(group, None, 10).await.unwrap();
+        let m = items.iter().find(|m| m.event_id == own_id).unwrap();
+        (m.delivered_to.len() == 2 && m.waiting_for.is_empty()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_offline_at_sending_time_gets_the_history_when_it_starts() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let cora = spawn("Cora", &[&anna]).await;
+    anna.knows(&[&ben, &cora]).await;
+    let cora = cora.stop().await;
+
+    let group = anna
+        .handle
+        .create_group("Bürgerbüro".into(), vec![ben.user(), cora_user(&cora)])
+        .await
+        .unwrap();
+    let texts: Vec<String> = (0..20).map(|i| format!("Nachricht {i}")).collect();
+    for t in &texts {
+        anna.handle.send_text(group, t.clone()).await.unwrap();
+    }
+    let want: Vec<&str> = texts.iter().map(String::as_str).collect();
+    wait_texts(&ben, group, &want).await;
+
+    let cora = cora.start(&[&ben]).await;
+    wait_texts(&cora, group, &want).await;
+}
+
+fn cora_user(stopped: &support::StoppedNode) -> flurfunk::identity::UserId {
+    flurfunk::identity::Identity::load(&stopped.dir.path().join("identity.key"))
+        .unwrap()
+        .user_id()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_delivers_when_the_recipient_starts_later() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    anna.knows(&[&ben]).await;
+    let ben = ben.stop().await;
+    let ben_user = cora_user(&ben);
+
+    let direct = anna.handle.open_direct(ben_user).await.unwrap();
+    anna.handle
+        .send_text(direct, "Bist du da?".into())
+        .await
+        .unwrap();
+    assert!(
+        anna.handle.status().await.unwrap().outbox >= 1,
+        "waits in the outbox"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let ben = ben.start(&[&anna]).await;
+    wait_texts(&ben, direct, &["Bist du da?"]).await;
+    eventually("outbox empty", || async {
+        (anna.handle.status().await.unwrap().outbox == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_member_delivers_after_the_sender_is_gone() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let cora = spawn("Cora", &[&anna]).await;
+    anna.knows(&[&ben, &cora]).await;
+    let cora_stopped = cora.stop().await;
+    let cora_id = cora_user(&cora_stopped);
+    let group = anna
+        .handle
+        .create_group("IT".into(), vec![ben.user(), cora_id])
+        .await
+        .unwrap();
+    anna.handle
+        .send_text(group, "Server neu gestartet".into())
+        .await
+        .unwrap();
+    wait_texts(&ben, group, &["Server neu gestartet"]).await;
+    anna.stop().await;
+
+    // Cora comes back knowing only Ben's address; Anna is gone for good.
+    let cora = cora_stopped.start(&[&ben]).await;
+    wait_texts(&cora, group, &["Server neu gestartet"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_network_key_never_connects() {
+    let anna = spawn("Anna", &[]).await;
+    let mallory = spawn_with(
+        "Mallory",
+        &[&anna],
+        NetworkKey::generate(&mut rand::rngs::OsRng),
+        Role::Member,
+    )
+    .await;
+    let mut events = anna.handle.subscribe();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(anna.handle.status().await.unwrap().peers_online, 0);
+    assert_eq!(mallory.handle.status().await.unwrap().peers_online, 0);
+    assert!(anna.handle.profiles().await.unwrap().is_empty());
+    while let Ok(e) = events.try_recv() {
+        assert!(!matches!(e, NodeEvent::PeerOnline { .. }), "{e:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_change_reaches_everyone() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let cora = spawn("Cora", &[&anna]).await;
+    ben.knows(&[&cora]).await;
+    ben.handle
+        .set_display_name("Ben Krüger".into())
+        .await
+        .unwrap();
+    eventually("new name at cora", || async {
+        cora.handle
+            .profiles()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.display_name == "Ben Krüger")
+            .then_some(())
+    })
+    .await;
+    // The new name is persisted in Ben's identity file.
+    let saved = flurfunk::identity::Identity::load(&ben.dir.path().join("identity.key")).unwrap();
+    assert_eq!(saved.display_name(), "Ben Krüger");
+}

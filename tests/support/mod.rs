@@ -1,0 +1,164 @@
+//! Helpers for in-process node tests: real nodes on 127.0.0.1 with mDNS off, each with its
+//! own sled database in a temporary directory.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flurfunk::identity::Identity;
+use flurfunk::net::NetworkKey;
+use flurfunk::node::{self, MessageItem, NodeConfig, NodeHandle};
+use flurfunk::store::SledStore;
+use flurfunk::wire::{ConversationId, Role};
+use libp2p::Multiaddr;
+
+pub struct TestNode {
+    pub handle: NodeHandle,
+    pub dir: tempfile::TempDir,
+    pub addr: Multiaddr,
+    pub name: String,
+}
+
+pub fn test_key() -> NetworkKey {
+    NetworkKey::parse(
+        "/key/swarm/psk/1.0.0/\n/base16/\n\
+         0101010101010101010101010101010101010101010101010101010101010101\n",
+        "test",
+    )
+    .unwrap()
+}
+
+fn key_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("identity.key")
+}
+
+pub async fn spawn(name: &str, peers: &[&TestNode]) -> TestNode {
+    spawn_with(name, peers, test_key(), Role::Member).await
+}
+
+pub async fn spawn_with(name: &str, peers: &[&TestNode], key: NetworkKey, role: Role) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
+    identity.save_new(&key_path(&dir)).unwrap();
+    let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
+    start_in(dir, name, peer_addrs, key, role).await
+}
+
+async fn start_in(
+    dir: tempfile::TempDir,
+    name: &str,
+    peers: Vec<Multiaddr>,
+    key: NetworkKey,
+    role: Role,
+) -> TestNode {
+    let identity = Identity::load(&key_path(&dir)).unwrap();
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
+    let config = NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        peers,
+        mdns: false,
+        role,
+        network_key: key,
+        anti_entropy_interval_ms: 1_000,
+        identity_path: Some(key_path(&dir)),
+    };
+    let handle = node::start(identity, Box::new(store), config)
+        .await
+        .unwrap();
+    let addr = eventually("listening", || async {
+        handle.listen_addrs().await.unwrap().first().cloned()
+    })
+    .await;
+    let addr = addr.with(libp2p::multiaddr::Protocol::P2p(handle.peer_id()));
+    TestNode {
+        handle,
+        dir,
+        addr,
+        name: name.to_string(),
+    }
+}
+
+impl TestNode {
+    /// Stop cleanly and start again from the same directory, dialling `peers`.
+    pub async fn restart(self, peers: &[&TestNode]) -> TestNode {
+        let stopped = self.stop().await;
+        stopped.start(peers).await
+    }
+
+    pub async fn stop(self) -> StoppedNode {
+        self.handle.shutdown().await.unwrap();
+        // The sled lock is released when the task drops the store.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        StoppedNode {
+            dir: self.dir,
+            name: self.name,
+        }
+    }
+
+    pub fn user(&self) -> flurfunk::identity::UserId {
+        self.handle.user_id()
+    }
+
+    pub async fn texts(&self, conv: ConversationId) -> Vec<String> {
+        self.handle
+            .messages(conv, None, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m: MessageItem| m.text)
+            .collect()
+    }
+
+    /// Wait until this node knows the profiles of all `others`.
+    pub async fn knows(&self, others: &[&TestNode]) {
+        let want: Vec<_> = others.iter().map(|o| o.user()).collect();
+        eventually("profiles known", || async {
+            let known = self.handle.profiles().await.unwrap();
+            want.iter()
+                .all(|u| known.iter().any(|p| p.user_id == *u))
+                .then_some(())
+        })
+        .await
+    }
+}
+
+pub struct StoppedNode {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl StoppedNode {
+    pub async fn start(self, peers: &[&TestNode]) -> TestNode {
+        let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
+        start_in(self.dir, &self.name, peer_addrs, test_key(), Role::Member).await
+    }
+}
+
+/// Poll `f` until it returns `Some`, for at most 20 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Wait until `node` holds exactly `want` (in this order) in `conv`.
+pub async fn wait_texts(node: &TestNode, conv: ConversationId, want: &[&str]) {
+    let label = format!("{} has {want:?}", node.name);
+    eventually(&label, || async {
+        let have = node.texts(conv).await;
+        (have == want).then_some(())
+    })
+    .await
+}
