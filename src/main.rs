@@ -1,88 +1,563 @@
-//! `flurfunk`: glue only. Parses arguments, sets up the identity, maps errors to one line
-//! and an exit code. The network node and the desktop app build on the library.
+//! `flurfunk`: glue only. Parses arguments, sets up logging, runs one command against the
+//! library, and maps every error to one line and a non-zero exit code.
 
-use std::path::PathBuf;
+use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use flurfunk::app::control;
+use flurfunk::app::data_dir::DataDir;
+use flurfunk::app::{self, Request, Response};
 use flurfunk::identity::{Identity, safety_number};
+use flurfunk::net::NetworkKey;
+use flurfunk::node::{self, MessageItem, NodeConfig, NodeEvent};
+use flurfunk::store::SledStore;
+use flurfunk::wire::Role;
+use libp2p::Multiaddr;
 
-const USAGE: &str = "\
-Flurfunk: serverless, end-to-end encrypted messenger for the local network.
+/// The port a node listens on unless told otherwise; admins open it in the firewall.
+const DEFAULT_PORT: u16 = 47110;
 
-Usage:
-  flurfunk [--data-dir DIR] init --name NAME   create this installation's identity
-  flurfunk [--data-dir DIR] whoami             show user id, name and fingerprint
-  flurfunk --help
+#[derive(Parser)]
+#[command(
+    name = "flurfunk",
+    version,
+    about = "Serverless, end-to-end encrypted messenger for the local network",
+    after_help = "The data directory defaults to the OS's per-user data directory \
+                  (Linux: ~/.local/share/flurfunk, Windows: %APPDATA%\\flurfunk)."
+)]
+struct Cli {
+    /// Data directory (identity, network key, messages).
+    #[arg(long, global = true, env = "FLURFUNK_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-The data directory defaults to the per-user data directory of the OS
-(Linux: ~/.local/share/flurfunk, Windows: %APPDATA%\\flurfunk).";
+#[derive(Subcommand)]
+enum Command {
+    /// Create this installation's identity (refuses to overwrite one).
+    Init {
+        #[arg(long)]
+        name: String,
+    },
+    /// Show user id, name, fingerprint and network.
+    Whoami,
+    /// Create or join a network (its key keeps everyone else out).
+    Network {
+        #[command(subcommand)]
+        action: NetworkAction,
+    },
+    /// Run a headless node until SIGINT/SIGTERM.
+    Node {
+        /// Address to listen on (repeatable). Default: /ip4/0.0.0.0/tcp/47110.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
+        /// Peer to dial and keep dialling, e.g. across subnets (repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<Multiaddr>,
+        /// Do not use mDNS discovery.
+        #[arg(long)]
+        no_mdns: bool,
+        /// Store and forward every conversation's (encrypted) events for others.
+        #[arg(long)]
+        relay: bool,
+        /// One JSON object per line for every event, on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// People seen on the network.
+    Peers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your conversations, newest first.
+    Conversations {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a message (it waits in the outbox if nobody is reachable).
+    Send {
+        /// User id, name, group name or conversation id (or its first 8+ characters).
+        #[arg(long)]
+        to: String,
+        text: String,
+    },
+    /// Messages of one conversation.
+    History {
+        conversation: String,
+        #[arg(long, default_value_t = app::DEFAULT_HISTORY_LIMIT)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create and manage groups.
+    Group {
+        #[command(subcommand)]
+        action: GroupAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkAction {
+    /// Create a new network key file to hand to colleagues (and join it).
+    New {
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Join the network of a key file.
+    Join { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand)]
+enum GroupAction {
+    Create {
+        name: String,
+        #[arg(long = "member", value_name = "USER")]
+        members: Vec<String>,
+    },
+    Add {
+        group: String,
+        user: String,
+    },
+    Remove {
+        group: String,
+        user: String,
+    },
+    Leave {
+        group: String,
+    },
+}
 
 fn main() -> ExitCode {
-    match run(std::env::args().skip(1).collect()) {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flurfunk: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flurfunk: {e}");
+            eprintln!("flurfunk: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn default_data_dir() -> anyhow_lite::Result<PathBuf> {
-    dirs::data_dir()
-        .map(|d| d.join("flurfunk"))
-        .ok_or_else(|| "cannot determine the per-user data directory; pass --data-dir".into())
+fn data_dir(cli: &Cli) -> Result<DataDir> {
+    match &cli.data_dir {
+        Some(d) => Ok(DataDir::new(d)),
+        None => DataDir::default_location()
+            .context("cannot determine the per-user data directory; pass --data-dir"),
+    }
 }
 
-fn run(mut args: Vec<String>) -> anyhow_lite::Result<()> {
-    let mut data_dir = None;
-    if let Some(pos) = args.iter().position(|a| a == "--data-dir") {
-        if pos + 1 >= args.len() {
-            return Err("--data-dir needs a directory".into());
-        }
-        data_dir = Some(PathBuf::from(args.remove(pos + 1)));
-        args.remove(pos);
+fn load_identity(dir: &DataDir) -> Result<Identity> {
+    let path = dir.identity();
+    if !path.exists() {
+        bail!(
+            "no identity yet in {}; create one with: flurfunk init --name \"Your Name\"",
+            dir.root().display()
+        );
     }
-    let data_dir = match data_dir {
-        Some(d) => d,
-        None => default_data_dir()?,
+    Ok(Identity::load(&path)?)
+}
+
+fn load_network_key(dir: &DataDir) -> Result<NetworkKey> {
+    let path = dir.network_key();
+    if path.exists() {
+        Ok(NetworkKey::load(&path)?)
+    } else {
+        Ok(NetworkKey::demo())
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let dir = data_dir(&cli)?;
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        println!();
+        return Ok(());
     };
-    let key_path = data_dir.join("identity.key");
-    match args.first().map(String::as_str) {
-        Some("init") => {
-            let name = match (args.get(1).map(String::as_str), args.get(2)) {
-                (Some("--name"), Some(name)) => name.clone(),
-                _ => return Err("usage: flurfunk init --name NAME".into()),
-            };
-            std::fs::create_dir_all(&data_dir)
-                .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    match command {
+        Command::Init { name } => {
+            dir.create()
+                .with_context(|| format!("cannot create {}", dir.root().display()))?;
             let id = Identity::generate(&mut rand::rngs::OsRng, &name)?;
-            id.save_new(&key_path)?;
+            id.save_new(&dir.identity())?;
             println!("created identity {} ({})", id.user_id(), id.display_name());
             Ok(())
         }
-        Some("whoami") => {
-            let id = Identity::load(&key_path)?;
+        Command::Whoami => {
+            let id = load_identity(&dir)?;
+            let key = load_network_key(&dir)?;
             println!("user id:     {}", id.user_id());
             println!("name:        {}", id.display_name());
-            println!(
-                "fingerprint: {}",
-                safety_number(&id.user_id(), &id.user_id())
-                    .split(' ')
-                    .take(6)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
+            println!("fingerprint: {}", fingerprint(&id));
+            println!("network:     {}", network_label(&key));
             Ok(())
         }
-        Some("--help") | Some("-h") | None => {
-            println!("{USAGE}");
+        Command::Network { action } => network(&dir, action),
+        Command::Node {
+            listen,
+            peer,
+            no_mdns,
+            relay,
+            json,
+        } => run_node(&dir, listen, peer, !no_mdns, relay, json).await,
+        Command::Peers { json } => {
+            let Response::Peers { peers } = request(&dir, Request::Peers).await? else {
+                bail!("unexpected reply");
+            };
+            if json {
+                for p in &peers {
+                    println!("{}", serde_json::to_string(p)?);
+                }
+            } else if peers.is_empty() {
+                println!("nobody seen yet");
+            }
+            if !json {
+                for p in &peers {
+                    let state = if p.online {
+                        "online".to_string()
+                    } else {
+                        match p.last_seen_ms {
+                            Some(ms) => format!("last seen {}", local_time(ms, true)),
+                            None => "offline".to_string(),
+                        }
+                    };
+                    println!("{:<24} {:<22} {}", p.name, state, p.user_id);
+                }
+            }
             Ok(())
         }
-        Some(other) => Err(format!("unknown command '{other}'; see flurfunk --help").into()),
+        Command::Conversations { json } => {
+            let Response::Conversations { conversations } =
+                request(&dir, Request::Conversations).await?
+            else {
+                bail!("unexpected reply");
+            };
+            for c in &conversations {
+                if json {
+                    println!("{}", serde_json::to_string(c)?);
+                    continue;
+                }
+                let last = c
+                    .last_message
+                    .as_ref()
+                    .map(|m| format!("{}: {}", m.author_name, one_line(&m.text, 40)))
+                    .unwrap_or_default();
+                let unread = if c.unread > 0 {
+                    format!("({} new)", c.unread)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{}  {:<6} {:<24} {:<9} {}",
+                    &c.conversation[..12],
+                    c.kind,
+                    c.name,
+                    unread,
+                    last
+                );
+            }
+            if !json && conversations.is_empty() {
+                println!("no conversations yet");
+            }
+            Ok(())
+        }
+        Command::Send { to, text } => {
+            let Response::Sent {
+                conversation,
+                peers_online,
+                ..
+            } = request(&dir, Request::Send { to, text }).await?
+            else {
+                bail!("unexpected reply");
+            };
+            if peers_online == 0 {
+                println!(
+                    "saved in {}; nobody reachable now, it waits in the outbox",
+                    &conversation[..12]
+                );
+            } else {
+                println!("saved in {}; sending", &conversation[..12]);
+            }
+            Ok(())
+        }
+        Command::History {
+            conversation,
+            limit,
+            json,
+        } => {
+            let Response::History {
+                conversation,
+                messages,
+            } = request(
+                &dir,
+                Request::History {
+                    conversation,
+                    limit,
+                },
+            )
+            .await?
+            else {
+                bail!("unexpected reply");
+            };
+            if !json {
+                println!("== {} ({})", conversation.name, conversation.kind);
+            }
+            for m in &messages {
+                if json {
+                    println!("{}", serde_json::to_string(m)?);
+                } else {
+                    println!("{}", history_line(m, conversation.members.len()));
+                }
+            }
+            Ok(())
+        }
+        Command::Group { action } => {
+            let req = match action {
+                GroupAction::Create { name, members } => Request::GroupCreate { name, members },
+                GroupAction::Add { group, user } => Request::GroupAdd { group, user },
+                GroupAction::Remove { group, user } => Request::GroupRemove { group, user },
+                GroupAction::Leave { group } => Request::GroupLeave { group },
+            };
+            let removing = matches!(req, Request::GroupRemove { .. });
+            match request(&dir, req).await? {
+                Response::Group { conversation } => println!("created group {conversation}"),
+                _ if removing => println!("removed; the group key was rotated"),
+                _ => println!("done"),
+            }
+            Ok(())
+        }
     }
 }
 
-/// The edge's error type: any error, shown as one line.
-mod anyhow_lite {
-    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+/// Send a request to the running node, or, if none runs, do it on the store directly
+/// (a message then waits in the outbox until a node runs).
+async fn request(dir: &DataDir, req: Request) -> Result<Response> {
+    if let Some(response) = control::call(dir, &req).await? {
+        return Ok(response);
+    }
+    let identity = load_identity(dir)?;
+    let key = load_network_key(dir)?;
+    let store = SledStore::open(&dir.database())?;
+    let (handle, _) = node::start(identity, Box::new(store), NodeConfig::offline(key)).await?;
+    let result = app::execute(&handle, req).await;
+    handle.shutdown().await?;
+    Ok(result?)
+}
+
+fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
+    match action {
+        NetworkAction::New { out } => {
+            let key = NetworkKey::generate(&mut rand::rngs::OsRng);
+            key.save_new(&out)?;
+            dir.create()?;
+            key.save_replace(&dir.network_key())?;
+            println!(
+                "created network {} in {}; this node joined it.\n\
+                 Hand the file to colleagues (USB stick, not e-mail): flurfunk network join FILE",
+                key.fingerprint(),
+                out.display()
+            );
+            Ok(())
+        }
+        NetworkAction::Join { file } => {
+            let key = NetworkKey::load(&file)?;
+            dir.create()?;
+            key.save_replace(&dir.network_key())?;
+            println!(
+                "joined network {}; restart the node to use it",
+                network_label(&key)
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run_node(
+    dir: &DataDir,
+    mut listen: Vec<Multiaddr>,
+    peers: Vec<Multiaddr>,
+    mdns: bool,
+    relay: bool,
+    json: bool,
+) -> Result<()> {
+    let identity = load_identity(dir)?;
+    let key = load_network_key(dir)?;
+    if listen.is_empty() {
+        // The fixed port is what admins open in firewalls; if another program (or a second
+        // node on this machine) holds it, any free port still works with mDNS.
+        let port = if std::net::TcpListener::bind(("0.0.0.0", DEFAULT_PORT)).is_ok() {
+            DEFAULT_PORT
+        } else {
+            0
+        };
+        listen.push(format!("/ip4/0.0.0.0/tcp/{port}").parse()?);
+    }
+    let store = SledStore::open(&dir.database())?;
+    let config = NodeConfig {
+        listen,
+        peers,
+        mdns,
+        role: if relay { Role::Relay } else { Role::Member },
+        network_key: key,
+        anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
+        identity_path: Some(dir.identity()),
+    };
+    let user_id = identity.user_id();
+    let name = identity.display_name().to_string();
+    let (handle, mut events) = node::start(identity, Box::new(store), config).await?;
+    let _control = control::serve(dir, handle.clone()).await?;
+    eprintln!("flurfunk node: {name} ({user_id})");
+    eprintln!("network: {}", network_label(&key));
+    if key.is_demo() {
+        eprintln!(
+            "WARNING: demo network. Anyone running Flurfunk can join it. \
+             Create a real one with: flurfunk network new --out network.key"
+        );
+    }
+    if !mdns {
+        eprintln!("mDNS discovery is off");
+    }
+    let mut stdout = std::io::stdout();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let line = if json {
+                        serde_json::to_string(&event)?
+                    } else {
+                        match human_event(&event) {
+                            Some(l) => l,
+                            None => continue,
+                        }
+                    };
+                    writeln!(stdout, "{line}")?;
+                    stdout.flush()?;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("output fell behind; {n} events not shown");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    eprintln!("stopping");
+    handle.shutdown().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn human_event(event: &NodeEvent) -> Option<String> {
+    Some(match event {
+        NodeEvent::Listening { address } => format!("listening on {address}"),
+        NodeEvent::Message {
+            conversation_name,
+            author_name,
+            text,
+            ..
+        } => format!("[{conversation_name}] {author_name}: {text}"),
+        NodeEvent::PeerOnline { name, .. } => format!("{name} is online"),
+        NodeEvent::PeerOffline { name, .. } => format!("{name} went offline"),
+        NodeEvent::ConversationCreated { name, kind, .. } => {
+            format!("new {kind} conversation: {name}")
+        }
+        NodeEvent::Warning { message } => format!("warning: {message}"),
+        NodeEvent::Retracted { .. } => {
+            "a message was withdrawn (its author had been removed)".into()
+        }
+        _ => return None,
+    })
+}
+
+fn history_line(m: &MessageItem, members: usize) -> String {
+    let ticks = if !m.own {
+        ""
+    } else if m.read_by.len() + 1 >= members {
+        "  ✓✓ read"
+    } else if m.waiting_for.is_empty() {
+        "  ✓✓"
+    } else {
+        "  ✓"
+    };
+    format!(
+        "{}  {}: {}{}",
+        local_time(m.wall_ms, true),
+        m.author_name,
+        m.text,
+        ticks
+    )
+}
+
+fn local_time(ms: u64, with_date: bool) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_millis_opt(ms as i64).single() {
+        Some(t) if with_date => t.format("%Y-%m-%d %H:%M").to_string(),
+        Some(t) => t.format("%H:%M").to_string(),
+        None => "?".into(),
+    }
+}
+
+fn one_line(text: &str, max_chars: usize) -> String {
+    let flat: String = text.replace('\n', " ");
+    if flat.chars().count() > max_chars {
+        format!("{}…", flat.chars().take(max_chars).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+fn fingerprint(id: &Identity) -> String {
+    safety_number(&id.user_id(), &id.user_id())
+        .split(' ')
+        .take(6)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn network_label(key: &NetworkKey) -> String {
+    if key.is_demo() {
+        format!("DEMO network ({})", key.fingerprint())
+    } else {
+        key.fingerprint()
+    }
 }

@@ -426,14 +426,14 @@ impl Core {
             }
         }
         while let Some(n) = self.engine.poll_notification() {
-            if let Some(event) = self.to_event(n) {
+            if let Some(event) = self.node_event(n) {
                 self.emit(event);
             }
         }
         result
     }
 
-    fn to_event(&mut self, n: Notification) -> Option<NodeEvent> {
+    fn node_event(&mut self, n: Notification) -> Option<NodeEvent> {
         Some(match n {
             Notification::Message {
                 conversation,
@@ -629,7 +629,7 @@ impl Core {
                 out.push(view);
             }
         }
-        out.sort_by(|a, b| b.last_activity_ms.cmp(&a.last_activity_ms));
+        out.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
         Ok(out)
     }
 

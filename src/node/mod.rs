@@ -104,26 +104,28 @@ impl std::fmt::Debug for NodeHandle {
     }
 }
 
-/// Start a node on the current tokio runtime.
+/// Start a node on the current tokio runtime. The receiver gets every event from the very
+/// start (listening addresses, first peers); later subscribers use [`NodeHandle::subscribe`].
 pub async fn start(
     identity: Identity,
     store: DynStore,
     config: NodeConfig,
-) -> Result<NodeHandle, NodeError> {
+) -> Result<(NodeHandle, broadcast::Receiver<NodeEvent>), NodeError> {
     let user_id = identity.user_id();
     let peer_id = identity.libp2p_keypair().public().to_peer_id();
     let network = Arc::new(config.network_key);
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let (events, first_subscriber) = broadcast::channel(EVENT_QUEUE);
     let core = Core::new(identity, store, config, events.clone())?;
     tokio::spawn(event_loop::run(core, command_rx));
-    Ok(NodeHandle {
+    let handle = NodeHandle {
         commands,
         events,
         user_id,
         peer_id,
         network,
-    })
+    };
+    Ok((handle, first_subscriber))
 }
 
 impl NodeHandle {

@@ -63,7 +63,7 @@ async fn start_in(
         anti_entropy_interval_ms: 1_000,
         identity_path: Some(key_path(&dir)),
     };
-    let handle = node::start(identity, Box::new(store), config)
+    let (handle, _) = node::start(identity, Box::new(store), config)
         .await
         .unwrap();
     let addr = eventually("listening", || async {

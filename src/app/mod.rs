@@ -1,0 +1,315 @@
+//! What a user can ask of a node, in words: requests that name people and groups the way
+//! people do ("Anna", "Bauhof", a user id, a conversation id or its prefix), resolved
+//! against what the node knows and executed through its handle.
+//!
+//! The CLI, the control socket and (later) the desktop app share this, so a name resolves
+//! the same way everywhere. Nothing here touches the swarm or the store directly.
+
+pub mod control;
+pub mod data_dir;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::UserId;
+use crate::node::{ConversationView, MessageItem, NodeError, NodeHandle, NodeStatus, PeerView};
+use crate::wire::ConversationId;
+
+/// Shortest conversation id prefix accepted in place of the full id.
+pub const MIN_ID_PREFIX: usize = 8;
+/// History lines returned when the caller does not say.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("unknown recipient '{0}': no such person, group or conversation")]
+    UnknownRecipient(String),
+    #[error("'{name}' is ambiguous; use one of: {candidates}")]
+    Ambiguous { name: String, candidates: String },
+    #[error("unknown group '{0}'")]
+    UnknownGroup(String),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_match;
+
+    #[test]
+    fn names_match_exactly_or_by_word_starts() {
+        assert_eq!(name_match("Anna Schmidt", "anna schmidt"), 2);
+        assert_eq!(name_match("Anna Schmidt", "anna"), 1);
+        assert_eq!(name_match("Anna Schmidt", "Schm"), 1);
+        assert_eq!(name_match("Anna Schmidt", "nna"), 0);
+        assert_eq!(name_match("Bürgerbüro", "bürger"), 1);
+        assert_eq!(name_match("Anna Schmidt", "   "), 0);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Peers,
+    Conversations,
+    Send { to: String, text: String },
+    History { conversation: String, limit: usize },
+    GroupCreate { name: String, members: Vec<String> },
+    GroupAdd { group: String, user: String },
+    GroupRemove { group: String, user: String },
+    GroupLeave { group: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Status {
+        status: NodeStatus,
+    },
+    Peers {
+        peers: Vec<PeerView>,
+    },
+    Conversations {
+        conversations: Vec<ConversationView>,
+    },
+    Sent {
+        conversation: String,
+        event_id: String,
+        /// Other nodes online right now; 0 means the message waits in the outbox.
+        peers_online: usize,
+    },
+    History {
+        conversation: Box<ConversationView>,
+        messages: Vec<MessageItem>,
+    },
+    Group {
+        conversation: String,
+    },
+    Done,
+}
+
+pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, AppError> {
+    Ok(match request {
+        Request::Status => Response::Status {
+            status: node.status().await?,
+        },
+        Request::Peers => Response::Peers {
+            peers: node.peers().await?,
+        },
+        Request::Conversations => Response::Conversations {
+            conversations: node.conversations().await?,
+        },
+        Request::Send { to, text } => {
+            let conversation = resolve_recipient(node, &to).await?;
+            let event_id = node.send_text(conversation, text).await?;
+            Response::Sent {
+                conversation: conversation.to_string(),
+                event_id: event_id.to_string(),
+                peers_online: node.status().await?.peers_online,
+            }
+        }
+        Request::History {
+            conversation,
+            limit,
+        } => {
+            let conv = resolve_recipient(node, &conversation).await?;
+            let view = node
+                .conversation(conv)
+                .await?
+                .ok_or_else(|| AppError::UnknownRecipient(conversation.clone()))?;
+            Response::History {
+                conversation: Box::new(view),
+                messages: node.messages(conv, None, limit).await?,
+            }
+        }
+        Request::GroupCreate { name, members } => {
+            let mut users = Vec::new();
+            for m in &members {
+                users.push(resolve_user(node, m).await?);
+            }
+            let conv = node.create_group(name, users).await?;
+            Response::Group {
+                conversation: conv.to_string(),
+            }
+        }
+        Request::GroupAdd { group, user } => {
+            let conv = resolve_group(node, &group).await?;
+            let user = resolve_user(node, &user).await?;
+            node.add_member(conv, user).await?;
+            Response::Done
+        }
+        Request::GroupRemove { group, user } => {
+            let conv = resolve_group(node, &group).await?;
+            let user = resolve_user(node, &user).await?;
+            node.remove_member(conv, user).await?;
+            Response::Done
+        }
+        Request::GroupLeave { group } => {
+            let conv = resolve_group(node, &group).await?;
+            node.leave(conv).await?;
+            Response::Done
+        }
+    })
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// How well `name` matches what the user typed: 2 exactly (ignoring case), 1 when the
+/// typed words start the name's words ("anna" or "schmidt" for "Anna Schmidt"), else 0.
+fn name_match(name: &str, typed: &str) -> u8 {
+    if same_name(name, typed) {
+        return 2;
+    }
+    let name = name.to_lowercase();
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let typed = typed.trim().to_lowercase();
+    let wanted: Vec<&str> = typed.split_whitespace().collect();
+    if !wanted.is_empty()
+        && wanted
+            .iter()
+            .all(|w| words.iter().any(|n| n.starts_with(w)))
+    {
+        1
+    } else {
+        0
+    }
+}
+
+/// The entries with the best match level above 0.
+fn best_matches<'a, T>(items: &'a [T], typed: &str, name: impl Fn(&T) -> &str) -> Vec<&'a T> {
+    let best = items
+        .iter()
+        .map(|i| name_match(name(i), typed))
+        .max()
+        .unwrap_or(0);
+    if best == 0 {
+        return Vec::new();
+    }
+    items
+        .iter()
+        .filter(|i| name_match(name(i), typed) == best)
+        .collect()
+}
+
+/// A conversation by full id or unique id prefix.
+fn by_id(conversations: &[ConversationView], target: &str) -> Option<ConversationId> {
+    let t = target.trim().to_lowercase();
+    if t.len() < MIN_ID_PREFIX || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut hits = conversations
+        .iter()
+        .filter(|c| c.conversation.starts_with(&t));
+    let first = hits.next()?;
+    if hits.next().is_some() {
+        return None;
+    }
+    first.conversation.parse().ok()
+}
+
+/// A group by id, id prefix or name.
+pub async fn resolve_group(node: &NodeHandle, target: &str) -> Result<ConversationId, AppError> {
+    let conversations = node.conversations().await?;
+    if let Some(id) = by_id(&conversations, target) {
+        return Ok(id);
+    }
+    let groups: Vec<ConversationView> = conversations
+        .into_iter()
+        .filter(|c| c.kind == "group")
+        .collect();
+    let hits = best_matches(&groups, target, |c| &c.name);
+    match hits.as_slice() {
+        [one] => one
+            .conversation
+            .parse()
+            .map_err(|_| AppError::UnknownGroup(target.into())),
+        [] => Err(AppError::UnknownGroup(target.into())),
+        many => Err(AppError::Ambiguous {
+            name: target.into(),
+            candidates: many
+                .iter()
+                .map(|c| c.conversation[..12].to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// A person by user id or display name (unique among known profiles).
+pub async fn resolve_user(node: &NodeHandle, target: &str) -> Result<UserId, AppError> {
+    if let Ok(user) = target.parse::<UserId>() {
+        return Ok(user);
+    }
+    let profiles = node.profiles().await?;
+    let hits: Vec<UserId> = best_matches(&profiles, target, |p| &p.display_name)
+        .into_iter()
+        .map(|p| p.user_id)
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(AppError::UnknownRecipient(target.into())),
+        many => Err(AppError::Ambiguous {
+            name: target.into(),
+            candidates: many
+                .iter()
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Where a message "to X" goes: a conversation id (or prefix), a group name, a person's
+/// name or user id (their 1:1 chat, created on first use).
+pub async fn resolve_recipient(
+    node: &NodeHandle,
+    target: &str,
+) -> Result<ConversationId, AppError> {
+    let conversations = node.conversations().await?;
+    if let Some(id) = by_id(&conversations, target) {
+        return Ok(id);
+    }
+    if let Ok(user) = target.parse::<UserId>() {
+        return Ok(node.open_direct(user).await?);
+    }
+    // Candidates by name: groups, and people (whose 1:1 chat may not exist yet); exact
+    // matches win over partial ones.
+    let groups: Vec<ConversationView> = conversations
+        .into_iter()
+        .filter(|c| c.kind == "group" && c.is_member)
+        .collect();
+    let profiles = node.profiles().await?;
+    let exact = groups.iter().any(|g| name_match(&g.name, target) == 2)
+        || profiles
+            .iter()
+            .any(|p| name_match(&p.display_name, target) == 2);
+    let level = if exact { 2 } else { 1 };
+    let groups: Vec<&ConversationView> = groups
+        .iter()
+        .filter(|c| name_match(&c.name, target) == level)
+        .collect();
+    let people: Vec<UserId> = profiles
+        .iter()
+        .filter(|p| name_match(&p.display_name, target) == level)
+        .map(|p| p.user_id)
+        .collect();
+    match (groups.as_slice(), people.as_slice()) {
+        ([group], []) => group
+            .conversation
+            .parse()
+            .map_err(|_| AppError::UnknownRecipient(target.into())),
+        ([], [user]) => Ok(node.open_direct(*user).await?),
+        ([], []) => Err(AppError::UnknownRecipient(target.into())),
+        (groups, people) => Err(AppError::Ambiguous {
+            name: target.into(),
+            candidates: groups
+                .iter()
+                .map(|c| format!("group {}", &c.conversation[..12]))
+                .chain(people.iter().map(|u| format!("user {u}")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}

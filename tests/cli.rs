@@ -1,0 +1,215 @@
+//! The `flurfunk` program end to end on loopback (mDNS off): two headless nodes, the
+//! control socket, `--json` output, the offline path and the one-line errors.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_flurfunk");
+
+fn flurfunk(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct RunningNode {
+    child: Child,
+    lines: mpsc::Receiver<serde_json::Value>,
+}
+
+impl RunningNode {
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "node",
+                "--no-mdns",
+                "--json",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: serde_json::Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        RunningNode { child, lines }
+    }
+
+    fn wait_for(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: the node shuts down cleanly and exits 0.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    }
+}
+
+fn user_id(dir: &Path) -> String {
+    let (_, out, _) = flurfunk(dir, &["whoami"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("user id:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn two_nodes_talk_through_the_control_socket_and_json_output() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
+    assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
+
+    let anna = RunningNode::start(a.path(), &[]);
+    let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_string();
+    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
+    anna.wait_for("ben's profile at anna", |v| {
+        v["event"] == "profile" && v["name"] == "Ben Krüger"
+    });
+
+    // Partial names resolve when unique.
+    let (ok, out, err) = flurfunk(
+        a.path(),
+        &["send", "--to", "ben", "Treffen um 10 im Bauhof?"],
+    );
+    assert!(ok, "{out}{err}");
+    let msg = ben.wait_for("message at ben", |v| v["event"] == "message");
+    assert_eq!(msg["text"], "Treffen um 10 im Bauhof?");
+    assert_eq!(msg["author_name"], "Anna Schmidt");
+    assert_eq!(msg["author"], user_id(a.path()));
+
+    let (ok, _, err) = flurfunk(
+        a.path(),
+        &["group", "create", "Bauhof", "--member", &user_id(b.path())],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        flurfunk(b.path(), &["send", "--to", "Anna", "Passt!"]).0 || {
+            // Ben may not have Anna's name yet only if profiles failed; that is a bug.
+            panic!("ben cannot address anna by name")
+        }
+    );
+    anna.wait_for("reply at anna", |v| {
+        v["event"] == "message" && v["text"] == "Passt!"
+    });
+
+    let (ok, out, _) = flurfunk(a.path(), &["history", "Ben Krüger", "--json"]);
+    assert!(ok);
+    let texts: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(texts, ["Treffen um 10 im Bauhof?", "Passt!"]);
+
+    // The running node holds the database: a second node on it is refused in one line.
+    let (ok, _, err) = flurfunk(
+        a.path(),
+        &["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("in use by another Flurfunk process"), "{err}");
+
+    ben.stop();
+    // With Ben's node stopped, his CLI works on the store; the message waits in the outbox.
+    let (ok, out, err) = flurfunk(b.path(), &["send", "--to", "Bauhof", "Salz ist alle"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("outbox"), "{out}");
+    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
+    anna.wait_for("queued message", |v| {
+        v["event"] == "message" && v["text"] == "Salz ist alle"
+    });
+    ben.stop();
+    anna.stop();
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_failure_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = flurfunk(dir.path(), &["send", "--to", "x", "y"]);
+    assert!(!ok);
+    assert!(err.contains("no identity yet"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+
+    assert!(flurfunk(dir.path(), &["init", "--name", "Anna"]).0);
+    let (ok, _, err) = flurfunk(dir.path(), &["init", "--name", "Anna"]);
+    assert!(!ok && err.contains("refusing to overwrite"), "{err}");
+
+    let (ok, _, err) = flurfunk(dir.path(), &["send", "--to", "Niemand", "Hallo"]);
+    assert!(!ok && err.contains("unknown recipient 'Niemand'"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "not a key").unwrap();
+    let (ok, _, err) = flurfunk(dir.path(), &["network", "join", bad.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("is not a Flurfunk network key"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("identity.key"), b"garbage").unwrap();
+    let (ok, _, err) = flurfunk(dir.path(), &["whoami"]);
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A real network key file: created 0600, joinable, shown by fingerprint.
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("rathaus.key");
+    assert!(flurfunk(other.path(), &["init", "--name", "Admin"]).0);
+    let (ok, _, err) = flurfunk(
+        other.path(),
+        &["network", "new", "--out", key.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (_, out, _) = flurfunk(other.path(), &["whoami"]);
+    assert!(!out.contains("DEMO"), "{out}");
+}
