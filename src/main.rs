@@ -12,12 +12,14 @@ use flurfunk::app::{self, Request, Response};
 use flurfunk::identity::{Identity, safety_number};
 use flurfunk::net::NetworkKey;
 use flurfunk::node::{self, MessageItem, NodeConfig, NodeEvent};
-use flurfunk::store::SledStore;
+use flurfunk::store::{SledStore, StoreError};
 use flurfunk::wire::Role;
 use libp2p::Multiaddr;
 
 /// The port a node listens on unless told otherwise; admins open it in the firewall.
 const DEFAULT_PORT: u16 = 47110;
+/// How often a command retries the control socket of a node that is still starting.
+const CONTROL_RETRIES: u32 = 15;
 
 #[derive(Parser)]
 #[command(
@@ -354,7 +356,22 @@ async fn request(dir: &DataDir, req: Request) -> Result<Response> {
     }
     let identity = load_identity(dir)?;
     let key = load_network_key(dir)?;
-    let store = SledStore::open(&dir.database())?;
+    let mut attempts = 0;
+    let store = loop {
+        match SledStore::open(&dir.database()) {
+            Ok(store) => break store,
+            // A node that is starting holds the database a moment before its control
+            // socket is up; ask it once it is.
+            Err(StoreError::Locked { .. }) if attempts < CONTROL_RETRIES => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                if let Some(response) = control::call(dir, &req).await? {
+                    return Ok(response);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let (handle, _) = node::start(identity, Box::new(store), NodeConfig::offline(key)).await?;
     let result = app::execute(&handle, req).await;
     handle.shutdown().await?;

@@ -1,0 +1,361 @@
+//! Real `flurfunk node` processes in Linux network namespaces (see `tests/lab/`): mDNS
+//! discovery, a pulled cable, SIGKILL, a wrong network key, two subnets joined by one
+//! explicit address, and a packet capture that must not contain any message text.
+
+mod lab;
+
+use std::time::{Duration, Instant};
+
+use lab::{Lab, PORT};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// Give every host the same fresh network key.
+fn same_network(lab: &Lab, hosts: &[usize]) {
+    let key = lab.dir.path().join("rathaus.key");
+    let key = key.to_str().unwrap();
+    let (ok, _, err) = lab.hosts[hosts[0]].cli(&["network", "new", "--out", key]);
+    assert!(ok, "{err}");
+    for h in &hosts[1..] {
+        let (ok, _, err) = lab.hosts[*h].cli(&["network", "join", key]);
+        assert!(ok, "{err}");
+    }
+}
+
+fn count_text(lab: &Lab, host: usize, text: &str) -> usize {
+    lab.hosts[host].count(|v| v["event"] == "message" && v["text"] == text)
+}
+
+#[test]
+fn three_hosts_find_each_other_by_mdns_and_the_wire_shows_no_text() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1]);
+    let hosts: Vec<usize> = ["Anna Schmidt", "Ben Krüger", "Cora Weiß"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| lab.add_host(n, 1, i as u8 + 1))
+        .collect();
+    same_network(&lab, &hosts);
+    let pcap = lab.capture();
+    for h in &hosts {
+        lab.hosts[*h].start(&[]);
+    }
+    let users: Vec<String> = hosts.iter().map(|h| lab.hosts[*h].user_id()).collect();
+    let mut discovery_ms = Vec::new();
+    for a in &hosts {
+        for b in &hosts {
+            if a != b {
+                let at = lab.hosts[*a].online(&users[*b]);
+                discovery_ms.push(at.duration_since(lab.hosts[*a].started).as_millis());
+            }
+        }
+    }
+    discovery_ms.sort();
+    println!(
+        "mDNS discovery, start to peer online (ms): min {} median {} max {}",
+        discovery_ms[0],
+        discovery_ms[discovery_ms.len() / 2],
+        discovery_ms[discovery_ms.len() - 1]
+    );
+    for h in &hosts {
+        lab.hosts[*h].knows_name(if *h == 0 {
+            "Ben Krüger"
+        } else {
+            "Anna Schmidt"
+        });
+    }
+    lab.hosts[0].knows_name("Cora Weiß");
+
+    let (ok, _, err) = lab.hosts[0].cli(&[
+        "group", "create", "Bauhof", "--member", &users[1], "--member", &users[2],
+    ]);
+    assert!(ok, "{err}");
+    let secrets = [
+        "Streusalzlager Nord ist leer",
+        "Kehrmaschine 3 steht in der Werkstatt",
+        "Winterdienst ab 4 Uhr",
+    ];
+    for h in &hosts {
+        lab.hosts[*h].wait_for("group", LONG, |v| {
+            v["event"] == "conversation_created" && v["name"] == "Bauhof"
+        });
+    }
+    for (h, text) in hosts.iter().zip(secrets) {
+        lab.hosts[*h].send("Bauhof", text);
+    }
+    lab.hosts[0].send("Ben Krüger", "Geheimer Schlüsselcode 4711");
+    for h in &hosts {
+        let texts = lab.hosts[*h].wait_texts("Bauhof", 3, LONG);
+        assert_eq!(texts.len(), 3, "{}: {texts:?}", lab.hosts[*h].name);
+        for s in secrets {
+            assert_eq!(
+                texts.iter().filter(|t| *t == s).count(),
+                1,
+                "{s} exactly once"
+            );
+        }
+    }
+    lab.hosts[1].wait_for("1:1", LONG, |v| v["text"] == "Geheimer Schlüsselcode 4711");
+    assert_eq!(count_text(&lab, 1, "Geheimer Schlüsselcode 4711"), 1);
+    assert_eq!(count_text(&lab, 2, "Geheimer Schlüsselcode 4711"), 0);
+    // Each text arrived as exactly one event at each other member.
+    for (author, s) in hosts.iter().zip(secrets) {
+        for h in &hosts {
+            if h != author {
+                assert_eq!(count_text(&lab, *h, s), 1, "{s} at {}", lab.hosts[*h].name);
+            }
+        }
+    }
+
+    lab.stop_captures();
+    let capture = std::fs::read(&pcap).unwrap();
+    // The capture really saw the conversation: mDNS and the node port.
+    assert!(
+        capture.len() > 20_000,
+        "capture too small: {} bytes",
+        capture.len()
+    );
+    assert!(
+        capture.windows(10).any(|w| w == b"\x04_p2p\x04_udp"),
+        "no mDNS query in the capture"
+    );
+    let port = PORT.to_be_bytes();
+    assert!(
+        capture.windows(2).any(|w| w == port),
+        "no traffic on the node port"
+    );
+    for s in secrets
+        .iter()
+        .chain(["Geheimer Schlüsselcode 4711", "Bauhof"].iter())
+    {
+        assert!(
+            !capture.windows(s.len()).any(|w| w == s.as_bytes()),
+            "'{s}' visible on the wire"
+        );
+    }
+    println!("capture: {} bytes, no message text in it", capture.len());
+}
+
+#[test]
+fn a_cut_link_heals_and_everything_arrives_exactly_once() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1]);
+    let hosts: Vec<usize> = ["Anna", "Ben", "Cora"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| lab.add_host(n, 1, i as u8 + 1))
+        .collect();
+    same_network(&lab, &hosts);
+    for h in &hosts {
+        lab.hosts[*h].start(&[]);
+    }
+    let users: Vec<String> = hosts.iter().map(|h| lab.hosts[*h].user_id()).collect();
+    lab.hosts[0].knows_name("Ben");
+    lab.hosts[0].knows_name("Cora");
+    let (ok, _, err) = lab.hosts[0].cli(&[
+        "group", "create", "IT", "--member", &users[1], "--member", &users[2],
+    ]);
+    assert!(ok, "{err}");
+    for h in &hosts {
+        lab.hosts[*h].wait_for("group", LONG, |v| v["event"] == "conversation_created");
+    }
+
+    lab.set_link(2, false);
+    let cut_at = Instant::now();
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let t = format!("Anna während der Störung {i}");
+        lab.hosts[0].send("IT", &t);
+        sent.push(t);
+    }
+    for i in 0..2 {
+        let t = format!("Cora offline {i}");
+        lab.hosts[2].send("IT", &t);
+        sent.push(t);
+    }
+    // Long enough for pings to declare the link dead on both sides.
+    std::thread::sleep(Duration::from_secs(20));
+    lab.set_link(2, true);
+    let healed = Instant::now();
+    for h in &hosts {
+        let texts = lab.hosts[*h].wait_texts("IT", sent.len(), LONG);
+        for t in &sent {
+            assert_eq!(
+                texts.iter().filter(|x| *x == t).count(),
+                1,
+                "{}: '{t}' exactly once in {texts:?}",
+                lab.hosts[*h].name
+            );
+        }
+    }
+    println!(
+        "link cut for {:.1} s; all {} messages everywhere {:.1} s after it returned",
+        healed.duration_since(cut_at).as_secs_f64(),
+        sent.len(),
+        healed.elapsed().as_secs_f64()
+    );
+    for (author, range) in [(0usize, 0..3), (2usize, 3..5)] {
+        for h in &hosts {
+            if *h != author {
+                for t in &sent[range.clone()] {
+                    assert_eq!(count_text(&lab, *h, t), 1, "event for '{t}' once");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_killed_node_loses_nothing_it_acknowledged_and_catches_up() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1]);
+    let a = lab.add_host("Anna", 1, 1);
+    let b = lab.add_host("Ben", 1, 2);
+    same_network(&lab, &[a, b]);
+    lab.hosts[a].start(&[]);
+    lab.hosts[b].start(&[]);
+    let ben = lab.hosts[b].user_id();
+    lab.hosts[a].knows_name("Ben");
+    const N: usize = 60;
+    let mut sent = Vec::new();
+    for i in 0..N {
+        let t = format!("Meldung {i:03}");
+        lab.hosts[a].send("Ben", &t);
+        sent.push(t);
+        if i == N / 2 {
+            lab.hosts[b].kill();
+        }
+    }
+    // What Anna's node holds as acknowledged by Ben (delivery receipts are sent only
+    // after Ben's node flushed).
+    let (ok, out, err) = lab.hosts[a].cli(&["history", "Ben", "--json", "--limit", "1000"]);
+    assert!(ok, "{err}");
+    let acked: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|m| {
+            m["delivered_to"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u == &ben)
+        })
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "some messages were acknowledged before the kill"
+    );
+
+    // Restart Ben with the cable pulled: what is on disk is all he has.
+    lab.set_link(b, false);
+    lab.hosts[b].start(&[]);
+    lab.hosts[b].wait_for("listening", LONG, |v| v["event"] == "listening");
+    let on_disk = lab.hosts[b].texts("Anna");
+    for t in &acked {
+        assert!(on_disk.contains(t), "acknowledged '{t}' lost after SIGKILL");
+    }
+    println!(
+        "SIGKILL after {} sends: {} acknowledged, {} on disk after restart",
+        N / 2 + 1,
+        acked.len(),
+        on_disk.len()
+    );
+    lab.set_link(b, true);
+    let texts = lab.hosts[b].wait_texts("Anna", N, LONG);
+    assert_eq!(texts, sent, "all messages, once each, in order");
+}
+
+#[test]
+fn a_host_with_the_wrong_network_key_sees_nothing() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1]);
+    let a = lab.add_host("Anna", 1, 1);
+    let b = lab.add_host("Ben", 1, 2);
+    let m = lab.add_host("Mallory", 1, 3);
+    same_network(&lab, &[a, b]);
+    let other = lab.dir.path().join("other.key");
+    let (ok, _, err) = lab.hosts[m].cli(&["network", "new", "--out", other.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    for h in [a, b, m] {
+        lab.hosts[h].start(&[]);
+    }
+    let ben = lab.hosts[b].user_id();
+    lab.hosts[a].online(&ben);
+    lab.hosts[a].knows_name("Ben");
+    lab.hosts[a].send("Ben", "Nur für Ben");
+    lab.hosts[b].wait_for("message", LONG, |v| v["text"] == "Nur für Ben");
+    // Mallory hears the mDNS announcements and dials, but the pnet handshake fails.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(lab.hosts[m].count(|v| v["event"] == "peer_online"), 0);
+    assert_eq!(lab.hosts[m].count(|v| v["event"] == "message"), 0);
+    assert_eq!(lab.hosts[m].count(|v| v["event"] == "profile"), 0);
+    let mallory = lab.hosts[m].user_id();
+    for h in [a, b] {
+        assert_eq!(
+            lab.hosts[h].count(|v| v["event"] == "peer_online" && v["user_id"] == mallory),
+            0
+        );
+    }
+}
+
+#[test]
+fn two_subnets_joined_by_one_explicit_address_talk() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1, 2]);
+    let hosts = [
+        lab.add_host("Rathaus Anna", 1, 1),
+        lab.add_host("Rathaus Ben", 1, 2),
+        lab.add_host("Bauhof Cora", 2, 1),
+        lab.add_host("Bauhof Dirk", 2, 2),
+    ];
+    same_network(&lab, &hosts);
+    lab.hosts[hosts[0]].start(&[]);
+    lab.hosts[hosts[1]].start(&[]);
+    // Only Cora knows one address on the other side.
+    let link = format!("/ip4/10.77.1.1/tcp/{PORT}");
+    lab.hosts[hosts[2]].start(&["--peer", &link]);
+    lab.hosts[hosts[3]].start(&[]);
+    let users: Vec<String> = hosts.iter().map(|h| lab.hosts[*h].user_id()).collect();
+    // Everyone reaches everyone: addresses travel over the one link.
+    for a in &hosts {
+        for b in &hosts {
+            if a != b {
+                lab.hosts[*a].online(&users[*b]);
+            }
+        }
+    }
+    lab.hosts[hosts[1]].knows_name("Bauhof Dirk");
+    let (ok, _, err) = lab.hosts[hosts[1]].cli(&[
+        "group",
+        "create",
+        "Winterdienst",
+        "--member",
+        &users[3],
+        "--member",
+        &users[0],
+    ]);
+    assert!(ok, "{err}");
+    lab.hosts[hosts[3]].wait_for("group", LONG, |v| v["event"] == "conversation_created");
+    lab.hosts[hosts[1]].send("Winterdienst", "Räumen ab 5 Uhr");
+    lab.hosts[hosts[3]].send("Winterdienst", "Verstanden, Dirk");
+    for h in [hosts[0], hosts[1], hosts[3]] {
+        let texts = lab.hosts[h].wait_texts("Winterdienst", 2, LONG);
+        assert_eq!(texts.len(), 2, "{}: {texts:?}", lab.hosts[h].name);
+    }
+    assert_eq!(
+        lab.hosts[hosts[2]].count(|v| v["event"] == "message"),
+        0,
+        "not a member"
+    );
+}
