@@ -1,0 +1,311 @@
+//! Network node benchmarks on loopback, every figure next to a floor measured in the same
+//! run: delivery latency (vs a plain TCP round trip and an fdatasync), fan-out to a group
+//! of 20, catch-up of 10,000 events over the network, and the headless node's memory.
+//!
+//! Run: `cargo bench --bench node`. Prints figures; asserts only that nothing was lost.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flurfunk::identity::Identity;
+use flurfunk::net::NetworkKey;
+use flurfunk::node::{self, NodeConfig, NodeEvent, NodeHandle};
+use flurfunk::store::SledStore;
+use flurfunk::wire::{ConversationId, Role};
+use libp2p::Multiaddr;
+use tokio::sync::broadcast;
+
+const TEXT_BYTES: usize = 1024;
+
+struct BenchNode {
+    handle: NodeHandle,
+    events: broadcast::Receiver<NodeEvent>,
+    addr: Multiaddr,
+    dir: tempfile::TempDir,
+}
+
+fn key() -> NetworkKey {
+    NetworkKey::parse(&format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "42".repeat(32)), "bench")
+        .unwrap()
+}
+
+async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
+    let identity = Identity::load(&dir.path().join("identity.key")).unwrap();
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
+    let config = NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        peers,
+        mdns: false,
+        role: Role::Member,
+        network_key: key(),
+        anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
+        identity_path: None,
+    };
+    let (handle, mut events) = node::start(identity, Box::new(store), config).await.unwrap();
+    let addr = loop {
+        if let Ok(NodeEvent::Listening { address }) = events.recv().await {
+            break address.parse::<Multiaddr>().unwrap();
+        }
+    };
+    let addr = addr.with(libp2p::multiaddr::Protocol::P2p(handle.peer_id()));
+    BenchNode {
+        handle,
+        events,
+        addr,
+        dir,
+    }
+}
+
+async fn spawn(name: &str, peers: Vec<Multiaddr>) -> BenchNode {
+    let dir = tempfile::tempdir().unwrap();
+    Identity::generate(&mut rand::rngs::OsRng, name)
+        .unwrap()
+        .save_new(&dir.path().join("identity.key"))
+        .unwrap();
+    start_in(dir, peers).await
+}
+
+async fn wait_profiles(node: &BenchNode, n: usize) {
+    while node.handle.profiles().await.unwrap().len() < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Wait for the next message event (skipping everything else).
+async fn next_message(events: &mut broadcast::Receiver<NodeEvent>) -> String {
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::Message { text, .. }) => return text,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => panic!("lagged {n}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn text(i: usize) -> String {
+    let mut t = format!("{i:06} ");
+    while t.len() < TEXT_BYTES {
+        t.push('x');
+    }
+    t
+}
+
+fn tcp_round_trip_us(samples: usize) -> f64 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut buf = vec![0u8; TEXT_BYTES];
+        while s.read_exact(&mut buf).is_ok() {
+            if s.write_all(&buf[..1]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let buf = vec![7u8; TEXT_BYTES];
+    let mut ack = [0u8; 1];
+    let mut t = Vec::new();
+    for _ in 0..samples {
+        let start = Instant::now();
+        c.write_all(&buf).unwrap();
+        c.read_exact(&mut ack).unwrap();
+        t.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    t.sort_by(f64::total_cmp);
+    pct(&t, 0.5)
+}
+
+fn fdatasync_us(dir: &Path, samples: usize) -> f64 {
+    let mut f = std::fs::File::create(dir.join("sync-probe")).unwrap();
+    let buf = vec![1u8; TEXT_BYTES];
+    let mut t = Vec::new();
+    for _ in 0..samples {
+        let start = Instant::now();
+        f.write_all(&buf).unwrap();
+        f.sync_data().unwrap();
+        t.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    t.sort_by(f64::total_cmp);
+    pct(&t, 0.5)
+}
+
+async fn latency() {
+    let a = spawn("Anna", vec![]).await;
+    let mut b = spawn("Ben", vec![a.addr.clone()]).await;
+    wait_profiles(&a, 1).await;
+    let conv = a.handle.open_direct(b.handle.user_id()).await.unwrap();
+    // Warm up: the conversation and its key reach Ben first.
+    a.handle.send_text(conv, "warm".into()).await.unwrap();
+    next_message(&mut b.events).await;
+    let mut t = Vec::new();
+    for i in 0..300 {
+        let start = Instant::now();
+        a.handle.send_text(conv, text(i)).await.unwrap();
+        let got = next_message(&mut b.events).await;
+        assert!(got.starts_with(&format!("{i:06}")));
+        t.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    t.sort_by(f64::total_cmp);
+    let rtt = tcp_round_trip_us(300);
+    let sync = fdatasync_us(a.dir.path(), 300);
+    println!(
+        "delivery latency, 1 KiB, durable on both ends (300 sequential): p50 {:.2} ms, p99 {:.2} ms",
+        pct(&t, 0.5),
+        pct(&t, 0.99)
+    );
+    println!(
+        "  floor in the same run: TCP round trip {:.0} µs, fdatasync {:.0} µs \
+         (two fsyncs + one round trip = {:.2} ms) -> p50 is {:.1}x that floor",
+        rtt,
+        sync,
+        (2.0 * sync + rtt) / 1000.0,
+        pct(&t, 0.5) / ((2.0 * sync + rtt) / 1000.0)
+    );
+    a.handle.shutdown().await.unwrap();
+    b.handle.shutdown().await.unwrap();
+}
+
+async fn fan_out() {
+    const MEMBERS: usize = 20;
+    const MESSAGES: usize = 100;
+    let sender = spawn("Sender", vec![]).await;
+    let mut members = Vec::new();
+    for i in 1..MEMBERS {
+        members.push(spawn(&format!("Kollege {i}"), vec![sender.addr.clone()]).await);
+    }
+    wait_profiles(&sender, MEMBERS - 1).await;
+    let ids = members.iter().map(|m| m.handle.user_id()).collect();
+    let group = sender
+        .handle
+        .create_group("Alle".into(), ids)
+        .await
+        .unwrap();
+    for m in &members {
+        while m.handle.conversation(group).await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut t = Vec::new();
+    let mut received = vec![0usize; members.len()];
+    for i in 0..MESSAGES {
+        let start = Instant::now();
+        sender.handle.send_text(group, text(i)).await.unwrap();
+        for (k, m) in members.iter_mut().enumerate() {
+            let got = tokio::time::timeout(Duration::from_secs(30), next_message(&mut m.events))
+                .await
+                .expect("message lost");
+            assert!(got.starts_with(&format!("{i:06}")), "order/loss at member {k}");
+            received[k] += 1;
+        }
+        t.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    assert!(received.iter().all(|r| *r == MESSAGES), "loss: {received:?}");
+    t.sort_by(f64::total_cmp);
+    println!(
+        "fan-out to a group of {MEMBERS} on loopback, until the last member has it \
+         ({MESSAGES} messages): p50 {:.1} ms, p99 {:.1} ms, lost 0",
+        pct(&t, 0.5),
+        pct(&t, 0.99)
+    );
+    sender.handle.shutdown().await.unwrap();
+    for m in members {
+        m.handle.shutdown().await.unwrap();
+    }
+}
+
+async fn catch_up() -> tempfile::TempDir {
+    const EVENTS: usize = 10_000;
+    let a = spawn("Anna", vec![]).await;
+    let b = spawn("Ben", vec![a.addr.clone()]).await;
+    wait_profiles(&a, 1).await;
+    let conv: ConversationId = a.handle.open_direct(b.handle.user_id()).await.unwrap();
+    b.handle.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b_dir = b.dir;
+    // Fill Anna's store concurrently so group commit keeps this quick.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let h = a.handle.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..EVENTS).step_by(8) {
+                h.send_text(conv, text(i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut b = start_in(b_dir, vec![a.addr.clone()]).await;
+    let mut connected = None;
+    let mut got = 0;
+    let start = Instant::now();
+    while got < EVENTS {
+        match b.events.recv().await {
+            Ok(NodeEvent::PeerOnline { .. }) => connected = Some(Instant::now()),
+            Ok(NodeEvent::Message { .. }) => got += 1,
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let from_connect = connected.unwrap_or(start).elapsed();
+    println!(
+        "catch-up over the network: {EVENTS} x 1 KiB missed, connect to all stored: {:.0} ms \
+         (start to all stored {:.0} ms)",
+        from_connect.as_secs_f64() * 1e3,
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    b.handle.shutdown().await.unwrap();
+    a.handle.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.dir
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn headless_rss(dir: &Path, label: &str) {
+    let bin = env!("CARGO_BIN_EXE_flurfunk");
+    let mut child = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let kib = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("headless node RSS {label}: {:.1} MB", kib as f64 / 1024.0);
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(latency());
+    rt.block_on(fan_out());
+    let full = rt.block_on(catch_up());
+    let empty = tempfile::tempdir().unwrap();
+    Identity::generate(&mut rand::rngs::OsRng, "Depot")
+        .unwrap()
+        .save_new(&empty.path().join("identity.key"))
+        .unwrap();
+    headless_rss(empty.path(), "after start-up, empty store");
+    headless_rss(full.path(), "with 10,000 stored events");
+}
