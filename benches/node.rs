@@ -27,8 +27,11 @@ struct BenchNode {
 }
 
 fn key() -> NetworkKey {
-    NetworkKey::parse(&format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "42".repeat(32)), "bench")
-        .unwrap()
+    NetworkKey::parse(
+        &format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "42".repeat(32)),
+        "bench",
+    )
+    .unwrap()
 }
 
 async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
@@ -43,7 +46,9 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
         identity_path: None,
     };
-    let (handle, mut events) = node::start(identity, Box::new(store), config).await.unwrap();
+    let (handle, mut events) = node::start(identity, Box::new(store), config)
+        .await
+        .unwrap();
     let addr = loop {
         if let Ok(NodeEvent::Listening { address }) = events.recv().await {
             break address.parse::<Multiaddr>().unwrap();
@@ -204,12 +209,18 @@ async fn fan_out() {
             let got = tokio::time::timeout(Duration::from_secs(30), next_message(&mut m.events))
                 .await
                 .expect("message lost");
-            assert!(got.starts_with(&format!("{i:06}")), "order/loss at member {k}");
+            assert!(
+                got.starts_with(&format!("{i:06}")),
+                "order/loss at member {k}"
+            );
             received[k] += 1;
         }
         t.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    assert!(received.iter().all(|r| *r == MESSAGES), "loss: {received:?}");
+    assert!(
+        received.iter().all(|r| *r == MESSAGES),
+        "loss: {received:?}"
+    );
     t.sort_by(f64::total_cmp);
     println!(
         "fan-out to a group of {MEMBERS} on loopback, until the last member has it \

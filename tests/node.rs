@@ -206,3 +206,60 @@ async fn a_name_change_reaches_everyone() {
     let saved = flurfunk::identity::Identity::load(&ben.dir.path().join("identity.key")).unwrap();
     assert_eq!(saved.display_name(), "Ben Krüger");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_garbage_is_disconnected_while_others_are_served() {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    anna.knows(&[&ben]).await;
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+
+    // A raw libp2p peer with the right network key that speaks nonsense.
+    let mallory = flurfunk::identity::Identity::generate(&mut rand::rngs::OsRng, "M").unwrap();
+    let mut swarm = flurfunk::net::build_swarm(
+        &mallory,
+        support::test_key(),
+        false,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    swarm.dial(anna.addr.clone()).unwrap();
+    let anna_peer = anna.handle.peer_id();
+    let mut sent = 0;
+    let mut closed = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline && !closed {
+        let event =
+            tokio::time::timeout(Duration::from_millis(200), swarm.select_next_some()).await;
+        match event {
+            Ok(SwarmEvent::ConnectionEstablished { .. }) | Err(_)
+                if swarm.is_connected(&anna_peer) =>
+            {
+                for _ in 0..5 {
+                    swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&anna_peer, vec![0xde, 0xad, 0xbe, 0xef]);
+                    sent += 1;
+                }
+            }
+            Ok(SwarmEvent::ConnectionClosed {
+                num_established: 0, ..
+            }) if sent > 0 => closed = true,
+            _ => {}
+        }
+    }
+    assert!(
+        closed,
+        "the node must drop a peer that sends only garbage ({sent} frames sent)"
+    );
+    // Ben is still served.
+    anna.handle
+        .send_text(direct, "Noch da?".into())
+        .await
+        .unwrap();
+    wait_texts(&ben, direct, &["Noch da?"]).await;
+}
