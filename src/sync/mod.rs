@@ -32,6 +32,11 @@ use crate::wire::{
 /// Encoded bytes of events per sync frame. Large enough that catching up on 10,000 events
 /// takes about ten round trips, small enough that one frame never stalls a connection.
 pub const BATCH_BYTES: usize = 1024 * 1024;
+/// Events learned from others are announced (by summary) to the other peers at most this
+/// often: bounds the chatter in a busy, fully connected group to one small frame per
+/// conversation, peer and interval, while a member reachable only through us still gets
+/// a message within about this long.
+pub const FORWARD_INTERVAL_MS: u64 = 300;
 /// Events held back because something before them is missing. Beyond this, new ones are
 /// dropped and fetched again later: a peer cannot make us buffer without bound.
 pub const MAX_PENDING_EVENTS: usize = 16 * 1024;
@@ -173,6 +178,9 @@ pub struct Engine<S: Store> {
     rekey_due: BTreeSet<ConversationId>,
     outbox: BTreeMap<EventId, (ConversationId, u64)>,
     last_anti_entropy_ms: u64,
+    /// Conversations with events from others not yet announced to the other peers.
+    forward_due: BTreeSet<ConversationId>,
+    last_forward_ms: u64,
     stats: Stats,
 }
 
@@ -203,6 +211,8 @@ impl<S: Store> Engine<S> {
             rekey_due: BTreeSet::new(),
             outbox: BTreeMap::new(),
             last_anti_entropy_ms: now_ms,
+            forward_due: BTreeSet::new(),
+            last_forward_ms: now_ms,
             stats: Stats::default(),
         };
         engine.reload()?;
@@ -816,6 +826,16 @@ impl<S: Store> Engine<S> {
         if accepted.is_empty() {
             return;
         }
+        if from.is_some() {
+            // Events from others are passed on by summary, not pushed: in a group where
+            // everyone is connected to everyone, pushing would send each event to each
+            // member once per holder (quadratic). A summary costs a few bytes, and a peer
+            // that lacks something asks for exactly that (store-and-forward).
+            for e in &accepted {
+                self.forward_due.insert(e.header.conversation);
+            }
+            return;
+        }
         let peers: Vec<UserId> = self.peers.keys().copied().collect();
         for peer in peers {
             if Some(peer) == from {
@@ -846,6 +866,23 @@ impl<S: Store> Engine<S> {
 
     /// Periodic work: anti-entropy summaries to every peer.
     pub fn handle_tick(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        if !self.forward_due.is_empty()
+            && now_ms.saturating_sub(self.last_forward_ms) >= FORWARD_INTERVAL_MS
+        {
+            self.last_forward_ms = now_ms;
+            let due = std::mem::take(&mut self.forward_due);
+            let peers: Vec<UserId> = self.peers.keys().copied().collect();
+            for peer in peers {
+                if self.peers.get(&peer).and_then(|p| p.role).is_none() {
+                    continue;
+                }
+                let summary = self.summary_for(&peer, Some(&due));
+                if matches!(&summary, SyncMessage::Summary { conversations } if !conversations.is_empty())
+                {
+                    self.send(peer, summary);
+                }
+            }
+        }
         if now_ms.saturating_sub(self.last_anti_entropy_ms) >= self.config.anti_entropy_interval_ms
         {
             self.last_anti_entropy_ms = now_ms;
