@@ -33,6 +33,20 @@ async fn direct_and_group_messages_arrive_in_one_order_everywhere() {
         .unwrap();
     let both = ["Hallo Ben, hast du den Schlüssel?", "Ja, liegt im Bauhof."];
     wait_texts(&anna, direct, &both).await;
+    let unread = |node: &support::TestNode| {
+        let handle = node.handle.clone();
+        async move { handle.conversation(direct).await.unwrap().unwrap().unread }
+    };
+    assert_eq!(unread(&ben).await, 1, "Anna's message is unread at Ben");
+    assert_eq!(unread(&anna).await, 1, "own messages never count");
+    ben.handle.mark_read(direct).await.unwrap();
+    assert_eq!(unread(&ben).await, 0);
+    anna.handle
+        .send_text(direct, "Und die Leiter?".into())
+        .await
+        .unwrap();
+    wait_texts(&ben, direct, &[both[0], both[1], "Und die Leiter?"]).await;
+    assert_eq!(unread(&ben).await, 1, "only what came after the marker");
     assert!(
         cora.texts(direct).await.is_empty(),
         "a third party never sees a 1:1"

@@ -458,13 +458,33 @@ impl<S: Store> Engine<S> {
         self.outbox.len()
     }
 
+    /// Readable texts from others after the read marker. Pages back from the newest event
+    /// and stops at the marker, so a long, read conversation costs one page, not a scan.
     pub fn unread_count(&self, conv: &ConversationId) -> Result<usize, SyncError> {
+        let Some(state) = self.convs.get(conv) else {
+            return Ok(0);
+        };
         let marker = self.store.read_marker(conv)?;
         let me = self.me.user_id();
-        Ok(self
-            .messages(conv)?
-            .iter()
-            .filter(|m| m.author != me && marker.is_none_or(|k| m.order > k))
-            .count())
+        let mut count = 0;
+        let mut cursor = None;
+        loop {
+            let page = self.store.events_before(conv, cursor, 256)?;
+            let Some(first) = page.first() else {
+                return Ok(count);
+            };
+            cursor = Some(first.order_key());
+            for e in page.iter().rev() {
+                if marker.is_some_and(|k| e.order_key() <= k) {
+                    return Ok(count);
+                }
+                if e.header.kind == EventKind::Text
+                    && e.header.author != me
+                    && matches!(state.decrypt(e), Some(Content::Text { .. }))
+                {
+                    count += 1;
+                }
+            }
+        }
     }
 }
