@@ -223,15 +223,13 @@ async fn run(cli: Cli) -> Result<()> {
             let Response::Peers { peers } = request(&dir, Request::Peers).await? else {
                 bail!("unexpected reply");
             };
-            if json {
-                for p in &peers {
-                    println!("{}", serde_json::to_string(p)?);
-                }
-            } else if peers.is_empty() {
+            if !json && peers.is_empty() {
                 println!("nobody seen yet");
             }
-            if !json {
-                for p in &peers {
+            for p in &peers {
+                if json {
+                    println!("{}", serde_json::to_string(p)?);
+                } else {
                     let state = if p.online {
                         "online".to_string()
                     } else {

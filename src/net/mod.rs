@@ -131,21 +131,21 @@ impl NetworkKey {
 
     /// Write the key to a new file readable by its owner only; never overwrites.
     pub fn save_new(&self, path: &Path) -> Result<(), NetError> {
-        let err = |source| NetError::KeyFileWrite {
-            path: path.display().to_string(),
-            source,
-        };
-        crate::identity::write_private_file(path, self.to_file_text().as_bytes(), false)
-            .map_err(err)
+        self.save(path, false)
     }
 
     /// Write the key, replacing an older one (used by `network join`).
     pub fn save_replace(&self, path: &Path) -> Result<(), NetError> {
-        let err = |source| NetError::KeyFileWrite {
-            path: path.display().to_string(),
-            source,
-        };
-        crate::identity::write_private_file(path, self.to_file_text().as_bytes(), true).map_err(err)
+        self.save(path, true)
+    }
+
+    fn save(&self, path: &Path, replace: bool) -> Result<(), NetError> {
+        crate::identity::write_private_file(path, self.to_file_text().as_bytes(), replace).map_err(
+            |source| NetError::KeyFileWrite {
+                path: path.display().to_string(),
+                source,
+            },
+        )
     }
 }
 

@@ -14,7 +14,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, ping, request_response};
 use tokio::sync::{broadcast, mpsc};
 
-use super::peers::{AddressBook, Source, Verdict, is_loopback};
+use super::peers::{AddressBook, Verdict};
 use super::views::{ConversationView, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView};
 use super::{Command, NodeConfig, NodeError, Reply};
 use crate::conversation::ConversationKind;
@@ -150,7 +150,7 @@ impl Core {
                 let remote = endpoint.get_remote_address().clone();
                 let dialled = endpoint.is_dialer().then_some(connection_id);
                 if endpoint.is_dialer() {
-                    self.book.learn(peer_id, &remote, Source::Dialled, now);
+                    self.book.learn(peer_id, &remote, now);
                 }
                 self.book.on_connected(peer_id, &remote, dialled, now);
                 if num_established.get() == 1 {
@@ -199,7 +199,7 @@ impl Core {
                 for (peer, addr) in list {
                     if peer != *self.swarm.local_peer_id() {
                         tracing::debug!(%peer, %addr, "found by mDNS");
-                        self.book.learn(peer, &addr, Source::Mdns, now);
+                        self.book.learn(peer, &addr, now);
                     }
                 }
                 self.dial_due(now);
@@ -298,7 +298,7 @@ impl Core {
                     }
                     let mut new = false;
                     for addr in &record.addrs {
-                        new |= self.book.learn(record.peer, addr, Source::Exchange, now);
+                        new |= self.book.learn(record.peer, addr, now);
                     }
                     if new && record.peer == peer {
                         news.push(record);
@@ -312,14 +312,7 @@ impl Core {
                         if other == peer {
                             continue;
                         }
-                        let to_other: Vec<_> = news
-                            .iter()
-                            .filter(|r| {
-                                self.book.peers.get(&other).is_some_and(|e| e.over_loopback)
-                                    || r.addrs.iter().any(|a| !is_loopback(a))
-                            })
-                            .cloned()
-                            .collect();
+                        let to_other = self.book.visible_to(other, news.clone());
                         if !to_other.is_empty() {
                             self.swarm
                                 .behaviour_mut()
@@ -518,21 +511,14 @@ impl Core {
             return self.engine.identity().display_name().to_string();
         }
         self.engine
-            .known_profiles()
-            .into_iter()
-            .find(|p| p.user_id == *user)
-            .map(|p| p.display_name)
+            .known_profile(user)
+            .map(|p| p.display_name.clone())
             .unwrap_or_else(|| user.short())
     }
 
     pub(super) fn profile_of(&self, user: &UserId) -> Result<Profile, NodeError> {
-        if let Some(p) = self
-            .engine
-            .known_profiles()
-            .into_iter()
-            .find(|p| p.user_id == *user)
-        {
-            return Ok(p);
+        if let Some(p) = self.engine.known_profile(user) {
+            return Ok(p.clone());
         }
         // Members of shared conversations carry their profile too.
         for conv in self.engine.conversation_ids() {

@@ -34,13 +34,6 @@ pub const PENALTY_DECAY_PER_S: f64 = 1.0;
 pub const BAN_THRESHOLD: f64 = 100.0;
 pub const BAN_MS: u64 = 60_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    Mdns,
-    Exchange,
-    Dialled,
-}
-
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
@@ -184,8 +177,9 @@ impl AddressBook {
         )
     }
 
-    /// Remember where a peer listens. True if this is news.
-    pub fn learn(&mut self, peer: PeerId, addr: &Multiaddr, _source: Source, now_ms: u64) -> bool {
+    /// Remember where a peer listens (found by mDNS, told by a peer, or dialled). True if
+    /// this is news.
+    pub fn learn(&mut self, peer: PeerId, addr: &Multiaddr, now_ms: u64) -> bool {
         let addr = without_peer(addr);
         if is_unspecified(&addr) {
             return false;
@@ -331,31 +325,34 @@ impl AddressBook {
     }
 
     /// The address records to tell `to` about: ourselves first, then everyone we know.
-    /// Loopback addresses only go to peers that reach us over loopback.
     pub fn records_for(&self, me: PeerId, own: &[Multiaddr], to: PeerId) -> Vec<PeerRecord> {
-        let loopback_ok = self.peers.get(&to).is_some_and(|e| e.over_loopback);
-        let keep = |a: &&Multiaddr| loopback_ok || !is_loopback(a);
         let mut out = vec![PeerRecord {
             peer: me,
-            addrs: own
-                .iter()
-                .filter(keep)
-                .filter(|a| !is_unspecified(a))
-                .take(MAX_ADDRS_PER_PEER)
-                .cloned()
-                .collect(),
+            addrs: own.to_vec(),
         }];
         for (peer, e) in &self.peers {
             if *peer == to || e.addrs.is_empty() || out.len() >= MAX_PEER_RECORDS {
                 continue;
             }
-            let addrs: Vec<Multiaddr> = e.addrs.iter().filter(keep).cloned().collect();
-            if !addrs.is_empty() {
-                out.push(PeerRecord { peer: *peer, addrs });
-            }
+            out.push(PeerRecord {
+                peer: *peer,
+                addrs: e.addrs.clone(),
+            });
         }
-        out.retain(|r| !r.addrs.is_empty());
-        out
+        self.visible_to(to, out)
+    }
+
+    /// Cut records down to what `to` may use: loopback addresses only go to peers that
+    /// reach us over loopback, unspecified ones to nobody; records left empty are dropped.
+    pub fn visible_to(&self, to: PeerId, mut records: Vec<PeerRecord>) -> Vec<PeerRecord> {
+        let loopback_ok = self.peers.get(&to).is_some_and(|e| e.over_loopback);
+        for r in &mut records {
+            r.addrs
+                .retain(|a| (loopback_ok || !is_loopback(a)) && !is_unspecified(a));
+            r.addrs.truncate(MAX_ADDRS_PER_PEER);
+        }
+        records.retain(|r| !r.addrs.is_empty());
+        records
     }
 
     pub fn mark_explicit_dialing(&mut self, index: usize, connection: libp2p::swarm::ConnectionId) {
@@ -380,11 +377,8 @@ mod tests {
         let mut book = AddressBook::default();
         let p = pid();
         let addr: Multiaddr = "/ip4/10.77.1.2/tcp/1".parse().unwrap();
-        assert!(book.learn(p, &addr, Source::Mdns, 0));
-        assert!(
-            !book.learn(p, &addr, Source::Mdns, 0),
-            "same address is no news"
-        );
+        assert!(book.learn(p, &addr, 0));
+        assert!(!book.learn(p, &addr, 0), "same address is no news");
         let (due, _) = book.due_dials(0);
         assert_eq!(due.len(), 1);
         assert!(book.due_dials(0).0.is_empty(), "not twice while dialling");

@@ -301,10 +301,7 @@ impl<S: Store> Engine<S> {
 
     pub fn handle_connected(&mut self, _now_ms: u64, peer: UserId) {
         self.peers.insert(peer, Peer::default());
-        let hello = SyncMessage::Hello {
-            role: self.config.role,
-            profile: self.profile.clone(),
-        };
+        let hello = self.hello();
         self.send(peer, hello);
     }
 
@@ -441,13 +438,22 @@ impl<S: Store> Engine<S> {
         self.profile = self.me.profile(updated_ms);
         let peers: Vec<UserId> = self.peers.keys().copied().collect();
         for peer in peers {
-            let hello = SyncMessage::Hello {
-                role: self.config.role,
-                profile: self.profile.clone(),
-            };
+            let hello = self.hello();
             self.send(peer, hello);
         }
         Ok(())
+    }
+
+    fn hello(&self) -> SyncMessage {
+        SyncMessage::Hello {
+            role: self.config.role,
+            profile: self.profile.clone(),
+        }
+    }
+
+    /// The signed profile of another user, if known.
+    pub fn known_profile(&self, user: &UserId) -> Option<&Profile> {
+        self.profiles.get(user)
     }
 
     /// The own signed profile as peers see it.
@@ -461,10 +467,9 @@ impl<S: Store> Engine<S> {
         if !self.peers.contains_key(&peer) {
             return;
         }
-        let hello = SyncMessage::Hello {
-            role: self.config.role,
-            profile: self.profile.clone(),
-        };
+        // The hello goes first because a lost one would leave the peer unable to tell
+        // what it may share with us; it is small, and answered by a summary.
+        let hello = self.hello();
         self.send(peer, hello);
         if self.peers.get(&peer).and_then(|p| p.role).is_some() {
             let summary = self.summary_for(&peer, None);
@@ -888,17 +893,7 @@ impl<S: Store> Engine<S> {
             self.last_anti_entropy_ms = now_ms;
             let peers: Vec<UserId> = self.peers.keys().copied().collect();
             for peer in peers {
-                // The hello is repeated because a lost one would leave the peer unable to
-                // tell what it may share with us; it is small, and answered by a summary.
-                let hello = SyncMessage::Hello {
-                    role: self.config.role,
-                    profile: self.profile.clone(),
-                };
-                self.send(peer, hello);
-                if self.peers.get(&peer).and_then(|p| p.role).is_some() {
-                    let summary = self.summary_for(&peer, None);
-                    self.send(peer, summary);
-                }
+                self.resync(peer);
             }
         }
         self.run_due_rekeys(now_ms)

@@ -110,25 +110,7 @@ impl Lab {
             lab.add_ns(&router);
             for s in subnets {
                 let outer = format!("{}r{s}", lab.short());
-                let inner = format!("{outer}i");
-                must(&[
-                    "ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner,
-                ]);
-                must(&["ip", "link", "set", &inner, "netns", &router]);
-                must(&["ip", "link", "set", &outer, "netns", &br]);
-                must(&[
-                    "ip",
-                    "-n",
-                    &br,
-                    "link",
-                    "set",
-                    &outer,
-                    "master",
-                    &format!("br{s}"),
-                ]);
-                must(&["ip", "-n", &br, "link", "set", &outer, "up"]);
-                let addr = format!("10.77.{s}.254/24");
-                must(&["ip", "-n", &router, "addr", "add", &addr, "dev", &inner]);
+                let inner = lab.plug(&router, &outer, *s, &format!("10.77.{s}.254/24"));
                 must(&["ip", "-n", &router, "link", "set", &inner, "up"]);
             }
             must(&[
@@ -160,49 +142,31 @@ impl Lab {
         must(&["ip", "-n", name, "link", "set", "lo", "up"]);
     }
 
+    /// A veth pair from namespace `ns` to bridge `brS`: the bridge side `outer` is attached
+    /// and up, the inner side (returned) has `addr` but is still down.
+    fn plug(&self, ns: &str, outer: &str, subnet: u8, addr: &str) -> String {
+        let inner = format!("{outer}i");
+        let br = self.ns_name("br");
+        let bridge = format!("br{subnet}");
+        must(&[
+            "ip", "link", "add", outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        must(&["ip", "link", "set", &inner, "netns", ns]);
+        must(&["ip", "link", "set", outer, "netns", &br]);
+        must(&["ip", "-n", &br, "link", "set", outer, "master", &bridge]);
+        must(&["ip", "-n", &br, "link", "set", outer, "up"]);
+        must(&["ip", "-n", ns, "addr", "add", addr, "dev", &inner]);
+        inner
+    }
+
     /// A host `10.77.S.I` with its own data directory and identity.
     pub fn add_host(&mut self, name: &str, subnet: u8, index: u8) -> usize {
         let ns = self.ns_name(&format!("h{subnet}x{index}"));
         self.add_ns(&ns);
         let outer = format!("{}v{subnet}x{index}", self.short());
-        let temp_inner = format!("{outer}i");
-        must(&[
-            "ip",
-            "link",
-            "add",
-            &outer,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &temp_inner,
-        ]);
-        must(&["ip", "link", "set", &temp_inner, "netns", &ns]);
-        must(&["ip", "-n", &ns, "link", "set", &temp_inner, "name", "eth0"]);
-        let br = self.ns_name("br");
-        must(&["ip", "link", "set", &outer, "netns", &br]);
-        must(&[
-            "ip",
-            "-n",
-            &br,
-            "link",
-            "set",
-            &outer,
-            "master",
-            &format!("br{subnet}"),
-        ]);
-        must(&["ip", "-n", &br, "link", "set", &outer, "up"]);
         let ip = format!("10.77.{subnet}.{index}");
-        must(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            "eth0",
-        ]);
+        let inner = self.plug(&ns, &outer, subnet, &format!("{ip}/24"));
+        must(&["ip", "-n", &ns, "link", "set", &inner, "name", "eth0"]);
         must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         must(&[
             "ip",

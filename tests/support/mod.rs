@@ -80,12 +80,6 @@ async fn start_in(
 }
 
 impl TestNode {
-    /// Stop cleanly and start again from the same directory, dialling `peers`.
-    pub async fn restart(self, peers: &[&TestNode]) -> TestNode {
-        let stopped = self.stop().await;
-        stopped.start(peers).await
-    }
-
     pub async fn stop(self) -> StoppedNode {
         self.handle.shutdown().await.unwrap();
         // The sled lock is released when the task drops the store.
