@@ -485,32 +485,13 @@ impl ConversationState {
         events: impl IntoIterator<Item = Event>,
         me: Option<&Identity>,
     ) -> (Self, Vec<Event>) {
-        let mut state = ConversationState::new(id);
-        let mut cut: BTreeSet<UserId> = BTreeSet::new();
-        let mut dropped = Vec::new();
         let mut events: Vec<Event> = events.into_iter().collect();
         events.sort_by_key(|e| e.order_key());
-        let mut deferred: Vec<Event> = Vec::new();
+        let mut rebuild = Rebuild::new(id);
         for event in events {
-            if cut.contains(&event.header.author) {
-                dropped.push(event);
-                continue;
-            }
-            match state.check(&event, None) {
-                Ok(()) => {
-                    state.apply(&event, me);
-                }
-                // A gap in total order can happen when an author's earlier event sorts
-                // later (clock skew is impossible here since lamport advances per author),
-                // so treat gaps and anything else as invalid.
-                Err(_) => {
-                    cut.insert(event.header.author);
-                    deferred.push(event);
-                }
-            }
+            rebuild.push(event, me);
         }
-        dropped.extend(deferred);
-        (state, dropped)
+        rebuild.finish()
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
@@ -523,5 +504,51 @@ impl ConversationState {
 
     pub fn control_events(&self) -> &[Event] {
         &self.control
+    }
+}
+
+/// Replays a conversation from events fed in total order, one at a time, so a caller can
+/// page through a large store without holding it all (see `ConversationState::rebuild`).
+pub struct Rebuild {
+    state: ConversationState,
+    cut: BTreeSet<UserId>,
+    dropped: Vec<Event>,
+    deferred: Vec<Event>,
+}
+
+impl Rebuild {
+    pub fn new(id: ConversationId) -> Self {
+        Rebuild {
+            state: ConversationState::new(id),
+            cut: BTreeSet::new(),
+            dropped: Vec::new(),
+            deferred: Vec::new(),
+        }
+    }
+
+    /// The next event; events must come in ascending order key.
+    pub fn push(&mut self, event: Event, me: Option<&Identity>) {
+        if self.cut.contains(&event.header.author) {
+            self.dropped.push(event);
+            return;
+        }
+        match self.state.check(&event, None) {
+            Ok(()) => {
+                self.state.apply(&event, me);
+            }
+            // A gap in total order can happen when an author's earlier event sorts
+            // later (clock skew is impossible here since lamport advances per author),
+            // so treat gaps and anything else as invalid.
+            Err(_) => {
+                self.cut.insert(event.header.author);
+                self.deferred.push(event);
+            }
+        }
+    }
+
+    /// The rebuilt state and the events that are no longer valid.
+    pub fn finish(mut self) -> (ConversationState, Vec<Event>) {
+        self.dropped.extend(self.deferred);
+        (self.state, self.dropped)
     }
 }

@@ -55,6 +55,19 @@ fn suite(store: &mut dyn Store) {
     sorted.sort();
     assert_eq!(keys, sorted);
     assert_eq!(ordered.len(), 8);
+    // Paging forward in pages of 3 gives the same events in the same order.
+    let mut paged: Vec<Event> = Vec::new();
+    loop {
+        let page = store
+            .events_after_key(&conv, paged.last().map(Event::order_key), 3)
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 3);
+        paged.extend(page);
+    }
+    assert_eq!(paged, ordered);
     assert_eq!(store.event(&events[2].id()).unwrap().unwrap(), events[2]);
     assert_eq!(
         store.event_id_by_seq(&conv, &a.user_id(), 3).unwrap(),

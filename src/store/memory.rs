@@ -157,6 +157,34 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
+    fn events_after_key(
+        &self,
+        conversation: &ConversationId,
+        after: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(a) => Bound::Excluded((*conversation, a)),
+            None => Bound::Included((
+                *conversation,
+                OrderKey {
+                    lamport: 0,
+                    author: UserId([0; 32]),
+                    seq: 0,
+                },
+            )),
+        };
+        Ok(self
+            .current
+            .order
+            .range((start, Bound::Unbounded))
+            .take_while(|((c, _), _)| c == conversation)
+            .take(limit)
+            .filter_map(|(_, id)| self.current.events.get(id).cloned())
+            .collect())
+    }
+
     fn event(&self, event_id: &EventId) -> Result<Option<Event>, StoreError> {
         Ok(self.current.events.get(event_id).cloned())
     }

@@ -67,6 +67,14 @@ pub trait Store {
         before: Option<OrderKey>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
+    /// Up to `limit` events after `after` (None: from the first), in order: pages forward
+    /// through a conversation without holding all of it in memory.
+    fn events_after_key(
+        &self,
+        conversation: &ConversationId,
+        after: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
     fn event(&self, event_id: &EventId) -> Result<Option<Event>, StoreError>;
     fn event_id_by_seq(
         &self,
@@ -144,6 +152,14 @@ impl Store for DynStore {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         (**self).events_before(conversation, before, limit)
+    }
+    fn events_after_key(
+        &self,
+        conversation: &ConversationId,
+        after: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        (**self).events_after_key(conversation, after, limit)
     }
     fn event(&self, event_id: &EventId) -> Result<Option<Event>, StoreError> {
         (**self).event(event_id)

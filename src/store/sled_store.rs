@@ -248,6 +248,29 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn events_after_key(
+        &self,
+        conversation: &ConversationId,
+        after: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(a) => Bound::Excluded(order_index_key(conversation, &a).to_vec()),
+            None => Bound::Included(conversation.0.to_vec()),
+        };
+        let mut end = conversation.0.to_vec();
+        end.extend_from_slice(&[0xff; 49]);
+        self.order
+            .range((start, Bound::Excluded(end)))
+            .take(limit)
+            .map(|item| {
+                let (_, id) = item.map_err(io)?;
+                self.load(&id)
+            })
+            .collect()
+    }
+
     fn event(&self, event_id: &EventId) -> Result<Option<Event>, StoreError> {
         match self.events.get(event_id.0).map_err(io)? {
             Some(bytes) => Ok(Some(Self::decode_event(&bytes)?)),

@@ -19,7 +19,8 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::conversation::{
-    ConversationKind, ConversationState, Rejection, direct_conversation_id, group_conversation_id,
+    ConversationKind, ConversationState, Rebuild, Rejection, direct_conversation_id,
+    group_conversation_id,
 };
 use crate::crypto::{self, EpochKey, LABEL_EVENT_SIGNATURE};
 use crate::identity::{Identity, Profile, UserId};
@@ -37,6 +38,8 @@ pub const BATCH_BYTES: usize = 1024 * 1024;
 /// conversation, peer and interval, while a member reachable only through us still gets
 /// a message within about this long.
 pub const FORWARD_INTERVAL_MS: u64 = 300;
+/// Events read per page when rebuilding a conversation at start-up.
+const RELOAD_PAGE_EVENTS: usize = 512;
 /// Events held back because something before them is missing. Beyond this, new ones are
 /// dropped and fetched again later: a peer cannot make us buffer without bound.
 pub const MAX_PENDING_EVENTS: usize = 16 * 1024;
@@ -223,8 +226,20 @@ impl<S: Store> Engine<S> {
     fn reload(&mut self) -> Result<(), SyncError> {
         self.convs.clear();
         for conv in self.store.conversations()? {
-            let events = self.store.events_in_order(&conv)?;
-            let (state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+            // Paged, so start-up memory does not grow with the history.
+            let mut rebuild = Rebuild::new(conv);
+            let mut after = None;
+            loop {
+                let page = self
+                    .store
+                    .events_after_key(&conv, after, RELOAD_PAGE_EVENTS)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.order_key());
+                for event in page {
+                    rebuild.push(event, Some(&self.me));
+                }
+            }
+            let (state, dropped) = rebuild.finish();
             if !dropped.is_empty() {
                 tracing::warn!(conversation = %conv, count = dropped.len(), "stored events no longer valid; removing");
                 self.store.apply(Batch {
