@@ -275,6 +275,11 @@ async fn catch_up() -> tempfile::TempDir {
         from_connect.as_secs_f64() * 1e3,
         start.elapsed().as_secs_f64() * 1e3
     );
+    let stats = b.handle.stats().await.unwrap();
+    println!(
+        "  receiver: {} events stored, {} duplicates received, {} frames sent",
+        stats.events_stored, stats.duplicate_events, stats.frames_sent
+    );
     b.handle.shutdown().await.unwrap();
     a.handle.shutdown().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

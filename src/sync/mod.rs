@@ -181,8 +181,9 @@ pub struct Engine<S: Store> {
     rekey_due: BTreeSet<ConversationId>,
     outbox: BTreeMap<EventId, (ConversationId, u64)>,
     last_anti_entropy_ms: u64,
-    /// Conversations with events from others not yet announced to the other peers.
-    forward_due: BTreeSet<ConversationId>,
+    /// Conversations with events from others not yet announced to the other peers, with
+    /// the peers they came from.
+    forward_due: BTreeMap<ConversationId, BTreeSet<UserId>>,
     last_forward_ms: u64,
     stats: Stats,
 }
@@ -214,7 +215,7 @@ impl<S: Store> Engine<S> {
             rekey_due: BTreeSet::new(),
             outbox: BTreeMap::new(),
             last_anti_entropy_ms: now_ms,
-            forward_due: BTreeSet::new(),
+            forward_due: BTreeMap::new(),
             last_forward_ms: now_ms,
             stats: Stats::default(),
         };
@@ -846,13 +847,17 @@ impl<S: Store> Engine<S> {
         if accepted.is_empty() {
             return;
         }
-        if from.is_some() {
+        if let Some(source) = from {
             // Events from others are passed on by summary, not pushed: in a group where
             // everyone is connected to everyone, pushing would send each event to each
             // member once per holder (quadratic). A summary costs a few bytes, and a peer
-            // that lacks something asks for exactly that (store-and-forward).
+            // that lacks something asks for exactly that (store-and-forward). The peer
+            // the events came from is not told: it would answer with the same events again.
             for e in &accepted {
-                self.forward_due.insert(e.header.conversation);
+                self.forward_due
+                    .entry(e.header.conversation)
+                    .or_default()
+                    .insert(source);
             }
             return;
         }
@@ -896,7 +901,15 @@ impl<S: Store> Engine<S> {
                 if self.peers.get(&peer).and_then(|p| p.role).is_none() {
                     continue;
                 }
-                let summary = self.summary_for(&peer, Some(&due));
+                let convs: BTreeSet<ConversationId> = due
+                    .iter()
+                    .filter(|(_, sources)| !sources.contains(&peer))
+                    .map(|(conv, _)| *conv)
+                    .collect();
+                if convs.is_empty() {
+                    continue;
+                }
+                let summary = self.summary_for(&peer, Some(&convs));
                 if matches!(&summary, SyncMessage::Summary { conversations } if !conversations.is_empty())
                 {
                     self.send(peer, summary);
