@@ -9,12 +9,15 @@
 //! - [`sync`]: the pure sync engine (anti-entropy, store-and-forward, receipts).
 //! - [`net`]: libp2p transport (TCP, pnet network key, Noise, yamux), frames, codec.
 //! - [`node`]: the tokio task that owns the swarm and the engine, and its handle.
-//! - [`app`]: requests in users' words (names, groups), the control socket, data-dir layout.
+//! - [`app`]: requests in users' words (names, groups), the control socket, data-dir layout,
+//!   starting a node for a data directory (`app::launch`).
+//! - [`gui`]: the desktop app (egui/eframe), a thin view over the node handle.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
 pub mod conversation;
 pub mod crypto;
+pub mod gui;
 pub mod identity;
 pub mod net;
 pub mod node;

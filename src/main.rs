@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use flurfunk::app::control;
 use flurfunk::app::data_dir::DataDir;
+use flurfunk::app::launch::{self, LaunchOptions, Running};
 use flurfunk::app::{self, Request, Response};
+use flurfunk::gui;
 use flurfunk::identity::{Identity, safety_number};
 use flurfunk::net::NetworkKey;
 use flurfunk::node::{self, MessageItem, NodeConfig, NodeEvent};
@@ -16,8 +18,6 @@ use flurfunk::store::{SledStore, StoreError};
 use flurfunk::wire::Role;
 use libp2p::Multiaddr;
 
-/// The port a node listens on unless told otherwise; admins open it in the firewall.
-const DEFAULT_PORT: u16 = 47110;
 /// How often a command retries the control socket of a node that is still starting.
 const CONTROL_RETRIES: u32 = 15;
 
@@ -39,6 +39,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the desktop app (the default without a command).
+    App {
+        /// Address to listen on (repeatable). Default: /ip4/0.0.0.0/tcp/47110.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
+        /// Peer to dial and keep dialling (repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<Multiaddr>,
+        /// Do not use mDNS discovery.
+        #[arg(long)]
+        no_mdns: bool,
+        /// Language of this session (de, en); default: the saved one, else the system's.
+        #[arg(long, value_parser = ["de", "en"])]
+        lang: Option<String>,
+        /// Benchmark: print when the first frame and the chat list were drawn, then quit.
+        #[arg(long, hide = true)]
+        startup_probe: bool,
+    },
     /// Create this installation's identity (refuses to overwrite one).
     Init {
         #[arg(long)]
@@ -133,6 +151,7 @@ enum GroupAction {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -141,6 +160,16 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The desktop app runs its own runtime next to the window's event loop.
+    if matches!(cli.command, None | Some(Command::App { .. })) {
+        return match run_app(cli, started) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("flurfunk: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -166,34 +195,47 @@ fn data_dir(cli: &Cli) -> Result<DataDir> {
 }
 
 fn load_identity(dir: &DataDir) -> Result<Identity> {
-    let path = dir.identity();
-    if !path.exists() {
-        bail!(
-            "no identity yet in {}; create one with: flurfunk init --name \"Your Name\"",
-            dir.root().display()
-        );
-    }
-    Ok(Identity::load(&path)?)
+    Ok(launch::load_identity(dir)?)
 }
 
 fn load_network_key(dir: &DataDir) -> Result<NetworkKey> {
-    let path = dir.network_key();
-    if path.exists() {
-        Ok(NetworkKey::load(&path)?)
-    } else {
-        Ok(NetworkKey::demo())
-    }
+    Ok(launch::load_network_key(dir)?)
+}
+
+fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
+    let dir = data_dir(&cli)?;
+    let (listen, peers, no_mdns, lang, probe) = match cli.command {
+        Some(Command::App {
+            listen,
+            peer,
+            no_mdns,
+            lang,
+            startup_probe,
+        }) => (listen, peer, no_mdns, lang, startup_probe),
+        _ => (Vec::new(), Vec::new(), false, None, false),
+    };
+    let config = gui::GuiConfig {
+        dir,
+        launch: LaunchOptions {
+            listen,
+            peers,
+            mdns: !no_mdns,
+            role: Role::Member,
+        },
+        language: lang.map(|l| gui::i18n::Lang::from_locale(&l)),
+        desktop_notifications: true,
+    };
+    let probe = probe.then_some(gui::StartupProbe { since: started });
+    Ok(gui::run(config, probe)?)
 }
 
 async fn run(cli: Cli) -> Result<()> {
     let dir = data_dir(&cli)?;
     let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
-        println!();
-        return Ok(());
+        bail!("no command");
     };
     match command {
+        Command::App { .. } => bail!("the desktop app does not run inside the CLI runtime"),
         Command::Init { name } => {
             dir.create()
                 .with_context(|| format!("cannot create {}", dir.root().display()))?;
@@ -406,39 +448,26 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
 
 async fn run_node(
     dir: &DataDir,
-    mut listen: Vec<Multiaddr>,
+    listen: Vec<Multiaddr>,
     peers: Vec<Multiaddr>,
     mdns: bool,
     relay: bool,
     json: bool,
 ) -> Result<()> {
-    let identity = load_identity(dir)?;
-    let key = load_network_key(dir)?;
-    if listen.is_empty() {
-        // The fixed port is what admins open in firewalls; if another program (or a second
-        // node on this machine) holds it, any free port still works with mDNS.
-        let port = if std::net::TcpListener::bind(("0.0.0.0", DEFAULT_PORT)).is_ok() {
-            DEFAULT_PORT
-        } else {
-            0
-        };
-        listen.push(format!("/ip4/0.0.0.0/tcp/{port}").parse()?);
-    }
-    let store = SledStore::open(&dir.database())?;
-    let config = NodeConfig {
+    let options = LaunchOptions {
         listen,
         peers,
         mdns,
         role: if relay { Role::Relay } else { Role::Member },
-        network_key: key,
-        anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
-        identity_path: Some(dir.identity()),
     };
-    let user_id = identity.user_id();
-    let name = identity.display_name().to_string();
-    let (handle, mut events) = node::start(identity, Box::new(store), config).await?;
-    let _control = control::serve(dir, handle.clone()).await?;
-    eprintln!("flurfunk node: {name} ({user_id})");
+    let Running {
+        node: handle,
+        mut events,
+        control: _control,
+        network_key: key,
+    } = launch::launch(dir, options).await?;
+    let status = handle.status().await?;
+    eprintln!("flurfunk node: {} ({})", status.name, status.user_id);
     eprintln!("network: {}", network_label(&key));
     if key.is_demo() {
         eprintln!(

@@ -7,6 +7,7 @@
 
 pub mod control;
 pub mod data_dir;
+pub mod launch;
 
 use serde::{Deserialize, Serialize};
 

@@ -640,6 +640,7 @@ impl Core {
                 Ok(MessageItem {
                     conversation: conv.to_string(),
                     event_id: m.event_id.to_string(),
+                    order: hex::encode(m.order.encode()),
                     author: m.author.to_string(),
                     author_name: self.name_of(&m.author),
                     own,

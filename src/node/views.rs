@@ -39,6 +39,9 @@ pub struct MemberView {
 pub struct MessageItem {
     pub conversation: String,
     pub event_id: String,
+    /// Position in the conversation (hex of [`crate::wire::OrderKey::encode`]), for paging
+    /// back with [`crate::node::NodeHandle::messages`].
+    pub order: String,
     pub author: String,
     pub author_name: String,
     pub own: bool,
@@ -48,6 +51,12 @@ pub struct MessageItem {
     pub delivered_to: Vec<String>,
     pub read_by: Vec<String>,
     pub waiting_for: Vec<String>,
+}
+
+impl MessageItem {
+    pub fn order_key(&self) -> Option<crate::wire::OrderKey> {
+        crate::wire::OrderKey::decode(&hex::decode(&self.order).ok()?)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,6 +104,15 @@ impl TestNode {
             .collect()
     }
 
+    /// Wait until this node knows `user`'s profile.
+    pub async fn knows_user(&self, user: flurfunk::identity::UserId) {
+        eventually("profile known", || async {
+            let known = self.handle.profiles().await.unwrap();
+            known.iter().any(|p| p.user_id == user).then_some(())
+        })
+        .await
+    }
+
     /// Wait until this node knows the profiles of all `others`.
     pub async fn knows(&self, others: &[&TestNode]) {
         let want: Vec<_> = others.iter().map(|o| o.user()).collect();

@@ -1,0 +1,154 @@
+//! Starting a node from a data directory: the one path shared by `flurfunk node`, the
+//! desktop app and the example nodes, so they all open the same files the same way.
+//!
+//! It never creates an identity or joins a network on its own; that is a user's decision
+//! (`flurfunk init`, the app's first-run wizard, an example's `--name`).
+
+use libp2p::Multiaddr;
+use tokio::sync::broadcast;
+
+use super::control::{self, ControlError, ControlServer};
+use super::data_dir::DataDir;
+use crate::identity::{Identity, IdentityError};
+use crate::net::{NetError, NetworkKey};
+use crate::node::{self, NodeConfig, NodeError, NodeEvent, NodeHandle};
+use crate::store::{SledStore, StoreError};
+use crate::wire::Role;
+
+/// The port a node listens on unless told otherwise; admins open it in the firewall.
+pub const DEFAULT_PORT: u16 = 47110;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "no identity yet in {dir}; create one with: flurfunk init --name \"Your Name\" \
+         (or start the desktop app)"
+    )]
+    NoIdentity { dir: String },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("cannot create {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+}
+
+/// How the node should reach the network.
+#[derive(Clone, Debug)]
+pub struct LaunchOptions {
+    /// Empty: [`default_listen`].
+    pub listen: Vec<Multiaddr>,
+    pub peers: Vec<Multiaddr>,
+    pub mdns: bool,
+    pub role: Role,
+}
+
+impl Default for LaunchOptions {
+    fn default() -> Self {
+        LaunchOptions {
+            listen: Vec::new(),
+            peers: Vec::new(),
+            mdns: true,
+            role: Role::Member,
+        }
+    }
+}
+
+/// A node running for a data directory, with its control socket.
+pub struct Running {
+    pub node: NodeHandle,
+    /// Every event from the start (listening addresses, first peers).
+    pub events: broadcast::Receiver<NodeEvent>,
+    pub control: ControlServer,
+    pub network_key: NetworkKey,
+}
+
+/// All interfaces on [`DEFAULT_PORT`]; if another program (or a second node on this
+/// machine) holds it, any free port, which still works with mDNS.
+pub fn default_listen() -> Multiaddr {
+    let port = if std::net::TcpListener::bind(("0.0.0.0", DEFAULT_PORT)).is_ok() {
+        DEFAULT_PORT
+    } else {
+        0
+    };
+    Multiaddr::empty()
+        .with(libp2p::multiaddr::Protocol::Ip4(
+            std::net::Ipv4Addr::UNSPECIFIED,
+        ))
+        .with(libp2p::multiaddr::Protocol::Tcp(port))
+}
+
+pub fn load_identity(dir: &DataDir) -> Result<Identity, LaunchError> {
+    let path = dir.identity();
+    if !path.exists() {
+        return Err(LaunchError::NoIdentity {
+            dir: dir.root().display().to_string(),
+        });
+    }
+    Ok(Identity::load(&path)?)
+}
+
+/// The data directory's network key; without one the node is in the demo network.
+pub fn load_network_key(dir: &DataDir) -> Result<NetworkKey, LaunchError> {
+    let path = dir.network_key();
+    if path.exists() {
+        Ok(NetworkKey::load(&path)?)
+    } else {
+        Ok(NetworkKey::demo())
+    }
+}
+
+/// Create the data directory with a new identity unless it has one; returns the identity.
+pub fn ensure_identity(dir: &DataDir, name: &str) -> Result<Identity, LaunchError> {
+    dir.create().map_err(|source| LaunchError::DataDir {
+        dir: dir.root().display().to_string(),
+        source,
+    })?;
+    if dir.identity().exists() {
+        return load_identity(dir);
+    }
+    let identity = Identity::generate(&mut rand::rngs::OsRng, name)?;
+    identity.save_new(&dir.identity())?;
+    Ok(identity)
+}
+
+/// Open the store, start the node and serve the control socket.
+pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, LaunchError> {
+    let identity = load_identity(dir)?;
+    let network_key = load_network_key(dir)?;
+    let listen = if options.listen.is_empty() {
+        vec![default_listen()]
+    } else {
+        options.listen
+    };
+    let store = SledStore::open(&dir.database())?;
+    let config = NodeConfig {
+        listen,
+        peers: options.peers,
+        mdns: options.mdns,
+        role: options.role,
+        network_key,
+        anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
+        identity_path: Some(dir.identity()),
+    };
+    let (node, events) = node::start(identity, Box::new(store), config).await?;
+    let control = match control::serve(dir, node.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = node.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    Ok(Running {
+        node,
+        events,
+        control,
+        network_key,
+    })
+}

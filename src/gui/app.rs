@@ -1,0 +1,653 @@
+//! The app's state and its non-drawing half: applying updates from the node, deciding what
+//! to reload, notifications and the window title. Drawing lives in the `*_ui` modules.
+//!
+//! Nothing here waits: every node call is a task on the bridge, and reloads are coalesced
+//! (at most one of each kind in flight), so a burst of events costs one reload.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::bridge::{Bridge, Update};
+use super::chat::ChatState;
+use super::dialogs::Dialog;
+use super::i18n::{Lang, Texts, fill};
+use super::settings::{KeyChange, Settings};
+use super::wizard::Wizard;
+use crate::app::data_dir::DataDir;
+use crate::app::launch::{self, LaunchOptions, Running};
+use crate::node::{ConversationView, NodeEvent, NodeHandle, NodeStatus, PeerView};
+use crate::wire::ConversationId;
+
+/// Messages loaded when a conversation opens, and per page when scrolling back.
+pub const PAGE_MESSAGES: usize = 200;
+/// Banners and notices kept on screen at once; older ones are dropped.
+pub const MAX_NOTICES: usize = 4;
+/// With nobody online for this long, the status bar says so.
+pub const ALONE_AFTER: Duration = Duration::from_secs(60);
+/// How often a start is retried while the previous node still holds the database.
+const START_RETRIES: u32 = 20;
+
+/// How the app was started.
+#[derive(Clone, Debug)]
+pub struct GuiConfig {
+    pub dir: DataDir,
+    pub launch: LaunchOptions,
+    /// Overrides the saved and the system language (tests, screenshots).
+    pub language: Option<Lang>,
+    /// Show desktop notifications at all (off in tests).
+    pub desktop_notifications: bool,
+}
+
+pub enum Phase {
+    Starting,
+    Wizard(Box<Wizard>),
+    Failed(String),
+    Running,
+}
+
+/// Reloads that are wanted (`dirty`) and running (`busy`).
+#[derive(Default, Clone, Copy)]
+struct Refresh {
+    dirty: bool,
+    busy: bool,
+}
+
+#[derive(Default)]
+struct Reloads {
+    status: Refresh,
+    conversations: Refresh,
+    peers: Refresh,
+    messages: Refresh,
+}
+
+pub struct FlurfunkApp {
+    pub(super) bridge: Bridge,
+    pub(super) config: GuiConfig,
+    pub(super) settings: Settings,
+    pub(super) phase: Phase,
+    pub(super) running: Option<Box<Running>>,
+    pub(super) status: Option<NodeStatus>,
+    pub(super) conversations: Vec<ConversationView>,
+    pub(super) peers: Vec<PeerView>,
+    pub(super) selected: Option<String>,
+    pub(super) chat: Option<ChatState>,
+    pub(super) drafts: HashMap<String, String>,
+    pub(super) dialog: Option<Dialog>,
+    pub(super) notices: Vec<String>,
+    pub(super) key_changes: Vec<KeyChange>,
+    pub(super) search: String,
+    pub(super) alone_since: Option<Instant>,
+    reloads: Reloads,
+    title: String,
+    focused: bool,
+    frames: u64,
+}
+
+impl FlurfunkApp {
+    /// Open the app for a data directory: the wizard if it has no identity yet, else start
+    /// its node in the background (the first frame does not wait for it).
+    pub fn new(ctx: &egui::Context, runtime: tokio::runtime::Handle, config: GuiConfig) -> Self {
+        super::style::apply(ctx);
+        let settings = Settings::load(&Settings::path(&config.dir));
+        let has_identity = config.dir.identity().exists();
+        let mut app = FlurfunkApp {
+            bridge: Bridge::new(runtime, ctx.clone()),
+            config,
+            settings,
+            phase: Phase::Starting,
+            running: None,
+            status: None,
+            conversations: Vec::new(),
+            peers: Vec::new(),
+            selected: None,
+            chat: None,
+            drafts: HashMap::new(),
+            dialog: None,
+            notices: Vec::new(),
+            key_changes: Vec::new(),
+            search: String::new(),
+            alone_since: None,
+            reloads: Reloads::default(),
+            title: String::new(),
+            focused: true,
+            frames: 0,
+        };
+        if has_identity {
+            app.start_node(0);
+        } else {
+            app.phase = Phase::Wizard(Box::default());
+        }
+        app
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.config
+            .language
+            .or(self.settings.language)
+            .unwrap_or_else(Lang::from_system)
+    }
+
+    pub fn t(&self) -> &'static Texts {
+        self.lang().texts()
+    }
+
+    /// The running node, once started (tests use it to reach the app's node).
+    pub fn node(&self) -> Option<&NodeHandle> {
+        self.running.as_ref().map(|r| &r.node)
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    pub fn conversations(&self) -> &[ConversationView] {
+        &self.conversations
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The chat list and (if one is open) the conversation's messages are on screen.
+    pub fn chat_shown(&self) -> bool {
+        matches!(self.phase, Phase::Running)
+            && self.status.is_some()
+            && !self.reloads.conversations.busy
+            && !self.reloads.conversations.dirty
+            && self.chat.as_ref().is_none_or(|c| c.is_loaded())
+    }
+
+    /// The open conversation, if any.
+    pub fn chat(&self) -> Option<&ChatState> {
+        self.chat.as_ref()
+    }
+
+    pub fn select_conversation(&mut self, conversation: &str) {
+        self.select(conversation.to_string());
+    }
+
+    pub(super) fn start_node(&mut self, delay_ms: u64) {
+        self.phase = Phase::Starting;
+        let dir = self.config.dir.clone();
+        let options = self.config.launch.clone();
+        self.bridge.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let mut attempt = 0;
+            loop {
+                match launch::launch(&dir, options.clone()).await {
+                    Ok(running) => return Update::Started(Box::new(running)),
+                    // The previous node (or a `flurfunk node`) still holds the database.
+                    Err(launch::LaunchError::Store(e)) if attempt < START_RETRIES => {
+                        tracing::debug!("start: {e}; retrying");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Update::StartFailed(e.to_string()),
+                }
+            }
+        });
+    }
+
+    /// Stop the node and start it again (after joining another network).
+    pub(super) fn restart_node(&mut self) {
+        if let Some(running) = self.running.take() {
+            let node = running.node.clone();
+            drop(running); // stops the control socket
+            self.bridge.spawn(async move {
+                let _ = node.shutdown().await;
+                Update::Stopped
+            });
+        }
+        self.phase = Phase::Starting;
+        self.conversations.clear();
+        self.peers.clear();
+        self.status = None;
+        self.selected = None;
+        self.chat = None;
+    }
+
+    /// Apply every update that has arrived and start the reloads they call for.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        if let Some(focused) = ctx.input(|i| i.viewport().focused) {
+            if focused && !self.focused {
+                self.mark_selected_read();
+            }
+            self.focused = focused;
+        }
+        while let Some(update) = self.bridge.try_next() {
+            self.apply(update);
+        }
+        self.start_reloads();
+        self.update_title(ctx);
+        if let Some(since) = self.alone_since {
+            let left = ALONE_AFTER.saturating_sub(since.elapsed());
+            if !left.is_zero() {
+                // One wake-up when the "nobody reachable" banner is due, not a busy loop.
+                ctx.request_repaint_after(left);
+            }
+        }
+    }
+
+    fn apply(&mut self, update: Update) {
+        match update {
+            Update::Started(mut running) => {
+                let events = std::mem::replace(&mut running.events, running.node.subscribe());
+                self.bridge.follow(events);
+                self.running = Some(running);
+                self.phase = Phase::Running;
+                self.alone_since = Some(Instant::now());
+                self.reload_all();
+            }
+            Update::StartFailed(e) => self.phase = Phase::Failed(e),
+            Update::Stopped => self.start_node(100),
+            Update::Status(s) => {
+                self.reloads.status.busy = false;
+                if s.peers_online > 0 {
+                    self.alone_since = None;
+                } else if self.alone_since.is_none() {
+                    self.alone_since = Some(Instant::now());
+                }
+                self.status = Some(s);
+            }
+            Update::Conversations(list) => {
+                self.reloads.conversations.busy = false;
+                self.conversations = list;
+                self.mark_selected_read();
+            }
+            Update::Peers(list) => {
+                self.reloads.peers.busy = false;
+                let me = self.own_user();
+                let mut changed = false;
+                for p in &list {
+                    if let Some(change) = self.settings.observe(&me, &p.user_id, &p.name) {
+                        self.key_changes.push(change);
+                    }
+                    changed = true;
+                }
+                if changed {
+                    self.save_settings();
+                }
+                self.peers = list;
+            }
+            Update::Messages {
+                conversation,
+                items,
+                older,
+                limit,
+            } => {
+                if !older {
+                    self.reloads.messages.busy = false;
+                }
+                if let Some(chat) = self
+                    .chat
+                    .as_mut()
+                    .filter(|c| c.conversation == conversation)
+                {
+                    if older {
+                        chat.prepend(items, limit);
+                    } else {
+                        chat.merge_tail(items, limit);
+                    }
+                }
+            }
+            Update::Event(event) => self.on_event(event),
+            Update::Lagged | Update::Reload => self.reload_all(),
+            Update::Open(conv) => {
+                self.dialog = None;
+                self.reloads.conversations.dirty = true;
+                self.select(conv);
+            }
+            Update::Notice(text) => self.notice(text),
+            Update::Error(e) => {
+                // A failed reload must not block the next one.
+                self.reloads.status.busy = false;
+                self.reloads.conversations.busy = false;
+                self.reloads.peers.busy = false;
+                self.reloads.messages.busy = false;
+                let prefix = self.t().error_prefix;
+                self.notice(format!("{prefix}: {e}"));
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: NodeEvent) {
+        let selected = self.selected.clone();
+        let is_selected = |c: &str| selected.as_deref() == Some(c);
+        match event {
+            NodeEvent::Message {
+                conversation,
+                conversation_name,
+                author_name,
+                text,
+                ..
+            } => {
+                self.reloads.conversations.dirty = true;
+                if is_selected(&conversation) {
+                    self.reloads.messages.dirty = true;
+                }
+                if !self.focused || !is_selected(&conversation) {
+                    self.notify(&author_name, &conversation_name, &text);
+                }
+            }
+            NodeEvent::Saved { conversation, .. }
+            | NodeEvent::Receipt { conversation }
+            | NodeEvent::Retracted { conversation, .. } => {
+                self.reloads.conversations.dirty = true;
+                if is_selected(&conversation) {
+                    self.reloads.messages.dirty = true;
+                }
+            }
+            NodeEvent::ConversationCreated { conversation, .. }
+            | NodeEvent::ConversationChanged { conversation, .. } => {
+                self.reloads.conversations.dirty = true;
+                if is_selected(&conversation) {
+                    self.reloads.messages.dirty = true;
+                }
+            }
+            NodeEvent::PeerOnline { .. } | NodeEvent::PeerOffline { .. } => {
+                self.reloads.peers.dirty = true;
+                self.reloads.status.dirty = true;
+            }
+            NodeEvent::Profile { user_id, name } => {
+                let me = self.own_user();
+                if let Some(change) = self.settings.observe(&me, &user_id, &name) {
+                    self.key_changes.push(change);
+                }
+                self.save_settings();
+                self.reloads.peers.dirty = true;
+                self.reloads.conversations.dirty = true;
+            }
+            NodeEvent::Listening { .. } => self.reloads.status.dirty = true,
+            NodeEvent::Warning { message } => self.notice(message),
+        }
+    }
+
+    fn reload_all(&mut self) {
+        self.reloads.status.dirty = true;
+        self.reloads.conversations.dirty = true;
+        self.reloads.peers.dirty = true;
+        self.reloads.messages.dirty = self.selected.is_some();
+    }
+
+    fn start_reloads(&mut self) {
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let r = &mut self.reloads;
+        if r.status.dirty && !r.status.busy {
+            r.status = Refresh {
+                dirty: false,
+                busy: true,
+            };
+            self.bridge
+                .act(&node, |n| async move { n.status().await }, Update::Status);
+        }
+        let r = &mut self.reloads;
+        if r.conversations.dirty && !r.conversations.busy {
+            r.conversations = Refresh {
+                dirty: false,
+                busy: true,
+            };
+            self.bridge.act(
+                &node,
+                |n| async move { n.conversations().await },
+                Update::Conversations,
+            );
+        }
+        let r = &mut self.reloads;
+        if r.peers.dirty && !r.peers.busy {
+            r.peers = Refresh {
+                dirty: false,
+                busy: true,
+            };
+            self.bridge
+                .act(&node, |n| async move { n.peers().await }, Update::Peers);
+        }
+        let r = &mut self.reloads;
+        if r.messages.dirty && !r.messages.busy {
+            r.messages.dirty = false;
+            if let Some(conv) = self.selected.clone()
+                && let Ok(id) = conv.parse::<ConversationId>()
+            {
+                r.messages.busy = true;
+                let limit = self.chat.as_ref().map_or(PAGE_MESSAGES, |c| c.tail_limit());
+                self.bridge.act(
+                    &node,
+                    move |n| async move { n.messages(id, None, limit).await },
+                    move |items| Update::Messages {
+                        conversation: conv,
+                        items,
+                        older: false,
+                        limit,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Open a conversation: show what is known at once, load its newest messages.
+    pub(super) fn select(&mut self, conversation: String) {
+        if self.selected.as_deref() == Some(conversation.as_str()) {
+            return;
+        }
+        self.selected = Some(conversation.clone());
+        self.chat = Some(ChatState::new(conversation));
+        self.reloads.messages = Refresh {
+            dirty: true,
+            busy: false,
+        };
+        self.mark_selected_read();
+    }
+
+    /// Load the page before the oldest loaded message.
+    pub(super) fn load_older(&mut self) {
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let Some(chat) = self.chat.as_mut() else {
+            return;
+        };
+        if chat.loading_older || !chat.has_older {
+            return;
+        }
+        let Some(before) = chat.items.first().and_then(|m| m.order_key()) else {
+            return;
+        };
+        let Ok(id) = chat.conversation.parse::<ConversationId>() else {
+            return;
+        };
+        chat.loading_older = true;
+        let conv = chat.conversation.clone();
+        self.bridge.act(
+            &node,
+            move |n| async move { n.messages(id, Some(before), PAGE_MESSAGES).await },
+            move |items| Update::Messages {
+                conversation: conv,
+                items,
+                older: true,
+                limit: PAGE_MESSAGES,
+            },
+        );
+    }
+
+    fn mark_selected_read(&mut self) {
+        if !self.focused {
+            return;
+        }
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let Some(conv) = self.selected.clone() else {
+            return;
+        };
+        let unread = self
+            .conversations
+            .iter()
+            .any(|c| c.conversation == conv && c.unread > 0);
+        if !unread {
+            return;
+        }
+        if let Some(c) = self
+            .conversations
+            .iter_mut()
+            .find(|c| c.conversation == conv)
+        {
+            c.unread = 0; // shown at once; the node's answer confirms
+        }
+        if let Ok(id) = conv.parse::<ConversationId>() {
+            self.bridge.act(
+                &node,
+                move |n| async move { n.mark_read(id).await },
+                |_| Update::Reload,
+            );
+        }
+    }
+
+    pub(super) fn send_draft(&mut self) {
+        let Some(conv) = self.selected.clone() else {
+            return;
+        };
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let text = self.drafts.remove(&conv).unwrap_or_default();
+        let text = text
+            .trim_end_matches(['\n', '\r', ' '])
+            .trim_start_matches('\n')
+            .to_string();
+        if text.trim().is_empty() {
+            return;
+        }
+        let Ok(id) = conv.parse::<ConversationId>() else {
+            return;
+        };
+        if let Some(chat) = self.chat.as_mut() {
+            chat.stick_to_bottom();
+        }
+        self.bridge.act(
+            &node,
+            move |n| async move { n.send_text(id, text).await },
+            |_| Update::Reload,
+        );
+    }
+
+    pub(super) fn notice(&mut self, text: String) {
+        if self.notices.len() >= MAX_NOTICES {
+            self.notices.remove(0);
+        }
+        self.notices.push(text);
+    }
+
+    pub(super) fn own_user(&self) -> String {
+        self.node()
+            .map(|n| n.user_id().to_string())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn save_settings(&mut self) {
+        if let Err(e) = self.settings.save(&Settings::path(&self.config.dir)) {
+            tracing::warn!("cannot save settings: {e}");
+        }
+    }
+
+    pub(super) fn peer(&self, user: &str) -> Option<&PeerView> {
+        self.peers.iter().find(|p| p.user_id == user)
+    }
+
+    /// A display name for a user id: members of the open chat, peers, the contact book.
+    pub(super) fn name_of(&self, user: &str) -> String {
+        if let Some(p) = self.peer(user) {
+            return p.name.clone();
+        }
+        for c in &self.conversations {
+            if let Some(m) = c.members.iter().find(|m| m.user_id == user) {
+                return m.name.clone();
+            }
+        }
+        self.settings
+            .contacts
+            .get(user)
+            .cloned()
+            .unwrap_or_else(|| user.chars().take(8).collect())
+    }
+
+    pub(super) fn total_unread(&self) -> usize {
+        self.conversations.iter().map(|c| c.unread).sum()
+    }
+
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let unread = self.total_unread();
+        let title = if unread > 0 {
+            format!("({unread}) {}", self.t().app_name)
+        } else {
+            self.t().app_name.to_string()
+        };
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+
+    pub fn window_title(&self) -> &str {
+        &self.title
+    }
+
+    fn notify(&self, author: &str, chat: &str, text: &str) {
+        if !self.config.desktop_notifications || !self.settings.notifications {
+            return;
+        }
+        let summary = fill(
+            self.t().notification_title,
+            &[("name", author), ("chat", chat)],
+        );
+        super::notify::show(self.bridge.runtime(), summary, text.to_string());
+    }
+
+    /// Draw one frame (the eframe `App::ui` and the tests call this).
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.frames += 1;
+        match &mut self.phase {
+            Phase::Starting => {
+                let text = self.t().starting;
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.centered_and_justified(|ui| ui.heading(text));
+                });
+            }
+            Phase::Failed(e) => {
+                let e = e.clone();
+                let t = self.t();
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.vertical_centered(|ui| {
+                        ui.add_space(80.0);
+                        ui.heading(t.start_failed);
+                        ui.add_space(12.0);
+                        ui.label(e);
+                    });
+                });
+            }
+            Phase::Wizard(_) => self.wizard_ui(ui),
+            Phase::Running => self.main_ui(ui),
+        }
+    }
+}
+
+impl eframe::App for FlurfunkApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        FlurfunkApp::logic(self, ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        FlurfunkApp::ui(self, ui);
+    }
+
+    fn on_exit(&mut self) {
+        if let Some(running) = self.running.take() {
+            let node = running.node.clone();
+            drop(running);
+            // Flush before the process ends; the runtime is still alive here.
+            let _ = self.bridge.runtime().block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), node.shutdown()).await
+            });
+        }
+    }
+}

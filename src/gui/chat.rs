@@ -1,0 +1,769 @@
+//! The chat list (left) and the open conversation (right): bubbles, day separators, ticks,
+//! and the composer.
+//!
+//! Long histories: only rows inside the viewport are laid out. Row heights are measured
+//! when a row is drawn and estimated from the text length before that, so a 10,000-message
+//! conversation costs a prefix sum per frame, not 10,000 layouts.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, Local, TimeZone};
+use egui::{Align, Color32, CornerRadius, Key, Layout, RichText, Sense, UiBuilder, vec2};
+
+use super::app::{FlurfunkApp, PAGE_MESSAGES};
+use super::i18n::{Texts, fill};
+use super::style;
+use crate::node::{ConversationView, MessageItem};
+
+/// Pixels from the top of the loaded history at which the previous page is requested.
+const LOAD_OLDER_MARGIN: f32 = 600.0;
+
+/// The loaded part of the open conversation.
+pub struct ChatState {
+    pub conversation: String,
+    /// Oldest first.
+    pub items: Vec<MessageItem>,
+    pub has_older: bool,
+    pub loading_older: bool,
+    loaded: bool,
+    heights: HashMap<String, f32>,
+    width: f32,
+    last_offset: f32,
+    /// Content added above the viewport: scroll down by this much to stay in place.
+    prepend_adjust: Option<f32>,
+    to_bottom: bool,
+}
+
+impl ChatState {
+    pub fn new(conversation: String) -> ChatState {
+        ChatState {
+            conversation,
+            items: Vec::new(),
+            has_older: false,
+            loading_older: false,
+            loaded: false,
+            heights: HashMap::new(),
+            width: 0.0,
+            last_offset: 0.0,
+            prepend_adjust: None,
+            to_bottom: true,
+        }
+    }
+
+    /// How many of the newest messages a reload fetches.
+    pub fn tail_limit(&self) -> usize {
+        PAGE_MESSAGES
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    pub fn stick_to_bottom(&mut self) {
+        self.to_bottom = true;
+    }
+
+    /// Merge the newest `limit` messages (oldest first) into what is loaded: everything
+    /// from the tail's first message on is replaced (receipts change, messages are
+    /// retracted); if the tail does not reach back to what is loaded, older rows are
+    /// dropped rather than shown with a hole.
+    pub fn merge_tail(&mut self, tail: Vec<MessageItem>, limit: usize) {
+        let first_load = !self.loaded;
+        self.loaded = true;
+        let Some(first) = tail.first() else {
+            self.items.clear();
+            self.has_older = false;
+            return;
+        };
+        let connected = self.items.iter().any(|m| m.event_id == first.event_id)
+            || self.items.last().is_none_or(|m| m.order >= first.order);
+        if first_load || !connected {
+            self.has_older = tail.len() >= limit;
+            self.items = tail;
+            return;
+        }
+        let keep = self.items.partition_point(|m| m.order < first.order);
+        self.items.truncate(keep);
+        self.items.extend(tail);
+    }
+
+    /// Put a page of older messages in front.
+    pub fn prepend(&mut self, page: Vec<MessageItem>, limit: usize) {
+        self.loading_older = false;
+        self.has_older = page.len() >= limit;
+        let oldest = self.items.first().map(|m| m.order.clone());
+        let page: Vec<MessageItem> = page
+            .into_iter()
+            .filter(|m| oldest.as_ref().is_none_or(|o| &m.order < o))
+            .collect();
+        let added: f32 = page.iter().map(|m| estimate_height(m, self.width)).sum();
+        if !page.is_empty() {
+            self.prepend_adjust = Some(added);
+        }
+        let mut items = page;
+        items.append(&mut self.items);
+        self.items = items;
+    }
+}
+
+/// A height guess for a row not drawn yet: text lines at the bubble width, plus padding.
+fn estimate_height(m: &MessageItem, width: f32) -> f32 {
+    let chars_per_line = ((width * style::BUBBLE_WIDTH_FRACTION - 20.0) / 7.0).max(10.0);
+    let lines: f32 = m
+        .text
+        .lines()
+        .map(|l| (l.chars().count() as f32 / chars_per_line).ceil().max(1.0))
+        .sum::<f32>()
+        .max(1.0);
+    lines * 18.0 + 46.0
+}
+
+pub fn local_day(ms: u64) -> Option<chrono::NaiveDate> {
+    Local
+        .timestamp_millis_opt(ms as i64)
+        .single()
+        .map(|t| t.date_naive())
+}
+
+pub fn time_of_day(ms: u64) -> String {
+    Local
+        .timestamp_millis_opt(ms as i64)
+        .single()
+        .map(|t| t.format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// "Heute", "Gestern" or a date in the user's language.
+pub fn day_label(t: &Texts, german: bool, ms: u64) -> String {
+    let Some(day) = local_day(ms) else {
+        return String::new();
+    };
+    let today = Local::now().date_naive();
+    if day == today {
+        t.today.to_string()
+    } else if today.pred_opt() == Some(day) {
+        t.yesterday.to_string()
+    } else if german {
+        format!("{:02}.{:02}.{}", day.day(), day.month(), day.year())
+    } else {
+        day.format("%Y-%m-%d").to_string()
+    }
+}
+
+/// Time for the chat list: the time today, else the date.
+fn list_time(t: &Texts, german: bool, ms: u64) -> String {
+    if local_day(ms) == Some(Local::now().date_naive()) {
+        time_of_day(ms)
+    } else {
+        day_label(t, german, ms)
+    }
+}
+
+/// Tick marks for an own message and the tooltip title.
+pub enum Ticks {
+    Saved,
+    Partly { delivered: usize, of: usize },
+    Delivered,
+    Read,
+}
+
+pub fn ticks(m: &MessageItem) -> Ticks {
+    let mut recipients: Vec<&String> = m
+        .delivered_to
+        .iter()
+        .chain(&m.read_by)
+        .chain(&m.waiting_for)
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    let of = recipients.len();
+    let delivered = recipients
+        .iter()
+        .filter(|u| !m.waiting_for.contains(u))
+        .count();
+    if of > 0 && m.read_by.len() >= of {
+        Ticks::Read
+    } else if of > 0 && m.waiting_for.is_empty() {
+        Ticks::Delivered
+    } else if delivered > 0 {
+        Ticks::Partly { delivered, of }
+    } else {
+        Ticks::Saved
+    }
+}
+
+impl FlurfunkApp {
+    pub(super) fn chat_list_ui(&mut self, ui: &mut egui::Ui) {
+        let t = self.t();
+        let german = self.lang() == super::i18n::Lang::De;
+        ui.add_space(6.0);
+        ui.horizontal(|ui| {
+            ui.heading(t.chats);
+            ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                if ui.button("⚙").on_hover_text(t.settings).clicked() {
+                    self.open_settings();
+                }
+                if ui.button("👥").on_hover_text(t.new_group).clicked() {
+                    self.open_new_group();
+                }
+                if ui.button("✉").on_hover_text(t.people).clicked() {
+                    self.open_people();
+                }
+            });
+        });
+        ui.add(
+            egui::TextEdit::singleline(&mut self.search)
+                .hint_text(t.search_hint)
+                .desired_width(f32::INFINITY),
+        );
+        ui.add_space(4.0);
+        if self.conversations.is_empty() {
+            ui.add_space(20.0);
+            ui.label(RichText::new(t.no_chats).weak());
+            if ui.button(t.people).clicked() {
+                self.open_people();
+            }
+            return;
+        }
+        let needle = self.search.to_lowercase();
+        let mut clicked = None;
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                for c in &self.conversations {
+                    if !needle.is_empty() && !c.name.to_lowercase().contains(&needle) {
+                        continue;
+                    }
+                    let selected = self.selected.as_deref() == Some(c.conversation.as_str());
+                    if self.chat_row_ui(ui, c, selected, t, german).clicked() {
+                        clicked = Some(c.conversation.clone());
+                    }
+                }
+            });
+        if let Some(c) = clicked {
+            self.select(c);
+        }
+    }
+
+    fn chat_row_ui(
+        &self,
+        ui: &mut egui::Ui,
+        c: &ConversationView,
+        selected: bool,
+        t: &Texts,
+        german: bool,
+    ) -> egui::Response {
+        let width = ui.available_width();
+        let (rect, response) = ui.allocate_exact_size(vec2(width, 58.0), Sense::click());
+        let preview = c
+            .last_message
+            .as_ref()
+            .map(|m| {
+                let text = m.text.lines().next().unwrap_or_default();
+                if m.own {
+                    format!("{}: {text}", t.you)
+                } else if c.kind == "group" {
+                    format!("{}: {text}", m.author_name)
+                } else {
+                    text.to_string()
+                }
+            })
+            .unwrap_or_default();
+        let online = c.kind == "direct" && self.direct_partner(c).is_some_and(|p| p.online);
+        let label = if c.unread > 0 {
+            format!(
+                "{}, {}, {preview}",
+                c.name,
+                fill(t.unread_n, &[("n", &c.unread.to_string())])
+            )
+        } else {
+            format!("{}, {preview}", c.name)
+        };
+        response
+            .widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &label));
+        if !ui.is_rect_visible(rect) {
+            return response;
+        }
+        let visuals = ui.visuals();
+        let painter = ui.painter_at(rect);
+        if selected {
+            painter.rect_filled(rect, 6.0, visuals.selection.bg_fill.gamma_multiply(0.5));
+        } else if response.hovered() {
+            painter.rect_filled(rect, 6.0, visuals.widgets.hovered.weak_bg_fill);
+        }
+        let avatar = rect.left_center() + vec2(26.0, 0.0);
+        style::avatar(&painter, avatar, 20.0, &c.name, &c.conversation);
+        if online {
+            painter.circle_filled(avatar + vec2(14.0, 14.0), 6.0, visuals.panel_fill);
+            painter.circle_filled(avatar + vec2(14.0, 14.0), 4.5, style::ONLINE);
+        }
+        let text_left = rect.left() + 56.0;
+        let right = rect.right() - 8.0;
+        let strong = visuals.strong_text_color();
+        let weak = visuals.weak_text_color();
+        let time = c
+            .last_message
+            .as_ref()
+            .map(|m| list_time(t, german, m.wall_ms))
+            .unwrap_or_default();
+        let time_galley = painter.layout_no_wrap(time, egui::FontId::proportional(11.0), weak);
+        let time_w = time_galley.size().x;
+        painter.galley(
+            egui::pos2(right - time_w, rect.top() + 10.0),
+            time_galley,
+            weak,
+        );
+        let name_w = (right - time_w - 8.0 - text_left).max(10.0);
+        let name = painter.layout(
+            c.name.clone(),
+            egui::FontId::proportional(15.0),
+            strong,
+            name_w,
+        );
+        let name = elide(
+            ui,
+            name,
+            &c.name,
+            egui::FontId::proportional(15.0),
+            strong,
+            name_w,
+        );
+        painter.galley(egui::pos2(text_left, rect.top() + 8.0), name, strong);
+        let mut preview_right = right;
+        if c.unread > 0 {
+            let badge = painter.layout_no_wrap(
+                c.unread.to_string(),
+                egui::FontId::proportional(11.0),
+                Color32::WHITE,
+            );
+            let w = (badge.size().x + 10.0).max(20.0);
+            let badge_rect =
+                egui::Rect::from_min_size(egui::pos2(right - w, rect.top() + 31.0), vec2(w, 18.0));
+            painter.rect_filled(badge_rect, 9.0, style::UNREAD);
+            painter.galley(
+                badge_rect.center() - badge.size() / 2.0,
+                badge,
+                Color32::WHITE,
+            );
+            preview_right -= w + 6.0;
+        }
+        let preview_w = (preview_right - text_left).max(10.0);
+        let preview_galley = elide(
+            ui,
+            painter.layout_no_wrap(preview.clone(), egui::FontId::proportional(13.0), weak),
+            &preview,
+            egui::FontId::proportional(13.0),
+            weak,
+            preview_w,
+        );
+        painter.galley(
+            egui::pos2(text_left, rect.top() + 32.0),
+            preview_galley,
+            weak,
+        );
+        response
+    }
+
+    pub(super) fn direct_partner(&self, c: &ConversationView) -> Option<&crate::node::PeerView> {
+        let me = self.own_user();
+        let other = c.members.iter().find(|m| m.user_id != me)?;
+        self.peer(&other.user_id)
+    }
+
+    /// Header, history and composer of the open conversation.
+    pub(super) fn conversation_ui(&mut self, ui: &mut egui::Ui) {
+        let t = self.t();
+        let Some(conv) = self.selected.clone() else {
+            ui.centered_and_justified(|ui| ui.label(RichText::new(t.pick_chat).weak()));
+            return;
+        };
+        let view = self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == conv)
+            .cloned();
+        egui::Panel::top("chat_header").show(ui, |ui| {
+            ui.add_space(4.0);
+            ui.horizontal(|ui| {
+                let name = view.as_ref().map(|v| v.name.clone()).unwrap_or_default();
+                let (avatar_rect, _) = ui.allocate_exact_size(vec2(36.0, 36.0), Sense::hover());
+                style::avatar(ui.painter(), avatar_rect.center(), 17.0, &name, &conv);
+                ui.vertical(|ui| {
+                    ui.label(RichText::new(&name).strong().size(16.0));
+                    if let Some(v) = &view {
+                        ui.label(RichText::new(self.subtitle(v)).weak().size(12.0));
+                    }
+                });
+                ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                    if let Some(v) = &view {
+                        if v.kind == "group" {
+                            if ui.button(t.group_info).clicked() {
+                                self.open_group_info(&conv);
+                            }
+                        } else if let Some(other) =
+                            v.members.iter().find(|m| m.user_id != self.own_user())
+                        {
+                            let verified = self.settings.is_verified(&other.user_id);
+                            let label = if verified {
+                                t.verify_is_verified
+                            } else {
+                                t.verify_title
+                            };
+                            if ui.button(label).clicked() {
+                                self.open_verify(&other.user_id);
+                            }
+                        }
+                    }
+                });
+            });
+            ui.add_space(4.0);
+        });
+        let is_member = view.as_ref().is_none_or(|v| v.is_member);
+        egui::Panel::bottom("composer").show(ui, |ui| {
+            ui.add_space(6.0);
+            if is_member {
+                self.composer_ui(ui, &conv);
+            } else {
+                ui.label(RichText::new(t.not_member).weak());
+            }
+            ui.add_space(6.0);
+        });
+        egui::CentralPanel::default()
+            .frame(egui::Frame::NONE.fill(style::chat_background(ui.visuals())))
+            .show(ui, |ui| self.history_ui(ui, view.as_ref()));
+    }
+
+    fn subtitle(&self, v: &ConversationView) -> String {
+        let t = self.t();
+        if v.kind == "group" {
+            let names: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
+            format!(
+                "{} · {}",
+                fill(t.members_count, &[("n", &v.members.len().to_string())]),
+                names.join(", ")
+            )
+        } else {
+            match self.direct_partner(v) {
+                Some(p) if p.online => t.online.to_string(),
+                Some(p) => match p.last_seen_ms {
+                    Some(ms) => fill(
+                        t.last_seen,
+                        &[(
+                            "time",
+                            &format!(
+                                "{} {}",
+                                day_label(t, self.lang() == super::i18n::Lang::De, ms),
+                                time_of_day(ms)
+                            ),
+                        )],
+                    ),
+                    None => t.offline.to_string(),
+                },
+                None => t.offline.to_string(),
+            }
+        }
+    }
+
+    fn composer_ui(&mut self, ui: &mut egui::Ui, conv: &str) {
+        let t = self.t();
+        let mut send = false;
+        ui.horizontal(|ui| {
+            let draft = self.drafts.entry(conv.to_string()).or_default();
+            let send_w = 80.0;
+            let edit = egui::TextEdit::multiline(draft)
+                .id_salt(("composer", conv))
+                .hint_text(t.composer_hint)
+                .desired_rows(1)
+                .desired_width(ui.available_width() - send_w)
+                // Shift+Enter breaks the line; plain Enter is ours (send).
+                .return_key(egui::KeyboardShortcut::new(
+                    egui::Modifiers::SHIFT,
+                    Key::Enter,
+                ));
+            let response = ui.add(edit);
+            let enter = response.has_focus()
+                && ui.input(|i| i.key_pressed(Key::Enter) && !i.modifiers.shift);
+            if enter {
+                send = true;
+            }
+            if ui
+                .add_sized(vec2(send_w - 8.0, 30.0), egui::Button::new(t.send))
+                .clicked()
+            {
+                send = true;
+                response.request_focus();
+            }
+            if self
+                .chat
+                .as_ref()
+                .is_some_and(|c| c.conversation == conv && !c.is_loaded())
+            {
+                response.request_focus();
+            }
+        });
+        if send {
+            self.send_draft();
+        }
+    }
+
+    fn history_ui(&mut self, ui: &mut egui::Ui, view: Option<&ConversationView>) {
+        let Some(mut chat) = self.chat.take() else {
+            return;
+        };
+        let group = view.is_some_and(|v| v.kind == "group");
+        let width = ui.available_width();
+        if (chat.width - width).abs() > 0.5 {
+            chat.heights.clear();
+            chat.width = width;
+        }
+        let n = chat.items.len();
+        let mut tops = Vec::with_capacity(n + 1);
+        let mut y = 8.0;
+        for (i, m) in chat.items.iter().enumerate() {
+            tops.push(y);
+            y += chat.heights.get(&m.event_id).copied().unwrap_or_else(|| {
+                estimate_height(m, width) + if new_day(&chat.items, i) { 30.0 } else { 0.0 }
+            });
+        }
+        let total = y + 8.0;
+        let mut area = egui::ScrollArea::vertical()
+            .id_salt(("history", &chat.conversation))
+            .auto_shrink(false)
+            .stick_to_bottom(true);
+        if let Some(adjust) = chat.prepend_adjust.take() {
+            area = area.vertical_scroll_offset(chat.last_offset + adjust);
+        } else if chat.to_bottom && chat.loaded {
+            area = area.vertical_scroll_offset(total);
+            chat.to_bottom = false;
+        }
+        let t = self.t();
+        let german = self.lang() == super::i18n::Lang::De;
+        let mut measured = Vec::new();
+        let output = area.show_viewport(ui, |ui, viewport| {
+            ui.set_min_height(total);
+            let origin = ui.min_rect().min;
+            let first = tops
+                .partition_point(|&top| top <= viewport.min.y)
+                .saturating_sub(1);
+            for (i, &top) in tops.iter().enumerate().skip(first) {
+                if top > viewport.max.y {
+                    break;
+                }
+                let rect =
+                    egui::Rect::from_min_size(origin + vec2(0.0, tops[i]), vec2(width, 10_000.0));
+                let drawn = ui.scope_builder(UiBuilder::new().max_rect(rect).id_salt(i), |ui| {
+                    self.row_ui(ui, &chat.items, i, group, t, german)
+                });
+                measured.push((chat.items[i].event_id.clone(), drawn.response.rect.height()));
+            }
+        });
+        for (id, h) in measured {
+            chat.heights.insert(id, h);
+        }
+        chat.last_offset = output.state.clamped_offset().y;
+        let near_top = output.state.clamped_offset().y < LOAD_OLDER_MARGIN;
+        let wants_older = near_top && chat.has_older && !chat.loading_older && chat.loaded;
+        self.chat = Some(chat);
+        if wants_older {
+            self.load_older();
+        }
+    }
+
+    fn row_ui(
+        &self,
+        ui: &mut egui::Ui,
+        items: &[MessageItem],
+        i: usize,
+        group: bool,
+        t: &Texts,
+        german: bool,
+    ) {
+        let m = &items[i];
+        let day_changed = new_day(items, i);
+        if day_changed {
+            ui.vertical_centered(|ui| {
+                egui::Frame::NONE
+                    .fill(style::day_fill(ui.visuals()))
+                    .corner_radius(CornerRadius::same(8))
+                    .inner_margin(egui::Margin::symmetric(10, 3))
+                    .show(ui, |ui| {
+                        ui.label(RichText::new(day_label(t, german, m.wall_ms)).size(12.0))
+                    });
+            });
+            ui.add_space(6.0);
+        }
+        let show_name =
+            group && !m.own && (i == 0 || day_changed || items[i - 1].author != m.author);
+        let layout = if m.own {
+            Layout::right_to_left(Align::Min)
+        } else {
+            Layout::left_to_right(Align::Min)
+        };
+        let max_w = (ui.available_width() * style::BUBBLE_WIDTH_FRACTION).max(160.0);
+        ui.with_layout(layout, |ui| {
+            ui.add_space(10.0);
+            egui::Frame::NONE
+                .fill(style::bubble_fill(ui.visuals(), m.own))
+                .corner_radius(CornerRadius::same(10))
+                .inner_margin(egui::Margin::symmetric(10, 6))
+                .show(ui, |ui| {
+                    ui.set_max_width(max_w);
+                    ui.vertical(|ui| {
+                        if show_name {
+                            ui.label(
+                                RichText::new(&m.author_name)
+                                    .strong()
+                                    .size(12.5)
+                                    .color(style::name_color(&m.author)),
+                            );
+                        }
+                        ui.add(
+                            egui::Label::new(
+                                RichText::new(&m.text)
+                                    .size(14.5)
+                                    .color(ui.visuals().strong_text_color()),
+                            )
+                            .wrap(),
+                        );
+                        ui.horizontal(|ui| {
+                            ui.label(RichText::new(time_of_day(m.wall_ms)).size(11.0).weak());
+                            if m.own {
+                                self.ticks_ui(ui, m, t);
+                            }
+                        });
+                    });
+                });
+        });
+        ui.add_space(6.0);
+    }
+
+    fn ticks_ui(&self, ui: &mut egui::Ui, m: &MessageItem, t: &Texts) {
+        let (text, color, title) = match ticks(m) {
+            Ticks::Saved => (
+                "✔",
+                ui.visuals().weak_text_color(),
+                t.state_saved.to_string(),
+            ),
+            Ticks::Partly { delivered, of } => (
+                "✔",
+                ui.visuals().weak_text_color(),
+                fill(
+                    t.state_partly,
+                    &[("n", &delivered.to_string()), ("m", &of.to_string())],
+                ),
+            ),
+            Ticks::Delivered => (
+                "✔✔",
+                ui.visuals().weak_text_color(),
+                t.state_delivered.to_string(),
+            ),
+            Ticks::Read => ("✔✔", style::READ, t.state_read.to_string()),
+        };
+        let response = ui
+            .add(
+                egui::Label::new(RichText::new(text).size(11.0).color(color)).sense(Sense::click()),
+            )
+            .on_hover_ui(|ui| {
+                ui.label(RichText::new(&title).strong());
+                for (heading, users) in [
+                    (t.read_by, &m.read_by),
+                    (t.delivered_to, &m.delivered_to),
+                    (t.waiting_for, &m.waiting_for),
+                ] {
+                    if users.is_empty() {
+                        continue;
+                    }
+                    let names: Vec<String> = users.iter().map(|u| self.name_of(u)).collect();
+                    ui.label(format!("{heading}: {}", names.join(", ")));
+                }
+            });
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &title));
+    }
+}
+
+fn new_day(items: &[MessageItem], i: usize) -> bool {
+    i == 0 || local_day(items[i - 1].wall_ms) != local_day(items[i].wall_ms)
+}
+
+/// `galley` if it fits in `width`, else the text cut with an ellipsis.
+fn elide(
+    ui: &egui::Ui,
+    galley: std::sync::Arc<egui::Galley>,
+    text: &str,
+    font: egui::FontId,
+    color: Color32,
+    width: f32,
+) -> std::sync::Arc<egui::Galley> {
+    if galley.size().x <= width && galley.rows.len() <= 1 {
+        return galley;
+    }
+    let mut job = egui::text::LayoutJob::simple_singleline(text.to_string(), font, color);
+    job.wrap = egui::text::TextWrapping::truncate_at_width(width);
+    ui.painter().layout_job(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(order: u64, id: &str) -> MessageItem {
+        MessageItem {
+            conversation: "c".into(),
+            event_id: id.into(),
+            order: format!("{order:016x}"),
+            author: "a".into(),
+            author_name: "A".into(),
+            own: false,
+            wall_ms: 0,
+            text: id.into(),
+            delivered_to: vec![],
+            read_by: vec![],
+            waiting_for: vec![],
+        }
+    }
+
+    fn ids(c: &ChatState) -> Vec<&str> {
+        c.items.iter().map(|m| m.event_id.as_str()).collect()
+    }
+
+    #[test]
+    fn merging_the_newest_page_keeps_older_rows_and_replaces_the_rest() {
+        let mut c = ChatState::new("c".into());
+        c.merge_tail(vec![item(1, "a"), item(2, "b"), item(3, "c")], 3);
+        assert!(c.has_older, "a full page may have more before it");
+        c.prepend(vec![item(0, "z")], 3);
+        assert!(!c.has_older);
+        assert_eq!(ids(&c), ["z", "a", "b", "c"]);
+        // New message d; b was retracted.
+        c.merge_tail(vec![item(1, "a"), item(3, "c"), item(4, "d")], 3);
+        assert_eq!(ids(&c), ["z", "a", "c", "d"]);
+        // A tail that does not reach back: drop the rest rather than show a hole.
+        c.merge_tail(vec![item(10, "x"), item(11, "y"), item(12, "w")], 3);
+        assert_eq!(ids(&c), ["x", "y", "w"]);
+        assert!(c.has_older);
+        c.merge_tail(vec![], 3);
+        assert!(c.items.is_empty());
+    }
+
+    #[test]
+    fn ticks_follow_delivery_and_reading() {
+        let mut m = item(1, "a");
+        m.own = true;
+        m.waiting_for = vec!["b".into(), "c".into()];
+        assert!(matches!(ticks(&m), Ticks::Saved));
+        m.waiting_for = vec!["c".into()];
+        m.delivered_to = vec!["b".into()];
+        assert!(matches!(
+            ticks(&m),
+            Ticks::Partly {
+                delivered: 1,
+                of: 2
+            }
+        ));
+        m.waiting_for.clear();
+        m.delivered_to.push("c".into());
+        assert!(matches!(ticks(&m), Ticks::Delivered));
+        m.read_by = vec!["b".into(), "c".into()];
+        assert!(matches!(ticks(&m), Ticks::Read));
+    }
+}

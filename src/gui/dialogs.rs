@@ -1,0 +1,570 @@
+//! The windows above the main screen: people, new group, group info, safety number,
+//! settings. Each draws its state and starts node actions through the bridge.
+
+use std::collections::BTreeSet;
+
+use egui::{RichText, Sense, vec2};
+
+use super::app::FlurfunkApp;
+use super::bridge::Update;
+use super::i18n::{Lang, fill};
+use super::style;
+use crate::identity::{UserId, safety_number};
+use crate::net::NetworkKey;
+use crate::wire::ConversationId;
+
+pub enum Dialog {
+    People,
+    NewGroup {
+        name: String,
+        members: BTreeSet<String>,
+        error: Option<String>,
+    },
+    GroupInfo {
+        conversation: String,
+        rename: String,
+    },
+    Verify {
+        user: String,
+    },
+    Settings {
+        name: String,
+        join_path: String,
+        error: Option<String>,
+    },
+}
+
+impl FlurfunkApp {
+    pub(super) fn open_people(&mut self) {
+        self.dialog = Some(Dialog::People);
+    }
+
+    pub(super) fn open_new_group(&mut self) {
+        self.dialog = Some(Dialog::NewGroup {
+            name: String::new(),
+            members: BTreeSet::new(),
+            error: None,
+        });
+    }
+
+    pub(super) fn open_group_info(&mut self, conversation: &str) {
+        let rename = self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == conversation)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        self.dialog = Some(Dialog::GroupInfo {
+            conversation: conversation.to_string(),
+            rename,
+        });
+    }
+
+    pub(super) fn open_verify(&mut self, user: &str) {
+        self.dialog = Some(Dialog::Verify {
+            user: user.to_string(),
+        });
+    }
+
+    pub(super) fn open_settings(&mut self) {
+        let name = self
+            .status
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        self.dialog = Some(Dialog::Settings {
+            name,
+            join_path: String::new(),
+            error: None,
+        });
+    }
+
+    pub(super) fn dialog_ui(&mut self, ctx: &egui::Context) {
+        let Some(mut dialog) = self.dialog.take() else {
+            return;
+        };
+        let t = self.t();
+        let title = match &dialog {
+            Dialog::People => t.people_title,
+            Dialog::NewGroup { .. } => t.new_group,
+            Dialog::GroupInfo { .. } => t.group_info,
+            Dialog::Verify { .. } => t.verify_title,
+            Dialog::Settings { .. } => t.settings_title,
+        };
+        let mut open = true;
+        let mut keep = true;
+        egui::Window::new(title)
+            .collapsible(false)
+            .resizable(true)
+            .default_width(420.0)
+            .anchor(egui::Align2::CENTER_TOP, vec2(0.0, 60.0))
+            .open(&mut open)
+            .show(ctx, |ui| {
+                keep = match &mut dialog {
+                    Dialog::People => self.people_ui(ui),
+                    Dialog::NewGroup {
+                        name,
+                        members,
+                        error,
+                    } => self.new_group_ui(ui, name, members, error),
+                    Dialog::GroupInfo {
+                        conversation,
+                        rename,
+                    } => self.group_info_ui(ui, conversation, rename),
+                    Dialog::Verify { user } => self.verify_ui(ui, user),
+                    Dialog::Settings {
+                        name,
+                        join_path,
+                        error,
+                    } => self.settings_ui(ui, name, join_path, error),
+                };
+            });
+        // An action inside may have opened another dialog (or closed this one).
+        if open && keep && self.dialog.is_none() {
+            self.dialog = Some(dialog);
+        }
+    }
+
+    fn people_ui(&mut self, ui: &mut egui::Ui) -> bool {
+        let t = self.t();
+        let german = self.lang() == Lang::De;
+        if self.peers.is_empty() {
+            ui.label(RichText::new(t.people_empty).weak());
+            return true;
+        }
+        let mut peers = self.peers.clone();
+        peers.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+        let mut start = None;
+        let mut verify = None;
+        egui::ScrollArea::vertical()
+            .max_height(420.0)
+            .show(ui, |ui| {
+                for p in &peers {
+                    ui.horizontal(|ui| {
+                        let (r, _) = ui.allocate_exact_size(vec2(34.0, 34.0), Sense::hover());
+                        style::avatar(ui.painter(), r.center(), 16.0, &p.name, &p.user_id);
+                        if p.online {
+                            ui.painter().circle_filled(
+                                r.center() + vec2(11.0, 11.0),
+                                4.5,
+                                style::ONLINE,
+                            );
+                        }
+                        ui.vertical(|ui| {
+                            ui.horizontal(|ui| {
+                                ui.label(RichText::new(&p.name).strong());
+                                if self.settings.is_verified(&p.user_id) {
+                                    ui.label(
+                                        RichText::new(t.verify_is_verified)
+                                            .small()
+                                            .color(style::UNREAD),
+                                    );
+                                }
+                            });
+                            let state = if p.online {
+                                t.online.to_string()
+                            } else if let Some(ms) = p.last_seen_ms {
+                                fill(
+                                    t.last_seen,
+                                    &[(
+                                        "time",
+                                        &format!(
+                                            "{} {}",
+                                            super::chat::day_label(t, german, ms),
+                                            super::chat::time_of_day(ms)
+                                        ),
+                                    )],
+                                )
+                            } else {
+                                t.offline.to_string()
+                            };
+                            ui.label(RichText::new(state).weak().small());
+                        });
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            if ui.button(t.start_chat).clicked() {
+                                start = Some(p.user_id.clone());
+                            }
+                            if ui
+                                .small_button("🔐")
+                                .on_hover_text(t.verify_title)
+                                .clicked()
+                            {
+                                verify = Some(p.user_id.clone());
+                            }
+                        });
+                    });
+                    ui.separator();
+                }
+            });
+        if let Some(user) = verify {
+            self.open_verify(&user);
+            return false;
+        }
+        if let Some(user) = start
+            && let (Some(node), Ok(id)) = (self.node().cloned(), user.parse::<UserId>())
+        {
+            self.bridge.act(
+                &node,
+                move |n| async move { n.open_direct(id).await },
+                |c| Update::Open(c.to_string()),
+            );
+        }
+        true
+    }
+
+    fn new_group_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        name: &mut String,
+        members: &mut BTreeSet<String>,
+        error: &mut Option<String>,
+    ) -> bool {
+        let t = self.t();
+        let l = ui.label(t.group_name);
+        ui.add(egui::TextEdit::singleline(name).desired_width(300.0))
+            .labelled_by(l.id);
+        ui.add_space(6.0);
+        ui.label(RichText::new(t.group_members).strong());
+        if self.peers.is_empty() {
+            ui.label(RichText::new(t.people_empty).weak());
+        }
+        egui::ScrollArea::vertical()
+            .max_height(260.0)
+            .show(ui, |ui| {
+                for p in &self.peers {
+                    let mut on = members.contains(&p.user_id);
+                    if ui.checkbox(&mut on, &p.name).changed() {
+                        if on {
+                            members.insert(p.user_id.clone());
+                        } else {
+                            members.remove(&p.user_id);
+                        }
+                    }
+                }
+            });
+        if let Some(e) = error {
+            ui.colored_label(style::DEMO_TEXT, e.as_str());
+        }
+        ui.add_space(6.0);
+        if ui.button(RichText::new(t.group_create).strong()).clicked() {
+            let ids: Vec<UserId> = members.iter().filter_map(|u| u.parse().ok()).collect();
+            if name.trim().is_empty() || ids.is_empty() {
+                *error = Some(t.group_need_name.to_string());
+            } else if let Some(node) = self.node().cloned() {
+                let group = name.trim().to_string();
+                self.bridge.act(
+                    &node,
+                    move |n| async move { n.create_group(group, ids).await },
+                    |c| Update::Open(c.to_string()),
+                );
+            }
+        }
+        true
+    }
+
+    fn group_info_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        conversation: &str,
+        rename: &mut String,
+    ) -> bool {
+        let t = self.t();
+        let Some(view) = self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == conversation)
+            .cloned()
+        else {
+            return false;
+        };
+        let Ok(conv) = conversation.parse::<ConversationId>() else {
+            return false;
+        };
+        let Some(node) = self.node().cloned() else {
+            return false;
+        };
+        let me = self.own_user();
+        let admin = view.members.iter().any(|m| m.user_id == me && m.admin);
+        if admin && view.is_member {
+            ui.horizontal(|ui| {
+                let l = ui.label(t.group_name);
+                ui.add(egui::TextEdit::singleline(rename).desired_width(200.0))
+                    .labelled_by(l.id);
+                if ui.button(t.group_rename).clicked() && !rename.trim().is_empty() {
+                    let new_name = rename.trim().to_string();
+                    self.bridge.act(
+                        &node,
+                        move |n| async move { n.rename(conv, new_name).await },
+                        |_| Update::Reload,
+                    );
+                }
+            });
+            ui.separator();
+        }
+        ui.label(
+            RichText::new(fill(
+                t.members_count,
+                &[("n", &view.members.len().to_string())],
+            ))
+            .strong(),
+        );
+        for m in &view.members {
+            ui.horizontal(|ui| {
+                let (r, _) = ui.allocate_exact_size(vec2(26.0, 26.0), Sense::hover());
+                style::avatar(ui.painter(), r.center(), 12.0, &m.name, &m.user_id);
+                let who = if m.user_id == me {
+                    format!("{} ({})", m.name, t.you)
+                } else {
+                    m.name.clone()
+                };
+                ui.label(who);
+                ui.label(
+                    RichText::new(if m.admin {
+                        t.group_admin
+                    } else {
+                        t.group_member
+                    })
+                    .weak()
+                    .small(),
+                );
+                if admin && view.is_member && m.user_id != me {
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        let remove = ui.button(t.group_remove);
+                        let who = format!("{} {}", t.group_remove, m.name);
+                        remove.widget_info(|| {
+                            egui::WidgetInfo::labeled(egui::Role::Button, true, &who)
+                        });
+                        if remove.clicked()
+                            && let Ok(user) = m.user_id.parse::<UserId>()
+                        {
+                            let notice = fill(t.group_removed_rotated, &[("name", &m.name)]);
+                            self.bridge.act(
+                                &node,
+                                move |n| async move { n.remove_member(conv, user).await },
+                                move |_| Update::Notice(notice),
+                            );
+                        }
+                        if !m.admin
+                            && ui.small_button(t.group_make_admin).clicked()
+                            && let Ok(user) = m.user_id.parse::<UserId>()
+                        {
+                            self.bridge.act(
+                                &node,
+                                move |n| async move { n.promote(conv, user).await },
+                                |_| Update::Reload,
+                            );
+                        }
+                    });
+                }
+            });
+        }
+        if admin && view.is_member {
+            let candidates: Vec<(String, String)> = self
+                .peers
+                .iter()
+                .filter(|p| !view.members.iter().any(|m| m.user_id == p.user_id))
+                .map(|p| (p.user_id.clone(), p.name.clone()))
+                .collect();
+            if !candidates.is_empty() {
+                ui.separator();
+                ui.label(RichText::new(t.group_add).strong());
+                ui.horizontal_wrapped(|ui| {
+                    for (user, name) in candidates {
+                        if ui.button(format!("+ {name}")).clicked()
+                            && let Ok(user) = user.parse::<UserId>()
+                        {
+                            self.bridge.act(
+                                &node,
+                                move |n| async move { n.add_member(conv, user).await },
+                                |_| Update::Reload,
+                            );
+                        }
+                    }
+                });
+            }
+        }
+        ui.separator();
+        let mut keep = true;
+        if view.is_member
+            && ui
+                .button(RichText::new(t.group_leave).color(style::DEMO_TEXT))
+                .clicked()
+        {
+            self.bridge.act(
+                &node,
+                move |n| async move { n.leave(conv).await },
+                |_| Update::Reload,
+            );
+            keep = false;
+        }
+        keep
+    }
+
+    fn verify_ui(&mut self, ui: &mut egui::Ui, user: &str) -> bool {
+        let t = self.t();
+        let name = self.name_of(user);
+        let (Ok(them), Some(me)) = (user.parse::<UserId>(), self.node().map(|n| n.user_id()))
+        else {
+            return false;
+        };
+        let number = safety_number(&me, &them);
+        ui.label(fill(t.verify_intro, &[("name", &name)]));
+        ui.add_space(8.0);
+        ui.vertical_centered(|ui| {
+            ui.label(RichText::new(&number).monospace().size(18.0).strong());
+            ui.add_space(8.0);
+            qr_ui(
+                ui,
+                &format!("FLURFUNK-SAFETY:{}", number.replace(' ', "")),
+                180.0,
+            );
+        });
+        ui.add_space(8.0);
+        let verified = self.settings.is_verified(user);
+        if verified {
+            ui.label(
+                RichText::new(t.verify_is_verified)
+                    .color(style::UNREAD)
+                    .strong(),
+            );
+            if ui.button(t.verify_unmark).clicked() {
+                self.settings.verified.remove(user);
+                self.save_settings();
+            }
+        } else if ui.button(RichText::new(t.verify_mark).strong()).clicked() {
+            self.settings.verified.insert(user.to_string(), name);
+            self.key_changes.retain(|k| k.new_user != user);
+            self.save_settings();
+        }
+        true
+    }
+
+    fn settings_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        name: &mut String,
+        join_path: &mut String,
+        error: &mut Option<String>,
+    ) -> bool {
+        let t = self.t();
+        egui::Grid::new("settings")
+            .num_columns(2)
+            .spacing(vec2(12.0, 10.0))
+            .show(ui, |ui| {
+                let l = ui.label(t.settings_name);
+                ui.horizontal(|ui| {
+                    ui.add(egui::TextEdit::singleline(name).desired_width(200.0))
+                        .labelled_by(l.id);
+                    if ui.button(t.settings_save_name).clicked()
+                        && let Some(node) = self.node().cloned()
+                    {
+                        let new_name = name.trim().to_string();
+                        self.bridge.act(
+                            &node,
+                            move |n| async move { n.set_display_name(new_name).await },
+                            |_| Update::Reload,
+                        );
+                    }
+                });
+                ui.end_row();
+
+                ui.label(t.settings_language);
+                ui.horizontal(|ui| {
+                    for l in [Lang::De, Lang::En] {
+                        if ui
+                            .selectable_label(self.lang() == l, l.native_name())
+                            .clicked()
+                        {
+                            self.settings.language = Some(l);
+                            self.config.language = None;
+                            self.save_settings();
+                        }
+                    }
+                });
+                ui.end_row();
+
+                let l = ui.label(t.settings_notifications);
+                let mut on = self.settings.notifications;
+                if ui.checkbox(&mut on, "").labelled_by(l.id).changed() {
+                    self.settings.notifications = on;
+                    self.save_settings();
+                }
+                ui.end_row();
+
+                ui.label(t.settings_network);
+                ui.vertical(|ui| {
+                    if let Some(r) = &self.running {
+                        let key = r.network_key;
+                        let label = if key.is_demo() {
+                            format!("Demo ({})", key.fingerprint())
+                        } else {
+                            key.fingerprint()
+                        };
+                        ui.label(RichText::new(label).monospace());
+                    }
+                    ui.label(RichText::new(t.settings_join_other).small());
+                    ui.add(
+                        egui::TextEdit::singleline(join_path)
+                            .desired_width(260.0)
+                            .hint_text("…/network.key"),
+                    );
+                    if ui.button(t.settings_join_apply).clicked() {
+                        match NetworkKey::load(std::path::Path::new(join_path.trim())) {
+                            Ok(key) => match key.save_replace(&self.config.dir.network_key()) {
+                                Ok(()) => {
+                                    *error = None;
+                                    self.notice(t.settings_restarting.to_string());
+                                    self.restart_node();
+                                }
+                                Err(e) => *error = Some(e.to_string()),
+                            },
+                            Err(e) => *error = Some(e.to_string()),
+                        }
+                    }
+                    if let Some(e) = error {
+                        ui.colored_label(style::DEMO_TEXT, e.as_str());
+                    }
+                });
+                ui.end_row();
+
+                ui.label(t.settings_data_dir);
+                ui.label(
+                    RichText::new(self.config.dir.root().display().to_string())
+                        .monospace()
+                        .small(),
+                );
+                ui.end_row();
+
+                ui.label(t.settings_user_id);
+                ui.label(RichText::new(self.own_user()).monospace().small());
+                ui.end_row();
+            });
+        self.running.is_some()
+    }
+}
+
+/// Paint a QR code of `text`, `size` points wide.
+pub fn qr_ui(ui: &mut egui::Ui, text: &str, size: f32) {
+    let Ok(code) = qrcode::QrCode::new(text.as_bytes()) else {
+        return;
+    };
+    let modules = code.width();
+    let colors = code.to_colors();
+    let quiet = 2;
+    let n = modules + 2 * quiet;
+    let cell = size / n as f32;
+    let (rect, _) = ui.allocate_exact_size(vec2(size, size), Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 4.0, egui::Color32::WHITE);
+    for (i, c) in colors.iter().enumerate() {
+        if *c == qrcode::Color::Dark {
+            let x = (i % modules + quiet) as f32 * cell;
+            let y = (i / modules + quiet) as f32 * cell;
+            painter.rect_filled(
+                egui::Rect::from_min_size(rect.min + vec2(x, y), vec2(cell + 0.3, cell + 0.3)),
+                0.0,
+                egui::Color32::BLACK,
+            );
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Every string the desktop app shows, in German and English.
+//!
+//! One struct with one field per string: a string missing in a language is a compile error,
+//! not a blank button. Placeholders are `{name}`-style and filled with [`fill`].
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lang {
+    #[serde(rename = "de")]
+    De,
+    #[serde(rename = "en")]
+    En,
+}
+
+impl Lang {
+    /// German when the system locale is German, English otherwise.
+    pub fn from_system() -> Lang {
+        Lang::from_locale(sys_locale::get_locale().as_deref().unwrap_or(""))
+    }
+
+    pub fn from_locale(locale: &str) -> Lang {
+        if locale.to_ascii_lowercase().starts_with("de") {
+            Lang::De
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Lang::De => &DE,
+            Lang::En => &EN,
+        }
+    }
+
+    /// The language's own name, for the language picker.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Lang::De => "Deutsch",
+            Lang::En => "English",
+        }
+    }
+}
+
+/// Replace `{key}` placeholders.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (key, value) in values {
+        out = out.replace(&format!("{{{key}}}"), value);
+    }
+    out
+}
+
+pub struct Texts {
+    pub app_name: &'static str,
+    pub starting: &'static str,
+    pub start_failed: &'static str,
+    // Wizard
+    pub wizard_welcome: &'static str,
+    pub wizard_intro: &'static str,
+    pub wizard_your_name: &'static str,
+    pub wizard_name_hint: &'static str,
+    pub wizard_next: &'static str,
+    pub wizard_back: &'static str,
+    pub wizard_network_title: &'static str,
+    pub wizard_network_intro: &'static str,
+    pub wizard_join: &'static str,
+    pub wizard_join_hint: &'static str,
+    pub wizard_key_file: &'static str,
+    pub wizard_key_paste: &'static str,
+    pub wizard_drop_hint: &'static str,
+    pub wizard_create: &'static str,
+    pub wizard_create_hint: &'static str,
+    pub wizard_create_save_to: &'static str,
+    pub wizard_demo: &'static str,
+    pub wizard_demo_hint: &'static str,
+    pub wizard_finish: &'static str,
+    pub wizard_key_saved: &'static str,
+    // Main window
+    pub chats: &'static str,
+    pub search_hint: &'static str,
+    pub new_chat: &'static str,
+    pub new_group: &'static str,
+    pub people: &'static str,
+    pub settings: &'static str,
+    pub no_chats: &'static str,
+    pub pick_chat: &'static str,
+    pub composer_hint: &'static str,
+    pub send: &'static str,
+    pub today: &'static str,
+    pub yesterday: &'static str,
+    pub you: &'static str,
+    pub online: &'static str,
+    pub offline: &'static str,
+    pub last_seen: &'static str,
+    pub members_count: &'static str,
+    pub unread_n: &'static str,
+    pub load_older: &'static str,
+    pub not_member: &'static str,
+    pub jump_to_newest: &'static str,
+    // Ticks
+    pub state_saved: &'static str,
+    pub state_delivered: &'static str,
+    pub state_read: &'static str,
+    pub state_partly: &'static str,
+    pub delivered_to: &'static str,
+    pub read_by: &'static str,
+    pub waiting_for: &'static str,
+    // People
+    pub people_title: &'static str,
+    pub people_empty: &'static str,
+    pub start_chat: &'static str,
+    pub verified: &'static str,
+    // Groups
+    pub group_title: &'static str,
+    pub group_name: &'static str,
+    pub group_members: &'static str,
+    pub group_create: &'static str,
+    pub group_rename: &'static str,
+    pub group_add: &'static str,
+    pub group_remove: &'static str,
+    pub group_leave: &'static str,
+    pub group_admin: &'static str,
+    pub group_member: &'static str,
+    pub group_removed_rotated: &'static str,
+    pub group_need_name: &'static str,
+    pub group_info: &'static str,
+    pub group_make_admin: &'static str,
+    pub close: &'static str,
+    pub cancel: &'static str,
+    // Verification
+    pub verify_title: &'static str,
+    pub verify_intro: &'static str,
+    pub verify_mark: &'static str,
+    pub verify_unmark: &'static str,
+    pub verify_is_verified: &'static str,
+    pub key_changed: &'static str,
+    pub key_changed_ack: &'static str,
+    // Settings
+    pub settings_title: &'static str,
+    pub settings_name: &'static str,
+    pub settings_save_name: &'static str,
+    pub settings_language: &'static str,
+    pub settings_network: &'static str,
+    pub settings_join_other: &'static str,
+    pub settings_join_apply: &'static str,
+    pub settings_data_dir: &'static str,
+    pub settings_notifications: &'static str,
+    pub settings_user_id: &'static str,
+    pub settings_restarting: &'static str,
+    // Status
+    pub status_peers: &'static str,
+    pub status_network: &'static str,
+    pub status_outbox: &'static str,
+    pub demo_banner: &'static str,
+    pub alone_banner: &'static str,
+    pub notification_title: &'static str,
+    pub error_prefix: &'static str,
+}
+
+pub static DE: Texts = Texts {
+    app_name: "Flurfunk",
+    starting: "Flurfunk startet …",
+    start_failed: "Flurfunk konnte nicht starten",
+    wizard_welcome: "Willkommen bei Flurfunk",
+    wizard_intro: "Der Messenger für das Haus: ohne Server, ohne Cloud, verschlüsselt. \
+                   Zuerst: Wie sollen die Kolleginnen und Kollegen Sie sehen?",
+    wizard_your_name: "Ihr Name",
+    wizard_name_hint: "z. B. Anna Schmidt, Bürgerbüro",
+    wizard_next: "Weiter",
+    wizard_back: "Zurück",
+    wizard_network_title: "Netzwerk wählen",
+    wizard_network_intro: "Ein Netzwerkschlüssel hält alle anderen draußen. Ihre IT oder \
+                           ein Kollege gibt Ihnen die Schlüsseldatei.",
+    wizard_join: "Einem Netzwerk beitreten",
+    wizard_join_hint: "Schlüsseldatei öffnen oder ihren Inhalt einfügen",
+    wizard_key_file: "Pfad zur Schlüsseldatei",
+    wizard_key_paste: "… oder Schlüssel einfügen",
+    wizard_drop_hint: "Tipp: Datei einfach ins Fenster ziehen.",
+    wizard_create: "Neues Netzwerk gründen",
+    wizard_create_hint: "Erstellt eine Schlüsseldatei, die Sie an Kollegen weitergeben \
+                         (USB-Stick, nicht per E-Mail).",
+    wizard_create_save_to: "Schlüsseldatei speichern unter",
+    wizard_demo: "Demo-Netzwerk ausprobieren",
+    wizard_demo_hint: "Nur zum Ausprobieren: jeder mit Flurfunk kann hier mitlesen.",
+    wizard_finish: "Los geht's",
+    wizard_key_saved: "Schlüsseldatei gespeichert: {path}",
+    chats: "Chats",
+    search_hint: "Suchen",
+    new_chat: "Neuer Chat",
+    new_group: "Neue Gruppe",
+    people: "Personen",
+    settings: "Einstellungen",
+    no_chats: "Noch keine Chats. Unter „Personen“ finden Sie Ihre Kollegen.",
+    pick_chat: "Wählen Sie links einen Chat aus.",
+    composer_hint: "Nachricht schreiben (Enter sendet, Umschalt+Enter neue Zeile)",
+    send: "Senden",
+    today: "Heute",
+    yesterday: "Gestern",
+    you: "Sie",
+    online: "online",
+    offline: "offline",
+    last_seen: "zuletzt online {time}",
+    members_count: "{n} Mitglieder",
+    unread_n: "{n} ungelesen",
+    load_older: "Ältere Nachrichten laden",
+    not_member: "Sie sind nicht mehr Mitglied dieser Gruppe.",
+    jump_to_newest: "⬇ Neueste",
+    state_saved: "gespeichert",
+    state_delivered: "an alle zugestellt",
+    state_read: "von allen gelesen",
+    state_partly: "an {n} von {m} zugestellt",
+    delivered_to: "Zugestellt an",
+    read_by: "Gelesen von",
+    waiting_for: "Noch nicht zugestellt",
+    people_title: "Personen im Netzwerk",
+    people_empty: "Noch niemand gesehen. Andere Flurfunk-Rechner im Netz erscheinen hier \
+                   automatisch.",
+    start_chat: "Chat starten",
+    verified: "verifiziert",
+    group_title: "Gruppe",
+    group_name: "Gruppenname",
+    group_members: "Mitglieder",
+    group_create: "Gruppe erstellen",
+    group_rename: "Umbenennen",
+    group_add: "Hinzufügen",
+    group_remove: "Entfernen",
+    group_leave: "Gruppe verlassen",
+    group_admin: "Admin",
+    group_member: "Mitglied",
+    group_removed_rotated: "{name} wurde entfernt. Der Gruppenschlüssel wurde erneuert: \
+                            {name} kann neue Nachrichten nicht mehr lesen.",
+    group_need_name: "Bitte einen Namen und mindestens ein Mitglied wählen.",
+    group_info: "Gruppeninfo",
+    group_make_admin: "Zum Admin machen",
+    close: "Schließen",
+    cancel: "Abbrechen",
+    verify_title: "Sicherheitsnummer",
+    verify_intro: "Vergleichen Sie diese Nummer mit {name} (persönlich oder am Telefon). \
+                   Stimmt sie überein, ist die Verbindung nicht manipuliert.",
+    verify_mark: "Als verifiziert markieren",
+    verify_unmark: "Verifizierung aufheben",
+    verify_is_verified: "✔ verifiziert",
+    key_changed: "Achtung: „{name}“ meldet sich mit einem neuen Schlüssel. Das kann eine \
+                  Neuinstallation sein – oder jemand gibt sich als {name} aus. Prüfen Sie die \
+                  Sicherheitsnummer, bevor Sie Vertrauliches schreiben.",
+    key_changed_ack: "Verstanden",
+    settings_title: "Einstellungen",
+    settings_name: "Anzeigename",
+    settings_save_name: "Namen speichern",
+    settings_language: "Sprache",
+    settings_network: "Netzwerk",
+    settings_join_other: "Anderem Netzwerk beitreten (Schlüsseldatei)",
+    settings_join_apply: "Beitreten und neu verbinden",
+    settings_data_dir: "Datenordner",
+    settings_notifications: "Desktop-Benachrichtigungen",
+    settings_user_id: "Ihre Benutzer-ID",
+    settings_restarting: "Verbinde neu …",
+    status_peers: "{n} online",
+    status_network: "Netzwerk {fp}",
+    status_outbox: "{n} warten auf Zustellung",
+    demo_banner: "Demo-Netzwerk: Jeder mit Flurfunk kann beitreten. Nicht für dienstliche \
+                  Inhalte. (Einstellungen → Netzwerk)",
+    alone_banner: "Seit einer Weile ist niemand erreichbar. Nachrichten werden zugestellt, \
+                   sobald Kollegen online sind.",
+    notification_title: "{name} in {chat}",
+    error_prefix: "Fehler",
+};
+
+pub static EN: Texts = Texts {
+    app_name: "Flurfunk",
+    starting: "Flurfunk is starting …",
+    start_failed: "Flurfunk could not start",
+    wizard_welcome: "Welcome to Flurfunk",
+    wizard_intro: "The messenger for the building: no server, no cloud, encrypted. \
+                   First: how should your colleagues see you?",
+    wizard_your_name: "Your name",
+    wizard_name_hint: "e.g. Anna Schmidt, citizens' office",
+    wizard_next: "Next",
+    wizard_back: "Back",
+    wizard_network_title: "Choose a network",
+    wizard_network_intro: "A network key keeps everyone else out. Your IT or a colleague \
+                           gives you the key file.",
+    wizard_join: "Join a network",
+    wizard_join_hint: "Open the key file or paste its content",
+    wizard_key_file: "Path to the key file",
+    wizard_key_paste: "… or paste the key",
+    wizard_drop_hint: "Tip: just drag the file into the window.",
+    wizard_create: "Create a new network",
+    wizard_create_hint: "Creates a key file to hand to colleagues (USB stick, not e-mail).",
+    wizard_create_save_to: "Save the key file to",
+    wizard_demo: "Try the demo network",
+    wizard_demo_hint: "For trying out only: anyone running Flurfunk can read along.",
+    wizard_finish: "Let's go",
+    wizard_key_saved: "Key file saved: {path}",
+    chats: "Chats",
+    search_hint: "Search",
+    new_chat: "New chat",
+    new_group: "New group",
+    people: "People",
+    settings: "Settings",
+    no_chats: "No chats yet. Find your colleagues under “People”.",
+    pick_chat: "Pick a chat on the left.",
+    composer_hint: "Write a message (Enter sends, Shift+Enter new line)",
+    send: "Send",
+    today: "Today",
+    yesterday: "Yesterday",
+    you: "You",
+    online: "online",
+    offline: "offline",
+    last_seen: "last seen {time}",
+    members_count: "{n} members",
+    unread_n: "{n} unread",
+    load_older: "Load older messages",
+    not_member: "You are no longer a member of this group.",
+    jump_to_newest: "⬇ Newest",
+    state_saved: "saved",
+    state_delivered: "delivered to all",
+    state_read: "read by all",
+    state_partly: "delivered to {n} of {m}",
+    delivered_to: "Delivered to",
+    read_by: "Read by",
+    waiting_for: "Not delivered yet",
+    people_title: "People on the network",
+    people_empty: "Nobody seen yet. Other Flurfunk computers on the network show up here \
+                   by themselves.",
+    start_chat: "Start chat",
+    verified: "verified",
+    group_title: "Group",
+    group_name: "Group name",
+    group_members: "Members",
+    group_create: "Create group",
+    group_rename: "Rename",
+    group_add: "Add",
+    group_remove: "Remove",
+    group_leave: "Leave group",
+    group_admin: "Admin",
+    group_member: "Member",
+    group_removed_rotated: "{name} was removed. The group key was rotated: {name} cannot \
+                            read new messages.",
+    group_need_name: "Please enter a name and pick at least one member.",
+    group_info: "Group info",
+    group_make_admin: "Make admin",
+    close: "Close",
+    cancel: "Cancel",
+    verify_title: "Safety number",
+    verify_intro: "Compare this number with {name} (in person or on the phone). If it \
+                   matches, nobody is in between.",
+    verify_mark: "Mark as verified",
+    verify_unmark: "Clear verification",
+    verify_is_verified: "✔ verified",
+    key_changed: "Warning: “{name}” appears with a new key. This may be a reinstall – or \
+                  someone posing as {name}. Check the safety number before you write \
+                  anything confidential.",
+    key_changed_ack: "Understood",
+    settings_title: "Settings",
+    settings_name: "Display name",
+    settings_save_name: "Save name",
+    settings_language: "Language",
+    settings_network: "Network",
+    settings_join_other: "Join another network (key file)",
+    settings_join_apply: "Join and reconnect",
+    settings_data_dir: "Data folder",
+    settings_notifications: "Desktop notifications",
+    settings_user_id: "Your user id",
+    settings_restarting: "Reconnecting …",
+    status_peers: "{n} online",
+    status_network: "network {fp}",
+    status_outbox: "{n} waiting for delivery",
+    demo_banner: "Demo network: anyone running Flurfunk can join. Not for work content. \
+                  (Settings → Network)",
+    alone_banner: "Nobody has been reachable for a while. Messages are delivered as soon as \
+                   colleagues are online.",
+    notification_title: "{name} in {chat}",
+    error_prefix: "Error",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn german_locales_pick_german_everything_else_english() {
+        assert_eq!(Lang::from_locale("de-DE"), Lang::De);
+        assert_eq!(Lang::from_locale("de_AT.UTF-8"), Lang::De);
+        assert_eq!(Lang::from_locale("en-US"), Lang::En);
+        assert_eq!(Lang::from_locale("fr-FR"), Lang::En);
+        assert_eq!(Lang::from_locale(""), Lang::En);
+    }
+
+    #[test]
+    fn fill_replaces_every_placeholder() {
+        assert_eq!(fill("{n} von {m}", &[("n", "2"), ("m", "3")]), "2 von 3");
+        assert_eq!(
+            fill(DE.group_removed_rotated, &[("name", "Ben")])
+                .matches("Ben")
+                .count(),
+            2
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! The desktop app driven through its real UI (egui_kittest, no window) against real
+//! in-process nodes on loopback: what a user clicks and types, and what colleagues' nodes
+//! receive.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use egui::{Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use flurfunk::app::data_dir::DataDir;
+use flurfunk::app::launch::{self, LaunchOptions};
+use flurfunk::gui::i18n::Lang;
+use flurfunk::gui::{FlurfunkApp, GuiConfig, Phase};
+use flurfunk::wire::Role;
+use support::{TestNode, eventually, spawn, test_key};
+
+type App = Option<FlurfunkApp>;
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn data_dir(&self) -> DataDir {
+        DataDir::new(self.dir.path().join("app"))
+    }
+
+    /// A data directory that already has an identity and the test network's key.
+    fn with_identity(&self, name: &str) {
+        let dir = self.data_dir();
+        launch::ensure_identity(&dir, name).unwrap();
+        test_key().save_replace(&dir.network_key()).unwrap();
+    }
+
+    fn spawn(&self, name: &str, peers: &[&TestNode]) -> TestNode {
+        self.rt.block_on(spawn(name, peers))
+    }
+
+    /// The app on a loopback-only node, dialling `peers`.
+    fn open(&self, peers: &[&TestNode], lang: Lang) -> Harness<'static, App> {
+        let config = GuiConfig {
+            dir: self.data_dir(),
+            launch: LaunchOptions {
+                listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+                peers: peers.iter().map(|p| p.addr.clone()).collect(),
+                mdns: false,
+                role: Role::Member,
+            },
+            language: Some(lang),
+            desktop_notifications: false,
+        };
+        let runtime = self.rt.handle().clone();
+        Harness::builder()
+            .with_size(egui::vec2(1100.0, 760.0))
+            .build_ui_state(
+                move |ui, slot: &mut App| {
+                    let app = slot.get_or_insert_with(|| {
+                        FlurfunkApp::new(ui.ctx(), runtime.clone(), config.clone())
+                    });
+                    app.logic(ui.ctx());
+                    app.ui(ui);
+                },
+                None,
+            )
+    }
+}
+
+fn app<'h>(h: &'h Harness<'static, App>) -> &'h FlurfunkApp {
+    h.state()
+        .as_ref()
+        .expect("the app exists after the first frame")
+}
+
+/// Step frames until `done` holds (the node works on its own threads meanwhile).
+fn settle(
+    h: &mut Harness<'static, App>,
+    what: &str,
+    done: impl Fn(&Harness<'static, App>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        h.step();
+        if h.state().is_some() && done(h) {
+            h.step();
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn has_label(h: &Harness<'static, App>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+/// The composer: a text field whose accessible name is its placeholder.
+fn composer<'h>(h: &'h Harness<'static, App>, hint: &str) -> egui_kittest::Node<'h> {
+    let hint = hint.to_string();
+    h.get_by(move |n| n.data().placeholder() == Some(hint.as_str()))
+}
+
+/// The app running with its node connected to all `peers`.
+fn running(f: &Fixture, peers: &[&TestNode], lang: Lang) -> Harness<'static, App> {
+    let mut h = f.open(peers, lang);
+    settle(&mut h, "node running", |h| {
+        matches!(app(h).phase(), Phase::Running)
+    });
+    let node = app(&h).node().unwrap().clone();
+    for p in peers {
+        let user = p.user();
+        f.rt.block_on(eventually("peer's profile", || async {
+            node.profiles()
+                .await
+                .unwrap()
+                .iter()
+                .any(|x| x.user_id == user)
+                .then_some(())
+        }));
+    }
+    h
+}
+
+#[test]
+fn first_run_wizard_joins_the_network_from_a_pasted_key() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    let mut h = f.open(&[&ben], Lang::De);
+    h.step();
+    assert!(
+        matches!(app(&h).phase(), Phase::Wizard(_)),
+        "no identity yet: the wizard"
+    );
+    h.get_by_label("Ihr Name").click();
+    h.run_steps(3);
+    h.get_by_label("Ihr Name").type_text("Anna Schmidt");
+    h.step();
+    h.get_by_label("Weiter").click();
+    h.run_steps(3);
+    h.step();
+    assert!(has_label(&h, "Einem Netzwerk beitreten"));
+    assert!(has_label(&h, "Demo-Netzwerk ausprobieren"));
+    h.get_by_label("… oder Schlüssel einfügen").click();
+    h.run_steps(3);
+    h.get_by_label("… oder Schlüssel einfügen")
+        .type_text(&test_key().to_file_text());
+    h.step();
+    h.get_by_label("Los geht's").click();
+    settle(&mut h, "node running", |h| {
+        matches!(app(h).phase(), Phase::Running)
+    });
+    h.check_accessibility();
+
+    let dir = f.data_dir();
+    assert!(dir.identity().exists(), "identity written");
+    let key = flurfunk::net::NetworkKey::load(&dir.network_key()).unwrap();
+    assert_eq!(
+        key.fingerprint(),
+        test_key().fingerprint(),
+        "joined the pasted network"
+    );
+    let node = app(&h).node().unwrap().clone();
+    let status = f.rt.block_on(node.status()).unwrap();
+    assert_eq!(status.name, "Anna Schmidt");
+    // Ben's node sees Anna under her name: the wizard's network works.
+    let anna = node.user_id();
+    f.rt.block_on(eventually("Ben knows Anna", || async {
+        ben.handle
+            .profiles()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.user_id == anna && p.display_name == "Anna Schmidt")
+            .then_some(())
+    }));
+}
+
+#[test]
+fn wizard_creates_a_network_and_saves_its_key_file() {
+    let f = Fixture::new();
+    let mut h = f.open(&[], Lang::En);
+    h.step();
+    h.get_by_label("Your name").click();
+    h.run_steps(3);
+    h.get_by_label("Your name").type_text("Jürgen Becker");
+    h.step();
+    h.get_by_label("Next").click();
+    h.run_steps(3);
+    h.get_by_label("Create a new network").click();
+    h.run_steps(3);
+    let key_file = f.dir.path().join("bauhof.key");
+    let save_to = h.get_by_label("Save the key file to");
+    save_to.click();
+    h.run_steps(3);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.step();
+    h.get_by_label("Save the key file to")
+        .type_text(&key_file.display().to_string());
+    h.step();
+    h.get_by_label("Let's go").click();
+    settle(&mut h, "node running", |h| {
+        matches!(app(h).phase(), Phase::Running)
+    });
+    let handed_out = flurfunk::net::NetworkKey::load(&key_file).expect("key file saved");
+    let joined = flurfunk::net::NetworkKey::load(&f.data_dir().network_key()).unwrap();
+    assert_eq!(handed_out.fingerprint(), joined.fingerprint());
+    assert!(!joined.is_demo());
+    settle(&mut h, "notice shown", |h| has_label(h, "Key file saved"));
+}
+
+#[test]
+fn enter_sends_and_shift_enter_breaks_the_line() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let node = app(&h).node().unwrap().clone();
+    let conv = f.rt.block_on(node.open_direct(ben.user())).unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .select_conversation(&conv.to_string());
+    settle(&mut h, "conversation shown", |h| {
+        app(h).chat().is_some_and(|c| c.is_loaded())
+    });
+    let hint = "Nachricht schreiben (Enter sendet, Umschalt+Enter neue Zeile)";
+    composer(&h, hint).click();
+    h.run_steps(3);
+    composer(&h, hint).type_text("Zeile eins");
+    h.step();
+    h.key_press_modifiers(Modifiers::SHIFT, Key::Enter);
+    h.step();
+    composer(&h, hint).type_text("Zeile zwei");
+    h.step();
+    assert!(
+        f.rt.block_on(ben.texts(conv)).is_empty(),
+        "Shift+Enter must not send"
+    );
+    h.key_press(Key::Enter);
+    h.step();
+    f.rt.block_on(support::wait_texts(&ben, conv, &["Zeile eins\nZeile zwei"]));
+    settle(&mut h, "own bubble", |h| {
+        has_label(h, "Zeile eins\nZeile zwei")
+    });
+    let draft = composer(&h, hint).value().unwrap_or_default();
+    assert!(
+        draft.is_empty(),
+        "composer cleared after sending, has {draft:?}"
+    );
+    h.check_accessibility();
+}
+
+#[test]
+fn an_incoming_message_updates_list_preview_and_unread_badge() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let anna = app(&h).node().unwrap().user_id();
+    f.rt.block_on(ben.knows_user(anna));
+    let conv = f.rt.block_on(ben.handle.open_direct(anna)).unwrap();
+    f.rt.block_on(ben.handle.send_text(conv, "Streuwagen ist fertig".into()))
+        .unwrap();
+    f.rt.block_on(ben.handle.send_text(conv, "Kommst du vorbei?".into()))
+        .unwrap();
+    settle(&mut h, "chat row with badge and preview", |h| {
+        has_label(h, "Ben Müller, 2 ungelesen, Kommst du vorbei?")
+    });
+    assert_eq!(app(&h).window_title(), "(2) Flurfunk");
+    h.get_by_label_contains("Ben Müller, 2 ungelesen").click();
+    settle(&mut h, "messages shown", |h| {
+        has_label(h, "Streuwagen ist fertig")
+    });
+    settle(&mut h, "badge gone", |h| {
+        has_label(h, "Ben Müller, Kommst du vorbei?")
+    });
+    assert_eq!(app(&h).window_title(), "Flurfunk");
+    // Opening the chat told Ben: his messages show as read.
+    f.rt.block_on(eventually("read receipt at Ben", || async {
+        let items = ben.handle.messages(conv, None, 10).await.unwrap();
+        items
+            .iter()
+            .all(|m| m.read_by.contains(&anna.to_string()))
+            .then_some(())
+    }));
+    h.check_accessibility();
+}
+
+#[test]
+fn creating_a_group_and_removing_a_member_rotates_the_key() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    let clara = f.spawn("Clara Wolf", &[&ben]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben, &clara], Lang::De);
+    settle(&mut h, "peers listed", |h| {
+        app(h).conversations().is_empty() && has_label(h, "2 online")
+    });
+    h.get_by_label("👥").click();
+    h.run_steps(3);
+    h.get_by_label("Gruppenname").click();
+    h.run_steps(3);
+    h.get_by_label("Gruppenname").type_text("Bauhof");
+    h.step();
+    h.get_by_label("Ben Müller").click();
+    h.run_steps(3);
+    h.get_by_label("Clara Wolf").click();
+    h.run_steps(3);
+    h.get_by_label("Gruppe erstellen").click();
+    settle(&mut h, "group open", |h| {
+        app(h)
+            .conversations()
+            .iter()
+            .any(|c| c.name == "Bauhof" && c.members.len() == 3)
+            && app(h).chat().is_some()
+    });
+    let conv: flurfunk::wire::ConversationId = app(&h)
+        .conversations()
+        .iter()
+        .find(|c| c.name == "Bauhof")
+        .unwrap()
+        .conversation
+        .parse()
+        .unwrap();
+    for n in [&ben, &clara] {
+        f.rt.block_on(eventually("member has the group", || async {
+            n.handle
+                .conversation(conv)
+                .await
+                .unwrap()
+                .filter(|c| c.is_member)
+                .map(|_| ())
+        }));
+    }
+    h.get_by_label("Gruppeninfo").click();
+    h.run_steps(3);
+    h.step();
+    h.get_by_label("Entfernen Clara Wolf").click();
+    settle(&mut h, "removal notice", |h| {
+        has_label(h, "Der Gruppenschlüssel wurde erneuert")
+    });
+    settle(&mut h, "Clara gone from the member list", |h| {
+        app(h)
+            .conversations()
+            .iter()
+            .any(|c| c.name == "Bauhof" && c.members.len() == 2)
+    });
+    // (Clara's own node is not told that she was removed: a known gap of the sync core.)
+    // A message after the removal reaches Ben, not Clara.
+    f.rt.block_on(
+        app(&h)
+            .node()
+            .unwrap()
+            .send_text(conv, "Nur noch für Ben".into()),
+    )
+    .unwrap();
+    f.rt.block_on(support::wait_texts(&ben, conv, &["Nur noch für Ben"]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !f.rt
+            .block_on(clara.texts(conv))
+            .iter()
+            .any(|t| t == "Nur noch für Ben")
+    );
+    h.check_accessibility();
+}
+
+#[test]
+fn switching_the_language_changes_every_label_and_is_saved() {
+    let f = Fixture::new();
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[], Lang::De);
+    assert!(h.query_by_label("Chats").is_some());
+    assert!(
+        has_label(&h, "Demo") || has_label(&h, "Netzwerk"),
+        "status bar in German"
+    );
+    h.get_by_label("⚙").click();
+    h.run_steps(3);
+    assert!(has_label(&h, "Einstellungen"));
+    h.get_by_label("English").click();
+    h.run_steps(3);
+    h.step();
+    assert!(has_label(&h, "Settings"), "dialog title now English");
+    assert!(has_label(&h, "Display name"));
+    assert!(!has_label(&h, "Anzeigename"));
+    assert!(has_label(&h, "network "), "status bar in English");
+    let saved = std::fs::read_to_string(f.data_dir().root().join("app.json")).unwrap();
+    assert!(saved.contains("\"en\""), "language saved: {saved}");
+    h.check_accessibility();
+}
+
+#[test]
+fn a_known_colleague_with_a_new_key_is_flagged() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    settle(&mut h, "Ben listed", |h| has_label(h, "1 online"));
+    // Anna verifies Ben's safety number.
+    h.get_by_label("✉").click();
+    h.run_steps(3);
+    h.get_by_label("🔐").click();
+    h.run_steps(3);
+    h.step();
+    assert!(has_label(&h, "Vergleichen Sie diese Nummer mit Ben Müller"));
+    h.get_by_label("Als verifiziert markieren").click();
+    h.run_steps(3);
+    assert!(has_label(&h, "✔ verifiziert"));
+    // "Ben" reinstalls (or someone poses as him): same name, new key.
+    let impostor = f.spawn("Ben Müller", &[]);
+    let addr = impostor.addr.clone();
+    f.rt.block_on(app(&h).node().unwrap().dial(addr)).unwrap();
+    settle(&mut h, "key change warning", |h| {
+        has_label(h, "meldet sich mit einem neuen Schlüssel")
+    });
+    h.check_accessibility();
+}
