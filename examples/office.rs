@@ -582,7 +582,8 @@ async fn wait_for_profiles(colleagues: &[Colleague], users: &HashSet<UserId>) ->
                 .iter()
                 .map(|p| p.user_id)
                 .collect();
-            if !users.iter().all(|u| known.contains(u)) {
+            let me = colleagues[i].user;
+            if !users.iter().all(|u| *u == me || known.contains(u)) {
                 complete = false;
                 break;
             }

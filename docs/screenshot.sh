@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Regenerates docs/screenshot.png: the desktop app with a realistic German conversation,
+# under Xvfb, with colleagues' nodes on loopback (no mDNS, nothing leaves the machine).
+#
+#   docs/screenshot.sh            (needs: xvfb xdotool x11-apps imagemagick, see .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --quiet
+B="${CARGO_TARGET_DIR:-target}/debug/flurfunk"
+T=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+ff() { local who=$1; shift; "$B" --data-dir "$T/$who" "$@"; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+ff anna init --name "Anna Schmidt" >/dev/null
+ff anna network new --out "$T/rathaus.key" >/dev/null
+declare -A PORT
+PORT[anna]=$(port)
+for who in juergen sabine thomas petra; do PORT[$who]=$(port); done
+ff juergen init --name "Jürgen Becker" >/dev/null
+ff sabine init --name "Sabine Wagner" >/dev/null
+ff thomas init --name "Thomas Müller" >/dev/null
+ff petra init --name "Petra Hoffmann" >/dev/null
+for who in juergen sabine thomas petra; do ff "$who" network join "$T/rathaus.key" >/dev/null; done
+
+start() {
+    local who=$1
+    ff "$who" node --no-mdns --listen "/ip4/127.0.0.1/tcp/${PORT[$who]}" \
+        --peer "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
+    pids+=($!)
+}
+# Anna's node first, headless, to set up the chats.
+ff anna node --no-mdns --listen "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
+anna_pid=$!
+for who in juergen sabine thomas petra; do start "$who"; done
+until ff anna peers 2>/dev/null | grep -q "Petra Hoffmann.*online" \
+   && ff anna peers | grep -q "Thomas Müller.*online" \
+   && ff anna peers | grep -q "Jürgen Becker.*online" \
+   && ff anna peers | grep -q "Sabine Wagner.*online"; do sleep 0.3; done
+
+say() { ff "$1" send --to "$2" "$3" >/dev/null; sleep 0.4; }
+ff anna group create "Bauhof Winterdienst" --member "Jürgen" --member "Thomas" --member "Sabine" >/dev/null
+sleep 1
+say petra "Anna" "Hallo Anna, kannst du mir die Liste der Sperrmülltermine schicken?"
+say anna "Petra" "Klar, kommt gleich per Mail."
+say sabine "Anna" "Das Update für die Fachverfahren läuft heute ab 18 Uhr."
+say juergen "Bauhof Winterdienst" "Guten Morgen! Heute Nacht sind −6 °C angesagt."
+say thomas "Bauhof Winterdienst" "Der Streuwagen ist vollgetankt, Salz reicht noch für zwei Einsätze."
+say anna "Bauhof Winterdienst" "Danke! Ich bestelle heute noch 20 Tonnen nach."
+say juergen "Bauhof Winterdienst" "Wer übernimmt die Bereitschaft am Wochenende?"
+say thomas "Bauhof Winterdienst" "Ich mache Samstag, Sonntag kann Klaus."
+say anna "Bauhof Winterdienst" "Super, ich trage es in den Plan ein.
+Bitte denkt an die Rufbereitschaftsliste am Empfang."
+say sabine "Bauhof Winterdienst" "Die Tablets für die Streckenkontrolle sind eingerichtet 👍"
+say juergen "Bauhof Winterdienst" "Perfekt, dann starten wir morgen um 5:30 Uhr."
+sleep 2
+kill "$anna_pid"; wait "$anna_pid" 2>/dev/null || true
+
+# The app, under Xvfb, with the same window size as on a desktop.
+export DISPLAY=:97
+export XDG_RUNTIME_DIR="$T/run"; mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
+Xvfb "$DISPLAY" -screen 0 1040x700x24 >/dev/null 2>&1 &
+pids+=($!)
+sleep 1
+ff anna app --no-mdns --lang de --listen "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
+pids+=($!)
+sleep 6
+# The chat list is sorted by activity: the group is on top.
+xdotool mousemove 150 95 click 1
+sleep 2
+xdotool mousemove 1030 690
+sleep 1
+xwd -root -silent | convert xwd:- docs/screenshot.png
+echo "wrote docs/screenshot.png"
