@@ -32,12 +32,12 @@ for who in juergen sabine thomas petra; do ff "$who" network join "$T/rathaus.ke
 
 start() {
     local who=$1
-    ff "$who" node --no-mdns --listen "/ip4/127.0.0.1/tcp/${PORT[$who]}" \
+    "$B" --data-dir "$T/$who" node --no-mdns --listen "/ip4/127.0.0.1/tcp/${PORT[$who]}" \
         --peer "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
     pids+=($!)
 }
 # Anna's node first, headless, to set up the chats.
-ff anna node --no-mdns --listen "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
+"$B" --data-dir "$T/anna" node --no-mdns --listen "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
 anna_pid=$!
 for who in juergen sabine thomas petra; do start "$who"; done
 until ff anna peers 2>/dev/null | grep -q "Petra Hoffmann.*online" \
@@ -69,7 +69,7 @@ export XDG_RUNTIME_DIR="$T/run"; mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
 Xvfb "$DISPLAY" -screen 0 1040x700x24 >/dev/null 2>&1 &
 pids+=($!)
 sleep 1
-ff anna app --no-mdns --lang de --listen "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
+"$B" --data-dir "$T/anna" app --no-mdns --lang de --listen "/ip4/127.0.0.1/tcp/${PORT[anna]}" >/dev/null 2>&1 &
 pids+=($!)
 sleep 6
 # The chat list is sorted by activity: the group is on top.

@@ -80,6 +80,7 @@ pub struct FlurfunkApp {
     reloads: Reloads,
     title: String,
     focused: bool,
+    reported_focus: Option<bool>,
     frames: u64,
 }
 
@@ -110,6 +111,7 @@ impl FlurfunkApp {
             reloads: Reloads::default(),
             title: String::new(),
             focused: true,
+            reported_focus: None,
             frames: 0,
         };
         if has_identity {
@@ -208,12 +210,23 @@ impl FlurfunkApp {
 
     /// Apply every update that has arrived and start the reloads they call for.
     pub fn logic(&mut self, ctx: &egui::Context) {
-        if let Some(focused) = ctx.input(|i| i.viewport().focused) {
-            if focused && !self.focused {
-                self.mark_selected_read();
-            }
-            self.focused = focused;
+        // The window system's word on focus counts when it changes; a click into the
+        // window counts too (some systems never report focus).
+        let reported = ctx.input(|i| i.viewport().focused);
+        let clicked = ctx.input(|i| i.pointer.any_pressed());
+        let mut focused = self.focused;
+        if reported != self.reported_focus {
+            self.reported_focus = reported;
+            focused = reported.unwrap_or(true);
         }
+        if clicked {
+            focused = true;
+        }
+        if focused && !self.focused {
+            self.focused = true;
+            self.mark_selected_read();
+        }
+        self.focused = focused;
         while let Some(update) = self.bridge.try_next() {
             self.apply(update);
         }

@@ -436,7 +436,18 @@ impl FlurfunkApp {
     fn subtitle(&self, v: &ConversationView) -> String {
         let t = self.t();
         if v.kind == "group" {
-            let names: Vec<String> = v.members.iter().map(|m| m.name.clone()).collect();
+            let me = self.own_user();
+            let names: Vec<String> = v
+                .members
+                .iter()
+                .map(|m| {
+                    if m.user_id == me {
+                        t.you.to_string()
+                    } else {
+                        m.name.clone()
+                    }
+                })
+                .collect();
             format!(
                 "{} · {}",
                 fill(t.members_count, &[("n", &v.members.len().to_string())]),

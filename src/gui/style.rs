@@ -14,6 +14,9 @@ pub const DEMO_FILL: Color32 = Color32::from_rgb(0xFD, 0xE2, 0xE1);
 pub const DEMO_TEXT: Color32 = Color32::from_rgb(0x8A, 0x1C, 0x1C);
 
 pub fn apply(ctx: &egui::Context) {
+    // Follow the system's light or dark mode; where it says nothing, light, as office
+    // desktops and phone messengers are.
+    ctx.options_mut(|o| o.fallback_theme = egui::Theme::Light);
     ctx.all_styles_mut(|style| {
         style.spacing.item_spacing = egui::vec2(8.0, 6.0);
         style.spacing.button_padding = egui::vec2(10.0, 5.0);
