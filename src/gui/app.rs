@@ -269,16 +269,8 @@ impl FlurfunkApp {
             }
             Update::Peers(list) => {
                 self.reloads.peers.busy = false;
-                let me = self.own_user();
-                let mut changed = false;
                 for p in &list {
-                    if let Some(change) = self.settings.observe(&me, &p.user_id, &p.name) {
-                        self.key_changes.push(change);
-                    }
-                    changed = true;
-                }
-                if changed {
-                    self.save_settings();
+                    self.observe(&p.user_id, &p.name);
                 }
                 self.peers = list;
             }
@@ -362,11 +354,7 @@ impl FlurfunkApp {
                 self.reloads.status.dirty = true;
             }
             NodeEvent::Profile { user_id, name } => {
-                let me = self.own_user();
-                if let Some(change) = self.settings.observe(&me, &user_id, &name) {
-                    self.key_changes.push(change);
-                }
-                self.save_settings();
+                self.observe(&user_id, &name);
                 self.reloads.peers.dirty = true;
                 self.reloads.conversations.dirty = true;
             }
@@ -555,6 +543,22 @@ impl FlurfunkApp {
         self.node()
             .map(|n| n.user_id().to_string())
             .unwrap_or_default()
+    }
+
+    /// Record a colleague's name and key in the contact book (saved only when it changed);
+    /// a known name with a new key becomes a warning banner.
+    fn observe(&mut self, user: &str, name: &str) {
+        if self.settings.contacts.get(user).is_some_and(|n| n == name) {
+            return;
+        }
+        let me = self.own_user();
+        if let Some(change) = self.settings.observe(&me, user, name) {
+            if self.key_changes.len() >= MAX_NOTICES {
+                self.key_changes.remove(0);
+            }
+            self.key_changes.push(change);
+        }
+        self.save_settings();
     }
 
     pub(super) fn save_settings(&mut self) {

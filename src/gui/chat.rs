@@ -592,15 +592,21 @@ impl FlurfunkApp {
         let m = &items[i];
         let day_changed = new_day(items, i);
         if day_changed {
-            ui.vertical_centered(|ui| {
-                egui::Frame::NONE
-                    .fill(style::day_fill(ui.visuals()))
-                    .corner_radius(CornerRadius::same(8))
-                    .inner_margin(egui::Margin::symmetric(10, 3))
-                    .show(ui, |ui| {
-                        ui.label(RichText::new(day_label(t, german, m.wall_ms)).size(12.0))
-                    });
-            });
+            // A small centred pill with the day, as phone messengers show it.
+            let label = day_label(t, german, m.wall_ms);
+            let color = ui.visuals().text_color();
+            let galley =
+                ui.painter()
+                    .layout_no_wrap(label.clone(), egui::FontId::proportional(12.0), color);
+            let width = ui.available_width();
+            let (row, response) =
+                ui.allocate_exact_size(vec2(width, galley.size().y + 8.0), Sense::hover());
+            response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &label));
+            let pill = egui::Rect::from_center_size(row.center(), galley.size() + vec2(20.0, 6.0));
+            ui.painter()
+                .rect_filled(pill, 8.0, style::day_fill(ui.visuals()));
+            ui.painter()
+                .galley(pill.center() - galley.size() / 2.0, galley, color);
             ui.add_space(6.0);
         }
         let show_name =
