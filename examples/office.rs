@@ -647,7 +647,7 @@ async fn on_event(
             }
             // A tester: colleague 0 adds them to the office-wide group and says hello.
             testers.insert(user, name.clone());
-            eprintln!("office: welcoming {name}");
+            eprintln!("office: someone new: {name}");
             let Some(node) = colleagues[0].running.as_ref().map(|r| r.node.clone()) else {
                 return;
             };
@@ -656,6 +656,19 @@ async fn on_event(
                 .find(|g| g.1.len() == colleagues.len())
                 .map(|g| g.0);
             tokio::spawn(async move {
+                // `peer_online` can come before the profile, which adding needs.
+                let mut name = name;
+                for _ in 0..100 {
+                    match node.profiles().await {
+                        Ok(p) if p.iter().any(|p| p.user_id == user) => {
+                            if let Some(p) = p.iter().find(|p| p.user_id == user) {
+                                name = p.display_name.clone();
+                            }
+                            break;
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
                 if let Some(conv) = all
                     && let Err(e) = node.add_member(conv, user).await
                 {

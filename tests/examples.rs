@@ -21,9 +21,20 @@ fn example(name: &str) -> PathBuf {
     let path = profile_dir.join("examples").join(name);
     assert!(
         path.exists(),
-        "{} not built (cargo test builds examples)",
+        "{} not built (plain `cargo test` builds examples)",
         path.display()
     );
+    // `cargo test --test examples` alone does not rebuild them: refuse a stale binary.
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for source in [root.join(format!("{name}.rs")), root.join("common/mod.rs")] {
+        assert!(
+            modified(&path) >= modified(&source),
+            "{} is older than {}: run `cargo build --examples` (or plain `cargo test`)",
+            path.display(),
+            source.display()
+        );
+    }
     path
 }
 
@@ -233,5 +244,61 @@ async fn depot_relay_delivers_after_the_sender_has_gone() {
         conv,
         &["Streuwagen bitte tanken", "Morgen 6 Uhr Winterdienst"],
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_welcomes_a_tester_and_answers() {
+    let tester = spawn("Tina Tester", &[]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let office = Command::new(example("office"))
+        .args([
+            "--colleagues",
+            "4",
+            "--duration",
+            "25",
+            "--rate",
+            "1",
+            "--no-churn",
+            "--no-mdns",
+        ])
+        .arg("--network-key")
+        .arg(key_file(tmp.path()))
+        .args(["--peer", &tester.addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _office = Guard(office);
+    // Added to the office-wide group and greeted in a 1:1 chat.
+    let all = eventually("added to Alle", || async {
+        let convs = tester.handle.conversations().await.unwrap();
+        convs.into_iter().find(|c| c.name == "Alle" && c.is_member)
+    })
+    .await;
+    assert_eq!(all.members.len(), 5, "4 colleagues and the tester");
+    let direct = eventually("welcome message", || async {
+        let convs = tester.handle.conversations().await.unwrap();
+        convs.into_iter().find(|c| {
+            c.kind == "direct"
+                && c.last_message
+                    .as_ref()
+                    .is_some_and(|m| m.text.contains("Hallo Tina Tester, willkommen"))
+        })
+    })
+    .await;
+    let conv = direct.conversation.parse().unwrap();
+    tester
+        .handle
+        .send_text(conv, "Hallo zusammen!".into())
+        .await
+        .unwrap();
+    eventually("an answer", || async {
+        let items = tester.handle.messages(conv, None, 10).await.unwrap();
+        items
+            .last()
+            .filter(|m| !m.own && m.text != direct.last_message.as_ref().unwrap().text)
+            .map(|_| ())
+    })
     .await;
 }

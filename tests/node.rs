@@ -277,3 +277,32 @@ async fn a_peer_sending_garbage_is_disconnected_while_others_are_served() {
         .unwrap();
     wait_texts(&ben, direct, &["Noch da?"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_later_learns_the_group_name() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let cora = spawn("Cora", &[&anna]).await;
+    anna.knows(&[&ben, &cora]).await;
+    let group = anna
+        .handle
+        .create_group("Bauhof".into(), vec![ben.user()])
+        .await
+        .unwrap();
+    anna.handle.send_text(group, "vorher".into()).await.unwrap();
+    anna.handle.add_member(group, cora.user()).await.unwrap();
+    // Adding rotates the key, so Cora cannot read the creation event with the name.
+    let view = eventually("Cora has the group with its name", || async {
+        cora.handle
+            .conversation(group)
+            .await
+            .unwrap()
+            .filter(|c| c.is_member && c.name == "Bauhof")
+    })
+    .await;
+    assert_eq!(view.members.len(), 3);
+    assert!(
+        cora.texts(group).await.is_empty(),
+        "history before joining stays sealed"
+    );
+}

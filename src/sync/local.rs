@@ -235,6 +235,12 @@ impl<S: Store> Engine<S> {
         };
         self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
         self.rekey(now_ms, conv)?;
+        // The new member holds only the new key and cannot read the name sealed at
+        // creation (or the last rename): say it again under the new key.
+        let name = self.member_state(&conv)?.name.clone();
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            self.rename(now_ms, conv, &name)?;
+        }
         Ok(())
     }
 
