@@ -272,6 +272,17 @@ fn window_benchmarks(full: &Path, empty: &Path) {
         w1 / b1
     );
 
+    // Memory of the app itself (window, renderer, fonts) with nothing stored.
+    let mut bare = app_command(&x, empty)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let (rss_bare, _) = proc_stat(bare.id());
+    let _ = bare.kill();
+    let _ = bare.wait();
+
     // Idle CPU and memory with the conversation open and scrolled through.
     let mut app = app_command(&x, full)
         .stdout(Stdio::null())
@@ -336,7 +347,9 @@ fn window_benchmarks(full: &Path, empty: &Path) {
     let _ = headless.kill();
     let _ = headless.wait();
     println!(
-        "  baseline: headless node on the same data {:.1} MB (app/headless {:.1}x)",
+        "  baselines: the app with an empty store {:.1} MB; the headless node on the same data \
+         {:.1} MB (app/headless {:.1}x)",
+        rss_bare as f64 / 1024.0,
         rss_headless as f64 / 1024.0,
         rss_scrolled as f64 / rss_headless.max(1) as f64
     );

@@ -397,8 +397,14 @@ fn switching_the_language_changes_every_label_and_is_saved() {
     assert!(has_label(&h, "Display name"));
     assert!(!has_label(&h, "Anzeigename"));
     assert!(has_label(&h, "network "), "status bar in English");
-    let saved = std::fs::read_to_string(f.data_dir().root().join("app.json")).unwrap();
-    assert!(saved.contains("\"en\""), "language saved: {saved}");
+    // Written off the UI thread: wait for it.
+    let path = f.data_dir().root().join("app.json");
+    let saved = f.rt.block_on(eventually("language saved", || async {
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|s| s.contains("\"language\": \"en\""))
+    }));
+    assert!(saved.contains("\"en\""));
     h.check_accessibility();
 }
 

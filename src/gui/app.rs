@@ -78,6 +78,7 @@ pub struct FlurfunkApp {
     pub(super) search: String,
     pub(super) alone_since: Option<Instant>,
     reloads: Reloads,
+    settings_writer: tokio::sync::watch::Sender<Option<Settings>>,
     title: String,
     focused: bool,
     reported_focus: Option<bool>,
@@ -91,6 +92,20 @@ impl FlurfunkApp {
         super::style::apply(ctx);
         let settings = Settings::load(&Settings::path(&config.dir));
         let has_identity = config.dir.identity().exists();
+        let (settings_writer, mut latest) = tokio::sync::watch::channel(None::<Settings>);
+        let path = Settings::path(&config.dir);
+        runtime.spawn(async move {
+            while latest.changed().await.is_ok() {
+                let Some(settings) = latest.borrow_and_update().clone() else {
+                    continue;
+                };
+                let path = path.clone();
+                let written = tokio::task::spawn_blocking(move || settings.save(&path)).await;
+                if let Ok(Err(e)) = written {
+                    tracing::warn!("cannot save settings: {e}");
+                }
+            }
+        });
         let mut app = FlurfunkApp {
             bridge: Bridge::new(runtime, ctx.clone()),
             config,
@@ -109,6 +124,7 @@ impl FlurfunkApp {
             search: String::new(),
             alone_since: None,
             reloads: Reloads::default(),
+            settings_writer,
             title: String::new(),
             focused: true,
             reported_focus: None,
@@ -561,10 +577,10 @@ impl FlurfunkApp {
         self.save_settings();
     }
 
+    /// Hand the settings to the writer task: the file is written (and synced) off the UI
+    /// thread; of several quick changes only the latest is written.
     pub(super) fn save_settings(&mut self) {
-        if let Err(e) = self.settings.save(&Settings::path(&self.config.dir)) {
-            tracing::warn!("cannot save settings: {e}");
-        }
+        let _ = self.settings_writer.send(Some(self.settings.clone()));
     }
 
     pub(super) fn peer(&self, user: &str) -> Option<&PeerView> {
@@ -658,6 +674,10 @@ impl eframe::App for FlurfunkApp {
     }
 
     fn on_exit(&mut self) {
+        // The writer task may not get to the last change before the process ends.
+        if let Err(e) = self.settings.save(&Settings::path(&self.config.dir)) {
+            tracing::warn!("cannot save settings: {e}");
+        }
         if let Some(running) = self.running.take() {
             let node = running.node.clone();
             drop(running);
