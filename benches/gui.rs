@@ -343,12 +343,15 @@ fn window_benchmarks(full: &Path, empty: &Path) {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let (rss_headless, _) = proc_stat(headless.id());
+    let (rss_headless, h0) = proc_stat(headless.id());
+    std::thread::sleep(idle);
+    let (_, h1) = proc_stat(headless.id());
+    let headless_cpu = (h1 - h0) as f64 / hz / idle.as_secs_f64() * 100.0;
     let _ = headless.kill();
     let _ = headless.wait();
     println!(
         "  baselines: the app with an empty store {:.1} MB; the headless node on the same data \
-         {:.1} MB (app/headless {:.1}x)",
+         {:.1} MB (app/headless {:.1}x), idle CPU {headless_cpu:.2} %",
         rss_bare as f64 / 1024.0,
         rss_headless as f64 / 1024.0,
         rss_scrolled as f64 / rss_headless.max(1) as f64

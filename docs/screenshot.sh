@@ -2,7 +2,10 @@
 # Regenerates docs/screenshot.png: the desktop app with a realistic German conversation,
 # under Xvfb, with colleagues' nodes on loopback (no mDNS, nothing leaves the machine).
 #
-#   docs/screenshot.sh            (needs: xvfb xdotool x11-apps imagemagick, see .ci/run)
+#   docs/screenshot.sh
+#
+# Needs (Debian): xvfb xdotool x11-apps imagemagick libgl1-mesa-dri libegl1
+# libxkbcommon-x11-0 mesa-vulkan-drivers python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet
