@@ -678,7 +678,7 @@ impl FlurfunkApp {
         };
         let response = ui
             .add(
-                egui::Label::new(RichText::new(text).size(11.0).color(color)).sense(Sense::click()),
+                egui::Label::new(RichText::new(text).size(13.0).color(color)).sense(Sense::click()),
             )
             .on_hover_ui(|ui| {
                 ui.label(RichText::new(&title).strong());
