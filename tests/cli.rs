@@ -213,3 +213,23 @@ fn errors_are_one_clear_line_and_a_failure_exit() {
     let (_, out, _) = flurfunk(other.path(), &["whoami"]);
     assert!(!out.contains("DEMO"), "{out}");
 }
+
+#[test]
+fn without_a_display_the_app_says_so_and_points_to_the_headless_node() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&[][..], &["app"][..]] {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("no graphical display"), "{stderr}");
+        assert!(stderr.contains("flurfunk node"), "{stderr}");
+    }
+}
