@@ -1,7 +1,7 @@
 //! The desktop app (egui/eframe): a thin view over a [`crate::node::NodeHandle`].
 //!
 //! State lives in plain structs ([`FlurfunkApp`], [`chat::ChatState`]), drawing in `*_ui`
-//! functions, and every node call runs on the tokio runtime through the [`bridge`]; nothing
+//! functions, and every node call runs on the tokio runtime through the `bridge`; nothing
 //! is awaited inside a frame, and the window repaints only when an update arrives.
 //!
 //! ```text
