@@ -505,6 +505,18 @@ impl ConversationState {
     pub fn control_events(&self) -> &[Event] {
         &self.control
     }
+
+    /// (author, seq) of the event that last removed `user`, if `user` is not a member now.
+    pub fn removal_of(&self, user: &UserId) -> Option<(UserId, u64)> {
+        if self.membership.is_member(user) {
+            return None;
+        }
+        self.control.iter().rev().find_map(|e| {
+            let removes = e.header.kind == EventKind::Membership
+                && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u }) if u == *user);
+            removes.then_some((e.header.author, e.header.seq))
+        })
+    }
 }
 
 /// Replays a conversation from events fed in total order, one at a time, so a caller can

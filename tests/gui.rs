@@ -358,7 +358,15 @@ fn creating_a_group_and_removing_a_member_rotates_the_key() {
             .iter()
             .any(|c| c.name == "Bauhof" && c.members.len() == 2)
     });
-    // (Clara's own node is not told that she was removed: a known gap of the sync core.)
+    f.rt.block_on(eventually("Clara's own node knows she is out", || async {
+        clara
+            .handle
+            .conversation(conv)
+            .await
+            .unwrap()
+            .filter(|c| !c.is_member)
+            .map(|_| ())
+    }));
     // A message after the removal reaches Ben, not Clara.
     f.rt.block_on(
         app(&h)

@@ -306,3 +306,48 @@ async fn a_member_added_later_learns_the_group_name() {
         "history before joining stays sealed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_told_and_reads_nothing_after() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let cora = spawn("Cora", &[&anna]).await;
+    anna.knows(&[&ben, &cora]).await;
+    let group = anna
+        .handle
+        .create_group("Bauhof".into(), vec![ben.user(), cora.user()])
+        .await
+        .unwrap();
+    anna.handle
+        .send_text(group, "für alle".into())
+        .await
+        .unwrap();
+    wait_texts(&cora, group, &["für alle"]).await;
+    // Cora is away when she is removed; she learns it when she is back.
+    let away = cora.stop().await;
+    anna.handle
+        .remove_member(group, cora_user(&away))
+        .await
+        .unwrap();
+    anna.handle
+        .send_text(group, "nur noch für Ben".into())
+        .await
+        .unwrap();
+    wait_texts(&ben, group, &["für alle", "nur noch für Ben"]).await;
+    let cora = away.start(&[&anna]).await;
+    let view = eventually("Cora sees that she was removed", || async {
+        cora.handle
+            .conversation(group)
+            .await
+            .unwrap()
+            .filter(|c| !c.is_member)
+    })
+    .await;
+    assert_eq!(view.members.len(), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        cora.texts(group).await,
+        ["für alle"],
+        "nothing after the removal"
+    );
+}

@@ -598,6 +598,21 @@ impl<S: Store> Engine<S> {
                 }
             }
             if !self.is_shareable(&conv, &peer) {
+                // A removed member is told of its own removal and nothing after it: the
+                // remover's events up to the removal, which it could read as a member.
+                if let Some((author, removal_seq)) = state.removal_of(&peer)
+                    && theirs.get(&author).copied().unwrap_or(0) < removal_seq
+                    && budget > 0
+                {
+                    let their_seq = theirs.get(&author).copied().unwrap_or(0);
+                    let batch = self.store.events_after(&conv, &author, their_seq, budget)?;
+                    let batch: Vec<Event> = batch
+                        .into_iter()
+                        .filter(|e| e.header.seq <= removal_seq)
+                        .collect();
+                    budget = budget.saturating_sub(batch.iter().map(Event::encoded_len).sum());
+                    to_send.extend(batch);
+                }
                 continue;
             }
             for (author, my_seq) in self.durable_vv(&conv, state) {
