@@ -89,7 +89,7 @@ async fn main() -> Result<()> {
             .join(", ")
     );
     let mut status = tokio::time::interval(Duration::from_secs(cli.status_every.max(1)));
-    let stop = common::shutdown_signal();
+    let stop = launch::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

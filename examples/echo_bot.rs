@@ -70,7 +70,7 @@ async fn main() -> Result<()> {
     // Round trip of the last answer per conversation: sent -> stored by the recipient ->
     // delivery receipt back, all on this machine's clock.
     let mut last_round_trip: HashMap<ConversationId, Duration> = HashMap::new();
-    let stop = common::shutdown_signal();
+    let stop = launch::shutdown_signal();
     tokio::pin!(stop);
     loop {
         let event = tokio::select! {

@@ -37,19 +37,37 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// How a node (headless or in the app) reaches the network.
+#[derive(clap::Args, Default)]
+struct NetOpts {
+    /// Address to listen on (repeatable). Default: /ip4/0.0.0.0/tcp/47110.
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<Multiaddr>,
+    /// Peer to dial and keep dialling, e.g. across subnets (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    peer: Vec<Multiaddr>,
+    /// Do not use mDNS discovery.
+    #[arg(long)]
+    no_mdns: bool,
+}
+
+impl NetOpts {
+    fn launch_options(self, role: Role) -> LaunchOptions {
+        LaunchOptions {
+            listen: self.listen,
+            peers: self.peer,
+            mdns: !self.no_mdns,
+            role,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Open the desktop app (the default without a command).
     App {
-        /// Address to listen on (repeatable). Default: /ip4/0.0.0.0/tcp/47110.
-        #[arg(long, value_name = "MULTIADDR")]
-        listen: Vec<Multiaddr>,
-        /// Peer to dial and keep dialling (repeatable).
-        #[arg(long, value_name = "MULTIADDR")]
-        peer: Vec<Multiaddr>,
-        /// Do not use mDNS discovery.
-        #[arg(long)]
-        no_mdns: bool,
+        #[command(flatten)]
+        net: NetOpts,
         /// Language of this session (de, en); default: the saved one, else the system's.
         #[arg(long, value_parser = ["de", "en"])]
         lang: Option<String>,
@@ -71,15 +89,8 @@ enum Command {
     },
     /// Run a headless node until SIGINT/SIGTERM.
     Node {
-        /// Address to listen on (repeatable). Default: /ip4/0.0.0.0/tcp/47110.
-        #[arg(long, value_name = "MULTIADDR")]
-        listen: Vec<Multiaddr>,
-        /// Peer to dial and keep dialling, e.g. across subnets (repeatable).
-        #[arg(long, value_name = "MULTIADDR")]
-        peer: Vec<Multiaddr>,
-        /// Do not use mDNS discovery.
-        #[arg(long)]
-        no_mdns: bool,
+        #[command(flatten)]
+        net: NetOpts,
         /// Store and forward every conversation's (encrypted) events for others.
         #[arg(long)]
         relay: bool,
@@ -204,24 +215,17 @@ fn load_network_key(dir: &DataDir) -> Result<NetworkKey> {
 
 fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
     let dir = data_dir(&cli)?;
-    let (listen, peers, no_mdns, lang, probe) = match cli.command {
+    let (net, lang, probe) = match cli.command {
         Some(Command::App {
-            listen,
-            peer,
-            no_mdns,
+            net,
             lang,
             startup_probe,
-        }) => (listen, peer, no_mdns, lang, startup_probe),
-        _ => (Vec::new(), Vec::new(), false, None, false),
+        }) => (net, lang, startup_probe),
+        _ => (NetOpts::default(), None, false),
     };
     let config = gui::GuiConfig {
         dir,
-        launch: LaunchOptions {
-            listen,
-            peers,
-            mdns: !no_mdns,
-            role: Role::Member,
-        },
+        launch: net.launch_options(Role::Member),
         language: lang.map(|l| gui::i18n::Lang::from_locale(&l)),
         desktop_notifications: true,
     };
@@ -254,13 +258,10 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Network { action } => network(&dir, action),
-        Command::Node {
-            listen,
-            peer,
-            no_mdns,
-            relay,
-            json,
-        } => run_node(&dir, listen, peer, !no_mdns, relay, json).await,
+        Command::Node { net, relay, json } => {
+            let role = if relay { Role::Relay } else { Role::Member };
+            run_node(&dir, net.launch_options(role), json).await
+        }
         Command::Peers { json } => {
             let Response::Peers { peers } = request(&dir, Request::Peers).await? else {
                 bail!("unexpected reply");
@@ -446,20 +447,8 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
     }
 }
 
-async fn run_node(
-    dir: &DataDir,
-    listen: Vec<Multiaddr>,
-    peers: Vec<Multiaddr>,
-    mdns: bool,
-    relay: bool,
-    json: bool,
-) -> Result<()> {
-    let options = LaunchOptions {
-        listen,
-        peers,
-        mdns,
-        role: if relay { Role::Relay } else { Role::Member },
-    };
+async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<()> {
+    let mdns = options.mdns;
     let Running {
         node: handle,
         mut events,
@@ -479,7 +468,7 @@ async fn run_node(
         eprintln!("mDNS discovery is off");
     }
     let mut stdout = std::io::stdout();
-    let stop = shutdown_signal();
+    let stop = launch::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -507,28 +496,6 @@ async fn run_node(
     eprintln!("stopping");
     handle.shutdown().await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn human_event(event: &NodeEvent) -> Option<String> {

@@ -96,10 +96,7 @@ async fn direct_and_group_messages_arrive_in_one_order_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_offline_at_sending_time_gets_the_history_when_it_starts() {
-    let anna = spawn("Anna", &[]).await;
-    let ben = spawn("Ben", &[&anna]).await;
-    let cora = spawn("Cora", &[&anna]).await;
-    anna.knows(&[&ben, &cora]).await;
+    let (anna, ben, cora) = trio().await;
     let cora = cora.stop().await;
 
     let group = anna
@@ -116,6 +113,15 @@ async fn a_member_offline_at_sending_time_gets_the_history_when_it_starts() {
 
     let cora = cora.start(&[&ben]).await;
     wait_texts(&cora, group, &want).await;
+}
+
+/// Anna, and Ben and Cora who dialled her; Anna knows both profiles.
+async fn trio() -> (support::TestNode, support::TestNode, support::TestNode) {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let cora = spawn("Cora", &[&anna]).await;
+    anna.knows(&[&ben, &cora]).await;
+    (anna, ben, cora)
 }
 
 fn cora_user(stopped: &support::StoppedNode) -> flurfunk::identity::UserId {
@@ -153,10 +159,7 @@ async fn outbox_delivers_when_the_recipient_starts_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_member_delivers_after_the_sender_is_gone() {
-    let anna = spawn("Anna", &[]).await;
-    let ben = spawn("Ben", &[&anna]).await;
-    let cora = spawn("Cora", &[&anna]).await;
-    anna.knows(&[&ben, &cora]).await;
+    let (anna, ben, cora) = trio().await;
     let cora_stopped = cora.stop().await;
     let cora_id = cora_user(&cora_stopped);
     let group = anna
@@ -280,10 +283,7 @@ async fn a_peer_sending_garbage_is_disconnected_while_others_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_added_later_learns_the_group_name() {
-    let anna = spawn("Anna", &[]).await;
-    let ben = spawn("Ben", &[&anna]).await;
-    let cora = spawn("Cora", &[&anna]).await;
-    anna.knows(&[&ben, &cora]).await;
+    let (anna, ben, cora) = trio().await;
     let group = anna
         .handle
         .create_group("Bauhof".into(), vec![ben.user()])
@@ -309,10 +309,7 @@ async fn a_member_added_later_learns_the_group_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_is_told_and_reads_nothing_after() {
-    let anna = spawn("Anna", &[]).await;
-    let ben = spawn("Ben", &[&anna]).await;
-    let cora = spawn("Cora", &[&anna]).await;
-    anna.knows(&[&ben, &cora]).await;
+    let (anna, ben, cora) = trio().await;
     let group = anna
         .handle
         .create_group("Bauhof".into(), vec![ben.user(), cora.user()])

@@ -152,3 +152,26 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         network_key,
     })
 }
+
+/// Resolves on Ctrl+C (SIGINT) or, on Unix, SIGTERM (systemd's stop).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
