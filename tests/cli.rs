@@ -7,21 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_flurfunk");
+mod support;
 
-fn flurfunk(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::{BIN, flurfunk, user_id};
 
 struct RunningNode {
     child: Child,
@@ -79,15 +67,6 @@ impl RunningNode {
         let status = self.child.wait().unwrap();
         assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     }
-}
-
-fn user_id(dir: &Path) -> String {
-    let (_, out, _) = flurfunk(dir, &["whoami"]);
-    out.lines()
-        .find_map(|l| l.strip_prefix("user id:"))
-        .unwrap()
-        .trim()
-        .to_string()
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! explicit address, and a packet capture that must not contain any message text.
 
 mod lab;
+mod support;
 
 use std::time::{Duration, Instant};
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_flurfunk");
+pub use crate::support::BIN;
 pub const PORT: u16 = 47110;
 static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 
@@ -256,26 +256,11 @@ impl Drop for Lab {
 
 impl Host {
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        crate::support::flurfunk(&self.dir, args)
     }
 
     pub fn user_id(&self) -> String {
-        let (_, out, _) = self.cli(&["whoami"]);
-        out.lines()
-            .find_map(|l| l.strip_prefix("user id:"))
-            .unwrap()
-            .trim()
-            .to_string()
+        crate::support::user_id(&self.dir)
     }
 
     /// Start `flurfunk node --json` inside the host's namespace.

@@ -13,6 +13,34 @@ use flurfunk::store::SledStore;
 use flurfunk::wire::{ConversationId, Role};
 use libp2p::Multiaddr;
 
+/// The `flurfunk` binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_flurfunk");
+
+/// Run `flurfunk --data-dir DIR ARGS...`: (success, stdout, stderr).
+pub fn flurfunk(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The user id `flurfunk whoami` prints for a data directory.
+pub fn user_id(dir: &std::path::Path) -> String {
+    let (_, out, _) = flurfunk(dir, &["whoami"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("user id:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 pub struct TestNode {
     pub handle: NodeHandle,
     pub dir: tempfile::TempDir,
