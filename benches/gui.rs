@@ -10,6 +10,8 @@
 //! Run: `cargo bench --bench gui` (the window parts need `Xvfb` and `xdotool`; without
 //! them they are skipped with a note). Prints figures; asserts only that nothing was lost.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -205,29 +207,9 @@ fn cold_start(x: &Xvfb, dir: &Path) -> Option<(f64, f64)> {
     Some((value("first_frame_ms")?, value("chat_shown_ms")?))
 }
 
+/// (RSS in KiB, CPU ticks so far) of a process.
 fn proc_stat(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = fields
-        .get(11)
-        .and_then(|u| u.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-    (rss, ticks)
+    (common::rss_kib(pid), common::cpu_ticks(pid))
 }
 
 fn xdotool(x: &Xvfb, args: &[&str]) -> bool {

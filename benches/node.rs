@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench --bench node`. Prints figures; asserts only that nothing was lost.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -286,15 +288,6 @@ async fn catch_up() -> tempfile::TempDir {
     a.dir
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn headless_rss(dir: &Path, label: &str) {
     let bin = env!("CARGO_BIN_EXE_flurfunk");
     let mut child = Command::new(bin)
@@ -306,7 +299,7 @@ fn headless_rss(dir: &Path, label: &str) {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let kib = rss_kib(child.id());
+    let kib = common::rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     println!("headless node RSS {label}: {:.1} MB", kib as f64 / 1024.0);
