@@ -162,6 +162,16 @@ struct Sent {
     online_at_send: HashSet<usize>,
 }
 
+/// What the office learns from its colleagues' events, and whom it must answer.
+struct Listener {
+    users: HashSet<UserId>,
+    groups: Vec<(ConversationId, Vec<usize>)>,
+    received: Received,
+    testers: BTreeMap<UserId, String>,
+    /// (when, which colleague, in which conversation) answers to newcomers are due.
+    answers: Vec<(Instant, usize, ConversationId)>,
+}
+
 #[derive(Default)]
 struct Received {
     first: HashMap<(usize, String), Instant>,
@@ -285,10 +295,14 @@ async fn main() -> Result<()> {
     );
 
     let mut sent: HashMap<String, Sent> = HashMap::new();
-    let mut received = Received::default();
     let mut directs: HashMap<(usize, usize), ConversationId> = HashMap::new();
-    let mut testers: BTreeMap<UserId, String> = BTreeMap::new();
-    let mut answers: Vec<(Instant, usize, ConversationId)> = Vec::new();
+    let mut office = Listener {
+        users,
+        groups,
+        received: Received::default(),
+        testers: BTreeMap::new(),
+        answers: Vec::new(),
+    };
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / cli.rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut churn_tick = tokio::time::interval(Duration::from_secs(1));
@@ -307,13 +321,13 @@ async fn main() -> Result<()> {
             _ = &mut stop => break,
             _ = deadline => break,
             Some((i, event)) = collect_rx.recv() => {
-                on_event(i, event, &colleagues, &users, &mut received, &mut testers, &mut answers, &mut rng, &groups).await;
+                office.on_event(i, event, &colleagues, &mut rng).await;
             }
             _ = ticker.tick() => {
                 let online: Vec<usize> = (0..colleagues.len()).filter(|&i| colleagues[i].running.is_some()).collect();
                 let Some(&from) = online.choose(&mut rng) else { continue };
                 let (conv, recipients) = if rng.gen_bool(0.6) {
-                    let mine: Vec<&(ConversationId, Vec<usize>)> = groups.iter().filter(|g| g.1.contains(&from)).collect();
+                    let mine: Vec<&(ConversationId, Vec<usize>)> = office.groups.iter().filter(|g| g.1.contains(&from)).collect();
                     let Some(g) = mine.choose(&mut rng) else { continue };
                     (g.0, g.1.iter().copied().filter(|&m| m != from).collect::<Vec<_>>())
                 } else {
@@ -339,8 +353,8 @@ async fn main() -> Result<()> {
                     Ok(id) => { sent.insert(id.to_string(), Sent { at, recipients, online_at_send }); }
                     Err(e) => eprintln!("{}: cannot send: {e}", colleagues[from].name),
                 }
-                let due: Vec<(usize, ConversationId)> = answers.iter().filter(|a| a.0 <= Instant::now()).map(|a| (a.1, a.2)).collect();
-                answers.retain(|a| a.0 > Instant::now());
+                let due: Vec<(usize, ConversationId)> = office.answers.iter().filter(|a| a.0 <= Instant::now()).map(|a| (a.1, a.2)).collect();
+                office.answers.retain(|a| a.0 > Instant::now());
                 for (who, conv) in due {
                     if let Some(r) = &colleagues[who].running {
                         let text = ANSWERS.choose(&mut rng).copied().unwrap_or("Ok");
@@ -373,7 +387,8 @@ async fn main() -> Result<()> {
     }
     let settle_start = Instant::now();
     let settle_deadline = settle_start + Duration::from_secs(cli.settle);
-    let convs: Vec<ConversationId> = groups
+    let convs: Vec<ConversationId> = office
+        .groups
         .iter()
         .map(|g| g.0)
         .chain(directs.values().copied())
@@ -396,29 +411,16 @@ async fn main() -> Result<()> {
     while Instant::now() < settle_deadline {
         if history.0 == 0 {
             let since = *complete_since.get_or_insert_with(Instant::now);
-            if events_missing(&received) == 0 || since.elapsed() > Duration::from_secs(2) {
+            if events_missing(&office.received) == 0 || since.elapsed() > Duration::from_secs(2) {
                 break;
             }
         }
         match tokio::time::timeout(Duration::from_millis(200), collect_rx.recv()).await {
-            Ok(Some((i, event))) => {
-                on_event(
-                    i,
-                    event,
-                    &colleagues,
-                    &users,
-                    &mut received,
-                    &mut testers,
-                    &mut answers,
-                    &mut rng,
-                    &groups,
-                )
-                .await
-            }
+            Ok(Some((i, event))) => office.on_event(i, event, &colleagues, &mut rng).await,
             Ok(None) => break,
             Err(_) => {}
         }
-        if last_check.elapsed() > Duration::from_secs(1) || events_missing(&received) == 0 {
+        if last_check.elapsed() > Duration::from_secs(1) || events_missing(&office.received) == 0 {
             history = history_check(&colleagues, &sent, &convs).await?;
             last_check = Instant::now();
         }
@@ -428,33 +430,23 @@ async fn main() -> Result<()> {
     let grace = Instant::now() + Duration::from_secs(2);
     while let Ok(Some((i, event))) = tokio::time::timeout_at(grace.into(), collect_rx.recv()).await
     {
-        on_event(
-            i,
-            event,
-            &colleagues,
-            &users,
-            &mut received,
-            &mut testers,
-            &mut answers,
-            &mut rng,
-            &groups,
-        )
-        .await;
+        office.on_event(i, event, &colleagues, &mut rng).await;
     }
     // Each member's stored history: every message exactly once.
     let (history_missing, history_duplicates) = history_check(&colleagues, &sent, &convs).await?;
-    let event_duplicates = received
+    let event_duplicates = office
+        .received
         .count
         .iter()
         .filter(|(k, n)| **n > 1 && sent.contains_key(&k.1))
         .count();
-    let events_missed = events_missing(&received);
+    let events_missed = events_missing(&office.received);
 
     let mut all = Vec::new();
     let mut online_only = Vec::new();
     for (id, s) in &sent {
         for &r in &s.recipients {
-            if let Some(t) = received.first.get(&(r, id.clone())) {
+            if let Some(t) = office.received.first.get(&(r, id.clone())) {
                 let ms = t.saturating_duration_since(s.at).as_secs_f64() * 1000.0;
                 all.push(ms);
                 if s.online_at_send.contains(&r) {
@@ -483,7 +475,7 @@ async fn main() -> Result<()> {
         "latency_ms_p99": common::quantile(&all, 0.99),
         "latency_online_ms_p50": common::quantile(&online_only, 0.5),
         "latency_online_ms_p99": common::quantile(&online_only, 0.99),
-        "testers": testers.values().collect::<Vec<_>>(),
+        "testers": office.testers.values().collect::<Vec<_>>(),
         "seed": seed,
     });
     if cli.json {
@@ -635,90 +627,95 @@ async fn wait_for_profiles(colleagues: &[Colleague], users: &HashSet<UserId>) ->
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn on_event(
-    i: usize,
-    event: NodeEvent,
-    colleagues: &[Colleague],
-    users: &HashSet<UserId>,
-    received: &mut Received,
-    testers: &mut BTreeMap<UserId, String>,
-    answers: &mut Vec<(Instant, usize, ConversationId)>,
-    rng: &mut StdRng,
-    groups: &[(ConversationId, Vec<usize>)],
-) {
-    match event {
-        NodeEvent::Message {
-            event_id,
-            author,
-            conversation,
-            ..
-        } => {
-            let key = (i, event_id);
-            received
-                .first
-                .entry(key.clone())
-                .or_insert_with(Instant::now);
-            *received.count.entry(key).or_default() += 1;
-            // Someone outside the office wrote: the one addressed answers after a moment.
-            let Ok(author) = author.parse::<UserId>() else {
-                return;
-            };
-            if !users.contains(&author)
-                && let Ok(conv) = conversation.parse()
-                && !answers.iter().any(|a| a.2 == conv)
-            {
-                answers.push((
-                    Instant::now() + Duration::from_millis(rng.gen_range(800..3000)),
-                    i,
-                    conv,
-                ));
-            }
-        }
-        NodeEvent::Profile { user_id, name } | NodeEvent::PeerOnline { user_id, name } => {
-            let Ok(user) = user_id.parse::<UserId>() else {
-                return;
-            };
-            if users.contains(&user) || testers.contains_key(&user) || i != 0 {
-                return;
-            }
-            // A tester: colleague 0 adds them to the office-wide group and says hello.
-            testers.insert(user, name.clone());
-            eprintln!("office: someone new: {name}");
-            let Some(node) = colleagues[0].running.as_ref().map(|r| r.node.clone()) else {
-                return;
-            };
-            let all = groups
-                .iter()
-                .find(|g| g.1.len() == colleagues.len())
-                .map(|g| g.0);
-            tokio::spawn(async move {
-                // `peer_online` can come before the profile, which adding needs.
-                let mut name = name;
-                for _ in 0..100 {
-                    match node.profiles().await {
-                        Ok(p) if p.iter().any(|p| p.user_id == user) => {
-                            if let Some(p) = p.iter().find(|p| p.user_id == user) {
-                                name = p.display_name.clone();
-                            }
-                            break;
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
-                    }
-                }
-                if let Some(conv) = all
-                    && let Err(e) = node.add_member(conv, user).await
+impl Listener {
+    /// Record a delivery; answer and welcome whoever is not an office colleague.
+    async fn on_event(
+        &mut self,
+        i: usize,
+        event: NodeEvent,
+        colleagues: &[Colleague],
+        rng: &mut StdRng,
+    ) {
+        let Listener {
+            users,
+            groups,
+            received,
+            testers,
+            answers,
+        } = self;
+        match event {
+            NodeEvent::Message {
+                event_id,
+                author,
+                conversation,
+                ..
+            } => {
+                let key = (i, event_id);
+                received
+                    .first
+                    .entry(key.clone())
+                    .or_insert_with(Instant::now);
+                *received.count.entry(key).or_default() += 1;
+                // Someone outside the office wrote: the one addressed answers after a moment.
+                let Ok(author) = author.parse::<UserId>() else {
+                    return;
+                };
+                if !users.contains(&author)
+                    && let Ok(conv) = conversation.parse()
+                    && !answers.iter().any(|a| a.2 == conv)
                 {
-                    eprintln!("office: cannot add {name} to Alle: {e}");
+                    answers.push((
+                        Instant::now() + Duration::from_millis(rng.gen_range(800..3000)),
+                        i,
+                        conv,
+                    ));
                 }
-                if let Ok(conv) = node.open_direct(user).await {
-                    let hello = format!(
-                        "Hallo {name}, willkommen im Flurfunk-Testbüro! Schreib uns einfach."
-                    );
-                    let _ = node.send_text(conv, hello).await;
+            }
+            NodeEvent::Profile { user_id, name } | NodeEvent::PeerOnline { user_id, name } => {
+                let Ok(user) = user_id.parse::<UserId>() else {
+                    return;
+                };
+                if users.contains(&user) || testers.contains_key(&user) || i != 0 {
+                    return;
                 }
-            });
+                // A tester: colleague 0 adds them to the office-wide group and says hello.
+                testers.insert(user, name.clone());
+                eprintln!("office: someone new: {name}");
+                let Some(node) = colleagues[0].running.as_ref().map(|r| r.node.clone()) else {
+                    return;
+                };
+                let all = groups
+                    .iter()
+                    .find(|g| g.1.len() == colleagues.len())
+                    .map(|g| g.0);
+                tokio::spawn(async move {
+                    // `peer_online` can come before the profile, which adding needs.
+                    let mut name = name;
+                    for _ in 0..100 {
+                        match node.profiles().await {
+                            Ok(p) if p.iter().any(|p| p.user_id == user) => {
+                                if let Some(p) = p.iter().find(|p| p.user_id == user) {
+                                    name = p.display_name.clone();
+                                }
+                                break;
+                            }
+                            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
+                    }
+                    if let Some(conv) = all
+                        && let Err(e) = node.add_member(conv, user).await
+                    {
+                        eprintln!("office: cannot add {name} to Alle: {e}");
+                    }
+                    if let Ok(conv) = node.open_direct(user).await {
+                        let hello = format!(
+                            "Hallo {name}, willkommen im Flurfunk-Testbüro! Schreib uns einfach."
+                        );
+                        let _ = node.send_text(conv, hello).await;
+                    }
+                });
+            }
+            _ => {}
         }
-        _ => {}
     }
 }
