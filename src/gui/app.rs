@@ -52,6 +52,20 @@ struct Refresh {
     busy: bool,
 }
 
+impl Refresh {
+    /// True (and now busy) if a reload is wanted and none is running.
+    fn start(&mut self) -> bool {
+        let go = self.dirty && !self.busy;
+        if go {
+            *self = Refresh {
+                dirty: false,
+                busy: true,
+            };
+        }
+        go
+    }
+}
+
 #[derive(Default)]
 struct Reloads {
     status: Refresh,
@@ -390,55 +404,41 @@ impl FlurfunkApp {
         let Some(node) = self.node().cloned() else {
             return;
         };
-        let r = &mut self.reloads;
-        if r.status.dirty && !r.status.busy {
-            r.status = Refresh {
-                dirty: false,
-                busy: true,
-            };
+        if self.reloads.status.start() {
             self.bridge
                 .act(&node, |n| async move { n.status().await }, Update::Status);
         }
-        let r = &mut self.reloads;
-        if r.conversations.dirty && !r.conversations.busy {
-            r.conversations = Refresh {
-                dirty: false,
-                busy: true,
-            };
+        if self.reloads.conversations.start() {
             self.bridge.act(
                 &node,
                 |n| async move { n.conversations().await },
                 Update::Conversations,
             );
         }
-        let r = &mut self.reloads;
-        if r.peers.dirty && !r.peers.busy {
-            r.peers = Refresh {
-                dirty: false,
-                busy: true,
-            };
+        if self.reloads.peers.start() {
             self.bridge
                 .act(&node, |n| async move { n.peers().await }, Update::Peers);
         }
-        let r = &mut self.reloads;
-        if r.messages.dirty && !r.messages.busy {
-            r.messages.dirty = false;
-            if let Some(conv) = self.selected.clone()
-                && let Ok(id) = conv.parse::<ConversationId>()
-            {
-                r.messages.busy = true;
-                let limit = self.chat.as_ref().map_or(PAGE_MESSAGES, |c| c.tail_limit());
-                self.bridge.act(
-                    &node,
-                    move |n| async move { n.messages(id, None, limit).await },
-                    move |items| Update::Messages {
-                        conversation: conv,
-                        items,
-                        older: false,
-                        limit,
-                    },
-                );
-            }
+        if self.reloads.messages.start() {
+            let Some((conv, id)) = self
+                .selected
+                .clone()
+                .and_then(|c| c.parse::<ConversationId>().ok().map(|id| (c, id)))
+            else {
+                self.reloads.messages.busy = false;
+                return;
+            };
+            let limit = PAGE_MESSAGES;
+            self.bridge.act(
+                &node,
+                move |n| async move { n.messages(id, None, limit).await },
+                move |items| Update::Messages {
+                    conversation: conv,
+                    items,
+                    older: false,
+                    limit,
+                },
+            );
         }
     }
 

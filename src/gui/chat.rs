@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::{Datelike, Local, TimeZone};
 use egui::{Align, Color32, CornerRadius, Key, Layout, RichText, Sense, UiBuilder, vec2};
 
-use super::app::{FlurfunkApp, PAGE_MESSAGES};
+use super::app::FlurfunkApp;
 use super::i18n::{Texts, fill};
 use super::style;
 use crate::node::{ConversationView, MessageItem};
@@ -48,11 +48,6 @@ impl ChatState {
             prepend_adjust: None,
             to_bottom: true,
         }
-    }
-
-    /// How many of the newest messages a reload fetches.
-    pub fn tail_limit(&self) -> usize {
-        PAGE_MESSAGES
     }
 
     pub fn is_loaded(&self) -> bool {
