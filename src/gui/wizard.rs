@@ -8,7 +8,8 @@ use egui::RichText;
 use super::app::FlurfunkApp;
 use super::i18n::fill;
 use super::style;
-use crate::identity::{Identity, validate_name};
+use crate::app::launch;
+use crate::identity::validate_name;
 use crate::net::NetworkKey;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -243,13 +244,8 @@ impl FlurfunkApp {
                     }
                 }
             }
-            if !dir.identity().exists() {
-                let identity = Identity::generate(&mut rand::rngs::OsRng, w.name.trim())
-                    .map_err(|e| e.to_string())?;
-                identity
-                    .save_new(&dir.identity())
-                    .map_err(|e| e.to_string())?;
-            }
+            // Last, so a failed network step can be retried with another name.
+            launch::ensure_identity(&dir, w.name.trim()).map_err(|e| e.to_string())?;
             Ok(saved)
         })();
         match result {
