@@ -601,10 +601,10 @@ impl<S: Store> Engine<S> {
                 // A removed member is told of its own removal and nothing after it: the
                 // remover's events up to the removal, which it could read as a member.
                 if let Some((author, removal_seq)) = state.removal_of(&peer)
-                    && theirs.get(&author).copied().unwrap_or(0) < removal_seq
+                    && let their_seq = theirs.get(&author).copied().unwrap_or(0)
+                    && their_seq < removal_seq
                     && budget > 0
                 {
-                    let their_seq = theirs.get(&author).copied().unwrap_or(0);
                     let batch = self.store.events_after(&conv, &author, their_seq, budget)?;
                     let batch: Vec<Event> = batch
                         .into_iter()
