@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Parser;
 use flurfunk::app::data_dir::DataDir;
-use flurfunk::app::launch::{self, LaunchOptions};
+use flurfunk::app::launch;
 use flurfunk::node::NodeEvent;
 use flurfunk::wire::Role;
 use libp2p::Multiaddr;
@@ -69,12 +69,7 @@ async fn main() -> Result<()> {
     };
     let dir = DataDir::new(&cli.data_dir);
     let identity = common::prepare(&dir, &cli.name, &net)?;
-    let options = LaunchOptions {
-        listen: net.listen.clone(),
-        peers: net.peer.clone(),
-        mdns: !net.no_mdns,
-        role: Role::Relay,
-    };
+    let options = net.launch_options(Role::Relay);
     let mut running = launch::launch(&dir, options).await?;
     let node = running.node.clone();
     println!(

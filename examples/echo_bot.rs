@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Parser;
 use flurfunk::app::data_dir::DataDir;
-use flurfunk::app::launch::{self, LaunchOptions};
+use flurfunk::app::launch;
 use flurfunk::node::{NodeEvent, NodeHandle};
 use flurfunk::wire::{ConversationId, Role};
 use tokio::sync::broadcast::error::RecvError;
@@ -52,12 +52,7 @@ async fn main() -> Result<()> {
     common::init_logging();
     let dir = DataDir::new(&cli.data_dir);
     let identity = common::prepare(&dir, &cli.name, &cli.net)?;
-    let options = LaunchOptions {
-        listen: cli.net.listen.clone(),
-        peers: cli.net.peer.clone(),
-        mdns: !cli.net.no_mdns,
-        role: Role::Member,
-    };
+    let options = cli.net.launch_options(Role::Member);
     let mut running = launch::launch(&dir, options).await?;
     let node = running.node.clone();
     println!(

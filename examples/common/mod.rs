@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use flurfunk::app::data_dir::DataDir;
-use flurfunk::app::launch;
+use flurfunk::app::launch::{self, LaunchOptions};
 use flurfunk::identity::Identity;
 use flurfunk::net::NetworkKey;
+use flurfunk::wire::Role;
 use libp2p::Multiaddr;
 
 /// How an example node reaches the network.
@@ -27,6 +28,17 @@ pub struct NetArgs {
     /// Do not use mDNS discovery (loopback tests, networks without multicast).
     #[arg(long)]
     pub no_mdns: bool,
+}
+
+impl NetArgs {
+    pub fn launch_options(&self, role: Role) -> LaunchOptions {
+        LaunchOptions {
+            listen: self.listen.clone(),
+            peers: self.peer.clone(),
+            mdns: !self.no_mdns,
+            role,
+        }
+    }
 }
 
 /// Create (or reuse) the identity in `dir` and put the network key file there.
