@@ -107,6 +107,10 @@ const ANSWERS: &[&str] = &[
 /// Node events the office's readers missed because they fell behind (reported).
 static LAGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Sends under way at once; a tick beyond this is skipped (and counted), so a machine
+/// that cannot keep up shows it in the report instead of queueing without bound.
+const MAX_IN_FLIGHT: usize = 256;
+
 /// Messages waiting in the collector before colleagues' event readers wait (back-pressure).
 const COLLECTOR_QUEUE: usize = 8192;
 
@@ -289,6 +293,8 @@ async fn main() -> Result<()> {
         };
         groups.push((conv, members));
     }
+    // Nobody writes into a group their node has not heard of yet (a person could not).
+    wait_for_groups(&colleagues, &groups).await?;
     eprintln!(
         "office: groups {}",
         GROUPS.iter().map(|g| g.0).collect::<Vec<_>>().join(", ")
@@ -304,7 +310,10 @@ async fn main() -> Result<()> {
         answers: Vec::new(),
     };
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / cli.rate));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A tick missed while a colleague's node starts is made up for: the rate is an average.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut in_flight: tokio::task::JoinSet<Option<(String, Sent)>> = tokio::task::JoinSet::new();
+    let (mut skipped, mut failed) = (0u64, 0u64);
     let mut churn_tick = tokio::time::interval(Duration::from_secs(1));
     let stop = launch::shutdown_signal();
     tokio::pin!(stop);
@@ -335,31 +344,46 @@ async fn main() -> Result<()> {
                         let t = rng.gen_range(0..colleagues.len());
                         if t != from { break t; }
                     };
-                    let key = (from.min(to), from.max(to));
-                    let conv = match directs.get(&key) {
-                        Some(c) => *c,
-                        None => {
-                            let Ok(c) = node(&colleagues, from)?.open_direct(colleagues[to].user).await else { continue };
-                            directs.insert(key, c);
-                            c
-                        }
-                    };
+                    // Opened by the sender every time: whoever wrote first created the
+                    // chat, and the other side may not have heard of it yet.
+                    let Ok(conv) = node(&colleagues, from)?.open_direct(colleagues[to].user).await else { continue };
+                    directs.insert((from.min(to), from.max(to)), conv);
                     (conv, vec![to])
                 };
-                let text = PHRASES.choose(&mut rng).copied().unwrap_or("Hallo");
-                let online_at_send = online.iter().copied().collect();
-                let at = Instant::now();
-                match node(&colleagues, from)?.send_text(conv, text.to_string()).await {
-                    Ok(id) => { sent.insert(id.to_string(), Sent { at, recipients, online_at_send }); }
-                    Err(e) => eprintln!("{}: cannot send: {e}", colleagues[from].name),
+                if in_flight.len() >= MAX_IN_FLIGHT {
+                    skipped += 1;
+                    continue;
                 }
+                let text = PHRASES.choose(&mut rng).copied().unwrap_or("Hallo");
+                let pending = Sent { at: Instant::now(), recipients, online_at_send: online.iter().copied().collect() };
+                // Sends run beside the loop: a durable send waits for the disk, and the
+                // ticker must not wait with it, or the office falls short of its rate.
+                let sender = node(&colleagues, from)?.clone();
+                let name = colleagues[from].name.clone();
+                in_flight.spawn(async move {
+                    match sender.send_text(conv, text.to_string()).await {
+                        Ok(id) => Some((id.to_string(), pending)),
+                        Err(e) => {
+                            eprintln!("{name}: cannot send: {e}");
+                            None
+                        }
+                    }
+                });
                 let due: Vec<(usize, ConversationId)> = office.answers.iter().filter(|a| a.0 <= Instant::now()).map(|a| (a.1, a.2)).collect();
                 office.answers.retain(|a| a.0 > Instant::now());
                 for (who, conv) in due {
                     if let Some(r) = &colleagues[who].running {
                         let text = ANSWERS.choose(&mut rng).copied().unwrap_or("Ok");
-                        let _ = r.node.send_text(conv, text.to_string()).await;
+                        let node = r.node.clone();
+                        tokio::spawn(async move { node.send_text(conv, text.to_string()).await });
                     }
+                }
+            }
+            Some(done) = in_flight.join_next() => {
+                match done {
+                    Ok(Some((id, s))) => { sent.insert(id, s); }
+                    Ok(None) => failed += 1,
+                    Err(e) => bail!("a send task failed: {e}"),
                 }
             }
             _ = churn_tick.tick() => {
@@ -378,6 +402,15 @@ async fn main() -> Result<()> {
         }
     }
     let chat_secs = chat_started.elapsed().as_secs_f64();
+    while let Some(done) = in_flight.join_next().await {
+        match done {
+            Ok(Some((id, s))) => {
+                sent.insert(id, s);
+            }
+            Ok(None) => failed += 1,
+            Err(e) => bail!("a send task failed: {e}"),
+        }
+    }
 
     // Everyone back, then wait until every message is everywhere.
     for i in 0..colleagues.len() {
@@ -463,6 +496,9 @@ async fn main() -> Result<()> {
         "seconds": chat_secs,
         "messages_sent": sent.len(),
         "messages_per_second": sent.len() as f64 / chat_secs,
+        "messages_requested_per_second": cli.rate,
+        "sends_failed": failed,
+        "sends_skipped": skipped,
         "deliveries_expected": deliveries,
         "deliveries_lost": history_missing,
         "events_missed": events_missed,
@@ -482,11 +518,14 @@ async fn main() -> Result<()> {
         println!("{report}");
     } else {
         println!(
-            "office: {} messages in {:.1} s ({:.1}/s) to {} deliveries; lost {}, duplicates {} (events) / {} (history); events missed by the report {}\n\
+            "office: {} messages in {:.1} s ({:.1}/s, asked for {}/s; {} sends failed, {} skipped) to {} deliveries; lost {}, duplicates {} (events) / {} (history); events missed by the report {}\n\
              delivery latency p50 {:.1} ms, p99 {:.1} ms (recipients online when sent: p50 {:.1} ms, p99 {:.1} ms); all delivered {:.1} s after the end",
             sent.len(),
             chat_secs,
             sent.len() as f64 / chat_secs,
+            cli.rate,
+            failed,
+            skipped,
             deliveries,
             history_missing,
             event_duplicates,
@@ -625,6 +664,40 @@ async fn wait_for_profiles(colleagues: &[Colleague], users: &HashSet<UserId>) ->
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn wait_for_groups(
+    colleagues: &[Colleague],
+    groups: &[(ConversationId, Vec<usize>)],
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..colleagues.len() {
+        let mine: HashSet<String> = groups
+            .iter()
+            .filter(|g| g.1.contains(&i))
+            .map(|g| g.0.to_string())
+            .collect();
+        loop {
+            let known: HashSet<String> = node(colleagues, i)?
+                .conversations()
+                .await?
+                .into_iter()
+                .filter(|c| c.is_member)
+                .map(|c| c.conversation)
+                .collect();
+            if mine.is_subset(&known) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not learn of its groups within 60 s",
+                    colleagues[i].name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 impl Listener {

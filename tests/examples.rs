@@ -103,8 +103,14 @@ fn office_20_colleagues_30_seconds_every_message_exactly_once() {
         n("events_lagged")
     );
     println!(
-        "office: {:.1} messages/s sustained, delivery p50 {:.1} ms, p99 {:.1} ms (online recipients p99 {:.1} ms)",
+        "office: {} sends failed (sender went offline meanwhile), {} ticks skipped (too many sends under way)",
+        n("sends_failed"),
+        n("sends_skipped")
+    );
+    println!(
+        "office: {:.1} messages/s sent (asked for {}/s), delivery p50 {:.1} ms, p99 {:.1} ms (online recipients p99 {:.1} ms)",
         n("messages_per_second"),
+        n("messages_requested_per_second"),
         n("latency_ms_p50"),
         n("latency_ms_p99"),
         n("latency_online_ms_p99")
