@@ -348,3 +348,23 @@ async fn a_removed_member_is_told_and_reads_nothing_after() {
         "nothing after the removal"
     );
 }
+
+/// `shutdown` returns only after the store (and its file lock) is closed, so a restart in
+/// the same directory (the app joining another network, the office's churn, a script)
+/// never finds the database "in use".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_can_be_started_again_at_once() {
+    let ben = spawn("Ben", &[]).await;
+    let mut anna = spawn("Anna", &[&ben]).await;
+    anna.knows(&[&ben]).await;
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+    let mut want = Vec::new();
+    for round in 0..20 {
+        let text = format!("Neustart {round}");
+        anna.handle.send_text(direct, text.clone()).await.unwrap();
+        want.push(text);
+        anna = anna.stop().await.start(&[&ben]).await;
+    }
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    wait_texts(&ben, direct, &want).await;
+}

@@ -737,6 +737,9 @@ pub(super) async fn run(mut core: Core, mut commands: mpsc::Receiver<Command>) {
         }
         if let Some(tx) = shutdown {
             core.finish();
+            // The store (and its file lock) goes before the caller hears "stopped", so the
+            // same data directory can be opened again right away.
+            drop(core);
             tracing::info!("node stopped");
             if let Some(tx) = tx {
                 let _ = tx.send(());

@@ -19,6 +19,9 @@ use crate::wire::{self, ConversationId, Event, EventId, OrderKey, VersionVector}
 /// start-up rebuild dominates it.)
 const CACHE_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
 
+/// How long opening waits for a lock that a just-closed database may still hold.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct SledStore {
     db: sled::Db,
     events: sled::Tree,
@@ -56,32 +59,16 @@ impl SledStore {
                 reason: "the parent directory does not exist".into(),
             });
         }
-        // sled panics on some damaged files instead of returning an error; a damaged
-        // database must give the user a clear message, never a crash.
-        let opened = std::panic::catch_unwind(|| {
-            sled::Config::new()
-                .path(dir)
-                .cache_capacity(CACHE_CAPACITY_BYTES)
-                .open()
-        });
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(e)))
-                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
-            {
-                return Err(StoreError::Locked { path });
-            }
-            Ok(Err(e)) => {
-                return Err(StoreError::Open {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return Err(StoreError::Open {
-                    path,
-                    reason: "the database files are damaged".into(),
-                });
+        // sled lets go of its file lock only when its background threads have finished with
+        // a closed database, shortly after the last handle is dropped. A restart in the same
+        // process (rejoining, a test) waits that moment out instead of failing.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match Self::open_db(dir, &path) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
             }
         };
         let tree = |name: &str| db.open_tree(name).map_err(io);
@@ -95,6 +82,33 @@ impl SledStore {
             profiles: tree("profiles")?,
             db,
         })
+    }
+
+    fn open_db(dir: &Path, path: &str) -> Result<sled::Db, StoreError> {
+        // sled panics on some damaged files instead of returning an error; a damaged
+        // database must give the user a clear message, never a crash.
+        let opened = std::panic::catch_unwind(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_CAPACITY_BYTES)
+                .open()
+        });
+        match opened {
+            Ok(Ok(db)) => Ok(db),
+            Ok(Err(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+            {
+                Err(StoreError::Locked { path: path.into() })
+            }
+            Ok(Err(e)) => Err(StoreError::Open {
+                path: path.into(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(StoreError::Open {
+                path: path.into(),
+                reason: "the database files are damaged".into(),
+            }),
+        }
     }
 
     fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {

@@ -109,9 +109,8 @@ async fn start_in(
 
 impl TestNode {
     pub async fn stop(self) -> StoppedNode {
+        // `shutdown` returns once the store is closed: the directory can be reopened at once.
         self.handle.shutdown().await.unwrap();
-        // The sled lock is released when the task drops the store.
-        tokio::time::sleep(Duration::from_millis(100)).await;
         StoppedNode {
             dir: self.dir,
             name: self.name,
