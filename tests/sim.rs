@@ -329,3 +329,45 @@ fn random_schedules_2() {
 fn random_schedules_3() {
     run_seeds(750..1000);
 }
+
+/// A burst of messages is acknowledged with one receipt per member and interval, not one
+/// per message (each receipt is an event every member stores), and the last receipt still
+/// covers every message of the burst.
+#[test]
+fn a_burst_is_acknowledged_with_few_receipts_that_cover_it_all() {
+    let (mut sim, [a, b, c], conv) = three_member_group(41, "Winterdienst");
+    let authored = |sim: &mut Sim, node: usize| {
+        let user = sim.nodes[node].user_id;
+        sim.nodes[a]
+            .engine()
+            .version_vector(&conv)
+            .get(&user)
+            .copied()
+            .unwrap_or(0)
+    };
+    let (b_before, c_before) = (authored(&mut sim, b), authored(&mut sim, c));
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(sim.send(a, conv, &format!("Streufahrzeug {i} ist unterwegs")));
+        sim.run_ms(50);
+    }
+    sim.settle(20_000);
+    // 20 messages over one second: the first receipt goes at once, then at most one per
+    // second while the burst lasts (without holding them back this was one per message).
+    for (node, before) in [(b, b_before), (c, c_before)] {
+        let receipts = authored(&mut sim, node) - before;
+        assert!(
+            (1..=3).contains(&receipts),
+            "{} sent {receipts} receipts for a burst of 20",
+            sim.nodes[node].name
+        );
+    }
+    let last = sent.last().unwrap();
+    let state = sim.nodes[a].engine().delivery_state(&conv, last).unwrap();
+    let mut want = vec![sim.nodes[b].user_id, sim.nodes[c].user_id];
+    want.sort();
+    let mut got = state.delivered_to.clone();
+    got.sort();
+    assert_eq!(got, want, "the last receipt covers the whole burst");
+    check_invariants(&sim, conv, &[]).unwrap();
+}

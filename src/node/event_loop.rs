@@ -392,7 +392,7 @@ impl Core {
         // Committing can author receipts, which need one more commit; bounded.
         for _ in 0..3 {
             let stored = self.engine.stats().events_stored;
-            if !(self.dirty || stored != self.last_stored || self.engine.needs_commit()) {
+            if !(self.dirty || stored != self.last_stored || self.engine.needs_commit(now)) {
                 break;
             }
             self.dirty = false;
@@ -499,7 +499,7 @@ impl Core {
     }
 
     fn finish(&mut self) {
-        if let Err(e) = self.engine.commit(now_ms()) {
+        if let Err(e) = self.engine.commit_before_stop(now_ms()) {
             tracing::error!(error = %e, "final commit failed");
         }
     }

@@ -38,6 +38,12 @@ pub const BATCH_BYTES: usize = 1024 * 1024;
 /// conversation, peer and interval, while a member reachable only through us still gets
 /// a message within about this long.
 pub const FORWARD_INTERVAL_MS: u64 = 300;
+/// A member acknowledges deliveries in one conversation at most this often. The first
+/// receipt after a quiet spell goes out with the commit that stored the message; during a
+/// burst the receipts are held and one covers them all. (Every receipt is an event that
+/// each member stores, so in a group of n a receipt per message costs n-1 events per
+/// member per message.)
+pub const RECEIPT_INTERVAL_MS: u64 = 1_000;
 /// Events read per page when rebuilding a conversation at start-up.
 const RELOAD_PAGE_EVENTS: usize = 512;
 /// Events held back because something before them is missing. Beyond this, new ones are
@@ -178,6 +184,10 @@ pub struct Engine<S: Store> {
     /// numbers for different events, and peers would hold two versions.
     unsaved_own: Vec<Event>,
     receipt_due: BTreeSet<ConversationId>,
+    /// When this node last acknowledged deliveries in a conversation (not persisted).
+    last_receipt_ms: BTreeMap<ConversationId, u64>,
+    /// `stats.events_stored` at the last commit: anything stored since needs a flush.
+    stored_at_commit: u64,
     rekey_due: BTreeSet<ConversationId>,
     outbox: BTreeMap<EventId, (ConversationId, u64)>,
     last_anti_entropy_ms: u64,
@@ -212,6 +222,8 @@ impl<S: Store> Engine<S> {
             pending: BTreeMap::new(),
             unsaved_own: Vec::new(),
             receipt_due: BTreeSet::new(),
+            last_receipt_ms: BTreeMap::new(),
+            stored_at_commit: 0,
             rekey_due: BTreeSet::new(),
             outbox: BTreeMap::new(),
             last_anti_entropy_ms: now_ms,
@@ -946,6 +958,7 @@ impl<S: Store> Engine<S> {
     /// and send delivery receipts (a receipt promises durability, so it comes after).
     pub fn commit(&mut self, now_ms: u64) -> Result<(), SyncError> {
         self.store.flush()?;
+        self.stored_at_commit = self.stats.events_stored;
         let saved = std::mem::take(&mut self.unsaved_own);
         for e in &saved {
             if !e.header.kind.is_receipt() {
@@ -957,8 +970,15 @@ impl<S: Store> Engine<S> {
         }
         self.after_accept(now_ms, None, saved);
         self.run_due_rekeys(now_ms)?;
-        let due: Vec<ConversationId> = std::mem::take(&mut self.receipt_due).into_iter().collect();
+        let due: Vec<ConversationId> = self
+            .receipt_due
+            .iter()
+            .copied()
+            .filter(|c| self.receipt_ready(c, now_ms))
+            .collect();
         for conv in due {
+            self.receipt_due.remove(&conv);
+            self.last_receipt_ms.insert(conv, now_ms);
             let Some(state) = self.convs.get(&conv) else {
                 continue;
             };
@@ -978,8 +998,27 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Whether there are stored changes not yet made durable by `commit`.
-    pub fn needs_commit(&self) -> bool {
-        !self.unsaved_own.is_empty() || !self.receipt_due.is_empty() || !self.rekey_due.is_empty()
+    /// Whether `commit` has work: stored events not yet durable, receipts whose interval
+    /// has passed, due rekeys.
+    pub fn needs_commit(&self, now_ms: u64) -> bool {
+        !self.unsaved_own.is_empty()
+            || self.stats.events_stored != self.stored_at_commit
+            || !self.rekey_due.is_empty()
+            || self
+                .receipt_due
+                .iter()
+                .any(|c| self.receipt_ready(c, now_ms))
+    }
+
+    /// The last commit before stopping: held receipts go out now instead of being forgotten.
+    pub fn commit_before_stop(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        self.last_receipt_ms.clear();
+        self.commit(now_ms)
+    }
+
+    fn receipt_ready(&self, conv: &ConversationId, now_ms: u64) -> bool {
+        self.last_receipt_ms
+            .get(conv)
+            .is_none_or(|last| now_ms.saturating_sub(*last) >= RECEIPT_INTERVAL_MS)
     }
 }

@@ -188,7 +188,7 @@ impl Sim {
     /// Graceful stop: commit, then go offline.
     pub fn stop(&mut self, node: usize) {
         if let Some(engine) = self.nodes[node].engine.as_mut() {
-            engine.commit(self.now).unwrap();
+            engine.commit_before_stop(self.now).unwrap();
         }
         self.collect(node);
         self.crash(node);
@@ -297,7 +297,7 @@ impl Sim {
         for i in 0..self.nodes.len() {
             if let Some(engine) = self.nodes[i].engine.as_mut() {
                 engine.handle_tick(now).unwrap();
-                if engine.needs_commit() {
+                if engine.needs_commit(now) {
                     engine.commit(now).unwrap();
                 }
             }
