@@ -300,9 +300,15 @@ fn headless_rss(dir: &Path, label: &str) {
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let kib = common::rss_kib(child.id());
+    let (anon, file) = common::rss_split_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
-    println!("headless node RSS {label}: {:.1} MB", kib as f64 / 1024.0);
+    println!(
+        "headless node RSS {label}: {:.1} MB (heap and stacks {:.1} MB, program and library pages {:.1} MB)",
+        kib as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0
+    );
 }
 
 fn main() {
