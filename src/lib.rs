@@ -17,6 +17,7 @@
 pub mod app;
 pub mod conversation;
 pub mod crypto;
+#[cfg(feature = "gui")]
 pub mod gui;
 pub mod identity;
 pub mod net;

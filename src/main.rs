@@ -10,6 +10,7 @@ use flurfunk::app::control;
 use flurfunk::app::data_dir::DataDir;
 use flurfunk::app::launch::{self, LaunchOptions, Running};
 use flurfunk::app::{self, Request, Response};
+#[cfg(feature = "gui")]
 use flurfunk::gui;
 use flurfunk::identity::{Identity, safety_number};
 use flurfunk::net::NetworkKey;
@@ -213,6 +214,15 @@ fn load_network_key(dir: &DataDir) -> Result<NetworkKey> {
     Ok(launch::load_network_key(dir)?)
 }
 
+#[cfg(not(feature = "gui"))]
+fn run_app(_cli: Cli, _started: std::time::Instant) -> Result<()> {
+    bail!(
+        "this build of Flurfunk has no desktop app (built without the `gui` feature); \
+         run the headless node: flurfunk node"
+    )
+}
+
+#[cfg(feature = "gui")]
 fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
     let dir = data_dir(&cli)?;
     let (net, lang, probe) = match cli.command {
