@@ -371,3 +371,39 @@ fn a_burst_is_acknowledged_with_few_receipts_that_cover_it_all() {
     assert_eq!(got, want, "the last receipt covers the whole burst");
     check_invariants(&sim, conv, &[]).unwrap();
 }
+
+/// A receipt held back during a burst is not forgotten when the member stops: it is
+/// written before the stop and reaches the sender after the restart.
+#[test]
+fn a_held_receipt_survives_a_stop() {
+    let (mut sim, [a, b, c], conv) = three_member_group(42, "Bauhof");
+    sim.stop(c);
+    sim.send(a, conv, "Erste Fuhre ist raus");
+    sim.run_ms(100);
+    let second = sim.send(a, conv, "Zweite Fuhre folgt");
+    sim.run_ms(100);
+    assert_eq!(
+        sim.nodes[b].engine().messages(&conv).unwrap().len(),
+        2,
+        "Bernd has both messages before he stops"
+    );
+    let bernd = sim.nodes[b].user_id;
+    let delivered = |sim: &mut Sim| {
+        sim.nodes[a]
+            .engine()
+            .delivery_state(&conv, &second)
+            .unwrap()
+            .delivered_to
+            .contains(&bernd)
+    };
+    assert!(!delivered(&mut sim), "the second receipt is held (burst)");
+    sim.stop(b);
+    sim.restart(b);
+    sim.restart(c);
+    sim.settle(20_000);
+    assert!(
+        delivered(&mut sim),
+        "Bernd's held receipt reached Anna after his restart"
+    );
+    check_invariants(&sim, conv, &[]).unwrap();
+}

@@ -1010,9 +1010,11 @@ impl<S: Store> Engine<S> {
                 .any(|c| self.receipt_ready(c, now_ms))
     }
 
-    /// The last commit before stopping: held receipts go out now instead of being forgotten.
+    /// The last commit before stopping: held receipts are written now instead of being
+    /// forgotten, and made durable by a second commit (they are sent at the next start).
     pub fn commit_before_stop(&mut self, now_ms: u64) -> Result<(), SyncError> {
         self.last_receipt_ms.clear();
+        self.commit(now_ms)?;
         self.commit(now_ms)
     }
 
