@@ -50,7 +50,6 @@ pub struct Core {
     config: NodeConfig,
     network: NetworkKey,
     dirty: bool,
-    last_stored: u64,
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
 }
 
@@ -93,7 +92,6 @@ impl Core {
         for addr in &config.peers {
             book.add_explicit(addr.clone(), now);
         }
-        let last_stored = engine.stats().events_stored;
         Ok(Core {
             engine,
             swarm,
@@ -104,7 +102,6 @@ impl Core {
             network: config.network_key,
             config,
             dirty: false,
-            last_stored,
             last_resync_ms: Default::default(),
         })
     }
@@ -391,12 +388,11 @@ impl Core {
         let mut result = Ok(());
         // Committing can author receipts, which need one more commit; bounded.
         for _ in 0..3 {
-            let stored = self.engine.stats().events_stored;
-            if !(self.dirty || stored != self.last_stored || self.engine.needs_commit(now)) {
+            // The engine knows what it stored since its last commit.
+            if !(self.dirty || self.engine.needs_commit(now)) {
                 break;
             }
             self.dirty = false;
-            self.last_stored = stored;
             if let Err(e) = self.engine.commit(now) {
                 tracing::error!(error = %e, "commit failed");
                 self.emit(NodeEvent::Warning {
@@ -405,7 +401,6 @@ impl Core {
                 result = Err(e.to_string());
                 break;
             }
-            self.last_stored = self.engine.stats().events_stored;
         }
         while let Some((user, msg)) = self.engine.poll_transmit() {
             let Some(peer) = user.to_peer_id() else {
