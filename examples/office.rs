@@ -379,13 +379,7 @@ async fn main() -> Result<()> {
                     }
                 }
             }
-            Some(done) = in_flight.join_next() => {
-                match done {
-                    Ok(Some((id, s))) => { sent.insert(id, s); }
-                    Ok(None) => failed += 1,
-                    Err(e) => bail!("a send task failed: {e}"),
-                }
-            }
+            Some(done) = in_flight.join_next() => record_send(done, &mut sent, &mut failed)?,
             _ = churn_tick.tick() => {
                 for i in 0..colleagues.len() {
                     match colleagues[i].back_at {
@@ -403,13 +397,7 @@ async fn main() -> Result<()> {
     }
     let chat_secs = chat_started.elapsed().as_secs_f64();
     while let Some(done) = in_flight.join_next().await {
-        match done {
-            Ok(Some((id, s))) => {
-                sent.insert(id, s);
-            }
-            Ok(None) => failed += 1,
-            Err(e) => bail!("a send task failed: {e}"),
-        }
+        record_send(done, &mut sent, &mut failed)?;
     }
 
     // Everyone back, then wait until every message is everywhere.
@@ -543,6 +531,22 @@ async fn main() -> Result<()> {
     }
     if event_duplicates > 0 || history_missing > 0 || history_duplicates > 0 {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Book a finished send task: a message that must now reach its recipients, or a failure.
+fn record_send(
+    done: Result<Option<(String, Sent)>, tokio::task::JoinError>,
+    sent: &mut HashMap<String, Sent>,
+    failed: &mut u64,
+) -> Result<()> {
+    match done {
+        Ok(Some((id, s))) => {
+            sent.insert(id, s);
+        }
+        Ok(None) => *failed += 1,
+        Err(e) => bail!("a send task failed: {e}"),
     }
     Ok(())
 }
