@@ -255,23 +255,13 @@ fn window_benchmarks(full: &Path, empty: &Path) {
     );
 
     // Memory of the app itself (window, renderer, fonts) with nothing stored.
-    let mut bare = app_command(&x, empty)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    let mut bare = common::spawn_settled(&mut app_command(&x, empty), Duration::from_secs(4));
     let (rss_bare, _) = proc_stat(bare.id());
     let _ = bare.kill();
     let _ = bare.wait();
 
     // Idle CPU and memory with the conversation open and scrolled through.
-    let mut app = app_command(&x, full)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    let mut app = common::spawn_settled(&mut app_command(&x, full), Duration::from_secs(4));
     let clicked = xdotool(&x, &["mousemove", "150", "95", "click", "1"]);
     std::thread::sleep(Duration::from_secs(2));
     let (rss_open, _) = proc_stat(app.id());
@@ -316,15 +306,10 @@ fn window_benchmarks(full: &Path, empty: &Path) {
             " (not scrolled)"
         },
     );
-    let mut headless = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(full)
-        .args(["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    let mut headless = common::spawn_settled(
+        &mut common::headless_node(BIN, full),
+        Duration::from_secs(3),
+    );
     let (rss_headless, h0) = proc_stat(headless.id());
     std::thread::sleep(idle);
     let (_, h1) = proc_stat(headless.id());

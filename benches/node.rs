@@ -8,7 +8,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flurfunk::identity::Identity;
@@ -289,16 +288,10 @@ async fn catch_up() -> tempfile::TempDir {
 }
 
 fn headless_rss(dir: &Path, label: &str) {
-    let bin = env!("CARGO_BIN_EXE_flurfunk");
-    let mut child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    let mut child = common::spawn_settled(
+        &mut common::headless_node(env!("CARGO_BIN_EXE_flurfunk"), dir),
+        Duration::from_secs(3),
+    );
     let kib = common::rss_kib(child.id());
     let (anon, file) = common::rss_split_kib(child.id());
     let _ = child.kill();

@@ -1,6 +1,33 @@
 //! What the benchmarks read about a running process from /proc (Linux only).
 #![allow(dead_code)] // each benchmark uses a part
 
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `flurfunk node` on loopback without mDNS, on the data in `dir`.
+pub fn headless_node(bin: &str, dir: &Path) -> Command {
+    let mut command = Command::new(bin);
+    command.arg("--data-dir").arg(dir).args([
+        "node",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]);
+    command
+}
+
+/// Start `command` with its output discarded and give it `settle` to start up.
+pub fn spawn_settled(command: &mut Command, settle: Duration) -> Child {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(settle);
+    child
+}
+
 /// Resident set size in KiB; 0 if the process is gone.
 pub fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
