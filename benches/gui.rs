@@ -76,6 +76,7 @@ async fn start(
         role: Role::Member,
         network_key: key(),
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
+        max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
@@ -340,6 +341,7 @@ fn scrolling(dir: &Path) {
             peers: vec![],
             mdns: false,
             role: Role::Member,
+            ..LaunchOptions::default()
         },
         language: Some(Lang::De),
         desktop_notifications: false,

@@ -600,6 +600,7 @@ async fn go_online(
         peers: c.peers.clone(),
         mdns: !cli.net.no_mdns,
         role: Role::Member,
+        max_peers: cli.net.max_peers,
     };
     let mut running = launch::launch(&c.dir, options)
         .await

@@ -442,6 +442,28 @@ impl ConversationState {
         Some(content)
     }
 
+    /// Take a group receipt for this node's own messages (`me` is their author) into the
+    /// delivery state. Positions only move forward.
+    pub fn apply_reader_position(
+        &mut self,
+        me: &UserId,
+        reader: &UserId,
+        delivered_seq: u64,
+        read: Option<OrderKey>,
+    ) {
+        let delivered = self
+            .delivered
+            .entry(*reader)
+            .or_default()
+            .entry(*me)
+            .or_insert(0);
+        *delivered = (*delivered).max(delivered_seq);
+        if let Some(read) = read {
+            let entry = self.read.entry(*reader).or_insert(read);
+            *entry = (*entry).max(read);
+        }
+    }
+
     fn insert_control(&mut self, event: &Event) {
         let key = event.order_key();
         let pos = self.control.partition_point(|e| e.order_key() < key);

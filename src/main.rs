@@ -50,6 +50,10 @@ struct NetOpts {
     /// Do not use mDNS discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// Connections to keep at most (besides --peer links); the node chooses which, so
+    /// that everyone in each conversation stays reachable.
+    #[arg(long, value_name = "N", default_value_t = flurfunk::node::DEFAULT_MAX_PEERS)]
+    max_peers: usize,
 }
 
 impl NetOpts {
@@ -59,6 +63,7 @@ impl NetOpts {
             peers: self.peer,
             mdns: !self.no_mdns,
             role,
+            max_peers: self.max_peers,
         }
     }
 }
@@ -480,9 +485,16 @@ async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<(
     let mut stdout = std::io::stdout();
     let stop = launch::shutdown_signal();
     tokio::pin!(stop);
+    let mut stats_every = tokio::time::interval(std::time::Duration::from_secs(60));
+    stats_every.tick().await;
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = stats_every.tick(), if json => {
+                let load = handle.status().await?.load;
+                writeln!(stdout, "{}", serde_json::to_string(&NodeEvent::Stats { load })?)?;
+                stdout.flush()?;
+            }
             event = events.recv() => match event {
                 Ok(event) => {
                     let line = if json {

@@ -11,24 +11,34 @@ use std::fmt;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
-use crate::crypto::LABEL_EVENT_ID;
+use crate::crypto::{LABEL_EVENT_ID, LABEL_VV_DIGEST};
 use crate::identity::{MAX_DISPLAY_NAME_BYTES, Profile, UserId};
 
 pub const WIRE_VERSION: u8 = 1;
 /// Largest encoded event. A text of a few pages fits; attachments will travel separately.
-pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// The largest events are a group's creation and its rekeys (a profile or a sealed key per
+/// member, about 200 bytes each): 256 KiB holds those of a group of `MAX_MEMBERS`.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Largest text message, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 32 * 1024;
 /// Largest sync frame. Batches are cut well below this (see `sync::BATCH_BYTES`).
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
-/// Most members a conversation can have: bounds rekey size (one sealed key each).
-pub const MAX_MEMBERS: usize = 256;
+/// Most members a conversation can have: bounds rekey size (one sealed key each). A town
+/// hall's "Alle" group has up to about 1,000 members.
+pub const MAX_MEMBERS: usize = 1024;
 /// Most conversations announced in one summary frame.
 pub const MAX_SUMMARY_CONVERSATIONS: usize = 4096;
 /// Profiles per `Profiles` frame: a whole town hall (a few hundred staff) fits in one.
 pub const MAX_PROFILES_PER_FRAME: usize = 1024;
 /// Most events in one frame.
 pub const MAX_EVENTS_PER_FRAME: usize = 8192;
+/// Bytes of a version-vector digest. Two different vectors share one with probability
+/// 2^-128; even then the next change of either repairs it.
+pub const DIGEST_BYTES: usize = 16;
+/// Most (conversation, author, seq) items in one `Have` or `Want` frame.
+pub const MAX_ANNOUNCE_ITEMS: usize = 4096;
+/// Most receipts in one `Receipts` frame.
+pub const MAX_RECEIPTS_PER_FRAME: usize = 1024;
 
 pub const EVENT_HEADER_LEN: usize = 1 + 32 + 32 + 8 + 8 + 8 + 4 + 1;
 const PROFILE_MIN_LEN: usize = 32 + 32 + 8 + 1 + 64;
@@ -472,6 +482,122 @@ pub fn decode_sealed_key(bytes: &[u8]) -> Result<(ConversationId, u32, [u8; 32])
 
 pub type VersionVector = BTreeMap<UserId, u64>;
 
+/// A short hash of a version vector: peers compare these first and exchange whole vectors
+/// only for conversations whose digests differ.
+pub fn vv_digest(vv: &VersionVector) -> [u8; DIGEST_BYTES] {
+    let mut w = Writer::with_capacity(2 + vv.len() * 40);
+    encode_vv(&mut w, vv);
+    let full = hash32(&[LABEL_VV_DIGEST, &w.into_bytes()]);
+    let mut out = [0u8; DIGEST_BYTES];
+    out.copy_from_slice(&full[..DIGEST_BYTES]);
+    out
+}
+
+/// One author's events of one conversation up to (or, in a `Want`, after) a sequence
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Announce {
+    pub conversation: ConversationId,
+    pub author: UserId,
+    pub seq: u64,
+}
+
+/// "`reader` holds `author`'s events of `conversation` up to `delivered_seq` and has read
+/// everything up to `read`": a group receipt. It is addressed to `author` alone and routed
+/// towards it, never stored by anyone else, so receipts cost O(n) per message in a group of
+/// n instead of O(n²). Signed by the reader, so nodes on the way cannot forge it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub conversation: ConversationId,
+    pub author: UserId,
+    pub reader: UserId,
+    pub delivered_seq: u64,
+    pub read: Option<OrderKey>,
+    /// Hops left; not signed, decremented by every node that passes the receipt on.
+    pub hops_left: u8,
+    pub signature: [u8; 64],
+}
+
+impl Receipt {
+    /// Bytes covered by the reader's signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(32 * 3 + 8 + 49);
+        w.u8(WIRE_VERSION);
+        w.bytes(&self.conversation.0);
+        w.bytes(&self.author.0);
+        w.bytes(&self.reader.0);
+        w.u64(self.delivered_seq);
+        match &self.read {
+            Some(key) => {
+                w.u8(1);
+                w.bytes(&key.encode());
+            }
+            None => w.u8(0),
+        }
+        w.into_bytes()
+    }
+
+    fn encode_into(&self, w: &mut Writer) {
+        w.bytes(&self.signed_bytes());
+        w.u8(self.hops_left);
+        w.bytes(&self.signature);
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let version = r.u8()?;
+        if version != WIRE_VERSION {
+            return Err(WireError::Version { version });
+        }
+        let conversation = ConversationId(r.array()?);
+        let author = UserId(r.array()?);
+        let reader = UserId(r.array()?);
+        let delivered_seq = r.u64()?;
+        let read = match r.u8()? {
+            0 => None,
+            1 => Some(
+                OrderKey::decode(r.take(48)?).ok_or(WireError::Invalid { what: "order key" })?,
+            ),
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "read key",
+                    tag,
+                });
+            }
+        };
+        Ok(Receipt {
+            conversation,
+            author,
+            reader,
+            delivered_seq,
+            read,
+            hops_left: r.u8()?,
+            signature: r.array()?,
+        })
+    }
+}
+
+fn encode_announces(w: &mut Writer, items: &[Announce]) {
+    w.u32(items.len() as u32);
+    for a in items {
+        w.bytes(&a.conversation.0);
+        w.bytes(&a.author.0);
+        w.u64(a.seq);
+    }
+}
+
+fn decode_announces(r: &mut Reader<'_>) -> Result<Vec<Announce>, WireError> {
+    let n = r.count32("announcements", MAX_ANNOUNCE_ITEMS, 72)?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        items.push(Announce {
+            conversation: ConversationId(r.array()?),
+            author: UserId(r.array()?),
+            seq: r.u64()?,
+        });
+    }
+    Ok(items)
+}
+
 /// The decrypted sealed part of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
@@ -571,6 +697,24 @@ pub enum SyncMessage {
     Profiles {
         profiles: Vec<Profile>,
     },
+    /// A digest of the version vector of each conversation the two peers share. Answered
+    /// by a `Summary` of just the conversations whose digests differ.
+    Digest {
+        conversations: Vec<(ConversationId, [u8; DIGEST_BYTES])>,
+    },
+    /// "I hold these authors' events up to these sequence numbers": new events announced
+    /// lazily to the peers they were not pushed to. Answered by a `Want` for what is missing.
+    Have {
+        items: Vec<Announce>,
+    },
+    /// "Send me these authors' events after these sequence numbers."
+    Want {
+        items: Vec<Announce>,
+    },
+    /// Group receipts on their way to the author they are addressed to.
+    Receipts {
+        receipts: Vec<Receipt>,
+    },
 }
 
 impl SyncMessage {
@@ -606,6 +750,29 @@ impl SyncMessage {
                 w.u32(profiles.len() as u32);
                 for p in profiles {
                     encode_profile(&mut w, p);
+                }
+            }
+            SyncMessage::Digest { conversations } => {
+                w.u8(5);
+                w.u32(conversations.len() as u32);
+                for (conv, digest) in conversations {
+                    w.bytes(&conv.0);
+                    w.bytes(digest);
+                }
+            }
+            SyncMessage::Have { items } => {
+                w.u8(6);
+                encode_announces(&mut w, items);
+            }
+            SyncMessage::Want { items } => {
+                w.u8(7);
+                encode_announces(&mut w, items);
+            }
+            SyncMessage::Receipts { receipts } => {
+                w.u8(8);
+                w.u32(receipts.len() as u32);
+                for receipt in receipts {
+                    receipt.encode_into(&mut w);
                 }
             }
         }
@@ -661,6 +828,29 @@ impl SyncMessage {
                     profiles.push(decode_profile(&mut r)?);
                 }
                 SyncMessage::Profiles { profiles }
+            }
+            5 => {
+                let n = r.count32("digests", MAX_SUMMARY_CONVERSATIONS, 32 + DIGEST_BYTES)?;
+                let mut conversations = Vec::with_capacity(n);
+                for _ in 0..n {
+                    conversations.push((ConversationId(r.array()?), r.array()?));
+                }
+                SyncMessage::Digest { conversations }
+            }
+            6 => SyncMessage::Have {
+                items: decode_announces(&mut r)?,
+            },
+            7 => SyncMessage::Want {
+                items: decode_announces(&mut r)?,
+            },
+            8 => {
+                // A receipt is at least its fixed fields, hop count and signature.
+                let n = r.count32("receipts", MAX_RECEIPTS_PER_FRAME, 1 + 96 + 8 + 1 + 1 + 64)?;
+                let mut receipts = Vec::with_capacity(n);
+                for _ in 0..n {
+                    receipts.push(Receipt::decode_from(&mut r)?);
+                }
+                SyncMessage::Receipts { receipts }
             }
             tag => {
                 return Err(WireError::UnknownTag {
@@ -948,6 +1138,33 @@ mod tests {
     }
 
     #[test]
+    fn sync_digest_layout_snapshot() {
+        let msg = SyncMessage::Digest {
+            conversations: vec![(ConversationId([0x0f; 32]), [0xd1; DIGEST_BYTES])],
+        };
+        assert_eq!(
+            hex::encode(msg.encode()),
+            concat!(
+                "0105",
+                "00000001",
+                "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
+                "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
+            )
+        );
+    }
+
+    #[test]
+    fn digests_differ_when_vectors_do() {
+        let mut a = VersionVector::new();
+        a.insert(UserId([1; 32]), 5);
+        let mut b = a.clone();
+        assert_eq!(vv_digest(&a), vv_digest(&b));
+        b.insert(UserId([1; 32]), 6);
+        assert_ne!(vv_digest(&a), vv_digest(&b));
+        assert_ne!(vv_digest(&a), vv_digest(&VersionVector::new()));
+    }
+
+    #[test]
     fn sync_summary_layout_snapshot() {
         let mut vv = VersionVector::new();
         vv.insert(UserId([0x01; 32]), 9);
@@ -1105,8 +1322,25 @@ mod tests {
             vv in proptest::collection::btree_map(arb_user(), any::<u64>(), 0..6),
             conv in any::<[u8; 32]>(),
             p in arb_profile(),
+            seq in any::<u64>(),
+            read in proptest::option::of((any::<u64>(), any::<u64>())),
         ) {
+            let author = vv.keys().next().copied().unwrap_or(UserId([3; 32]));
+            let announce = Announce { conversation: ConversationId(conv), author, seq };
+            let receipt = Receipt {
+                conversation: ConversationId(conv),
+                author,
+                reader: p.user_id,
+                delivered_seq: seq,
+                read: read.map(|(lamport, s)| OrderKey { lamport, author, seq: s }),
+                hops_left: 3,
+                signature: [7; 64],
+            };
             for msg in [
+                SyncMessage::Digest { conversations: vec![(ConversationId(conv), vv_digest(&vv))] },
+                SyncMessage::Have { items: vec![announce, announce] },
+                SyncMessage::Want { items: vec![announce] },
+                SyncMessage::Receipts { receipts: vec![receipt.clone(), receipt] },
                 SyncMessage::Events { events },
                 SyncMessage::Summary { conversations: vec![(ConversationId(conv), vv)] },
                 SyncMessage::Hello { role: Role::Relay, profile: p.clone() },

@@ -59,6 +59,7 @@ impl Fixture {
                 peers: peers.iter().map(|p| p.addr.clone()).collect(),
                 mdns: false,
                 role: Role::Member,
+                ..LaunchOptions::default()
             },
             language: Some(lang),
             desktop_notifications: false,

@@ -241,6 +241,7 @@ async fn a_peer_sending_garbage_is_disconnected_while_others_are_served() {
         support::test_key(),
         false,
         Duration::from_secs(60),
+        30,
     )
     .unwrap();
     swarm.dial(anna.addr.clone()).unwrap();

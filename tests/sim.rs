@@ -282,6 +282,12 @@ fn random_schedule(seed: u64) -> Result<(), String> {
         sim.restart(*n);
     }
     sim.heal();
+    if std::env::var("FLURFUNK_SIM_DEBUG").is_ok() {
+        for _ in 0..10 {
+            sim.run_ms(1_000);
+            eprintln!("{} {:?}", sim.now, sim.bytes_by_kind);
+        }
+    }
     sim.settle(120_000);
     check_invariants(&sim, conv, &removed)
 }
@@ -331,8 +337,8 @@ fn random_schedules_3() {
 }
 
 /// A burst of messages is acknowledged with one receipt per member and interval, not one
-/// per message (each receipt is an event every member stores), and the last receipt still
-/// covers every message of the burst.
+/// per message, and the last receipt still covers every message of the burst. In a group
+/// the receipts go to the author alone: no member stores a receipt event.
 #[test]
 fn a_burst_is_acknowledged_with_few_receipts_that_cover_it_all() {
     let (mut sim, [a, b, c], conv) = three_member_group(41, "Winterdienst");
@@ -345,7 +351,9 @@ fn a_burst_is_acknowledged_with_few_receipts_that_cover_it_all() {
             .copied()
             .unwrap_or(0)
     };
-    let (b_before, c_before) = (authored(&mut sim, b), authored(&mut sim, c));
+    let receipts_sent = |sim: &mut Sim, node: usize| sim.nodes[node].engine().stats().receipts_sent;
+    let (b_events, c_events) = (authored(&mut sim, b), authored(&mut sim, c));
+    let (b_sent, c_sent) = (receipts_sent(&mut sim, b), receipts_sent(&mut sim, c));
     let mut sent = Vec::new();
     for i in 0..20 {
         sent.push(sim.send(a, conv, &format!("Streufahrzeug {i} ist unterwegs")));
@@ -354,11 +362,17 @@ fn a_burst_is_acknowledged_with_few_receipts_that_cover_it_all() {
     sim.settle(20_000);
     // 20 messages over one second: the first receipt goes at once, then at most one per
     // second while the burst lasts (without holding them back this was one per message).
-    for (node, before) in [(b, b_before), (c, c_before)] {
-        let receipts = authored(&mut sim, node) - before;
+    for (node, events_before, sent_before) in [(b, b_events, b_sent), (c, c_events, c_sent)] {
+        let receipts = receipts_sent(&mut sim, node) - sent_before;
         assert!(
             (1..=3).contains(&receipts),
             "{} sent {receipts} receipts for a burst of 20",
+            sim.nodes[node].name
+        );
+        assert_eq!(
+            authored(&mut sim, node),
+            events_before,
+            "{} wrote a receipt event into the group",
             sim.nodes[node].name
         );
     }
@@ -370,6 +384,48 @@ fn a_burst_is_acknowledged_with_few_receipts_that_cover_it_all() {
     got.sort();
     assert_eq!(got, want, "the last receipt covers the whole burst");
     check_invariants(&sim, conv, &[]).unwrap();
+}
+
+/// In a 1:1 chat receipts stay events (a relay carries them to a sender who is away), and
+/// a burst is still acknowledged by few of them.
+#[test]
+fn a_burst_in_a_direct_chat_is_acknowledged_by_few_receipt_events() {
+    let mut sim = Sim::new(43);
+    let a = sim.add_node("Anna", Role::Member);
+    let b = sim.add_node("Bernd", Role::Member);
+    let pb = sim.profile(b);
+    let now = sim.now;
+    let conv = sim.nodes[a].engine().open_direct(now, &pb).unwrap();
+    sim.settle(20_000);
+    let bernd = sim.nodes[b].user_id;
+    let before = sim.nodes[a]
+        .engine()
+        .version_vector(&conv)
+        .get(&bernd)
+        .copied()
+        .unwrap_or(0);
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(sim.send(a, conv, &format!("Fuhre {i}")));
+        sim.run_ms(50);
+    }
+    sim.settle(20_000);
+    let after = sim.nodes[a]
+        .engine()
+        .version_vector(&conv)
+        .get(&bernd)
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        (1..=3).contains(&(after - before)),
+        "{} receipt events",
+        after - before
+    );
+    let state = sim.nodes[a]
+        .engine()
+        .delivery_state(&conv, sent.last().unwrap())
+        .unwrap();
+    assert_eq!(state.delivered_to, vec![bernd]);
 }
 
 /// A receipt held back during a burst is not forgotten when the member stops: it is

@@ -5,7 +5,7 @@ mod common;
 use flurfunk::conversation::direct_conversation_id;
 use flurfunk::crypto::LABEL_EVENT_SIGNATURE;
 use flurfunk::identity::Identity;
-use flurfunk::store::{Batch, MemoryStore, SledStore, Store, StoreError};
+use flurfunk::store::{Batch, MemoryStore, ReaderPosition, SledStore, Store, StoreError};
 use flurfunk::wire::{ConversationId, Event, EventHeader, EventKind, OrderKey};
 
 fn event(author: &Identity, conv: ConversationId, seq: u64, lamport: u64) -> Event {
@@ -95,6 +95,37 @@ fn suite(store: &mut dyn Store) {
         Some(events[1].order_key())
     );
     assert_eq!(store.profiles().unwrap().len(), 2);
+
+    // Group receipts: the latest position per reader, beside (not instead of) the own
+    // read marker, which shares their tree in sled.
+    let position = |seq, read| ReaderPosition {
+        conversation: conv,
+        reader: b.user_id(),
+        delivered_seq: seq,
+        read,
+    };
+    store
+        .apply(Batch {
+            reader_positions: vec![position(2, None)],
+            ..Batch::default()
+        })
+        .unwrap();
+    store
+        .apply(Batch {
+            reader_positions: vec![position(4, Some(events[3].order_key()))],
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(
+        store.reader_positions(&conv).unwrap(),
+        vec![position(4, Some(events[3].order_key()))]
+    );
+    assert_eq!(
+        store.read_marker(&conv).unwrap(),
+        Some(events[1].order_key())
+    );
+    let other = ConversationId([0xee; 32]);
+    assert!(store.reader_positions(&other).unwrap().is_empty());
 
     // Removing a chain suffix lowers the version vector to what remains.
     store

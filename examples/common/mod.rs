@@ -28,6 +28,9 @@ pub struct NetArgs {
     /// Do not use mDNS discovery (loopback tests, networks without multicast).
     #[arg(long)]
     pub no_mdns: bool,
+    /// Connections to keep at most (besides --peer links).
+    #[arg(long, value_name = "N", default_value_t = flurfunk::node::DEFAULT_MAX_PEERS)]
+    pub max_peers: usize,
 }
 
 impl NetArgs {
@@ -37,6 +40,7 @@ impl NetArgs {
             peers: self.peer.clone(),
             mdns: !self.no_mdns,
             role,
+            max_peers: self.max_peers,
         }
     }
 }

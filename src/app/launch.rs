@@ -47,6 +47,8 @@ pub struct LaunchOptions {
     pub peers: Vec<Multiaddr>,
     pub mdns: bool,
     pub role: Role,
+    /// Connections kept at most (see [`node::DEFAULT_MAX_PEERS`]).
+    pub max_peers: usize,
 }
 
 impl Default for LaunchOptions {
@@ -56,6 +58,7 @@ impl Default for LaunchOptions {
             peers: Vec::new(),
             mdns: true,
             role: Role::Member,
+            max_peers: node::DEFAULT_MAX_PEERS,
         }
     }
 }
@@ -135,6 +138,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         role: options.role,
         network_key,
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
+        max_peers: options.max_peers,
         identity_path: Some(dir.identity()),
     };
     let (node, events) = node::start(identity, Box::new(store), config).await?;

@@ -389,6 +389,7 @@ impl FlurfunkApp {
                 self.reloads.conversations.dirty = true;
             }
             NodeEvent::Listening { .. } => self.reloads.status.dirty = true,
+            NodeEvent::Stats { .. } => {}
             NodeEvent::Warning { message } => self.notice(message),
         }
     }

@@ -32,8 +32,14 @@ pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
 /// Half-open incoming connections: enough for a whole office starting at once, small enough
 /// that a scanner cannot exhaust file descriptors.
 pub const MAX_PENDING_INCOMING: u32 = 64;
-/// All established connections: a town hall has a few hundred desktops.
-pub const MAX_ESTABLISHED: u32 = 1024;
+/// Established connections beyond the node's `max_peers`: room to take a wanted link
+/// before an unwanted one is trimmed.
+pub const ESTABLISHED_HEADROOM: u32 = 8;
+/// mDNS: every node answers every query, and a multicast answer resets every listener's
+/// query timer, so the segment sees about one query (and n answers) per interval. Nodes
+/// pass addresses on to their peers anyway; mDNS is for finding the first ones.
+pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(15 * 60);
+pub const MDNS_TTL: Duration = Duration::from_secs(60 * 60);
 /// Concurrent request streams per connection; bounds the bytes a peer can have in flight
 /// to this many frames.
 pub const MAX_STREAMS_PER_CONNECTION: usize = 32;
@@ -167,6 +173,7 @@ pub fn build_swarm(
     key: NetworkKey,
     mdns_enabled: bool,
     idle_timeout: Duration,
+    max_peers: u32,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let keypair = identity.libp2p_keypair();
     let psk = key.psk();
@@ -190,7 +197,7 @@ pub fn build_swarm(
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
                 .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
-                .with_max_established(Some(MAX_ESTABLISHED));
+                .with_max_established(Some(max_peers.saturating_add(ESTABLISHED_HEADROOM)));
             let sync = request_response::Behaviour::with_codec(
                 FrameCodec,
                 [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
@@ -200,7 +207,11 @@ pub fn build_swarm(
             );
             let mdns = if mdns_enabled {
                 Some(mdns::tokio::Behaviour::new(
-                    mdns::Config::default(),
+                    mdns::Config {
+                        ttl: MDNS_TTL,
+                        query_interval: MDNS_QUERY_INTERVAL,
+                        enable_ipv6: false,
+                    },
                     peer_id,
                 )?)
             } else {

@@ -15,7 +15,9 @@ use libp2p::{Multiaddr, PeerId, Swarm, ping, request_response};
 use tokio::sync::{broadcast, mpsc};
 
 use super::peers::{AddressBook, Verdict};
-use super::views::{ConversationView, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView};
+use super::views::{
+    ConversationView, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
+};
 use super::{Command, NodeConfig, NodeError, Reply};
 use crate::conversation::ConversationKind;
 use crate::identity::{Identity, Profile, UserId};
@@ -32,6 +34,18 @@ const MAX_INPUTS_PER_TURN: usize = 256;
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 /// At most one resync per peer in this interval after failed requests.
 const RESYNC_MIN_INTERVAL_MS: u64 = 2_000;
+/// Requests in flight to one peer. Beyond this, frames wait in the peer's queue: the peer
+/// accepts `net::MAX_STREAMS_PER_CONNECTION` streams and drops the rest, and a dropped
+/// request would cost a timeout and a resync.
+const MAX_IN_FLIGHT_PER_PEER: usize = 16;
+/// Frames waiting for one peer. A peer this far behind gets the newest frames dropped
+/// and is resynced by digest when it catches up (counted in the stats).
+const MAX_QUEUED_PER_PEER: usize = 1024;
+/// Links chosen again at most this often (the plan only when a conversation changed).
+const RELINK_INTERVAL_MS: u64 = 1_000;
+/// A node with fewer connections dials this many other known peers, so that a node with
+/// no conversations yet still meets someone who can tell it about them.
+const MIN_LINKS: usize = 4;
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -51,6 +65,29 @@ pub struct Core {
     network: NetworkKey,
     dirty: bool,
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
+    /// The engine's link plan, recomputed when a conversation changed.
+    plan: Option<sync::LinkPlan>,
+    /// The peers the plan chose from those reachable: dialled and never trimmed.
+    wanted: HashSet<PeerId>,
+    last_relink_ms: u64,
+    /// Frames waiting for a free request slot, per peer, and requests in flight.
+    queues: std::collections::HashMap<PeerId, std::collections::VecDeque<Vec<u8>>>,
+    in_flight: std::collections::HashMap<PeerId, usize>,
+    pub(super) net_stats: NetStats,
+}
+
+/// Transport figures for `flurfunk node --json` and the status view.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NetStats {
+    /// Frames dropped because a peer's queue was full (the peer is resynced later).
+    pub frames_dropped: u64,
+    /// Requests that failed (timeout, closed connection); each may trigger a resync.
+    pub requests_failed: u64,
+    pub resyncs: u64,
+    /// Largest queue towards one peer seen.
+    pub max_queue: usize,
+    /// Connections closed because they were beyond `max_peers` and not wanted.
+    pub trimmed: u64,
 }
 
 impl Core {
@@ -66,6 +103,7 @@ impl Core {
             config.network_key,
             config.mdns,
             IDLE_CONNECTION_TIMEOUT,
+            u32::try_from(config.max_peers).unwrap_or(u32::MAX),
         )?;
         for addr in &config.listen {
             swarm
@@ -83,6 +121,7 @@ impl Core {
             sync::Config {
                 role: config.role,
                 anti_entropy_interval_ms: config.anti_entropy_interval_ms,
+                ..sync::Config::default()
             },
             u64::from_le_bytes(seed),
             now,
@@ -103,6 +142,12 @@ impl Core {
             config,
             dirty: false,
             last_resync_ms: Default::default(),
+            plan: None,
+            wanted: HashSet::new(),
+            last_relink_ms: 0,
+            queues: Default::default(),
+            in_flight: Default::default(),
+            net_stats: NetStats::default(),
         })
     }
 
@@ -168,6 +213,10 @@ impl Core {
             } => {
                 self.book
                     .on_disconnected(peer_id, num_established as usize, now);
+                if num_established == 0 {
+                    self.queues.remove(&peer_id);
+                    self.in_flight.remove(&peer_id);
+                }
                 if num_established == 0
                     && let Some(user) = UserId::from_peer_id(&peer_id)
                 {
@@ -197,6 +246,7 @@ impl Core {
                     if peer != *self.swarm.local_peer_id() {
                         tracing::debug!(%peer, %addr, "found by mDNS");
                         self.book.learn(peer, &addr, now);
+                        self.book.rediscovered(&peer);
                     }
                 }
                 self.dial_due(now);
@@ -228,16 +278,19 @@ impl Core {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, ());
                 self.handle_frame(peer, &request, now);
             }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { .. },
+                ..
+            } => {
+                self.request_done(peer);
+            }
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "frame not delivered");
-                // The frame is lost; a fresh summary exchange repairs whatever it carried.
-                let last = self.last_resync_ms.get(&peer).copied().unwrap_or(0);
-                if now.saturating_sub(last) >= RESYNC_MIN_INTERVAL_MS
-                    && let Some(user) = UserId::from_peer_id(&peer)
-                {
-                    self.last_resync_ms.insert(peer, now);
-                    self.engine.resync(user);
-                }
+                self.request_done(peer);
+                self.net_stats.requests_failed += 1;
+                // The frame is lost; a fresh digest exchange repairs whatever it carried.
+                self.resync_later(peer, now);
             }
             _ => {}
         }
@@ -311,14 +364,90 @@ impl Core {
                         }
                         let to_other = self.book.visible_to(other, news.clone());
                         if !to_other.is_empty() {
-                            self.swarm
-                                .behaviour_mut()
-                                .sync
-                                .send_request(&other, NetFrame::Peers(to_other).encode());
+                            self.enqueue(other, NetFrame::Peers(to_other).encode(), now);
                         }
                     }
                 }
                 self.dial_due(now);
+            }
+        }
+    }
+
+    /// A request to `peer` ended (answered or failed): send what waits for the slot.
+    fn request_done(&mut self, peer: PeerId) {
+        if let Some(n) = self.in_flight.get_mut(&peer) {
+            *n = n.saturating_sub(1);
+        }
+        self.flush_queue(peer);
+    }
+
+    fn resync_later(&mut self, peer: PeerId, now: u64) {
+        let last = self.last_resync_ms.get(&peer).copied().unwrap_or(0);
+        if now.saturating_sub(last) >= RESYNC_MIN_INTERVAL_MS
+            && let Some(user) = UserId::from_peer_id(&peer)
+        {
+            self.last_resync_ms.insert(peer, now);
+            self.net_stats.resyncs += 1;
+            self.engine.resync(user);
+        }
+    }
+
+    /// Queue a frame for a peer; it goes out when a request slot is free.
+    fn enqueue(&mut self, peer: PeerId, bytes: Vec<u8>, now: u64) {
+        let queue = self.queues.entry(peer).or_default();
+        if queue.len() >= MAX_QUEUED_PER_PEER {
+            self.net_stats.frames_dropped += 1;
+            self.resync_later(peer, now);
+            return;
+        }
+        queue.push_back(bytes);
+        self.net_stats.max_queue = self.net_stats.max_queue.max(queue.len());
+        self.flush_queue(peer);
+    }
+
+    fn flush_queue(&mut self, peer: PeerId) {
+        let Some(queue) = self.queues.get_mut(&peer) else {
+            return;
+        };
+        let in_flight = self.in_flight.entry(peer).or_insert(0);
+        while *in_flight < MAX_IN_FLIGHT_PER_PEER {
+            let Some(bytes) = queue.pop_front() else {
+                break;
+            };
+            *in_flight += 1;
+            self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+        }
+        if queue.is_empty() {
+            self.queues.remove(&peer);
+        }
+    }
+
+    /// Frames queued towards all peers now.
+    pub(super) fn queued_frames(&self) -> usize {
+        self.queues.values().map(|q| q.len()).sum()
+    }
+
+    /// Choose links again: the plan's choice among reachable peers is dialled; beyond
+    /// `max_peers`, connections nobody chose (and no admin gave) are closed.
+    fn relink(&mut self, now: u64) {
+        if now.saturating_sub(self.last_relink_ms) < RELINK_INTERVAL_MS {
+            return;
+        }
+        self.last_relink_ms = now;
+        let plan = self.plan.get_or_insert_with(|| self.engine.link_plan());
+        let book = &self.book;
+        let chosen = plan.choose(|u| u.to_peer_id().is_some_and(|p| book.is_reachable(&p, now)));
+        self.wanted = chosen.iter().filter_map(UserId::to_peer_id).collect();
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let mut excess = connected.len().saturating_sub(self.config.max_peers);
+        for peer in connected {
+            if excess == 0 {
+                break;
+            }
+            if !self.wanted.contains(&peer) && !self.book.is_explicit(&peer) {
+                let _ = self.swarm.disconnect_peer_id(peer);
+                self.net_stats.trimmed += 1;
+                excess -= 1;
             }
         }
     }
@@ -332,15 +461,13 @@ impl Core {
         let me = *self.swarm.local_peer_id();
         let records = self.book.records_for(me, &self.listen_addrs, to);
         if !records.is_empty() {
-            self.swarm
-                .behaviour_mut()
-                .sync
-                .send_request(&to, NetFrame::Peers(records).encode());
+            self.enqueue(to, NetFrame::Peers(records).encode(), now_ms());
         }
     }
 
     fn dial_due(&mut self, now: u64) {
-        let (peers, explicit) = self.book.due_dials(now);
+        let bootstrap = MIN_LINKS.saturating_sub(self.swarm.connected_peers().count());
+        let (peers, explicit) = self.book.due_dials(now, &self.wanted, bootstrap);
         for (peer, addrs) in peers {
             let opts = DialOpts::peer_id(peer)
                 .addresses(addrs)
@@ -378,6 +505,7 @@ impl Core {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
         }
+        self.relink(now);
         self.dial_due(now);
     }
 
@@ -407,13 +535,15 @@ impl Core {
                 continue;
             };
             if self.swarm.is_connected(&peer) {
-                self.swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_request(&peer, NetFrame::Sync(msg).encode());
+                self.enqueue(peer, NetFrame::Sync(msg).encode(), now);
             }
         }
         while let Some(n) = self.engine.poll_notification() {
+            if matches!(n, Notification::ConversationChanged { .. }) {
+                // Membership may have changed: the links are planned again.
+                self.plan = None;
+                self.last_relink_ms = 0;
+            }
             if let Some(event) = self.node_event(n) {
                 self.emit(event);
             }
@@ -542,6 +672,33 @@ impl Core {
             listen: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
             peers_online: self.engine.connected_peers().len(),
             outbox: self.engine.outbox_len(),
+            load: self.load_stats(),
+        }
+    }
+
+    fn load_stats(&self) -> LoadStats {
+        let s = self.engine.stats();
+        LoadStats {
+            connections: self.swarm.connected_peers().count(),
+            wanted_links: self.wanted.len(),
+            queued_frames: self.queued_frames(),
+            max_queue: self.net_stats.max_queue,
+            frames_dropped: self.net_stats.frames_dropped + s.frames_dropped,
+            requests_failed: self.net_stats.requests_failed,
+            resyncs: self.net_stats.resyncs,
+            trimmed_connections: self.net_stats.trimmed,
+            pending_events: s.pending_events,
+            pending_dropped: s.pending_dropped,
+            events_stored: s.events_stored,
+            duplicate_events: s.duplicate_events,
+            invalid_events: s.invalid_events,
+            events_pushed: s.events_pushed,
+            haves_sent: s.haves_sent,
+            wants_sent: s.wants_sent,
+            digests_sent: s.digests_sent,
+            summaries_sent: s.summaries_sent,
+            receipts_forwarded: s.receipts_forwarded,
+            receipts_dropped: s.receipts_dropped,
         }
     }
 

@@ -57,6 +57,9 @@ pub struct NodeConfig {
     pub role: Role,
     pub network_key: NetworkKey,
     pub anti_entropy_interval_ms: u64,
+    /// Connections kept at most (beyond admin-given `peers`); the engine chooses which
+    /// (`sync::LinkPlan`) so that every conversation's members stay connected.
+    pub max_peers: usize,
     /// Where the identity file lives, so a name change is persisted; `None` in tests.
     pub identity_path: Option<std::path::PathBuf>,
 }
@@ -71,14 +74,18 @@ impl NodeConfig {
             role: Role::Member,
             network_key,
             anti_entropy_interval_ms: DEFAULT_ANTI_ENTROPY_MS,
+            max_peers: DEFAULT_MAX_PEERS,
             identity_path: None,
         }
     }
 }
 
-/// Summaries to every peer this often even without news: repairs frames lost when a link
-/// broke mid-request, at the cost of one small frame per peer.
+/// Digests to a few peers this often even without news: repairs frames lost when a link
+/// broke mid-request, at the cost of one small frame per chosen peer.
 pub const DEFAULT_ANTI_ENTROPY_MS: u64 = 10_000;
+/// Connections a node keeps by default. The engine's link plan needs about six per group
+/// conversation and one per active 1:1 chat; 30 leaves room for a few groups and chats.
+pub const DEFAULT_MAX_PEERS: usize = 30;
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&mut Core, u64) -> Reply + Send>;

@@ -18,6 +18,9 @@ pub const FORGET_AFTER_MS: u64 = 24 * 3600 * 1000;
 /// Peers tracked at most; addresses learned beyond that are ignored (a peer cannot make
 /// us remember without bound).
 pub const MAX_KNOWN_PEERS: usize = 4096;
+/// A peer whose dials failed is passed over when choosing links (the next candidate is
+/// taken), and tried again after this long.
+pub const RETRY_FAILED_PEER_MS: u64 = 5 * 60 * 1000;
 
 /// Frames per second one peer may send us on average, and the burst allowed. A busy group
 /// of 20 forwarding to each other stays far below; a flood does not.
@@ -251,25 +254,62 @@ impl AddressBook {
             entry.dialing = false;
             entry.next_dial_ms = now_ms + entry.backoff_ms;
             entry.backoff_ms = (entry.backoff_ms * 2).min(REDIAL_MAX_MS);
-            entry.failing_since_ms.get_or_insert(now_ms);
+            // A peer retried after a long failure counts as failing from now on.
+            if entry
+                .failing_since_ms
+                .is_none_or(|since| now_ms.saturating_sub(since) >= RETRY_FAILED_PEER_MS)
+            {
+                entry.failing_since_ms = Some(now_ms);
+            }
         }
     }
 
+    /// Whether a link to this peer can be chosen now: connected, or known where it listens,
+    /// not banned, and not failing recently.
+    pub fn is_reachable(&self, peer: &PeerId, now_ms: u64) -> bool {
+        self.peers.get(peer).is_some_and(|e| {
+            e.connections > 0
+                || (!e.addrs.is_empty()
+                    && now_ms >= e.banned_until_ms
+                    && e.failing_since_ms
+                        .is_none_or(|since| now_ms.saturating_sub(since) >= RETRY_FAILED_PEER_MS))
+        })
+    }
+
     /// Peers to dial now (by id, with their addresses), and explicit addresses to dial.
-    pub fn due_dials(&mut self, now_ms: u64) -> (Vec<(PeerId, Vec<Multiaddr>)>, Vec<usize>) {
+    /// Only `wanted` peers are dialled (the links the engine chose), plus up to `bootstrap`
+    /// other known peers, so a node that knows a thousand peers holds a few dozen links.
+    pub fn due_dials(
+        &mut self,
+        now_ms: u64,
+        wanted: &std::collections::HashSet<PeerId>,
+        bootstrap: usize,
+    ) -> (Vec<(PeerId, Vec<Multiaddr>)>, Vec<usize>) {
         self.peers.retain(|_, e| {
             e.connections > 0
                 || e.failing_since_ms
                     .is_none_or(|since| now_ms.saturating_sub(since) < FORGET_AFTER_MS)
         });
         let mut by_peer = Vec::new();
+        let mut extra = bootstrap;
         for (peer, e) in &mut self.peers {
-            if e.connections == 0
+            let due = e.connections == 0
                 && !e.dialing
                 && !e.addrs.is_empty()
                 && now_ms >= e.next_dial_ms
-                && now_ms >= e.banned_until_ms
-            {
+                && now_ms >= e.banned_until_ms;
+            if !due {
+                continue;
+            }
+            let take = if wanted.contains(peer) {
+                true
+            } else if extra > 0 && e.failing_since_ms.is_none() {
+                extra -= 1;
+                true
+            } else {
+                false
+            };
+            if take {
                 e.dialing = true;
                 by_peer.push((*peer, e.addrs.clone()));
             }
@@ -285,6 +325,18 @@ impl AddressBook {
             }
         }
         (by_peer, explicit)
+    }
+
+    /// Whether this peer was given by the admin (`--peer`): never trimmed.
+    pub fn is_explicit(&self, peer: &PeerId) -> bool {
+        self.explicit.iter().any(|e| e.peer == Some(*peer))
+    }
+
+    /// The peer announced itself again (mDNS): forget past dial failures.
+    pub fn rediscovered(&mut self, peer: &PeerId) {
+        if let Some(e) = self.peers.get_mut(peer) {
+            e.failing_since_ms = None;
+        }
     }
 
     /// Account for one inbound frame of `len` bytes.
@@ -379,16 +431,20 @@ mod tests {
         let addr: Multiaddr = "/ip4/10.77.1.2/tcp/1".parse().unwrap();
         assert!(book.learn(p, &addr, 0));
         assert!(!book.learn(p, &addr, 0), "same address is no news");
-        let (due, _) = book.due_dials(0);
+        let wanted: std::collections::HashSet<PeerId> = [p].into();
+        let (due, _) = book.due_dials(0, &wanted, 0);
         assert_eq!(due.len(), 1);
-        assert!(book.due_dials(0).0.is_empty(), "not twice while dialling");
+        assert!(
+            book.due_dials(0, &wanted, 0).0.is_empty(),
+            "not twice while dialling"
+        );
         let conn = libp2p::swarm::ConnectionId::new_unchecked(1);
         let mut now = 0;
         let mut waits = Vec::new();
         for _ in 0..8 {
             book.on_dial_failed(Some(p), conn, now);
             let mut t = now;
-            while book.due_dials(t).0.is_empty() {
+            while book.due_dials(t, &wanted, 0).0.is_empty() {
                 t += 100;
             }
             waits.push(t - now);
@@ -399,8 +455,39 @@ mod tests {
         assert_eq!(*waits.last().unwrap(), REDIAL_MAX_MS);
         book.on_connected(p, &addr, None, now);
         book.on_disconnected(p, 0, now);
-        assert!(book.due_dials(now).0.is_empty());
-        assert_eq!(book.due_dials(now + REDIAL_INITIAL_MS).0.len(), 1);
+        assert!(book.due_dials(now, &wanted, 0).0.is_empty());
+        assert_eq!(
+            book.due_dials(now + REDIAL_INITIAL_MS, &wanted, 0).0.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn only_wanted_peers_and_a_few_others_are_dialled() {
+        let mut book = AddressBook::default();
+        let peers: Vec<PeerId> = (0..100).map(|_| pid()).collect();
+        for (i, p) in peers.iter().enumerate() {
+            let addr: Multiaddr = format!("/ip4/10.77.1.{}/tcp/1", i + 2).parse().unwrap();
+            book.learn(*p, &addr, 0);
+        }
+        let wanted: std::collections::HashSet<PeerId> = peers[..5].iter().copied().collect();
+        let (due, _) = book.due_dials(0, &wanted, 3);
+        assert_eq!(
+            due.len(),
+            8,
+            "five wanted and three to bootstrap, not all 100"
+        );
+        for p in &peers[..5] {
+            assert!(due.iter().any(|(d, _)| d == p));
+        }
+        // A wanted peer whose dial failed is passed over until it is retried later.
+        let conn = libp2p::swarm::ConnectionId::new_unchecked(1);
+        book.on_dial_failed(Some(peers[0]), conn, 10);
+        assert!(!book.is_reachable(&peers[0], 20));
+        assert!(book.is_reachable(&peers[1], 20));
+        assert!(book.is_reachable(&peers[0], 10 + RETRY_FAILED_PEER_MS));
+        book.rediscovered(&peers[0]);
+        assert!(book.is_reachable(&peers[0], 20));
     }
 
     #[test]

@@ -16,6 +16,36 @@ pub struct NodeStatus {
     pub listen: Vec<String>,
     pub peers_online: usize,
     pub outbox: usize,
+    /// How the node copes with its load: queues, drops and retries.
+    #[serde(default)]
+    pub load: LoadStats,
+}
+
+/// Figures that show overload before it hurts: frames waiting and dropped, requests
+/// failed and resyncs, events held for gaps. All counters since start-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadStats {
+    pub connections: usize,
+    /// Links the node's plan wants (it dials these).
+    pub wanted_links: usize,
+    pub queued_frames: usize,
+    pub max_queue: usize,
+    pub frames_dropped: u64,
+    pub requests_failed: u64,
+    pub resyncs: u64,
+    pub trimmed_connections: u64,
+    pub pending_events: usize,
+    pub pending_dropped: u64,
+    pub events_stored: u64,
+    pub duplicate_events: u64,
+    pub invalid_events: u64,
+    pub events_pushed: u64,
+    pub haves_sent: u64,
+    pub wants_sent: u64,
+    pub digests_sent: u64,
+    pub summaries_sent: u64,
+    pub receipts_forwarded: u64,
+    pub receipts_dropped: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +108,10 @@ pub struct ConversationView {
 pub enum NodeEvent {
     Listening {
         address: String,
+    },
+    /// Printed by `flurfunk node --json` every minute: the node's load figures.
+    Stats {
+        load: LoadStats,
     },
     /// A text message from someone else, durably stored.
     Message {

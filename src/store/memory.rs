@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Batch, Store, StoreError, vv_after_removal};
+use super::{Batch, ReaderPosition, Store, StoreError, vv_after_removal};
 use crate::identity::{Profile, UserId};
 use crate::wire::{ConversationId, Event, EventId, OrderKey, VersionVector};
 
@@ -15,6 +15,7 @@ struct State {
     vv: BTreeMap<ConversationId, VersionVector>,
     outbox: BTreeMap<EventId, ConversationId>,
     read: BTreeMap<ConversationId, OrderKey>,
+    positions: BTreeMap<(ConversationId, UserId), ReaderPosition>,
     profiles: BTreeMap<UserId, Profile>,
     conversations: BTreeSet<ConversationId>,
 }
@@ -61,6 +62,9 @@ impl State {
         }
         for p in &batch.profiles {
             self.profiles.insert(p.user_id, p.clone());
+        }
+        for p in &batch.reader_positions {
+            self.positions.insert((p.conversation, p.reader), *p);
         }
     }
 }
@@ -248,6 +252,18 @@ impl Store for MemoryStore {
 
     fn read_marker(&self, conversation: &ConversationId) -> Result<Option<OrderKey>, StoreError> {
         Ok(self.current.read.get(conversation).copied())
+    }
+
+    fn reader_positions(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReaderPosition>, StoreError> {
+        Ok(self
+            .current
+            .positions
+            .range((*conversation, UserId([0; 32]))..=(*conversation, UserId([0xff; 32])))
+            .map(|(_, p)| *p)
+            .collect())
     }
 
     fn profiles(&self) -> Result<Vec<Profile>, StoreError> {

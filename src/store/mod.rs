@@ -38,6 +38,57 @@ pub struct Batch {
     pub outbox_remove: Vec<EventId>,
     pub read_markers: Vec<(ConversationId, OrderKey)>,
     pub profiles: Vec<Profile>,
+    /// Where group members stand with this node's own messages (latest per reader).
+    pub reader_positions: Vec<ReaderPosition>,
+}
+
+/// How far one reader of a group has received and read this node's own messages, as its
+/// latest group receipt said. Kept by the author alone (see `wire::Receipt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaderPosition {
+    pub conversation: ConversationId,
+    pub reader: UserId,
+    pub delivered_seq: u64,
+    pub read: Option<OrderKey>,
+}
+
+impl ReaderPosition {
+    pub(crate) fn key(&self) -> [u8; 64] {
+        let mut k = [0u8; 64];
+        k[..32].copy_from_slice(&self.conversation.0);
+        k[32..].copy_from_slice(&self.reader.0);
+        k
+    }
+
+    pub(crate) fn encode_value(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(57);
+        v.extend_from_slice(&self.delivered_seq.to_be_bytes());
+        match &self.read {
+            Some(k) => {
+                v.push(1);
+                v.extend_from_slice(&k.encode());
+            }
+            None => v.push(0),
+        }
+        v
+    }
+
+    pub(crate) fn decode(key: &[u8], value: &[u8]) -> Option<Self> {
+        if key.len() != 64 || value.len() < 9 {
+            return None;
+        }
+        let read = match value[8] {
+            0 if value.len() == 9 => None,
+            1 => Some(OrderKey::decode(&value[9..])?),
+            _ => return None,
+        };
+        Some(ReaderPosition {
+            conversation: ConversationId(key[..32].try_into().ok()?),
+            reader: UserId(key[32..].try_into().ok()?),
+            delivered_seq: u64::from_be_bytes(value[..8].try_into().ok()?),
+            read,
+        })
+    }
 }
 
 impl Batch {
@@ -48,6 +99,7 @@ impl Batch {
             && self.outbox_remove.is_empty()
             && self.read_markers.is_empty()
             && self.profiles.is_empty()
+            && self.reader_positions.is_empty()
     }
 }
 
@@ -94,6 +146,11 @@ pub trait Store {
     fn version_vector(&self, conversation: &ConversationId) -> Result<VersionVector, StoreError>;
     fn outbox(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError>;
     fn read_marker(&self, conversation: &ConversationId) -> Result<Option<OrderKey>, StoreError>;
+    /// The stored group receipts for own messages of one conversation.
+    fn reader_positions(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReaderPosition>, StoreError>;
     fn profiles(&self) -> Result<Vec<Profile>, StoreError>;
     fn event_count(&self) -> Result<usize, StoreError>;
 }
@@ -189,6 +246,12 @@ impl Store for DynStore {
     }
     fn read_marker(&self, conversation: &ConversationId) -> Result<Option<OrderKey>, StoreError> {
         (**self).read_marker(conversation)
+    }
+    fn reader_positions(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReaderPosition>, StoreError> {
+        (**self).reader_positions(conversation)
     }
     fn profiles(&self) -> Result<Vec<Profile>, StoreError> {
         (**self).profiles()

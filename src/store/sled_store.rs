@@ -2,7 +2,8 @@
 //!
 //! Trees: `events` (event id -> encoded event), `by_seq` (conversation|author|seq -> id),
 //! `order` (conversation|lamport|author|seq -> id), `vv` (conversation|author -> seq),
-//! `outbox` (id -> conversation), `read` (conversation -> order key), `profiles`
+//! `outbox` (id -> conversation), `read` (conversation -> order key of the own read
+//! marker; conversation|reader -> that reader's position with own messages), `profiles`
 //! (user -> profile). Every `Batch` is one multi-tree transaction; `flush` is the fsync.
 
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::path::Path;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::{Batch, Store, StoreError, order_index_key, seq_key, vv_after_removal};
+use super::{Batch, ReaderPosition, Store, StoreError, order_index_key, seq_key, vv_after_removal};
 use crate::identity::{Profile, UserId};
 use crate::wire::{self, ConversationId, Event, EventId, OrderKey, VersionVector};
 
@@ -187,6 +188,9 @@ fn apply_tx(
     for (conv, key) in &batch.read_markers {
         read.insert(&conv.0[..], &key.encode()[..])?;
     }
+    for p in &batch.reader_positions {
+        read.insert(&p.key()[..], p.encode_value())?;
+    }
     for p in &batch.profiles {
         profiles.insert(&p.user_id.0[..], wire::profile_to_bytes(p))?;
     }
@@ -359,6 +363,21 @@ impl Store for SledStore {
             )),
             None => Ok(None),
         }
+    }
+
+    fn reader_positions(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<ReaderPosition>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.read.scan_prefix(conversation.0) {
+            let (k, v) = item.map_err(io)?;
+            if k.len() == 32 {
+                continue; // the own read marker
+            }
+            out.push(ReaderPosition::decode(&k, &v).ok_or_else(|| corrupt("reader position"))?);
+        }
+        Ok(out)
     }
 
     fn profiles(&self) -> Result<Vec<Profile>, StoreError> {

@@ -290,14 +290,19 @@ impl<S: Store> Engine<S> {
         conv: ConversationId,
         upto: OrderKey,
     ) -> Result<(), SyncError> {
-        self.member_state(&conv)?;
-        if self.store.read_marker(&conv)?.is_some_and(|k| k >= upto) {
+        let is_group = self.member_state(&conv)?.kind() == Some(ConversationKind::Group);
+        let old = self.store.read_marker(&conv)?;
+        if old.is_some_and(|k| k >= upto) {
             return Ok(());
         }
         self.store.apply(Batch {
             read_markers: vec![(conv, upto)],
             ..Batch::default()
         })?;
+        if is_group {
+            // Routed to the authors alone (see `receipts`); nothing for others to store.
+            return self.send_read_receipts(conv, old, upto);
+        }
         if self
             .convs
             .get(&conv)

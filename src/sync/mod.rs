@@ -11,7 +11,14 @@
 //! or relay that holds an event hands it on (store-and-forward). Events are only ever sent
 //! to members of their conversation or to relays.
 
+mod gossip;
+mod links;
 mod local;
+mod receipts;
+
+pub use gossip::{ANTI_ENTROPY_PEERS, OWN_PUSH_FANOUT, PUSH_FANOUT};
+pub use links::{LinkCandidates, LinkPlan, MAX_IDLE_DIRECT_LINKS, RANDOM_PICKS};
+pub use receipts::MAX_RECEIPT_HOPS;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -27,17 +34,16 @@ use crate::identity::{Identity, Profile, UserId};
 use crate::store::{Batch, Store, StoreError};
 use crate::wire::{
     self, Content, ConversationId, Event, EventHeader, EventId, EventKind, MAX_TEXT_BYTES,
-    MembershipOp, OrderKey, RekeyBody, Role, SyncMessage, VersionVector, WireError,
+    MembershipOp, OrderKey, Receipt, RekeyBody, Role, SyncMessage, VersionVector, WireError,
 };
 
 /// Encoded bytes of events per sync frame. Large enough that catching up on 10,000 events
 /// takes about ten round trips, small enough that one frame never stalls a connection.
 pub const BATCH_BYTES: usize = 1024 * 1024;
-/// Events learned from others are announced (by summary) to the other peers at most this
-/// often: bounds the chatter in a busy, fully connected group to one small frame per
-/// conversation, peer and interval, while a member reachable only through us still gets
-/// a message within about this long.
-pub const FORWARD_INTERVAL_MS: u64 = 300;
+/// New events not pushed to a peer are announced to it (`Have`) at most this often: one
+/// small frame per peer and interval however busy the network, while a peer that missed
+/// every push still hears of an event within about this long.
+pub const FORWARD_INTERVAL_MS: u64 = 100;
 /// A member acknowledges deliveries in one conversation at most this often. The first
 /// receipt after a quiet spell goes out with the commit that stored the message; during a
 /// burst the receipts are held and one covers them all. (Every receipt is an event that
@@ -49,6 +55,9 @@ const RELOAD_PAGE_EVENTS: usize = 512;
 /// Events held back because something before them is missing. Beyond this, new ones are
 /// dropped and fetched again later: a peer cannot make us buffer without bound.
 pub const MAX_PENDING_EVENTS: usize = 16 * 1024;
+/// Peers remembered as told of our known profiles (beyond this, the oldest-keyed one is
+/// forgotten and told everything again next time).
+const MAX_PROFILE_PEERS: usize = 4096;
 /// Frames queued for peers before the node drains them; a slow peer cannot grow this
 /// without bound because the node disconnects peers that fall behind.
 pub const MAX_QUEUED_FRAMES: usize = 64 * 1024;
@@ -76,8 +85,12 @@ pub enum SyncError {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub role: Role,
-    /// How often every connected peer gets a summary even without news.
+    /// How often a few connected peers (`anti_entropy_peers`) get a digest even without
+    /// news.
     pub anti_entropy_interval_ms: u64,
+    pub anti_entropy_peers: usize,
+    /// Peers someone else's new event is pushed to at once (the rest hear of it by `Have`).
+    pub push_fanout: usize,
 }
 
 impl Default for Config {
@@ -85,6 +98,8 @@ impl Default for Config {
         Config {
             role: Role::Member,
             anti_entropy_interval_ms: 30_000,
+            anti_entropy_peers: ANTI_ENTROPY_PEERS,
+            push_fanout: PUSH_FANOUT,
         }
     }
 }
@@ -132,6 +147,20 @@ pub struct Stats {
     pub pending_events: usize,
     pub pending_dropped: u64,
     pub frames_sent: u64,
+    /// Copies of events pushed to peers (own and forwarded).
+    pub events_pushed: u64,
+    pub haves_sent: u64,
+    pub wants_sent: u64,
+    pub digests_sent: u64,
+    /// Whole version vectors sent because digests differed.
+    pub summaries_sent: u64,
+    /// Own group receipts handed to a peer; others' passed on towards their author, and
+    /// dropped for want of a route.
+    pub receipts_sent: u64,
+    pub receipts_forwarded: u64,
+    pub receipts_dropped: u64,
+    /// Frames dropped because the queue towards the driver was full.
+    pub frames_dropped: u64,
 }
 
 /// One decrypted text message, for display.
@@ -165,6 +194,8 @@ pub struct ConversationSummary {
 #[derive(Debug, Default)]
 struct Peer {
     role: Option<Role>,
+    /// The peer sent something that shows it knows our hello.
+    heard_from: bool,
 }
 
 pub struct Engine<S: Store> {
@@ -191,9 +222,29 @@ pub struct Engine<S: Store> {
     rekey_due: BTreeSet<ConversationId>,
     outbox: BTreeMap<EventId, (ConversationId, u64)>,
     last_anti_entropy_ms: u64,
-    /// Conversations with events from others not yet announced to the other peers, with
-    /// the peers they came from.
-    forward_due: BTreeMap<ConversationId, BTreeSet<UserId>>,
+    /// Announcements for the next forward tick: (conversation, author) -> newest seq and
+    /// the peers known to hold it (they are not told).
+    have_due: BTreeMap<(ConversationId, UserId), (u64, BTreeSet<UserId>)>,
+    /// Too much to announce one by one: the next forward tick sends digests instead.
+    digest_due: bool,
+    /// Wants in flight: (conversation, author) -> seq asked up to, and when.
+    wants: BTreeMap<(ConversationId, UserId), (u64, u64)>,
+    /// The peer an author's events last came from: group receipts for that author go back
+    /// that way.
+    routes: BTreeMap<(ConversationId, UserId), UserId>,
+    /// Own group receipts that found no route yet (latest per conversation and author).
+    receipts_out: BTreeMap<(ConversationId, UserId), Receipt>,
+    /// Authors of texts stored since this node last acknowledged them, per group.
+    receipt_authors: BTreeMap<ConversationId, BTreeSet<UserId>>,
+    /// Group receipts for own messages were stored since the last commit.
+    positions_unflushed: bool,
+    /// Conversations in which the frame being handled carried an invalid event.
+    rejected_in: BTreeSet<ConversationId>,
+    /// Counts profiles learned; `profile_learned` says when each was, `profiles_sent` up
+    /// to which count each peer has been told (so a peer met again hears only news).
+    profile_clock: u64,
+    profile_learned: BTreeMap<UserId, u64>,
+    profiles_sent: BTreeMap<UserId, u64>,
     last_forward_ms: u64,
     stats: Stats,
 }
@@ -227,11 +278,22 @@ impl<S: Store> Engine<S> {
             rekey_due: BTreeSet::new(),
             outbox: BTreeMap::new(),
             last_anti_entropy_ms: now_ms,
-            forward_due: BTreeMap::new(),
+            have_due: BTreeMap::new(),
+            digest_due: false,
+            wants: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            receipts_out: BTreeMap::new(),
+            receipt_authors: BTreeMap::new(),
+            positions_unflushed: false,
+            rejected_in: BTreeSet::new(),
+            profile_clock: 1,
+            profile_learned: BTreeMap::new(),
+            profiles_sent: BTreeMap::new(),
             last_forward_ms: now_ms,
             stats: Stats::default(),
         };
         engine.reload()?;
+        engine.receipts_after_start()?;
         Ok(engine)
     }
 
@@ -252,7 +314,11 @@ impl<S: Store> Engine<S> {
                     rebuild.push(event, Some(&self.me));
                 }
             }
-            let (state, dropped) = rebuild.finish();
+            let (mut state, dropped) = rebuild.finish();
+            let me = self.me.user_id();
+            for p in self.store.reader_positions(&conv)? {
+                state.apply_reader_position(&me, &p.reader, p.delivered_seq, p.read);
+            }
             if !dropped.is_empty() {
                 tracing::warn!(conversation = %conv, count = dropped.len(), "stored events no longer valid; removing");
                 self.store.apply(Batch {
@@ -274,6 +340,10 @@ impl<S: Store> Engine<S> {
             .into_iter()
             .map(|p| (p.user_id, p))
             .collect();
+        for user in self.profiles.keys() {
+            // Known before this run: news to every peer not told since start-up.
+            self.profile_learned.entry(*user).or_insert(1);
+        }
         Ok(())
     }
 
@@ -318,8 +388,8 @@ impl<S: Store> Engine<S> {
 
     fn send(&mut self, peer: UserId, msg: SyncMessage) {
         if self.transmit.len() >= MAX_QUEUED_FRAMES {
-            // The driver is not draining; the periodic summary repairs whatever is lost.
-            tracing::warn!("transmit queue full; dropping a frame");
+            // The driver is not draining; the periodic digests repair whatever is lost.
+            self.stats.frames_dropped += 1;
             return;
         }
         self.transmit.push_back((peer, msg));
@@ -377,24 +447,41 @@ impl<S: Store> Engine<S> {
                 }
                 if first_hello && !self.profiles.is_empty() {
                     // Tell a newly met peer about everyone we know, so names reach nodes
-                    // that never meet each other directly.
+                    // that never meet each other directly; a peer met before hears only
+                    // of profiles learned since (links come and go as plans change).
+                    let since = self.profiles_sent.get(&peer).copied().unwrap_or(0);
                     let known: Vec<Profile> = self
                         .profiles
                         .values()
                         .filter(|p| p.user_id != peer)
+                        .filter(|p| {
+                            self.profile_learned.get(&p.user_id).copied().unwrap_or(0) > since
+                        })
                         .take(wire::MAX_PROFILES_PER_FRAME)
                         .cloned()
                         .collect();
+                    if self.profiles_sent.len() >= MAX_PROFILE_PEERS
+                        && !self.profiles_sent.contains_key(&peer)
+                    {
+                        self.profiles_sent.pop_first();
+                    }
+                    self.profiles_sent.insert(peer, self.profile_clock);
                     if !known.is_empty() {
                         self.send(peer, SyncMessage::Profiles { profiles: known });
                     }
                 }
-                let summary = self.summary_for(&peer, None);
-                self.send(peer, summary);
+                self.send_digest(peer);
                 Ok(())
             }
             SyncMessage::Summary { conversations } => self.handle_summary(peer, conversations),
-            SyncMessage::Events { events } => self.handle_events(now_ms, Some(peer), events),
+            SyncMessage::Events { events } => {
+                self.knows_role(&peer);
+                self.handle_events(now_ms, Some(peer), events)
+            }
+            SyncMessage::Digest { conversations } => self.handle_digest(peer, conversations),
+            SyncMessage::Have { items } => self.handle_have(now_ms, peer, items),
+            SyncMessage::Want { items } => self.handle_want(peer, items),
+            SyncMessage::Receipts { receipts } => self.handle_receipts(now_ms, peer, receipts),
             SyncMessage::Profiles { profiles } => {
                 let mut newer = Vec::new();
                 for profile in profiles {
@@ -423,6 +510,9 @@ impl<S: Store> Engine<S> {
                 profiles: vec![profile.clone()],
                 ..Batch::default()
             })?;
+            self.profile_clock += 1;
+            self.profile_learned
+                .insert(profile.user_id, self.profile_clock);
             self.profiles.insert(profile.user_id, profile.clone());
             self.notifications
                 .push_back(Notification::PeerProfile { profile });
@@ -489,8 +579,8 @@ impl<S: Store> Engine<S> {
         &self.profile
     }
 
-    /// Start a fresh exchange of summaries with a connected peer, e.g. after frames to it
-    /// were lost in transit. Cheap: one hello and one summary.
+    /// Start a fresh comparison with a connected peer, e.g. after frames to it were lost in
+    /// transit. Cheap: one hello and one digest.
     pub fn resync(&mut self, peer: UserId) {
         if !self.peers.contains_key(&peer) {
             return;
@@ -500,8 +590,7 @@ impl<S: Store> Engine<S> {
         let hello = self.hello();
         self.send(peer, hello);
         if self.peers.get(&peer).and_then(|p| p.role).is_some() {
-            let summary = self.summary_for(&peer, None);
-            self.send(peer, summary);
+            self.send_digest(peer);
         }
     }
 
@@ -570,7 +659,7 @@ impl<S: Store> Engine<S> {
         peer: UserId,
         conversations: Vec<(ConversationId, VersionVector)>,
     ) -> Result<(), SyncError> {
-        if self.peers.get(&peer).and_then(|p| p.role).is_none() {
+        if !self.knows_role(&peer) {
             return Ok(()); // no hello yet: we do not know what the peer may see
         }
         let mut to_send: Vec<Event> = Vec::new();
@@ -668,20 +757,58 @@ impl<S: Store> Engine<S> {
         let mut batch = Batch::default();
         let mut sorted = verified;
         sorted.sort_by_key(|e| (e.header.conversation, e.order_key()));
+        self.rejected_in.clear();
         for event in sorted {
             self.offer(now_ms, event, &mut batch, &mut accepted, &mut fetch)?;
+        }
+        // Gaps: ask the sender for the missing run of each author it sent ahead of.
+        let mut gaps: Vec<wire::Announce> = Vec::new();
+        let mut whole: BTreeSet<ConversationId> = BTreeSet::new();
+        for conv in fetch {
+            let Some(state) = self.convs.get(&conv) else {
+                whole.insert(conv);
+                continue;
+            };
+            let authors: BTreeSet<(UserId, u64)> = self
+                .pending
+                .range((conv, UserId([0; 32]), 0)..=(conv, UserId([0xff; 32]), u64::MAX))
+                .map(|((_, a, _), _)| (*a, state.vv.get(a).copied().unwrap_or(0)))
+                .collect();
+            for (author, have) in authors {
+                // At most one request per author and interval: events that stay pending
+                // (their predecessor is invalid here) must not be asked for in a loop.
+                if self.want_due(now_ms, conv, author, have + 1) {
+                    gaps.push(wire::Announce {
+                        conversation: conv,
+                        author,
+                        seq: have,
+                    });
+                }
+            }
+        }
+        // An event the sender holds is invalid here: our views differ, so compare whole
+        // vectors (the sender then sends what decides it, or learns what we hold).
+        let rejected: Vec<ConversationId> = self.rejected_in.iter().copied().collect();
+        for conv in rejected {
+            if self.want_due(now_ms, conv, gossip::WHOLE_CONVERSATION, u64::MAX) {
+                whole.insert(conv);
+            }
         }
         if let Err(e) = self.store.apply(std::mem::take(&mut batch)) {
             // Nothing of this frame is kept; the peers still hold it and will resend.
             self.reload()?;
             return Err(e.into());
         }
-        self.after_accept(now_ms, from, accepted);
-        if let Some(peer) = from
-            && !fetch.is_empty()
-        {
-            let summary = self.summary_for(&peer, Some(&fetch));
-            self.send(peer, summary);
+        self.after_accept(from, accepted);
+        if let Some(peer) = from {
+            if !gaps.is_empty() {
+                self.stats.wants_sent += 1;
+                self.send(peer, SyncMessage::Want { items: gaps });
+            }
+            if !whole.is_empty() {
+                let summary = self.summary_for(&peer, Some(&whole));
+                self.send(peer, summary);
+            }
         }
         Ok(())
     }
@@ -765,6 +892,7 @@ impl<S: Store> Engine<S> {
                 Err(r) => {
                     tracing::debug!(conversation = %conv, reason = %r, "dropping invalid event");
                     self.stats.invalid_events += 1;
+                    self.rejected_in.insert(conv);
                 }
             }
         }
@@ -824,6 +952,10 @@ impl<S: Store> Engine<S> {
         match (&event.header.kind, content) {
             (EventKind::Text, Some(Content::Text { text })) if event.header.author != me => {
                 self.receipt_due.insert(conv);
+                self.receipt_authors
+                    .entry(conv)
+                    .or_default()
+                    .insert(event.header.author);
                 self.notifications.push_back(Notification::Message {
                     conversation: conv,
                     event_id: event.id(),
@@ -869,88 +1001,10 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Forward newly stored events to every other connected peer that may have them.
-    fn after_accept(&mut self, _now_ms: u64, from: Option<UserId>, accepted: Vec<Event>) {
-        if accepted.is_empty() {
-            return;
-        }
-        if let Some(source) = from {
-            // Events from others are passed on by summary, not pushed: in a group where
-            // everyone is connected to everyone, pushing would send each event to each
-            // member once per holder (quadratic). A summary costs a few bytes, and a peer
-            // that lacks something asks for exactly that (store-and-forward). The peer
-            // the events came from is not told: it would answer with the same events again.
-            for e in &accepted {
-                self.forward_due
-                    .entry(e.header.conversation)
-                    .or_default()
-                    .insert(source);
-            }
-            return;
-        }
-        let peers: Vec<UserId> = self.peers.keys().copied().collect();
-        for peer in peers {
-            if Some(peer) == from {
-                continue;
-            }
-            let mut out: Vec<Event> = Vec::new();
-            let mut bytes = 0;
-            for e in &accepted {
-                if self.is_shareable(&e.header.conversation, &peer) {
-                    bytes += e.encoded_len();
-                    out.push(e.clone());
-                    if bytes >= BATCH_BYTES {
-                        self.send(
-                            peer,
-                            SyncMessage::Events {
-                                events: std::mem::take(&mut out),
-                            },
-                        );
-                        bytes = 0;
-                    }
-                }
-            }
-            if !out.is_empty() {
-                self.send(peer, SyncMessage::Events { events: out });
-            }
-        }
-    }
-
-    /// Periodic work: anti-entropy summaries to every peer.
+    /// Periodic work: announcements, anti-entropy digests, due rekeys.
     pub fn handle_tick(&mut self, now_ms: u64) -> Result<(), SyncError> {
-        if !self.forward_due.is_empty()
-            && now_ms.saturating_sub(self.last_forward_ms) >= FORWARD_INTERVAL_MS
-        {
-            self.last_forward_ms = now_ms;
-            let due = std::mem::take(&mut self.forward_due);
-            let peers: Vec<UserId> = self.peers.keys().copied().collect();
-            for peer in peers {
-                if self.peers.get(&peer).and_then(|p| p.role).is_none() {
-                    continue;
-                }
-                let convs: BTreeSet<ConversationId> = due
-                    .iter()
-                    .filter(|(_, sources)| !sources.contains(&peer))
-                    .map(|(conv, _)| *conv)
-                    .collect();
-                if convs.is_empty() {
-                    continue;
-                }
-                let summary = self.summary_for(&peer, Some(&convs));
-                if matches!(&summary, SyncMessage::Summary { conversations } if !conversations.is_empty())
-                {
-                    self.send(peer, summary);
-                }
-            }
-        }
-        if now_ms.saturating_sub(self.last_anti_entropy_ms) >= self.config.anti_entropy_interval_ms
-        {
-            self.last_anti_entropy_ms = now_ms;
-            let peers: Vec<UserId> = self.peers.keys().copied().collect();
-            for peer in peers {
-                self.resync(peer);
-            }
-        }
+        self.forward_tick(now_ms);
+        self.anti_entropy_tick(now_ms);
         self.run_due_rekeys(now_ms)
     }
 
@@ -959,6 +1013,7 @@ impl<S: Store> Engine<S> {
     pub fn commit(&mut self, now_ms: u64) -> Result<(), SyncError> {
         self.store.flush()?;
         self.stored_at_commit = self.stats.events_stored;
+        self.positions_unflushed = false;
         let saved = std::mem::take(&mut self.unsaved_own);
         for e in &saved {
             if !e.header.kind.is_receipt() {
@@ -968,7 +1023,7 @@ impl<S: Store> Engine<S> {
                 });
             }
         }
-        self.after_accept(now_ms, None, saved);
+        self.after_accept(None, saved);
         self.run_due_rekeys(now_ms)?;
         let due: Vec<ConversationId> = self
             .receipt_due
@@ -983,6 +1038,10 @@ impl<S: Store> Engine<S> {
                 continue;
             };
             if !state.membership.is_member(&self.me.user_id()) || state.current_key().is_none() {
+                continue;
+            }
+            if state.kind() == Some(ConversationKind::Group) {
+                self.send_group_receipts(conv)?;
                 continue;
             }
             let upto = state.vv.clone();
@@ -1003,6 +1062,7 @@ impl<S: Store> Engine<S> {
     pub fn needs_commit(&self, now_ms: u64) -> bool {
         !self.unsaved_own.is_empty()
             || self.stats.events_stored != self.stored_at_commit
+            || self.positions_unflushed
             || !self.rekey_due.is_empty()
             || self
                 .receipt_due

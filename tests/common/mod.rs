@@ -2,7 +2,7 @@
 //! network that drops, duplicates, delays, reorders, partitions and crashes.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use flurfunk::conversation::ConversationState;
 use flurfunk::identity::{Identity, Profile, UserId};
@@ -47,8 +47,6 @@ impl Node {
 }
 
 struct Flight {
-    deliver_at: u64,
-    order: u64,
     from: usize,
     to: usize,
     bytes: Vec<u8>,
@@ -70,15 +68,70 @@ impl Faults {
     }
 }
 
+/// What one node sent: the engine's frames, as encoded for the wire.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Traffic {
+    pub bytes: u64,
+    pub frames: u64,
+}
+
+/// Delivery times of tracked texts to the members online when they were sent.
+#[derive(Debug, Default)]
+pub struct LatencyLog {
+    /// Text -> (sent at, the recipients online then that have not received it yet).
+    pub sent: HashMap<EventId, (u64, BTreeSet<usize>)>,
+    /// Recipients expected in all.
+    pub expected: usize,
+    /// Milliseconds from sending to arrival, one per delivery to an expected recipient.
+    pub deliveries: Vec<u64>,
+}
+
+impl LatencyLog {
+    pub fn expected(&self) -> usize {
+        self.expected
+    }
+}
+
 pub struct Sim {
     pub rng: ChaCha8Rng,
     pub now: u64,
     pub nodes: Vec<Node>,
-    flights: Vec<Flight>,
+    flights: BTreeMap<(u64, u64), Flight>,
     counter: u64,
     pub faults: Faults,
     connected: BTreeSet<(usize, usize)>,
     pub frames_delivered: u64,
+    /// The engine configuration every node starts with.
+    pub config: Config,
+    /// false: every pair of reachable nodes is connected (small tests). true: each node
+    /// holds only the links its engine's `link_plan` chooses, as a real node does.
+    pub bounded_links: bool,
+    plans: Vec<Option<flurfunk::sync::LinkPlan>>,
+    last_links_ms: u64,
+    by_user: HashMap<UserId, usize>,
+    pub traffic: Vec<Traffic>,
+    pub bytes_by_kind: BTreeMap<&'static str, u64>,
+    inflight_to: Vec<usize>,
+    /// Most frames ever in flight towards one node.
+    pub max_inflight_to: usize,
+    pub latency: Option<LatencyLog>,
+}
+
+/// Links are re-chosen this often in bounded mode (a real node re-chooses on its tick).
+const RELINK_MS: u64 = 1_000;
+
+fn kind_of(bytes: &[u8]) -> &'static str {
+    match bytes.get(1) {
+        Some(1) => "hello",
+        Some(2) => "summary",
+        Some(3) => "events",
+        Some(4) => "profiles",
+        Some(5) => "digest",
+        Some(6) => "have",
+        Some(7) => "want",
+        Some(8) => "receipts",
+        _ => "other",
+    }
 }
 
 impl Sim {
@@ -87,11 +140,31 @@ impl Sim {
             rng: ChaCha8Rng::seed_from_u64(seed),
             now: 1_764_000_000_000,
             nodes: Vec::new(),
-            flights: Vec::new(),
+            flights: BTreeMap::new(),
             counter: 0,
             faults: Faults::none(),
             connected: BTreeSet::new(),
             frames_delivered: 0,
+            config: Config {
+                anti_entropy_interval_ms: 2_000,
+                ..Config::default()
+            },
+            bounded_links: false,
+            plans: Vec::new(),
+            last_links_ms: 0,
+            by_user: HashMap::new(),
+            traffic: Vec::new(),
+            bytes_by_kind: BTreeMap::new(),
+            inflight_to: Vec::new(),
+            max_inflight_to: 0,
+            latency: None,
+        }
+    }
+
+    fn engine_config(&self, role: Role) -> Config {
+        Config {
+            role,
+            ..self.config.clone()
         }
     }
 
@@ -102,14 +175,12 @@ impl Sim {
         let engine = Engine::new(
             id,
             MemoryStore::new(),
-            Config {
-                role,
-                anti_entropy_interval_ms: 2_000,
-            },
+            self.engine_config(role),
             self.rng.r#gen(),
             self.now,
         )
         .unwrap();
+        self.by_user.insert(profile.user_id, self.nodes.len());
         self.nodes.push(Node {
             name: name.into(),
             key_seed,
@@ -123,7 +194,12 @@ impl Sim {
             retracted: BTreeSet::new(),
             received_texts: Vec::new(),
         });
-        self.update_links();
+        self.plans.push(None);
+        self.traffic.push(Traffic::default());
+        self.inflight_to.push(0);
+        if !self.bounded_links {
+            self.update_links();
+        }
         self.nodes.len() - 1
     }
 
@@ -134,35 +210,92 @@ impl Sim {
             && self.nodes[a].partition == self.nodes[b].partition
     }
 
-    /// Tell engines about connections that came up or went down.
-    pub fn update_links(&mut self) {
+    /// The links that should be up now.
+    fn wanted_links(&mut self) -> BTreeSet<(usize, usize)> {
         let n = self.nodes.len();
-        for a in 0..n {
-            for b in (a + 1)..n {
-                let up = self.reachable(a, b);
-                let was = self.connected.contains(&(a, b));
-                if up && !was {
-                    self.connected.insert((a, b));
-                    let (ua, ub) = (self.nodes[a].user_id, self.nodes[b].user_id);
-                    let now = self.now;
-                    self.nodes[a].engine().handle_connected(now, ub);
-                    self.nodes[b].engine().handle_connected(now, ua);
-                } else if !up && was {
-                    self.connected.remove(&(a, b));
-                    let (ua, ub) = (self.nodes[a].user_id, self.nodes[b].user_id);
-                    let now = self.now;
-                    if let Some(e) = self.nodes[a].engine.as_mut() {
-                        e.handle_disconnected(now, ub);
-                    }
-                    if let Some(e) = self.nodes[b].engine.as_mut() {
-                        e.handle_disconnected(now, ua);
+        let mut out = BTreeSet::new();
+        if !self.bounded_links {
+            for a in 0..n {
+                for b in (a + 1)..n {
+                    if self.reachable(a, b) {
+                        out.insert((a, b));
                     }
                 }
             }
+            return out;
         }
-        for i in 0..n {
-            self.pump(i);
+        for a in 0..n {
+            let Some(engine) = self.nodes[a].engine.as_ref() else {
+                continue;
+            };
+            let plan = self.plans[a]
+                .get_or_insert_with(|| engine.link_plan())
+                .clone();
+            let chosen =
+                plan.choose(|u| self.by_user.get(u).is_some_and(|b| self.reachable(a, *b)));
+            for u in chosen {
+                let b = self.by_user[&u];
+                out.insert((a.min(b), a.max(b)));
+            }
         }
+        out
+    }
+
+    /// Tell engines about connections that came up or went down.
+    pub fn update_links(&mut self) {
+        let wanted = self.wanted_links();
+        let down: Vec<(usize, usize)> = self
+            .connected
+            .iter()
+            .filter(|l| !wanted.contains(l) || !self.reachable(l.0, l.1))
+            .copied()
+            .collect();
+        let up: Vec<(usize, usize)> = wanted
+            .iter()
+            .filter(|l| !self.connected.contains(l))
+            .copied()
+            .collect();
+        let now = self.now;
+        for (a, b) in down {
+            self.connected.remove(&(a, b));
+            let (ua, ub) = (self.nodes[a].user_id, self.nodes[b].user_id);
+            if let Some(e) = self.nodes[a].engine.as_mut() {
+                e.handle_disconnected(now, ub);
+            }
+            if let Some(e) = self.nodes[b].engine.as_mut() {
+                e.handle_disconnected(now, ua);
+            }
+        }
+        let mut touched = BTreeSet::new();
+        for (a, b) in up {
+            self.connected.insert((a, b));
+            let (ua, ub) = (self.nodes[a].user_id, self.nodes[b].user_id);
+            self.nodes[a].engine().handle_connected(now, ub);
+            self.nodes[b].engine().handle_connected(now, ua);
+            touched.insert(a);
+            touched.insert(b);
+        }
+        if self.bounded_links {
+            for i in touched {
+                self.pump(i);
+            }
+        } else {
+            for i in 0..self.nodes.len() {
+                self.pump(i);
+            }
+        }
+    }
+
+    /// Links per node now: (largest, mean).
+    pub fn degree(&self) -> (usize, f64) {
+        let mut deg = vec![0usize; self.nodes.len()];
+        for (a, b) in &self.connected {
+            deg[*a] += 1;
+            deg[*b] += 1;
+        }
+        let max = deg.iter().copied().max().unwrap_or(0);
+        let mean = deg.iter().sum::<usize>() as f64 / deg.len().max(1) as f64;
+        (max, mean)
     }
 
     pub fn set_partition(&mut self, node: usize, group: u32) {
@@ -182,6 +315,7 @@ impl Sim {
         if let Some(engine) = self.nodes[node].engine.take() {
             self.nodes[node].crashed_store = Some(engine.store().crash_copy());
         }
+        self.plans[node] = None;
         self.update_links();
     }
 
@@ -202,10 +336,7 @@ impl Sim {
         let engine = Engine::new(
             id,
             store,
-            Config {
-                role: self.nodes[node].role,
-                anti_entropy_interval_ms: 2_000,
-            },
+            self.engine_config(self.nodes[node].role),
             self.rng.r#gen(),
             self.now,
         )
@@ -223,10 +354,13 @@ impl Sim {
             let Some((to_user, msg)) = engine.poll_transmit() else {
                 break;
             };
-            let Some(to) = self.nodes.iter().position(|n| n.user_id == to_user) else {
+            let Some(&to) = self.by_user.get(&to_user) else {
                 continue;
             };
             let bytes = msg.encode();
+            self.traffic[i].bytes += bytes.len() as u64;
+            self.traffic[i].frames += 1;
+            *self.bytes_by_kind.entry(kind_of(&bytes)).or_default() += bytes.len() as u64;
             if self.rng.gen_bool(self.faults.drop) {
                 continue;
             }
@@ -238,19 +372,23 @@ impl Sim {
             for _ in 0..copies {
                 let delay = self.rng.gen_range(1..=self.faults.max_delay_ms.max(1));
                 self.counter += 1;
-                self.flights.push(Flight {
-                    deliver_at: self.now + delay,
-                    order: self.counter,
-                    from: i,
-                    to,
-                    bytes: bytes.clone(),
-                });
+                self.inflight_to[to] += 1;
+                self.max_inflight_to = self.max_inflight_to.max(self.inflight_to[to]);
+                self.flights.insert(
+                    (self.now + delay, self.counter),
+                    Flight {
+                        from: i,
+                        to,
+                        bytes: bytes.clone(),
+                    },
+                );
             }
         }
         self.collect(i);
     }
 
     fn collect(&mut self, i: usize) {
+        let now = self.now;
         let node = &mut self.nodes[i];
         let Some(engine) = node.engine.as_mut() else {
             return;
@@ -263,7 +401,16 @@ impl Sim {
                 Notification::Retracted { event_id, .. } => {
                     node.retracted.insert(event_id);
                 }
-                Notification::Message { event_id, .. } => node.received_texts.push(event_id),
+                Notification::Message { event_id, .. } => {
+                    if let Some(log) = self.latency.as_mut()
+                        && let Some((sent, waiting)) = log.sent.get_mut(&event_id)
+                        && waiting.remove(&i)
+                    {
+                        log.deliveries.push(now - *sent);
+                    }
+                    node.received_texts.push(event_id);
+                }
+                Notification::ConversationChanged { .. } => self.plans[i] = None,
                 _ => {}
             }
         }
@@ -273,19 +420,15 @@ impl Sim {
     pub fn step(&mut self) {
         self.now += TICK_MS;
         let now = self.now;
-        let mut due: Vec<Flight> = Vec::new();
-        let mut i = 0;
-        while i < self.flights.len() {
-            if self.flights[i].deliver_at <= now {
-                due.push(self.flights.swap_remove(i));
-            } else {
-                i += 1;
+        while let Some(entry) = self.flights.first_entry() {
+            if entry.key().0 > now {
+                break;
             }
-        }
-        due.sort_by_key(|f| (f.deliver_at, f.order));
-        for f in due {
+            let f = entry.remove();
+            self.inflight_to[f.to] -= 1;
             // A frame only arrives over a connection that is still up.
-            if !self.reachable(f.from, f.to) {
+            let link = (f.from.min(f.to), f.from.max(f.to));
+            if !self.reachable(f.from, f.to) || !self.connected.contains(&link) {
                 continue;
             }
             let from_user = self.nodes[f.from].user_id;
@@ -302,6 +445,10 @@ impl Sim {
                 }
             }
             self.pump(i);
+        }
+        if self.bounded_links && now.saturating_sub(self.last_links_ms) >= RELINK_MS {
+            self.last_links_ms = now;
+            self.update_links();
         }
     }
 
@@ -325,7 +472,7 @@ impl Sim {
             // Five anti-entropy rounds without a new event anywhere: converged.
             if self.fingerprint() == before {
                 let since = *quiet_since.get_or_insert(self.now);
-                if self.now - since > 10_000 {
+                if self.now - since > 5 * self.config.anti_entropy_interval_ms {
                     return;
                 }
             } else {
@@ -351,8 +498,30 @@ impl Sim {
             .engine()
             .send_text(now, conv, text)
             .unwrap();
+        if self.latency.is_some() {
+            let me = self.nodes[node].user_id;
+            let members: Vec<UserId> = self.nodes[node]
+                .engine()
+                .conversation(&conv)
+                .map(|c| c.members.iter().map(|(p, _)| p.user_id).collect())
+                .unwrap_or_default();
+            let expected: BTreeSet<usize> = members
+                .iter()
+                .filter(|u| **u != me)
+                .filter_map(|u| self.by_user.get(u).copied())
+                .filter(|i| self.nodes[*i].online())
+                .collect();
+            if let Some(log) = self.latency.as_mut() {
+                log.expected += expected.len();
+                log.sent.insert(id, (now, expected));
+            }
+        }
         self.pump(node);
         id
+    }
+
+    pub fn index_of(&self, user: &UserId) -> Option<usize> {
+        self.by_user.get(user).copied()
     }
 
     pub fn profile(&self, node: usize) -> Profile {

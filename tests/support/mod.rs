@@ -89,6 +89,7 @@ async fn start_in(
         role,
         network_key: key,
         anti_entropy_interval_ms: 1_000,
+        max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: Some(key_path(&dir)),
     };
     let (handle, _) = node::start(identity, Box::new(store), config)

@@ -1,0 +1,123 @@
+//! Which peers a node keeps connections to: a bounded set that still connects the members
+//! of every conversation, because events only ever travel between members (and relays).
+//!
+//! Per conversation, members are placed on a ring by a hash of (conversation, member).
+//! Each node links to the nearest reachable member on each side of itself (so the online
+//! members of a conversation always form one connected ring, and both ends of a ring link
+//! know of it: a member just added is dialled by its ring neighbours before it knows the
+//! conversation exists), plus `RANDOM_PICKS` members ranked by a hash of (conversation,
+//! self, member) (so the ring has shortcuts and the hop count stays about log(n)). A 1:1
+//! chat links its two members, for the most recently active chats and those with
+//! messages waiting. The result is a handful of links per conversation, whatever the size
+//! of the network: about 6 for "Alle" with 1,000 members.
+
+use super::*;
+use crate::wire::hash32;
+
+/// Shortcut links per conversation beyond the two ring neighbours.
+pub const RANDOM_PICKS: usize = 2;
+/// 1:1 chats whose partner is linked without a message waiting: the most recently active.
+pub const MAX_IDLE_DIRECT_LINKS: usize = 16;
+
+/// One conversation's candidates, in order of preference.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkCandidates {
+    /// Members after this node on the ring, nearest first.
+    pub successors: Vec<UserId>,
+    /// Members before this node on the ring, nearest first.
+    pub predecessors: Vec<UserId>,
+    /// Members ranked for shortcut links.
+    pub picks: Vec<UserId>,
+}
+
+/// The candidates for every conversation this node should stay connected within.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkPlan {
+    pub conversations: Vec<LinkCandidates>,
+}
+
+impl LinkPlan {
+    /// The peers to be connected to, given which are reachable now: per conversation the
+    /// nearest reachable ring neighbour on each side and the first reachable picks.
+    pub fn choose(&self, reachable: impl Fn(&UserId) -> bool) -> BTreeSet<UserId> {
+        let mut out = BTreeSet::new();
+        for c in &self.conversations {
+            out.extend(c.successors.iter().find(|u| reachable(u)));
+            out.extend(c.predecessors.iter().find(|u| reachable(u)));
+            out.extend(c.picks.iter().filter(|u| reachable(u)).take(RANDOM_PICKS));
+        }
+        out
+    }
+}
+
+fn ring_position(conv: &ConversationId, user: &UserId) -> [u8; 32] {
+    hash32(&[b"flurfunk/v1/link-ring", &conv.0, &user.0])
+}
+
+fn pick_rank(conv: &ConversationId, me: &UserId, user: &UserId) -> [u8; 32] {
+    hash32(&[b"flurfunk/v1/link-pick", &conv.0, &me.0, &user.0])
+}
+
+impl<S: Store> Engine<S> {
+    /// Where this node should hold connections (see the module comment). Costs a hash per
+    /// member of each conversation; callers keep the plan until a membership changes.
+    pub fn link_plan(&self) -> LinkPlan {
+        let me = self.me.user_id();
+        let mut plan = LinkPlan::default();
+        if self.config.role == Role::Relay {
+            return plan; // relays are linked by admins (`--peer`), not by conversations
+        }
+        let mut directs: Vec<(bool, u64, UserId)> = Vec::new();
+        for (conv, state) in &self.convs {
+            if !state.membership.is_member(&me) {
+                continue;
+            }
+            let others: Vec<UserId> = state
+                .members()
+                .map(|m| m.profile.user_id)
+                .filter(|u| *u != me)
+                .collect();
+            if state.kind() == Some(ConversationKind::Direct) {
+                let waiting = self.outbox.values().any(|(c, _)| c == conv);
+                if let Some(partner) = others.first() {
+                    directs.push((waiting, state.last_activity_ms, *partner));
+                }
+                continue;
+            }
+            let mut ring: Vec<([u8; 32], UserId)> = others
+                .iter()
+                .map(|u| (ring_position(conv, u), *u))
+                .collect();
+            ring.sort();
+            let mine = ring_position(conv, &me);
+            let split = ring.partition_point(|(p, _)| *p < mine);
+            let successors: Vec<UserId> = ring[split..]
+                .iter()
+                .chain(&ring[..split])
+                .map(|(_, u)| *u)
+                .collect();
+            let predecessors: Vec<UserId> = successors.iter().rev().copied().collect();
+            let mut picks: Vec<([u8; 32], UserId)> = others
+                .iter()
+                .map(|u| (pick_rank(conv, &me, u), *u))
+                .collect();
+            picks.sort();
+            plan.conversations.push(LinkCandidates {
+                successors,
+                predecessors,
+                picks: picks.into_iter().map(|(_, u)| u).collect(),
+            });
+        }
+        // Chats with messages waiting first, then the most recently active.
+        directs.sort_by(|a, b| b.cmp(a));
+        for (i, (waiting, _, partner)) in directs.into_iter().enumerate() {
+            if waiting || i < MAX_IDLE_DIRECT_LINKS {
+                plan.conversations.push(LinkCandidates {
+                    successors: vec![partner],
+                    ..LinkCandidates::default()
+                });
+            }
+        }
+        plan
+    }
+}
