@@ -66,6 +66,7 @@ async fn main() -> Result<()> {
         listen: cli.listen.clone(),
         peer: cli.town_hall.clone(),
         no_mdns: cli.no_mdns,
+        max_peers: flurfunk::node::DEFAULT_MAX_PEERS,
     };
     let dir = DataDir::new(&cli.data_dir);
     let identity = common::prepare(&dir, &cli.name, &net)?;

@@ -242,11 +242,11 @@ async fn main() -> Result<()> {
     };
     let addrs: Vec<Multiaddr> = colleagues.iter().map(loopback).collect();
     for (i, c) in colleagues.iter_mut().enumerate() {
+        // Three random colleagues as explicit links: they connect the office (a random
+        // 3-out graph is connected) and pass on everyone's addresses; which links each
+        // node then holds is its own choice (`sync::LinkPlan`), as on a real LAN.
         let mut peers: Vec<Multiaddr> = cli.net.peer.clone();
-        if i > 0 {
-            peers.push(addrs[0].clone());
-        }
-        for _ in 0..2 {
+        for _ in 0..3 {
             let j = rng.gen_range(0..addrs.len());
             if j != i {
                 peers.push(addrs[j].clone());

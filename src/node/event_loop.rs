@@ -38,9 +38,14 @@ const RESYNC_MIN_INTERVAL_MS: u64 = 2_000;
 /// accepts `net::MAX_STREAMS_PER_CONNECTION` streams and drops the rest, and a dropped
 /// request would cost a timeout and a resync.
 const MAX_IN_FLIGHT_PER_PEER: usize = 16;
-/// Frames waiting for one peer. A peer this far behind gets the newest frames dropped
-/// and is resynced by digest when it catches up (counted in the stats).
+/// Frames and bytes waiting for one peer. A peer this far behind gets the newest frames
+/// dropped and is resynced by digest when it catches up (counted in the stats).
 const MAX_QUEUED_PER_PEER: usize = 1024;
+const MAX_QUEUED_BYTES_PER_PEER: usize = 8 * 1024 * 1024;
+/// Above this the engine stops answering the peer's requests for bulk (`Want`, `Summary`,
+/// `Digest`) until the queue is below `UNCONGESTED_BYTES` again.
+const CONGESTED_BYTES: usize = MAX_QUEUED_BYTES_PER_PEER / 2;
+const UNCONGESTED_BYTES: usize = MAX_QUEUED_BYTES_PER_PEER / 8;
 /// Links chosen again at most this often (the plan only when a conversation changed).
 const RELINK_INTERVAL_MS: u64 = 1_000;
 /// A node with fewer connections dials this many other known peers, so that a node with
@@ -69,11 +74,22 @@ pub struct Core {
     plan: Option<sync::LinkPlan>,
     /// The peers the plan chose from those reachable: dialled and never trimmed.
     wanted: HashSet<PeerId>,
+    /// Peers connected because this node dialled them: only these are trimmed (a peer that
+    /// dialled us may want the link; beyond the swarm's limit it is refused instead).
+    dialled: HashSet<PeerId>,
     last_relink_ms: u64,
     /// Frames waiting for a free request slot, per peer, and requests in flight.
-    queues: std::collections::HashMap<PeerId, std::collections::VecDeque<Vec<u8>>>,
+    queues: std::collections::HashMap<PeerId, PeerQueue>,
     in_flight: std::collections::HashMap<PeerId, usize>,
     pub(super) net_stats: NetStats,
+}
+
+/// Frames waiting for a request slot towards one peer.
+#[derive(Default)]
+struct PeerQueue {
+    frames: std::collections::VecDeque<Vec<u8>>,
+    bytes: usize,
+    congested: bool,
 }
 
 /// Transport figures for `flurfunk node --json` and the status view.
@@ -144,6 +160,7 @@ impl Core {
             last_resync_ms: Default::default(),
             plan: None,
             wanted: HashSet::new(),
+            dialled: HashSet::new(),
             last_relink_ms: 0,
             queues: Default::default(),
             in_flight: Default::default(),
@@ -193,6 +210,7 @@ impl Core {
                 let dialled = endpoint.is_dialer().then_some(connection_id);
                 if endpoint.is_dialer() {
                     self.book.learn(peer_id, &remote, now);
+                    self.dialled.insert(peer_id);
                 }
                 self.book.on_connected(peer_id, &remote, dialled, now);
                 if num_established.get() == 1 {
@@ -216,6 +234,7 @@ impl Core {
                 if num_established == 0 {
                     self.queues.remove(&peer_id);
                     self.in_flight.remove(&peer_id);
+                    self.dialled.remove(&peer_id);
                 }
                 if num_established == 0
                     && let Some(user) = UserId::from_peer_id(&peer_id)
@@ -236,7 +255,12 @@ impl Core {
                 ..
             } => {
                 tracing::debug!(?peer_id, %error, "dial failed");
-                self.book.on_dial_failed(peer_id, connection_id, now);
+                if matches!(error, libp2p::swarm::DialError::Denied { .. }) {
+                    // Refused here (connection limit), not by the peer: it is not dead.
+                    self.book.on_dial_denied(peer_id, connection_id, now);
+                } else {
+                    self.book.on_dial_failed(peer_id, connection_id, now);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
                 self.handle_sync_event(event, now)
@@ -395,13 +419,16 @@ impl Core {
     /// Queue a frame for a peer; it goes out when a request slot is free.
     fn enqueue(&mut self, peer: PeerId, bytes: Vec<u8>, now: u64) {
         let queue = self.queues.entry(peer).or_default();
-        if queue.len() >= MAX_QUEUED_PER_PEER {
+        if queue.frames.len() >= MAX_QUEUED_PER_PEER
+            || queue.bytes + bytes.len() > MAX_QUEUED_BYTES_PER_PEER
+        {
             self.net_stats.frames_dropped += 1;
             self.resync_later(peer, now);
             return;
         }
-        queue.push_back(bytes);
-        self.net_stats.max_queue = self.net_stats.max_queue.max(queue.len());
+        queue.bytes += bytes.len();
+        queue.frames.push_back(bytes);
+        self.net_stats.max_queue = self.net_stats.max_queue.max(queue.frames.len());
         self.flush_queue(peer);
     }
 
@@ -411,24 +438,38 @@ impl Core {
         };
         let in_flight = self.in_flight.entry(peer).or_insert(0);
         while *in_flight < MAX_IN_FLIGHT_PER_PEER {
-            let Some(bytes) = queue.pop_front() else {
+            let Some(bytes) = queue.frames.pop_front() else {
                 break;
             };
+            queue.bytes -= bytes.len();
             *in_flight += 1;
             self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
         }
-        if queue.is_empty() {
+        // Tell the engine when the peer falls behind, and when it has caught up.
+        let congested = if queue.congested {
+            queue.bytes > UNCONGESTED_BYTES
+        } else {
+            queue.bytes > CONGESTED_BYTES
+        };
+        let changed = congested != queue.congested;
+        queue.congested = congested;
+        let done = queue.frames.is_empty() && !queue.congested;
+        if done {
             self.queues.remove(&peer);
+        }
+        if changed && let Some(user) = UserId::from_peer_id(&peer) {
+            self.engine.set_peer_congested(user, congested);
         }
     }
 
     /// Frames queued towards all peers now.
     pub(super) fn queued_frames(&self) -> usize {
-        self.queues.values().map(|q| q.len()).sum()
+        self.queues.values().map(|q| q.frames.len()).sum()
     }
 
     /// Choose links again: the plan's choice among reachable peers is dialled; beyond
-    /// `max_peers`, connections nobody chose (and no admin gave) are closed.
+    /// `max_peers`, connections this node dialled that it no longer wants (and no admin
+    /// gave) are closed.
     fn relink(&mut self, now: u64) {
         if now.saturating_sub(self.last_relink_ms) < RELINK_INTERVAL_MS {
             return;
@@ -436,7 +477,10 @@ impl Core {
         self.last_relink_ms = now;
         let plan = self.plan.get_or_insert_with(|| self.engine.link_plan());
         let book = &self.book;
-        let chosen = plan.choose(|u| u.to_peer_id().is_some_and(|p| book.is_reachable(&p, now)));
+        let chosen = plan.choose(
+            |u| u.to_peer_id().is_some_and(|p| book.is_reachable(&p, now)),
+            self.config.max_peers,
+        );
         self.wanted = chosen.iter().filter_map(UserId::to_peer_id).collect();
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         let mut excess = connected.len().saturating_sub(self.config.max_peers);
@@ -444,7 +488,10 @@ impl Core {
             if excess == 0 {
                 break;
             }
-            if !self.wanted.contains(&peer) && !self.book.is_explicit(&peer) {
+            if self.dialled.contains(&peer)
+                && !self.wanted.contains(&peer)
+                && !self.book.is_explicit(&peer)
+            {
                 let _ = self.swarm.disconnect_peer_id(peer);
                 self.net_stats.trimmed += 1;
                 excess -= 1;

@@ -237,6 +237,26 @@ impl AddressBook {
         }
     }
 
+    /// A dial this node refused itself (its connection limit): try again later, without
+    /// counting the peer as unreachable.
+    pub fn on_dial_denied(
+        &mut self,
+        peer: Option<PeerId>,
+        connection: libp2p::swarm::ConnectionId,
+        now_ms: u64,
+    ) {
+        for e in &mut self.explicit {
+            if e.dialing == Some(connection) {
+                e.dialing = None;
+                e.next_dial_ms = now_ms + REDIAL_MAX_MS;
+            }
+        }
+        if let Some(entry) = peer.and_then(|p| self.peers.get_mut(&p)) {
+            entry.dialing = false;
+            entry.next_dial_ms = now_ms + REDIAL_MAX_MS;
+        }
+    }
+
     pub fn on_dial_failed(
         &mut self,
         peer: Option<PeerId>,

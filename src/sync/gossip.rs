@@ -73,19 +73,38 @@ impl<S: Store> Engine<S> {
         peer: UserId,
         conversations: Vec<(ConversationId, [u8; wire::DIGEST_BYTES])>,
     ) -> Result<(), SyncError> {
-        if !self.knows_role(&peer) {
+        if !self.knows_role(&peer) || self.is_congested(&peer) {
             return Ok(());
         }
         let mut listed = BTreeSet::new();
         let mut differ = BTreeSet::new();
+        let me = self.me.user_id();
+        let mut held_by_peer: Vec<(ConversationId, u64)> = Vec::new();
         for (conv, digest) in conversations {
-            listed.insert(conv);
+            if !listed.insert(conv) {
+                continue; // listed twice: once is enough (each costs a hash of a vector)
+            }
             match self.convs.get(&conv) {
-                Some(state) if vv_digest(&self.durable_vv(&conv, state)) == digest => {}
-                _ => {
+                Some(state) => {
+                    let ours = self.durable_vv(&conv, state);
+                    if vv_digest(&ours) == digest {
+                        // Equal: the peer holds our own events of it too.
+                        if let Some(seq) = ours.get(&me)
+                            && self.is_shareable(&conv, &peer)
+                        {
+                            held_by_peer.push((conv, *seq));
+                        }
+                    } else {
+                        differ.insert(conv);
+                    }
+                }
+                None => {
                     differ.insert(conv);
                 }
             }
+        }
+        for (conv, seq) in held_by_peer {
+            self.outbox_held(conv, seq)?;
         }
         for (conv, state) in &self.convs {
             if !listed.contains(conv) && !state.vv.is_empty() && self.is_shareable(conv, &peer) {
@@ -120,6 +139,14 @@ impl<S: Store> Engine<S> {
                 holders.insert(peer);
             }
             let have = match self.convs.get(&a.conversation) {
+                // Only from a peer that may see the conversation, for a member's chain:
+                // anything else would let a stranger steer our requests.
+                Some(state)
+                    if !self.is_shareable(&a.conversation, &peer)
+                        || !state.membership.is_member(&a.author) =>
+                {
+                    continue;
+                }
                 Some(state) => state.vv.get(&a.author).copied().unwrap_or(0),
                 None => {
                     if self.want_due(now_ms, a.conversation, WHOLE_CONVERSATION, u64::MAX) {
@@ -143,8 +170,9 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Whether to ask for `author`'s events up to `seq` now (nothing asked recently covers
-    /// them); records the request if so.
+    /// Whether to ask for `author`'s events up to `seq` now (not asked for exactly this
+    /// recently); records the request if so. Only the same seq is suppressed, so a peer
+    /// that announces a huge seq cannot silence honest announcements.
     pub(super) fn want_due(
         &mut self,
         now_ms: u64,
@@ -154,7 +182,7 @@ impl<S: Store> Engine<S> {
     ) -> bool {
         let key = (conv, author);
         if let Some((upto, at)) = self.wants.get(&key)
-            && *upto >= seq
+            && *upto == seq
             && now_ms.saturating_sub(*at) < WANT_RETRY_MS
         {
             return false;
@@ -173,12 +201,18 @@ impl<S: Store> Engine<S> {
         peer: UserId,
         items: Vec<Announce>,
     ) -> Result<(), SyncError> {
-        if !self.knows_role(&peer) {
+        if !self.knows_role(&peer) || self.is_congested(&peer) {
             return Ok(());
         }
+        let me = self.me.user_id();
+        let items: BTreeSet<Announce> = items.into_iter().collect();
         let mut budget = BATCH_BYTES;
         let mut out: Vec<Event> = Vec::new();
         for a in items {
+            if a.author == me && self.is_shareable(&a.conversation, &peer) {
+                // The peer holds our events up to here.
+                self.outbox_held(a.conversation, a.seq)?;
+            }
             if budget == 0 {
                 break;
             }
@@ -298,7 +332,12 @@ impl<S: Store> Engine<S> {
             .filter(|(_, p)| p.role.is_some())
             .map(|(u, _)| *u)
             .collect();
-        if std::mem::take(&mut self.digest_due) {
+        if self.digest_due
+            && now_ms.saturating_sub(self.last_digest_flood_ms)
+                >= self.config.anti_entropy_interval_ms
+        {
+            self.digest_due = false;
+            self.last_digest_flood_ms = now_ms;
             self.have_due.clear();
             for peer in &peers {
                 self.send_digest(*peer);
@@ -356,6 +395,22 @@ impl<S: Store> Engine<S> {
             let hello = self.hello();
             self.send(peer, hello);
         }
+    }
+
+    /// The node says this peer's queue is long: requests that would make us send much
+    /// (`Want`, `Summary`, `Digest`) are not answered until it drains; digests repair later.
+    pub fn set_peer_congested(&mut self, peer: UserId, congested: bool) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.congested = congested;
+        }
+    }
+
+    pub(super) fn is_congested(&mut self, peer: &UserId) -> bool {
+        let congested = self.peers.get(peer).is_some_and(|p| p.congested);
+        if congested {
+            self.stats.requests_deferred += 1;
+        }
+        congested
     }
 
     pub(super) fn knows_role(&mut self, peer: &UserId) -> bool {

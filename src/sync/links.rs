@@ -28,6 +28,9 @@ pub struct LinkCandidates {
     pub predecessors: Vec<UserId>,
     /// Members ranked for shortcut links.
     pub picks: Vec<UserId>,
+    /// A 1:1 chat with messages waiting: its partner is the only way, so it is dialled
+    /// even while it seems unreachable (the dial backoff limits how often).
+    pub keep_trying: bool,
 }
 
 /// The candidates for every conversation this node should stay connected within.
@@ -37,14 +40,31 @@ pub struct LinkPlan {
 }
 
 impl LinkPlan {
-    /// The peers to be connected to, given which are reachable now: per conversation the
-    /// nearest reachable ring neighbour on each side and the first reachable picks.
-    pub fn choose(&self, reachable: impl Fn(&UserId) -> bool) -> BTreeSet<UserId> {
+    /// At most `max` peers to be connected to, given which are reachable now: first, per
+    /// conversation in the plan's order (chats with messages waiting, then groups by
+    /// activity, then idle chats), the nearest reachable ring neighbour on each side
+    /// (these keep each conversation connected); then the shortcut picks.
+    pub fn choose(&self, reachable: impl Fn(&UserId) -> bool, max: usize) -> BTreeSet<UserId> {
         let mut out = BTreeSet::new();
         for c in &self.conversations {
-            out.extend(c.successors.iter().find(|u| reachable(u)));
-            out.extend(c.predecessors.iter().find(|u| reachable(u)));
-            out.extend(c.picks.iter().filter(|u| reachable(u)).take(RANDOM_PICKS));
+            let sides = [
+                c.successors.iter().find(|u| c.keep_trying || reachable(u)),
+                c.predecessors.iter().find(|u| reachable(u)),
+            ];
+            for u in sides.into_iter().flatten() {
+                if out.len() >= max {
+                    return out;
+                }
+                out.insert(*u);
+            }
+        }
+        for c in &self.conversations {
+            for u in c.picks.iter().filter(|u| reachable(u)).take(RANDOM_PICKS) {
+                if out.len() >= max {
+                    return out;
+                }
+                out.insert(*u);
+            }
         }
         out
     }
@@ -68,6 +88,7 @@ impl<S: Store> Engine<S> {
             return plan; // relays are linked by admins (`--peer`), not by conversations
         }
         let mut directs: Vec<(bool, u64, UserId)> = Vec::new();
+        let mut groups: Vec<(u64, LinkCandidates)> = Vec::new();
         for (conv, state) in &self.convs {
             if !state.membership.is_member(&me) {
                 continue;
@@ -102,21 +123,32 @@ impl<S: Store> Engine<S> {
                 .map(|u| (pick_rank(conv, &me, u), *u))
                 .collect();
             picks.sort();
-            plan.conversations.push(LinkCandidates {
-                successors,
-                predecessors,
-                picks: picks.into_iter().map(|(_, u)| u).collect(),
-            });
+            groups.push((
+                state.last_activity_ms,
+                LinkCandidates {
+                    successors,
+                    predecessors,
+                    picks: picks.into_iter().map(|(_, u)| u).collect(),
+                    keep_trying: false,
+                },
+            ));
         }
-        // Chats with messages waiting first, then the most recently active.
+        // Chats with messages waiting first (they need the link), then groups by
+        // activity, then the most recently active idle chats.
         directs.sort_by(|a, b| b.cmp(a));
-        for (i, (waiting, _, partner)) in directs.into_iter().enumerate() {
-            if waiting || i < MAX_IDLE_DIRECT_LINKS {
-                plan.conversations.push(LinkCandidates {
-                    successors: vec![partner],
-                    ..LinkCandidates::default()
-                });
-            }
+        groups.sort_by(|a, b| b.0.cmp(&a.0));
+        let direct = |partner: UserId, waiting: bool| LinkCandidates {
+            successors: vec![partner],
+            keep_trying: waiting,
+            ..LinkCandidates::default()
+        };
+        for (_, _, partner) in directs.iter().filter(|d| d.0) {
+            plan.conversations.push(direct(*partner, true));
+        }
+        plan.conversations
+            .extend(groups.into_iter().map(|(_, candidates)| candidates));
+        for (_, _, partner) in directs.iter().filter(|d| !d.0).take(MAX_IDLE_DIRECT_LINKS) {
+            plan.conversations.push(direct(*partner, false));
         }
         plan
     }

@@ -161,6 +161,8 @@ pub struct Stats {
     pub receipts_dropped: u64,
     /// Frames dropped because the queue towards the driver was full.
     pub frames_dropped: u64,
+    /// Requests from congested peers left unanswered (digests repair later).
+    pub requests_deferred: u64,
 }
 
 /// One decrypted text message, for display.
@@ -194,6 +196,8 @@ pub struct ConversationSummary {
 #[derive(Debug, Default)]
 struct Peer {
     role: Option<Role>,
+    /// The node's queue towards this peer is long (see `set_peer_congested`).
+    congested: bool,
     /// The peer sent something that shows it knows our hello.
     heard_from: bool,
 }
@@ -225,8 +229,10 @@ pub struct Engine<S: Store> {
     /// Announcements for the next forward tick: (conversation, author) -> newest seq and
     /// the peers known to hold it (they are not told).
     have_due: BTreeMap<(ConversationId, UserId), (u64, BTreeSet<UserId>)>,
-    /// Too much to announce one by one: the next forward tick sends digests instead.
+    /// Too much to announce one by one: the next forward tick sends digests instead (at
+    /// most once per anti-entropy interval).
     digest_due: bool,
+    last_digest_flood_ms: u64,
     /// Wants in flight: (conversation, author) -> seq asked up to, and when.
     wants: BTreeMap<(ConversationId, UserId), (u64, u64)>,
     /// The peer an author's events last came from: group receipts for that author go back
@@ -234,6 +240,10 @@ pub struct Engine<S: Store> {
     routes: BTreeMap<(ConversationId, UserId), UserId>,
     /// Own group receipts that found no route yet (latest per conversation and author).
     receipts_out: BTreeMap<(ConversationId, UserId), Receipt>,
+    /// Receipts to send at the next forward tick, per peer.
+    receipts_next: BTreeMap<UserId, Vec<Receipt>>,
+    /// Newest receipt passed on per (conversation, author, reader).
+    receipts_seen: BTreeMap<(ConversationId, UserId, UserId), (u64, Option<OrderKey>)>,
     /// Authors of texts stored since this node last acknowledged them, per group.
     receipt_authors: BTreeMap<ConversationId, BTreeSet<UserId>>,
     /// Group receipts for own messages were stored since the last commit.
@@ -280,9 +290,12 @@ impl<S: Store> Engine<S> {
             last_anti_entropy_ms: now_ms,
             have_due: BTreeMap::new(),
             digest_due: false,
+            last_digest_flood_ms: 0,
             wants: BTreeMap::new(),
             routes: BTreeMap::new(),
             receipts_out: BTreeMap::new(),
+            receipts_next: BTreeMap::new(),
+            receipts_seen: BTreeMap::new(),
             receipt_authors: BTreeMap::new(),
             positions_unflushed: false,
             rejected_in: BTreeSet::new(),
@@ -662,16 +675,26 @@ impl<S: Store> Engine<S> {
         if !self.knows_role(&peer) {
             return Ok(()); // no hello yet: we do not know what the peer may see
         }
+        if self.is_congested(&peer) {
+            return Ok(()); // answered at a later digest, when its queue has drained
+        }
         let mut to_send: Vec<Event> = Vec::new();
         let mut budget = BATCH_BYTES;
         let mut ask: BTreeSet<ConversationId> = BTreeSet::new();
         let me = self.me.user_id();
         for (conv, theirs) in conversations {
-            let Some(state) = self.convs.get(&conv) else {
+            if !self.convs.contains_key(&conv) {
                 // Members learn a conversation only from its events, so they ask for it.
                 if !theirs.is_empty() {
                     ask.insert(conv);
                 }
+                continue;
+            }
+            // The peer holds our events up to this seq: they have left the outbox.
+            if let Some(seq) = theirs.get(&me) {
+                self.outbox_held(conv, *seq)?;
+            }
+            let Some(state) = self.convs.get(&conv) else {
                 continue;
             };
             if theirs
@@ -679,24 +702,6 @@ impl<S: Store> Engine<S> {
                 .any(|(a, s)| state.vv.get(a).copied().unwrap_or(0) < *s)
             {
                 ask.insert(conv);
-            }
-            // The peer holds our events up to this seq: they have left the outbox.
-            if let Some(seq) = theirs.get(&me) {
-                let done: Vec<EventId> = self
-                    .outbox
-                    .iter()
-                    .filter(|(_, (c, s))| *c == conv && s <= seq)
-                    .map(|(id, _)| *id)
-                    .collect();
-                if !done.is_empty() {
-                    for id in &done {
-                        self.outbox.remove(id);
-                    }
-                    self.store.apply(Batch {
-                        outbox_remove: done,
-                        ..Batch::default()
-                    })?;
-                }
             }
             if !self.is_shareable(&conv, &peer) {
                 // A removed member is told of its own removal and nothing after it: the
@@ -741,6 +746,26 @@ impl<S: Store> Engine<S> {
         if !ask.is_empty() {
             let summary = self.summary_for(&peer, Some(&ask));
             self.send(peer, summary);
+        }
+        Ok(())
+    }
+
+    /// Some other node holds our events of `conv` up to `seq`: they leave the outbox.
+    pub(super) fn outbox_held(&mut self, conv: ConversationId, seq: u64) -> Result<(), SyncError> {
+        let done: Vec<EventId> = self
+            .outbox
+            .iter()
+            .filter(|(_, (c, s))| *c == conv && *s <= seq)
+            .map(|(id, _)| *id)
+            .collect();
+        if !done.is_empty() {
+            for id in &done {
+                self.outbox.remove(id);
+            }
+            self.store.apply(Batch {
+                outbox_remove: done,
+                ..Batch::default()
+            })?;
         }
         Ok(())
     }

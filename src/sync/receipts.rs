@@ -19,6 +19,9 @@ use crate::store::ReaderPosition;
 pub const MAX_RECEIPT_HOPS: u8 = 8;
 /// Own receipts waiting for a route, at most (one per conversation and author).
 pub const MAX_RECEIPTS_OUT: usize = 4096;
+/// Newest receipt passed on per (conversation, author, reader): anything not newer is
+/// dropped, so replays and routing cycles end at once.
+pub const MAX_RECEIPTS_SEEN: usize = 16 * 1024;
 /// Stored events scanned to find whose messages a "read" covers.
 const MAX_READ_SCAN_EVENTS: usize = 4096;
 
@@ -150,10 +153,11 @@ impl<S: Store> Engine<S> {
         let next = if direct {
             Some(receipt.author)
         } else {
-            self.routes
-                .get(&key)
-                .copied()
-                .filter(|p| Some(*p) != from && self.peers.contains_key(p))
+            self.routes.get(&key).copied().filter(|p| {
+                Some(*p) != from
+                    && self.peers.contains_key(p)
+                    && self.is_shareable(&receipt.conversation, p)
+            })
         };
         match (next, from) {
             (Some(peer), _) => {
@@ -162,12 +166,13 @@ impl<S: Store> Engine<S> {
                 } else {
                     self.stats.receipts_sent += 1;
                 }
-                self.send(
-                    peer,
-                    SyncMessage::Receipts {
-                        receipts: vec![receipt],
-                    },
-                );
+                // Sent with the next forward tick, all receipts for one peer in one frame.
+                let queue = self.receipts_next.entry(peer).or_default();
+                if queue.len() < wire::MAX_RECEIPTS_PER_FRAME {
+                    queue.push(receipt);
+                } else {
+                    self.stats.receipts_dropped += 1;
+                }
             }
             (None, None) => {
                 if self.receipts_out.len() < MAX_RECEIPTS_OUT
@@ -182,15 +187,38 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Own receipts that had no route: try again.
+    /// Own receipts that had no route: try again; then send what is queued per peer.
     pub(super) fn retry_receipts(&mut self) {
-        if self.receipts_out.is_empty() {
-            return;
+        if !self.receipts_out.is_empty() {
+            let waiting = std::mem::take(&mut self.receipts_out);
+            for (_, receipt) in waiting {
+                self.route_receipt(None, receipt);
+            }
         }
-        let waiting = std::mem::take(&mut self.receipts_out);
-        for (_, receipt) in waiting {
-            self.route_receipt(None, receipt);
+        for (peer, receipts) in std::mem::take(&mut self.receipts_next) {
+            self.send(peer, SyncMessage::Receipts { receipts });
         }
+    }
+
+    /// Whether this receipt says more than the newest one passed on for the same reader
+    /// and author; records it if so.
+    fn receipt_is_news(&mut self, receipt: &Receipt) -> bool {
+        let key = (receipt.conversation, receipt.author, receipt.reader);
+        let news = self
+            .receipts_seen
+            .get(&key)
+            .is_none_or(|(seq, read)| receipt.delivered_seq > *seq || receipt.read > *read);
+        if news {
+            if self.receipts_seen.len() >= MAX_RECEIPTS_SEEN
+                && !self.receipts_seen.contains_key(&key)
+            {
+                self.receipts_seen.pop_first();
+            }
+            let entry = self.receipts_seen.entry(key).or_insert((0, None));
+            entry.0 = entry.0.max(receipt.delivered_seq);
+            entry.1 = entry.1.max(receipt.read);
+        }
+        news
     }
 
     /// Receipts from a peer: those for own messages update the delivery state (and are
@@ -230,15 +258,20 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             if receipt.author == me {
+                // The reader holds our events up to here.
+                if self.is_shareable(&receipt.conversation, &receipt.reader) {
+                    self.outbox_held(receipt.conversation, receipt.delivered_seq)?;
+                }
                 positions.push(ReaderPosition {
                     conversation: receipt.conversation,
                     reader: receipt.reader,
                     delivered_seq: receipt.delivered_seq,
                     read: receipt.read,
                 });
-            } else if receipt.hops_left > 0 {
+            } else if receipt.hops_left > 0 && self.receipt_is_news(&receipt) {
                 let mut receipt = receipt;
-                receipt.hops_left -= 1;
+                // The hop count is not signed: a peer may claim any, we allow ours.
+                receipt.hops_left = receipt.hops_left.min(MAX_RECEIPT_HOPS) - 1;
                 self.route_receipt(Some(peer), receipt);
             } else {
                 self.stats.receipts_dropped += 1;

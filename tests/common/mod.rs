@@ -106,6 +106,8 @@ pub struct Sim {
     /// false: every pair of reachable nodes is connected (small tests). true: each node
     /// holds only the links its engine's `link_plan` chooses, as a real node does.
     pub bounded_links: bool,
+    /// The most links a node chooses (a node's `max_peers`).
+    pub max_links: usize,
     plans: Vec<Option<flurfunk::sync::LinkPlan>>,
     last_links_ms: u64,
     by_user: HashMap<UserId, usize>,
@@ -150,6 +152,7 @@ impl Sim {
                 ..Config::default()
             },
             bounded_links: false,
+            max_links: flurfunk::node::DEFAULT_MAX_PEERS,
             plans: Vec::new(),
             last_links_ms: 0,
             by_user: HashMap::new(),
@@ -231,11 +234,16 @@ impl Sim {
             let plan = self.plans[a]
                 .get_or_insert_with(|| engine.link_plan())
                 .clone();
-            let chosen =
-                plan.choose(|u| self.by_user.get(u).is_some_and(|b| self.reachable(a, *b)));
+            let chosen = plan.choose(
+                |u| self.by_user.get(u).is_some_and(|b| self.reachable(a, *b)),
+                self.max_links,
+            );
             for u in chosen {
+                // A plan may keep trying a partner that is away; the dial fails.
                 let b = self.by_user[&u];
-                out.insert((a.min(b), a.max(b)));
+                if self.reachable(a, b) {
+                    out.insert((a.min(b), a.max(b)));
+                }
             }
         }
         out
