@@ -715,6 +715,11 @@ pub enum SyncMessage {
     Receipts {
         receipts: Vec<Receipt>,
     },
+    /// A hash of every profile the sender knows (user and version), sent on meeting a
+    /// peer: only if it differs does the peer send the profiles it knows.
+    ProfileDigest {
+        digest: [u8; DIGEST_BYTES],
+    },
 }
 
 impl SyncMessage {
@@ -774,6 +779,10 @@ impl SyncMessage {
                 for receipt in receipts {
                     receipt.encode_into(&mut w);
                 }
+            }
+            SyncMessage::ProfileDigest { digest } => {
+                w.u8(9);
+                w.bytes(digest);
             }
         }
         w.into_bytes()
@@ -852,6 +861,9 @@ impl SyncMessage {
                 }
                 SyncMessage::Receipts { receipts }
             }
+            9 => SyncMessage::ProfileDigest {
+                digest: r.array()?,
+            },
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "sync message",
@@ -1340,6 +1352,7 @@ mod tests {
                 SyncMessage::Digest { conversations: vec![(ConversationId(conv), vv_digest(&vv))] },
                 SyncMessage::Have { items: vec![announce, announce] },
                 SyncMessage::Want { items: vec![announce] },
+                SyncMessage::ProfileDigest { digest: vv_digest(&vv) },
                 SyncMessage::Receipts { receipts: vec![receipt.clone(), receipt] },
                 SyncMessage::Events { events },
                 SyncMessage::Summary { conversations: vec![(ConversationId(conv), vv)] },

@@ -387,6 +387,17 @@ fn creating_a_group_and_removing_a_member_rotates_the_key() {
             .iter()
             .any(|t| t == "Nur noch für Ben")
     );
+    // Ben's receipt (a group receipt, routed to Anna alone) shows as ticks; a click on
+    // them opens the message info with his name.
+    settle(&mut h, "Ben's receipt shown", |h| {
+        has_label(h, "an alle zugestellt")
+    });
+    h.get_by_label("an alle zugestellt").click();
+    settle(&mut h, "message info open", |h| {
+        has_label(h, "Nachrichteninfo") && has_label(h, "Zugestellt an 1 von 1")
+    });
+    assert!(has_label(&h, "  Ben Müller"));
+    assert!(has_label(&h, "Gelesen von 0 von 1"));
     h.check_accessibility();
 }
 

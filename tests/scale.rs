@@ -50,6 +50,8 @@ pub struct Report {
     delivered_after_settle: f64,
     away_node_events: usize,
     away_catch_up_ms: Option<u64>,
+    backlog_events: usize,
+    backlog_catch_up_ms: Option<u64>,
     max_inflight_to_one_node: usize,
     max_pending_events: usize,
     bytes_by_kind: Vec<(&'static str, f64)>,
@@ -160,6 +162,16 @@ fn complete_members(town: &mut Town, skip: &BTreeSet<usize>) -> (usize, usize) {
     (complete, total)
 }
 
+/// Events of a conversation held by its most complete online holder.
+fn most_held(sim: &Sim, conv: &ConversationId) -> u64 {
+    sim.nodes
+        .iter()
+        .filter_map(|n| n.engine.as_ref())
+        .map(|e| e.version_vector(conv).values().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -182,7 +194,7 @@ fn reset_traffic(sim: &mut Sim) {
 }
 
 /// Build a town of `n`, let it settle, then measure (see the module comment).
-pub fn run_town(n: usize, measure_s: u64, seed: u64) -> Report {
+pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
     let wall = std::time::Instant::now();
     let rss_before = rss_kb();
     let mut town = build_town(n, seed);
@@ -319,13 +331,9 @@ pub fn run_town(n: usize, measure_s: u64, seed: u64) -> Report {
     town.sim.faults = Faults::none();
     town.sim.settle(120_000);
     let target: u64 = {
-        let e = town.sim.nodes[0].engine();
         let mut convs = vec![town.alle, town.department_of[away]];
         convs.extend(town.directs_of[away].iter().copied());
-        convs
-            .iter()
-            .map(|c| e.version_vector(c).values().sum::<u64>())
-            .sum()
+        convs.iter().map(|c| most_held(&town.sim, c)).sum()
     };
     let held_before: u64 = {
         let e = town.sim.nodes[away].crashed_store.as_ref().unwrap();
@@ -359,6 +367,53 @@ pub fn run_town(n: usize, measure_s: u64, seed: u64) -> Report {
     town.sim.settle(120_000);
     let (complete, total) = complete_members(&mut town, &BTreeSet::new());
     report.delivered_after_settle = complete as f64 / total as f64;
+
+    // A day away: the node misses a working day's backlog in its conversations (sent
+    // faster than real time, so the simulation stays short), then comes back.
+    if backlog > 0 {
+        town.sim.stop(away);
+        let members_alle: Vec<usize> = (0..n - 1).collect();
+        let dept: Vec<usize> = (0..n - 1)
+            .filter(|i| town.department_of[*i] == town.department_of[away])
+            .collect();
+        for k in 0..backlog {
+            let (who, conv) = if k % 2 == 0 || dept.is_empty() {
+                (members_alle[k % members_alle.len()], town.alle)
+            } else {
+                (dept[k % dept.len()], town.department_of[away])
+            };
+            if town.sim.nodes[who].online() {
+                town.sim.send(who, conv, &format!("Rückstand {k}"));
+            }
+            if k % 20 == 0 {
+                town.sim.step();
+            }
+        }
+        town.sim.settle(120_000);
+        let target: u64 = convs.iter().map(|c| most_held(&town.sim, c)).sum();
+        let held_before: u64 = {
+            use flurfunk::store::Store;
+            let e = town.sim.nodes[away].crashed_store.as_ref().unwrap();
+            convs
+                .iter()
+                .map(|c| e.version_vector(c).unwrap().values().sum::<u64>())
+                .sum()
+        };
+        report.backlog_events = (target - held_before) as usize;
+        let back_at = town.sim.now;
+        town.sim.restart(away);
+        while town.sim.now - back_at < 300_000 {
+            town.sim.step();
+            let held: u64 = {
+                let e = town.sim.nodes[away].engine();
+                convs.iter().map(|c| e.version_vector(c).values().sum::<u64>()).sum()
+            };
+            if held >= target {
+                report.backlog_catch_up_ms = Some(town.sim.now - back_at);
+                break;
+            }
+        }
+    }
     let (max_degree, mean_degree) = town.sim.degree();
     report.max_degree = max_degree;
     report.mean_degree = mean_degree;
@@ -369,7 +424,7 @@ pub fn run_town(n: usize, measure_s: u64, seed: u64) -> Report {
 
 fn print_report(r: &Report) {
     println!(
-        "n={:>5} links max {:>3} mean {:>5.1} | setup {:>6.1} s | msgs {:>5} | per node per msg: {:>8.0} B {:>6.1} frames | one Alle text: {:>7.0} B/node, reached {:.3}, all in {:?} ms | idle {:>6.1} B/node/s | p50 {:>4} ms p99 {:>5} ms, <=1s {:.4} <=5s {:.4} | after settle {:.4} | away node: {} events in {:?} ms | max inflight to one node {} | max pending {} | RSS {:.2} MB/node | wall {:.0} s",
+        "n={:>5} links max {:>3} mean {:>5.1} | setup {:>6.1} s | msgs {:>5} | per node per msg: {:>8.0} B {:>6.1} frames | one Alle text: {:>7.0} B/node, reached {:.3}, all in {:?} ms | idle {:>6.1} B/node/s | p50 {:>4} ms p99 {:>5} ms, <=1s {:.4} <=5s {:.4} | after settle {:.4} | away node: {} events in {:?} ms, backlog {} events in {:?} ms | max inflight to one node {} | max pending {} | RSS {:.2} MB/node | wall {:.0} s",
         r.nodes,
         r.max_degree,
         r.mean_degree,
@@ -388,6 +443,8 @@ fn print_report(r: &Report) {
         r.delivered_after_settle,
         r.away_node_events,
         r.away_catch_up_ms,
+        r.backlog_events,
+        r.backlog_catch_up_ms,
         r.max_inflight_to_one_node,
         r.max_pending_events,
         r.rss_mb_per_node,
@@ -409,7 +466,7 @@ fn print_report(r: &Report) {
 /// bounded and summaries digested (about 150 KB per node per message at 100 nodes).
 #[test]
 fn a_town_hall_of_100_stays_cheap() {
-    let r = run_town(100, 60, 7);
+    let r = run_town(100, 60, 500, 7);
     print_report(&r);
     assert_eq!(r.delivered_after_settle, 1.0, "a member misses messages");
     assert_eq!(
@@ -436,6 +493,10 @@ fn a_town_hall_of_100_stays_cheap() {
         r.away_catch_up_ms.is_some(),
         "the returning node never caught up"
     );
+    assert!(
+        r.backlog_catch_up_ms.is_some(),
+        "the node back from a day away never caught up"
+    );
 }
 
 #[test]
@@ -450,7 +511,11 @@ fn scale_table() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     for n in sizes {
-        let r = run_town(n, secs, 7);
+        let backlog: usize = std::env::var("FLURFUNK_SCALE_BACKLOG")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5_000);
+        let r = run_town(n, secs, backlog, 7);
         print_report(&r);
     }
 }

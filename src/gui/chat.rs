@@ -162,6 +162,22 @@ pub enum Ticks {
     Read,
 }
 
+/// Names listed when hovering over ticks; beyond this, counts (the message info lists all).
+const HOVER_NAMES: usize = 8;
+
+/// How many others a message was for.
+pub fn recipients(m: &MessageItem) -> usize {
+    let mut all: Vec<&String> = m
+        .delivered_to
+        .iter()
+        .chain(&m.read_by)
+        .chain(&m.waiting_for)
+        .collect();
+    all.sort();
+    all.dedup();
+    all.len()
+}
+
 pub fn ticks(m: &MessageItem) -> Ticks {
     let mut recipients: Vec<&String> = m
         .delivered_to
@@ -545,6 +561,7 @@ impl FlurfunkApp {
         let t = self.t();
         let german = self.lang() == super::i18n::Lang::De;
         let mut measured = Vec::new();
+        let mut info = None;
         let output = area.show_viewport(ui, |ui, viewport| {
             ui.set_min_height(total);
             let origin = ui.min_rect().min;
@@ -560,6 +577,9 @@ impl FlurfunkApp {
                 let drawn = ui.scope_builder(UiBuilder::new().max_rect(rect).id_salt(i), |ui| {
                     self.row_ui(ui, &chat.items, i, group, t, german)
                 });
+                if drawn.inner {
+                    info = Some(chat.items[i].event_id.clone());
+                }
                 measured.push((chat.items[i].event_id.clone(), drawn.response.rect.height()));
             }
         });
@@ -569,12 +589,17 @@ impl FlurfunkApp {
         chat.last_offset = output.state.clamped_offset().y;
         let near_top = output.state.clamped_offset().y < LOAD_OLDER_MARGIN;
         let wants_older = near_top && chat.has_older && !chat.loading_older && chat.loaded;
+        let conversation = chat.conversation.clone();
         self.chat = Some(chat);
         if wants_older {
             self.load_older();
         }
+        if let Some(event_id) = info {
+            self.open_message_info(&conversation, &event_id);
+        }
     }
 
+    /// One row of the history; true if the ticks of an own message were clicked.
     fn row_ui(
         &self,
         ui: &mut egui::Ui,
@@ -583,7 +608,8 @@ impl FlurfunkApp {
         group: bool,
         t: &Texts,
         german: bool,
-    ) {
+    ) -> bool {
+        let mut ticks_clicked = false;
         let m = &items[i];
         let day_changed = new_day(items, i);
         if day_changed {
@@ -640,16 +666,19 @@ impl FlurfunkApp {
                         ui.horizontal(|ui| {
                             ui.label(RichText::new(time_of_day(m.wall_ms)).size(11.0).weak());
                             if m.own {
-                                self.ticks_ui(ui, m, t);
+                                ticks_clicked = self.ticks_ui(ui, m, t);
                             }
                         });
                     });
                 });
         });
         ui.add_space(6.0);
+        ticks_clicked
     }
 
-    fn ticks_ui(&self, ui: &mut egui::Ui, m: &MessageItem, t: &Texts) {
+    /// The ticks of an own message; hovering shows counts (and names, when few), a click
+    /// opens the message info with every name. True if clicked.
+    fn ticks_ui(&self, ui: &mut egui::Ui, m: &MessageItem, t: &Texts) -> bool {
         let (text, color, title) = match ticks(m) {
             Ticks::Saved => (
                 "✔",
@@ -677,6 +706,7 @@ impl FlurfunkApp {
             )
             .on_hover_ui(|ui| {
                 ui.label(RichText::new(&title).strong());
+                let of = recipients(m).to_string();
                 for (heading, users) in [
                     (t.read_by, &m.read_by),
                     (t.delivered_to, &m.delivered_to),
@@ -685,11 +715,18 @@ impl FlurfunkApp {
                     if users.is_empty() {
                         continue;
                     }
-                    let names: Vec<String> = users.iter().map(|u| self.name_of(u)).collect();
-                    ui.label(format!("{heading}: {}", names.join(", ")));
+                    let count = fill(t.count_of, &[("n", &users.len().to_string()), ("m", &of)]);
+                    if users.len() <= HOVER_NAMES {
+                        let names: Vec<String> = users.iter().map(|u| self.name_of(u)).collect();
+                        ui.label(format!("{heading} ({count}): {}", names.join(", ")));
+                    } else {
+                        ui.label(format!("{heading}: {count}"));
+                    }
                 }
+                ui.label(RichText::new(t.click_for_details).weak());
             });
-        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &title));
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &title));
+        response.clicked()
     }
 }
 

@@ -32,6 +32,11 @@ pub enum Dialog {
         join_path: String,
         error: Option<String>,
     },
+    /// Who has received and read one own message (as WhatsApp's "message info").
+    MessageInfo {
+        conversation: String,
+        event_id: String,
+    },
 }
 
 impl FlurfunkApp {
@@ -66,6 +71,13 @@ impl FlurfunkApp {
         });
     }
 
+    pub(super) fn open_message_info(&mut self, conversation: &str, event_id: &str) {
+        self.dialog = Some(Dialog::MessageInfo {
+            conversation: conversation.to_string(),
+            event_id: event_id.to_string(),
+        });
+    }
+
     pub(super) fn open_settings(&mut self) {
         let name = self
             .status
@@ -90,6 +102,7 @@ impl FlurfunkApp {
             Dialog::GroupInfo { .. } => t.group_info,
             Dialog::Verify { .. } => t.verify_title,
             Dialog::Settings { .. } => t.settings_title,
+            Dialog::MessageInfo { .. } => t.message_info,
         };
         let mut open = true;
         let mut keep = true;
@@ -117,12 +130,52 @@ impl FlurfunkApp {
                         join_path,
                         error,
                     } => self.settings_ui(ui, name, join_path, error),
+                    Dialog::MessageInfo {
+                        conversation,
+                        event_id,
+                    } => self.message_info_ui(ui, conversation, event_id),
                 };
             });
         // An action inside may have opened another dialog (or closed this one).
         if open && keep && self.dialog.is_none() {
             self.dialog = Some(dialog);
         }
+    }
+
+    /// Every reader, receiver and member still waiting for one own message, from the loaded
+    /// history (kept current by the receipts that arrive while it is open).
+    fn message_info_ui(&mut self, ui: &mut egui::Ui, conversation: &str, event_id: &str) -> bool {
+        let t = self.t();
+        let Some(m) = self
+            .chat()
+            .filter(|c| c.conversation == conversation)
+            .and_then(|c| c.items.iter().find(|m| m.event_id == event_id))
+            .cloned()
+        else {
+            return false; // the chat was closed or the message is gone
+        };
+        ui.label(RichText::new(&m.text).italics());
+        ui.separator();
+        let of = super::chat::recipients(&m).to_string();
+        egui::ScrollArea::vertical()
+            .max_height(420.0)
+            .show(ui, |ui| {
+                for (heading, users) in [
+                    (t.read_by, &m.read_by),
+                    (t.delivered_to, &m.delivered_to),
+                    (t.waiting_for, &m.waiting_for),
+                ] {
+                    let count = fill(t.count_of, &[("n", &users.len().to_string()), ("m", &of)]);
+                    ui.label(RichText::new(format!("{heading} {count}")).strong());
+                    let mut names: Vec<String> = users.iter().map(|u| self.name_of(u)).collect();
+                    names.sort();
+                    for name in names {
+                        ui.label(format!("  {name}"));
+                    }
+                    ui.add_space(6.0);
+                }
+            });
+        true
     }
 
     fn people_ui(&mut self, ui: &mut egui::Ui) -> bool {

@@ -107,6 +107,9 @@ pub struct Texts {
     pub delivered_to: &'static str,
     pub read_by: &'static str,
     pub waiting_for: &'static str,
+    pub count_of: &'static str,
+    pub click_for_details: &'static str,
+    pub message_info: &'static str,
     // People
     pub people_title: &'static str,
     pub people_empty: &'static str,
@@ -214,6 +217,9 @@ pub static DE: Texts = Texts {
     delivered_to: "Zugestellt an",
     read_by: "Gelesen von",
     waiting_for: "Noch nicht zugestellt",
+    count_of: "{n} von {m}",
+    click_for_details: "Klicken für alle Namen",
+    message_info: "Nachrichteninfo",
     people_title: "Personen im Netzwerk",
     people_empty: "Noch niemand gesehen. Andere Flurfunk-Rechner im Netz erscheinen hier \
                    automatisch.",
@@ -322,6 +328,9 @@ pub static EN: Texts = Texts {
     delivered_to: "Delivered to",
     read_by: "Read by",
     waiting_for: "Not delivered yet",
+    count_of: "{n} of {m}",
+    click_for_details: "Click for every name",
+    message_info: "Message info",
     people_title: "People on the network",
     people_empty: "Nobody seen yet. Other Flurfunk computers on the network show up here \
                    by themselves.",

@@ -306,6 +306,7 @@ impl<S: Store> Engine<S> {
             stats: Stats::default(),
         };
         engine.reload()?;
+        engine.keep_own_profile()?;
         engine.receipts_after_start()?;
         Ok(engine)
     }
@@ -347,10 +348,12 @@ impl<S: Store> Engine<S> {
                 self.outbox.insert(id, (conv, e.header.seq));
             }
         }
+        let me = self.me.user_id();
         self.profiles = self
             .store
             .profiles()?
             .into_iter()
+            .filter(|p| p.user_id != me)
             .map(|p| (p.user_id, p))
             .collect();
         for user in self.profiles.keys() {
@@ -458,30 +461,11 @@ impl<S: Store> Engine<S> {
                 if self.learn_profile(profile.clone())? {
                     self.spread_profiles(Some(peer), vec![profile]);
                 }
-                if first_hello && !self.profiles.is_empty() {
-                    // Tell a newly met peer about everyone we know, so names reach nodes
-                    // that never meet each other directly; a peer met before hears only
-                    // of profiles learned since (links come and go as plans change).
-                    let since = self.profiles_sent.get(&peer).copied().unwrap_or(0);
-                    let known: Vec<Profile> = self
-                        .profiles
-                        .values()
-                        .filter(|p| p.user_id != peer)
-                        .filter(|p| {
-                            self.profile_learned.get(&p.user_id).copied().unwrap_or(0) > since
-                        })
-                        .take(wire::MAX_PROFILES_PER_FRAME)
-                        .cloned()
-                        .collect();
-                    if self.profiles_sent.len() >= MAX_PROFILE_PEERS
-                        && !self.profiles_sent.contains_key(&peer)
-                    {
-                        self.profiles_sent.pop_first();
-                    }
-                    self.profiles_sent.insert(peer, self.profile_clock);
-                    if !known.is_empty() {
-                        self.send(peer, SyncMessage::Profiles { profiles: known });
-                    }
+                if first_hello {
+                    // Compare the profiles both know; only if they differ does each side
+                    // send what it knows (so names reach nodes that never meet directly).
+                    let digest = self.profile_digest();
+                    self.send(peer, SyncMessage::ProfileDigest { digest });
                 }
                 self.send_digest(peer);
                 Ok(())
@@ -495,6 +479,12 @@ impl<S: Store> Engine<S> {
             SyncMessage::Have { items } => self.handle_have(now_ms, peer, items),
             SyncMessage::Want { items } => self.handle_want(peer, items),
             SyncMessage::Receipts { receipts } => self.handle_receipts(now_ms, peer, receipts),
+            SyncMessage::ProfileDigest { digest } => {
+                if self.knows_role(&peer) && digest != self.profile_digest() {
+                    self.send_profiles_to(peer);
+                }
+                Ok(())
+            }
             SyncMessage::Profiles { profiles } => {
                 let mut newer = Vec::new();
                 for profile in profiles {
@@ -534,6 +524,59 @@ impl<S: Store> Engine<S> {
         Ok(false)
     }
 
+    /// Keep the own profile of the last run if the name and keys are the same: a profile
+    /// signed anew at every start would be news to every node of the network each time.
+    fn keep_own_profile(&mut self) -> Result<(), SyncError> {
+        let me = self.me.user_id();
+        let stored = self.store.profiles()?.into_iter().find(|p| p.user_id == me);
+        match stored {
+            Some(p)
+                if p.display_name == self.profile.display_name
+                    && p.dh_public == self.profile.dh_public
+                    && p.verify().is_ok() =>
+            {
+                self.profile = p;
+            }
+            _ => self.store.apply(Batch {
+                profiles: vec![self.profile.clone()],
+                ..Batch::default()
+            })?,
+        }
+        Ok(())
+    }
+
+    /// A hash of every known profile (user and version), own included.
+    fn profile_digest(&self) -> [u8; wire::DIGEST_BYTES] {
+        let mut versions = VersionVector::new();
+        versions.insert(self.me.user_id(), self.profile.updated_ms);
+        for p in self.profiles.values() {
+            versions.insert(p.user_id, p.updated_ms);
+        }
+        wire::vv_digest(&versions)
+    }
+
+    /// Send a peer the profiles it may lack: everything, the first time; after that only
+    /// what was learned since (links come and go as plans change).
+    fn send_profiles_to(&mut self, peer: UserId) {
+        let since = self.profiles_sent.get(&peer).copied().unwrap_or(0);
+        let known: Vec<Profile> = self
+            .profiles
+            .values()
+            .filter(|p| p.user_id != peer)
+            .filter(|p| self.profile_learned.get(&p.user_id).copied().unwrap_or(0) > since)
+            .take(wire::MAX_PROFILES_PER_FRAME)
+            .cloned()
+            .collect();
+        if self.profiles_sent.len() >= MAX_PROFILE_PEERS && !self.profiles_sent.contains_key(&peer)
+        {
+            self.profiles_sent.pop_first();
+        }
+        self.profiles_sent.insert(peer, self.profile_clock);
+        if !known.is_empty() {
+            self.send(peer, SyncMessage::Profiles { profiles: known });
+        }
+    }
+
     /// Pass newly learned profiles on to every other connected peer. Only strictly newer
     /// profiles are passed on, so the flood ends after one round per change.
     fn spread_profiles(&mut self, from: Option<UserId>, profiles: Vec<Profile>) {
@@ -567,6 +610,10 @@ impl<S: Store> Engine<S> {
         // Profiles are ordered by time; never go backwards even if the clock did.
         let updated_ms = now_ms.max(self.profile.updated_ms + 1);
         self.profile = self.me.profile(updated_ms);
+        self.store.apply(Batch {
+            profiles: vec![self.profile.clone()],
+            ..Batch::default()
+        })?;
         let peers: Vec<UserId> = self.peers.keys().copied().collect();
         for peer in peers {
             let hello = self.hello();

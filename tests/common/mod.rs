@@ -132,6 +132,7 @@ fn kind_of(bytes: &[u8]) -> &'static str {
         Some(6) => "have",
         Some(7) => "want",
         Some(8) => "receipts",
+        Some(9) => "profile digest",
         _ => "other",
     }
 }
