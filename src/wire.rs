@@ -861,9 +861,7 @@ impl SyncMessage {
                 }
                 SyncMessage::Receipts { receipts }
             }
-            9 => SyncMessage::ProfileDigest {
-                digest: r.array()?,
-            },
+            9 => SyncMessage::ProfileDigest { digest: r.array()? },
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "sync message",

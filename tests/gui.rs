@@ -392,6 +392,8 @@ fn creating_a_group_and_removing_a_member_rotates_the_key() {
     settle(&mut h, "Ben's receipt shown", |h| {
         has_label(h, "an alle zugestellt")
     });
+    h.get_by_label("Close window").click(); // the group info, still open
+    h.run_steps(3);
     h.get_by_label("an alle zugestellt").click();
     settle(&mut h, "message info open", |h| {
         has_label(h, "Nachrichteninfo") && has_label(h, "Zugestellt an 1 von 1")

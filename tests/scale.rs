@@ -406,7 +406,10 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
             town.sim.step();
             let held: u64 = {
                 let e = town.sim.nodes[away].engine();
-                convs.iter().map(|c| e.version_vector(c).values().sum::<u64>()).sum()
+                convs
+                    .iter()
+                    .map(|c| e.version_vector(c).values().sum::<u64>())
+                    .sum()
             };
             if held >= target {
                 report.backlog_catch_up_ms = Some(town.sim.now - back_at);

@@ -80,11 +80,23 @@ impl<S: Store> Engine<S> {
         let mut differ = BTreeSet::new();
         let me = self.me.user_id();
         let mut held_by_peer: Vec<(ConversationId, u64)> = Vec::new();
+        let mut removals: Vec<Announce> = Vec::new();
         for (conv, digest) in conversations {
             if !listed.insert(conv) {
                 continue; // listed twice: once is enough (each costs a hash of a vector)
             }
             match self.convs.get(&conv) {
+                Some(state) if !self.is_shareable(&conv, &peer) => {
+                    // A former member: it may learn of its removal (the remover's events
+                    // up to it, which it could read as a member), nothing after.
+                    if let Some((author, seq)) = state.removal_of(&peer) {
+                        removals.push(Announce {
+                            conversation: conv,
+                            author,
+                            seq,
+                        });
+                    }
+                }
                 Some(state) => {
                     let ours = self.durable_vv(&conv, state);
                     if vv_digest(&ours) == digest {
@@ -105,6 +117,9 @@ impl<S: Store> Engine<S> {
         }
         for (conv, seq) in held_by_peer {
             self.outbox_held(conv, seq)?;
+        }
+        if !removals.is_empty() {
+            self.send(peer, SyncMessage::Have { items: removals });
         }
         for (conv, state) in &self.convs {
             if !listed.contains(conv) && !state.vv.is_empty() && self.is_shareable(conv, &peer) {
@@ -216,17 +231,21 @@ impl<S: Store> Engine<S> {
             if budget == 0 {
                 break;
             }
-            if !self.is_shareable(&a.conversation, &peer) {
-                continue;
-            }
             let Some(state) = self.convs.get(&a.conversation) else {
                 continue;
             };
-            let held = self
-                .durable_vv(&a.conversation, state)
-                .get(&a.author)
-                .copied()
-                .unwrap_or(0);
+            let held = if self.is_shareable(&a.conversation, &peer) {
+                self.durable_vv(&a.conversation, state)
+                    .get(&a.author)
+                    .copied()
+                    .unwrap_or(0)
+            } else {
+                // A former member gets the remover's events up to its removal, no more.
+                match state.removal_of(&peer) {
+                    Some((author, seq)) if author == a.author => seq,
+                    _ => continue,
+                }
+            };
             if held <= a.seq {
                 continue;
             }
