@@ -360,3 +360,88 @@ fn two_subnets_joined_by_one_explicit_address_talk() {
         "not a member"
     );
 }
+
+/// Thirty hosts on one bridge with mDNS on and `--max-peers 6`: each finds the others but
+/// holds a bounded number of connections (not all 29), and one message to a group of all
+/// thirty reaches every member through the links the nodes chose.
+#[test]
+fn thirty_hosts_on_one_segment_hold_few_links_and_a_group_message_reaches_all() {
+    if !lab::available() {
+        return;
+    }
+    const HOSTS: usize = 30;
+    const MAX_PEERS: usize = 6;
+    let mut lab = Lab::new(&[1]);
+    let hosts: Vec<usize> = (0..HOSTS)
+        .map(|i| lab.add_host(&format!("Kollege {i:02}"), 1, i as u8 + 1))
+        .collect();
+    same_network(&lab, &hosts);
+    let max_peers = MAX_PEERS.to_string();
+    for h in &hosts {
+        lab.hosts[*h].start(&["--max-peers", &max_peers]);
+    }
+    let users: Vec<String> = hosts.iter().map(|h| lab.hosts[*h].user_id()).collect();
+    // The creator learns every name (profiles travel from node to node).
+    for h in &hosts[1..] {
+        lab.hosts[0].knows_name(&lab.hosts[*h].name.clone());
+    }
+    let mut args: Vec<&str> = vec!["group", "create", "Alle"];
+    for u in &users[1..] {
+        args.extend(["--member", u.as_str()]);
+    }
+    let (ok, _, err) = lab.hosts[0].cli(&args);
+    assert!(ok, "{err}");
+    for h in &hosts {
+        lab.hosts[*h].wait_for("group", 2 * LONG, |v| {
+            v["event"] == "conversation_created" && v["name"] == "Alle"
+        });
+    }
+    let started = Instant::now();
+    lab.hosts[0].send("Alle", "Betriebsversammlung um 14 Uhr");
+    for h in &hosts[1..] {
+        lab.hosts[*h].wait_for("the group message", LONG, |v| {
+            v["event"] == "message" && v["text"] == "Betriebsversammlung um 14 Uhr"
+        });
+    }
+    println!(
+        "{HOSTS} hosts: the group message reached all in {} ms",
+        started.elapsed().as_millis()
+    );
+    let mut links = Vec::new();
+    for h in &hosts {
+        let (ok, out, err) = lab.hosts[*h].cli(&["peers", "--json"]);
+        assert!(ok, "{err}");
+        let online = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["online"] == true)
+            .count();
+        links.push(online);
+    }
+    links.sort();
+    println!(
+        "links per host: min {} median {} max {}",
+        links[0],
+        links[HOSTS / 2],
+        links[HOSTS - 1]
+    );
+    // The swarm refuses beyond max_peers + 8 (room to take a wanted link first).
+    assert!(
+        links[HOSTS - 1] <= MAX_PEERS + 8,
+        "a host holds {} links with --max-peers {MAX_PEERS}",
+        links[HOSTS - 1]
+    );
+    assert!(
+        links[HOSTS / 2] < HOSTS - 1,
+        "median {} links: everyone connected to everyone",
+        links[HOSTS / 2]
+    );
+    for h in &hosts[1..] {
+        assert_eq!(
+            count_text(&lab, *h, "Betriebsversammlung um 14 Uhr"),
+            1,
+            "exactly once at {}",
+            lab.hosts[*h].name
+        );
+    }
+}

@@ -513,7 +513,8 @@ impl Core {
     }
 
     fn dial_due(&mut self, now: u64) {
-        let bootstrap = MIN_LINKS.saturating_sub(self.swarm.connected_peers().count());
+        let bootstrap =
+            MIN_LINKS.saturating_sub(self.swarm.connected_peers().count() + self.book.dialing());
         let (peers, explicit) = self.book.due_dials(now, &self.wanted, bootstrap);
         for (peer, addrs) in peers {
             let opts = DialOpts::peer_id(peer)

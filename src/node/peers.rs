@@ -19,8 +19,9 @@ pub const FORGET_AFTER_MS: u64 = 24 * 3600 * 1000;
 /// us remember without bound).
 pub const MAX_KNOWN_PEERS: usize = 4096;
 /// A peer whose dials failed is passed over when choosing links (the next candidate is
-/// taken), and tried again after this long.
-pub const RETRY_FAILED_PEER_MS: u64 = 5 * 60 * 1000;
+/// taken), and tried again after this long: short, because a node that passes over its
+/// ring neighbour leaves that neighbour to be found by the other side alone.
+pub const RETRY_FAILED_PEER_MS: u64 = 30 * 1000;
 
 /// Frames per second one peer may send us on average, and the burst allowed. A busy group
 /// of 20 forwarding to each other stays far below; a flood does not.
@@ -345,6 +346,12 @@ impl AddressBook {
             }
         }
         (by_peer, explicit)
+    }
+
+    /// Dials under way (they count towards the links a node is about to have).
+    pub fn dialing(&self) -> usize {
+        self.peers.values().filter(|e| e.dialing).count()
+            + self.explicit.iter().filter(|e| e.dialing.is_some()).count()
     }
 
     /// Whether this peer was given by the admin (`--peer`): never trimmed.

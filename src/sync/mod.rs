@@ -3,17 +3,21 @@
 //! Inputs arrive through `handle_*` methods that take the current time as an argument;
 //! outputs leave through `poll_transmit` (frames for peers) and `poll_notification` (for the
 //! app). There is no networking, no clock and no task in here, so the simulator in
-//! `tests/` can drive hundreds of engines through drops, partitions and crashes.
+//! `tests/` can drive a thousand engines through drops, partitions and crashes.
 //!
-//! Delivery guarantee: peers exchange per-conversation version vectors (`Summary`) and
-//! answer with exactly the events the other lacks, in bounded batches, until equal. New
-//! events are pushed at once and forwarded by every node that stores them, so any member
-//! or relay that holds an event hands it on (store-and-forward). Events are only ever sent
-//! to members of their conversation or to relays.
+//! Delivery guarantee: peers compare digests of per-conversation version vectors, then
+//! whole vectors where they differ (`Summary`), and answer with exactly the events the
+//! other lacks, in bounded batches, until equal. New events are pushed at once to a few
+//! peers and announced to the rest (`gossip`), so any member or relay that holds an event
+//! hands it on (store-and-forward) at a cost per event that does not grow with the
+//! network. Events are only ever sent to members of their conversation or to relays; which
+//! peers a node stays connected to is planned per conversation (`links`). The rules, their
+//! parameters and the attacks they stop are in `docs/PROTOCOL.md`.
 
 mod gossip;
 mod links;
 mod local;
+mod profiles;
 mod receipts;
 
 pub use gossip::{ANTI_ENTROPY_PEERS, OWN_PUSH_FANOUT, PUSH_FANOUT};
@@ -500,143 +504,6 @@ impl<S: Store> Engine<S> {
                 Ok(())
             }
         }
-    }
-
-    /// Store a verified profile if it is newer than what we have; true if it was.
-    fn learn_profile(&mut self, profile: Profile) -> Result<bool, SyncError> {
-        let newer = self
-            .profiles
-            .get(&profile.user_id)
-            .is_none_or(|old| old.updated_ms < profile.updated_ms);
-        if newer && profile.user_id != self.me.user_id() {
-            self.store.apply(Batch {
-                profiles: vec![profile.clone()],
-                ..Batch::default()
-            })?;
-            self.profile_clock += 1;
-            self.profile_learned
-                .insert(profile.user_id, self.profile_clock);
-            self.profiles.insert(profile.user_id, profile.clone());
-            self.notifications
-                .push_back(Notification::PeerProfile { profile });
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    /// Keep the own profile of the last run if the name and keys are the same: a profile
-    /// signed anew at every start would be news to every node of the network each time.
-    fn keep_own_profile(&mut self) -> Result<(), SyncError> {
-        let me = self.me.user_id();
-        let stored = self.store.profiles()?.into_iter().find(|p| p.user_id == me);
-        match stored {
-            Some(p)
-                if p.display_name == self.profile.display_name
-                    && p.dh_public == self.profile.dh_public
-                    && p.verify().is_ok() =>
-            {
-                self.profile = p;
-            }
-            _ => self.store.apply(Batch {
-                profiles: vec![self.profile.clone()],
-                ..Batch::default()
-            })?,
-        }
-        Ok(())
-    }
-
-    /// A hash of every known profile (user and version), own included.
-    fn profile_digest(&self) -> [u8; wire::DIGEST_BYTES] {
-        let mut versions = VersionVector::new();
-        versions.insert(self.me.user_id(), self.profile.updated_ms);
-        for p in self.profiles.values() {
-            versions.insert(p.user_id, p.updated_ms);
-        }
-        wire::vv_digest(&versions)
-    }
-
-    /// Send a peer the profiles it may lack: everything, the first time; after that only
-    /// what was learned since (links come and go as plans change).
-    fn send_profiles_to(&mut self, peer: UserId) {
-        let since = self.profiles_sent.get(&peer).copied().unwrap_or(0);
-        let known: Vec<Profile> = self
-            .profiles
-            .values()
-            .filter(|p| p.user_id != peer)
-            .filter(|p| self.profile_learned.get(&p.user_id).copied().unwrap_or(0) > since)
-            .take(wire::MAX_PROFILES_PER_FRAME)
-            .cloned()
-            .collect();
-        if self.profiles_sent.len() >= MAX_PROFILE_PEERS && !self.profiles_sent.contains_key(&peer)
-        {
-            self.profiles_sent.pop_first();
-        }
-        self.profiles_sent.insert(peer, self.profile_clock);
-        if !known.is_empty() {
-            self.send(peer, SyncMessage::Profiles { profiles: known });
-        }
-    }
-
-    /// Pass newly learned profiles on to every other connected peer. Only strictly newer
-    /// profiles are passed on, so the flood ends after one round per change.
-    fn spread_profiles(&mut self, from: Option<UserId>, profiles: Vec<Profile>) {
-        if profiles.is_empty() {
-            return;
-        }
-        let peers: Vec<UserId> = self.peers.keys().copied().collect();
-        for peer in peers {
-            if Some(peer) == from {
-                continue;
-            }
-            let others: Vec<Profile> = profiles
-                .iter()
-                .filter(|p| p.user_id != peer)
-                .cloned()
-                .collect();
-            if !others.is_empty() {
-                self.send(peer, SyncMessage::Profiles { profiles: others });
-            }
-        }
-    }
-
-    /// Change the own display name: a new signed profile goes to every connected peer,
-    /// which pass it on. The caller persists the identity file.
-    pub fn set_display_name(&mut self, now_ms: u64, name: &str) -> Result<(), SyncError> {
-        self.me
-            .set_display_name(name)
-            .map_err(|_| SyncError::BadText {
-                max: crate::identity::MAX_DISPLAY_NAME_BYTES,
-            })?;
-        // Profiles are ordered by time; never go backwards even if the clock did.
-        let updated_ms = now_ms.max(self.profile.updated_ms + 1);
-        self.profile = self.me.profile(updated_ms);
-        self.store.apply(Batch {
-            profiles: vec![self.profile.clone()],
-            ..Batch::default()
-        })?;
-        let peers: Vec<UserId> = self.peers.keys().copied().collect();
-        for peer in peers {
-            let hello = self.hello();
-            self.send(peer, hello);
-        }
-        Ok(())
-    }
-
-    fn hello(&self) -> SyncMessage {
-        SyncMessage::Hello {
-            role: self.config.role,
-            profile: self.profile.clone(),
-        }
-    }
-
-    /// The signed profile of another user, if known.
-    pub fn known_profile(&self, user: &UserId) -> Option<&Profile> {
-        self.profiles.get(user)
-    }
-
-    /// The own signed profile as peers see it.
-    pub fn profile(&self) -> &Profile {
-        &self.profile
     }
 
     /// Start a fresh comparison with a connected peer, e.g. after frames to it were lost in

@@ -270,9 +270,22 @@ impl Host {
             .args(["netns", "exec", &self.ns, BIN, "--data-dir"])
             .arg(&self.dir)
             .args(["node", "--json", "--listen", &listen])
+            .env(
+                "RUST_LOG",
+                std::env::var("FLURFUNK_LAB_RUST_LOG").unwrap_or_default(),
+            )
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var_os("FLURFUNK_LAB_LOG") {
+                // Debugging a lab test: each node's log next to its data directory.
+                Some(logs) => Stdio::from(
+                    std::fs::File::create(
+                        std::path::Path::new(&logs).join(format!("{}.log", self.name)),
+                    )
+                    .unwrap(),
+                ),
+                None => Stdio::null(),
+            })
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
