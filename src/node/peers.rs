@@ -313,26 +313,30 @@ impl AddressBook {
         });
         let mut by_peer = Vec::new();
         let mut extra = bootstrap;
-        for (peer, e) in &mut self.peers {
-            let due = e.connections == 0
-                && !e.dialing
-                && !e.addrs.is_empty()
-                && now_ms >= e.next_dial_ms
-                && now_ms >= e.banned_until_ms;
-            if !due {
-                continue;
-            }
-            let take = if wanted.contains(peer) {
-                true
-            } else if extra > 0 && e.failing_since_ms.is_none() {
-                extra -= 1;
-                true
-            } else {
-                false
-            };
-            if take {
-                e.dialing = true;
-                by_peer.push((*peer, e.addrs.clone()));
+        // Wanted peers, then peers to bootstrap from: first those not failing, then (with
+        // their backoff) those that failed, e.g. because they were not listening yet.
+        for pass in 0..3 {
+            for (peer, e) in &mut self.peers {
+                let due = e.connections == 0
+                    && !e.dialing
+                    && !e.addrs.is_empty()
+                    && now_ms >= e.next_dial_ms
+                    && now_ms >= e.banned_until_ms;
+                if !due {
+                    continue;
+                }
+                let take = match pass {
+                    0 => wanted.contains(peer),
+                    1 => extra > 0 && e.failing_since_ms.is_none(),
+                    _ => extra > 0,
+                };
+                if take {
+                    if pass > 0 {
+                        extra -= 1;
+                    }
+                    e.dialing = true;
+                    by_peer.push((*peer, e.addrs.clone()));
+                }
             }
         }
         let mut explicit = Vec::new();

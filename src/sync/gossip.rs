@@ -165,6 +165,7 @@ impl<S: Store> Engine<S> {
                 Some(state) => state.vv.get(&a.author).copied().unwrap_or(0),
                 None => {
                     if self.want_due(now_ms, a.conversation, WHOLE_CONVERSATION, u64::MAX) {
+                        tracing::debug!(conversation = %a.conversation, %peer, "announced conversation unknown here; asking");
                         ask.insert(a.conversation);
                     }
                     continue;

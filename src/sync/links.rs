@@ -44,26 +44,39 @@ impl LinkPlan {
     /// conversation in the plan's order (chats with messages waiting, then groups by
     /// activity, then idle chats), the nearest reachable ring neighbour on each side
     /// (these keep each conversation connected); then the shortcut picks.
+    ///
+    /// An immediate ring neighbour that seems unreachable is kept in the result too (it
+    /// does not count against `max`; the caller's dial backoff limits how often it is
+    /// tried): a member that does not know the conversation yet can only be found by its
+    /// ring neighbours, and views of who is reachable differ for a while after a failure.
     pub fn choose(&self, reachable: impl Fn(&UserId) -> bool, max: usize) -> BTreeSet<UserId> {
         let mut out = BTreeSet::new();
+        let mut linked = 0;
         for c in &self.conversations {
-            let sides = [
-                c.successors.iter().find(|u| c.keep_trying || reachable(u)),
-                c.predecessors.iter().find(|u| reachable(u)),
-            ];
-            for u in sides.into_iter().flatten() {
-                if out.len() >= max {
-                    return out;
+            for side in [&c.successors, &c.predecessors] {
+                if let Some(first) = side.first()
+                    && (c.keep_trying || !reachable(first))
+                {
+                    out.insert(*first);
                 }
-                out.insert(*u);
+                if let Some(u) = side.iter().find(|u| reachable(u)) {
+                    if linked >= max {
+                        return out;
+                    }
+                    if out.insert(*u) {
+                        linked += 1;
+                    }
+                }
             }
         }
         for c in &self.conversations {
             for u in c.picks.iter().filter(|u| reachable(u)).take(RANDOM_PICKS) {
-                if out.len() >= max {
+                if linked >= max {
                     return out;
                 }
-                out.insert(*u);
+                if out.insert(*u) {
+                    linked += 1;
+                }
             }
         }
         out

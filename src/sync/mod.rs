@@ -846,10 +846,10 @@ impl<S: Store> Engine<S> {
         accepted: &mut Vec<Event>,
     ) -> Result<(), SyncError> {
         let conv = event.header.conversation;
-        let state = self
-            .convs
-            .entry(conv)
-            .or_insert_with(|| ConversationState::new(conv));
+        let state = self.convs.entry(conv).or_insert_with(|| {
+            tracing::debug!(conversation = %conv, "first event of a conversation");
+            ConversationState::new(conv)
+        });
         if state.needs_rebuild(&event) {
             // A control event arrived late: re-decide everything after it.
             self.store.apply(std::mem::take(batch))?;
