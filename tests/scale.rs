@@ -295,7 +295,7 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
             town.sim.restart(who);
         }
         town.sim.step();
-        if town.sim.now % 1_000 == 0 {
+        if town.sim.now.is_multiple_of(1_000) {
             for node in &town.sim.nodes {
                 if let Some(e) = node.engine.as_ref() {
                     max_pending = max_pending.max(e.stats().pending_events);
@@ -377,7 +377,7 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
             .filter(|i| town.department_of[*i] == town.department_of[away])
             .collect();
         for k in 0..backlog {
-            let (who, conv) = if k % 2 == 0 || dept.is_empty() {
+            let (who, conv) = if k.is_multiple_of(2) || dept.is_empty() {
                 (members_alle[k % members_alle.len()], town.alle)
             } else {
                 (dept[k % dept.len()], town.department_of[away])
@@ -385,7 +385,7 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
             if town.sim.nodes[who].online() {
                 town.sim.send(who, conv, &format!("Rückstand {k}"));
             }
-            if k % 20 == 0 {
+            if k.is_multiple_of(20) {
                 town.sim.step();
             }
         }

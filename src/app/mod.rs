@@ -65,7 +65,7 @@ pub enum Request {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
     Status {
-        status: NodeStatus,
+        status: Box<NodeStatus>,
     },
     Peers {
         peers: Vec<PeerView>,
@@ -92,7 +92,7 @@ pub enum Response {
 pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, AppError> {
     Ok(match request {
         Request::Status => Response::Status {
-            status: node.status().await?,
+            status: Box::new(node.status().await?),
         },
         Request::Peers => Response::Peers {
             peers: node.peers().await?,

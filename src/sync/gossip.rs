@@ -403,12 +403,13 @@ impl<S: Store> Engine<S> {
         let mut peers: Vec<UserId> = self.peers.keys().copied().collect();
         let k = self.config.anti_entropy_peers;
         let (chosen, rest) = peers.partial_shuffle(&mut self.rng, k);
+        let chosen: Vec<UserId> = chosen.to_vec();
         let unheard: Vec<UserId> = rest
             .iter()
             .filter(|p| self.peers.get(p).is_some_and(|p| !p.heard_from))
             .copied()
             .collect();
-        for peer in chosen.to_vec() {
+        for peer in chosen {
             self.resync(peer);
         }
         for peer in unheard {

@@ -149,7 +149,7 @@ impl<S: Store> Engine<S> {
         // Chats with messages waiting first (they need the link), then groups by
         // activity, then the most recently active idle chats.
         directs.sort_by(|a, b| b.cmp(a));
-        groups.sort_by(|a, b| b.0.cmp(&a.0));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.0));
         let direct = |partner: UserId, waiting: bool| LinkCandidates {
             successors: vec![partner],
             keep_trying: waiting,
