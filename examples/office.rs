@@ -570,7 +570,14 @@ async fn history_check(
         for (id, s) in sent {
             if s.recipients.contains(&i) {
                 match seen.get(id) {
-                    None => missing += 1,
+                    None => {
+                        missing += 1;
+                        eprintln!(
+                            "office: {} lacks {id} (a message to {} recipients)",
+                            colleagues[i].name,
+                            s.recipients.len()
+                        );
+                    }
                     Some(&n) if n > 1 => duplicates += 1,
                     _ => {}
                 }

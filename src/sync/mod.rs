@@ -490,16 +490,22 @@ impl<S: Store> Engine<S> {
                 Ok(())
             }
             SyncMessage::Profiles { profiles } => {
-                let mut newer = Vec::new();
+                // Most copies a node receives are ones it has: those cost no signature
+                // check, and the new ones are stored in one batch.
+                let mut newer: Vec<Profile> = Vec::new();
                 for profile in profiles {
+                    if !self.is_newer_profile(&profile)
+                        || newer.iter().any(|p| p.user_id == profile.user_id)
+                    {
+                        continue;
+                    }
                     if profile.verify().is_err() {
                         self.stats.malformed_frames += 1;
                         continue;
                     }
-                    if self.learn_profile(profile.clone())? {
-                        newer.push(profile);
-                    }
+                    newer.push(profile);
                 }
+                self.learn_profiles(newer.clone())?;
                 self.spread_profiles(Some(peer), newer);
                 Ok(())
             }

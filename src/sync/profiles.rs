@@ -8,24 +8,40 @@ use super::*;
 impl<S: Store> Engine<S> {
     /// Store a verified profile if it is newer than what we have; true if it was.
     pub(super) fn learn_profile(&mut self, profile: Profile) -> Result<bool, SyncError> {
-        let newer = self
-            .profiles
-            .get(&profile.user_id)
-            .is_none_or(|old| old.updated_ms < profile.updated_ms);
-        if newer && profile.user_id != self.me.user_id() {
-            self.store.apply(Batch {
-                profiles: vec![profile.clone()],
-                ..Batch::default()
-            })?;
+        if !self.is_newer_profile(&profile) {
+            return Ok(false);
+        }
+        self.learn_profiles(vec![profile])?;
+        Ok(true)
+    }
+
+    /// Whether this profile is newer than the one known (the own one never is).
+    pub(super) fn is_newer_profile(&self, profile: &Profile) -> bool {
+        profile.user_id != self.me.user_id()
+            && self
+                .profiles
+                .get(&profile.user_id)
+                .is_none_or(|old| old.updated_ms < profile.updated_ms)
+    }
+
+    /// Store verified, newer profiles in one batch.
+    pub(super) fn learn_profiles(&mut self, profiles: Vec<Profile>) -> Result<(), SyncError> {
+        if profiles.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(Batch {
+            profiles: profiles.clone(),
+            ..Batch::default()
+        })?;
+        for profile in profiles {
             self.profile_clock += 1;
             self.profile_learned
                 .insert(profile.user_id, self.profile_clock);
             self.profiles.insert(profile.user_id, profile.clone());
             self.notifications
                 .push_back(Notification::PeerProfile { profile });
-            return Ok(true);
         }
-        Ok(false)
+        Ok(())
     }
 
     /// Keep the own profile of the last run if the name and keys are the same: a profile
