@@ -207,6 +207,11 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
     };
     let (complete, total) = complete_members(&mut town, &BTreeSet::new());
     assert_eq!(complete, total, "setup did not converge");
+    eprintln!(
+        "n={n}: set up in {:.1} virtual s ({:.0} s wall)",
+        report.setup_virtual_s,
+        wall.elapsed().as_secs_f64()
+    );
     let everyone_in_alle = (0..n)
         .filter(|i| {
             town.sim.nodes[*i]
@@ -238,6 +243,14 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
     town.sim.run_ms(30_000);
     let (idle_bytes, _) = total_traffic(&town.sim);
     report.idle_bytes_per_node_per_s = idle_bytes as f64 / n as f64 / 30.0;
+    eprintln!(
+        "n={n}: one Alle text {:.0} B/node, reached {:.3}, all in {:?} ms; idle {:.1} B/node/s ({:.0} s wall)",
+        report.one_alle_text_bytes_per_node,
+        report.one_alle_text_reached,
+        report.one_alle_text_all_ms,
+        report.idle_bytes_per_node_per_s,
+        wall.elapsed().as_secs_f64()
+    );
 
     // Load: one message per second per 100 nodes, with churn, loss and one node away.
     town.sim.faults = Faults {
@@ -326,6 +339,16 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
     report.within_5s = lat.iter().filter(|l| **l <= 5_000).count() as f64 / expected;
     report.max_pending_events = max_pending;
     report.max_inflight_to_one_node = town.sim.max_inflight_to;
+    eprintln!(
+        "n={n}: {sent} messages, {:.0} B and {:.1} frames per node per message, p50 {} p99 {} ms, <=1s {:.4} <=5s {:.4} ({:.0} s wall)",
+        report.bytes_per_node_per_message,
+        report.frames_per_node_per_message,
+        report.p50_ms,
+        report.p99_ms,
+        report.within_1s,
+        report.within_5s,
+        wall.elapsed().as_secs_f64()
+    );
 
     // The node that was away for the whole run comes back: time until it holds all.
     town.sim.faults = Faults::none();
