@@ -172,6 +172,39 @@ fn most_held(sim: &Sim, conv: &ConversationId) -> u64 {
         .unwrap_or(0)
 }
 
+/// Restart a stopped node: how many events of `convs` it missed, and how long (virtual
+/// ms, within `limit_ms`) until it holds them all.
+fn come_back(
+    sim: &mut Sim,
+    away: usize,
+    convs: &[ConversationId],
+    limit_ms: u64,
+) -> (usize, Option<u64>) {
+    use flurfunk::store::Store;
+    let target: u64 = convs.iter().map(|c| most_held(sim, c)).sum();
+    let held_before: u64 = {
+        let store = sim.nodes[away].crashed_store.as_ref().unwrap();
+        convs
+            .iter()
+            .map(|c| store.version_vector(c).unwrap().values().sum::<u64>())
+            .sum()
+    };
+    let back_at = sim.now;
+    sim.restart(away);
+    while sim.now - back_at < limit_ms {
+        sim.step();
+        let e = sim.nodes[away].engine();
+        let held: u64 = convs
+            .iter()
+            .map(|c| e.version_vector(c).values().sum::<u64>())
+            .sum();
+        if held >= target {
+            return ((target - held_before) as usize, Some(sim.now - back_at));
+        }
+    }
+    ((target - held_before) as usize, None)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -353,40 +386,10 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
     // The node that was away for the whole run comes back: time until it holds all.
     town.sim.faults = Faults::none();
     town.sim.settle(120_000);
-    let target: u64 = {
-        let mut convs = vec![town.alle, town.department_of[away]];
-        convs.extend(town.directs_of[away].iter().copied());
-        convs.iter().map(|c| most_held(&town.sim, c)).sum()
-    };
-    let held_before: u64 = {
-        let e = town.sim.nodes[away].crashed_store.as_ref().unwrap();
-        use flurfunk::store::Store;
-        let mut convs = vec![town.alle, town.department_of[away]];
-        convs.extend(town.directs_of[away].iter().copied());
-        convs
-            .iter()
-            .map(|c| e.version_vector(c).unwrap().values().sum::<u64>())
-            .sum()
-    };
-    report.away_node_events = (target - held_before) as usize;
-    let back_at = town.sim.now;
-    town.sim.restart(away);
     let mut convs = vec![town.alle, town.department_of[away]];
     convs.extend(town.directs_of[away].iter().copied());
-    while town.sim.now - back_at < 120_000 {
-        town.sim.step();
-        let held: u64 = {
-            let e = town.sim.nodes[away].engine();
-            convs
-                .iter()
-                .map(|c| e.version_vector(c).values().sum::<u64>())
-                .sum()
-        };
-        if held >= target {
-            report.away_catch_up_ms = Some(town.sim.now - back_at);
-            break;
-        }
-    }
+    (report.away_node_events, report.away_catch_up_ms) =
+        come_back(&mut town.sim, away, &convs, 120_000);
     town.sim.settle(120_000);
     let (complete, total) = complete_members(&mut town, &BTreeSet::new());
     report.delivered_after_settle = complete as f64 / total as f64;
@@ -413,32 +416,8 @@ pub fn run_town(n: usize, measure_s: u64, backlog: usize, seed: u64) -> Report {
             }
         }
         town.sim.settle(120_000);
-        let target: u64 = convs.iter().map(|c| most_held(&town.sim, c)).sum();
-        let held_before: u64 = {
-            use flurfunk::store::Store;
-            let e = town.sim.nodes[away].crashed_store.as_ref().unwrap();
-            convs
-                .iter()
-                .map(|c| e.version_vector(c).unwrap().values().sum::<u64>())
-                .sum()
-        };
-        report.backlog_events = (target - held_before) as usize;
-        let back_at = town.sim.now;
-        town.sim.restart(away);
-        while town.sim.now - back_at < 300_000 {
-            town.sim.step();
-            let held: u64 = {
-                let e = town.sim.nodes[away].engine();
-                convs
-                    .iter()
-                    .map(|c| e.version_vector(c).values().sum::<u64>())
-                    .sum()
-            };
-            if held >= target {
-                report.backlog_catch_up_ms = Some(town.sim.now - back_at);
-                break;
-            }
-        }
+        (report.backlog_events, report.backlog_catch_up_ms) =
+            come_back(&mut town.sim, away, &convs, 300_000);
     }
     let (max_degree, mean_degree) = town.sim.degree();
     report.max_degree = max_degree;

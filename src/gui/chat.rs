@@ -165,8 +165,8 @@ pub enum Ticks {
 /// Names listed when hovering over ticks; beyond this, counts (the message info lists all).
 const HOVER_NAMES: usize = 8;
 
-/// How many others a message was for.
-pub fn recipients(m: &MessageItem) -> usize {
+/// Everyone else a message was for, once each.
+fn recipient_ids(m: &MessageItem) -> Vec<&String> {
     let mut all: Vec<&String> = m
         .delivered_to
         .iter()
@@ -175,18 +175,16 @@ pub fn recipients(m: &MessageItem) -> usize {
         .collect();
     all.sort();
     all.dedup();
-    all.len()
+    all
+}
+
+/// How many others a message was for.
+pub fn recipients(m: &MessageItem) -> usize {
+    recipient_ids(m).len()
 }
 
 pub fn ticks(m: &MessageItem) -> Ticks {
-    let mut recipients: Vec<&String> = m
-        .delivered_to
-        .iter()
-        .chain(&m.read_by)
-        .chain(&m.waiting_for)
-        .collect();
-    recipients.sort();
-    recipients.dedup();
+    let recipients = recipient_ids(m);
     let of = recipients.len();
     let delivered = recipients
         .iter()

@@ -203,10 +203,8 @@ impl<S: Store> Engine<S> {
         {
             return false;
         }
-        if self.wants.len() >= MAX_WANTS && !self.wants.contains_key(&key) {
-            // Forget the oldest-keyed request; at worst it is asked for twice.
-            self.wants.pop_first();
-        }
+        // Beyond the bound the oldest-keyed request is forgotten; at worst it is asked twice.
+        make_room(&mut self.wants, &key, MAX_WANTS);
         self.wants.insert(key, (seq, now_ms));
         true
     }
@@ -282,9 +280,7 @@ impl<S: Store> Engine<S> {
         for e in accepted {
             let (conv, author, seq) = (e.header.conversation, e.header.author, e.header.seq);
             if let Some(source) = from {
-                if self.routes.len() >= MAX_ROUTES && !self.routes.contains_key(&(conv, author)) {
-                    self.routes.pop_first();
-                }
+                make_room(&mut self.routes, &(conv, author), MAX_ROUTES);
                 self.routes.insert((conv, author), source);
             }
             let mut candidates: Vec<UserId> = self

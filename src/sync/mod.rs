@@ -62,6 +62,14 @@ pub const MAX_PENDING_EVENTS: usize = 16 * 1024;
 /// Peers remembered as told of our known profiles (beyond this, the oldest-keyed one is
 /// forgotten and told everything again next time).
 const MAX_PROFILE_PEERS: usize = 4096;
+/// Before inserting `key` into a table bounded at `max`: if it is new and the table is
+/// full, forget the entry with the lowest key (what a peer can grow stays bounded).
+fn make_room<K: Ord, V>(map: &mut BTreeMap<K, V>, key: &K, max: usize) {
+    if map.len() >= max && !map.contains_key(key) {
+        map.pop_first();
+    }
+}
+
 /// Frames queued for peers before the node drains them; a slow peer cannot grow this
 /// without bound because the node disconnects peers that fall behind.
 pub const MAX_QUEUED_FRAMES: usize = 64 * 1024;

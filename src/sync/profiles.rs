@@ -87,10 +87,7 @@ impl<S: Store> Engine<S> {
             .take(wire::MAX_PROFILES_PER_FRAME)
             .cloned()
             .collect();
-        if self.profiles_sent.len() >= MAX_PROFILE_PEERS && !self.profiles_sent.contains_key(&peer)
-        {
-            self.profiles_sent.pop_first();
-        }
+        make_room(&mut self.profiles_sent, &peer, MAX_PROFILE_PEERS);
         self.profiles_sent.insert(peer, self.profile_clock);
         if !known.is_empty() {
             self.send(peer, SyncMessage::Profiles { profiles: known });

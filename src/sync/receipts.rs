@@ -209,11 +209,7 @@ impl<S: Store> Engine<S> {
             .get(&key)
             .is_none_or(|(seq, read)| receipt.delivered_seq > *seq || receipt.read > *read);
         if news {
-            if self.receipts_seen.len() >= MAX_RECEIPTS_SEEN
-                && !self.receipts_seen.contains_key(&key)
-            {
-                self.receipts_seen.pop_first();
-            }
+            make_room(&mut self.receipts_seen, &key, MAX_RECEIPTS_SEEN);
             let entry = self.receipts_seen.entry(key).or_insert((0, None));
             entry.0 = entry.0.max(receipt.delivered_seq);
             entry.1 = entry.1.max(receipt.read);
