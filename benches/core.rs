@@ -114,6 +114,7 @@ fn signed_events(n: usize) -> Vec<Event> {
                 conversation: flurfunk::wire::ConversationId([7; 32]),
                 author: a.user_id(),
                 seq: i as u64 + 1,
+                prev: flurfunk::wire::EventId([0; 32]),
                 lamport: i as u64 + 1,
                 wall_ms: 0,
                 epoch: 1,

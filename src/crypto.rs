@@ -25,6 +25,7 @@ pub const LABEL_GROUP_CONVERSATION: &[u8] = b"flurfunk/v1/group-conversation";
 pub const LABEL_SAFETY_NUMBER: &[u8] = b"flurfunk/v1/safety-number";
 pub const LABEL_RECEIPT: &[u8] = b"flurfunk/v1/group-receipt";
 pub const LABEL_VV_DIGEST: &[u8] = b"flurfunk/v1/version-vector-digest";
+pub const LABEL_KEY_COMMITMENT: &[u8] = b"flurfunk/v2/key-commitment";
 
 const NOISE_PARAMS: &str = "Noise_X_25519_ChaChaPoly_BLAKE2s";
 /// Noise X message overhead: ephemeral key (32) + encrypted static key (32 + 16) + tag (16).

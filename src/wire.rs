@@ -14,7 +14,7 @@ use blake2::{Blake2b, Digest};
 use crate::crypto::{LABEL_EVENT_ID, LABEL_VV_DIGEST};
 use crate::identity::{MAX_DISPLAY_NAME_BYTES, Profile, UserId};
 
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// Largest encoded event. A text of a few pages fits; attachments will travel separately.
 /// The largest events are a group's creation and its rekeys (a profile or a sealed key per
 /// member, about 200 bytes each): 256 KiB holds those of a group of `MAX_MEMBERS`.
@@ -40,7 +40,7 @@ pub const MAX_ANNOUNCE_ITEMS: usize = 4096;
 /// Most receipts in one `Receipts` frame.
 pub const MAX_RECEIPTS_PER_FRAME: usize = 1024;
 
-pub const EVENT_HEADER_LEN: usize = 1 + 32 + 32 + 8 + 8 + 8 + 4 + 1;
+pub const EVENT_HEADER_LEN: usize = 1 + 32 + 32 + 8 + 32 + 8 + 8 + 4 + 1;
 const PROFILE_MIN_LEN: usize = 32 + 32 + 8 + 1 + 64;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -187,6 +187,10 @@ pub struct EventHeader {
     pub author: UserId,
     /// 1, 2, 3 ... per author per conversation.
     pub seq: u64,
+    /// The id of the author's previous event in this conversation (zeros at seq 1): each
+    /// author's events form a hash chain, so two versions of one seq cannot both fit.
+    pub prev: EventId,
+    /// At most `seq * LAMPORT_STEP` (`conversation::max_lamport`).
     pub lamport: u64,
     /// The author's wall clock in ms since the Unix epoch; shown, never trusted for order.
     pub wall_ms: u64,
@@ -201,6 +205,7 @@ impl EventHeader {
         w.bytes(&self.conversation.0);
         w.bytes(&self.author.0);
         w.u64(self.seq);
+        w.bytes(&self.prev.0);
         w.u64(self.lamport);
         w.u64(self.wall_ms);
         w.u32(self.epoch);
@@ -216,6 +221,7 @@ impl EventHeader {
             conversation: ConversationId(r.array()?),
             author: UserId(r.array()?),
             seq: r.u64()?,
+            prev: EventId(r.array()?),
             lamport: r.u64()?,
             wall_ms: r.u64()?,
             epoch: r.u32()?,
@@ -335,11 +341,17 @@ pub enum MembershipOp {
         members: Vec<Profile>,
         admins: Vec<UserId>,
     },
+    /// `seen`: the added user's seq the adder holds (0 for someone new); the user's
+    /// events after it are inside again.
     Add {
         profile: Profile,
+        seen: u64,
     },
+    /// `seen`: the removed user's seq the remover holds; everything the user signs after
+    /// it is outside, whatever its clock says.
     Remove {
         user: UserId,
+        seen: u64,
     },
     Leave,
     Promote {
@@ -369,13 +381,15 @@ impl MembershipOp {
                     w.bytes(&a.0);
                 }
             }
-            MembershipOp::Add { profile } => {
+            MembershipOp::Add { profile, seen } => {
                 w.u8(2);
                 encode_profile(&mut w, profile);
+                w.u64(*seen);
             }
-            MembershipOp::Remove { user } => {
+            MembershipOp::Remove { user, seen } => {
                 w.u8(3);
                 w.bytes(&user.0);
+                w.u64(*seen);
             }
             MembershipOp::Leave => w.u8(4),
             MembershipOp::Promote { user } => {
@@ -410,9 +424,11 @@ impl MembershipOp {
             }
             2 => MembershipOp::Add {
                 profile: decode_profile(&mut r)?,
+                seen: r.u64()?,
             },
             3 => MembershipOp::Remove {
                 user: UserId(r.array()?),
+                seen: r.u64()?,
             },
             4 => MembershipOp::Leave,
             5 => MembershipOp::Promote {
@@ -431,15 +447,19 @@ impl MembershipOp {
     }
 }
 
-/// Public part of a rekey event: the new epoch key sealed to each member.
+/// Public part of a rekey event: the new epoch key sealed to each member, and a
+/// commitment to that key (`key_commitment`) that every recipient checks on opening, so
+/// an author cannot hand different members different keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RekeyBody {
+    pub commitment: [u8; 32],
     pub recipients: Vec<(UserId, Vec<u8>)>,
 }
 
 impl RekeyBody {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(self.recipients.len() * 180);
+        let mut w = Writer::with_capacity(34 + self.recipients.len() * 180);
+        w.bytes(&self.commitment);
         w.u16(self.recipients.len() as u16);
         for (user, sealed) in &self.recipients {
             w.bytes(&user.0);
@@ -450,6 +470,7 @@ impl RekeyBody {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
+        let commitment = r.array()?;
         let n = r.count16("rekey recipients", MAX_MEMBERS, 36)?;
         let mut recipients = Vec::with_capacity(n);
         for _ in 0..n {
@@ -458,8 +479,27 @@ impl RekeyBody {
             recipients.push((user, sealed));
         }
         r.finish()?;
-        Ok(RekeyBody { recipients })
+        Ok(RekeyBody {
+            commitment,
+            recipients,
+        })
     }
+}
+
+/// The public commitment to a rekey's key: binds it to conversation, author and epoch.
+pub fn key_commitment(
+    conversation: &ConversationId,
+    author: &UserId,
+    epoch: u32,
+    key: &[u8; 32],
+) -> [u8; 32] {
+    hash32(&[
+        crate::crypto::LABEL_KEY_COMMITMENT,
+        &conversation.0,
+        &author.0,
+        &epoch.to_be_bytes(),
+        key,
+    ])
 }
 
 /// The payload sealed to each rekey recipient: binds the key to its conversation and epoch.
@@ -1103,6 +1143,7 @@ mod tests {
             conversation: ConversationId([0x11; 32]),
             author: UserId([0x22; 32]),
             seq: 3,
+            prev: EventId([0x66; 32]),
             lamport: 7,
             wall_ms: 1_764_000_000_000,
             epoch: 2,
@@ -1132,10 +1173,11 @@ mod tests {
         );
         let hex = hex::encode(e.encode());
         let expected = concat!(
-            "01",
+            "02",
             "1111111111111111111111111111111111111111111111111111111111111111",
             "2222222222222222222222222222222222222222222222222222222222222222",
             "0000000000000003",
+            "6666666666666666666666666666666666666666666666666666666666666666",
             "0000000000000007",
             "0000019ab697e800",
             "00000002",
@@ -1155,7 +1197,7 @@ mod tests {
         assert_eq!(
             hex::encode(msg.encode()),
             concat!(
-                "0105",
+                "0205",
                 "00000001",
                 "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
                 "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
@@ -1184,7 +1226,7 @@ mod tests {
         assert_eq!(
             hex::encode(msg.encode()),
             concat!(
-                "0102",
+                "0202",
                 "00000001",
                 "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
                 "0001",
@@ -1246,7 +1288,7 @@ mod tests {
         ));
         let mut huge_len = vec![WIRE_VERSION, 3, 0, 0, 0, 1];
         huge_len.extend_from_slice(&u32::MAX.to_be_bytes());
-        huge_len.extend_from_slice(&[0u8; 100]);
+        huge_len.extend_from_slice(&[0u8; 200]);
         assert!(matches!(
             SyncMessage::decode(&huge_len),
             Err(WireError::TooLarge { .. })
@@ -1303,6 +1345,7 @@ mod tests {
                             conversation: ConversationId(c),
                             author,
                             seq,
+                            prev: EventId(c),
                             lamport,
                             wall_ms,
                             epoch,
@@ -1366,7 +1409,7 @@ mod tests {
             let admins = members.iter().map(|p| p.user_id).collect();
             for op in [
                 MembershipOp::Create { nonce, members: members.clone(), admins },
-                MembershipOp::Remove { user: u },
+                MembershipOp::Remove { user: u, seen: 7 },
                 MembershipOp::Leave,
                 MembershipOp::Promote { user: u },
                 MembershipOp::Rename,
@@ -1374,7 +1417,7 @@ mod tests {
                 prop_assert_eq!(MembershipOp::decode(&op.encode()).unwrap(), op);
             }
             if let Some(p) = members.first() {
-                let op = MembershipOp::Add { profile: p.clone() };
+                let op = MembershipOp::Add { profile: p.clone(), seen: 3 };
                 prop_assert_eq!(MembershipOp::decode(&op.encode()).unwrap(), op);
             }
         }

@@ -13,6 +13,7 @@ fn event(author: &Identity, conv: ConversationId, seq: u64, lamport: u64) -> Eve
         conversation: conv,
         author: author.user_id(),
         seq,
+        prev: flurfunk::wire::EventId([0; 32]),
         lamport,
         wall_ms: 1000 + seq,
         epoch: 1,

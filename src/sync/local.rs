@@ -15,12 +15,23 @@ impl<S: Store> Engine<S> {
         rekey_epoch: Option<u32>,
     ) -> Result<Event, SyncError> {
         let me = self.me.user_id();
+        if content.is_some()
+            && rekey_epoch.is_none()
+            && self
+                .convs
+                .get(&conv)
+                .is_some_and(|s| s.write_key().is_none() && s.membership.is_member(&me))
+        {
+            // The key is stale (someone left or was removed, a concurrent change, a key
+            // that did not open): rotate before writing anything under it.
+            self.rekey(now_ms, conv)?;
+        }
         let fresh = ConversationState::new(conv);
         let state = self.convs.get(&conv).unwrap_or(&fresh);
         let (epoch, key) = match (&content, rekey_epoch) {
             (_, Some(epoch)) => (epoch, None),
             (Some(_), None) => {
-                let (epoch, key) = state.current_key().ok_or(SyncError::NoKey)?;
+                let (epoch, key) = state.write_key().ok_or(SyncError::NoKey)?;
                 (epoch, Some(key.clone()))
             }
             (None, None) => (0, None),
@@ -29,7 +40,8 @@ impl<S: Store> Engine<S> {
             conversation: conv,
             author: me,
             seq: state.next_seq(&me),
-            lamport: state.next_lamport(),
+            prev: state.prev_of_next(&me),
+            lamport: state.next_lamport(&me),
             wall_ms: now_ms,
             epoch,
             kind,
@@ -88,25 +100,32 @@ impl<S: Store> Engine<S> {
     pub fn rekey(&mut self, now_ms: u64, conv: ConversationId) -> Result<Event, SyncError> {
         let key = EpochKey::generate(&mut self.rng);
         let state = self.member_state(&conv)?;
-        let epoch = state
-            .latest_epoch()
-            .max(state.current_key().map_or(0, |(e, _)| e))
-            + 1;
+        let epoch = state.latest_epoch().saturating_add(1);
         let payload = wire::encode_sealed_key(&conv, epoch, key.as_bytes());
+        let commitment = wire::key_commitment(&conv, &self.me.user_id(), epoch, key.as_bytes());
         let mut recipients = Vec::new();
         for m in state.members() {
             let sealed = crypto::seal(&self.me, &m.profile.dh_public, &payload)
                 .map_err(|_| SyncError::NoKey)?;
             recipients.push((m.profile.user_id, sealed));
         }
-        let public = RekeyBody { recipients }.encode();
+        let public = RekeyBody {
+            commitment,
+            recipients,
+        }
+        .encode();
         self.author_event(now_ms, conv, EventKind::Rekey, public, None, Some(epoch))
     }
 
     pub(super) fn run_due_rekeys(&mut self, now_ms: u64) -> Result<(), SyncError> {
         let due: Vec<ConversationId> = std::mem::take(&mut self.rekey_due).into_iter().collect();
+        let me = self.me.user_id();
         for conv in due {
-            if self.member_state(&conv).is_ok() {
+            if self
+                .convs
+                .get(&conv)
+                .is_some_and(|s| s.rekey_needed_by(&me))
+            {
                 self.rekey(now_ms, conv)?;
             }
         }
@@ -230,8 +249,10 @@ impl<S: Store> Engine<S> {
         profile: &Profile,
     ) -> Result<(), SyncError> {
         self.require_admin(&conv)?;
+        let seen = self.member_state(&conv)?.vv.get(&profile.user_id).copied();
         let op = MembershipOp::Add {
             profile: profile.clone(),
+            seen: seen.unwrap_or(0),
         };
         self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
         self.rekey(now_ms, conv)?;
@@ -252,7 +273,14 @@ impl<S: Store> Engine<S> {
         user: &UserId,
     ) -> Result<(), SyncError> {
         self.require_admin(&conv)?;
-        let op = MembershipOp::Remove { user: *user };
+        let state = self.member_state(&conv)?;
+        if !state.membership.is_member(user) || *user == self.me.user_id() {
+            return Err(SyncError::Rejected(Rejection::Invalid(
+                "remove target is not another member",
+            )));
+        }
+        let seen = state.vv.get(user).copied().unwrap_or(0);
+        let op = MembershipOp::Remove { user: *user, seen };
         self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
         self.rekey(now_ms, conv)?;
         Ok(())

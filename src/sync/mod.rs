@@ -30,7 +30,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::conversation::{
-    ConversationKind, ConversationState, Rebuild, Rejection, direct_conversation_id,
+    Authority, ConversationKind, ConversationState, Rebuild, Rejection, direct_conversation_id,
     group_conversation_id,
 };
 use crate::crypto::{self, EpochKey, LABEL_EVENT_SIGNATURE};
@@ -154,6 +154,9 @@ pub enum Notification {
 pub struct Stats {
     pub events_stored: u64,
     pub invalid_events: u64,
+    /// Events that conflict with another event of the same author and seq (also counted
+    /// in `invalid_events`).
+    pub equivocations: u64,
     pub duplicate_events: u64,
     pub malformed_frames: u64,
     pub pending_events: usize,
@@ -327,8 +330,23 @@ impl<S: Store> Engine<S> {
     fn reload(&mut self) -> Result<(), SyncError> {
         self.convs.clear();
         for conv in self.store.conversations()? {
-            // Paged, so start-up memory does not grow with the history.
-            let mut rebuild = Rebuild::new(conv);
+            // Paged, so start-up memory does not grow with the history. A first pass
+            // decides which removals hold from the membership events alone.
+            let mut membership = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self
+                    .store
+                    .events_after_key(&conv, after, RELOAD_PAGE_EVENTS)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.order_key());
+                membership.extend(
+                    page.into_iter()
+                        .filter(|e| e.header.kind == EventKind::Membership),
+                );
+            }
+            let mut rebuild = Rebuild::new(conv, Authority::from_events(&membership));
+            drop(membership);
             let mut after = None;
             loop {
                 let page = self
@@ -351,6 +369,9 @@ impl<S: Store> Engine<S> {
                     remove_events: dropped,
                     ..Batch::default()
                 })?;
+            }
+            if state.rekey_needed_by(&me) {
+                self.rekey_due.insert(conv);
             }
             self.convs.insert(conv, state);
         }
@@ -833,6 +854,13 @@ impl<S: Store> Engine<S> {
                     }
                 }
                 Err(Rejection::Duplicate) => self.stats.duplicate_events += 1,
+                Err(Rejection::Equivocation) => {
+                    tracing::warn!(conversation = %conv, author = %event.header.author, seq = event.header.seq,
+                        "two different events with one author and sequence number: that member's device sent conflicting messages");
+                    self.stats.equivocations += 1;
+                    self.stats.invalid_events += 1;
+                    self.rejected_in.insert(conv);
+                }
                 Err(r) if r.is_pending() => {
                     fetch.insert(conv);
                     if self.pending.len() < MAX_PENDING_EVENTS {
@@ -897,6 +925,7 @@ impl<S: Store> Engine<S> {
             }
             self.notifications
                 .push_back(Notification::ConversationChanged { conversation: conv });
+            self.rekey_due.insert(conv);
             return Ok(());
         }
         let content = state.apply(&event, Some(&self.me));
@@ -922,7 +951,8 @@ impl<S: Store> Engine<S> {
                 self.notifications
                     .push_back(Notification::ConversationChanged { conversation: conv });
                 if event.header.author != me {
-                    self.maybe_rekey_after_leave(&event);
+                    // Decided at commit, once the whole frame is in (`rekey_needed_by`).
+                    self.rekey_due.insert(conv);
                 }
             }
             (EventKind::DeliveryReceipt | EventKind::ReadReceipt, _) => {
@@ -934,24 +964,6 @@ impl<S: Store> Engine<S> {
         batch.insert_events.push(event.clone());
         accepted.push(event);
         Ok(())
-    }
-
-    /// After someone leaves, the lowest-id admin among the remaining rotates the key, so the
-    /// leaver cannot read what follows.
-    fn maybe_rekey_after_leave(&mut self, event: &Event) {
-        if event.header.kind != EventKind::Membership
-            || !matches!(MembershipOp::decode(&event.public), Ok(MembershipOp::Leave))
-        {
-            return;
-        }
-        let conv = event.header.conversation;
-        let Some(state) = self.convs.get(&conv) else {
-            return;
-        };
-        let first_admin = state.members().find(|m| m.admin).map(|m| m.profile.user_id);
-        if first_admin == Some(self.me.user_id()) {
-            self.rekey_due.insert(conv);
-        }
     }
 
     /// Periodic work: announcements, anti-entropy digests, due rekeys.

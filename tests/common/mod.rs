@@ -649,7 +649,7 @@ pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> R
         let removal = all_events.iter().find(|e| {
             e.header.kind == EventKind::Membership
                 && match flurfunk::wire::MembershipOp::decode(&e.public) {
-                    Ok(flurfunk::wire::MembershipOp::Remove { user }) => user == n.user_id,
+                    Ok(flurfunk::wire::MembershipOp::Remove { user, .. }) => user == n.user_id,
                     Ok(flurfunk::wire::MembershipOp::Leave) => e.header.author == n.user_id,
                     _ => false,
                 }

@@ -5,14 +5,29 @@
 //! replays a conversation's stored events in order, which is how a node starts up and how
 //! it re-decides validity when a membership event arrives late.
 
+mod authority;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::crypto::{self, EpochKey, LABEL_DIRECT_CONVERSATION, LABEL_GROUP_CONVERSATION};
 use crate::identity::{Identity, Profile, UserId};
 use crate::wire::{
-    self, Content, ConversationId, Event, EventKind, MAX_MEMBERS, MembershipOp, OrderKey,
+    self, Content, ConversationId, Event, EventId, EventKind, MAX_MEMBERS, MembershipOp, OrderKey,
     RekeyBody, VersionVector, hash32,
 };
+
+pub use authority::Authority;
+
+/// How far one event may move its author's Lamport clock: an event with sequence number
+/// `seq` carries a clock of at most `seq * LAMPORT_STEP`. A member cannot push the
+/// conversation's clock beyond what honest members can follow (they fall back to their
+/// own bound, which always lies above their last clock).
+pub const LAMPORT_STEP: u64 = 1 << 32;
+
+/// The largest Lamport clock an event with sequence number `seq` may carry.
+pub fn max_lamport(seq: u64) -> u64 {
+    seq.saturating_mul(LAMPORT_STEP)
+}
 
 pub fn direct_conversation_id(a: &UserId, b: &UserId) -> ConversationId {
     let (x, y) = if a <= b { (a, b) } else { (b, a) };
@@ -44,6 +59,8 @@ pub enum Rejection {
     Gap { expected: u64, got: u64 },
     #[error("duplicate")]
     Duplicate,
+    #[error("equivocation: two different events with one author and sequence number")]
+    Equivocation,
     #[error("invalid: {0}")]
     Invalid(&'static str),
 }
@@ -71,6 +88,9 @@ impl Membership {
     }
 
     /// Apply one membership operation authored by `author`, or say why it is invalid.
+    /// A removal is not judged here (`Authority` decides which removals hold); applying
+    /// one only takes its effect. Adding a member, or promoting or removing a non-member,
+    /// is a valid no-op: two admins doing the same thing at once withdraw nothing.
     pub fn apply(
         &mut self,
         conversation: &ConversationId,
@@ -92,20 +112,27 @@ impl Membership {
         if self.kind == Some(ConversationKind::Direct) {
             return Err(Invalid("1:1 conversations have fixed members"));
         }
+        if let MembershipOp::Remove { user, .. } = op {
+            if user != author && self.members.remove(user).is_some() {
+                self.ensure_admin();
+            }
+            return Ok(());
+        }
         if !self.is_member(author) {
             return Err(Invalid("author is not a member"));
         }
         match op {
-            MembershipOp::Create { .. } => unreachable!("handled above"),
-            MembershipOp::Add { profile } => {
-                if !self.is_admin(author) {
-                    return Err(Invalid("only admins add members"));
-                }
+            MembershipOp::Create { .. } | MembershipOp::Remove { .. } => {
+                unreachable!("handled above")
+            }
+            // By a non-admin (its rights taken away concurrently): a no-op.
+            MembershipOp::Add { .. } | MembershipOp::Promote { .. } if !self.is_admin(author) => {}
+            MembershipOp::Add { profile, .. } => {
                 if profile.verify().is_err() {
                     return Err(Invalid("added profile does not verify"));
                 }
                 if self.is_member(&profile.user_id) {
-                    return Err(Invalid("already a member"));
+                    return Ok(());
                 }
                 if self.members.len() >= MAX_MEMBERS {
                     return Err(Invalid("group is full"));
@@ -118,26 +145,13 @@ impl Membership {
                     },
                 );
             }
-            MembershipOp::Remove { user } => {
-                if !self.is_admin(author) {
-                    return Err(Invalid("only admins remove members"));
-                }
-                if user == author || self.members.remove(user).is_none() {
-                    return Err(Invalid("remove target is not another member"));
-                }
-                self.ensure_admin();
-            }
             MembershipOp::Leave => {
                 self.members.remove(author);
                 self.ensure_admin();
             }
             MembershipOp::Promote { user } => {
-                if !self.is_admin(author) {
-                    return Err(Invalid("only admins promote"));
-                }
-                match self.members.get_mut(user) {
-                    Some(m) => m.admin = true,
-                    None => return Err(Invalid("promote target is not a member")),
+                if let Some(m) = self.members.get_mut(user) {
+                    m.admin = true;
                 }
             }
             MembershipOp::Rename => {}
@@ -219,6 +233,10 @@ pub struct ConversationState {
     keys: BTreeMap<u32, Vec<(OrderKey, EpochKey)>>,
     pub vv: VersionVector,
     last_lamport: BTreeMap<UserId, u64>,
+    /// The id of each author's last event: the next one must name it as `prev`.
+    heads: BTreeMap<UserId, EventId>,
+    /// Which removals hold and the marks they leave (decided from membership events).
+    authority: Authority,
     pub max_key: Option<OrderKey>,
     pub name: Option<String>,
     /// Latest delivery receipt per member.
@@ -238,6 +256,8 @@ impl ConversationState {
             keys: BTreeMap::new(),
             vv: VersionVector::new(),
             last_lamport: BTreeMap::new(),
+            heads: BTreeMap::new(),
+            authority: Authority::default(),
             max_key: None,
             name: None,
             delivered: BTreeMap::new(),
@@ -250,17 +270,77 @@ impl ConversationState {
         self.vv.get(author).copied().unwrap_or(0) + 1
     }
 
-    pub fn next_lamport(&self) -> u64 {
-        self.max_key.map_or(1, |k| k.lamport.saturating_add(1))
+    /// The clock for `author`'s next event: after everything seen, unless a member pushed
+    /// the clock beyond what `author`'s next seq allows; always above its own last clock.
+    pub fn next_lamport(&self, author: &UserId) -> u64 {
+        let own = self.last_lamport.get(author).copied().unwrap_or(0) + 1;
+        let follow = self.max_key.map_or(1, |k| k.lamport.saturating_add(1));
+        own.max(follow.min(max_lamport(self.next_seq(author))))
     }
 
-    /// The newest epoch and its key, if this node holds one. Among concurrent rekeys to
-    /// the same epoch, the one latest in the total order wins, on every member alike.
+    /// The id the next event of `author` names as its predecessor.
+    pub fn prev_of_next(&self, author: &UserId) -> EventId {
+        self.heads.get(author).copied().unwrap_or(EventId([0; 32]))
+    }
+
+    /// The last valid rekey in the total order.
+    fn last_rekey(&self) -> Option<&Event> {
+        self.control
+            .iter()
+            .rev()
+            .find(|e| e.header.kind == EventKind::Rekey)
+    }
+
+    /// The key of the last valid rekey in the total order, if this node opened it.
     pub fn current_key(&self) -> Option<(u32, &EpochKey)> {
-        let (epoch, keys) = self.keys.iter().next_back()?;
-        keys.iter()
-            .max_by_key(|(k, _)| *k)
-            .map(|(_, key)| (*epoch, key))
+        let last = self.last_rekey()?;
+        let key = last.order_key();
+        self.keys
+            .get(&last.header.epoch)?
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, k)| (last.header.epoch, k))
+    }
+
+    /// The key to write with: the current key, if its rekey was sealed to exactly the
+    /// current members. Otherwise the key is stale (someone left or was removed since, a
+    /// concurrent change, a split rekey) and the writer must rekey first.
+    pub fn write_key(&self) -> Option<(u32, &EpochKey)> {
+        let key = self.current_key()?;
+        (!self.key_is_stale()).then_some(key)
+    }
+
+    /// Whether the last rekey's recipients differ from the current members (or there is
+    /// no rekey yet).
+    pub fn key_is_stale(&self) -> bool {
+        let Some(last) = self.last_rekey() else {
+            return true;
+        };
+        let Ok(body) = RekeyBody::decode(&last.public) else {
+            return true;
+        };
+        body.recipients.len() != self.membership.members.len()
+            || body
+                .recipients
+                .iter()
+                .any(|(u, _)| !self.membership.is_member(u))
+    }
+
+    /// Whether `me` should rotate the key now: the key is stale and `me` is the admin
+    /// with the lowest id, or the last rekey was addressed to `me` and did not open.
+    pub fn rekey_needed_by(&self, me: &UserId) -> bool {
+        if !self.membership.is_member(me) || self.kind().is_none() {
+            return false;
+        }
+        let first_admin = self.members().find(|m| m.admin).map(|m| m.profile.user_id);
+        if self.key_is_stale() && first_admin == Some(*me) {
+            return true;
+        }
+        self.last_rekey().is_some_and(|last| {
+            self.current_key().is_none()
+                && RekeyBody::decode(&last.public)
+                    .is_ok_and(|b| b.recipients.iter().any(|(u, _)| u == me))
+        })
     }
 
     pub fn has_epoch(&self, epoch: u32) -> bool {
@@ -291,6 +371,22 @@ impl ConversationState {
             .and_then(|plain| Content::decode(&plain).ok())
     }
 
+    /// Whether a stored membership event changes membership: a removal only if it holds.
+    fn takes_effect(&self, event: &Event, op: &MembershipOp) -> bool {
+        !matches!(op, MembershipOp::Remove { .. }) || self.authority.holds(&event.id())
+    }
+
+    /// The highest epoch of a valid rekey before `key` in the total order.
+    fn epoch_before(&self, key: &OrderKey) -> u32 {
+        self.control
+            .iter()
+            .take_while(|e| e.order_key() < *key)
+            .filter(|e| e.header.kind == EventKind::Rekey)
+            .map(|e| e.header.epoch)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Membership in force just before `key` in the total order.
     fn membership_before(&self, key: &OrderKey) -> std::borrow::Cow<'_, Membership> {
         if self
@@ -304,6 +400,7 @@ impl ConversationState {
         for e in self.control.iter().take_while(|e| e.order_key() < *key) {
             if e.header.kind == EventKind::Membership
                 && let Ok(op) = MembershipOp::decode(&e.public)
+                && self.takes_effect(e, &op)
             {
                 let _ = m.apply(&self.id, &e.header.author, &op);
             }
@@ -324,9 +421,7 @@ impl ConversationState {
         }
         if h.seq <= have {
             return match known_id {
-                Some(id) if id != event.id() => {
-                    Err(Invalid("equivocation: two events share a sequence number"))
-                }
+                Some(id) if id != event.id() => Err(Rejection::Equivocation),
                 _ => Err(Rejection::Duplicate),
             };
         }
@@ -336,17 +431,50 @@ impl ConversationState {
                 got: h.seq,
             });
         }
-        if h.lamport == u64::MAX
-            || h.lamport <= self.last_lamport.get(&h.author).copied().unwrap_or(0)
-        {
+        if h.prev != self.prev_of_next(&h.author) {
+            return Err(Rejection::Equivocation);
+        }
+        if h.lamport <= self.last_lamport.get(&h.author).copied().unwrap_or(0) {
             return Err(Invalid("lamport clock did not advance"));
         }
+        if h.lamport > max_lamport(h.seq) {
+            return Err(Invalid("lamport clock jumps too far"));
+        }
+        let op = match h.kind {
+            EventKind::Membership => Some(
+                MembershipOp::decode(&event.public)
+                    .map_err(|_| Invalid("membership op does not decode"))?,
+            ),
+            _ => None,
+        };
         let key = event.order_key();
+        if let Some(MembershipOp::Remove { .. }) = op
+            && self.authority.with(event).holds(&event.id())
+        {
+            // Which removals hold is decided over all of them (a later removal may refute
+            // this one); one that holds is valid even where its author is already out (two
+            // admins who removed each other). One that does not hold is a no-op, judged
+            // like any other event of its author.
+            return Ok(());
+        }
+        let is_create = matches!(op, Some(MembershipOp::Create { .. }));
+        if !is_create && !self.authority.inside(&h.author, h.seq, &key) {
+            return Err(Invalid("author was removed before this event"));
+        }
         let membership = self.membership_before(&key);
         match h.kind {
             EventKind::Membership => {
-                let op = MembershipOp::decode(&event.public)
-                    .map_err(|_| Invalid("membership op does not decode"))?;
+                let Some(op) = op else {
+                    return Err(Invalid("membership op does not decode"));
+                };
+                if let MembershipOp::Remove { .. } = op {
+                    // Does not hold (see above): a no-op by a member.
+                    return if membership.is_member(&h.author) {
+                        Ok(())
+                    } else {
+                        Err(Invalid("author is not a member at this point"))
+                    };
+                }
                 if matches!(op, MembershipOp::Create { .. }) && h.epoch != 0 {
                     return Err(Invalid("create carries no sealed content"));
                 }
@@ -366,15 +494,20 @@ impl ConversationState {
                 if h.epoch == 0 || !event.sealed.is_empty() {
                     return Err(Invalid("rekey epoch must be positive and nothing sealed"));
                 }
+                // One step at most: the epoch cannot be driven to u32::MAX.
+                if h.epoch > self.epoch_before(&key).saturating_add(1) {
+                    return Err(Invalid("rekey epoch jumps ahead"));
+                }
                 let body = RekeyBody::decode(&event.public)
                     .map_err(|_| Invalid("rekey body does not decode"))?;
                 let recipients: BTreeSet<UserId> =
                     body.recipients.iter().map(|(u, _)| *u).collect();
-                let members: BTreeSet<UserId> = membership.members.keys().copied().collect();
-                // Sealing to anyone but exactly the current members would leak the key.
-                if recipients.len() != body.recipients.len() || recipients != members {
-                    return Err(Invalid("rekey recipients are not exactly the members"));
+                if recipients.len() != body.recipients.len() {
+                    return Err(Invalid("rekey names a recipient twice"));
                 }
+                // Recipients need not be exactly the members (a concurrent change makes an
+                // honest rekey differ); nobody writes under a key whose recipients differ
+                // from the members they see (`write_key`).
                 Ok(())
             }
             _ => {
@@ -395,7 +528,16 @@ impl ConversationState {
     /// Whether accepting `event` requires re-deciding later events (a control event that
     /// sorts before something already stored).
     pub fn needs_rebuild(&self, event: &Event) -> bool {
-        event.header.kind.is_control() && self.max_key.is_some_and(|m| event.order_key() < m)
+        // A removal or an add changes marks on a member's chain: events already held may
+        // fall outside (or, for an add, the replay must see it in place).
+        let marks = event.header.kind == EventKind::Membership
+            && matches!(
+                MembershipOp::decode(&event.public),
+                Ok(MembershipOp::Remove { .. } | MembershipOp::Add { .. })
+            );
+        marks
+            || (event.header.kind.is_control()
+                && self.max_key.is_some_and(|m| event.order_key() < m))
     }
 
     /// Take an accepted event into the state. `me` opens rekeys sealed to this node.
@@ -404,16 +546,20 @@ impl ConversationState {
         let h = &event.header;
         self.vv.insert(h.author, h.seq);
         self.last_lamport.insert(h.author, h.lamport);
+        self.heads.insert(h.author, event.id());
         let key = event.order_key();
         if self.max_key.is_none_or(|m| key > m) {
             self.max_key = Some(key);
         }
         match h.kind {
             EventKind::Membership => {
-                if let Ok(op) = MembershipOp::decode(&event.public) {
+                self.insert_control(event);
+                self.authority.insert(event);
+                if let Ok(op) = MembershipOp::decode(&event.public)
+                    && self.takes_effect(event, &op)
+                {
                     let _ = self.membership.apply(&self.id, &h.author, &op);
                 }
-                self.insert_control(event);
             }
             EventKind::Rekey => {
                 self.insert_control(event);
@@ -489,9 +635,11 @@ impl ConversationState {
         if author_dh != Some(sender_dh) {
             return;
         }
+        // The key must match the public commitment, so every recipient holds the same.
         if let Ok((conv, epoch, key)) = wire::decode_sealed_key(&payload)
             && conv == self.id
             && epoch == event.header.epoch
+            && wire::key_commitment(&conv, &event.header.author, epoch, &key) == body.commitment
         {
             let list = self.keys.entry(epoch).or_default();
             list.push((event.order_key(), EpochKey::from_bytes(key)));
@@ -509,11 +657,24 @@ impl ConversationState {
     ) -> (Self, Vec<Event>) {
         let mut events: Vec<Event> = events.into_iter().collect();
         events.sort_by_key(|e| e.order_key());
-        let mut rebuild = Rebuild::new(id);
-        for event in events {
-            rebuild.push(event, me);
+        // Which removals hold is decided over the membership events first; events the
+        // replay then finds invalid may have taken part, so decide again over what was
+        // kept until the decision stands (it shrinks the set each time, so this ends).
+        let mut authority = Authority::from_events(&events);
+        loop {
+            let mut rebuild = Rebuild::new(id, authority.clone());
+            for event in &events {
+                rebuild.push(event.clone(), me);
+            }
+            let (state, dropped) = rebuild.finish();
+            let kept = Authority::from_events(&state.control);
+            if dropped.is_empty() || kept.same_decision(&authority) {
+                return (state, dropped);
+            }
+            let gone: BTreeSet<EventId> = dropped.iter().map(Event::id).collect();
+            events.retain(|e| !gone.contains(&e.id()));
+            authority = kept;
         }
-        rebuild.finish()
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
@@ -535,7 +696,7 @@ impl ConversationState {
         }
         self.control.iter().rev().find_map(|e| {
             let removes = e.header.kind == EventKind::Membership
-                && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u }) if u == *user);
+                && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u, .. }) if u == *user);
             removes.then_some((e.header.author, e.header.seq))
         })
     }
@@ -551,9 +712,14 @@ pub struct Rebuild {
 }
 
 impl Rebuild {
-    pub fn new(id: ConversationId) -> Self {
+    /// `authority`: decided over the conversation's membership events beforehand
+    /// (`Authority::from_events`), since a removal late in the order decides about events
+    /// before it.
+    pub fn new(id: ConversationId, authority: Authority) -> Self {
+        let mut state = ConversationState::new(id);
+        state.authority = authority;
         Rebuild {
-            state: ConversationState::new(id),
+            state,
             cut: BTreeSet::new(),
             dropped: Vec::new(),
             deferred: Vec::new(),
