@@ -101,11 +101,35 @@ fn forge(
     sealed: Vec<u8>,
 ) -> Event {
     let last = head(holder, &conv, &signer.user_id());
+    forge_after(
+        signer,
+        last.as_ref(),
+        conv,
+        kind,
+        lamport,
+        epoch,
+        public,
+        sealed,
+    )
+}
+
+/// Like `forge`, after the given event of the signer's own chain.
+#[allow(clippy::too_many_arguments)]
+fn forge_after(
+    signer: &Identity,
+    last: Option<&Event>,
+    conv: ConversationId,
+    kind: EventKind,
+    lamport: u64,
+    epoch: u32,
+    public: Vec<u8>,
+    sealed: Vec<u8>,
+) -> Event {
     let header = EventHeader {
         conversation: conv,
         author: signer.user_id(),
-        seq: last.as_ref().map_or(1, |e| e.header.seq + 1),
-        prev: last.as_ref().map_or(EventId([0; 32]), Event::id),
+        seq: last.map_or(1, |e| e.header.seq + 1),
+        prev: last.map_or(EventId([0; 32]), Event::id),
         lamport,
         wall_ms: 5000,
         epoch,
@@ -273,6 +297,12 @@ fn a_removed_member_cannot_post_under_an_earlier_clock_in_either_order() {
     let bernd = ident(BERND).user_id();
     t.text(BERND, "Bin gleich da", 1500);
     t.spread(BERND, 1501);
+    // Talk moves the clock on, so there is room to date an event between Bernd's last
+    // one and his removal.
+    for i in 0..3 {
+        t.text(CARLA, &format!("Noch {i}"), 1600 + i);
+    }
+    t.spread(CARLA, 1700);
     t.eng(ANNA).remove_member(2000, conv, &bernd).unwrap();
     t.eng(ANNA).commit(2000).unwrap();
     t.give(ANNA, &[BERND], 2001);
@@ -301,8 +331,11 @@ fn a_removed_member_cannot_post_under_an_earlier_clock_in_either_order() {
         assert!(!members(e, &conv).contains(&"Bernd".to_string()));
     }
     assert_eq!(ids(&t.e[2], &conv), ids(&t.e[3], &conv));
+    // The backdated text really sorts before the removal.
+    let removal = head(&t.e[0], &conv, &ident(ANNA).user_id()).unwrap();
+    assert!(back.header.lamport < removal.header.lamport - 1);
     // His text from before the removal stays: the remover had seen it.
-    assert_eq!(t.e[2].messages(&conv).unwrap().len(), 1);
+    assert_eq!(t.e[2].messages(&conv).unwrap().len(), 4);
 }
 
 #[test]
@@ -561,4 +594,73 @@ fn a_second_version_of_an_event_is_detected_by_its_chain() {
     );
     assert!(t.e[0].store().event(&twin.id()).unwrap().is_none());
     assert_eq!(t.e[0].stats().equivocations, 1);
+}
+
+#[test]
+fn a_removed_admin_cannot_remove_anyone_but_its_remover() {
+    // Dora, removed by Anna, answers by removing Anna (a counter-removal looks exactly
+    // like honest concurrency, so both hold) and also Bernd and Carla: those two must
+    // stay, and so must the history of everyone.
+    let mut t = Town::new();
+    let conv = t.conv;
+    let dora = ident(DORA).user_id();
+    let before = t.text(BERND, "Vorher", 1500);
+    t.spread(BERND, 1501);
+    t.eng(ANNA).remove_member(2000, conv, &dora).unwrap();
+    t.eng(ANNA).commit(2000).unwrap();
+    t.give(ANNA, &[DORA, BERND, CARLA], 2001);
+    let mut dora_view = engine(DORA);
+    hand(
+        &mut dora_view,
+        dora,
+        t.e[3].store().events_in_order(&conv).unwrap(),
+        2002,
+    );
+    let mut forged: Vec<Event> = Vec::new();
+    let dora_last = head(&dora_view, &conv, &dora);
+    // What Dora had seen of each: Anna up to just before the removal, Bernd's text.
+    // Dated just before her removal (after her promotion, or they would not count at all).
+    let anna_last = head(&t.e[0], &conv, &ident(ANNA).user_id()).unwrap();
+    let (anna_seen, l) = (anna_last.header.seq - 2, anna_last.header.lamport - 2);
+    for (target, seen, lamport) in [(ANNA, anna_seen, l), (BERND, 1, l + 1), (CARLA, 0, l + 2)] {
+        let e = forge_after(
+            &ident(DORA),
+            forged.last().or(dora_last.as_ref()),
+            conv,
+            EventKind::Membership,
+            lamport,
+            0,
+            MembershipOp::Remove {
+                user: ident(target).user_id(),
+                seen,
+            }
+            .encode(),
+            Vec::new(),
+        );
+        forged.push(e);
+    }
+    assert_eq!(forged.len(), 3);
+    hand(&mut t.e[1], dora, forged.clone(), 2004);
+    hand(
+        &mut t.e[2],
+        dora,
+        forged.clone().into_iter().rev().collect(),
+        2004,
+    );
+    // Dora's counter-removal of Anna holds (it cannot be told from concurrency); her
+    // removals of Bernd and Carla do not.
+    assert!(t.e[1].store().event(&forged[0].id()).unwrap().is_some());
+    // Whoever is admin now rotates the key (Anna is gone too); they compare notes.
+    t.give(BERND, &[CARLA], 2005);
+    t.give(CARLA, &[BERND], 2006);
+    for who in [BERND, CARLA] {
+        let e = &t.e[Town::i(who)];
+        let m = members(e, &conv);
+        assert!(m.contains(&"Bernd".to_string()), "{who}: {m:?}");
+        assert!(m.contains(&"Carla".to_string()), "{who}: {m:?}");
+        assert!(!m.contains(&"Dora".to_string()), "{who}: {m:?}");
+        assert!(e.store().event(&before).unwrap().is_some(), "{who}");
+    }
+    assert_eq!(members(&t.e[1], &conv), members(&t.e[2], &conv));
+    assert_eq!(ids(&t.e[1], &conv), ids(&t.e[2], &conv));
 }
