@@ -24,7 +24,7 @@ use crate::identity::{Identity, Profile, UserId};
 use crate::net::{self, Behaviour, BehaviourEvent, NetFrame, NetworkKey};
 use crate::store::DynStore;
 use crate::sync::{self, Engine, Notification, SyncError};
-use crate::wire::{ConversationId, OrderKey, Role};
+use crate::wire::{ConversationId, OrderKey, Role, WireError};
 
 /// How often timers run: redials, anti-entropy, rekeys.
 const TICK: Duration = Duration::from_millis(250);
@@ -70,6 +70,8 @@ pub struct Core {
     network: NetworkKey,
     dirty: bool,
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
+    /// Peers already reported as speaking another protocol version (said once each).
+    other_version: std::collections::HashSet<PeerId>,
     /// The engine's link plan, recomputed when a conversation changed.
     plan: Option<sync::LinkPlan>,
     /// The peers the plan chose from those reachable: dialled and never trimmed.
@@ -90,6 +92,9 @@ struct PeerQueue {
     frames: std::collections::VecDeque<Vec<u8>>,
     bytes: usize,
     congested: bool,
+    /// A frame was dropped: once the queue has room again, the peer is resynced (a
+    /// resync queued at once would be dropped into the same full queue).
+    resync_due: bool,
 }
 
 /// Transport figures for `flurfunk node --json` and the status view.
@@ -158,6 +163,7 @@ impl Core {
             config,
             dirty: false,
             last_resync_ms: Default::default(),
+            other_version: Default::default(),
             plan: None,
             wanted: HashSet::new(),
             dialled: HashSet::new(),
@@ -331,6 +337,22 @@ impl Core {
         }
         let frame = match NetFrame::decode(bytes) {
             Ok(frame) => frame,
+            Err(WireError::Version { version })
+                if (1..32).contains(&version) && !self.other_version.contains(&peer) =>
+            {
+                // Likely an older or newer Flurfunk, not an attack: say so once, plainly.
+                // (Further frames count as malformed, as garbage would.)
+                if self.other_version.insert(peer) {
+                    let message = format!(
+                        "{} speaks Flurfunk protocol version {version}, this node version {}: update Flurfunk on both",
+                        self.name_of(&user),
+                        crate::wire::WIRE_VERSION
+                    );
+                    tracing::warn!(%peer, "{message}");
+                    self.emit(NodeEvent::Warning { message });
+                }
+                return;
+            }
             Err(error) => {
                 tracing::warn!(%peer, %error, "malformed frame");
                 if self
@@ -388,7 +410,7 @@ impl Core {
                         }
                         let to_other = self.book.visible_to(other, news.clone());
                         if !to_other.is_empty() {
-                            self.enqueue(other, NetFrame::Peers(to_other).encode(), now);
+                            self.enqueue(other, NetFrame::Peers(to_other).encode());
                         }
                     }
                 }
@@ -417,13 +439,13 @@ impl Core {
     }
 
     /// Queue a frame for a peer; it goes out when a request slot is free.
-    fn enqueue(&mut self, peer: PeerId, bytes: Vec<u8>, now: u64) {
+    fn enqueue(&mut self, peer: PeerId, bytes: Vec<u8>) {
         let queue = self.queues.entry(peer).or_default();
         if queue.frames.len() >= MAX_QUEUED_PER_PEER
             || queue.bytes + bytes.len() > MAX_QUEUED_BYTES_PER_PEER
         {
             self.net_stats.frames_dropped += 1;
-            self.resync_later(peer, now);
+            queue.resync_due = true;
             return;
         }
         queue.bytes += bytes.len();
@@ -453,9 +475,20 @@ impl Core {
         };
         let changed = congested != queue.congested;
         queue.congested = congested;
-        let done = queue.frames.is_empty() && !queue.congested;
+        let resync = queue.resync_due
+            && queue.frames.len() < MAX_QUEUED_PER_PEER / 2
+            && queue.bytes < UNCONGESTED_BYTES;
+        if resync {
+            queue.resync_due = false;
+        }
+        let done = queue.frames.is_empty() && !queue.congested && !queue.resync_due;
         if done {
             self.queues.remove(&peer);
+        }
+        if resync && let Some(user) = UserId::from_peer_id(&peer) {
+            // What was dropped is found again by comparing digests.
+            self.net_stats.resyncs += 1;
+            self.engine.resync(user);
         }
         if changed && let Some(user) = UserId::from_peer_id(&peer) {
             self.engine.set_peer_congested(user, congested);
@@ -508,7 +541,7 @@ impl Core {
         let me = *self.swarm.local_peer_id();
         let records = self.book.records_for(me, &self.listen_addrs, to);
         if !records.is_empty() {
-            self.enqueue(to, NetFrame::Peers(records).encode(), now_ms());
+            self.enqueue(to, NetFrame::Peers(records).encode());
         }
     }
 
@@ -583,7 +616,7 @@ impl Core {
                 continue;
             };
             if self.swarm.is_connected(&peer) {
-                self.enqueue(peer, NetFrame::Sync(msg).encode(), now);
+                self.enqueue(peer, NetFrame::Sync(msg).encode());
             }
         }
         while let Some(n) = self.engine.poll_notification() {

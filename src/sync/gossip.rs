@@ -39,6 +39,9 @@ pub const WANT_RETRY_MS: u64 = 1_000;
 /// Wants in flight, and routes back to authors (for receipts), kept at most.
 pub const MAX_WANTS: usize = 4096;
 pub const MAX_ROUTES: usize = 16 * 1024;
+/// Extra digests per anti-entropy round, to connected members of conversations whose own
+/// events wait in the outbox.
+pub const MAX_WAITING_RESYNCS: usize = 8;
 
 /// The key under which a request for a whole unknown conversation is deduplicated.
 pub(super) const WHOLE_CONVERSATION: UserId = UserId([0; 32]);
@@ -399,7 +402,18 @@ impl<S: Store> Engine<S> {
         let mut peers: Vec<UserId> = self.peers.keys().copied().collect();
         let k = self.config.anti_entropy_peers;
         let (chosen, rest) = peers.partial_shuffle(&mut self.rng, k);
-        let chosen: Vec<UserId> = chosen.to_vec();
+        let mut chosen: Vec<UserId> = chosen.to_vec();
+        // Connected members of conversations whose own events still wait in the outbox
+        // (mostly a 1:1 partner, the only other holder): a random pick may miss them
+        // for minutes, and they are the ones the waiting events are for.
+        for peer in self.waiting_partners() {
+            if chosen.len() >= k + MAX_WAITING_RESYNCS {
+                break;
+            }
+            if !chosen.contains(&peer) {
+                chosen.push(peer);
+            }
+        }
         let unheard: Vec<UserId> = rest
             .iter()
             .filter(|p| self.peers.get(p).is_some_and(|p| !p.heard_from))
@@ -417,9 +431,33 @@ impl<S: Store> Engine<S> {
     /// The node says this peer's queue is long: requests that would make us send much
     /// (`Want`, `Summary`, `Digest`) are not answered until it drains; digests repair later.
     pub fn set_peer_congested(&mut self, peer: UserId, congested: bool) {
+        let was = self.peers.get(&peer).is_some_and(|p| p.congested);
         if let Some(p) = self.peers.get_mut(&peer) {
             p.congested = congested;
         }
+        if was && !congested {
+            // Requests left unanswered while it was congested are not sent again by the
+            // peer; compare digests now instead of at a random later round.
+            self.resync(peer);
+        }
+    }
+
+    /// Connected peers that are members of a conversation with own events in the outbox.
+    fn waiting_partners(&self) -> Vec<UserId> {
+        let convs: BTreeSet<ConversationId> = self.outbox.values().map(|(c, _)| *c).collect();
+        let mut out = Vec::new();
+        for conv in convs {
+            let Some(state) = self.convs.get(&conv) else {
+                continue;
+            };
+            for m in state.members() {
+                let u = m.profile.user_id;
+                if u != self.me.user_id() && self.peers.contains_key(&u) && !out.contains(&u) {
+                    out.push(u);
+                }
+            }
+        }
+        out
     }
 
     pub(super) fn is_congested(&mut self, peer: &UserId) -> bool {
