@@ -260,7 +260,71 @@ fn bench_crypto() {
     );
 }
 
+/// One removal and one text in a group of 10 and of 1,000: bytes on the wire and time at
+/// the author and at a member (the removal makes every member re-decide the group).
+fn bench_group_size() {
+    for n in [10usize, 1000] {
+        let profiles: Vec<_> = (1..n as u64)
+            .map(|i| id(1000 + i, &format!("Kollege {i}")).profile(0))
+            .collect();
+        let mut admin =
+            Engine::new(id(1, "Anna"), MemoryStore::new(), Config::default(), 1, 0).unwrap();
+        let t = Instant::now();
+        let conv = admin.create_group(1, "Alle", &profiles).unwrap();
+        admin.commit(1).unwrap();
+        let create_ms = t.elapsed().as_secs_f64() * 1e3;
+        let history = admin.store().events_in_order(&conv).unwrap();
+        let create_bytes: usize = history.iter().map(Event::encoded_len).sum();
+        let member_id = id(1001, "Kollege 1");
+        let mut member =
+            Engine::new(member_id, MemoryStore::new(), Config::default(), 2, 0).unwrap();
+        let anna = admin.user_id();
+        member.handle_connected(0, anna);
+        member
+            .handle_message(2, anna, SyncMessage::Events { events: history })
+            .unwrap();
+        member.commit(2).unwrap();
+
+        let events_after = |e: &Engine<MemoryStore>, before: usize| {
+            e.store().events_in_order(&conv).unwrap()[before..].to_vec()
+        };
+        let before = admin.store().events_in_order(&conv).unwrap().len();
+        let t = Instant::now();
+        admin.send_text(3, conv, &text_1k(0)[..200]).unwrap();
+        admin.commit(3).unwrap();
+        let text_author_ms = t.elapsed().as_secs_f64() * 1e3;
+        let text = events_after(&admin, before);
+        let text_bytes: usize = text.iter().map(Event::encoded_len).sum();
+        let t = Instant::now();
+        member
+            .handle_message(4, anna, SyncMessage::Events { events: text })
+            .unwrap();
+        member.commit(4).unwrap();
+        let text_member_ms = t.elapsed().as_secs_f64() * 1e3;
+
+        let before = admin.store().events_in_order(&conv).unwrap().len();
+        let target = profiles.last().unwrap().user_id;
+        let t = Instant::now();
+        admin.remove_member(5, conv, &target).unwrap();
+        admin.commit(5).unwrap();
+        let remove_author_ms = t.elapsed().as_secs_f64() * 1e3;
+        let removal = events_after(&admin, before);
+        let remove_bytes: usize = removal.iter().map(Event::encoded_len).sum();
+        let t = Instant::now();
+        member
+            .handle_message(6, anna, SyncMessage::Events { events: removal })
+            .unwrap();
+        member.commit(6).unwrap();
+        let remove_member_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(member.conversation(&conv).unwrap().members.len(), n - 1);
+        println!(
+            "group of {n:>4}: create {create_bytes:>7} B {create_ms:>7.1} ms | text {text_bytes:>5} B, author {text_author_ms:.2} ms, member {text_member_ms:.2} ms | removal + rekey {remove_bytes:>7} B, author {remove_author_ms:.1} ms, member {remove_member_ms:.1} ms"
+        );
+    }
+}
+
 fn main() {
+    bench_group_size();
     bench_crypto();
     bench_store();
     bench_catch_up();

@@ -65,21 +65,39 @@ fn full_disk_is_a_clear_error_and_saved_messages_survive() {
     let error = error.expect("a 3 MiB disk must fill up");
     assert!(saved > 10, "saved only {saved} before the error");
     eprintln!("after {saved} saved messages: {error}");
-    drop(engine);
-    // While the disk stays full, opening is a clear error too.
-    if let Err(e) = SledStore::open(&db) {
-        assert!(
-            e.to_string().contains("No space left"),
-            "unclear error: {e}"
-        );
+    // Closing flushes; sled's flush on a full disk can wait until there is space again
+    // (about one run in ten here). The admin then frees space and the close finishes.
+    let (closed_tx, closed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(engine);
+        let _ = closed_tx.send(());
+    });
+    let grow = || {
+        let grown = Command::new("mount")
+            .args(["-o", "remount,size=16m"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(grown.success());
+    };
+    let wait = std::time::Duration::from_secs(10);
+    if closed.recv_timeout(wait).is_ok() {
+        // While the disk stays full, opening is a clear error too.
+        if let Err(e) = SledStore::open(&db) {
+            assert!(
+                e.to_string().contains("No space left"),
+                "unclear error: {e}"
+            );
+        }
+        grow();
+    } else {
+        eprintln!("closing waits for free space");
+        grow();
+        closed
+            .recv_timeout(wait * 3)
+            .expect("closing finishes once there is space");
     }
-    // The admin frees space; reopen: every message acknowledged before the error is there.
-    let grown = Command::new("mount")
-        .args(["-o", "remount,size=16m"])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(grown.success());
+    // Reopen with space: every message acknowledged before the error is there.
     let store = SledStore::open(&db).unwrap();
     let engine = Engine::new(id(1, "Anna"), store, Config::default(), 2, 0).unwrap();
     let held = engine.messages(&conv).unwrap().len() as u64;

@@ -99,6 +99,12 @@ pub struct Sim {
     flights: BTreeMap<(u64, u64), Flight>,
     counter: u64,
     pub faults: Faults,
+    /// Chance that a node crashes right after handling a frame, before its engine commits:
+    /// what it stored but had not flushed is lost (a crash between storing and
+    /// committing, not only between steps).
+    pub mid_step_crash: f64,
+    /// Nodes crashed that way (a schedule restarts them).
+    pub mid_step_crashes: u64,
     connected: BTreeSet<(usize, usize)>,
     pub frames_delivered: u64,
     /// The engine configuration every node starts with.
@@ -146,6 +152,8 @@ impl Sim {
             flights: BTreeMap::new(),
             counter: 0,
             faults: Faults::none(),
+            mid_step_crash: 0.0,
+            mid_step_crashes: 0,
             connected: BTreeSet::new(),
             frames_delivered: 0,
             config: Config {
@@ -445,6 +453,10 @@ impl Sim {
             engine.handle_frame(now, from_user, &f.bytes).unwrap();
             self.frames_delivered += 1;
             self.pump(f.to);
+            if self.mid_step_crash > 0.0 && self.rng.gen_bool(self.mid_step_crash) {
+                self.mid_step_crashes += 1;
+                self.crash(f.to);
+            }
         }
         for i in 0..self.nodes.len() {
             if let Some(engine) = self.nodes[i].engine.as_mut() {
