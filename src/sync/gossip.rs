@@ -244,7 +244,12 @@ impl<S: Store> Engine<S> {
             } else {
                 // A former member gets the remover's events up to its removal, no more.
                 match state.removal_of(&peer) {
-                    Some((author, seq)) if author == a.author => seq,
+                    Some((author, seq)) if author == a.author => seq.min(
+                        self.durable_vv(&a.conversation, state)
+                            .get(&author)
+                            .copied()
+                            .unwrap_or(0),
+                    ),
                     _ => continue,
                 }
             };

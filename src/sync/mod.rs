@@ -656,6 +656,12 @@ impl<S: Store> Engine<S> {
                 // A removed member is told of its own removal and nothing after it: the
                 // remover's events up to the removal, which it could read as a member.
                 if let Some((author, removal_seq)) = state.removal_of(&peer)
+                    && let removal_seq = removal_seq.min(
+                        self.durable_vv(&conv, state)
+                            .get(&author)
+                            .copied()
+                            .unwrap_or(0),
+                    )
                     && let their_seq = theirs.get(&author).copied().unwrap_or(0)
                     && their_seq < removal_seq
                     && budget > 0
@@ -679,7 +685,11 @@ impl<S: Store> Engine<S> {
                     ask.insert(conv); // more to come: the peer will ask again
                     break;
                 }
-                let batch = self.store.events_after(&conv, &author, their_seq, budget)?;
+                let mut batch = self.store.events_after(&conv, &author, their_seq, budget)?;
+                // Only what is durable: own events stored but not yet flushed would be
+                // lost in a crash, and their seq reused (found by the simulator's crashes
+                // between storing and committing).
+                batch.retain(|e| e.header.seq <= my_seq);
                 let used: usize = batch.iter().map(Event::encoded_len).sum();
                 budget = budget.saturating_sub(used);
                 if batch.last().is_some_and(|e| e.header.seq < my_seq) {

@@ -105,6 +105,10 @@ pub struct Sim {
     pub mid_step_crash: f64,
     /// Nodes crashed that way (a schedule restarts them).
     pub mid_step_crashes: u64,
+    /// A slow disk: these nodes do not commit until the given virtual time, and then
+    /// crash instead (everything stored since the last commit is lost, while the node
+    /// went on answering peers meanwhile).
+    pub commit_held_until: BTreeMap<usize, u64>,
     connected: BTreeSet<(usize, usize)>,
     pub frames_delivered: u64,
     /// The engine configuration every node starts with.
@@ -154,6 +158,7 @@ impl Sim {
             faults: Faults::none(),
             mid_step_crash: 0.0,
             mid_step_crashes: 0,
+            commit_held_until: BTreeMap::new(),
             connected: BTreeSet::new(),
             frames_delivered: 0,
             config: Config {
@@ -329,6 +334,33 @@ impl Sim {
 
     /// Crash: whatever was not flushed is lost; the node is offline until `restart`.
     pub fn crash(&mut self, node: usize) {
+        if std::env::var("FLURFUNK_SIM_SEED").is_ok()
+            && let Some(engine) = self.nodes[node].engine.as_ref()
+        {
+            let durable = engine.store().durable_event_ids();
+            let me = self.nodes[node].user_id;
+            for conv in engine.store().conversations().unwrap() {
+                for e in engine.store().events_in_order(&conv).unwrap() {
+                    if e.header.author == me && !durable.contains(&e.id()) {
+                        let holders: Vec<String> = self
+                            .nodes
+                            .iter()
+                            .filter(|n| {
+                                n.user_id != me
+                                    && n.engine.as_ref().is_some_and(|x| {
+                                        x.store().event(&e.id()).unwrap().is_some()
+                                    })
+                            })
+                            .map(|n| n.name.clone())
+                            .collect();
+                        eprintln!(
+                            "t={} crash {} loses own seq {} {:?} held by {:?}",
+                            self.now, self.nodes[node].name, e.header.seq, e.header.kind, holders
+                        );
+                    }
+                }
+            }
+        }
         if let Some(engine) = self.nodes[node].engine.take() {
             self.nodes[node].crashed_store = Some(engine.store().crash_copy());
         }
@@ -374,6 +406,25 @@ impl Sim {
             let Some(&to) = self.by_user.get(&to_user) else {
                 continue;
             };
+            if std::env::var("FLURFUNK_SIM_SEED").is_ok()
+                && let flurfunk::wire::SyncMessage::Events { events } = &msg
+            {
+                let durable = engine.store().durable_event_ids();
+                let me = self.nodes[i].user_id;
+                for e in events
+                    .iter()
+                    .filter(|e| e.header.author == me && !durable.contains(&e.id()))
+                {
+                    eprintln!(
+                        "t={} {} sends unsaved own seq {} to {:?} (batch of {})",
+                        self.now,
+                        self.nodes[i].name,
+                        e.header.seq,
+                        to_user,
+                        events.len()
+                    );
+                }
+            }
             let bytes = msg.encode();
             self.traffic[i].bytes += bytes.len() as u64;
             self.traffic[i].frames += 1;
@@ -459,9 +510,16 @@ impl Sim {
             }
         }
         for i in 0..self.nodes.len() {
+            let held = self.commit_held_until.get(&i).copied();
+            if held.is_some_and(|until| now >= until) {
+                self.commit_held_until.remove(&i);
+                self.mid_step_crashes += 1;
+                self.crash(i);
+                continue;
+            }
             if let Some(engine) = self.nodes[i].engine.as_mut() {
                 engine.handle_tick(now).unwrap();
-                if engine.needs_commit(now) {
+                if held.is_none() && engine.needs_commit(now) {
                     engine.commit(now).unwrap();
                 }
             }
