@@ -161,6 +161,7 @@ struct Colleague {
 
 /// One message the office sent and whom it must reach.
 struct Sent {
+    from: Option<usize>,
     at: Instant,
     recipients: Vec<usize>,
     online_at_send: HashSet<usize>,
@@ -355,7 +356,7 @@ async fn main() -> Result<()> {
                     continue;
                 }
                 let text = PHRASES.choose(&mut rng).copied().unwrap_or("Hallo");
-                let pending = Sent { at: Instant::now(), recipients, online_at_send: online.iter().copied().collect() };
+                let pending = Sent { from: Some(from), at: Instant::now(), recipients, online_at_send: online.iter().copied().collect() };
                 // Sends run beside the loop: a durable send waits for the disk, and the
                 // ticker must not wait with it, or the office falls short of its rate.
                 let sender = node(&colleagues, from)?.clone();
@@ -572,10 +573,17 @@ async fn history_check(
                 match seen.get(id) {
                     None => {
                         missing += 1;
+                        // What the recipient's node says about its links, to tell an
+                        // unreachable node from a slow one.
+                        let load = node.status().await.map(|st| st.load).unwrap_or_default();
                         eprintln!(
-                            "office: {} lacks {id} (a message to {} recipients)",
+                            "office: {} lacks {id} (a message to {} recipients; from {}; recipient holds {} connections, wants {})",
                             colleagues[i].name,
-                            s.recipients.len()
+                            s.recipients.len(),
+                            s.from
+                                .map_or("?".to_string(), |f| colleagues[f].name.clone()),
+                            load.connections,
+                            load.wanted_links
                         );
                     }
                     Some(&n) if n > 1 => duplicates += 1,

@@ -522,6 +522,29 @@ pub fn decode_sealed_key(bytes: &[u8]) -> Result<(ConversationId, u32, [u8; 32])
 
 pub type VersionVector = BTreeMap<UserId, u64>;
 
+/// Per author, the first bytes of the id of the event at the vector's seq.
+pub type Heads = BTreeMap<UserId, [u8; 8]>;
+
+pub fn head_prefix(id: &EventId) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&id.0[..8]);
+    out
+}
+
+/// A digest of a version vector and its heads: equal only if both peers hold the same
+/// events, not just the same number of them.
+pub fn vv_heads_digest(vv: &VersionVector, heads: &Heads) -> [u8; DIGEST_BYTES] {
+    let mut w = Writer::with_capacity(2 + vv.len() * 48);
+    encode_vv(&mut w, vv);
+    for user in vv.keys() {
+        w.bytes(&heads.get(user).copied().unwrap_or([0; 8]));
+    }
+    let full = hash32(&[LABEL_VV_DIGEST, &w.into_bytes()]);
+    let mut out = [0u8; DIGEST_BYTES];
+    out.copy_from_slice(&full[..DIGEST_BYTES]);
+    out
+}
+
 /// A short hash of a version vector: peers compare these first and exchange whole vectors
 /// only for conversations whose digests differ.
 pub fn vv_digest(vv: &VersionVector) -> [u8; DIGEST_BYTES] {
@@ -725,8 +748,10 @@ pub enum SyncMessage {
     },
     /// "This is what I hold" for the conversations the two peers share. Answered with the
     /// events the sender lacks, and with a summary back if the sender has more.
+    /// With each author's seq goes a prefix of the id of the event at that seq, so two
+    /// versions of one seq (equivocation) show up even where the seqs agree.
     Summary {
-        conversations: Vec<(ConversationId, VersionVector)>,
+        conversations: Vec<(ConversationId, VersionVector, Heads)>,
     },
     Events {
         events: Vec<Event>,
@@ -778,9 +803,12 @@ impl SyncMessage {
             SyncMessage::Summary { conversations } => {
                 w.u8(2);
                 w.u32(conversations.len() as u32);
-                for (conv, vv) in conversations {
+                for (conv, vv, heads) in conversations {
                     w.bytes(&conv.0);
                     encode_vv(&mut w, vv);
+                    for user in vv.keys() {
+                        w.bytes(&heads.get(user).copied().unwrap_or([0; 8]));
+                    }
                 }
             }
             SyncMessage::Events { events } => {
@@ -857,7 +885,12 @@ impl SyncMessage {
                 let mut conversations = Vec::with_capacity(n);
                 for _ in 0..n {
                     let conv = ConversationId(r.array()?);
-                    conversations.push((conv, decode_vv(&mut r)?));
+                    let vv = decode_vv(&mut r)?;
+                    let mut heads = Heads::new();
+                    for user in vv.keys() {
+                        heads.insert(*user, r.array()?);
+                    }
+                    conversations.push((conv, vv, heads));
                 }
                 SyncMessage::Summary { conversations }
             }
@@ -1214,14 +1247,21 @@ mod tests {
         b.insert(UserId([1; 32]), 6);
         assert_ne!(vv_digest(&a), vv_digest(&b));
         assert_ne!(vv_digest(&a), vv_digest(&VersionVector::new()));
+        // Same seqs, another event at the head: another digest.
+        let h1: Heads = [(UserId([1; 32]), [1u8; 8])].into();
+        let h2: Heads = [(UserId([1; 32]), [2u8; 8])].into();
+        assert_ne!(vv_heads_digest(&a, &h1), vv_heads_digest(&a, &h2));
+        assert_eq!(vv_heads_digest(&a, &h1), vv_heads_digest(&a, &h1.clone()));
     }
 
     #[test]
     fn sync_summary_layout_snapshot() {
         let mut vv = VersionVector::new();
         vv.insert(UserId([0x01; 32]), 9);
+        let mut heads = Heads::new();
+        heads.insert(UserId([0x01; 32]), [0xab; 8]);
         let msg = SyncMessage::Summary {
-            conversations: vec![(ConversationId([0x0f; 32]), vv)],
+            conversations: vec![(ConversationId([0x0f; 32]), vv, heads)],
         };
         assert_eq!(
             hex::encode(msg.encode()),
@@ -1231,7 +1271,8 @@ mod tests {
                 "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
                 "0001",
                 "0101010101010101010101010101010101010101010101010101010101010101",
-                "0000000000000009"
+                "0000000000000009",
+                "abababababababab"
             )
         );
     }
@@ -1396,7 +1437,7 @@ mod tests {
                 SyncMessage::ProfileDigest { digest: vv_digest(&vv) },
                 SyncMessage::Receipts { receipts: vec![receipt.clone(), receipt] },
                 SyncMessage::Events { events },
-                SyncMessage::Summary { conversations: vec![(ConversationId(conv), vv)] },
+                SyncMessage::Summary { conversations: vec![(ConversationId(conv), vv.clone(), vv.keys().map(|u| (*u, [7u8; 8])).collect())] },
                 SyncMessage::Hello { role: Role::Relay, profile: p.clone() },
                 SyncMessage::Profiles { profiles: vec![p.clone(), p] },
             ] {

@@ -664,3 +664,108 @@ fn a_removed_admin_cannot_remove_anyone_but_its_remover() {
     assert_eq!(members(&t.e[1], &conv), members(&t.e[2], &conv));
     assert_eq!(ids(&t.e[1], &conv), ids(&t.e[2], &conv));
 }
+
+/// Move frames between two engines until both are quiet, with anti-entropy ticks.
+fn converse(a: &mut Eng, b: &mut Eng, mut now: u64) -> u64 {
+    let (ua, ub) = (a.user_id(), b.user_id());
+    a.handle_connected(now, ub);
+    b.handle_connected(now, ua);
+    for _ in 0..40 {
+        let mut moved = false;
+        while let Some((to, msg)) = a.poll_transmit() {
+            if to == ub {
+                b.handle_message(now, ua, msg).unwrap();
+                moved = true;
+            }
+        }
+        while let Some((to, msg)) = b.poll_transmit() {
+            if to == ua {
+                a.handle_message(now, ub, msg).unwrap();
+                moved = true;
+            }
+        }
+        a.commit(now).unwrap();
+        b.commit(now).unwrap();
+        now += 1_000;
+        if !moved {
+            // Let anti-entropy compare digests again.
+            now += 30_000;
+            a.handle_tick(now).unwrap();
+            b.handle_tick(now).unwrap();
+        }
+    }
+    now
+}
+
+#[test]
+fn two_halves_holding_different_versions_settle_on_one_through_digests() {
+    // Bernd's key signs two versions of his next message (and a follow-up on each);
+    // Anna gets one version, Carla the other. They only compare digests and summaries,
+    // as in normal anti-entropy, and must end with the same events, and both name Bernd.
+    let mut t = Town::new();
+    let conv = t.conv;
+    let bernd = ident(BERND);
+    let last = head(&t.e[1], &conv, &bernd.user_id());
+    let fork = |text: u8, lamport: u64| {
+        let first = forge_after(
+            &bernd,
+            last.as_ref(),
+            conv,
+            EventKind::Text,
+            lamport,
+            1,
+            Vec::new(),
+            vec![text; 40],
+        );
+        let second = forge_after(
+            &bernd,
+            Some(&first),
+            conv,
+            EventKind::Text,
+            lamport + 1,
+            1,
+            Vec::new(),
+            vec![text + 1; 40],
+        );
+        (first, second)
+    };
+    let (a1, a2) = fork(10, 100);
+    let (b1, b2) = fork(20, 101);
+    hand(
+        &mut t.e[0],
+        bernd.user_id(),
+        vec![a1.clone(), a2.clone()],
+        1500,
+    );
+    hand(
+        &mut t.e[2],
+        bernd.user_id(),
+        vec![b1.clone(), b2.clone()],
+        1500,
+    );
+    let (mut anna, mut carla) = (t.e.remove(0), t.e.remove(1));
+    while anna.poll_notification().is_some() {}
+    while carla.poll_notification().is_some() {}
+    converse(&mut anna, &mut carla, 2000);
+    assert_eq!(ids(&anna, &conv), ids(&carla, &conv));
+    let carla_lost = a1.id() < b1.id();
+    let (win, lose) = if carla_lost {
+        ((a1, a2), (b1, b2))
+    } else {
+        ((b1, b2), (a1, a2))
+    };
+    for e in [&anna, &carla] {
+        assert!(e.store().event(&win.0.id()).unwrap().is_some());
+        assert!(e.store().event(&lose.0.id()).unwrap().is_none());
+        assert!(e.store().event(&lose.1.id()).unwrap().is_none());
+    }
+    // The one that held the losing version names Bernd.
+    let loser_side = if carla_lost { &mut carla } else { &mut anna };
+    let mut named = false;
+    while let Some(n) = loser_side.poll_notification() {
+        if let flurfunk::sync::Notification::Equivocation { author, .. } = n {
+            named |= author == bernd.user_id();
+        }
+    }
+    assert!(named, "the equivocating author was not named");
+}

@@ -278,6 +278,11 @@ impl ConversationState {
         own.max(follow.min(max_lamport(self.next_seq(author))))
     }
 
+    /// The id of `author`'s last event held.
+    pub fn head_of(&self, author: &UserId) -> Option<EventId> {
+        self.heads.get(author).copied()
+    }
+
     /// The id the next event of `author` names as its predecessor.
     pub fn prev_of_next(&self, author: &UserId) -> EventId {
         self.heads.get(author).copied().unwrap_or(EventId([0; 32]))
@@ -432,7 +437,11 @@ impl ConversationState {
             });
         }
         if h.prev != self.prev_of_next(&h.author) {
-            return Err(Rejection::Equivocation);
+            return Err(if h.seq == 1 {
+                Invalid("the first event names a predecessor")
+            } else {
+                Rejection::Equivocation
+            });
         }
         if h.lamport <= self.last_lamport.get(&h.author).copied().unwrap_or(0) {
             return Err(Invalid("lamport clock did not advance"));

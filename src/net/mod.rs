@@ -35,6 +35,17 @@ pub const MAX_PENDING_INCOMING: u32 = 64;
 /// Established connections beyond the node's `max_peers`: room to take a wanted link
 /// before an unwanted one is trimmed.
 pub const ESTABLISHED_HEADROOM: u32 = 8;
+
+/// Connections a node accepts in all: its own `max_peers` links, as many again from
+/// peers whose plans want it (ring neighbours and shortcuts are not symmetric, and two
+/// peers dialling each other at once hold two connections), plus headroom. At exactly
+/// `max_peers + headroom`, a well-linked node refused everyone else, so a 1:1 message
+/// to it waited for ever (the office lost two deliveries that way under overload).
+pub fn max_established(max_peers: u32) -> u32 {
+    max_peers
+        .saturating_mul(2)
+        .saturating_add(ESTABLISHED_HEADROOM)
+}
 /// mDNS: every node answers every query, and a multicast answer resets every listener's
 /// query timer, so the segment sees about one query (and n answers) per interval. Nodes
 /// pass addresses on to their peers anyway; mDNS is for finding the first ones.
@@ -197,7 +208,7 @@ pub fn build_swarm(
             let limits = connection_limits::ConnectionLimits::default()
                 .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
                 .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
-                .with_max_established(Some(max_peers.saturating_add(ESTABLISHED_HEADROOM)));
+                .with_max_established(Some(max_established(max_peers)));
             let sync = request_response::Behaviour::with_codec(
                 FrameCodec,
                 [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],

@@ -72,6 +72,8 @@ pub struct Core {
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
     /// Peers already reported as speaking another protocol version (said once each).
     other_version: std::collections::HashSet<PeerId>,
+    /// Authors already reported as having sent two versions of one event.
+    equivocators: std::collections::HashSet<UserId>,
     /// The engine's link plan, recomputed when a conversation changed.
     plan: Option<sync::LinkPlan>,
     /// The peers the plan chose from those reachable: dialled and never trimmed.
@@ -164,6 +166,7 @@ impl Core {
             dirty: false,
             last_resync_ms: Default::default(),
             other_version: Default::default(),
+            equivocators: Default::default(),
             plan: None,
             wanted: HashSet::new(),
             dialled: HashSet::new(),
@@ -634,6 +637,26 @@ impl Core {
 
     fn node_event(&mut self, n: Notification) -> Option<NodeEvent> {
         Some(match n {
+            Notification::Equivocation {
+                conversation,
+                author,
+            } => {
+                // Said once per author and run: the engine settles it on its own.
+                if !self.equivocators.insert(author) {
+                    return None;
+                }
+                let name = self
+                    .engine
+                    .conversation(&conversation)
+                    .map(|c| c.name)
+                    .unwrap_or_default();
+                NodeEvent::Warning {
+                    message: format!(
+                        "{}'s device sent two different versions of one message in \"{name}\"; Flurfunk keeps one of them for everyone. Check that device (a copied profile, a restored backup, or tampering).",
+                        self.name_of(&author)
+                    ),
+                }
+            }
             Notification::Message {
                 conversation,
                 event_id,

@@ -19,7 +19,7 @@
 use rand::seq::SliceRandom;
 
 use super::*;
-use crate::wire::{Announce, vv_digest};
+use crate::wire::Announce;
 
 /// Peers a node pushes someone else's new event to at once. With announcements to the
 /// rest, 4 is enough for a hop count of about log4(n); each node receives about this many
@@ -53,7 +53,7 @@ impl<S: Store> Engine<S> {
             .convs
             .iter()
             .filter(|(id, _)| self.is_shareable(id, peer))
-            .map(|(id, state)| (*id, vv_digest(&self.durable_vv(id, state))))
+            .map(|(id, state)| (*id, self.conv_digest(id, state)))
             .take(wire::MAX_SUMMARY_CONVERSATIONS)
             .collect();
         if conversations.is_empty() {
@@ -102,7 +102,7 @@ impl<S: Store> Engine<S> {
                 }
                 Some(state) => {
                     let ours = self.durable_vv(&conv, state);
-                    if vv_digest(&ours) == digest {
+                    if self.conv_digest(&conv, state) == digest {
                         // Equal: the peer holds our own events of it too.
                         if let Some(seq) = ours.get(&me)
                             && self.is_shareable(&conv, &peer)

@@ -148,6 +148,13 @@ pub enum Notification {
     PeerProfile {
         profile: Profile,
     },
+    /// `author`'s device signed two different events with one sequence number. Every
+    /// node keeps the version with the lower id (and drops the other with what followed
+    /// it in the author's chain), so all settle on the same one.
+    Equivocation {
+        conversation: ConversationId,
+        author: UserId,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -265,6 +272,9 @@ pub struct Engine<S: Store> {
     positions_unflushed: bool,
     /// Conversations in which the frame being handled carried an invalid event.
     rejected_in: BTreeSet<ConversationId>,
+    /// (conversation, author, seq we hold) of events in this frame whose `prev` names
+    /// another version of our head: ask the sender for its version.
+    forks_in: BTreeSet<(ConversationId, UserId, u64)>,
     /// Counts profiles learned; `profile_learned` says when each was, `profiles_sent` up
     /// to which count each peer has been told (so a peer met again hears only news).
     profile_clock: u64,
@@ -314,6 +324,7 @@ impl<S: Store> Engine<S> {
             receipt_authors: BTreeMap::new(),
             positions_unflushed: false,
             rejected_in: BTreeSet::new(),
+            forks_in: BTreeSet::new(),
             profile_clock: 1,
             profile_learned: BTreeMap::new(),
             profiles_sent: BTreeMap::new(),
@@ -594,6 +605,38 @@ impl<S: Store> Engine<S> {
         vv
     }
 
+    /// Per author of `vv`, a prefix of the id of the event at its seq.
+    pub(super) fn heads_of(
+        &self,
+        conv: &ConversationId,
+        state: &ConversationState,
+        vv: &VersionVector,
+    ) -> wire::Heads {
+        vv.iter()
+            .filter_map(|(author, seq)| {
+                let id = if state.vv.get(author) == Some(seq) {
+                    state.head_of(author)
+                } else {
+                    self.store
+                        .event_id_by_seq(conv, author, *seq)
+                        .ok()
+                        .flatten()
+                };
+                id.map(|id| (*author, wire::head_prefix(&id)))
+            })
+            .collect()
+    }
+
+    /// The digest of what we hold durably of a conversation, heads included.
+    pub(super) fn conv_digest(
+        &self,
+        conv: &ConversationId,
+        state: &ConversationState,
+    ) -> [u8; wire::DIGEST_BYTES] {
+        let vv = self.durable_vv(conv, state);
+        wire::vv_heads_digest(&vv, &self.heads_of(conv, state, &vv))
+    }
+
     fn summary_for(&self, peer: &UserId, only: Option<&BTreeSet<ConversationId>>) -> SyncMessage {
         let mut conversations = Vec::new();
         for (id, state) in &self.convs {
@@ -601,14 +644,16 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             if self.is_shareable(id, peer) {
-                conversations.push((*id, self.durable_vv(id, state)));
+                let vv = self.durable_vv(id, state);
+                let heads = self.heads_of(id, state, &vv);
+                conversations.push((*id, vv, heads));
             }
         }
         if let Some(only) = only {
             // Conversations we do not hold at all: ask with an empty vector.
             for id in only {
                 if !self.convs.contains_key(id) {
-                    conversations.push((*id, VersionVector::new()));
+                    conversations.push((*id, VersionVector::new(), wire::Heads::new()));
                 }
             }
         }
@@ -619,7 +664,7 @@ impl<S: Store> Engine<S> {
     fn handle_summary(
         &mut self,
         peer: UserId,
-        conversations: Vec<(ConversationId, VersionVector)>,
+        conversations: Vec<(ConversationId, VersionVector, wire::Heads)>,
     ) -> Result<(), SyncError> {
         if !self.knows_role(&peer) {
             return Ok(()); // no hello yet: we do not know what the peer may see
@@ -631,7 +676,7 @@ impl<S: Store> Engine<S> {
         let mut budget = BATCH_BYTES;
         let mut ask: BTreeSet<ConversationId> = BTreeSet::new();
         let me = self.me.user_id();
-        for (conv, theirs) in conversations {
+        for (conv, theirs, their_heads) in conversations {
             if !self.convs.contains_key(&conv) {
                 // Members learn a conversation only from its events, so they ask for it.
                 if !theirs.is_empty() {
@@ -677,7 +722,19 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             for (author, my_seq) in self.durable_vv(&conv, state) {
-                let their_seq = theirs.get(&author).copied().unwrap_or(0);
+                let mut their_seq = theirs.get(&author).copied().unwrap_or(0);
+                // Another version of their head than ours (equivocation): send ours of it
+                // too; the lower id wins on both sides.
+                if their_seq > 0
+                    && their_seq <= my_seq
+                    && let Some(head) = their_heads.get(&author)
+                    && self
+                        .store
+                        .event_id_by_seq(&conv, &author, their_seq)?
+                        .is_some_and(|ours| wire::head_prefix(&ours) != *head)
+                {
+                    their_seq -= 1;
+                }
                 if my_seq <= their_seq {
                     continue;
                 }
@@ -742,6 +799,7 @@ impl<S: Store> Engine<S> {
         let mut sorted = verified;
         sorted.sort_by_key(|e| (e.header.conversation, e.order_key()));
         self.rejected_in.clear();
+        self.forks_in.clear();
         for event in sorted {
             self.offer(now_ms, event, &mut batch, &mut accepted, &mut fetch)?;
         }
@@ -772,6 +830,16 @@ impl<S: Store> Engine<S> {
         }
         // An event the sender holds is invalid here: our views differ, so compare whole
         // vectors (the sender then sends what decides it, or learns what we hold).
+        for (conv, author, have) in std::mem::take(&mut self.forks_in) {
+            if self.want_due(now_ms, conv, author, have) {
+                // The sender's events from our head on, its version of our head first.
+                gaps.push(wire::Announce {
+                    conversation: conv,
+                    author,
+                    seq: have.saturating_sub(1),
+                });
+            }
+        }
         let rejected: Vec<ConversationId> = self.rejected_in.iter().copied().collect();
         for conv in rejected {
             if self.want_due(now_ms, conv, gossip::WHOLE_CONVERSATION, u64::MAX) {
@@ -868,8 +936,27 @@ impl<S: Store> Engine<S> {
                     tracing::warn!(conversation = %conv, author = %event.header.author, seq = event.header.seq,
                         "two different events with one author and sequence number: that member's device sent conflicting messages");
                     self.stats.equivocations += 1;
-                    self.stats.invalid_events += 1;
-                    self.rejected_in.insert(conv);
+                    self.notifications.push_back(Notification::Equivocation {
+                        conversation: conv,
+                        author: event.header.author,
+                    });
+                    match known {
+                        // The lower id wins, on every node alike.
+                        Some(ours) if event.id() < ours => {
+                            self.replace_chain_from(now_ms, &event, batch, accepted)?;
+                            queue.push(event);
+                        }
+                        Some(_) => self.stats.invalid_events += 1,
+                        None => {
+                            // Its `prev` names another version of what we hold: ask for it.
+                            let have = self
+                                .convs
+                                .get(&conv)
+                                .and_then(|s| s.vv.get(&event.header.author).copied())
+                                .unwrap_or(0);
+                            self.forks_in.insert((conv, event.header.author, have));
+                        }
+                    }
                 }
                 Err(r) if r.is_pending() => {
                     fetch.insert(conv);
@@ -887,6 +974,52 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Drop `event`'s author's events from its seq on (the losing version of an
+    /// equivocation and what was built on it) and re-decide the conversation.
+    fn replace_chain_from(
+        &mut self,
+        _now_ms: u64,
+        event: &Event,
+        batch: &mut Batch,
+        accepted: &mut Vec<Event>,
+    ) -> Result<(), SyncError> {
+        let (conv, author, seq) = (
+            event.header.conversation,
+            event.header.author,
+            event.header.seq,
+        );
+        self.store.apply(std::mem::take(batch))?;
+        let losers = self
+            .store
+            .events_after(&conv, &author, seq.saturating_sub(1), usize::MAX)?;
+        for l in &losers {
+            accepted.retain(|a| a.id() != l.id());
+            self.notifications.push_back(Notification::Retracted {
+                conversation: conv,
+                event_id: l.id(),
+            });
+        }
+        self.store.apply(Batch {
+            remove_events: losers,
+            ..Batch::default()
+        })?;
+        let events = self.store.events_in_order(&conv)?;
+        let (state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+        if !dropped.is_empty() {
+            for d in &dropped {
+                accepted.retain(|a| a.id() != d.id());
+            }
+            self.store.apply(Batch {
+                remove_events: dropped,
+                ..Batch::default()
+            })?;
+        }
+        self.convs.insert(conv, state);
+        self.notifications
+            .push_back(Notification::ConversationChanged { conversation: conv });
         Ok(())
     }
 
