@@ -288,51 +288,53 @@ impl ConversationState {
         self.heads.get(author).copied().unwrap_or(EventId([0; 32]))
     }
 
-    /// The last valid rekey in the total order.
-    fn last_rekey(&self) -> Option<&Event> {
+    /// Whether a rekey was sealed to exactly the current members.
+    fn sealed_to_members(&self, rekey: &Event) -> bool {
+        RekeyBody::decode(&rekey.public).is_ok_and(|body| {
+            body.recipients.len() == self.membership.members.len()
+                && body
+                    .recipients
+                    .iter()
+                    .all(|(u, _)| self.membership.is_member(u))
+        })
+    }
+
+    /// The key this node opened from `rekey` (its commitment checked), if any.
+    fn opened(&self, rekey: &Event) -> Option<(u32, &EpochKey)> {
+        let key = rekey.order_key();
+        self.keys
+            .get(&rekey.header.epoch)?
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, k)| (rekey.header.epoch, k))
+    }
+
+    /// The current key: that of the last valid rekey in the total order that was sealed
+    /// to exactly the current members and that this node opened. Rekeys sealed to others
+    /// (made before a leave or removal, or concurrently with one) are passed over: nobody
+    /// writes under a key someone gone may hold.
+    pub fn current_key(&self) -> Option<(u32, &EpochKey)> {
         self.control
             .iter()
             .rev()
-            .find(|e| e.header.kind == EventKind::Rekey)
+            .filter(|e| e.header.kind == EventKind::Rekey && self.sealed_to_members(e))
+            .find_map(|e| self.opened(e))
     }
 
-    /// The key of the last valid rekey in the total order, if this node opened it.
-    pub fn current_key(&self) -> Option<(u32, &EpochKey)> {
-        let last = self.last_rekey()?;
-        let key = last.order_key();
-        self.keys
-            .get(&last.header.epoch)?
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, k)| (last.header.epoch, k))
-    }
-
-    /// The key to write with: the current key, if its rekey was sealed to exactly the
-    /// current members. Otherwise the key is stale (someone left or was removed since, a
-    /// concurrent change, a split rekey) and the writer must rekey first.
+    /// The key to write with (`current_key`); None: the key is stale and the writer
+    /// must rekey first.
     pub fn write_key(&self) -> Option<(u32, &EpochKey)> {
-        let key = self.current_key()?;
-        (!self.key_is_stale()).then_some(key)
+        self.current_key()
     }
 
-    /// Whether the last rekey's recipients differ from the current members (or there is
-    /// no rekey yet).
+    /// Whether no rekey sealed to exactly the current members has been opened here.
     pub fn key_is_stale(&self) -> bool {
-        let Some(last) = self.last_rekey() else {
-            return true;
-        };
-        let Ok(body) = RekeyBody::decode(&last.public) else {
-            return true;
-        };
-        body.recipients.len() != self.membership.members.len()
-            || body
-                .recipients
-                .iter()
-                .any(|(u, _)| !self.membership.is_member(u))
+        self.current_key().is_none()
     }
 
-    /// Whether `me` should rotate the key now: the key is stale and `me` is the admin
-    /// with the lowest id, or the last rekey was addressed to `me` and did not open.
+    /// Whether `me` should rotate the key now: no usable key and `me` is the admin with
+    /// the lowest id; or the last rekey sealed to exactly the members did not open here
+    /// (a split key) and `me` has not already rotated for these members.
     pub fn rekey_needed_by(&self, me: &UserId) -> bool {
         if !self.membership.is_member(me) || self.kind().is_none() {
             return false;
@@ -341,25 +343,18 @@ impl ConversationState {
         if self.key_is_stale() && first_admin == Some(*me) {
             return true;
         }
-        self.last_rekey().is_some_and(|last| {
-            self.current_key().is_none()
-                && RekeyBody::decode(&last.public)
-                    .is_ok_and(|b| b.recipients.iter().any(|(u, _)| u == me))
-        })
-    }
-
-    pub fn has_epoch(&self, epoch: u32) -> bool {
-        self.keys.contains_key(&epoch)
-    }
-
-    /// The highest epoch any rekey event announced (whether or not we can open it).
-    pub fn latest_epoch(&self) -> u32 {
-        self.control
+        let last_exact = self
+            .control
             .iter()
-            .filter(|e| e.header.kind == EventKind::Rekey)
-            .map(|e| e.header.epoch)
-            .max()
-            .unwrap_or(0)
+            .rev()
+            .find(|e| e.header.kind == EventKind::Rekey && self.sealed_to_members(e));
+        // Already answered for these members: a rekey of ours sealed to exactly them
+        // (it may sort before a split key with a far-ahead clock; rekeying again would
+        // not change that, and would loop).
+        let answered = self.control.iter().any(|e| {
+            e.header.kind == EventKind::Rekey && e.header.author == *me && self.sealed_to_members(e)
+        });
+        last_exact.is_some_and(|last| self.opened(last).is_none() && !answered)
     }
 
     /// Decrypt the sealed part of an event, if we hold its epoch key.
@@ -379,6 +374,19 @@ impl ConversationState {
     /// Whether a stored membership event changes membership: a removal only if it holds.
     fn takes_effect(&self, event: &Event, op: &MembershipOp) -> bool {
         !matches!(op, MembershipOp::Remove { .. }) || self.authority.holds(&event.id())
+    }
+
+    /// The epoch for `author`'s next rekey: one above every rekey before its place in the
+    /// order, saturating. The epoch is only a label that narrows which keys to try (the
+    /// current key is chosen by order); a member announcing `u32::MAX` switches nothing
+    /// off, and making it a rule of validity would tie one author's rekeys to another's.
+    pub fn next_epoch(&self, author: &UserId) -> u32 {
+        let key = OrderKey {
+            lamport: self.next_lamport(author),
+            author: *author,
+            seq: self.next_seq(author),
+        };
+        self.epoch_before(&key).saturating_add(1)
     }
 
     /// The highest epoch of a valid rekey before `key` in the total order.
@@ -502,10 +510,6 @@ impl ConversationState {
                 }
                 if h.epoch == 0 || !event.sealed.is_empty() {
                     return Err(Invalid("rekey epoch must be positive and nothing sealed"));
-                }
-                // One step at most: the epoch cannot be driven to u32::MAX.
-                if h.epoch > self.epoch_before(&key).saturating_add(1) {
-                    return Err(Invalid("rekey epoch jumps ahead"));
                 }
                 let body = RekeyBody::decode(&event.public)
                     .map_err(|_| Invalid("rekey body does not decode"))?;
@@ -670,6 +674,7 @@ impl ConversationState {
         // replay then finds invalid may have taken part, so decide again over what was
         // kept until the decision stands (it shrinks the set each time, so this ends).
         let mut authority = Authority::from_events(&events);
+        let mut all_dropped = Vec::new();
         loop {
             let mut rebuild = Rebuild::new(id, authority.clone());
             for event in &events {
@@ -677,10 +682,12 @@ impl ConversationState {
             }
             let (state, dropped) = rebuild.finish();
             let kept = Authority::from_events(&state.control);
-            if dropped.is_empty() || kept.same_decision(&authority) {
-                return (state, dropped);
-            }
+            let settled = dropped.is_empty() || kept.same_decision(&authority);
             let gone: BTreeSet<EventId> = dropped.iter().map(Event::id).collect();
+            all_dropped.extend(dropped);
+            if settled {
+                return (state, all_dropped);
+            }
             events.retain(|e| !gone.contains(&e.id()));
             authority = kept;
         }

@@ -157,11 +157,13 @@ impl<S: Store> Engine<S> {
                 holders.insert(peer);
             }
             let have = match self.convs.get(&a.conversation) {
-                // Only from a peer that may see the conversation, for a member's chain:
-                // anything else would let a stranger steer our requests.
+                // Only from a peer that may see the conversation, for the chain of a member
+                // or of someone removed (whose chain may hold a removal that holds, which
+                // would take us out): anything else would let a stranger steer requests.
                 Some(state)
                     if !self.is_shareable(&a.conversation, &peer)
-                        || !state.membership.is_member(&a.author) =>
+                        || !(state.membership.is_member(&a.author)
+                            || state.removal_of(&a.author).is_some()) =>
                 {
                     continue;
                 }
@@ -408,9 +410,8 @@ impl<S: Store> Engine<S> {
         let k = self.config.anti_entropy_peers;
         let (chosen, rest) = peers.partial_shuffle(&mut self.rng, k);
         let mut chosen: Vec<UserId> = chosen.to_vec();
-        // Connected members of conversations whose own events still wait in the outbox
-        // (mostly a 1:1 partner, the only other holder): a random pick may miss them
-        // for minutes, and they are the ones the waiting events are for.
+        // Connected partners of 1:1 chats whose own events still wait in the outbox (the
+        // only other holder): a random pick may miss them for minutes.
         for peer in self.waiting_partners() {
             if chosen.len() >= k + MAX_WAITING_RESYNCS {
                 break;
@@ -447,12 +448,18 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Connected peers that are members of a conversation with own events in the outbox.
+    /// Connected partners of 1:1 chats with own events in the outbox.
     fn waiting_partners(&self) -> Vec<UserId> {
         let convs: BTreeSet<ConversationId> = self.outbox.values().map(|(c, _)| *c).collect();
         let mut out = Vec::new();
         for conv in convs {
-            let Some(state) = self.convs.get(&conv) else {
+            // Only 1:1 chats: a group event has many holders and leaves the outbox as soon
+            // as one of them holds it (digests to many more peers cost too much under load).
+            let Some(state) = self
+                .convs
+                .get(&conv)
+                .filter(|s| s.kind() == Some(ConversationKind::Direct))
+            else {
                 continue;
             };
             for m in state.members() {

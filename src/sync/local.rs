@@ -100,7 +100,7 @@ impl<S: Store> Engine<S> {
     pub fn rekey(&mut self, now_ms: u64, conv: ConversationId) -> Result<Event, SyncError> {
         let key = EpochKey::generate(&mut self.rng);
         let state = self.member_state(&conv)?;
-        let epoch = state.latest_epoch().saturating_add(1);
+        let epoch = state.next_epoch(&self.me.user_id());
         let payload = wire::encode_sealed_key(&conv, epoch, key.as_bytes());
         let commitment = wire::key_commitment(&conv, &self.me.user_id(), epoch, key.as_bytes());
         let mut recipients = Vec::new();

@@ -54,6 +54,9 @@ pub const FORWARD_INTERVAL_MS: u64 = 100;
 /// each member stores, so in a group of n a receipt per message costs n-1 events per
 /// member per message.)
 pub const RECEIPT_INTERVAL_MS: u64 = 1_000;
+/// Equivocations remembered (author and seq with the lowest id seen).
+const MAX_FORKS: usize = 4096;
+
 /// Events read per page when rebuilding a conversation at start-up.
 const RELOAD_PAGE_EVENTS: usize = 512;
 /// Events held back because something before them is missing. Beyond this, new ones are
@@ -236,6 +239,10 @@ pub struct Engine<S: Store> {
     transmit: VecDeque<(UserId, SyncMessage)>,
     notifications: VecDeque<Notification>,
     pending: BTreeMap<(ConversationId, UserId, u64), Event>,
+    /// Where an author equivocated: the lowest event id seen at that seq. A version with a
+    /// higher id is refused from then on, so a node never takes back a version it already
+    /// gave up (when the winning version turns out invalid, the chain ends there).
+    forks: BTreeMap<(ConversationId, UserId, u64), EventId>,
     /// Own events stored but not yet durable. They are neither announced nor sent until
     /// `commit` has flushed them: a crash could otherwise make us reuse their sequence
     /// numbers for different events, and peers would hold two versions.
@@ -306,6 +313,7 @@ impl<S: Store> Engine<S> {
             transmit: VecDeque::new(),
             notifications: VecDeque::new(),
             pending: BTreeMap::new(),
+            forks: BTreeMap::new(),
             unsaved_own: Vec::new(),
             receipt_due: BTreeSet::new(),
             last_receipt_ms: BTreeMap::new(),
@@ -909,9 +917,15 @@ impl<S: Store> Engine<S> {
             } else {
                 None
             };
-            let verdict = match self.convs.get(&conv) {
-                Some(state) => state.check(&event, known),
-                None => ConversationState::new(conv).check(&event, None),
+            let fork_key = (conv, h.author, h.seq);
+            let verdict = match (self.forks.get(&fork_key), self.convs.get(&conv)) {
+                (Some(low), _) if *low < event.id() => {
+                    // A version given up already: refused quietly.
+                    self.stats.invalid_events += 1;
+                    continue;
+                }
+                (_, Some(state)) => state.check(&event, known),
+                (_, None) => ConversationState::new(conv).check(&event, None),
             };
             match verdict {
                 Ok(()) => {
@@ -940,6 +954,16 @@ impl<S: Store> Engine<S> {
                         conversation: conv,
                         author: event.header.author,
                     });
+                    let low = match (self.forks.get(&fork_key), known) {
+                        (Some(a), Some(b)) => (*a).min(b).min(event.id()),
+                        (Some(a), None) => (*a).min(event.id()),
+                        (None, Some(b)) => b.min(event.id()),
+                        (None, None) => event.id(),
+                    };
+                    if known.is_some() || self.forks.contains_key(&fork_key) {
+                        make_room(&mut self.forks, &fork_key, MAX_FORKS);
+                        self.forks.insert(fork_key, low);
+                    }
                     match known {
                         // The lower id wins, on every node alike.
                         Some(ours) if event.id() < ours => {

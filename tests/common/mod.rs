@@ -571,6 +571,21 @@ impl Sim {
             .collect()
     }
 
+    /// A frame from `from` to `to` as a dishonest node would send it (not through its
+    /// engine); it travels like any other, subject to partitions and links.
+    pub fn inject(&mut self, from: usize, to: usize, msg: flurfunk::wire::SyncMessage) {
+        self.counter += 1;
+        self.inflight_to[to] += 1;
+        self.flights.insert(
+            (self.now + 1, self.counter),
+            Flight {
+                from,
+                to,
+                bytes: msg.encode(),
+            },
+        );
+    }
+
     pub fn send(&mut self, node: usize, conv: ConversationId, text: &str) -> EventId {
         let now = self.now;
         let id = self.nodes[node]
@@ -624,6 +639,36 @@ fn text_ids(engine: &Engine<MemoryStore>, conv: ConversationId) -> Result<Vec<Ev
 }
 
 /// Invariants after healing. Returns a description of the first violation.
+/// An event signed by `signer` after `last` of its own chain (seq, prev follow from it),
+/// with whatever kind, clock, epoch and bodies: what a dishonest member can always sign.
+#[allow(clippy::too_many_arguments)]
+pub fn forge(
+    signer: &Identity,
+    last: Option<&Event>,
+    conv: ConversationId,
+    kind: EventKind,
+    lamport: u64,
+    epoch: u32,
+    public: Vec<u8>,
+    sealed: Vec<u8>,
+) -> Event {
+    let header = flurfunk::wire::EventHeader {
+        conversation: conv,
+        author: signer.user_id(),
+        seq: last.map_or(1, |e| e.header.seq + 1),
+        prev: last.map_or(EventId([0; 32]), Event::id),
+        lamport,
+        wall_ms: 5000,
+        epoch,
+        kind,
+    };
+    let sig = signer.sign(
+        flurfunk::crypto::LABEL_EVENT_SIGNATURE,
+        &Event::signed_bytes_of(&header, &public, &sealed),
+    );
+    Event::new(header, public, sealed, sig)
+}
+
 pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> Result<(), String> {
     let online: Vec<usize> = (0..sim.nodes.len())
         .filter(|i| sim.nodes[*i].online())
