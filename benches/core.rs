@@ -1,6 +1,7 @@
 //! Core benchmarks: catch-up through the sync engine into sled, durable write throughput
-//! with group commit, and per-event crypto cost next to its floor. Prints figures; asserts
-//! nothing about time. Run: `cargo bench --bench core`.
+//! with group commit, per-event crypto cost next to its floor, and one removal and one text
+//! in a group of 1,000 next to 10. Prints figures; asserts nothing about time. Run:
+//! `cargo bench --bench core` (`-- group` for the group sizes alone).
 
 use std::time::{Duration, Instant};
 
@@ -325,6 +326,9 @@ fn bench_group_size() {
 
 fn main() {
     bench_group_size();
+    if std::env::args().any(|a| a == "group") {
+        return; // `cargo bench --bench core -- group`: only the group sizes
+    }
     bench_crypto();
     bench_store();
     bench_catch_up();

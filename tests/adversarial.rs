@@ -174,7 +174,7 @@ fn event_signed_by_one_user_claiming_another_is_rejected() {
 }
 
 #[test]
-fn equivocation_is_rejected() {
+fn equivocation_is_settled_by_the_lower_id() {
     let mut s = setup();
     let text = s.text.clone();
     offer(&mut s, vec![text]);
@@ -183,9 +183,21 @@ fn equivocation_is_rejected() {
     let mut header = s.text.header.clone();
     header.wall_ms += 1;
     let twin = sign_as(&a, header, Vec::new(), s.text.sealed.clone());
-    offer(&mut s, vec![twin]);
-    assert_eq!(s.bernd.stats().invalid_events, 1);
-    assert_eq!(s.bernd.messages(&s.conv).unwrap().len(), 1);
+    offer(&mut s, vec![twin.clone()]);
+    // Detected, and settled as everywhere: the version with the lower id is kept.
+    assert_eq!(s.bernd.stats().equivocations, 1);
+    let (keep, drop) = if twin.id() < s.text.id() {
+        (twin.clone(), s.text.clone())
+    } else {
+        (s.text.clone(), twin.clone())
+    };
+    let store = s.bernd.store();
+    assert!(store.event(&keep.id()).unwrap().is_some());
+    assert!(store.event(&drop.id()).unwrap().is_none());
+    // Offering the given-up version again changes nothing.
+    offer(&mut s, vec![drop.clone()]);
+    assert!(s.bernd.store().event(&drop.id()).unwrap().is_none());
+    assert!(s.bernd.store().event(&keep.id()).unwrap().is_some());
 }
 
 #[test]
