@@ -54,8 +54,9 @@ pub const FORWARD_INTERVAL_MS: u64 = 100;
 /// each member stores, so in a group of n a receipt per message costs n-1 events per
 /// member per message.)
 pub const RECEIPT_INTERVAL_MS: u64 = 1_000;
-/// Equivocations remembered (author and seq with the lowest id seen).
-const MAX_FORKS: usize = 4096;
+/// Equivocations remembered (author and seq with the lowest version seen; events are up
+/// to 256 KiB, so few).
+const MAX_FORKS: usize = 256;
 
 /// Events read per page when rebuilding a conversation at start-up.
 const RELOAD_PAGE_EVENTS: usize = 512;
@@ -242,7 +243,9 @@ pub struct Engine<S: Store> {
     /// Where an author equivocated: the lowest event id seen at that seq. A version with a
     /// higher id is refused from then on, so a node never takes back a version it already
     /// gave up (when the winning version turns out invalid, the chain ends there).
-    forks: BTreeMap<(ConversationId, UserId, u64), EventId>,
+    /// The version itself is kept, to be sent to peers that offer a losing one (it may be
+    /// invalid here, yet they must learn that their version lost).
+    forks: BTreeMap<(ConversationId, UserId, u64), Event>,
     /// Own events stored but not yet durable. They are neither announced nor sent until
     /// `commit` has flushed them: a crash could otherwise make us reuse their sequence
     /// numbers for different events, and peers would hold two versions.
@@ -282,6 +285,9 @@ pub struct Engine<S: Store> {
     /// (conversation, author, seq we hold) of events in this frame whose `prev` names
     /// another version of our head: ask the sender for its version.
     forks_in: BTreeSet<(ConversationId, UserId, u64)>,
+    /// Our version of an equivocated event, where the sender's lost to it: sent back, so
+    /// the sender replaces its version too.
+    winners_out: Vec<Event>,
     /// Counts profiles learned; `profile_learned` says when each was, `profiles_sent` up
     /// to which count each peer has been told (so a peer met again hears only news).
     profile_clock: u64,
@@ -333,6 +339,7 @@ impl<S: Store> Engine<S> {
             positions_unflushed: false,
             rejected_in: BTreeSet::new(),
             forks_in: BTreeSet::new(),
+            winners_out: Vec::new(),
             profile_clock: 1,
             profile_learned: BTreeMap::new(),
             profiles_sent: BTreeMap::new(),
@@ -808,6 +815,7 @@ impl<S: Store> Engine<S> {
         sorted.sort_by_key(|e| (e.header.conversation, e.order_key()));
         self.rejected_in.clear();
         self.forks_in.clear();
+        self.winners_out.clear();
         for event in sorted {
             self.offer(now_ms, event, &mut batch, &mut accepted, &mut fetch)?;
         }
@@ -848,6 +856,8 @@ impl<S: Store> Engine<S> {
                 });
             }
         }
+        let mut winners = std::mem::take(&mut self.winners_out);
+        winners.dedup_by_key(|e| e.id());
         let rejected: Vec<ConversationId> = self.rejected_in.iter().copied().collect();
         for conv in rejected {
             if self.want_due(now_ms, conv, gossip::WHOLE_CONVERSATION, u64::MAX) {
@@ -861,6 +871,9 @@ impl<S: Store> Engine<S> {
         }
         self.after_accept(from, accepted);
         if let Some(peer) = from {
+            if !winners.is_empty() {
+                self.send(peer, SyncMessage::Events { events: winners });
+            }
             if !gaps.is_empty() {
                 self.stats.wants_sent += 1;
                 self.send(peer, SyncMessage::Want { items: gaps });
@@ -919,9 +932,10 @@ impl<S: Store> Engine<S> {
             };
             let fork_key = (conv, h.author, h.seq);
             let verdict = match (self.forks.get(&fork_key), self.convs.get(&conv)) {
-                (Some(low), _) if *low < event.id() => {
-                    // A version given up already: refused quietly.
+                (Some(low), _) if low.id() < event.id() => {
+                    // A version given up already: refused, and the sender told which won.
                     self.stats.invalid_events += 1;
+                    self.winners_out.push(low.clone());
                     continue;
                 }
                 (_, Some(state)) => state.check(&event, known),
@@ -954,13 +968,21 @@ impl<S: Store> Engine<S> {
                         conversation: conv,
                         author: event.header.author,
                     });
-                    let low = match (self.forks.get(&fork_key), known) {
-                        (Some(a), Some(b)) => (*a).min(b).min(event.id()),
-                        (Some(a), None) => (*a).min(event.id()),
-                        (None, Some(b)) => b.min(event.id()),
-                        (None, None) => event.id(),
+                    let ours = match known {
+                        Some(id) => self.store.event(&id)?,
+                        None => None,
                     };
-                    if known.is_some() || self.forks.contains_key(&fork_key) {
+                    let low = [
+                        self.forks.get(&fork_key).cloned(),
+                        ours,
+                        Some(event.clone()),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min_by_key(Event::id);
+                    if let Some(low) = low
+                        && (known.is_some() || self.forks.contains_key(&fork_key))
+                    {
                         make_room(&mut self.forks, &fork_key, MAX_FORKS);
                         self.forks.insert(fork_key, low);
                     }
@@ -970,7 +992,12 @@ impl<S: Store> Engine<S> {
                             self.replace_chain_from(now_ms, &event, batch, accepted)?;
                             queue.push(event);
                         }
-                        Some(_) => self.stats.invalid_events += 1,
+                        Some(_) => {
+                            self.stats.invalid_events += 1;
+                            if let Some(low) = self.forks.get(&fork_key) {
+                                self.winners_out.push(low.clone());
+                            }
+                        }
                         None => {
                             // Its `prev` names another version of what we hold: ask for it.
                             let have = self
