@@ -214,98 +214,58 @@ fn mallory_acts(
     let to: Vec<usize> = (0..sim.rng.gen_range(1..=2))
         .map(|_| honest[sim.rng.gen_range(0..honest.len())])
         .collect();
-    let garbage = |n: u8| vec![n; 48];
+    // Her next event, built on her last one, with a body she cannot encrypt for anyone.
+    let next = |kind: EventKind, lamport: u64, epoch: u32, public: Vec<u8>, fill: u8| {
+        let sealed = if kind == EventKind::Text {
+            vec![fill; 48]
+        } else {
+            vec![]
+        };
+        forge(
+            m_id,
+            last.as_ref(),
+            conv,
+            kind,
+            lamport,
+            epoch,
+            public,
+            sealed,
+        )
+    };
+    let to_each = |e: Event| to.iter().map(|t| (*t, e.clone())).collect::<Vec<_>>();
     let kind = sim.rng.gen_range(0..7);
     if !counter_removals && kind == 5 {
         return;
     }
     let events: Vec<(usize, Event)> = match kind {
         // A clock no one may follow.
-        0 => {
-            let e = forge(
-                m_id,
-                last.as_ref(),
-                conv,
-                EventKind::Text,
-                u64::MAX - 1,
-                1,
-                vec![],
-                garbage(1),
-            );
-            to.iter().map(|t| (*t, e.clone())).collect()
-        }
+        0 => to_each(next(EventKind::Text, u64::MAX - 1, 1, vec![], 1)),
         // An epoch that would end key rotation.
         1 => {
             let body = RekeyBody {
                 commitment: [0; 32],
                 recipients: vec![],
             };
-            let e = forge(
-                m_id,
-                last.as_ref(),
-                conv,
+            to_each(next(
                 EventKind::Rekey,
                 own_lamport + 1,
                 u32::MAX,
                 body.encode(),
-                vec![],
-            );
-            to.iter().map(|t| (*t, e.clone())).collect()
+                0,
+            ))
         }
         // Two versions of her next message, one to each of two peers.
         2 => {
-            let a = forge(
-                m_id,
-                last.as_ref(),
-                conv,
-                EventKind::Text,
-                own_lamport + 1,
-                1,
-                vec![],
-                garbage(2),
-            );
-            let b = forge(
-                m_id,
-                last.as_ref(),
-                conv,
-                EventKind::Text,
-                own_lamport + 2,
-                1,
-                vec![],
-                garbage(3),
-            );
+            let a = next(EventKind::Text, own_lamport + 1, 1, vec![], 2);
+            let b = next(EventKind::Text, own_lamport + 2, 1, vec![], 3);
             let first = honest[sim.rng.gen_range(0..honest.len())];
             let second = honest[sim.rng.gen_range(0..honest.len())];
             vec![(first, a), (second, b)]
         }
         // A backdated message: the smallest clock her chain allows.
-        3 => {
-            let e = forge(
-                m_id,
-                last.as_ref(),
-                conv,
-                EventKind::Text,
-                own_lamport + 1,
-                1,
-                vec![],
-                garbage(4),
-            );
-            to.iter().map(|t| (*t, e.clone())).collect()
-        }
+        3 => to_each(next(EventKind::Text, own_lamport + 1, 1, vec![], 4)),
         // The highest clock allowed (sorts last, must not freeze anyone).
-        4 => {
-            let e = forge(
-                m_id,
-                last.as_ref(),
-                conv,
-                EventKind::Text,
-                max_lamport(next_seq),
-                1,
-                vec![],
-                garbage(5),
-            );
-            to.iter().map(|t| (*t, e.clone())).collect()
-        }
+        4 => to_each(next(EventKind::Text, max_lamport(next_seq), 1, vec![], 5)),
         // Once removed: "remove the remover", dated just before her removal, and claim
         // to have seen nothing of the remover's after it.
         5 => {
@@ -343,7 +303,7 @@ fn mallory_acts(
                 e.header.lamport + 1,
                 1,
                 vec![],
-                garbage(6),
+                vec![6; 48],
             );
             honest
                 .iter()
@@ -380,17 +340,13 @@ fn mallory_acts(
                 commitment: [1; 32],
                 recipients,
             };
-            let e = forge(
-                m_id,
-                last.as_ref(),
-                conv,
+            to_each(next(
                 EventKind::Rekey,
                 own_lamport + 1,
                 epoch,
                 body.encode(),
-                vec![],
-            );
-            to.iter().map(|t| (*t, e.clone())).collect()
+                0,
+            ))
         }
     };
     for (t, e) in events {
@@ -539,29 +495,9 @@ fn check(
 }
 
 fn run_seeds(range: std::ops::Range<u64>, counter_removals: bool) {
-    if let Ok(seed) = std::env::var("FLURFUNK_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("FLURFUNK_SIM_SEED must be a number");
-        if range.contains(&seed)
-            && let Err(e) = dishonest_schedule(seed, counter_removals)
-        {
-            panic!("schedule seed {seed} failed: {e}");
-        }
-        return;
-    }
-    let mut failures = Vec::new();
-    for seed in range {
-        match std::panic::catch_unwind(|| dishonest_schedule(seed, counter_removals)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(format!("seed {seed}: {e}")),
-            Err(_) => failures.push(format!("seed {seed}: panicked")),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} schedules failed; replay one with FLURFUNK_SIM_SEED=<seed> cargo test --test dishonest\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    common::run_seeds(range, "cargo test --test dishonest", |seed| {
+        dishonest_schedule(seed, counter_removals)
+    });
 }
 
 #[test]

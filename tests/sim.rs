@@ -336,28 +336,10 @@ fn random_schedule(seed: u64) -> Result<(), String> {
 }
 
 fn run_seeds(range: std::ops::Range<u64>) {
-    if let Ok(seed) = std::env::var("FLURFUNK_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("FLURFUNK_SIM_SEED must be a number");
-        if range.contains(&seed)
-            && let Err(e) = random_schedule(seed)
-        {
-            panic!("schedule seed {seed} failed: {e}");
-        }
-        return;
-    }
-    let mut failures = Vec::new();
-    for seed in range {
-        match std::panic::catch_unwind(|| random_schedule(seed)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(format!("seed {seed}: {e}")),
-            Err(_) => failures.push(format!("seed {seed}: panicked")),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} schedules failed; replay one with FLURFUNK_SIM_SEED=<seed> cargo test --test sim random_schedules\n{}",
-        failures.len(),
-        failures.join("\n")
+    common::run_seeds(
+        range,
+        "cargo test --test sim random_schedules",
+        random_schedule,
     );
 }
 

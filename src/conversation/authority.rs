@@ -71,11 +71,16 @@ impl Authority {
         }
     }
 
-    /// The decision as it would be with `event` added, without keeping it.
-    pub fn with(&self, event: &Event) -> Self {
+    /// Whether the removal `event` holds, deciding again with it added if it is new here
+    /// (during a rebuild it is already part of the decision, and nothing is copied).
+    pub fn holds_with(&self, event: &Event) -> bool {
+        let id = event.id();
+        if self.ops.iter().any(|o| o.id == id) {
+            return self.holds(&id);
+        }
         let mut a = self.clone();
         a.insert(event);
-        a
+        a.holds(&id)
     }
 
     fn insert_op(&mut self, event: &Event) -> bool {

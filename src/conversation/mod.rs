@@ -309,22 +309,17 @@ impl ConversationState {
             .map(|(_, k)| (rekey.header.epoch, k))
     }
 
-    /// The current key: that of the last valid rekey in the total order that was sealed
-    /// to exactly the current members and that this node opened. Rekeys sealed to others
-    /// (made before a leave or removal, or concurrently with one) are passed over: nobody
-    /// writes under a key someone gone may hold.
+    /// The current key, the one to write with: that of the last valid rekey in the total
+    /// order that was sealed to exactly the current members and that this node opened.
+    /// Rekeys sealed to others (made before a leave or removal, or concurrently with one)
+    /// are passed over: nobody writes under a key someone gone may hold. None: the key is
+    /// stale and a writer must rekey first.
     pub fn current_key(&self) -> Option<(u32, &EpochKey)> {
         self.control
             .iter()
             .rev()
             .filter(|e| e.header.kind == EventKind::Rekey && self.sealed_to_members(e))
             .find_map(|e| self.opened(e))
-    }
-
-    /// The key to write with (`current_key`); None: the key is stale and the writer
-    /// must rekey first.
-    pub fn write_key(&self) -> Option<(u32, &EpochKey)> {
-        self.current_key()
     }
 
     /// Whether no rekey sealed to exactly the current members has been opened here.
@@ -466,7 +461,7 @@ impl ConversationState {
         };
         let key = event.order_key();
         if let Some(MembershipOp::Remove { .. }) = op
-            && self.authority.with(event).holds(&event.id())
+            && self.authority.holds_with(event)
         {
             // Which removals hold is decided over all of them (a later removal may refute
             // this one); one that holds is valid even where its author is already out (two
@@ -520,7 +515,7 @@ impl ConversationState {
                 }
                 // Recipients need not be exactly the members (a concurrent change makes an
                 // honest rekey differ); nobody writes under a key whose recipients differ
-                // from the members they see (`write_key`).
+                // from the members they see (`current_key`).
                 Ok(())
             }
             _ => {

@@ -53,7 +53,12 @@ impl<S: Store> Engine<S> {
             .convs
             .iter()
             .filter(|(id, _)| self.is_shareable(id, peer))
-            .map(|(id, state)| (*id, self.conv_digest(id, state)))
+            .map(|(id, state)| {
+                (
+                    *id,
+                    self.conv_digest(id, state, &self.durable_vv(id, state)),
+                )
+            })
             .take(wire::MAX_SUMMARY_CONVERSATIONS)
             .collect();
         if conversations.is_empty() {
@@ -102,7 +107,7 @@ impl<S: Store> Engine<S> {
                 }
                 Some(state) => {
                     let ours = self.durable_vv(&conv, state);
-                    if self.conv_digest(&conv, state) == digest {
+                    if self.conv_digest(&conv, state, &ours) == digest {
                         // Equal: the peer holds our own events of it too.
                         if let Some(seq) = ours.get(&me)
                             && self.is_shareable(&conv, &peer)

@@ -20,7 +20,7 @@ impl<S: Store> Engine<S> {
             && self
                 .convs
                 .get(&conv)
-                .is_some_and(|s| s.write_key().is_none() && s.membership.is_member(&me))
+                .is_some_and(|s| s.current_key().is_none() && s.membership.is_member(&me))
         {
             // The key is stale (someone left or was removed, a concurrent change, a key
             // that did not open): rotate before writing anything under it.
@@ -31,7 +31,7 @@ impl<S: Store> Engine<S> {
         let (epoch, key) = match (&content, rekey_epoch) {
             (_, Some(epoch)) => (epoch, None),
             (Some(_), None) => {
-                let (epoch, key) = state.write_key().ok_or(SyncError::NoKey)?;
+                let (epoch, key) = state.current_key().ok_or(SyncError::NoKey)?;
                 (epoch, Some(key.clone()))
             }
             (None, None) => (0, None),

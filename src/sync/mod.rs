@@ -352,6 +352,25 @@ impl<S: Store> Engine<S> {
         Ok(engine)
     }
 
+    /// Every stored event of `conv` in total order, a page at a time.
+    fn for_each_page(
+        &self,
+        conv: &ConversationId,
+        mut f: impl FnMut(Vec<Event>),
+    ) -> Result<(), SyncError> {
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .events_after_key(conv, after, RELOAD_PAGE_EVENTS)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.order_key());
+            f(page);
+        }
+    }
+
     /// Rebuild every in-memory cache from the store.
     fn reload(&mut self) -> Result<(), SyncError> {
         self.convs.clear();
@@ -359,31 +378,19 @@ impl<S: Store> Engine<S> {
             // Paged, so start-up memory does not grow with the history. A first pass
             // decides which removals hold from the membership events alone.
             let mut membership = Vec::new();
-            let mut after = None;
-            loop {
-                let page = self
-                    .store
-                    .events_after_key(&conv, after, RELOAD_PAGE_EVENTS)?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.order_key());
+            self.for_each_page(&conv, |page| {
                 membership.extend(
                     page.into_iter()
                         .filter(|e| e.header.kind == EventKind::Membership),
                 );
-            }
+            })?;
             let mut rebuild = Rebuild::new(conv, Authority::from_events(&membership));
             drop(membership);
-            let mut after = None;
-            loop {
-                let page = self
-                    .store
-                    .events_after_key(&conv, after, RELOAD_PAGE_EVENTS)?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.order_key());
+            self.for_each_page(&conv, |page| {
                 for event in page {
                     rebuild.push(event, Some(&self.me));
                 }
-            }
+            })?;
             let (mut state, dropped) = rebuild.finish();
             let me = self.me.user_id();
             for p in self.store.reader_positions(&conv)? {
@@ -643,13 +650,14 @@ impl<S: Store> Engine<S> {
     }
 
     /// The digest of what we hold durably of a conversation, heads included.
+    /// `vv`: what we hold durably of it (`durable_vv`).
     pub(super) fn conv_digest(
         &self,
         conv: &ConversationId,
         state: &ConversationState,
+        vv: &VersionVector,
     ) -> [u8; wire::DIGEST_BYTES] {
-        let vv = self.durable_vv(conv, state);
-        wire::vv_heads_digest(&vv, &self.heads_of(conv, state, &vv))
+        wire::vv_heads_digest(vv, &self.heads_of(conv, state, vv))
     }
 
     fn summary_for(&self, peer: &UserId, only: Option<&BTreeSet<ConversationId>>) -> SyncMessage {

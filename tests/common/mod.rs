@@ -639,6 +639,39 @@ fn text_ids(engine: &Engine<MemoryStore>, conv: ConversationId) -> Result<Vec<Ev
 }
 
 /// Invariants after healing. Returns a description of the first violation.
+/// Run `schedule` for every seed of `range` and fail with the list of failing seeds;
+/// with `FLURFUNK_SIM_SEED` set, run only that seed (if in range) and panic on failure.
+/// `replay`: the command that replays one, for the failure message.
+pub fn run_seeds(
+    range: std::ops::Range<u64>,
+    replay: &str,
+    schedule: impl Fn(u64) -> Result<(), String> + std::panic::RefUnwindSafe,
+) {
+    if let Ok(seed) = std::env::var("FLURFUNK_SIM_SEED") {
+        let seed: u64 = seed.parse().expect("FLURFUNK_SIM_SEED must be a number");
+        if range.contains(&seed)
+            && let Err(e) = schedule(seed)
+        {
+            panic!("schedule seed {seed} failed: {e}");
+        }
+        return;
+    }
+    let mut failures = Vec::new();
+    for seed in range {
+        match std::panic::catch_unwind(|| schedule(seed)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("seed {seed}: {e}")),
+            Err(_) => failures.push(format!("seed {seed}: panicked")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} schedules failed; replay one with FLURFUNK_SIM_SEED=<seed> {replay}\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// An event signed by `signer` after `last` of its own chain (seq, prev follow from it),
 /// with whatever kind, clock, epoch and bodies: what a dishonest member can always sign.
 #[allow(clippy::too_many_arguments)]
