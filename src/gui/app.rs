@@ -368,6 +368,8 @@ impl FlurfunkApp {
             | NodeEvent::Receipt { conversation }
             | NodeEvent::Retracted { conversation, .. } => {
                 self.reloads.conversations.dirty = true;
+                // The outbox count in the status bar changes with these.
+                self.reloads.status.dirty = true;
                 if is_selected(&conversation) {
                     self.reloads.messages.dirty = true;
                 }
