@@ -237,3 +237,151 @@ fn kind_confusion_is_rejected() {
     offer(&mut s, vec![e]);
     assert_eq!(s.bernd.stats().invalid_events, 1);
 }
+
+#[test]
+fn offences_name_the_sending_peer() {
+    let mut s = setup();
+    let anna = s.anna.user_id();
+    let text = s.text.clone();
+    offer(&mut s, vec![text]);
+    assert!(
+        s.bernd.take_offences().is_empty(),
+        "a genuine event is no offence"
+    );
+
+    let mut forged = s.text.clone();
+    forged.signature[3] ^= 0x10;
+    let forged = Event::new(
+        forged.header.clone(),
+        forged.public.clone(),
+        forged.sealed.clone(),
+        forged.signature,
+    );
+    let mallory = common::identity(9, "Mallory");
+    let mut header = s.text.header.clone();
+    header.author = mallory.user_id();
+    header.seq = 1;
+    let outsider = sign_as(&mallory, header, Vec::new(), s.text.sealed.clone());
+    offer(&mut s, vec![forged, outsider]);
+    let offences = s.bernd.take_offences();
+    assert_eq!(offences.len(), 1);
+    let (peer, o) = offences[0];
+    assert_eq!(peer, anna, "counted against the peer that sent them");
+    assert_eq!((o.forged, o.invalid, o.frames_with_invalid), (1, 1, 1));
+    assert!(s.bernd.take_offences().is_empty(), "taken once");
+}
+
+#[test]
+fn held_back_events_are_bounded_per_peer_and_expire() {
+    use flurfunk::sync::{MAX_PENDING_PER_PEER, PENDING_TTL_MS};
+    let mut s = setup();
+    // Mallory signs a long chain of its own and sends all but the first event: none can
+    // fit, so all would wait for the missing one.
+    let mallory = common::identity(9, "Mallory");
+    let mut chain: Vec<Event> = Vec::new();
+    for i in 0..(MAX_PENDING_PER_PEER as u64 + 500) {
+        let e = common::forge(
+            &mallory,
+            chain.last(),
+            s.conv,
+            EventKind::Text,
+            10 + i,
+            0,
+            Vec::new(),
+            vec![1],
+        );
+        chain.push(e);
+    }
+    let from = mallory.user_id();
+    s.bernd.handle_connected(2000, from);
+    for part in chain[1..].chunks(1000) {
+        s.bernd
+            .handle_message(
+                2000,
+                from,
+                SyncMessage::Events {
+                    events: part.to_vec(),
+                },
+            )
+            .unwrap();
+    }
+    let st = s.bernd.stats();
+    assert_eq!(st.pending_events, MAX_PENDING_PER_PEER);
+    assert_eq!(st.pending_dropped, 499);
+
+    // Another peer's event that waits for its predecessor is still held back.
+    let a = common::identity(1, "Anna");
+    let after_text = common::forge(
+        &a,
+        Some(&s.text),
+        s.conv,
+        EventKind::Text,
+        s.text.header.lamport + 1,
+        s.text.header.epoch,
+        Vec::new(),
+        vec![2],
+    );
+    offer(&mut s, vec![after_text]);
+    assert_eq!(s.bernd.stats().pending_events, MAX_PENDING_PER_PEER + 1);
+
+    // And all of it expires.
+    s.bernd.handle_tick(2000 + PENDING_TTL_MS + 1_000).unwrap();
+    let st = s.bernd.stats();
+    assert_eq!(st.pending_events, 0);
+    assert_eq!(st.pending_expired, MAX_PENDING_PER_PEER as u64 + 1);
+    // Nothing of it was stored.
+    assert_eq!(s.bernd.store().event_count().unwrap(), s.history.len());
+}
+
+/// A summary costs its sender a few bytes and can ask for a whole history. Each one is
+/// answered with at most one batch (`BATCH_BYTES`); while the node's queue towards the
+/// peer is long (congestion, told by the node), summaries and wants go unanswered.
+#[test]
+fn summaries_cannot_pull_more_than_a_batch_each_nor_past_congestion() {
+    use flurfunk::sync::BATCH_BYTES;
+    use std::collections::BTreeMap;
+    let mut s = setup();
+    let text = "x".repeat(2000);
+    for i in 0..1500 {
+        s.anna.send_text(3000 + i, s.conv, &text).unwrap();
+    }
+    s.anna.commit(5000).unwrap();
+    while s.anna.poll_transmit().is_some() {}
+    let bernd = s.bernd.user_id();
+    s.anna.handle_connected(5000, bernd);
+    let hello = SyncMessage::Hello {
+        role: flurfunk::wire::Role::Member,
+        profile: common::identity(2, "Bernd").profile(0),
+    };
+    s.anna.handle_message(5000, bernd, hello).unwrap();
+    while s.anna.poll_transmit().is_some() {}
+    let nothing_held = SyncMessage::Summary {
+        conversations: vec![(s.conv, BTreeMap::new(), BTreeMap::new())],
+    };
+    let sent_bytes = |e: &mut Engine<MemoryStore>| {
+        let mut bytes = 0;
+        while let Some((_, m)) = e.poll_transmit() {
+            if let SyncMessage::Events { events } = m {
+                bytes += events.iter().map(Event::encoded_len).sum::<usize>();
+            }
+        }
+        bytes
+    };
+    for _ in 0..3 {
+        s.anna
+            .handle_message(5000, bernd, nothing_held.clone())
+            .unwrap();
+        let bytes = sent_bytes(&mut s.anna);
+        assert!(bytes > BATCH_BYTES / 2, "answered with a batch: {bytes} B");
+        assert!(bytes <= BATCH_BYTES + 4096, "at most one batch: {bytes} B");
+    }
+    s.anna.set_peer_congested(bernd, true);
+    while s.anna.poll_transmit().is_some() {}
+    for _ in 0..10 {
+        s.anna
+            .handle_message(5000, bernd, nothing_held.clone())
+            .unwrap();
+    }
+    assert_eq!(sent_bytes(&mut s.anna), 0, "nothing while congested");
+    assert_eq!(s.anna.stats().requests_deferred, 10);
+}

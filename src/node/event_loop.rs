@@ -370,7 +370,7 @@ impl Core {
         };
         match frame {
             NetFrame::Sync(msg) => match self.engine.handle_message(now, user, msg) {
-                Ok(()) => {}
+                Ok(()) => self.weigh_offences(now),
                 Err(SyncError::Store(e)) => {
                     tracing::error!(error = %e, "store failed");
                     self.emit(NodeEvent::Warning {
@@ -531,6 +531,23 @@ impl Core {
                 let _ = self.swarm.disconnect_peer_id(peer);
                 self.net_stats.trimmed += 1;
                 excess -= 1;
+            }
+        }
+    }
+
+    /// Events a peer should not have sent count towards its ban (`sync::Offence`).
+    fn weigh_offences(&mut self, now: u64) {
+        for (user, o) in self.engine.take_offences() {
+            let points = super::peers::offence_points(&o);
+            if points <= 0.0 {
+                continue;
+            }
+            let Some(peer) = user.to_peer_id() else {
+                continue;
+            };
+            tracing::debug!(%peer, forged = o.forged, invalid = o.invalid, "peer sent events no honest node would");
+            if self.book.penalize(peer, points, now) == Verdict::Ban {
+                self.ban(peer);
             }
         }
     }

@@ -33,6 +33,17 @@ pub const BYTE_RATE_PER_S: f64 = 32.0 * 1024.0 * 1024.0;
 pub const BYTE_BURST: f64 = 64.0 * 1024.0 * 1024.0;
 /// Misbehaviour points: a malformed frame costs this much, a frame over the rate limit 1.
 pub const MALFORMED_PENALTY: f64 = 20.0;
+/// An event with a forged signature (no honest node passes one on) costs as much as a
+/// malformed frame; a frame with events invalid here costs a little (an honest peer whose
+/// view lags ours sends a few such frames before it catches up).
+pub const FORGED_EVENT_PENALTY: f64 = 20.0;
+pub const INVALID_FRAME_PENALTY: f64 = 4.0;
+
+/// What a peer's offences (counted by the engine) cost it.
+pub fn offence_points(o: &crate::sync::Offence) -> f64 {
+    f64::from(o.forged) * FORGED_EVENT_PENALTY
+        + f64::from(o.frames_with_invalid) * INVALID_FRAME_PENALTY
+}
 /// Points decay by this much per second; above the threshold the peer is banned.
 pub const PENALTY_DECAY_PER_S: f64 = 1.0;
 pub const BAN_THRESHOLD: f64 = 100.0;
@@ -519,6 +530,48 @@ mod tests {
         assert!(book.is_reachable(&peers[0], 10 + RETRY_FAILED_PEER_MS));
         book.rediscovered(&peers[0]);
         assert!(book.is_reachable(&peers[0], 20));
+    }
+
+    #[test]
+    fn forged_events_end_in_a_ban_a_lagging_peer_does_not() {
+        use crate::sync::Offence;
+        let mut book = AddressBook::default();
+        let forger = PeerId::random();
+        let lagging = PeerId::random();
+        let forged = Offence {
+            forged: 1,
+            ..Offence::default()
+        };
+        let stale = Offence {
+            invalid: 300,
+            frames_with_invalid: 1,
+            ..Offence::default()
+        };
+        let mut banned_after = None;
+        for i in 0..10u64 {
+            if book.penalize(forger, offence_points(&forged), 1_000) == Verdict::Ban {
+                banned_after = Some(i + 1);
+                break;
+            }
+        }
+        assert_eq!(
+            banned_after,
+            Some(5),
+            "five frames with a forged event each"
+        );
+        // A peer that has not heard of a removal yet sends a few frames of the removed
+        // member's events before our summary reaches it: no ban.
+        for i in 0..5u64 {
+            let v = book.penalize(lagging, offence_points(&stale), 1_000 + i * 500);
+            assert_ne!(v, Verdict::Ban);
+        }
+        assert!(!book.is_banned(&lagging, 4_000));
+        // One that keeps sending them, frame after frame, is banned.
+        let mut t = 4_000;
+        while book.penalize(lagging, offence_points(&stale), t) != Verdict::Ban {
+            t += 100;
+            assert!(t < 10_000, "a stream of invalid frames must end in a ban");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod gossip;
 mod links;
 mod local;
+mod pending;
 mod profiles;
 mod receipts;
 
@@ -60,9 +61,9 @@ const MAX_FORKS: usize = 256;
 
 /// Events read per page when rebuilding a conversation at start-up.
 const RELOAD_PAGE_EVENTS: usize = 512;
-/// Events held back because something before them is missing. Beyond this, new ones are
-/// dropped and fetched again later: a peer cannot make us buffer without bound.
-pub const MAX_PENDING_EVENTS: usize = 16 * 1024;
+pub use pending::{
+    MAX_PENDING_EVENTS, MAX_PENDING_PER_CONVERSATION, MAX_PENDING_PER_PEER, PENDING_TTL_MS,
+};
 /// Peers remembered as told of our known profiles (beyond this, the oldest-keyed one is
 /// forgotten and told everything again next time).
 const MAX_PROFILE_PEERS: usize = 4096;
@@ -171,7 +172,9 @@ pub struct Stats {
     pub duplicate_events: u64,
     pub malformed_frames: u64,
     pub pending_events: usize,
+    /// Events not held back because a bound was reached, and held-back ones that expired.
     pub pending_dropped: u64,
+    pub pending_expired: u64,
     pub frames_sent: u64,
     /// Copies of events pushed to peers (own and forwarded).
     pub events_pushed: u64,
@@ -189,6 +192,21 @@ pub struct Stats {
     pub frames_dropped: u64,
     /// Requests from congested peers left unanswered (digests repair later).
     pub requests_deferred: u64,
+}
+
+/// What one peer sent since the node last asked (`Engine::take_offences`), for the node to
+/// weigh towards a ban. The engine only counts; the node decides what it costs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offence {
+    /// Events whose signature does not verify. An honest node checks every signature
+    /// before storing or passing an event on, so it never sends one.
+    pub forged: u32,
+    /// Events invalid here (an author outside the conversation at that point, a clock
+    /// beyond its bound, a rekey that does not fit...). An honest peer whose view lags
+    /// ours sends some while it catches up, so these weigh little.
+    pub invalid: u32,
+    /// Frames that carried at least one invalid event.
+    pub frames_with_invalid: u32,
 }
 
 /// One decrypted text message, for display.
@@ -239,7 +257,10 @@ pub struct Engine<S: Store> {
     profiles: BTreeMap<UserId, Profile>,
     transmit: VecDeque<(UserId, SyncMessage)>,
     notifications: VecDeque<Notification>,
-    pending: BTreeMap<(ConversationId, UserId, u64), Event>,
+    pending: pending::Pending,
+    /// What peers sent that no honest node would (see `Offence`), since the node last
+    /// asked (`take_offences`).
+    offences: BTreeMap<UserId, Offence>,
     /// Where an author equivocated: the lowest event id seen at that seq. A version with a
     /// higher id is refused from then on, so a node never takes back a version it already
     /// gave up (when the winning version turns out invalid, the chain ends there).
@@ -318,7 +339,8 @@ impl<S: Store> Engine<S> {
             profiles: BTreeMap::new(),
             transmit: VecDeque::new(),
             notifications: VecDeque::new(),
-            pending: BTreeMap::new(),
+            pending: pending::Pending::default(),
+            offences: BTreeMap::new(),
             forks: BTreeMap::new(),
             unsaved_own: Vec::new(),
             receipt_due: BTreeSet::new(),
@@ -466,6 +488,11 @@ impl<S: Store> Engine<S> {
 
     pub fn poll_notification(&mut self) -> Option<Notification> {
         self.notifications.pop_front()
+    }
+
+    /// What peers sent since the last call that no honest node would send, per peer.
+    pub fn take_offences(&mut self) -> Vec<(UserId, Offence)> {
+        std::mem::take(&mut self.offences).into_iter().collect()
     }
 
     fn send(&mut self, peer: UserId, msg: SyncMessage) {
@@ -815,7 +842,7 @@ impl<S: Store> Engine<S> {
         from: Option<UserId>,
         events: Vec<Event>,
     ) -> Result<(), SyncError> {
-        let verified = self.verify_signatures(events);
+        let verified = self.verify_signatures(from, events);
         let mut accepted: Vec<Event> = Vec::new();
         let mut fetch: BTreeSet<ConversationId> = BTreeSet::new();
         let mut batch = Batch::default();
@@ -824,8 +851,17 @@ impl<S: Store> Engine<S> {
         self.rejected_in.clear();
         self.forks_in.clear();
         self.winners_out.clear();
+        let invalid_before = from
+            .and_then(|p| self.offences.get(&p))
+            .map_or(0, |o| o.invalid);
         for event in sorted {
-            self.offer(now_ms, event, &mut batch, &mut accepted, &mut fetch)?;
+            self.offer(now_ms, from, event, &mut batch, &mut accepted, &mut fetch)?;
+        }
+        if let Some(peer) = from
+            && let Some(o) = self.offences.get_mut(&peer)
+            && o.invalid != invalid_before
+        {
+            o.frames_with_invalid += 1;
         }
         // Gaps: ask the sender for the missing run of each author it sent ahead of.
         let mut gaps: Vec<wire::Announce> = Vec::new();
@@ -837,8 +873,11 @@ impl<S: Store> Engine<S> {
             };
             let authors: BTreeSet<(UserId, u64)> = self
                 .pending
-                .range((conv, UserId([0; 32]), 0)..=(conv, UserId([0xff; 32]), u64::MAX))
-                .map(|((_, a, _), _)| (*a, state.vv.get(a).copied().unwrap_or(0)))
+                .of(conv)
+                .map(|e| {
+                    let a = e.header.author;
+                    (a, state.vv.get(&a).copied().unwrap_or(0))
+                })
                 .collect();
             for (author, have) in authors {
                 // At most one request per author and interval: events that stay pending
@@ -895,7 +934,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// Check signatures, batched; on a batch failure find the bad ones one by one.
-    fn verify_signatures(&mut self, events: Vec<Event>) -> Vec<Event> {
+    fn verify_signatures(&mut self, from: Option<UserId>, events: Vec<Event>) -> Vec<Event> {
         let signed: Vec<Vec<u8>> = events.iter().map(Event::signed_bytes).collect();
         let items: Vec<(&UserId, &[u8], &[u8; 64])> = events
             .iter()
@@ -911,6 +950,9 @@ impl<S: Store> Engine<S> {
                 good.push(e);
             } else {
                 self.stats.invalid_events += 1;
+                if let Some(peer) = from {
+                    self.offences.entry(peer).or_default().forged += 1;
+                }
             }
         }
         good
@@ -920,6 +962,7 @@ impl<S: Store> Engine<S> {
     fn offer(
         &mut self,
         now_ms: u64,
+        from: Option<UserId>,
         event: Event,
         batch: &mut Batch,
         accepted: &mut Vec<Event>,
@@ -953,19 +996,11 @@ impl<S: Store> Engine<S> {
                 Ok(()) => {
                     self.accept(now_ms, event, batch, accepted)?;
                     // Whatever waited for this event may now fit.
-                    let next: Vec<Event> = self
+                    let state = self.convs.get(&conv);
+                    let next = self
                         .pending
-                        .range((conv, UserId([0; 32]), 0)..=(conv, UserId([0xff; 32]), u64::MAX))
-                        .map(|(_, e)| e.clone())
-                        .collect();
-                    for e in next.into_iter().rev() {
-                        let state = self.convs.get(&conv);
-                        let fits = state.is_some_and(|s| s.check(&e, None).is_ok());
-                        if fits {
-                            self.pending.remove(&(conv, e.header.author, e.header.seq));
-                            queue.push(e);
-                        }
-                    }
+                        .take_fitting(conv, |e| state.is_some_and(|s| s.check(e, None).is_ok()));
+                    queue.extend(next.into_iter().rev());
                 }
                 Err(Rejection::Duplicate) => self.stats.duplicate_events += 1,
                 Err(Rejection::Equivocation) => {
@@ -1019,10 +1054,8 @@ impl<S: Store> Engine<S> {
                 }
                 Err(r) if r.is_pending() => {
                     fetch.insert(conv);
-                    if self.pending.len() < MAX_PENDING_EVENTS {
-                        self.pending
-                            .insert((conv, event.header.author, event.header.seq), event);
-                    } else {
+                    if let Err(full) = self.pending.insert(event, from, now_ms) {
+                        tracing::debug!(conversation = %conv, ?from, ?full, "held-back events at their bound; dropped");
                         self.stats.pending_dropped += 1;
                     }
                 }
@@ -1030,6 +1063,9 @@ impl<S: Store> Engine<S> {
                     tracing::debug!(conversation = %conv, reason = %r, "dropping invalid event");
                     self.stats.invalid_events += 1;
                     self.rejected_in.insert(conv);
+                    if let Some(peer) = from {
+                        self.offences.entry(peer).or_default().invalid += 1;
+                    }
                 }
             }
         }
@@ -1172,6 +1208,7 @@ impl<S: Store> Engine<S> {
     pub fn handle_tick(&mut self, now_ms: u64) -> Result<(), SyncError> {
         self.forward_tick(now_ms);
         self.anti_entropy_tick(now_ms);
+        self.stats.pending_expired += self.pending.expire(now_ms) as u64;
         self.run_due_rekeys(now_ms)
     }
 
