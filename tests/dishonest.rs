@@ -12,7 +12,7 @@
 //!
 //! A failing schedule prints its seed; replay with
 //! `FLURFUNK_SIM_SEED=<seed> cargo test --test dishonest`. Counter-removals ("remove the
-//! remover" after being removed) run only in the ignored `with_counter_removals`.
+//! remover" after being removed) run in `counter_removal_schedules_*`.
 
 mod common;
 
@@ -65,9 +65,9 @@ fn head_of(sim: &Sim, conv: &ConversationId, author: &UserId) -> Option<Event> {
         .max_by_key(|ev| ev.header.seq)
 }
 
-/// `counter_removals`: once removed, Mallory also answers with "remove the remover"
-/// (see `with_counter_removals` below for why that is not in CI yet).
-fn dishonest_schedule(seed: u64, counter_removals: bool) -> Result<(), String> {
+/// See `Variant`.
+fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
+    let counter_removals = variant.counter_removals;
     let mut sim = Sim::new(seed);
     let honest_count = sim.rng.gen_range(3..=4);
     let names = ["Anna", "Bernd", "Carla", "Dieter"];
@@ -195,7 +195,7 @@ fn dishonest_schedule(seed: u64, counter_removals: bool) -> Result<(), String> {
         }
     }
     sim.settle(60_000);
-    check(&sim, conv, &honest, &written, &gone)
+    check(&sim, conv, &honest, &written, &gone, variant.shown)
 }
 
 /// One misdeed of Mallory's, with her own key, sent to one or two honest nodes.
@@ -360,6 +360,7 @@ fn check(
     honest: &[usize],
     written: &BTreeMap<EventId, Written>,
     gone: &BTreeSet<usize>,
+    shown: bool,
 ) -> Result<(), String> {
     let engine = |i: usize| sim.nodes[i].engine.as_ref().expect("restarted");
     let members: Vec<usize> = honest
@@ -445,7 +446,18 @@ fn check(
             ));
         }
     }
-    let held: BTreeSet<EventId> = ref_ids.iter().copied().collect();
+    // Held (`shown`: held and shown to the user, i.e. inside its author's chain and
+    // readable).
+    let held: BTreeSet<EventId> = if shown {
+        engine(reference)
+            .messages(&conv)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|m| m.event_id)
+            .collect()
+    } else {
+        ref_ids.iter().copied().collect()
+    };
     // Nobody the writer did not see as a member can read the message.
     for (id, w) in written {
         let Some(event) = engine(reference).store().event(id).unwrap() else {
@@ -476,8 +488,51 @@ fn check(
                 && std::env::var("FLURFUNK_SIM_SEED").is_ok()
             {
                 let e = engine(h);
+                let name_of = |u: &UserId| {
+                    sim.nodes
+                        .iter()
+                        .find(|n| n.user_id == *u)
+                        .map(|n| n.name.clone())
+                        .unwrap_or_default()
+                };
+                for n in &sim.nodes {
+                    eprintln!("{} = {}", n.name, n.user_id);
+                }
+                if let Some(msg) = e.store().event(id).unwrap() {
+                    eprintln!(
+                        "message epoch {} lamport {} seq {}",
+                        msg.header.epoch, msg.header.lamport, msg.header.seq
+                    );
+                }
+                for (who, eng) in [(reference, engine(reference)), (h, e)] {
+                    for r in eng.store().events_in_order(&conv).unwrap() {
+                        if r.header.kind == EventKind::Rekey
+                            && let Ok(body) = RekeyBody::decode(&r.public)
+                        {
+                            eprintln!(
+                                "  at {}: rekey by {} epoch {} lamport {} seq {} to {:?}",
+                                sim.nodes[who].name,
+                                name_of(&r.header.author),
+                                r.header.epoch,
+                                r.header.lamport,
+                                r.header.seq,
+                                body.recipients
+                                    .iter()
+                                    .map(|(u, _)| name_of(u))
+                                    .collect::<Vec<_>>()
+                            );
+                        }
+                    }
+                }
                 eprintln!(
-                    "missing {id}: author still holds it: {}; author view member {:?}; retracted at author {}",
+                    "missing {id}: reference {} stores it: {}, opens it: {}; author still holds it: {}; author view member {:?}; retracted at author {}",
+                    sim.nodes[reference].name,
+                    engine(reference).store().event(id).unwrap().is_some(),
+                    engine(reference)
+                        .store()
+                        .event(id)
+                        .unwrap()
+                        .is_some_and(|ev| engine(reference).decrypt(&ev).is_some()),
                     e.store().event(id).unwrap().is_some(),
                     e.conversation(&conv).map(|c| c.is_member),
                     sim.nodes[h].retracted.contains(id)
@@ -494,36 +549,76 @@ fn check(
     Ok(())
 }
 
-fn run_seeds(range: std::ops::Range<u64>, counter_removals: bool) {
+#[derive(Clone, Copy)]
+struct Variant {
+    /// Once removed, Mallory also answers with "remove the remover".
+    counter_removals: bool,
+    /// An honest member's message must not only be held but shown: inside its author's
+    /// chain and readable by the other members.
+    shown: bool,
+}
+
+const CI: Variant = Variant {
+    counter_removals: false,
+    shown: false,
+};
+
+fn run_seeds(range: std::ops::Range<u64>, variant: Variant) {
     common::run_seeds(range, "cargo test --test dishonest", |seed| {
-        dishonest_schedule(seed, counter_removals)
+        dishonest_schedule(seed, variant)
     });
 }
 
 #[test]
 fn dishonest_schedules_0() {
-    run_seeds(0..250, false);
+    run_seeds(0..250, CI);
 }
 #[test]
 fn dishonest_schedules_1() {
-    run_seeds(250..500, false);
+    run_seeds(250..500, CI);
 }
 #[test]
 fn dishonest_schedules_2() {
-    run_seeds(500..750, false);
+    run_seeds(500..750, CI);
 }
 #[test]
 fn dishonest_schedules_3() {
-    run_seeds(750..1000, false);
+    run_seeds(750..1000, CI);
 }
 
-/// The same 1,000 schedules where a removed Mallory also counter-removes her remover.
-/// Known to fail in about 5 of 1,000 (docs/PROTOCOL.md, "What these rules do not yet
-/// settle"): while the counter-removal holds, the remover's later messages are deleted,
-/// and they do not come back when another removal refutes it. Run with
+/// The same 1,000 schedules where a removed Mallory also counter-removes her remover
+/// ("remove the remover", dated just before her removal, claiming to have seen nothing
+/// after it). While such a counter-removal holds, the remover's later messages are kept
+/// outside; when a later removal refutes it they count again (before events outside were
+/// kept, 4 of 1,000 lost messages or diverged here).
+const COUNTER_REMOVALS: Variant = Variant {
+    counter_removals: true,
+    shown: false,
+};
+
+#[test]
+fn counter_removal_schedules_0() {
+    run_seeds(0..500, COUNTER_REMOVALS);
+}
+#[test]
+fn counter_removal_schedules_1() {
+    run_seeds(500..1000, COUNTER_REMOVALS);
+}
+
+/// The 1,000 schedules asking more: every honest member's message is *readable* by the
+/// other members, not only held. Known to fail in about 3 of 1,000 (docs/PROTOCOL.md,
+/// "Causality and the clock cap"): once Mallory pushed the clock to its cap, an honest
+/// rekey seen by its remover can sort after the removal and be invalid, and a message a
+/// third member wrote under that key opens for nobody else. Run with
 /// `cargo test --test dishonest -- --ignored`.
 #[test]
-#[ignore = "known defect: messages withdrawn under a counter-removal that is refuted later are lost"]
-fn with_counter_removals() {
-    run_seeds(0..1000, true);
+#[ignore = "known defect: a message written under a rekey that sorts after its author's removal cannot be opened"]
+fn readable_messages() {
+    run_seeds(
+        0..1000,
+        Variant {
+            counter_removals: false,
+            shown: true,
+        },
+    );
 }

@@ -29,6 +29,23 @@ pub fn max_lamport(seq: u64) -> u64 {
     seq.saturating_mul(LAMPORT_STEP)
 }
 
+/// Events a member signs *outside* its chain (after a removal that holds cut it there)
+/// that are still kept, inert: stored and passed on so the chain stays whole, but never
+/// shown, applied or opened. They carry what the decision may need later (a counter-removal
+/// by an admin who was removed concurrently, or the history of a member who is added again),
+/// and nothing is lost if a removal is refuted later. Beyond this many per member and
+/// conversation, its chain is cut: a removed member cannot make others store more.
+pub const MAX_OUTSIDE_EVENTS: u64 = 64;
+
+/// How an acceptable event stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// It counts: applied, shown, opened.
+    Inside,
+    /// Kept inert (`MAX_OUTSIDE_EVENTS`).
+    Outside,
+}
+
 pub fn direct_conversation_id(a: &UserId, b: &UserId) -> ConversationId {
     let (x, y) = if a <= b { (a, b) } else { (b, a) };
     ConversationId(hash32(&[LABEL_DIRECT_CONVERSATION, &x.0, &y.0]))
@@ -235,8 +252,11 @@ pub struct ConversationState {
     last_lamport: BTreeMap<UserId, u64>,
     /// The id of each author's last event: the next one must name it as `prev`.
     heads: BTreeMap<UserId, EventId>,
-    /// Which removals hold and the marks they leave (decided from membership events).
+    /// Which removals hold and the marks they leave (decided from membership events,
+    /// those kept outside included).
     authority: Authority,
+    /// Events kept outside per author (`MAX_OUTSIDE_EVENTS`).
+    outside: BTreeMap<UserId, u64>,
     pub max_key: Option<OrderKey>,
     pub name: Option<String>,
     /// Latest delivery receipt per member.
@@ -258,6 +278,7 @@ impl ConversationState {
             last_lamport: BTreeMap::new(),
             heads: BTreeMap::new(),
             authority: Authority::default(),
+            outside: BTreeMap::new(),
             max_key: None,
             name: None,
             delivered: BTreeMap::new(),
@@ -417,7 +438,11 @@ impl ConversationState {
     }
 
     /// Decide whether a signature-checked event is acceptable now. Does not change state.
-    pub fn check(&self, event: &Event, known_id: Option<wire::EventId>) -> Result<(), Rejection> {
+    pub fn check(
+        &self,
+        event: &Event,
+        known_id: Option<wire::EventId>,
+    ) -> Result<Standing, Rejection> {
         use Rejection::Invalid;
         let h = &event.header;
         if h.conversation != self.id {
@@ -467,11 +492,15 @@ impl ConversationState {
             // this one); one that holds is valid even where its author is already out (two
             // admins who removed each other). One that does not hold is a no-op, judged
             // like any other event of its author.
-            return Ok(());
+            return Ok(Standing::Inside);
         }
         let is_create = matches!(op, Some(MembershipOp::Create { .. }));
         if !is_create && !self.authority.inside(&h.author, h.seq, &key) {
-            return Err(Invalid("author was removed before this event"));
+            return if self.outside.get(&h.author).copied().unwrap_or(0) < MAX_OUTSIDE_EVENTS {
+                Ok(Standing::Outside)
+            } else {
+                Err(Invalid("author was removed before this event"))
+            };
         }
         let membership = self.membership_before(&key);
         match h.kind {
@@ -482,7 +511,7 @@ impl ConversationState {
                 if let MembershipOp::Remove { .. } = op {
                     // Does not hold (see above): a no-op by a member.
                     return if membership.is_member(&h.author) {
-                        Ok(())
+                        Ok(Standing::Inside)
                     } else {
                         Err(Invalid("author is not a member at this point"))
                     };
@@ -494,7 +523,7 @@ impl ConversationState {
                     return Err(Invalid("rename without a name"));
                 }
                 let mut m = membership.into_owned();
-                m.apply(&self.id, &h.author, &op)
+                m.apply(&self.id, &h.author, &op).map(|()| Standing::Inside)
             }
             EventKind::Rekey => {
                 if membership.kind.is_none() {
@@ -516,7 +545,7 @@ impl ConversationState {
                 // Recipients need not be exactly the members (a concurrent change makes an
                 // honest rekey differ); nobody writes under a key whose recipients differ
                 // from the members they see (`current_key`).
-                Ok(())
+                Ok(Standing::Inside)
             }
             _ => {
                 if membership.kind.is_none() {
@@ -528,9 +557,25 @@ impl ConversationState {
                 if matches!(h.kind, EventKind::Text) && (h.epoch == 0 || event.sealed.is_empty()) {
                     return Err(Invalid("text must be encrypted"));
                 }
-                Ok(())
+                Ok(Standing::Inside)
             }
         }
+    }
+
+    /// Whether a held event is kept outside its author's chain (`MAX_OUTSIDE_EVENTS`):
+    /// stored, but not applied, shown or opened.
+    pub fn is_outside(&self, event: &Event) -> bool {
+        let h = &event.header;
+        if h.kind == EventKind::Membership {
+            match MembershipOp::decode(&event.public) {
+                Ok(MembershipOp::Create { .. }) => return false,
+                Ok(MembershipOp::Remove { .. }) if self.authority.holds(&event.id()) => {
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        !self.authority.inside(&h.author, h.seq, &event.order_key())
     }
 
     /// Whether accepting `event` requires re-deciding later events (a control event that
@@ -559,10 +604,23 @@ impl ConversationState {
         if self.max_key.is_none_or(|m| key > m) {
             self.max_key = Some(key);
         }
+        if h.kind == EventKind::Membership {
+            self.authority.insert(event);
+        }
+        if self.is_outside(event) {
+            *self.outside.entry(h.author).or_default() += 1;
+            if h.kind == EventKind::Rekey
+                && let Some(me) = me
+            {
+                // Read-only: members may have written under this key before they learned
+                // that its author was out (`current_key` never picks it for writing).
+                self.open_rekey(event, me);
+            }
+            return None;
+        }
         match h.kind {
             EventKind::Membership => {
                 self.insert_control(event);
-                self.authority.insert(event);
                 if let Ok(op) = MembershipOp::decode(&event.public)
                     && self.takes_effect(event, &op)
                 {
@@ -618,6 +676,22 @@ impl ConversationState {
         }
     }
 
+    /// `user`'s profile as a create or an add carried it (for a member who is out now).
+    fn profile_of(&self, user: &UserId) -> Option<Profile> {
+        self.control.iter().rev().find_map(|e| {
+            if e.header.kind != EventKind::Membership {
+                return None;
+            }
+            match MembershipOp::decode(&e.public).ok()? {
+                MembershipOp::Create { members, .. } => {
+                    members.into_iter().find(|p| p.user_id == *user)
+                }
+                MembershipOp::Add { profile, .. } => (profile.user_id == *user).then_some(profile),
+                _ => None,
+            }
+        })
+    }
+
     fn insert_control(&mut self, event: &Event) {
         let key = event.order_key();
         let pos = self.control.partition_point(|e| e.order_key() < key);
@@ -639,7 +713,8 @@ impl ConversationState {
             .membership_before(&event.order_key())
             .members
             .get(&event.header.author)
-            .map(|m| m.profile.dh_public);
+            .map(|m| m.profile.dh_public)
+            .or_else(|| self.profile_of(&event.header.author).map(|p| p.dh_public));
         if author_dh != Some(sender_dh) {
             return;
         }
@@ -676,14 +751,15 @@ impl ConversationState {
                 rebuild.push(event.clone(), me);
             }
             let (state, dropped) = rebuild.finish();
-            let kept = Authority::from_events(&state.control);
-            let settled = dropped.is_empty() || kept.same_decision(&authority);
             let gone: BTreeSet<EventId> = dropped.iter().map(Event::id).collect();
+            events.retain(|e| !gone.contains(&e.id()));
+            // Decide again over what was kept (events kept outside included).
+            let kept = Authority::from_events(&events);
+            let settled = dropped.is_empty() || kept.same_decision(&authority);
             all_dropped.extend(dropped);
             if settled {
                 return (state, all_dropped);
             }
-            events.retain(|e| !gone.contains(&e.id()));
             authority = kept;
         }
     }
@@ -744,7 +820,7 @@ impl Rebuild {
             return;
         }
         match self.state.check(&event, None) {
-            Ok(()) => {
+            Ok(_) => {
                 self.state.apply(&event, me);
             }
             // A gap in total order can happen when an author's earlier event sorts

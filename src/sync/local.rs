@@ -56,7 +56,12 @@ impl<S: Store> Engine<S> {
         let signed = Event::signed_bytes_of(&header, &public, &sealed);
         let signature = self.me.sign(LABEL_EVENT_SIGNATURE, &signed);
         let event = Event::new(header, public, sealed, signature);
-        state.check(&event, None).map_err(SyncError::Rejected)?;
+        match state.check(&event, None) {
+            Ok(crate::conversation::Standing::Inside) => {}
+            // Removed (by a removal that holds): nothing of ours may count any more.
+            Ok(crate::conversation::Standing::Outside) => return Err(SyncError::NotMember),
+            Err(r) => return Err(SyncError::Rejected(r)),
+        }
 
         let mut batch = Batch::default();
         let mut accepted = Vec::new();
@@ -401,6 +406,18 @@ impl<S: Store> Engine<S> {
         self.messages_before(conv, None, usize::MAX)
     }
 
+    /// Whether a stored event counts: held, and not kept outside its author's chain
+    /// (`conversation::MAX_OUTSIDE_EVENTS`).
+    pub fn counts(&self, event_id: &EventId) -> Result<bool, SyncError> {
+        let Some(event) = self.store.event(event_id)? else {
+            return Ok(false);
+        };
+        Ok(self
+            .convs
+            .get(&event.header.conversation)
+            .is_some_and(|s| !s.is_outside(&event)))
+    }
+
     /// Up to `limit` readable text messages before `before`, in order (for paging).
     pub fn messages_before(
         &self,
@@ -422,7 +439,7 @@ impl<S: Store> Engine<S> {
             cursor = Some(first.order_key());
             let mut texts: Vec<MessageView> = page
                 .iter()
-                .filter(|e| e.header.kind == EventKind::Text)
+                .filter(|e| e.header.kind == EventKind::Text && !state.is_outside(e))
                 .filter_map(|e| match state.decrypt(e) {
                     Some(Content::Text { text }) => Some(MessageView {
                         event_id: e.id(),
@@ -519,6 +536,7 @@ impl<S: Store> Engine<S> {
                 }
                 if e.header.kind == EventKind::Text
                     && e.header.author != me
+                    && !state.is_outside(e)
                     && matches!(state.decrypt(e), Some(Content::Text { .. }))
                 {
                     count += 1;

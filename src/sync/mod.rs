@@ -993,7 +993,7 @@ impl<S: Store> Engine<S> {
                 (_, None) => ConversationState::new(conv).check(&event, None),
             };
             match verdict {
-                Ok(()) => {
+                Ok(_) => {
                     self.accept(now_ms, event, batch, accepted)?;
                     // Whatever waited for this event may now fit.
                     let state = self.convs.get(&conv);
