@@ -110,15 +110,19 @@ impl Authority {
         self.holding.contains(id)
     }
 
-    /// Whether `user`'s event with sequence number `seq` at `key` is inside: among the
-    /// marks on `user`'s chain below `seq`, the last in the total order is not a removal,
-    /// and an add that admits it comes before it.
+    /// Whether `user`'s event with sequence number `seq` at `key` is inside. A removal
+    /// that holds cuts the event if the remover had not seen it (`seq` above the mark) or
+    /// if it sorts before the event (an event the remover saw can sort after the removal
+    /// once a member has pushed the clock to its cap: it must not count at a place where
+    /// its author is out); an add admits it if the adder had not seen it. Among the marks
+    /// that cut or admit it, the last in the total order must not be a removal, and an add
+    /// must come before the event.
     pub fn inside(&self, user: &UserId, seq: u64, key: &OrderKey) -> bool {
         self.marks.get(user).is_none_or(|marks| {
             marks
                 .iter()
                 .rev()
-                .find(|(_, pos, _)| *pos < seq)
+                .find(|(at, pos, removal)| *pos < seq || (*removal && at < key))
                 .is_none_or(|(at, _, removal)| !removal && at < key)
         })
     }
