@@ -1,13 +1,16 @@
 //! 1,000 seeded schedules in which one member, Mallory, misbehaves with her own key while
-//! honest admins remove members and members leave concurrently, under loss, partitions and crashes
-//! (issue 12). Mallory backdates, equivocates (a different version to different peers),
-//! sends extreme clocks and epochs, splits rekeys, and, once removed, tries to remove her
-//! remover and to go on posting. After healing:
+//! honest admins remove and add (back) members and members leave concurrently, under loss,
+//! partitions and crashes (issue 12). Mallory backdates, equivocates (a different version
+//! to different peers), sends extreme clocks and epochs, splits rekeys, replays old events
+//! (earlier epochs among them), withholds everything from one or two members in half of
+//! the schedules, and, once removed, tries to go on posting (and, in the counter-removal
+//! schedules, to remove her remover). After healing:
 //! - honest members hold the same events in the same order and agree on membership;
 //! - nobody outside the members an honest writer saw when writing can read that message
 //!   (so nobody removed or gone reads what was written after the writer saw the change);
 //! - no message of an honest member who was never removed is withdrawn, and nothing an
-//!   honest node acknowledged as saved is lost;
+//!   honest node acknowledged as saved is lost; each such message is shown (counted and
+//!   readable) to every final member its writer saw as a member;
 //! - after everyone wrote once more, only the final members can read it.
 //!
 //! A failing schedule prints its seed; replay with
@@ -99,6 +102,14 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     sim.settle(20_000);
+    // In half of the schedules Mallory's node withholds everything from one or two
+    // honest members (her own events and what she would pass on).
+    if sim.rng.gen_bool(0.5) {
+        for _ in 0..sim.rng.gen_range(1..=2) {
+            let victim = honest[sim.rng.gen_range(0..honest.len())];
+            sim.withhold.insert((mallory, victim));
+        }
+    }
     sim.faults = Faults {
         drop: sim.rng.gen_range(0.0..0.2),
         duplicate: sim.rng.gen_range(0.0..0.1),
@@ -162,6 +173,27 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                     }
                 }
             }
+            69..=73 => {
+                // An honest admin adds someone who is not a member (again): a member
+                // who left or was removed, or Mallory.
+                let admin = honest[sim.rng.gen_range(0..2)];
+                let target = if sim.rng.gen_bool(0.3) {
+                    mallory
+                } else {
+                    honest[sim.rng.gen_range(0..honest.len())]
+                };
+                let user = sim.nodes[target].user_id;
+                let out = sim.nodes[admin]
+                    .engine
+                    .as_ref()
+                    .and_then(|e| e.conversation(&conv))
+                    .is_some_and(|c| !c.members.iter().any(|(p, _)| p.user_id == user));
+                if variant.adds && admin != target && out && is_member(&mut sim, admin, &conv) {
+                    let profile = sim.nodes[target].profile.clone();
+                    let now = sim.now;
+                    let _ = sim.nodes[admin].engine().add_member(now, conv, &profile);
+                }
+            }
             66..=68 => {
                 // An honest non-admin leaves.
                 if who != honest[0] && who != honest[1] && is_member(&mut sim, who, &conv) {
@@ -187,10 +219,29 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
         if is_member(&mut sim, h, &conv) {
             let now = sim.now;
             let members = members_seen(&mut sim, h, &conv);
+            let user = sim.nodes[h].user_id;
             let id = sim.nodes[h]
                 .engine()
                 .send_text(now, conv, "zum Schluss")
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| {
+                    let events = sim.nodes[h]
+                        .engine
+                        .as_ref()
+                        .and_then(|e| e.store().events_in_order(&conv).ok())
+                        .unwrap_or_default();
+                    let own = events.iter().filter(|e| e.header.author == user).last();
+                    let add = events.iter().rev().find(|e| {
+                        matches!(MembershipOp::decode(&e.public),
+                            Ok(MembershipOp::Add { profile, .. }) if profile.user_id == user)
+                    });
+                    format!(
+                        "{} ({}: own last seq {:?}, the add's clock {:?})",
+                        e,
+                        sim.nodes[h].name,
+                        own.map(|e| (e.header.seq, e.header.lamport)),
+                        add.map(|e| e.header.lamport)
+                    )
+                })?;
             written.insert(id, Written { author: h, members });
         }
     }
@@ -233,7 +284,7 @@ fn mallory_acts(
         )
     };
     let to_each = |e: Event| to.iter().map(|t| (*t, e.clone())).collect::<Vec<_>>();
-    let kind = sim.rng.gen_range(0..7);
+    let kind = sim.rng.gen_range(0..8);
     if !counter_removals && kind == 5 {
         return;
     }
@@ -308,6 +359,20 @@ fn mallory_acts(
             honest
                 .iter()
                 .flat_map(|t| [(*t, e.clone()), (*t, text.clone())])
+                .collect()
+        }
+        // Replays: old events of anyone's (earlier epochs among them) sent again.
+        7 => {
+            let source = honest[sim.rng.gen_range(0..honest.len())];
+            let old: Vec<Event> = sim.nodes[source]
+                .engine
+                .as_ref()
+                .and_then(|e| e.store().events_in_order(&conv).ok())
+                .unwrap_or_default();
+            let start = sim.rng.gen_range(0..old.len().max(1));
+            let picked: Vec<Event> = old.into_iter().skip(start).take(20).collect();
+            to.iter()
+                .flat_map(|t| picked.iter().map(|e| (*t, e.clone())))
                 .collect()
         }
         // A rekey whose key does not match its commitment (a split key).
@@ -566,6 +631,8 @@ fn check(
 struct Variant {
     /// Once removed, Mallory also answers with "remove the remover".
     counter_removals: bool,
+    /// Honest admins also add members back (a member who left or was removed, Mallory).
+    adds: bool,
     /// An honest member's message must not only be held but shown (inside its author's
     /// chain, and readable) to every final member its writer saw as a member.
     shown: bool,
@@ -573,6 +640,7 @@ struct Variant {
 
 const CI: Variant = Variant {
     counter_removals: false,
+    adds: false,
     shown: true,
 };
 
@@ -606,6 +674,7 @@ fn dishonest_schedules_3() {
 /// kept, 4 of 1,000 lost messages or diverged here).
 const COUNTER_REMOVALS: Variant = Variant {
     counter_removals: true,
+    adds: false,
     shown: true,
 };
 
@@ -616,4 +685,23 @@ fn counter_removal_schedules_0() {
 #[test]
 fn counter_removal_schedules_1() {
     run_seeds(500..1000, COUNTER_REMOVALS);
+}
+
+/// The same 1,000 schedules where honest admins also add members back (one who left or
+/// was removed, or Mallory). Known to fail (docs/PROTOCOL.md, "Causality and the clock
+/// cap"): once Mallory pushed the clock to `seq x 2^32`, a member added back with a low
+/// seq cannot date its next event after the add, so it cannot write at all ("you are not
+/// a member"), and halves of the group can end up deciding differently. Run with
+/// `cargo test --test dishonest -- --ignored`.
+#[test]
+#[ignore = "known defect: after a pushed clock, a member added back cannot write"]
+fn with_adds() {
+    run_seeds(
+        0..1000,
+        Variant {
+            counter_removals: false,
+            adds: true,
+            shown: true,
+        },
+    );
 }

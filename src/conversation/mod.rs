@@ -776,14 +776,16 @@ impl ConversationState {
         &self.control
     }
 
-    /// (author, seq) of the event that last removed `user`, if `user` is not a member now.
+    /// (author, seq) of the last removal of `user` that holds, if `user` is not a member
+    /// now. (A removal that does not hold would not tell `user` that it is out.)
     pub fn removal_of(&self, user: &UserId) -> Option<(UserId, u64)> {
         if self.membership.is_member(user) {
             return None;
         }
         self.control.iter().rev().find_map(|e| {
             let removes = e.header.kind == EventKind::Membership
-                && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u, .. }) if u == *user);
+                && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u, .. }) if u == *user)
+                && self.authority.holds(&e.id());
             removes.then_some((e.header.author, e.header.seq))
         })
     }

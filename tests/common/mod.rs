@@ -127,6 +127,9 @@ pub struct Sim {
     /// Most frames ever in flight towards one node.
     pub max_inflight_to: usize,
     pub latency: Option<LatencyLog>,
+    /// (from, to): every frame `from`'s engine sends to `to` is dropped (a node that
+    /// withholds events from some peers).
+    pub withhold: BTreeSet<(usize, usize)>,
 }
 
 /// Links are re-chosen this often in bounded mode (a real node re-chooses on its tick).
@@ -175,6 +178,7 @@ impl Sim {
             inflight_to: Vec::new(),
             max_inflight_to: 0,
             latency: None,
+            withhold: BTreeSet::new(),
         }
     }
 
@@ -429,7 +433,7 @@ impl Sim {
             self.traffic[i].bytes += bytes.len() as u64;
             self.traffic[i].frames += 1;
             *self.bytes_by_kind.entry(kind_of(&bytes)).or_default() += bytes.len() as u64;
-            if self.rng.gen_bool(self.faults.drop) {
+            if self.rng.gen_bool(self.faults.drop) || self.withhold.contains(&(i, to)) {
                 continue;
             }
             let copies = if self.rng.gen_bool(self.faults.duplicate) {
