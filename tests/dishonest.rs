@@ -229,7 +229,7 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                         .as_ref()
                         .and_then(|e| e.store().events_in_order(&conv).ok())
                         .unwrap_or_default();
-                    let own = events.iter().filter(|e| e.header.author == user).last();
+                    let own = events.iter().rev().find(|e| e.header.author == user);
                     let add = events.iter().rev().find(|e| {
                         matches!(MembershipOp::decode(&e.public),
                             Ok(MembershipOp::Add { profile, .. }) if profile.user_id == user)
