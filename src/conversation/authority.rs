@@ -51,6 +51,9 @@ pub struct Authority {
     /// Per member: (order key, position in the member's chain, true for a removal that
     /// holds, false for an add), sorted by order key.
     marks: BTreeMap<UserId, Vec<(OrderKey, u64, bool)>>,
+    /// Per user: the last add of that user in the order and the removal that refuted it,
+    /// if it was refuted (the user must be told, as a removed member is).
+    refuted_adds: BTreeMap<UserId, (OrderKey, OrderKey)>,
 }
 
 impl Authority {
@@ -127,6 +130,25 @@ impl Authority {
         })
     }
 
+    /// The last add of `user` and the removal that refuted it (their order keys), if it
+    /// was refuted.
+    pub fn refuted_add_of(&self, user: &UserId) -> Option<(OrderKey, OrderKey)> {
+        self.refuted_adds.get(user).copied()
+    }
+
+    /// The add that admits `user`'s event with sequence number `seq` (the last in the
+    /// order among those that count and whose mark lies below `seq`): its order key and
+    /// mark. None for a member since creation.
+    pub fn admitted_by(&self, user: &UserId, seq: u64) -> Option<(OrderKey, u64)> {
+        self.marks.get(user).and_then(|marks| {
+            marks
+                .iter()
+                .rev()
+                .find(|(_, pos, removal)| !removal && *pos < seq)
+                .map(|(at, pos, _)| (*at, *pos))
+        })
+    }
+
     fn decide(&mut self) {
         let (removals, adds) = self.candidates();
         self.holding = grounded(&removals);
@@ -138,11 +160,20 @@ impl Authority {
                 .push((r.key, r.seen, true));
         }
         // An add counts unless a removal that holds takes its authority away.
+        self.refuted_adds.clear();
         for a in &adds {
-            let refuted = removals
+            let refuter = removals
                 .iter()
-                .any(|r| self.holding.contains(&r.id) && a.attacked_by(r));
-            if !refuted {
+                .find(|r| self.holding.contains(&r.id) && a.attacked_by(r));
+            match refuter {
+                Some(r) => {
+                    self.refuted_adds.insert(a.target, (a.key, r.key));
+                }
+                None => {
+                    self.refuted_adds.remove(&a.target);
+                }
+            }
+            if refuter.is_none() {
                 self.marks
                     .entry(a.target)
                     .or_default()

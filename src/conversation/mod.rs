@@ -296,7 +296,20 @@ impl ConversationState {
     pub fn next_lamport(&self, author: &UserId) -> u64 {
         let own = self.last_lamport.get(author).copied().unwrap_or(0) + 1;
         let follow = self.max_key.map_or(1, |k| k.lamport.saturating_add(1));
-        own.max(follow.min(max_lamport(self.next_seq(author))))
+        own.max(follow.min(self.lamport_cap(author, self.next_seq(author))))
+    }
+
+    /// The largest Lamport clock `author`'s event `seq` may carry: `max_lamport(seq)`, or,
+    /// for a member admitted by an add, the add's clock plus `max_lamport` of the events
+    /// since the add's mark, if that is more. (Otherwise a member added after someone
+    /// pushed the clock to its cap could not date its next event after its add, and could
+    /// never write; an admin can lend its puppet no more than its own cap.)
+    pub fn lamport_cap(&self, author: &UserId, seq: u64) -> u64 {
+        let own = max_lamport(seq);
+        match self.authority.admitted_by(author, seq) {
+            Some((at, pos)) => own.max(at.lamport.saturating_add(max_lamport(seq - pos))),
+            None => own,
+        }
     }
 
     /// The id of `author`'s last event held.
@@ -474,7 +487,7 @@ impl ConversationState {
         if h.lamport <= self.last_lamport.get(&h.author).copied().unwrap_or(0) {
             return Err(Invalid("lamport clock did not advance"));
         }
-        if h.lamport > max_lamport(h.seq) {
+        if h.lamport > self.lamport_cap(&h.author, h.seq) {
             return Err(Invalid("lamport clock jumps too far"));
         }
         let op = match h.kind {
@@ -776,18 +789,41 @@ impl ConversationState {
         &self.control
     }
 
-    /// (author, seq) of the last removal of `user` that holds, if `user` is not a member
-    /// now. (A removal that does not hold would not tell `user` that it is out.)
+    /// (author, removed member) of every removal that holds.
+    pub fn removals_that_hold(&self) -> Vec<(UserId, UserId)> {
+        self.control
+            .iter()
+            .filter(|e| self.authority.holds(&e.id()))
+            .filter_map(|e| match MembershipOp::decode(&e.public) {
+                Ok(MembershipOp::Remove { user, .. }) => Some((e.header.author, user)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What tells `user`, who is not a member now, that it is out: (author, seq) of the
+    /// last removal of `user` that holds, or, if `user`'s last add sorts after it and was
+    /// refuted, of the removal that refuted the add. (A removal that does not hold would
+    /// not tell it; a member added by an admin whose rights were taken away concurrently
+    /// would otherwise believe itself a member for good.)
     pub fn removal_of(&self, user: &UserId) -> Option<(UserId, u64)> {
         if self.membership.is_member(user) {
             return None;
         }
-        self.control.iter().rev().find_map(|e| {
-            let removes = e.header.kind == EventKind::Membership
+        let removal = self.control.iter().rev().find(|e| {
+            e.header.kind == EventKind::Membership
                 && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u, .. }) if u == *user)
-                && self.authority.holds(&e.id());
-            removes.then_some((e.header.author, e.header.seq))
-        })
+                && self.authority.holds(&e.id())
+        });
+        let refuted = self.authority.refuted_add_of(user);
+        match (removal, refuted) {
+            (Some(r), Some((add, _))) if add < r.order_key() => {
+                Some((r.header.author, r.header.seq))
+            }
+            (_, Some((_, refuter))) => Some((refuter.author, refuter.seq)),
+            (Some(r), None) => Some((r.header.author, r.header.seq)),
+            (None, None) => None,
+        }
     }
 }
 

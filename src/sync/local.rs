@@ -406,6 +406,14 @@ impl<S: Store> Engine<S> {
         self.messages_before(conv, None, usize::MAX)
     }
 
+    /// (author, removed member) of every removal in a conversation that holds.
+    pub fn removals_that_hold(&self, conv: &ConversationId) -> Vec<(UserId, UserId)> {
+        self.convs
+            .get(conv)
+            .map(|s| s.removals_that_hold())
+            .unwrap_or_default()
+    }
+
     /// Whether a stored event counts: held, and not kept outside its author's chain
     /// (`conversation::MAX_OUTSIDE_EVENTS`).
     pub fn counts(&self, event_id: &EventId) -> Result<bool, SyncError> {
