@@ -740,3 +740,112 @@ fn two_halves_holding_different_versions_settle_on_one_through_digests() {
     }
     assert!(named, "the equivocating author was not named");
 }
+
+/// Bernd pushes the clock to the cap of a long chain; Anna removes Carla and adds her
+/// back. Carla's next seq is low, yet her message must sort after her add and count
+/// everywhere (before: she could not write at all, "you are not a member").
+#[test]
+fn a_member_added_back_after_a_pushed_clock_can_write() {
+    let mut t = Town::new();
+    let conv = t.conv;
+    let bernd = ident(BERND).user_id();
+    let carla = ident(CARLA).user_id();
+    // Bernd, with a long chain, pushes the clock as far as the rules allow.
+    for i in 0..5 {
+        t.text(BERND, &format!("Meldung {i}"), 1100 + i);
+    }
+    let seq = head(&t.e[1], &conv, &bernd).unwrap().header.seq + 1;
+    let high = forge(
+        &ident(BERND),
+        &t.e[1],
+        conv,
+        EventKind::Text,
+        max_lamport(seq),
+        1,
+        Vec::new(),
+        vec![1; 40],
+    );
+    let chain = t.e[1].store().events_in_order(&conv).unwrap();
+    hand(&mut t.e[0], bernd, chain, 1200);
+    hand(&mut t.e[0], bernd, vec![high], 1200);
+    t.spread(ANNA, 1201);
+    t.eng(ANNA).remove_member(1300, conv, &carla).unwrap();
+    t.eng(ANNA).commit(1300).unwrap();
+    t.spread(ANNA, 1301);
+    assert!(!members(&t.e[0], &conv).contains(&"Carla".to_string()));
+    let profile = ident(CARLA).profile(0);
+    t.eng(ANNA).add_member(1400, conv, &profile).unwrap();
+    t.eng(ANNA).commit(1400).unwrap();
+    t.spread(ANNA, 1401);
+    assert!(members(&t.e[2], &conv).contains(&"Carla".to_string()));
+    // Carla's clock for her next event lies far below the add's: the cap lets her follow.
+    let id = t.text(CARLA, "Wieder da", 1500);
+    t.spread(CARLA, 1501);
+    for who in [ANNA, BERND, CARLA, DORA] {
+        let e = &t.e[Town::i(who)];
+        assert!(
+            e.counts(&id).unwrap(),
+            "{who}: Carla's message does not count"
+        );
+        assert!(
+            e.messages(&conv).unwrap().iter().any(|m| m.event_id == id),
+            "{who}: Carla's message is not shown"
+        );
+    }
+}
+
+/// Dora (admin) adds Eve while Anna removes Dora, having seen nothing of that add: the add
+/// is refuted. Eve, who heard only of her add, must be told (as a removed member is), or
+/// she believes herself a member for good.
+#[test]
+fn a_member_whose_add_was_refuted_is_told() {
+    let mut t = Town::new();
+    let conv = t.conv;
+    let dora = ident(DORA).user_id();
+    let eve = ident(EVE).user_id();
+    t.eng(DORA)
+        .add_member(1100, conv, &ident(EVE).profile(0))
+        .unwrap();
+    t.eng(DORA).commit(1100).unwrap();
+    let events = t.e[3].store().events_in_order(&conv).unwrap();
+    hand(&mut t.e[4], dora, events, 1101);
+    assert!(t.e[4].conversation(&conv).is_some_and(|c| c.is_member));
+    // Anna removes Dora without having seen the add.
+    t.eng(ANNA).remove_member(1102, conv, &dora).unwrap();
+    t.eng(ANNA).commit(1102).unwrap();
+    t.give(DORA, &[ANNA], 1103);
+    assert!(!members(&t.e[0], &conv).contains(&"Eve".to_string()));
+    // Eve asks Anna with her summary; Anna answers with what tells her.
+    let anna = t.e[0].user_id();
+    t.e[0].handle_connected(1200, eve);
+    t.e[4].handle_connected(1200, anna);
+    t.e[0].resync(eve);
+    t.e[4].resync(anna);
+    let mut now = 1200;
+    for _ in 0..6 {
+        let mut to_eve = Vec::new();
+        let mut to_anna = Vec::new();
+        while let Some((to, m)) = t.e[0].poll_transmit() {
+            if to == eve {
+                to_eve.push(m);
+            }
+        }
+        while let Some((to, m)) = t.e[4].poll_transmit() {
+            if to == anna {
+                to_anna.push(m);
+            }
+        }
+        for m in to_anna {
+            t.e[0].handle_message(now, eve, m).unwrap();
+        }
+        for m in to_eve {
+            t.e[4].handle_message(now, anna, m).unwrap();
+        }
+        t.e[4].commit(now).unwrap();
+        now += 100;
+    }
+    assert!(
+        !t.e[4].conversation(&conv).is_some_and(|c| c.is_member),
+        "Eve still believes herself a member"
+    );
+}
