@@ -1,0 +1,380 @@
+//! Events coming in: signatures checked in a batch, each event offered to its
+//! conversation (accepted, held back for a gap, a duplicate, one version of an
+//! equivocation, or invalid and counted against the sender), what it unblocks, and the
+//! requests that follow (gaps, forks, whole vectors where views differ).
+
+use super::*;
+
+impl<S: Store> Engine<S> {
+    pub(super) fn handle_events(
+        &mut self,
+        now_ms: u64,
+        from: Option<UserId>,
+        events: Vec<Event>,
+    ) -> Result<(), SyncError> {
+        let verified = self.verify_signatures(from, events);
+        let mut accepted: Vec<Event> = Vec::new();
+        let mut fetch: BTreeSet<ConversationId> = BTreeSet::new();
+        let mut batch = Batch::default();
+        let mut sorted = verified;
+        sorted.sort_by_key(|e| (e.header.conversation, e.order_key()));
+        self.rejected_in.clear();
+        self.forks_in.clear();
+        self.winners_out.clear();
+        let invalid_before = from
+            .and_then(|p| self.offences.get(&p))
+            .map_or(0, |o| o.invalid);
+        for event in sorted {
+            self.offer(now_ms, from, event, &mut batch, &mut accepted, &mut fetch)?;
+        }
+        if let Some(peer) = from
+            && let Some(o) = self.offences.get_mut(&peer)
+            && o.invalid != invalid_before
+        {
+            o.frames_with_invalid += 1;
+        }
+        // Gaps: ask the sender for the missing run of each author it sent ahead of.
+        let mut gaps: Vec<wire::Announce> = Vec::new();
+        let mut whole: BTreeSet<ConversationId> = BTreeSet::new();
+        for conv in fetch {
+            let Some(state) = self.convs.get(&conv) else {
+                whole.insert(conv);
+                continue;
+            };
+            let authors: BTreeSet<(UserId, u64)> = self
+                .pending
+                .of(conv)
+                .map(|e| {
+                    let a = e.header.author;
+                    (a, state.vv.get(&a).copied().unwrap_or(0))
+                })
+                .collect();
+            for (author, have) in authors {
+                // At most one request per author and interval: events that stay pending
+                // (their predecessor is invalid here) must not be asked for in a loop.
+                if self.want_due(now_ms, conv, author, have + 1) {
+                    gaps.push(wire::Announce {
+                        conversation: conv,
+                        author,
+                        seq: have,
+                    });
+                }
+            }
+        }
+        // An event the sender holds is invalid here: our views differ, so compare whole
+        // vectors (the sender then sends what decides it, or learns what we hold).
+        for (conv, author, have) in std::mem::take(&mut self.forks_in) {
+            if self.want_due(now_ms, conv, author, have) {
+                // The sender's events from our head on, its version of our head first.
+                gaps.push(wire::Announce {
+                    conversation: conv,
+                    author,
+                    seq: have.saturating_sub(1),
+                });
+            }
+        }
+        let mut winners = std::mem::take(&mut self.winners_out);
+        winners.dedup_by_key(|e| e.id());
+        let rejected: Vec<ConversationId> = self.rejected_in.iter().copied().collect();
+        for conv in rejected {
+            if self.want_due(now_ms, conv, gossip::WHOLE_CONVERSATION, u64::MAX) {
+                whole.insert(conv);
+            }
+        }
+        if let Err(e) = self.store.apply(std::mem::take(&mut batch)) {
+            // Nothing of this frame is kept; the peers still hold it and will resend.
+            self.reload()?;
+            return Err(e.into());
+        }
+        self.after_accept(from, accepted);
+        if let Some(peer) = from {
+            if !winners.is_empty() {
+                self.send(peer, SyncMessage::Events { events: winners });
+            }
+            if !gaps.is_empty() {
+                self.stats.wants_sent += 1;
+                self.send(peer, SyncMessage::Want { items: gaps });
+            }
+            if !whole.is_empty() {
+                let summary = self.summary_for(&peer, Some(&whole));
+                self.send(peer, summary);
+            }
+        }
+        Ok(())
+    }
+
+    /// Check signatures, batched; on a batch failure find the bad ones one by one.
+    pub(super) fn verify_signatures(
+        &mut self,
+        from: Option<UserId>,
+        events: Vec<Event>,
+    ) -> Vec<Event> {
+        let signed: Vec<Vec<u8>> = events.iter().map(Event::signed_bytes).collect();
+        let items: Vec<(&UserId, &[u8], &[u8; 64])> = events
+            .iter()
+            .zip(&signed)
+            .map(|(e, s)| (&e.header.author, s.as_slice(), &e.signature))
+            .collect();
+        if crypto::verify_batch(LABEL_EVENT_SIGNATURE, &items).is_ok() {
+            return events;
+        }
+        let mut good = Vec::with_capacity(events.len());
+        for (e, s) in events.into_iter().zip(&signed) {
+            if crypto::verify(&e.header.author, LABEL_EVENT_SIGNATURE, s, &e.signature).is_ok() {
+                good.push(e);
+            } else {
+                self.stats.invalid_events += 1;
+                if let Some(peer) = from {
+                    self.offences.entry(peer).or_default().forged += 1;
+                }
+            }
+        }
+        good
+    }
+
+    /// Try to accept one verified event; then any pending events it unblocks.
+    pub(super) fn offer(
+        &mut self,
+        now_ms: u64,
+        from: Option<UserId>,
+        event: Event,
+        batch: &mut Batch,
+        accepted: &mut Vec<Event>,
+        fetch: &mut BTreeSet<ConversationId>,
+    ) -> Result<(), SyncError> {
+        let conv = event.header.conversation;
+        let mut queue = vec![event];
+        while let Some(event) = queue.pop() {
+            let h = &event.header;
+            let known = if self
+                .convs
+                .get(&conv)
+                .is_some_and(|s| h.seq <= s.vv.get(&h.author).copied().unwrap_or(0))
+            {
+                self.store.event_id_by_seq(&conv, &h.author, h.seq)?
+            } else {
+                None
+            };
+            let fork_key = (conv, h.author, h.seq);
+            let verdict = match (self.forks.get(&fork_key), self.convs.get(&conv)) {
+                (Some(low), _) if low.id() < event.id() => {
+                    // A version given up already: refused, and the sender told which won.
+                    self.stats.invalid_events += 1;
+                    self.winners_out.push(low.clone());
+                    continue;
+                }
+                (_, Some(state)) => state.check(&event, known),
+                (_, None) => ConversationState::new(conv).check(&event, None),
+            };
+            match verdict {
+                Ok(_) => {
+                    self.accept(now_ms, event, batch, accepted)?;
+                    // Whatever waited for this event may now fit.
+                    let state = self.convs.get(&conv);
+                    let next = self
+                        .pending
+                        .take_fitting(conv, |e| state.is_some_and(|s| s.check(e, None).is_ok()));
+                    queue.extend(next.into_iter().rev());
+                }
+                Err(Rejection::Duplicate) => self.stats.duplicate_events += 1,
+                Err(Rejection::Equivocation) => {
+                    tracing::warn!(conversation = %conv, author = %event.header.author, seq = event.header.seq,
+                        "two different events with one author and sequence number: that member's device sent conflicting messages");
+                    self.stats.equivocations += 1;
+                    self.notifications.push_back(Notification::Equivocation {
+                        conversation: conv,
+                        author: event.header.author,
+                    });
+                    let ours = match known {
+                        Some(id) => self.store.event(&id)?,
+                        None => None,
+                    };
+                    let low = [
+                        self.forks.get(&fork_key).cloned(),
+                        ours,
+                        Some(event.clone()),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min_by_key(Event::id);
+                    if let Some(low) = low
+                        && (known.is_some() || self.forks.contains_key(&fork_key))
+                    {
+                        make_room(&mut self.forks, &fork_key, MAX_FORKS);
+                        self.forks.insert(fork_key, low);
+                    }
+                    match known {
+                        // The lower id wins, on every node alike.
+                        Some(ours) if event.id() < ours => {
+                            self.replace_chain_from(now_ms, &event, batch, accepted)?;
+                            queue.push(event);
+                        }
+                        Some(_) => {
+                            self.stats.invalid_events += 1;
+                            if let Some(low) = self.forks.get(&fork_key) {
+                                self.winners_out.push(low.clone());
+                            }
+                        }
+                        None => {
+                            // Its `prev` names another version of what we hold: ask for it.
+                            let have = self
+                                .convs
+                                .get(&conv)
+                                .and_then(|s| s.vv.get(&event.header.author).copied())
+                                .unwrap_or(0);
+                            self.forks_in.insert((conv, event.header.author, have));
+                        }
+                    }
+                }
+                Err(r) if r.is_pending() => {
+                    fetch.insert(conv);
+                    if let Err(full) = self.pending.insert(event, from, now_ms) {
+                        tracing::debug!(conversation = %conv, ?from, ?full, "held-back events at their bound; dropped");
+                        self.stats.pending_dropped += 1;
+                    }
+                }
+                Err(r) => {
+                    tracing::debug!(conversation = %conv, reason = %r, "dropping invalid event");
+                    self.stats.invalid_events += 1;
+                    self.rejected_in.insert(conv);
+                    if let Some(peer) = from {
+                        self.offences.entry(peer).or_default().invalid += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop `event`'s author's events from its seq on (the losing version of an
+    /// equivocation and what was built on it) and re-decide the conversation.
+    pub(super) fn replace_chain_from(
+        &mut self,
+        _now_ms: u64,
+        event: &Event,
+        batch: &mut Batch,
+        accepted: &mut Vec<Event>,
+    ) -> Result<(), SyncError> {
+        let (conv, author, seq) = (
+            event.header.conversation,
+            event.header.author,
+            event.header.seq,
+        );
+        self.store.apply(std::mem::take(batch))?;
+        let losers = self
+            .store
+            .events_after(&conv, &author, seq.saturating_sub(1), usize::MAX)?;
+        for l in &losers {
+            accepted.retain(|a| a.id() != l.id());
+            self.notifications.push_back(Notification::Retracted {
+                conversation: conv,
+                event_id: l.id(),
+            });
+        }
+        self.store.apply(Batch {
+            remove_events: losers,
+            ..Batch::default()
+        })?;
+        let events = self.store.events_in_order(&conv)?;
+        let (state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+        if !dropped.is_empty() {
+            for d in &dropped {
+                accepted.retain(|a| a.id() != d.id());
+            }
+            self.store.apply(Batch {
+                remove_events: dropped,
+                ..Batch::default()
+            })?;
+        }
+        self.convs.insert(conv, state);
+        self.notifications
+            .push_back(Notification::ConversationChanged { conversation: conv });
+        Ok(())
+    }
+
+    pub(super) fn accept(
+        &mut self,
+        _now_ms: u64,
+        event: Event,
+        batch: &mut Batch,
+        accepted: &mut Vec<Event>,
+    ) -> Result<(), SyncError> {
+        let conv = event.header.conversation;
+        let state = self.convs.entry(conv).or_insert_with(|| {
+            tracing::debug!(conversation = %conv, "first event of a conversation");
+            ConversationState::new(conv)
+        });
+        if state.needs_rebuild(&event) {
+            // A control event arrived late: re-decide everything after it.
+            self.store.apply(std::mem::take(batch))?;
+            let mut events = self.store.events_in_order(&conv)?;
+            events.push(event.clone());
+            let (new_state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+            let mut removal = Vec::new();
+            for d in dropped {
+                if d.id() == event.id() {
+                    self.stats.invalid_events += 1;
+                    continue;
+                }
+                self.notifications.push_back(Notification::Retracted {
+                    conversation: conv,
+                    event_id: d.id(),
+                });
+                accepted.retain(|a| a.id() != d.id());
+                removal.push(d);
+            }
+            let kept =
+                new_state.vv.get(&event.header.author).copied().unwrap_or(0) >= event.header.seq;
+            self.convs.insert(conv, new_state);
+            self.store.apply(Batch {
+                remove_events: removal,
+                ..Batch::default()
+            })?;
+            if kept {
+                batch.insert_events.push(event.clone());
+                self.stats.events_stored += 1;
+                accepted.push(event);
+            }
+            self.notifications
+                .push_back(Notification::ConversationChanged { conversation: conv });
+            self.rekey_due.insert(conv);
+            return Ok(());
+        }
+        let content = state.apply(&event, Some(&self.me));
+        self.stats.events_stored += 1;
+        let me = self.me.user_id();
+        match (&event.header.kind, content) {
+            (EventKind::Text, Some(Content::Text { text })) if event.header.author != me => {
+                self.receipt_due.insert(conv);
+                self.receipt_authors
+                    .entry(conv)
+                    .or_default()
+                    .insert(event.header.author);
+                self.notifications.push_back(Notification::Message {
+                    conversation: conv,
+                    event_id: event.id(),
+                    author: event.header.author,
+                    order: event.order_key(),
+                    wall_ms: event.header.wall_ms,
+                    text,
+                });
+            }
+            (EventKind::Membership | EventKind::Rekey, _) => {
+                self.notifications
+                    .push_back(Notification::ConversationChanged { conversation: conv });
+                if event.header.author != me {
+                    // Decided at commit, once the whole frame is in (`rekey_needed_by`).
+                    self.rekey_due.insert(conv);
+                }
+            }
+            (EventKind::DeliveryReceipt | EventKind::ReadReceipt, _) => {
+                self.notifications
+                    .push_back(Notification::ReceiptsChanged { conversation: conv });
+            }
+            _ => {}
+        }
+        batch.insert_events.push(event.clone());
+        accepted.push(event);
+        Ok(())
+    }
+}
