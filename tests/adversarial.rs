@@ -68,6 +68,18 @@ fn sign_as(signer: &Identity, header: EventHeader, public: Vec<u8>, sealed: Vec<
     Event::new(header, public, sealed, sig)
 }
 
+/// `event` with one bit of its signature flipped (rebuilt, so its id is computed afresh).
+fn with_flipped_signature(event: &Event, byte: usize) -> Event {
+    let mut signature = event.signature;
+    signature[byte] ^= 0x40;
+    Event::new(
+        event.header.clone(),
+        event.public.clone(),
+        event.sealed.clone(),
+        signature,
+    )
+}
+
 #[test]
 fn genuine_event_is_accepted() {
     let mut s = setup();
@@ -80,14 +92,7 @@ fn genuine_event_is_accepted() {
 #[test]
 fn forged_signature_is_rejected() {
     let mut s = setup();
-    let mut e = s.text.clone();
-    e.signature[10] ^= 0x40;
-    let e = Event::new(
-        e.header.clone(),
-        e.public.clone(),
-        e.sealed.clone(),
-        e.signature,
-    );
+    let e = with_flipped_signature(&s.text, 10);
     offer(&mut s, vec![e]);
     assert_eq!(s.bernd.stats().invalid_events, 1);
     assert!(s.bernd.messages(&s.conv).unwrap().is_empty());
@@ -249,14 +254,7 @@ fn offences_name_the_sending_peer() {
         "a genuine event is no offence"
     );
 
-    let mut forged = s.text.clone();
-    forged.signature[3] ^= 0x10;
-    let forged = Event::new(
-        forged.header.clone(),
-        forged.public.clone(),
-        forged.sealed.clone(),
-        forged.signature,
-    );
+    let forged = with_flipped_signature(&s.text, 3);
     let mallory = common::identity(9, "Mallory");
     let mut header = s.text.header.clone();
     header.author = mallory.user_id();

@@ -183,11 +183,7 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                     honest[sim.rng.gen_range(0..honest.len())]
                 };
                 let user = sim.nodes[target].user_id;
-                let out = sim.nodes[admin]
-                    .engine
-                    .as_ref()
-                    .and_then(|e| e.conversation(&conv))
-                    .is_some_and(|c| !c.members.iter().any(|(p, _)| p.user_id == user));
+                let out = !members_seen(&mut sim, admin, &conv).contains(&user);
                 if variant.adds && admin != target && out && is_member(&mut sim, admin, &conv) {
                     let profile = sim.nodes[target].profile.clone();
                     let now = sim.now;
@@ -246,7 +242,7 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
         }
     }
     sim.settle(60_000);
-    check(&sim, conv, &honest, &written, &gone, variant.shown)
+    check(&sim, conv, &honest, &written, &gone, m_user, variant.shown)
 }
 
 /// One misdeed of Mallory's, with her own key, sent to one or two honest nodes.
@@ -425,6 +421,7 @@ fn check(
     honest: &[usize],
     written: &BTreeMap<EventId, Written>,
     gone: &BTreeSet<usize>,
+    mallory: UserId,
     shown: bool,
 ) -> Result<(), String> {
     let engine = |i: usize| sim.nodes[i].engine.as_ref().expect("restarted");
@@ -548,15 +545,10 @@ fn check(
     // to every final member its writer saw as a member (counted, and readable).
     // Removed by Mallory (a counter-removal that holds) and added back: what they wrote
     // while out is withdrawn by the rules, like the messages of the `gone`.
-    let m_user = sim
-        .nodes
-        .iter()
-        .find(|n| n.name == "Mallory")
-        .map(|n| n.user_id);
     let removed_by_mallory: BTreeSet<UserId> = engine(reference)
         .removals_that_hold(&conv)
         .into_iter()
-        .filter(|(author, _)| Some(*author) == m_user)
+        .filter(|(author, _)| *author == mallory)
         .map(|(_, user)| user)
         .collect();
     for &h in honest {
@@ -575,84 +567,7 @@ fn check(
                     && !shown_to[&m].contains(id)
             });
             if (lost || hidden_from.is_some()) && std::env::var("FLURFUNK_SIM_SEED").is_ok() {
-                let e = engine(h);
-                let name_of = |u: &UserId| {
-                    sim.nodes
-                        .iter()
-                        .find(|n| n.user_id == *u)
-                        .map(|n| n.name.clone())
-                        .unwrap_or_default()
-                };
-                for n in &sim.nodes {
-                    eprintln!("{} = {}", n.name, n.user_id);
-                }
-                if let Some(msg) = e.store().event(id).unwrap() {
-                    eprintln!(
-                        "message epoch {} lamport {} seq {}",
-                        msg.header.epoch, msg.header.lamport, msg.header.seq
-                    );
-                }
-                eprintln!(
-                    "counts at author: {:?}, opens at author: {:?}",
-                    e.counts(id),
-                    e.store()
-                        .event(id)
-                        .unwrap()
-                        .map(|ev| e.decrypt(&ev).is_some())
-                );
-                for r in e.store().events_in_order(&conv).unwrap() {
-                    if r.header.kind == EventKind::Membership {
-                        eprintln!(
-                            "  op by {} seq {} lamport {} counts {:?}: {:?}",
-                            name_of(&r.header.author),
-                            r.header.seq,
-                            r.header.lamport,
-                            e.counts(&r.id()),
-                            MembershipOp::decode(&r.public).map(|op| match op {
-                                MembershipOp::Remove { user, seen } =>
-                                    format!("remove {} seen {seen}", name_of(&user)),
-                                MembershipOp::Add { profile, seen } =>
-                                    format!("add {} seen {seen}", name_of(&profile.user_id)),
-                                MembershipOp::Promote { user } =>
-                                    format!("promote {}", name_of(&user)),
-                                o => format!("{o:?}").chars().take(20).collect(),
-                            })
-                        );
-                    }
-                }
-                for (who, eng) in [(reference, engine(reference)), (h, e)] {
-                    for r in eng.store().events_in_order(&conv).unwrap() {
-                        if r.header.kind == EventKind::Rekey
-                            && let Ok(body) = RekeyBody::decode(&r.public)
-                        {
-                            eprintln!(
-                                "  at {}: rekey by {} epoch {} lamport {} seq {} to {:?}",
-                                sim.nodes[who].name,
-                                name_of(&r.header.author),
-                                r.header.epoch,
-                                r.header.lamport,
-                                r.header.seq,
-                                body.recipients
-                                    .iter()
-                                    .map(|(u, _)| name_of(u))
-                                    .collect::<Vec<_>>()
-                            );
-                        }
-                    }
-                }
-                eprintln!(
-                    "missing {id}: reference {} stores it: {}, opens it: {}; author still holds it: {}; author view member {:?}; retracted at author {}",
-                    sim.nodes[reference].name,
-                    engine(reference).store().event(id).unwrap().is_some(),
-                    engine(reference)
-                        .store()
-                        .event(id)
-                        .unwrap()
-                        .is_some_and(|ev| engine(reference).decrypt(&ev).is_some()),
-                    e.store().event(id).unwrap().is_some(),
-                    e.conversation(&conv).map(|c| c.is_member),
-                    sim.nodes[h].retracted.contains(id)
-                );
+                explain_missing(sim, conv, reference, h, id);
             }
             if lost {
                 return Err(format!(
@@ -669,6 +584,89 @@ fn check(
         }
     }
     Ok(())
+}
+
+/// With `FLURFUNK_SIM_SEED` set: what a node knows of a message that is lost or hidden
+/// (who is who, the author's membership events, the rekeys both sides hold).
+fn explain_missing(sim: &Sim, conv: ConversationId, reference: usize, h: usize, id: &EventId) {
+    let engine = |i: usize| sim.nodes[i].engine.as_ref().expect("restarted");
+    let e = engine(h);
+    let name_of = |u: &UserId| {
+        sim.nodes
+            .iter()
+            .find(|n| n.user_id == *u)
+            .map(|n| n.name.clone())
+            .unwrap_or_default()
+    };
+    for n in &sim.nodes {
+        eprintln!("{} = {}", n.name, n.user_id);
+    }
+    if let Some(msg) = e.store().event(id).unwrap() {
+        eprintln!(
+            "message epoch {} lamport {} seq {}",
+            msg.header.epoch, msg.header.lamport, msg.header.seq
+        );
+    }
+    eprintln!(
+        "counts at author: {:?}, opens at author: {:?}",
+        e.counts(id),
+        e.store()
+            .event(id)
+            .unwrap()
+            .map(|ev| e.decrypt(&ev).is_some())
+    );
+    for r in e.store().events_in_order(&conv).unwrap() {
+        if r.header.kind == EventKind::Membership {
+            eprintln!(
+                "  op by {} seq {} lamport {} counts {:?}: {:?}",
+                name_of(&r.header.author),
+                r.header.seq,
+                r.header.lamport,
+                e.counts(&r.id()),
+                MembershipOp::decode(&r.public).map(|op| match op {
+                    MembershipOp::Remove { user, seen } =>
+                        format!("remove {} seen {seen}", name_of(&user)),
+                    MembershipOp::Add { profile, seen } =>
+                        format!("add {} seen {seen}", name_of(&profile.user_id)),
+                    MembershipOp::Promote { user } => format!("promote {}", name_of(&user)),
+                    o => format!("{o:?}").chars().take(20).collect(),
+                })
+            );
+        }
+    }
+    for (who, eng) in [(reference, engine(reference)), (h, e)] {
+        for r in eng.store().events_in_order(&conv).unwrap() {
+            if r.header.kind == EventKind::Rekey
+                && let Ok(body) = RekeyBody::decode(&r.public)
+            {
+                eprintln!(
+                    "  at {}: rekey by {} epoch {} lamport {} seq {} to {:?}",
+                    sim.nodes[who].name,
+                    name_of(&r.header.author),
+                    r.header.epoch,
+                    r.header.lamport,
+                    r.header.seq,
+                    body.recipients
+                        .iter()
+                        .map(|(u, _)| name_of(u))
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+    eprintln!(
+        "missing {id}: reference {} stores it: {}, opens it: {}; author still holds it: {}; author view member {:?}; retracted at author {}",
+        sim.nodes[reference].name,
+        engine(reference).store().event(id).unwrap().is_some(),
+        engine(reference)
+            .store()
+            .event(id)
+            .unwrap()
+            .is_some_and(|ev| engine(reference).decrypt(&ev).is_some()),
+        e.store().event(id).unwrap().is_some(),
+        e.conversation(&conv).map(|c| c.is_member),
+        sim.nodes[h].retracted.contains(id)
+    );
 }
 
 #[derive(Clone, Copy)]

@@ -802,7 +802,6 @@ fn a_member_whose_add_was_refuted_is_told() {
     let mut t = Town::new();
     let conv = t.conv;
     let dora = ident(DORA).user_id();
-    let eve = ident(EVE).user_id();
     t.eng(DORA)
         .add_member(1100, conv, &ident(EVE).profile(0))
         .unwrap();
@@ -815,35 +814,9 @@ fn a_member_whose_add_was_refuted_is_told() {
     t.eng(ANNA).commit(1102).unwrap();
     t.give(DORA, &[ANNA], 1103);
     assert!(!members(&t.e[0], &conv).contains(&"Eve".to_string()));
-    // Eve asks Anna with her summary; Anna answers with what tells her.
-    let anna = t.e[0].user_id();
-    t.e[0].handle_connected(1200, eve);
-    t.e[4].handle_connected(1200, anna);
-    t.e[0].resync(eve);
-    t.e[4].resync(anna);
-    let mut now = 1200;
-    for _ in 0..6 {
-        let mut to_eve = Vec::new();
-        let mut to_anna = Vec::new();
-        while let Some((to, m)) = t.e[0].poll_transmit() {
-            if to == eve {
-                to_eve.push(m);
-            }
-        }
-        while let Some((to, m)) = t.e[4].poll_transmit() {
-            if to == anna {
-                to_anna.push(m);
-            }
-        }
-        for m in to_anna {
-            t.e[0].handle_message(now, eve, m).unwrap();
-        }
-        for m in to_eve {
-            t.e[4].handle_message(now, anna, m).unwrap();
-        }
-        t.e[4].commit(now).unwrap();
-        now += 100;
-    }
+    // Eve and Anna compare what they hold; Anna answers with what tells her.
+    let (left, right) = t.e.split_at_mut(4);
+    converse(&mut left[0], &mut right[0], 1200);
     assert!(
         !t.e[4].conversation(&conv).is_some_and(|c| c.is_member),
         "Eve still believes herself a member"

@@ -507,8 +507,7 @@ impl ConversationState {
             // like any other event of its author.
             return Ok(Standing::Inside);
         }
-        let is_create = matches!(op, Some(MembershipOp::Create { .. }));
-        if !is_create && !self.authority.inside(&h.author, h.seq, &key) {
+        if self.is_outside(event) {
             return if self.outside.get(&h.author).copied().unwrap_or(0) < MAX_OUTSIDE_EVENTS {
                 Ok(Standing::Outside)
             } else {
