@@ -183,8 +183,12 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                     honest[sim.rng.gen_range(0..honest.len())]
                 };
                 let user = sim.nodes[target].user_id;
-                let out = !members_seen(&mut sim, admin, &conv).contains(&user);
-                if variant.adds && admin != target && out && is_member(&mut sim, admin, &conv) {
+                // (`is_member` first: a crashed admin has no engine to ask.)
+                if variant.adds
+                    && admin != target
+                    && is_member(&mut sim, admin, &conv)
+                    && !members_seen(&mut sim, admin, &conv).contains(&user)
+                {
                     let profile = sim.nodes[target].profile.clone();
                     let now = sim.now;
                     let _ = sim.nodes[admin].engine().add_member(now, conv, &profile);
