@@ -616,6 +616,7 @@ async fn go_online(
         mdns: !cli.net.no_mdns,
         role: Role::Member,
         max_peers: cli.net.max_peers,
+        ..LaunchOptions::default()
     };
     let mut running = launch::launch(&c.dir, options)
         .await

@@ -26,6 +26,8 @@ pub const MAX_DISPLAY_NAME_BYTES: usize = 64;
 const KEY_FILE_MAGIC: &[u8; 16] = b"FLURFUNK-KEY-V1\n";
 /// Magic + signing key + X25519 secret + name length + name.
 const KEY_FILE_MAX_BYTES: usize = 16 + 32 + 32 + 1 + MAX_DISPLAY_NAME_BYTES;
+/// What protection at rest may add (Windows DPAPI: a header of about 200 bytes, padding).
+const PROTECTION_OVERHEAD: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -254,6 +256,8 @@ impl Identity {
         bytes.extend_from_slice(self.dh_secret.as_ref());
         bytes.push(self.display_name.len() as u8);
         bytes.extend_from_slice(self.display_name.as_bytes());
+        // Protected before the file exists, so a failure leaves no empty key file behind.
+        let stored = Zeroizing::new(crate::platform::protect(&bytes).map_err(io_err)?);
 
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -271,7 +275,7 @@ impl Identity {
                 io_err(source)
             }
         })?;
-        file.write_all(&bytes).map_err(io_err)?;
+        file.write_all(&stored).map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
         Ok(())
     }
@@ -301,15 +305,19 @@ impl Identity {
                 }
             }
         })?;
-        let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX_BYTES));
+        let mut stored = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX_BYTES));
         // Read one byte past the limit so an oversized file is detected, not truncated.
         Read::by_ref(&mut file)
-            .take(KEY_FILE_MAX_BYTES as u64 + 1)
-            .read_to_end(&mut bytes)
+            .take((KEY_FILE_MAX_BYTES + PROTECTION_OVERHEAD) as u64 + 1)
+            .read_to_end(&mut stored)
             .map_err(|source| IdentityError::Io {
                 path: shown.clone(),
                 source,
             })?;
+        let bytes = crate::platform::unprotect(&stored).map_err(|source| IdentityError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         Self::decode_key_file(&bytes).ok_or(IdentityError::BadKeyFile { path: shown })
     }
 

@@ -1,6 +1,8 @@
 //! Flurfunk: a serverless, end-to-end encrypted messenger for a town hall's LAN.
 //!
 //! Module map (dependencies point down the list only):
+//! - [`platform`]: what differs between OSes: data folder, key protection at rest (DPAPI),
+//!   machine-wide files, Windows ids and security descriptors.
 //! - [`identity`]: user keys, signed profiles, key files, safety numbers.
 //! - [`crypto`]: purpose-labelled signatures, body encryption, Noise-sealed envelopes.
 //! - [`wire`]: the one canonical, versioned, size-limited encoding of everything.
@@ -22,6 +24,7 @@ pub mod gui;
 pub mod identity;
 pub mod net;
 pub mod node;
+pub mod platform;
 pub mod store;
 pub mod sync;
 pub mod wire;

@@ -28,7 +28,7 @@ const CONTROL_RETRIES: u32 = 15;
     version,
     about = "Serverless, end-to-end encrypted messenger for the local network",
     after_help = "The data directory defaults to the OS's per-user data directory \
-                  (Linux: ~/.local/share/flurfunk, Windows: %APPDATA%\\flurfunk)."
+                  (Linux: ~/.local/share/flurfunk, Windows: %LOCALAPPDATA%\\Flurfunk)."
 )]
 struct Cli {
     /// Data directory (identity, network key, messages).
@@ -64,6 +64,7 @@ impl NetOpts {
             mdns: !self.no_mdns,
             role,
             max_peers: self.max_peers,
+            raise: None,
         }
     }
 }
@@ -134,6 +135,35 @@ enum Command {
         #[command(subcommand)]
         action: GroupAction,
     },
+    /// Machine setup for administrators and installers (network key for all users,
+    /// Windows Firewall rules).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Check a network key file and install it for every user of this machine
+    /// (Windows: %ProgramData%\Flurfunk\network.key, Linux: /etc/flurfunk/network.key).
+    InstallNetworkKey { file: std::path::PathBuf },
+    /// Windows Firewall rules for Flurfunk (the MSI runs these).
+    Firewall {
+        #[command(subcommand)]
+        action: FirewallAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum FirewallAction {
+    /// Allow inbound TCP for the program and UDP 5353 (mDNS), domain and private networks.
+    Add {
+        /// The installed flurfunk.exe (default: this program).
+        program: Option<std::path::PathBuf>,
+    },
+    /// Remove the rules again.
+    Remove,
 }
 
 #[derive(Subcommand)]
@@ -183,6 +213,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("flurfunk: {e:#}");
+                flurfunk::platform::show_error_without_console(&format!("{e:#}"));
                 ExitCode::FAILURE
             }
         };
@@ -245,7 +276,10 @@ fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
         desktop_notifications: true,
     };
     let probe = probe.then_some(gui::StartupProbe { since: started });
-    Ok(gui::run(config, probe)?)
+    if gui::run(config, probe)? == gui::Started::Raised {
+        println!("Flurfunk already runs for this data directory; its window was brought forward.");
+    }
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -273,6 +307,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Network { action } => network(&dir, action),
+        Command::Admin { action } => admin(action),
         Command::Node { net, relay, json } => {
             let role = if relay { Role::Relay } else { Role::Member };
             run_node(&dir, net.launch_options(role), json).await
@@ -460,6 +495,34 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn admin(action: AdminAction) -> Result<()> {
+    use flurfunk::app::install;
+    match action {
+        AdminAction::InstallNetworkKey { file } => {
+            let (path, fingerprint) = install::install_machine_key(&file)?;
+            println!(
+                "installed network {fingerprint} for every user of this machine: {}",
+                path.display()
+            );
+        }
+        AdminAction::Firewall { action } => match action {
+            FirewallAction::Add { program } => {
+                let program = match program {
+                    Some(p) => p,
+                    None => std::env::current_exe()?,
+                };
+                install::run_netsh(&install::firewall_add_commands(&program))?;
+                println!("firewall rules added for {}", program.display());
+            }
+            FirewallAction::Remove => {
+                install::run_netsh(&install::firewall_remove_commands())?;
+                println!("firewall rules removed");
+            }
+        },
+    }
+    Ok(())
 }
 
 async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<()> {

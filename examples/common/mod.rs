@@ -41,6 +41,7 @@ impl NetArgs {
             mdns: !self.no_mdns,
             role,
             max_peers: self.max_peers,
+            ..LaunchOptions::default()
         }
     }
 }

@@ -2,11 +2,17 @@
 //! (headless or inside the desktop app) for the same data directory.
 //!
 //! One JSON request per line, one JSON reply per line. On Unix it is a socket file in the
-//! data directory (mode 0600 in a 0700 directory), so only the owner can connect. Elsewhere
-//! it is a loopback TCP port plus a random token, both in a file only the owner can read;
-//! that variant is compiled and tested on Linux too.
+//! data directory (mode 0600 in a 0700 directory), so only the owner can connect. On
+//! Windows it is a named pipe whose security descriptor admits the current user only,
+//! under a random name kept in the data directory (so nobody can squat on it in advance).
+//! Elsewhere it is a loopback TCP port plus a random token, both in a file only the owner
+//! can read; that variant is compiled and tested on Linux too.
+//!
+//! The desktop app also answers [`Request::Raise`]: a second start for the same user brings
+//! the running window forward instead of failing on the locked database.
 
 use std::io;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -33,6 +39,22 @@ pub enum ControlError {
     AlreadyRunning,
 }
 
+/// What the desktop app does when another start of it asks for its window.
+#[derive(Clone)]
+pub struct RaiseHook(Arc<dyn Fn() + Send + Sync>);
+
+impl RaiseHook {
+    pub fn new(raise: impl Fn() + Send + Sync + 'static) -> Self {
+        RaiseHook(Arc::new(raise))
+    }
+}
+
+impl std::fmt::Debug for RaiseHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RaiseHook(..)")
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Reply {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,8 +76,12 @@ impl Drop for ControlServer {
     }
 }
 
-async fn serve_connection<S>(stream: S, node: NodeHandle, token: Option<String>)
-where
+async fn serve_connection<S>(
+    stream: S,
+    node: NodeHandle,
+    token: Option<String>,
+    raise: Option<RaiseHook>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (read, mut write) = tokio::io::split(stream);
@@ -70,6 +96,19 @@ where
     let reply = match lines.read_line(&mut line).await {
         Ok(0) => return,
         Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Raise) => match &raise {
+                Some(hook) => {
+                    (hook.0)();
+                    Reply {
+                        ok: Some(Response::Done),
+                        error: None,
+                    }
+                }
+                None => Reply {
+                    ok: None,
+                    error: Some(super::AppError::NoWindow.to_string()),
+                },
+            },
             Ok(request) => match super::execute(&node, request).await {
                 Ok(response) => Reply {
                     ok: Some(response),
@@ -129,15 +168,24 @@ where
     }
 }
 
-/// Serve the control socket for `node` until the returned server is dropped.
-pub async fn serve(dir: &DataDir, node: NodeHandle) -> Result<ControlServer, ControlError> {
+/// Serve the control socket for `node` until the returned server is dropped. `raise`:
+/// the desktop app's answer to [`Request::Raise`]; a headless node has none.
+pub async fn serve(
+    dir: &DataDir,
+    node: NodeHandle,
+    raise: Option<RaiseHook>,
+) -> Result<ControlServer, ControlError> {
     #[cfg(unix)]
     {
-        serve_unix(dir, node).await
+        serve_unix(dir, node, raise).await
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        serve_tcp(dir, node).await
+        serve_pipe(dir, node, raise).await
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        serve_tcp(dir, node, raise).await
     }
 }
 
@@ -148,14 +196,22 @@ pub async fn call(dir: &DataDir, request: &Request) -> Result<Option<Response>, 
     {
         call_unix(dir, request).await
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        call_pipe(dir, request).await
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         call_tcp(dir, request).await
     }
 }
 
 #[cfg(unix)]
-async fn serve_unix(dir: &DataDir, node: NodeHandle) -> Result<ControlServer, ControlError> {
+async fn serve_unix(
+    dir: &DataDir,
+    node: NodeHandle,
+    raise: Option<RaiseHook>,
+) -> Result<ControlServer, ControlError> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.control_socket();
     if path.exists() {
@@ -169,7 +225,7 @@ async fn serve_unix(dir: &DataDir, node: NodeHandle) -> Result<ControlServer, Co
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(stream, node.clone(), None));
+            tokio::spawn(serve_connection(stream, node.clone(), None, raise.clone()));
         }
     });
     Ok(ControlServer {
@@ -195,11 +251,118 @@ async fn call_unix(dir: &DataDir, request: &Request) -> Result<Option<Response>,
     call_over(stream, None, request).await.map(Some)
 }
 
+/// A client for the pipe `name` if a node of the current user serves it, or `None` (no
+/// such pipe, or a name that is not ours, or a server run by someone else).
+#[cfg(windows)]
+async fn open_pipe(
+    name: &str,
+) -> io::Result<Option<tokio::net::windows::named_pipe::NamedPipeClient>> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::ERROR_PIPE_BUSY;
+    let ours = name
+        .strip_prefix(PIPE_PREFIX)
+        .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !ours {
+        return Ok(None);
+    }
+    // All instances busy: another client is being served; it takes milliseconds.
+    for _ in 0..100 {
+        match tokio::net::windows::named_pipe::ClientOptions::new().open(name) {
+            Ok(client) => {
+                let handle = client.as_raw_handle();
+                return match crate::platform::pipe_server_is_current_user(handle) {
+                    Ok(true) => Ok(Some(client)),
+                    Ok(false) | Err(_) => {
+                        tracing::warn!("control pipe {name} is served by another user; ignored");
+                        Ok(None)
+                    }
+                };
+            }
+            Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the control pipe stayed busy for 2 s",
+    ))
+}
+
+#[cfg(windows)]
+const PIPE_PREFIX: &str = r"\\.\pipe\flurfunk-";
+
+#[cfg(windows)]
+async fn serve_pipe(
+    dir: &DataDir,
+    node: NodeHandle,
+    raise: Option<RaiseHook>,
+) -> Result<ControlServer, ControlError> {
+    use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
+    let path = dir.control_pipe();
+    if let Ok(name) = std::fs::read_to_string(&path)
+        && let Ok(Some(_)) = open_pipe(name.trim()).await
+    {
+        return Err(ControlError::AlreadyRunning);
+    }
+    let mut raw = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    let name = format!("{PIPE_PREFIX}{}", hex::encode(raw));
+    let security = Arc::new(crate::platform::UserOnlySecurity::new()?);
+    let create = {
+        let name = name.clone();
+        move |first: bool| -> io::Result<NamedPipeServer> {
+            let mut options = ServerOptions::new();
+            options
+                .first_pipe_instance(first)
+                .reject_remote_clients(true);
+            // SAFETY: `security` holds a valid SECURITY_ATTRIBUTES for this call.
+            unsafe { options.create_with_security_attributes_raw(&name, security.as_ptr()) }
+        }
+    };
+    let mut server = create(true)?;
+    crate::identity::write_private_file(&path, name.as_bytes(), true)?;
+    let task = tokio::spawn(async move {
+        loop {
+            let connected = server.connect().await;
+            let next = match create(false) {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!("control pipe: cannot create the next instance: {e}");
+                    return;
+                }
+            };
+            let stream = std::mem::replace(&mut server, next);
+            if connected.is_ok() {
+                tokio::spawn(serve_connection(stream, node.clone(), None, raise.clone()));
+            }
+        }
+    });
+    Ok(ControlServer {
+        task,
+        cleanup: path,
+    })
+}
+
+#[cfg(windows)]
+async fn call_pipe(dir: &DataDir, request: &Request) -> Result<Option<Response>, ControlError> {
+    let Ok(name) = std::fs::read_to_string(dir.control_pipe()) else {
+        return Ok(None);
+    };
+    match open_pipe(name.trim()).await? {
+        Some(client) => call_over(client, None, request).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Loopback TCP with a token: the control channel where Unix sockets are not available.
-#[cfg_attr(unix, allow(dead_code))]
+#[cfg_attr(any(unix, windows), allow(dead_code))]
 pub(crate) async fn serve_tcp(
     dir: &DataDir,
     node: NodeHandle,
+    raise: Option<RaiseHook>,
 ) -> Result<ControlServer, ControlError> {
     let path = dir.control_port();
     if let Ok(text) = std::fs::read_to_string(&path)
@@ -218,7 +381,12 @@ pub(crate) async fn serve_tcp(
     crate::identity::write_private_file(&path, format!("{port} {token}\n").as_bytes(), true)?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_connection(stream, node.clone(), Some(token.clone())));
+            tokio::spawn(serve_connection(
+                stream,
+                node.clone(),
+                Some(token.clone()),
+                raise.clone(),
+            ));
         }
     });
     Ok(ControlServer {
@@ -227,7 +395,7 @@ pub(crate) async fn serve_tcp(
     })
 }
 
-#[cfg_attr(unix, allow(dead_code))]
+#[cfg_attr(any(unix, windows), allow(dead_code))]
 pub(crate) async fn call_tcp(
     dir: &DataDir,
     request: &Request,

@@ -5,7 +5,8 @@
 //! DIR/network.key    network pre-shared key (0600); absent: demo network
 //! DIR/db/            sled database (one process at a time)
 //! DIR/control.sock   control socket of the running node (Unix; 0600)
-//! DIR/control.port   control port and token of the running node (other OSes; 0600)
+//! DIR/control.port   control port and token (loopback TCP; tested on Linux, unused)
+//! DIR/control.pipe   name of the running node's control pipe (Windows; user only)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -21,9 +22,9 @@ impl DataDir {
     }
 
     /// The OS's per-user data directory (Linux `~/.local/share/flurfunk`, Windows
-    /// `%APPDATA%\flurfunk`).
+    /// `%LOCALAPPDATA%\Flurfunk`: local, so a roaming profile does not carry it around).
     pub fn default_location() -> Option<Self> {
-        dirs::data_dir().map(|d| DataDir::new(d.join("flurfunk")))
+        crate::platform::user_data_dir().map(DataDir::new)
     }
 
     pub fn root(&self) -> &Path {
@@ -48,6 +49,10 @@ impl DataDir {
 
     pub fn control_port(&self) -> PathBuf {
         self.root.join("control.port")
+    }
+
+    pub fn control_pipe(&self) -> PathBuf {
+        self.root.join("control.pipe")
     }
 
     /// Create the directory, readable by its owner only.

@@ -7,7 +7,7 @@
 use libp2p::Multiaddr;
 use tokio::sync::broadcast;
 
-use super::control::{self, ControlError, ControlServer};
+use super::control::{self, ControlError, ControlServer, RaiseHook};
 use super::data_dir::DataDir;
 use crate::identity::{Identity, IdentityError};
 use crate::net::{NetError, NetworkKey};
@@ -49,6 +49,8 @@ pub struct LaunchOptions {
     pub role: Role,
     /// Connections kept at most (see [`node::DEFAULT_MAX_PEERS`]).
     pub max_peers: usize,
+    /// The desktop app's answer when a second start asks for its window.
+    pub raise: Option<RaiseHook>,
 }
 
 impl Default for LaunchOptions {
@@ -59,6 +61,7 @@ impl Default for LaunchOptions {
             mdns: true,
             role: Role::Member,
             max_peers: node::DEFAULT_MAX_PEERS,
+            raise: None,
         }
     }
 }
@@ -97,14 +100,23 @@ pub fn load_identity(dir: &DataDir) -> Result<Identity, LaunchError> {
     Ok(Identity::load(&path)?)
 }
 
-/// The data directory's network key; without one the node is in the demo network.
+/// The data directory's network key; else the one the administrator installed for the
+/// machine ([`machine_network_key`]); without either the node is in the demo network.
 pub fn load_network_key(dir: &DataDir) -> Result<NetworkKey, LaunchError> {
     let path = dir.network_key();
     if path.exists() {
         Ok(NetworkKey::load(&path)?)
+    } else if let Some(machine) = machine_network_key() {
+        Ok(NetworkKey::load(&machine)?)
     } else {
         Ok(NetworkKey::demo())
     }
+}
+
+/// The machine-wide network key file, if an administrator installed one (next to the
+/// installed `flurfunk.exe`, `/etc/flurfunk/network.key`).
+pub fn machine_network_key() -> Option<std::path::PathBuf> {
+    crate::platform::machine_network_key()
 }
 
 /// Create the data directory with a new identity unless it has one; returns the identity.
@@ -142,7 +154,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         identity_path: Some(dir.identity()),
     };
     let (node, events) = node::start(identity, Box::new(store), config).await?;
-    let control = match control::serve(dir, node.clone()).await {
+    let control = match control::serve(dir, node.clone(), options.raise).await {
         Ok(c) => c,
         Err(e) => {
             let _ = node.shutdown().await;
@@ -157,7 +169,10 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
     })
 }
 
-/// Resolves on Ctrl+C (SIGINT) or, on Unix, SIGTERM (systemd's stop).
+/// Resolves on Ctrl+C (SIGINT); on Unix also SIGTERM (systemd's stop); on Windows also
+/// Ctrl+Break and the console window closing (log-off and shutdown events are asked for
+/// too, but Windows does not deliver them to a program that loads user32; it ends the
+/// process, and nothing is lost: every message is durable before it is acknowledged).
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -174,7 +189,24 @@ pub async fn shutdown_signal() {
             }
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_logoff, ctrl_shutdown};
+        let (Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) =
+            (ctrl_break(), ctrl_close(), ctrl_logoff(), ctrl_shutdown())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = brk.recv() => {}
+            _ = close.recv() => {}
+            _ = logoff.recv() => {}
+            _ = shutdown.recv() => {}
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = tokio::signal::ctrl_c().await;
     }

@@ -7,6 +7,7 @@
 
 pub mod control;
 pub mod data_dir;
+pub mod install;
 pub mod launch;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,8 @@ pub enum AppError {
     Ambiguous { name: String, candidates: String },
     #[error("unknown group '{0}'")]
     UnknownGroup(String),
+    #[error("no desktop app runs for this data directory, only a headless node")]
+    NoWindow,
     #[error(transparent)]
     Node(#[from] NodeError),
 }
@@ -53,12 +56,31 @@ pub enum Request {
     Status,
     Peers,
     Conversations,
-    Send { to: String, text: String },
-    History { conversation: String, limit: usize },
-    GroupCreate { name: String, members: Vec<String> },
-    GroupAdd { group: String, user: String },
-    GroupRemove { group: String, user: String },
-    GroupLeave { group: String },
+    Send {
+        to: String,
+        text: String,
+    },
+    History {
+        conversation: String,
+        limit: usize,
+    },
+    GroupCreate {
+        name: String,
+        members: Vec<String>,
+    },
+    GroupAdd {
+        group: String,
+        user: String,
+    },
+    GroupRemove {
+        group: String,
+        user: String,
+    },
+    GroupLeave {
+        group: String,
+    },
+    /// Bring the desktop app's window forward (a second start of the app asks this).
+    Raise,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +172,8 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
             node.leave(conv).await?;
             Response::Done
         }
+        // Only the control server of the desktop app can answer this.
+        Request::Raise => return Err(AppError::NoWindow),
     })
 }
 

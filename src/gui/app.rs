@@ -5,6 +5,8 @@
 //! (at most one of each kind in flight), so a burst of events costs one reload.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::bridge::{Bridge, Update};
@@ -13,6 +15,7 @@ use super::dialogs::Dialog;
 use super::i18n::{Lang, Texts, fill};
 use super::settings::{KeyChange, Settings};
 use super::wizard::Wizard;
+use crate::app::control::RaiseHook;
 use crate::app::data_dir::DataDir;
 use crate::app::launch::{self, LaunchOptions, Running};
 use crate::node::{ConversationView, NodeEvent, NodeHandle, NodeStatus, PeerView};
@@ -97,13 +100,28 @@ pub struct FlurfunkApp {
     focused: bool,
     reported_focus: Option<bool>,
     frames: u64,
+    /// Set when a second start of the app asked for this window (control socket).
+    raise_requested: Arc<AtomicBool>,
 }
 
 impl FlurfunkApp {
     /// Open the app for a data directory: the wizard if it has no identity yet, else start
     /// its node in the background (the first frame does not wait for it).
-    pub fn new(ctx: &egui::Context, runtime: tokio::runtime::Handle, config: GuiConfig) -> Self {
+    pub fn new(
+        ctx: &egui::Context,
+        runtime: tokio::runtime::Handle,
+        mut config: GuiConfig,
+    ) -> Self {
         super::style::apply(ctx);
+        let raise_requested = Arc::new(AtomicBool::new(false));
+        config.launch.raise = Some(RaiseHook::new({
+            let raise = raise_requested.clone();
+            let ctx = ctx.clone();
+            move || {
+                raise.store(true, Ordering::Relaxed);
+                ctx.request_repaint();
+            }
+        }));
         let settings = Settings::load(&Settings::path(&config.dir));
         let has_identity = config.dir.identity().exists();
         let (settings_writer, mut latest) = tokio::sync::watch::channel(None::<Settings>);
@@ -143,6 +161,7 @@ impl FlurfunkApp {
             focused: true,
             reported_focus: None,
             frames: 0,
+            raise_requested,
         };
         if has_identity {
             app.start_node(0);
@@ -257,6 +276,11 @@ impl FlurfunkApp {
             self.mark_selected_read();
         }
         self.focused = focused;
+        if self.raise_requested.swap(false, Ordering::Relaxed) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+        }
         while let Some(update) = self.bridge.try_next() {
             self.apply(update);
         }

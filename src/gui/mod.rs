@@ -42,6 +42,17 @@ pub enum GuiError {
     Runtime(std::io::Error),
     #[error("cannot open the window: {0}")]
     Window(String),
+    #[error("{0}")]
+    OtherInstance(String),
+}
+
+/// What a start of the app found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Started {
+    /// The window was open until the user closed it.
+    Closed,
+    /// The app already ran for this data directory; its window was brought forward.
+    Raised,
 }
 
 /// Whether a window can be opened at all. Only X11/Wayland systems can lack a display;
@@ -96,8 +107,13 @@ impl eframe::App for ProbedApp {
     }
 }
 
-/// Open the window and run until it is closed.
-pub fn run(config: GuiConfig, probe: Option<StartupProbe>) -> Result<(), GuiError> {
+/// The window's icon (also the installers' icon).
+const ICON_PNG: &[u8] = include_bytes!("../../packaging/icons/flurfunk-256.png");
+
+/// Open the window and run until it is closed, or bring forward the window of the app
+/// that already runs for this data directory (a second start on a terminal server, a
+/// double click on the shortcut).
+pub fn run(config: GuiConfig, probe: Option<StartupProbe>) -> Result<Started, GuiError> {
     if !display_available() {
         return Err(GuiError::NoDisplay);
     }
@@ -107,13 +123,31 @@ pub fn run(config: GuiConfig, probe: Option<StartupProbe>) -> Result<(), GuiErro
         .enable_all()
         .build()
         .map_err(GuiError::Runtime)?;
+    let asked = runtime.block_on(crate::app::control::call(
+        &config.dir,
+        &crate::app::Request::Raise,
+    ));
+    match asked {
+        Ok(Some(_)) => return Ok(Started::Raised),
+        Err(crate::app::control::ControlError::Remote(e)) => {
+            return Err(GuiError::OtherInstance(e));
+        }
+        // Nobody answers: this is the only start (a stale socket file is replaced later).
+        Ok(None) | Err(_) => {}
+    }
+    crate::platform::set_app_user_model_id();
     let handle = runtime.handle().clone();
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Flurfunk")
+        .with_app_id("flurfunk")
+        .with_inner_size([1040.0, 700.0])
+        .with_min_inner_size([640.0, 420.0]);
+    match eframe::icon_data::from_png_bytes(ICON_PNG) {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        Err(e) => tracing::warn!("window icon: {e}"),
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Flurfunk")
-            .with_app_id("flurfunk")
-            .with_inner_size([1040.0, 700.0])
-            .with_min_inner_size([640.0, 420.0]),
+        viewport,
         ..Default::default()
     };
     let result = eframe::run_native(
@@ -129,5 +163,7 @@ pub fn run(config: GuiConfig, probe: Option<StartupProbe>) -> Result<(), GuiErro
         }),
     );
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    result.map_err(|e| GuiError::Window(e.to_string()))
+    result
+        .map(|()| Started::Closed)
+        .map_err(|e| GuiError::Window(e.to_string()))
 }

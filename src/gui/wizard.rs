@@ -25,6 +25,8 @@ pub enum Choice {
     Join,
     Create,
     Demo,
+    /// The network key the administrator installed for this machine.
+    Machine,
 }
 
 pub struct Wizard {
@@ -60,6 +62,7 @@ enum NetworkSetup {
     Join(NetworkKey),
     Create(NetworkKey, PathBuf),
     Demo,
+    Machine,
 }
 
 impl Wizard {
@@ -78,6 +81,7 @@ impl Wizard {
                 PathBuf::from(self.save_path.trim()),
             )),
             Choice::Demo => Ok(NetworkSetup::Demo),
+            Choice::Machine => Ok(NetworkSetup::Machine),
         }
     }
 }
@@ -135,8 +139,14 @@ impl FlurfunkApp {
                             .add_enabled(ok, egui::Button::new(t.wizard_next))
                             .clicked();
                         if ok && (next || enter) {
-                            w.step = Step::Network;
                             w.error = None;
+                            if launch::machine_network_key().is_some() {
+                                // IT installed the town hall's key for everyone here.
+                                w.choice = Choice::Machine;
+                                finish = true;
+                            } else {
+                                w.step = Step::Network;
+                            }
                         }
                     }
                     Step::Network => {
@@ -238,6 +248,7 @@ impl FlurfunkApp {
                         &[("path", &path.display().to_string())],
                     ));
                 }
+                NetworkSetup::Machine => {}
                 NetworkSetup::Demo => {
                     if dir.network_key().exists() {
                         std::fs::remove_file(dir.network_key()).map_err(|e| e.to_string())?;

@@ -138,33 +138,63 @@ impl NetworkKey {
         Ok(NetworkKey { psk, demo })
     }
 
+    /// Read a key file: one handed out (plain text) or a data directory's copy (protected
+    /// at rest on Windows). A file far larger than a key is refused unread.
     pub fn load(path: &Path) -> Result<Self, NetError> {
-        let text = std::fs::read_to_string(path).map_err(|source| NetError::KeyFileRead {
+        use std::io::Read;
+        let read_error = |source| NetError::KeyFileRead {
             path: path.display().to_string(),
             source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        };
+        let mut stored = Vec::new();
+        std::fs::File::open(path)
+            .map_err(read_error)?
+            .take(KEY_FILE_MAX_BYTES + 1)
+            .read_to_end(&mut stored)
+            .map_err(read_error)?;
+        let format_error = |reason: String| NetError::KeyFileFormat {
+            path: path.display().to_string(),
+            reason,
+        };
+        if stored.len() as u64 > KEY_FILE_MAX_BYTES {
+            return Err(format_error("far too large for a network key".into()));
+        }
+        let bytes = crate::platform::unprotect(&stored).map_err(read_error)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| format_error("not a text file (a network key is text)".into()))?;
+        Self::parse(text, &path.display().to_string())
     }
 
-    /// Write the key to a new file readable by its owner only; never overwrites.
+    /// Write a key file to hand to colleagues (plain text, readable by its owner only);
+    /// never overwrites.
     pub fn save_new(&self, path: &Path) -> Result<(), NetError> {
-        self.save(path, false)
+        self.save(path, self.to_file_text().into_bytes(), false)
     }
 
-    /// Write the key, replacing an older one (used by `network join`).
+    /// Write the key into a data directory, replacing an older one (`network join`);
+    /// protected at rest for the current user (DPAPI on Windows).
     pub fn save_replace(&self, path: &Path) -> Result<(), NetError> {
-        self.save(path, true)
-    }
-
-    fn save(&self, path: &Path, replace: bool) -> Result<(), NetError> {
-        crate::identity::write_private_file(path, self.to_file_text().as_bytes(), replace).map_err(
-            |source| NetError::KeyFileWrite {
+        let bytes = crate::platform::protect(self.to_file_text().as_bytes()).map_err(|source| {
+            NetError::KeyFileWrite {
                 path: path.display().to_string(),
                 source,
-            },
-        )
+            }
+        })?;
+        self.save(path, bytes, true)
+    }
+
+    fn save(&self, path: &Path, bytes: Vec<u8>, replace: bool) -> Result<(), NetError> {
+        crate::identity::write_private_file(path, &bytes, replace).map_err(|source| {
+            NetError::KeyFileWrite {
+                path: path.display().to_string(),
+                source,
+            }
+        })
     }
 }
+
+/// A network key file is ~100 bytes; anything beyond this is not one.
+const KEY_FILE_MAX_BYTES: u64 = 64 * 1024;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -570,9 +570,14 @@ impl Core {
             MIN_LINKS.saturating_sub(self.swarm.connected_peers().count() + self.book.dialing());
         let (peers, explicit) = self.book.due_dials(now, &self.wanted, bootstrap);
         for (peer, addrs) in peers {
+            // A fresh local port for every dial: binding the listening port first (libp2p's
+            // default, for NAT hole punching, useless on a LAN) fails under Wine and where a
+            // listener holds the port exclusively. Peers learn our address from the address
+            // records we send, never from a connection's source port.
             let opts = DialOpts::peer_id(peer)
                 .addresses(addrs)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
+                .allocate_new_port()
                 .build();
             if let Err(error) = self.swarm.dial(opts) {
                 tracing::debug!(%peer, %error, "cannot dial");
@@ -587,7 +592,10 @@ impl Core {
             let Some(addr) = self.book.explicit.get(index).map(|e| e.addr.clone()) else {
                 continue;
             };
-            let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+            let opts = DialOpts::unknown_peer_id()
+                .address(addr.clone())
+                .allocate_new_port()
+                .build();
             let connection = opts.connection_id();
             self.book.mark_explicit_dialing(index, connection);
             if let Err(error) = self.swarm.dial(opts) {
