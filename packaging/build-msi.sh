@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Flurfunk's MSI from the Windows build in target/windows/dist (packaging/build-windows.sh),
+# with wixl and msibuild from Debian's msitools. Installs them when missing.
+#
+#   packaging/build-msi.sh      ->  target/windows/dist/flurfunk-VERSION-x64.msi
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v wixl >/dev/null || missing+=(wixl)
+command -v msibuild >/dev/null || missing+=(msitools)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+dist="${FLURFUNK_WINDOWS_TARGET_DIR:-target/windows}/dist"
+for f in flurfunk.exe flurfunk-app.exe; do
+    [ -f "$dist/$f" ] || { echo "missing $dist/$f: run packaging/build-windows.sh first" >&2; exit 1; }
+done
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+msi="flurfunk-$version-x64.msi"
+
+# wixl resolves sources relative to the working directory, and refuses absolute paths.
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+cp "$dist/flurfunk.exe" "$dist/flurfunk-app.exe" packaging/icons/flurfunk.ico "$stage/"
+cp packaging/windows/flurfunk.wxs "$stage/"
+(
+    cd "$stage"
+    wixl -a x64 -D Version="$version" -D Icon=flurfunk.ico -D Exe=flurfunk.exe \
+        -D AppExe=flurfunk-app.exe -o "$msi" flurfunk.wxs
+    # What wixl cannot express: the shortcut's AppUserModelID (taskbar, notifications).
+    printf 'MsiShortcutProperty\tShortcut_\tPropertyKey\tPropVariantValue\r\ns72\ts72\ts0\ts0\r\nMsiShortcutProperty\tMsiShortcutProperty\r\nAppUserModelID\tFlurfunkShortcut\tSystem.AppUserModel.ID\tFlurfunk.Messenger\r\n' \
+        > MsiShortcutProperty.idt
+    msibuild "$msi" -i MsiShortcutProperty.idt
+    # wixl ignores Execute="rollback": give the rollback actions their type by hand, the
+    # deferred one's (exe from an installed file, in script, no impersonation, return
+    # ignored: 3154) plus msidbCustomActionTypeRollback (256).
+    msibuild "$msi" -q "UPDATE \`CustomAction\` SET \`Type\` = 3410 WHERE \`Action\` = 'FirewallAddRollback' OR \`Action\` = 'FirewallRemoveRollback'"
+    test "$(msiinfo export "$msi" CustomAction | grep -c $'\t3410\t')" = 2
+    msiinfo export "$msi" MsiShortcutProperty | grep -q Flurfunk.Messenger
+    msiinfo export "$msi" CustomAction | grep -q 'install-network-key'
+)
+mv "$stage/$msi" "$dist/$msi"
+ls -l "$dist/$msi"
