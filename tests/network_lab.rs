@@ -1,5 +1,5 @@
 //! Real `flurfunk node` processes in Linux network namespaces (see `tests/lab/`): mDNS
-//! discovery, a pulled cable, SIGKILL, a wrong network key, two subnets joined by one
+//! discovery, two users on one host (a terminal server), a pulled cable, SIGKILL, a wrong network key, two subnets joined by one
 //! explicit address, and a packet capture that must not contain any message text.
 
 mod lab;
@@ -446,4 +446,65 @@ fn thirty_hosts_on_one_segment_hold_few_links_and_a_group_message_reaches_all() 
             lab.hosts[*h].name
         );
     }
+}
+
+/// A terminal server: two users logged in on one machine each run their own node (one
+/// address, mDNS on, the second on another port), find each other and the other hosts by
+/// mDNS, and talk to both.
+#[test]
+fn two_users_on_one_terminal_server_find_each_other_and_the_others() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1]);
+    let server = lab.add_host("Anna Terminalserver", 1, 1);
+    let second = lab.add_user(server, "Bernd Terminalserver");
+    let desktop = lab.add_host("Cora Desktop", 1, 2);
+    let all = [server, second, desktop];
+    same_network(&lab, &all);
+    for h in all {
+        lab.hosts[h].start(&[]);
+    }
+    let users: Vec<String> = all.iter().map(|h| lab.hosts[*h].user_id()).collect();
+    for (i, a) in all.iter().enumerate() {
+        for (j, _) in all.iter().enumerate() {
+            if i != j {
+                lab.hosts[*a].online(&users[j]);
+            }
+        }
+    }
+    let ports: Vec<u16> = [server, second]
+        .iter()
+        .map(|h| {
+            let at = lab.hosts[*h].wait_for("listening", LONG, |v| v["event"] == "listening");
+            let events = lab.hosts[*h].events.lock().unwrap();
+            let v = &events.iter().find(|(t, _)| *t == at).unwrap().1;
+            let address = v["address"].as_str().unwrap();
+            address.rsplit('/').next().unwrap().parse::<u16>().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ports[0], PORT,
+        "the first user's node takes the default port"
+    );
+    assert_ne!(
+        ports[1], PORT,
+        "the second user's node must take another port"
+    );
+    lab.hosts[server].knows_name("Bernd Terminalserver");
+    lab.hosts[second].knows_name("Cora Desktop");
+    lab.hosts[desktop].knows_name("Anna Terminalserver");
+
+    lab.hosts[server].send(&users[1], "Kaffee im 2. Stock?");
+    lab.hosts[second].send(&users[2], "Akte liegt bei dir");
+    lab.hosts[desktop].send(&users[0], "Termin verschoben");
+    lab.hosts[second].wait_for("anna's text", LONG, |v| {
+        v["event"] == "message" && v["text"] == "Kaffee im 2. Stock?"
+    });
+    lab.hosts[desktop].wait_for("bernd's text", LONG, |v| {
+        v["event"] == "message" && v["text"] == "Akte liegt bei dir"
+    });
+    lab.hosts[server].wait_for("cora's text", LONG, |v| {
+        v["event"] == "message" && v["text"] == "Termin verschoben"
+    });
 }

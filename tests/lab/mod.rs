@@ -71,6 +71,9 @@ pub struct Host {
     pub ip: String,
     pub veth: String,
     pub dir: PathBuf,
+    /// `--listen` address; `None`: the program's default (47110, or any free port when
+    /// another user's node on this host holds it).
+    listen: Option<String>,
     child: Option<Child>,
     pub events: Arc<Mutex<Vec<(Instant, Value)>>>,
     pub started: Instant,
@@ -188,6 +191,7 @@ impl Lab {
             ip,
             veth: outer,
             dir: self.dir.path().join(name),
+            listen: Some(format!("/ip4/0.0.0.0/tcp/{PORT}")),
             child: None,
             events: Arc::new(Mutex::new(Vec::new())),
             started: Instant::now(),
@@ -195,6 +199,27 @@ impl Lab {
         let (ok, _, err) = host.cli(&["init", "--name", name]);
         assert!(ok, "{err}");
         self.hosts.push(host);
+        self.hosts.len() - 1
+    }
+
+    /// A second user logged in on `host` (a terminal server): same namespace and address,
+    /// own data directory and identity, the program's default port choice.
+    pub fn add_user(&mut self, host: usize, name: &str) -> usize {
+        let on = &self.hosts[host];
+        let user = Host {
+            name: name.to_string(),
+            ns: on.ns.clone(),
+            ip: on.ip.clone(),
+            veth: on.veth.clone(),
+            dir: self.dir.path().join(name),
+            listen: None,
+            child: None,
+            events: Arc::new(Mutex::new(Vec::new())),
+            started: Instant::now(),
+        };
+        let (ok, _, err) = user.cli(&["init", "--name", name]);
+        assert!(ok, "{err}");
+        self.hosts.push(user);
         self.hosts.len() - 1
     }
 
@@ -265,11 +290,15 @@ impl Host {
 
     /// Start `flurfunk node --json` inside the host's namespace.
     pub fn start(&mut self, extra: &[&str]) {
-        let listen = format!("/ip4/0.0.0.0/tcp/{PORT}");
+        let listen: Vec<&str> = match &self.listen {
+            Some(addr) => vec!["--listen", addr],
+            None => vec![],
+        };
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns, BIN, "--data-dir"])
             .arg(&self.dir)
-            .args(["node", "--json", "--listen", &listen])
+            .args(["node", "--json"])
+            .args(&listen)
             .env(
                 "RUST_LOG",
                 std::env::var("FLURFUNK_LAB_RUST_LOG").unwrap_or_default(),
