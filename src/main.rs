@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use flurfunk::app::control;
 use flurfunk::app::data_dir::DataDir;
-use flurfunk::app::launch::{self, LaunchOptions, Running};
+use flurfunk::app::launch::{self, LaunchOptions};
 use flurfunk::app::{self, Request, Response};
 #[cfg(feature = "gui")]
 use flurfunk::gui;
@@ -527,12 +527,11 @@ fn admin(action: AdminAction) -> Result<()> {
 
 async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<()> {
     let mdns = options.mdns;
-    let Running {
-        node: handle,
-        mut events,
-        control: _control,
-        network_key: key,
-    } = launch::launch(dir, options).await?;
+    // Holds the control socket and the port claim until the node stops.
+    let mut running = launch::launch(dir, options).await?;
+    let handle = running.node.clone();
+    let key = running.network_key;
+    let events = &mut running.events;
     let status = handle.status().await?;
     eprintln!("flurfunk node: {} ({})", status.name, status.user_id);
     eprintln!("network: {}", network_label(&key));

@@ -118,6 +118,44 @@ pub fn set_app_user_model_id() {
     windows::set_app_user_model_id();
 }
 
+/// A machine-wide claim on a TCP port number among Flurfunk nodes, held while the node
+/// runs and released when the process ends, however it ends. Two users on a terminal
+/// server who log in at the same moment must not both take the default port: the
+/// listening socket allows port sharing (libp2p sets SO_REUSEPORT / SO_REUSEADDR), and a
+/// shared port hands each incoming connection to either node at random.
+pub struct PortClaim {
+    #[cfg(target_os = "linux")]
+    _socket: std::os::unix::net::UnixListener,
+    #[cfg(windows)]
+    _mutex: windows::OwnedHandle,
+}
+
+/// Claim `port` for this process, or `None` if another Flurfunk node on this machine holds
+/// it. Linux: an abstract Unix socket name (per network namespace, like the port itself);
+/// Windows: a named mutex in the global namespace (across terminal-server sessions);
+/// elsewhere no claim is needed beyond the bind itself.
+pub fn claim_port(port: u16) -> Option<PortClaim> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("flurfunk-tcp-{port}");
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).ok()?;
+        std::os::unix::net::UnixListener::bind_addr(&addr)
+            .ok()
+            .map(|socket| PortClaim { _socket: socket })
+    }
+    #[cfg(windows)]
+    {
+        windows::claim_mutex(&format!("Global\\flurfunk-tcp-{port}"))
+            .map(|mutex| PortClaim { _mutex: mutex })
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        let _ = port;
+        Some(PortClaim {})
+    }
+}
+
 /// Windows: the desktop app is started without a console (by `flurfunk-app.exe`), so an
 /// error that ends it is also shown in a message box; a console program prints only.
 pub fn show_error_without_console(message: &str) {
@@ -264,6 +302,39 @@ mod windows {
         };
     }
 
+    /// A handle closed when dropped.
+    pub(crate) struct OwnedHandle(HANDLE);
+
+    // SAFETY: a kernel handle may be used and closed from any thread.
+    unsafe impl Send for OwnedHandle {}
+    unsafe impl Sync for OwnedHandle {}
+
+    impl Drop for OwnedHandle {
+        fn drop(&mut self) {
+            // SAFETY: owned, closed once.
+            unsafe { CloseHandle(self.0) };
+        }
+    }
+
+    /// Create the named mutex, or `None` if it exists already (another process holds it).
+    pub(super) fn claim_mutex(name: &str) -> Option<OwnedHandle> {
+        use windows_sys::Win32::Foundation::{ERROR_ALREADY_EXISTS, GetLastError};
+        let name = wide(name);
+        // SAFETY: a NUL-terminated wide name; default security.
+        let handle = unsafe {
+            windows_sys::Win32::System::Threading::CreateMutexW(std::ptr::null(), 0, name.as_ptr())
+        };
+        if handle.is_null() {
+            return None;
+        }
+        let handle = OwnedHandle(handle);
+        // SAFETY: plain query of this thread's last error, right after the call.
+        if unsafe { GetLastError() } == ERROR_ALREADY_EXISTS {
+            return None;
+        }
+        Some(handle)
+    }
+
     /// The current user's SID as text ("S-1-5-21-...").
     fn current_user_sid() -> io::Result<String> {
         // SAFETY: the pseudo handle of this process needs no closing.
@@ -382,6 +453,20 @@ mod windows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_is_claimed_once_per_machine_until_released() {
+        // A port number no test listens on; the claim is about the name, not the port.
+        let first = claim_port(1);
+        assert!(first.is_some());
+        #[cfg(any(target_os = "linux", windows))]
+        assert!(
+            claim_port(1).is_none(),
+            "a second claim must fail while the first holds"
+        );
+        drop(first);
+        assert!(claim_port(1).is_some(), "released with its holder");
+    }
 
     #[test]
     fn protected_bytes_come_back_and_plain_ones_pass_through() {

@@ -73,21 +73,23 @@ pub struct Running {
     pub events: broadcast::Receiver<NodeEvent>,
     pub control: ControlServer,
     pub network_key: NetworkKey,
+    /// The default port, claimed on this machine while the node runs.
+    _port_claim: Option<crate::platform::PortClaim>,
 }
 
-/// All interfaces on [`DEFAULT_PORT`]; if another program (or a second node on this
-/// machine) holds it, any free port, which still works with mDNS.
-pub fn default_listen() -> Multiaddr {
-    let port = if std::net::TcpListener::bind(("0.0.0.0", DEFAULT_PORT)).is_ok() {
-        DEFAULT_PORT
-    } else {
-        0
-    };
-    Multiaddr::empty()
+/// All interfaces on [`DEFAULT_PORT`]; if another program or another user's node on this
+/// machine (a terminal server) holds it, any free port, which still works with mDNS. The
+/// claim (see [`crate::platform::claim_port`]) must be held while the node runs.
+pub fn default_listen() -> (Multiaddr, Option<crate::platform::PortClaim>) {
+    let claim = crate::platform::claim_port(DEFAULT_PORT)
+        .filter(|_| std::net::TcpListener::bind(("0.0.0.0", DEFAULT_PORT)).is_ok());
+    let port = if claim.is_some() { DEFAULT_PORT } else { 0 };
+    let addr = Multiaddr::empty()
         .with(libp2p::multiaddr::Protocol::Ip4(
             std::net::Ipv4Addr::UNSPECIFIED,
         ))
-        .with(libp2p::multiaddr::Protocol::Tcp(port))
+        .with(libp2p::multiaddr::Protocol::Tcp(port));
+    (addr, claim)
 }
 
 pub fn load_identity(dir: &DataDir) -> Result<Identity, LaunchError> {
@@ -137,10 +139,11 @@ pub fn ensure_identity(dir: &DataDir, name: &str) -> Result<Identity, LaunchErro
 pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, LaunchError> {
     let identity = load_identity(dir)?;
     let network_key = load_network_key(dir)?;
-    let listen = if options.listen.is_empty() {
-        vec![default_listen()]
+    let (listen, port_claim) = if options.listen.is_empty() {
+        let (addr, claim) = default_listen();
+        (vec![addr], claim)
     } else {
-        options.listen
+        (options.listen, None)
     };
     let store = SledStore::open(&dir.database())?;
     let config = NodeConfig {
@@ -166,6 +169,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         events,
         control,
         network_key,
+        _port_claim: port_claim,
     })
 }
 

@@ -40,7 +40,10 @@ pub enum GuiError {
     NoDisplay,
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("cannot open the window: {0}")]
+    #[error(
+        "cannot open the window: {0} (another graphics backend may work: set \
+         WGPU_BACKEND=gl or WGPU_BACKEND=vulkan)"
+    )]
     Window(String),
     #[error("{0}")]
     OtherInstance(String),

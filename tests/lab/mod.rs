@@ -332,6 +332,11 @@ impl Host {
         self.child = Some(child);
     }
 
+    /// Start with the program's own choice of port (no `--listen`).
+    pub fn use_default_listen(&mut self) {
+        self.listen = None;
+    }
+
     /// SIGKILL: no clean shutdown at all.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
