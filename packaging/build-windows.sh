@@ -75,7 +75,8 @@ if [ -n "$prefix" ]; then
     echo "== Wine prefix $prefix"
     export WINEPREFIX="$prefix" WINEDEBUG=-all
     if [ ! -d "$prefix/drive_c/windows/system32" ]; then
-        wineboot -i >/dev/null 2>&1 || true
+        # No Mono or Gecko (their installers would ask on a display); nothing needs them.
+        WINEDLLOVERRIDES="mscoree=d;mshtml=d" wineboot -i >/dev/null 2>&1 || true
         wineserver -w || true
     fi
     cp "$dist/wine/bcryptprimitives.dll" "$prefix/drive_c/windows/system32/"

@@ -401,6 +401,7 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
     let boot = Command::new("wineboot")
         .arg("-i")
         .env("WINEPREFIX", &prefix)
+        .env("WINEDLLOVERRIDES", "mscoree=d;mshtml=d")
         .env("WINEDEBUG", "-all")
         .output()
         .unwrap();
