@@ -80,5 +80,9 @@ if [ -n "$prefix" ]; then
         wineserver -w || true
     fi
     cp "$dist/wine/bcryptprimitives.dll" "$prefix/drive_c/windows/system32/"
+    # No display in tests: Wine's null graphics driver still lets programs create windows
+    # (the node's hidden log-off window). To look at the app under Wine, use a prefix
+    # without this key, DISPLAY set and WGPU_BACKEND=gl.
+    wine reg add 'HKCU\Software\Wine\Drivers' /v Graphics /d null /f >/dev/null
     wine "$dist/flurfunk.exe" --version
 fi

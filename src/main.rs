@@ -530,6 +530,19 @@ async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<(
     // Holds the control socket and the port claim until the node stops.
     let mut running = launch::launch(dir, options).await?;
     let handle = running.node.clone();
+    // Windows log-off or shutdown: stop the node before the process is ended.
+    let session_end = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel::<()>();
+    flurfunk::platform::on_session_end({
+        let session_end = session_end.clone();
+        let stopped = std::sync::Mutex::new(stopped_rx);
+        move || {
+            session_end.notify_one();
+            if let Ok(stopped) = stopped.lock() {
+                let _ = stopped.recv_timeout(std::time::Duration::from_secs(10));
+            }
+        }
+    });
     let key = running.network_key;
     let events = &mut running.events;
     let status = handle.status().await?;
@@ -552,6 +565,7 @@ async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<(
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = session_end.notified() => break,
             _ = stats_every.tick(), if json => {
                 let load = handle.status().await?.load;
                 writeln!(stdout, "{}", serde_json::to_string(&NodeEvent::Stats { load })?)?;
@@ -579,6 +593,7 @@ async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<(
     }
     eprintln!("stopping");
     handle.shutdown().await?;
+    let _ = stopped_tx.send(());
     Ok(())
 }
 

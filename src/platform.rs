@@ -156,6 +156,18 @@ pub fn claim_port(port: u16) -> Option<PortClaim> {
     }
 }
 
+/// Windows: call `on_end` when the user logs off or the system shuts down, before Windows
+/// ends the process. The only notice a program that loads user32 gets is WM_ENDSESSION to
+/// its top-level windows (no console event), so a hidden top-level window on a thread of
+/// its own listens for it. `on_end` may block for a few seconds to stop the node cleanly.
+/// Once per process; elsewhere nothing (systemd and desktops send SIGTERM).
+pub fn on_session_end(on_end: impl Fn() + Send + Sync + 'static) {
+    #[cfg(windows)]
+    windows::on_session_end(Box::new(on_end));
+    #[cfg(not(windows))]
+    drop(on_end);
+}
+
 /// Windows: the desktop app is started without a console (by `flurfunk-app.exe`), so an
 /// error that ends it is also shown in a message box; a console program prints only.
 pub fn show_error_without_console(message: &str) {
@@ -300,6 +312,100 @@ mod windows {
                 MB_OK | MB_ICONERROR,
             )
         };
+    }
+
+    type SessionEnd = Box<dyn Fn() + Send + Sync>;
+    static SESSION_END: std::sync::OnceLock<SessionEnd> = std::sync::OnceLock::new();
+
+    pub(super) fn on_session_end(on_end: SessionEnd) {
+        if SESSION_END.set(on_end).is_err() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("flurfunk-session".into())
+            .spawn(session_window);
+        if let Err(e) = spawned {
+            tracing::warn!("no log-off notice: {e}");
+        }
+    }
+
+    /// A hidden top-level window (message-only windows get no broadcasts) and its loop.
+    fn session_window() {
+        use windows_sys::Win32::UI::WindowsAndMessaging::{
+            CreateWindowExW, DispatchMessageW, GetMessageW, MSG, RegisterClassW, TranslateMessage,
+            WNDCLASSW,
+        };
+        let class = wide("FlurfunkSessionEnd");
+        // SAFETY: NULL asks for this program's own module.
+        let instance = unsafe {
+            windows_sys::Win32::System::LibraryLoader::GetModuleHandleW(std::ptr::null())
+        };
+        let window_class = WNDCLASSW {
+            lpfnWndProc: Some(session_proc),
+            hInstance: instance,
+            lpszClassName: class.as_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: the class struct and its name outlive the window, which lives as long
+        // as this thread.
+        if unsafe { RegisterClassW(&window_class) } == 0 {
+            tracing::warn!("no log-off notice: {}", io::Error::last_os_error());
+            return;
+        }
+        // SAFETY: as above; no parent (top-level), never shown.
+        let window = unsafe {
+            CreateWindowExW(
+                0,
+                class.as_ptr(),
+                class.as_ptr(),
+                0,
+                0,
+                0,
+                0,
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                instance,
+                std::ptr::null(),
+            )
+        };
+        if window.is_null() {
+            tracing::warn!("no log-off notice: {}", io::Error::last_os_error());
+            return;
+        }
+        let mut message = MSG::default();
+        // SAFETY: the standard message loop of this thread's window.
+        while unsafe { GetMessageW(&mut message, std::ptr::null_mut(), 0, 0) } > 0 {
+            unsafe {
+                TranslateMessage(&message);
+                DispatchMessageW(&message);
+            }
+        }
+    }
+
+    unsafe extern "system" fn session_proc(
+        window: windows_sys::Win32::Foundation::HWND,
+        message: u32,
+        wparam: windows_sys::Win32::Foundation::WPARAM,
+        lparam: windows_sys::Win32::Foundation::LPARAM,
+    ) -> windows_sys::Win32::Foundation::LRESULT {
+        use windows_sys::Win32::UI::WindowsAndMessaging::{
+            DefWindowProcW, WM_ENDSESSION, WM_QUERYENDSESSION,
+        };
+        match message {
+            // Never hold up a log-off: everything acknowledged is on disk already.
+            WM_QUERYENDSESSION => 1,
+            WM_ENDSESSION => {
+                if wparam != 0
+                    && let Some(on_end) = SESSION_END.get()
+                {
+                    on_end();
+                }
+                0
+            }
+            // SAFETY: the default handling for everything else.
+            _ => unsafe { DefWindowProcW(window, message, wparam, lparam) },
+        }
     }
 
     /// A handle closed when dropped.

@@ -77,6 +77,21 @@ struct Reloads {
     messages: Refresh,
 }
 
+/// The node the app runs now, for the one thing that cannot reach the app: Windows'
+/// log-off notice, which stops it before the process is ended ([`stop_for_session_end`]).
+static SESSION_NODE: std::sync::Mutex<Option<NodeHandle>> = std::sync::Mutex::new(None);
+
+/// Stop the app's node (everything written, connections closed) within a few seconds;
+/// called from the log-off notice's thread, never from the runtime.
+pub fn stop_for_session_end(runtime: &tokio::runtime::Handle) {
+    let node = SESSION_NODE.lock().ok().and_then(|n| n.clone());
+    if let Some(node) = node {
+        let _ = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(8), node.shutdown()).await
+        });
+    }
+}
+
 pub struct FlurfunkApp {
     pub(super) bridge: Bridge,
     pub(super) config: GuiConfig,
@@ -300,6 +315,9 @@ impl FlurfunkApp {
             Update::Started(mut running) => {
                 let events = std::mem::replace(&mut running.events, running.node.subscribe());
                 self.bridge.follow(events);
+                if let Ok(mut node) = SESSION_NODE.lock() {
+                    *node = Some(running.node.clone());
+                }
                 self.running = Some(running);
                 self.phase = Phase::Running;
                 self.alone_since = Some(Instant::now());

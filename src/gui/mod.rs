@@ -140,6 +140,10 @@ pub fn run(config: GuiConfig, probe: Option<StartupProbe>) -> Result<Started, Gu
     }
     crate::platform::set_app_user_model_id();
     let handle = runtime.handle().clone();
+    crate::platform::on_session_end({
+        let runtime = handle.clone();
+        move || app::stop_for_session_end(&runtime)
+    });
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("Flurfunk")
         .with_app_id("flurfunk")
