@@ -174,9 +174,9 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
 }
 
 /// Resolves on Ctrl+C (SIGINT); on Unix also SIGTERM (systemd's stop); on Windows also
-/// Ctrl+Break and the console window closing (log-off and shutdown events are asked for
-/// too, but Windows does not deliver them to a program that loads user32; it ends the
-/// process, and nothing is lost: every message is durable before it is acknowledged).
+/// Ctrl+Break and the console window closing. Log-off and shutdown events are asked for
+/// too, but Windows does not deliver them to a program that loads user32: that notice
+/// comes through [`crate::platform::on_session_end`].
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
