@@ -16,7 +16,8 @@ if [ -z "$binary" ]; then
     cargo build --release --locked --bin flurfunk
     binary="${CARGO_TARGET_DIR:-target}/release/flurfunk"
 fi
-command -v convert >/dev/null 2>&1 || [ -x /usr/bin/convert ] || {
+# ImageMagick's own convert (a machine may have another `convert` first in PATH).
+[ -x /usr/bin/convert ] || {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick >/dev/null
 }
