@@ -104,6 +104,9 @@ async fn main() -> Result<()> {
                 Ok(NodeEvent::PeerOnline { name, user_id }) => println!("online: {name} ({})", &user_id[..12.min(user_id.len())]),
                 Ok(NodeEvent::PeerOffline { name, .. }) => println!("offline: {name}"),
                 Ok(NodeEvent::Warning { message }) => eprintln!("warning: {message}"),
+                Ok(NodeEvent::Misbehaviour { what, conversation_name, name, .. }) => {
+                    eprintln!("warning: {name}'s device misbehaved in {conversation_name}: {what}")
+                }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,

@@ -157,6 +157,12 @@ async fn main() -> Result<()> {
                 }
             }
             NodeEvent::Warning { message } => eprintln!("warning: {message}"),
+            NodeEvent::Misbehaviour {
+                what,
+                conversation_name,
+                name,
+                ..
+            } => eprintln!("warning: {name}'s device misbehaved in {conversation_name}: {what}"),
             _ => {}
         }
     }

@@ -1,4 +1,4 @@
-//! Signatures, body encryption and sealed envelopes.
+//! Signatures, body encryption, key wraps and proofs of a shared secret.
 //!
 //! Every signature and every encryption carries one of the constant purpose labels below,
 //! so bytes signed or sealed for one purpose never verify or open for another. This module
@@ -7,8 +7,13 @@
 
 use std::fmt;
 
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Blake2b512, Digest};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
@@ -26,15 +31,13 @@ pub const LABEL_SAFETY_NUMBER: &[u8] = b"flurfunk/v1/safety-number";
 pub const LABEL_RECEIPT: &[u8] = b"flurfunk/v1/group-receipt";
 pub const LABEL_VV_DIGEST: &[u8] = b"flurfunk/v1/version-vector-digest";
 pub const LABEL_KEY_COMMITMENT: &[u8] = b"flurfunk/v2/key-commitment";
+pub const LABEL_KEY_WRAP: &[u8] = b"flurfunk/v3/key-wrap";
+pub const LABEL_SHARED_PROOF: &[u8] = b"flurfunk/v3/shared-secret-proof";
+pub const LABEL_EPHEMERAL_PROOF: &[u8] = b"flurfunk/v3/ephemeral-key-proof";
+pub const LABEL_PROOF_NONCE: &[u8] = b"flurfunk/v3/proof-nonce";
 
-const NOISE_PARAMS: &str = "Noise_X_25519_ChaChaPoly_BLAKE2s";
-/// Noise X message overhead: ephemeral key (32) + encrypted static key (32 + 16) + tag (16).
-pub const SEAL_OVERHEAD: usize = 32 + 48 + 16;
 /// Nonce (24) + Poly1305 tag (16) added to every encrypted body.
 pub const BODY_OVERHEAD: usize = 24 + 16;
-/// A sealed payload is at most this long (epoch keys are 32 bytes plus a small header);
-/// Noise caps messages at 65535 bytes anyway.
-pub const MAX_SEALED_PAYLOAD: usize = 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
@@ -42,10 +45,6 @@ pub enum CryptoError {
     BadSignature,
     #[error("ciphertext does not decrypt (wrong key or tampered)")]
     Decrypt,
-    #[error("sealed envelope does not open")]
-    Unseal,
-    #[error("payload of {len} bytes exceeds the limit of {max}")]
-    TooLarge { len: usize, max: usize },
 }
 
 /// `len(label) || label || msg`: the exact bytes signed for a purpose.
@@ -158,58 +157,237 @@ impl EpochKey {
     }
 }
 
-/// Seal `payload` to `recipient_dh_public` so only its owner can open it, and the opener
-/// learns (authenticated) which static key sealed it. One Noise_X message.
-pub fn seal(
-    sender: &Identity,
-    recipient_dh_public: &[u8; 32],
-    payload: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
-    if payload.len() > MAX_SEALED_PAYLOAD {
-        return Err(CryptoError::TooLarge {
-            len: payload.len(),
-            max: MAX_SEALED_PAYLOAD,
-        });
-    }
-    let params = NOISE_PARAMS.parse().map_err(|_| CryptoError::Unseal)?;
-    let mut hs = snow::Builder::new(params)
-        .local_private_key(sender.dh_secret())
-        .and_then(|b| b.remote_public_key(recipient_dh_public))
-        .and_then(|b| b.prologue(LABEL_SEALED_KEY))
-        .and_then(|b| b.build_initiator())
-        .map_err(|_| CryptoError::Unseal)?;
-    let mut out = vec![0u8; payload.len() + SEAL_OVERHEAD];
-    let len = hs
-        .write_message(payload, &mut out)
-        .map_err(|_| CryptoError::Unseal)?;
-    out.truncate(len);
-    Ok(out)
+/// Wraps one epoch key for many recipients with a single ephemeral key (a rekey's public
+/// part): 32 bytes per recipient. There is no tag: the rekey's public commitment is what
+/// a recipient checks the unwrapped key against, and the event's signature names the
+/// author. Should the author hand one recipient a key that does not match, that recipient
+/// can prove it (`prove_shared`): anyone then computes its unwrapped key and sees the
+/// mismatch.
+pub struct KeyWrapper {
+    secret: Zeroizing<[u8; 32]>,
+    /// The ephemeral public key: a torsion-free Edwards25519 point, compressed.
+    pub ephemeral: [u8; 32],
 }
 
-/// Open a sealed envelope. Returns the sender's static X25519 key and the payload; the
-/// caller must check that key against the sender's signed profile.
-pub fn open(recipient: &Identity, sealed: &[u8]) -> Result<([u8; 32], Vec<u8>), CryptoError> {
-    if sealed.len() < SEAL_OVERHEAD || sealed.len() > MAX_SEALED_PAYLOAD + SEAL_OVERHEAD {
-        return Err(CryptoError::Unseal);
+impl KeyWrapper {
+    pub fn new<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(secret.as_mut());
+        let ephemeral = EdwardsPoint::mul_base_clamped(*secret)
+            .compress()
+            .to_bytes();
+        KeyWrapper { secret, ephemeral }
     }
-    let params = NOISE_PARAMS.parse().map_err(|_| CryptoError::Unseal)?;
-    let mut hs = snow::Builder::new(params)
-        .local_private_key(recipient.dh_secret())
-        .and_then(|b| b.prologue(LABEL_SEALED_KEY))
-        .and_then(|b| b.build_responder())
-        .map_err(|_| CryptoError::Unseal)?;
-    let mut payload = vec![0u8; sealed.len()];
-    let len = hs
-        .read_message(sealed, &mut payload)
-        .map_err(|_| CryptoError::Unseal)?;
-    payload.truncate(len);
-    let remote = hs.get_remote_static().ok_or(CryptoError::Unseal)?;
-    let mut sender = [0u8; 32];
-    if remote.len() != 32 {
-        return Err(CryptoError::Unseal);
+
+    /// `key` wrapped for the holder of X25519 key `recipient_dh_public`. `context` names
+    /// what the key is for (conversation, author, epoch).
+    pub fn wrap(&self, context: &[u8], recipient_dh_public: &[u8; 32], key: &[u8; 32]) -> [u8; 32] {
+        let shared = MontgomeryPoint(*recipient_dh_public).mul_clamped(*self.secret);
+        let pad = wrap_pad(
+            context,
+            &self.ephemeral,
+            recipient_dh_public,
+            &shared.to_bytes(),
+        );
+        xor32(key, &pad)
     }
-    sender.copy_from_slice(remote);
-    Ok((sender, payload))
+
+    /// A Schnorr proof that the author knows the ephemeral secret, bound to `context`
+    /// (what the rekey commits to). Without it a member could copy someone else's
+    /// ephemeral key into a rekey of its own, hand a victim a wrong wrap, and make the
+    /// victim's complaint disclose its shared secret with that other key.
+    pub fn prove_possession<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        context: &[u8],
+    ) -> [u8; 64] {
+        let e = Scalar::from_bytes_mod_order(clamp_integer(*self.secret));
+        let k = nonce(rng, &[self.secret.as_slice(), context]);
+        let r = EdwardsPoint::mul_base(&k);
+        let public = EdwardsPoint::mul_base(&e);
+        let c = challenge(LABEL_EPHEMERAL_PROOF, context, &[&public, &r]);
+        let z = k + c * e;
+        let mut proof = [0u8; 64];
+        proof[..32].copy_from_slice(c.as_bytes());
+        proof[32..].copy_from_slice(z.as_bytes());
+        proof
+    }
+}
+
+/// Whether `proof` shows that whoever made `ephemeral` knows its secret (`prove_possession`).
+pub fn verify_possession(ephemeral: &[u8; 32], context: &[u8], proof: &[u8; 64]) -> bool {
+    let Some(e) = ephemeral_point(ephemeral) else {
+        return false;
+    };
+    let Some((c, z)) = scalars(proof) else {
+        return false;
+    };
+    let r = EdwardsPoint::mul_base(&z) - c * e;
+    challenge(LABEL_EPHEMERAL_PROOF, context, &[&e, &r]) == c
+}
+
+/// The challenge and the response of a proof, if both are canonical scalars.
+fn scalars(proof: &[u8; 64]) -> Option<(Scalar, Scalar)> {
+    let mut c = [0u8; 32];
+    c.copy_from_slice(&proof[..32]);
+    let mut z = [0u8; 32];
+    z.copy_from_slice(&proof[32..]);
+    let c = Option::<Scalar>::from(Scalar::from_canonical_bytes(c))?;
+    let z = Option::<Scalar>::from(Scalar::from_canonical_bytes(z))?;
+    Some((c, z))
+}
+
+/// A proof's nonce: hedged, from fresh randomness and the secret and what is proven, so
+/// neither a weak RNG nor a repeated one alone discloses the secret.
+fn nonce<R: RngCore + CryptoRng>(rng: &mut R, parts: &[&[u8]]) -> Scalar {
+    let mut fresh = Zeroizing::new([0u8; 64]);
+    rng.fill_bytes(fresh.as_mut());
+    let mut h = Blake2b512::new();
+    h.update(labelled(LABEL_PROOF_NONCE, fresh.as_slice()));
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+}
+
+/// The ephemeral key of a wrap, if it is a valid torsion-free point (a rekey whose
+/// ephemeral key is not is invalid: nobody could open it, nor prove that).
+fn ephemeral_point(ephemeral: &[u8; 32]) -> Option<EdwardsPoint> {
+    // Canonical encodings only, so prover and verifier hash the same bytes.
+    CompressedEdwardsY(*ephemeral).decompress().filter(|p| {
+        p.is_torsion_free() && *p != EdwardsPoint::default() && p.compress().0 == *ephemeral
+    })
+}
+
+/// Whether `ephemeral` is acceptable as a wrap's ephemeral key.
+pub fn ephemeral_is_valid(ephemeral: &[u8; 32]) -> bool {
+    ephemeral_point(ephemeral).is_some()
+}
+
+/// The key `wrapped` holds for `me`.
+pub fn unwrap_key(
+    me: &Identity,
+    context: &[u8],
+    ephemeral: &[u8; 32],
+    wrapped: &[u8; 32],
+) -> Option<[u8; 32]> {
+    let e = ephemeral_point(ephemeral)?;
+    let shared = e.to_montgomery().mul_clamped(*me.dh_secret()).to_bytes();
+    let pad = wrap_pad(context, ephemeral, &me.dh_public(), &shared);
+    Some(xor32(wrapped, &pad))
+}
+
+/// The key `wrapped` holds for the owner of `dh_public`, given the shared secret a
+/// verified proof disclosed (`verify_shared`).
+pub fn unwrap_with_shared(
+    shared: &[u8; 32],
+    context: &[u8],
+    ephemeral: &[u8; 32],
+    dh_public: &[u8; 32],
+    wrapped: &[u8; 32],
+) -> [u8; 32] {
+    xor32(wrapped, &wrap_pad(context, ephemeral, dh_public, shared))
+}
+
+fn wrap_pad(
+    context: &[u8],
+    ephemeral: &[u8; 32],
+    dh_public: &[u8; 32],
+    shared: &[u8; 32],
+) -> [u8; 32] {
+    let mut h = Blake2b::<U32>::new();
+    h.update(labelled(LABEL_KEY_WRAP, context));
+    h.update(ephemeral);
+    h.update(dh_public);
+    h.update(shared);
+    h.finalize().into()
+}
+
+fn xor32(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b)) {
+        *o = x ^ y;
+    }
+    out
+}
+
+/// A recipient's shared secret with a wrap's ephemeral key, disclosed with a proof that it
+/// is the right one (a Chaum-Pedersen proof that `point` = x * E for the x with
+/// x * B = the recipient's public key). It opens that one wrap for everyone, and nothing
+/// else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedProof {
+    /// x * E, a compressed Edwards25519 point.
+    pub point: [u8; 32],
+    /// The challenge and the response, canonical scalars.
+    pub proof: [u8; 64],
+}
+
+/// Disclose `me`'s shared secret with `ephemeral`, with its proof. `context` binds the
+/// proof to what it is about (the rekey). None if `ephemeral` is not a valid point.
+pub fn prove_shared<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    me: &Identity,
+    context: &[u8],
+    ephemeral: &[u8; 32],
+) -> Option<SharedProof> {
+    let e = ephemeral_point(ephemeral)?;
+    let public = MontgomeryPoint(me.dh_public()).to_edwards(0)?;
+    let mut x = Scalar::from_bytes_mod_order(clamp_integer(*me.dh_secret()));
+    if EdwardsPoint::mul_base(&x) != public {
+        // The other lift of the same u-coordinate; u(-S) = u(S), so the secret is the same.
+        x = -x;
+    }
+    let point = x * e;
+    let k = nonce(rng, &[me.dh_secret().as_slice(), context, ephemeral]);
+    let c = challenge(
+        LABEL_SHARED_PROOF,
+        context,
+        &[&public, &e, &point, &EdwardsPoint::mul_base(&k), &(k * e)],
+    );
+    let z = k + c * x;
+    let mut proof = [0u8; 64];
+    proof[..32].copy_from_slice(c.as_bytes());
+    proof[32..].copy_from_slice(z.as_bytes());
+    Some(SharedProof {
+        point: point.compress().to_bytes(),
+        proof,
+    })
+}
+
+/// The shared secret of the owner of `dh_public` with `ephemeral`, if `proof` shows it is
+/// the right one.
+pub fn verify_shared(
+    dh_public: &[u8; 32],
+    context: &[u8],
+    ephemeral: &[u8; 32],
+    proof: &SharedProof,
+) -> Option<[u8; 32]> {
+    let public = MontgomeryPoint(*dh_public)
+        .to_edwards(0)
+        .filter(EdwardsPoint::is_torsion_free)?;
+    let e = ephemeral_point(ephemeral)?;
+    let point = ephemeral_point(&proof.point)?;
+    let (c, z) = scalars(&proof.proof)?;
+    let a1 = EdwardsPoint::mul_base(&z) - c * public;
+    let a2 = z * e - c * point;
+    (challenge(
+        LABEL_SHARED_PROOF,
+        context,
+        &[&public, &e, &point, &a1, &a2],
+    ) == c)
+        .then(|| point.to_montgomery().to_bytes())
+}
+
+/// Fiat-Shamir challenge over a purpose label, a context and points.
+fn challenge(label: &[u8], context: &[u8], points: &[&EdwardsPoint]) -> Scalar {
+    let mut h = Blake2b512::new();
+    h.update(labelled(label, context));
+    for p in points {
+        h.update(p.compress().as_bytes());
+    }
+    Scalar::from_bytes_mod_order_wide(&h.finalize().into())
 }
 
 #[cfg(test)]
@@ -253,19 +431,113 @@ mod tests {
     }
 
     #[test]
-    fn seal_opens_only_for_recipient_and_names_sender() {
+    fn a_wrap_opens_for_each_recipient_only() {
         let (a, b, c) = ids();
-        let sealed = seal(&a, &b.dh_public(), b"epoch key").unwrap();
-        let (sender, payload) = open(&b, &sealed).unwrap();
-        assert_eq!(sender, a.dh_public());
-        assert_eq!(payload, b"epoch key");
-        assert_eq!(open(&c, &sealed), Err(CryptoError::Unseal));
-        for i in 0..sealed.len() {
-            let mut t = sealed.clone();
-            t[i] ^= 0x01;
-            assert!(open(&b, &t).is_err(), "flip at {i} opened");
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let wrapper = KeyWrapper::new(&mut rng);
+        let key = [7u8; 32];
+        for r in [&a, &b] {
+            let wrapped = wrapper.wrap(b"ctx", &r.dh_public(), &key);
+            assert_eq!(
+                unwrap_key(r, b"ctx", &wrapper.ephemeral, &wrapped),
+                Some(key)
+            );
+            assert_ne!(
+                unwrap_key(&c, b"ctx", &wrapper.ephemeral, &wrapped),
+                Some(key)
+            );
+            assert_ne!(
+                unwrap_key(r, b"ctX", &wrapper.ephemeral, &wrapped),
+                Some(key)
+            );
         }
-        assert!(open(&b, &sealed[..10]).is_err());
+        // Not a point, a point of small order, the identity: refused.
+        assert!(!ephemeral_is_valid(&[0xff; 32]));
+        assert!(!ephemeral_is_valid(&[0; 32]));
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(!ephemeral_is_valid(&identity));
+        assert!(ephemeral_is_valid(&wrapper.ephemeral));
+        // A non-canonical encoding (y = 1 + p, the identity again): refused.
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert!(CompressedEdwardsY(non_canonical).decompress().is_some());
+        assert!(!ephemeral_is_valid(&non_canonical));
+    }
+
+    #[test]
+    fn only_the_maker_of_an_ephemeral_key_can_prove_it() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let wrapper = KeyWrapper::new(&mut rng);
+        let proof = wrapper.prove_possession(&mut rng, b"rekey 1");
+        assert!(verify_possession(&wrapper.ephemeral, b"rekey 1", &proof));
+        // Copied into another rekey (another context): refused.
+        assert!(!verify_possession(&wrapper.ephemeral, b"rekey 2", &proof));
+        // Another key's proof: refused.
+        let other = KeyWrapper::new(&mut rng);
+        assert!(!verify_possession(&other.ephemeral, b"rekey 1", &proof));
+        for i in 0..64 {
+            let mut t = proof;
+            t[i] ^= 0x01;
+            assert!(!verify_possession(&wrapper.ephemeral, b"rekey 1", &t));
+        }
+    }
+
+    #[test]
+    fn a_proof_of_the_shared_secret_verifies_for_its_owner_only() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let wrapper = KeyWrapper::new(&mut rng);
+        let key = [9u8; 32];
+        // Several identities, so both lifts of a u-coordinate are met.
+        for n in 0..12 {
+            let me = Identity::generate(&mut rng, &format!("M{n}")).unwrap();
+            let other = Identity::generate(&mut rng, "O").unwrap();
+            let wrapped = wrapper.wrap(b"ctx", &me.dh_public(), &key);
+            let proof = prove_shared(&mut rng, &me, b"rekey", &wrapper.ephemeral).unwrap();
+            let shared = verify_shared(&me.dh_public(), b"rekey", &wrapper.ephemeral, &proof)
+                .expect("an honest proof verifies");
+            assert_eq!(
+                unwrap_with_shared(
+                    &shared,
+                    b"ctx",
+                    &wrapper.ephemeral,
+                    &me.dh_public(),
+                    &wrapped
+                ),
+                key
+            );
+            assert_eq!(
+                verify_shared(&other.dh_public(), b"rekey", &wrapper.ephemeral, &proof),
+                None
+            );
+            assert_eq!(
+                verify_shared(&me.dh_public(), b"other", &wrapper.ephemeral, &proof),
+                None
+            );
+            for i in 0..32 {
+                let mut t = proof.clone();
+                t.point[i] ^= 0x01;
+                assert_eq!(
+                    verify_shared(&me.dh_public(), b"rekey", &wrapper.ephemeral, &t),
+                    None
+                );
+            }
+            for i in 0..64 {
+                let mut t = proof.clone();
+                t.proof[i] ^= 0x01;
+                assert_eq!(
+                    verify_shared(&me.dh_public(), b"rekey", &wrapper.ephemeral, &t),
+                    None
+                );
+            }
+            // Someone else's secret, claimed as `me`'s: refused.
+            let theirs = prove_shared(&mut rng, &other, b"rekey", &wrapper.ephemeral).unwrap();
+            assert_eq!(
+                verify_shared(&me.dh_public(), b"rekey", &wrapper.ephemeral, &theirs),
+                None
+            );
+        }
     }
 
     #[test]

@@ -612,6 +612,19 @@ fn human_event(event: &NodeEvent) -> Option<String> {
             format!("new {kind} conversation: {name}")
         }
         NodeEvent::Warning { message } => format!("warning: {message}"),
+        NodeEvent::Misbehaviour {
+            what,
+            conversation_name,
+            name,
+            ..
+        } => match what.as_str() {
+            "wrong_key" => format!(
+                "warning: {name}'s device sent a key in \"{conversation_name}\" that does not fit for everyone; a member proved it, and nobody uses that key. Check that device (tampering or a faulty installation)."
+            ),
+            _ => format!(
+                "warning: {name}'s device sent two different versions of one message in \"{conversation_name}\"; Flurfunk keeps one of them for everyone. Check that device (a copied profile, a restored backup, or tampering)."
+            ),
+        },
         NodeEvent::Retracted { .. } => {
             "a message was withdrawn (its author had been removed)".into()
         }

@@ -26,14 +26,41 @@ use flurfunk::conversation::max_lamport;
 use flurfunk::identity::UserId;
 use flurfunk::store::Store;
 use flurfunk::wire::{
-    ConversationId, Event, EventId, EventKind, MembershipOp, RekeyBody, Role, SyncMessage,
+    ComplaintBody, ConversationId, Event, EventId, EventKind, MembershipOp, RekeyBody, Role,
+    SyncMessage,
 };
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
-/// An honest text: who wrote it and whom the writer saw as members when writing.
+/// An honest text: who wrote it, whom the writer saw as members when writing, and what it
+/// held then of key complaints and of rekeys by others.
 struct Written {
     author: usize,
     members: BTreeSet<UserId>,
+    complaints: BTreeSet<EventId>,
+    rekeys: Vec<Event>,
+}
+
+fn held_at_writing(
+    sim: &mut Sim,
+    node: usize,
+    conv: &ConversationId,
+) -> (BTreeSet<EventId>, Vec<Event>) {
+    let me = sim.nodes[node].user_id;
+    let events = sim.nodes[node]
+        .engine()
+        .store()
+        .events_in_order(conv)
+        .unwrap_or_default();
+    let complaints = events
+        .iter()
+        .filter(|e| e.header.kind == EventKind::KeyComplaint)
+        .map(Event::id)
+        .collect();
+    let rekeys = events
+        .into_iter()
+        .filter(|e| e.header.kind == EventKind::Rekey && e.header.author != me)
+        .collect();
+    (complaints, rekeys)
 }
 
 fn members_seen(sim: &mut Sim, node: usize, conv: &ConversationId) -> BTreeSet<UserId> {
@@ -126,6 +153,7 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                 if is_member(&mut sim, who, &conv) {
                     let now = sim.now;
                     let members = members_seen(&mut sim, who, &conv);
+                    let (complaints, rekeys) = held_at_writing(&mut sim, who, &conv);
                     if let Ok(id) =
                         sim.nodes[who]
                             .engine()
@@ -136,6 +164,8 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                             Written {
                                 author: who,
                                 members,
+                                complaints,
+                                rekeys,
                             },
                         );
                     }
@@ -219,6 +249,7 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
         if is_member(&mut sim, h, &conv) {
             let now = sim.now;
             let members = members_seen(&mut sim, h, &conv);
+            let (complaints, rekeys) = held_at_writing(&mut sim, h, &conv);
             let user = sim.nodes[h].user_id;
             let id = sim.nodes[h]
                 .engine()
@@ -242,7 +273,15 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                         add.map(|e| e.header.lamport)
                     )
                 })?;
-            written.insert(id, Written { author: h, members });
+            written.insert(
+                id,
+                Written {
+                    author: h,
+                    members,
+                    complaints,
+                    rekeys,
+                },
+            );
         }
     }
     sim.settle(60_000);
@@ -293,10 +332,9 @@ fn mallory_acts(
         0 => to_each(next(EventKind::Text, u64::MAX - 1, 1, vec![], 1)),
         // An epoch that would end key rotation.
         1 => {
-            let body = RekeyBody {
-                commitment: [0; 32],
-                recipients: vec![],
-            };
+            // Well-formed, sealed to no one.
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(sim.rng.r#gen());
+            let body = RekeyBody::seal(&mut rng, &conv, &m_user, u32::MAX, &[0; 32], []);
             to_each(next(
                 EventKind::Rekey,
                 own_lamport + 1,
@@ -375,7 +413,7 @@ fn mallory_acts(
                 .flat_map(|t| picked.iter().map(|e| (*t, e.clone())))
                 .collect()
         }
-        // A rekey whose key does not match its commitment (a split key).
+        // A split key: one victim's wrap does not hold the committed key.
         _ => {
             let epoch = sim.nodes[honest[0]]
                 .engine
@@ -390,28 +428,35 @@ fn mallory_acts(
                 })
                 .unwrap_or(0)
                 .saturating_add(1);
-            let payload = flurfunk::wire::encode_sealed_key(&conv, epoch, &[9; 32]);
-            let recipients = honest
-                .iter()
-                .chain([&mallory])
-                .filter_map(|n| {
-                    let p = sim.nodes[*n].profile.clone();
-                    flurfunk::crypto::seal(m_id, &p.dh_public, &payload)
-                        .ok()
-                        .map(|s| (p.user_id, s))
+            // Sealed to the members as an honest node sees them, the committed key to all
+            // but one victim, who gets another; half the time dated as far ahead as her
+            // seq allows, so that honest rekeys cannot sort after it.
+            let members: Vec<(UserId, [u8; 32])> = sim.nodes[honest[0]]
+                .engine
+                .as_ref()
+                .and_then(|e| e.conversation(&conv))
+                .map(|c| {
+                    c.members
+                        .iter()
+                        .map(|(p, _)| (p.user_id, p.dh_public))
+                        .collect()
                 })
-                .collect();
-            let body = RekeyBody {
-                commitment: [1; 32],
-                recipients,
+                .unwrap_or_default();
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(sim.rng.r#gen());
+            // A fresh key each time (a member can always leak a key it made; that is not
+            // what is tested here).
+            let key: [u8; 32] = rng.r#gen();
+            let mut body = RekeyBody::seal(&mut rng, &conv, &m_user, epoch, &key, members);
+            if !body.recipients.is_empty() {
+                let victim = sim.rng.gen_range(0..body.recipients.len());
+                body.recipients[victim].1[0] ^= 1;
+            }
+            let lamport = if sim.rng.gen_bool(0.5) {
+                max_lamport(next_seq).max(own_lamport + 1)
+            } else {
+                own_lamport + 1
             };
-            to_each(next(
-                EventKind::Rekey,
-                own_lamport + 1,
-                epoch,
-                body.encode(),
-                0,
-            ))
+            to_each(next(EventKind::Rekey, lamport, epoch, body.encode(), 0))
         }
     };
     for (t, e) in events {
@@ -555,6 +600,79 @@ fn check(
         .filter(|(author, _)| *author == mallory)
         .map(|(_, user)| user)
         .collect();
+    // Mallory's split keys: for each rekey of hers held, the key it commits to, each
+    // recipient whose wrap does not hold it, and that recipient's complaint about it (if
+    // any). What was written under such a key before its writer heard of the complaint
+    // (or, for a rekey kept outside her chain, before the writer heard she was out) stays
+    // unreadable for that recipient: the window between a split rekey and its proof.
+    let ref_events = engine(reference).store().events_in_order(&conv).unwrap();
+    let mut split_keys: Vec<(UserId, Option<EventId>, flurfunk::crypto::EpochKey)> = Vec::new();
+    for r in ref_events
+        .iter()
+        .filter(|e| e.header.kind == EventKind::Rekey && e.header.author == mallory)
+    {
+        let Ok(wraps) = RekeyBody::decode(&r.public) else {
+            continue;
+        };
+        let (author, epoch) = (r.header.author, r.header.epoch);
+        let Some(key) = sim
+            .nodes
+            .iter()
+            .find_map(|n| wraps.open(&n.identity(), &conv, &author, epoch).ok())
+        else {
+            continue;
+        };
+        let inside = engine(reference).counts(&r.id()).unwrap();
+        for n in &sim.nodes {
+            if wraps.open(&n.identity(), &conv, &author, epoch)
+                != Err(flurfunk::wire::OpenError::Mismatch)
+            {
+                continue;
+            }
+            let complaint = ref_events
+                .iter()
+                .find(|c| {
+                    c.header.kind == EventKind::KeyComplaint
+                        && c.header.author == n.user_id
+                        && ComplaintBody::decode(&c.public).is_ok_and(|b| b.rekey == r.id())
+                })
+                .map(Event::id);
+            if complaint.is_some() || !inside {
+                split_keys.push((
+                    n.user_id,
+                    complaint,
+                    flurfunk::crypto::EpochKey::from_bytes(key),
+                ));
+            }
+        }
+    }
+    let excused = |m: usize, id: &EventId, w: &Written| {
+        let Ok(Some(event)) = engine(reference).store().event(id) else {
+            return false;
+        };
+        let aad = Event::body_aad(&event.header, &event.public);
+        let split = split_keys.iter().any(|(victim, complaint, key)| {
+            *victim == sim.nodes[m].user_id
+                && complaint.is_none_or(|c| !w.complaints.contains(&c))
+                && key.decrypt(&aad, &event.sealed).is_ok()
+        });
+        // Written under a rekey of Mallory's that lost to another version of her event
+        // (she equivocated on it): the losing version is gone, and its key with it.
+        let writer = sim.nodes[w.author].identity();
+        let forked = w.rekeys.iter().any(|r| {
+            r.header.author == mallory
+                && !held.contains(&r.id())
+                && RekeyBody::decode(&r.public).is_ok_and(|b| {
+                    b.open(&writer, &conv, &r.header.author, r.header.epoch)
+                        .is_ok_and(|k| {
+                            flurfunk::crypto::EpochKey::from_bytes(k)
+                                .decrypt(&aad, &event.sealed)
+                                .is_ok()
+                        })
+                })
+        });
+        split || forked
+    };
     for &h in honest {
         if gone.contains(&h)
             || !members.contains(&h)
@@ -569,6 +687,7 @@ fn check(
                 shown
                     && (m == h || w.members.contains(&sim.nodes[m].user_id))
                     && !shown_to[&m].contains(id)
+                    && !excused(m, id, w)
             });
             if (lost || hidden_from.is_some()) && std::env::var("FLURFUNK_SIM_SEED").is_ok() {
                 explain_missing(sim, conv, reference, h, id);

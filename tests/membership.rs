@@ -10,8 +10,9 @@ use flurfunk::identity::{Identity, UserId};
 use flurfunk::store::{MemoryStore, Store};
 use flurfunk::sync::{Config, Engine};
 use flurfunk::wire::{
-    ConversationId, Event, EventId, EventKind, MembershipOp, RekeyBody, SyncMessage,
+    ComplaintBody, ConversationId, Event, EventId, EventKind, MembershipOp, RekeyBody, SyncMessage,
 };
+use rand::SeedableRng;
 
 type Eng = Engine<MemoryStore>;
 
@@ -320,10 +321,15 @@ fn a_member_cannot_switch_off_key_rotation_with_a_huge_epoch() {
         EventKind::Rekey,
         100,
         u32::MAX,
-        RekeyBody {
-            commitment: [0; 32],
-            recipients: Vec::new(),
-        }
+        // A well-formed rekey, sealed to no one.
+        RekeyBody::seal(
+            &mut rand_chacha::ChaCha20Rng::seed_from_u64(7),
+            &conv,
+            &bernd,
+            u32::MAX,
+            &[0; 32],
+            [],
+        )
         .encode(),
         Vec::new(),
     );
@@ -491,17 +497,24 @@ fn a_rekey_with_a_key_that_does_not_match_its_commitment_is_not_opened() {
         .map(|s| ident(*s).profile(0))
         .collect();
     let epoch = 2; // Anna's rekey at creation was epoch 1
-    let key = [42u8; 32];
-    let payload = flurfunk::wire::encode_sealed_key(&conv, epoch, &key);
-    let recipients = members_now
-        .iter()
-        .map(|p| {
-            (
-                p.user_id,
-                flurfunk::crypto::seal(&bernd_id, &p.dh_public, &payload).unwrap(),
-            )
-        })
-        .collect();
+    // Wraps of [42; 32], a commitment to another key, and a valid proof of the
+    // ephemeral key: well-formed, but nobody's wrap holds the committed key.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(13);
+    let wrapper = flurfunk::crypto::KeyWrapper::new(&mut rng);
+    let context = flurfunk::wire::wrap_context(&conv, &bernd_id.user_id(), epoch);
+    let commitment = [7; 32];
+    let body = RekeyBody {
+        commitment,
+        ephemeral: wrapper.ephemeral,
+        possession: wrapper.prove_possession(
+            &mut rng,
+            &flurfunk::wire::possession_context(&context, &commitment),
+        ),
+        recipients: members_now
+            .iter()
+            .map(|p| (p.user_id, wrapper.wrap(&context, &p.dh_public, &[42; 32])))
+            .collect(),
+    };
     let rekey = forge(
         &bernd_id,
         &t.e[1],
@@ -509,11 +522,7 @@ fn a_rekey_with_a_key_that_does_not_match_its_commitment_is_not_opened() {
         EventKind::Rekey,
         100,
         epoch,
-        RekeyBody {
-            commitment: [7; 32],
-            recipients,
-        }
-        .encode(),
+        body.encode(),
         Vec::new(),
     );
     hand(&mut t.e[0], bernd_id.user_id(), vec![rekey.clone()], 1500);
@@ -528,6 +537,191 @@ fn a_rekey_with_a_key_that_does_not_match_its_commitment_is_not_opened() {
         event.header.epoch, epoch,
         "written under the uncommitted key"
     );
+}
+
+/// Bernd's rekey to all four members under key [42; 32], with Dora's wrap flipped (she gets
+/// another key), dated as far ahead as his next seq allows: honest rekeys cannot sort
+/// after it.
+fn split_rekey(t: &Town, victim: u64) -> Event {
+    let conv = t.conv;
+    let bernd = ident(BERND);
+    let members = [ANNA, BERND, CARLA, DORA]
+        .iter()
+        .map(|s| ident(*s).profile(0))
+        .map(|p| (p.user_id, p.dh_public));
+    let epoch = 2;
+    let mut body = RekeyBody::seal(
+        &mut rand_chacha::ChaCha20Rng::seed_from_u64(11),
+        &conv,
+        &bernd.user_id(),
+        epoch,
+        &[42; 32],
+        members,
+    );
+    let victim = ident(victim).user_id();
+    for (u, w) in body.recipients.iter_mut() {
+        if *u == victim {
+            w[0] ^= 1;
+        }
+    }
+    let seq = head(&t.e[1], &conv, &bernd.user_id()).map_or(1, |e| e.header.seq + 1);
+    forge(
+        &bernd,
+        &t.e[1],
+        conv,
+        EventKind::Rekey,
+        max_lamport(seq),
+        epoch,
+        body.encode(),
+        Vec::new(),
+    )
+}
+
+#[test]
+fn a_key_split_with_a_far_ahead_clock_is_proven_wrong_and_used_by_no_one() {
+    // Bernd hands Dora a different key than Anna and Carla, far ahead in the order. Dora
+    // proves it (a complaint with her disclosed shared secret); from then on nobody writes
+    // under Bernd's key, and Dora reads what Anna and Carla write.
+    let mut t = Town::new();
+    let conv = t.conv;
+    let rekey = split_rekey(&t, DORA);
+    let bernd = ident(BERND).user_id();
+    for to in [ANNA, CARLA, DORA] {
+        hand(t.eng(to), bernd, vec![rekey.clone()], 1500);
+    }
+    // Anna and Carla opened it; Dora did not, and complained at her commit.
+    let complaint = head(&t.e[3], &conv, &ident(DORA).user_id()).unwrap();
+    assert_eq!(complaint.header.kind, EventKind::KeyComplaint);
+    // Anna and Carla have not heard yet: they would write under Bernd's key.
+    let early = t.text(CARLA, "Noch unter Bernds Schlüssel", 1550);
+    let early = t.e[2].store().event(&early).unwrap().unwrap();
+    assert_eq!(early.header.epoch, 2, "Carla took Bernd's key");
+    for i in [0, 2] {
+        while t.e[i].poll_notification().is_some() {}
+    }
+    t.give(DORA, &[ANNA, CARLA], 1600);
+    for (i, who) in [(0, "Anna"), (2, "Carla"), (3, "Dora")] {
+        assert_eq!(
+            t.e[i].conversation(&conv).unwrap().wrong_keys_from,
+            vec![bernd],
+            "{who} does not name Bernd"
+        );
+    }
+    // Anna and Carla are told, naming Bernd, when Dora's complaint comes in.
+    for i in [0, 2] {
+        let mut named = false;
+        while let Some(n) = t.e[i].poll_notification() {
+            if let flurfunk::sync::Notification::WrongKey { author, .. } = n {
+                named |= author == bernd;
+            }
+        }
+        assert!(named, "{} was not told", ["Anna", "", "Carla"][i]);
+    }
+    let from_anna = t.text(ANNA, "Für alle lesbar", 1700);
+    let from_carla = t.text(CARLA, "Auch für Dora", 1701);
+    t.give(ANNA, &[DORA], 1702);
+    t.give(CARLA, &[DORA], 1703);
+    for (i, id) in [(0, from_anna), (2, from_carla)] {
+        let event = t.e[i].store().event(&id).unwrap().unwrap();
+        assert_ne!(event.header.epoch, 2, "written under the split key");
+        assert!(t.e[3].decrypt(&event).is_some(), "Dora cannot read");
+    }
+    // What Carla wrote before she heard stays unreadable for Dora (the window between a
+    // split rekey and its complaint), but Anna still reads it.
+    assert!(t.e[0].decrypt(&early).is_some());
+    assert!(t.e[3].decrypt(&early).is_none());
+}
+
+#[test]
+fn a_false_complaint_blames_no_honest_rekey() {
+    // Anna rotates honestly. Bernd complains about it twice: with a true proof of his own
+    // shared secret (his wrap holds the committed key), and with Carla's proof claimed as
+    // his. Neither holds: everyone keeps writing under Anna's key.
+    let mut t = Town::new();
+    let conv = t.conv;
+    let rekey = t.eng(ANNA).rekey(1500, conv).unwrap();
+    t.eng(ANNA).commit(1500).unwrap();
+    t.spread(ANNA, 1501);
+    let body = RekeyBody::decode(&rekey.public).unwrap();
+    let bernd = ident(BERND);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+    let own = flurfunk::crypto::prove_shared(
+        &mut rng,
+        &bernd,
+        &flurfunk::wire::complaint_context(&rekey.id(), &bernd.user_id()),
+        &body.ephemeral,
+    )
+    .unwrap();
+    let carlas = flurfunk::crypto::prove_shared(
+        &mut rng,
+        &ident(CARLA),
+        &flurfunk::wire::complaint_context(&rekey.id(), &ident(CARLA).user_id()),
+        &body.ephemeral,
+    )
+    .unwrap();
+    let mut last = head(&t.e[1], &conv, &bernd.user_id());
+    let mut forged = Vec::new();
+    for (n, shared) in [own, carlas].into_iter().enumerate() {
+        let e = common::forge(
+            &bernd,
+            last.as_ref(),
+            conv,
+            EventKind::KeyComplaint,
+            rekey.header.lamport + 1 + n as u64,
+            0,
+            ComplaintBody {
+                rekey: rekey.id(),
+                shared,
+            }
+            .encode(),
+            Vec::new(),
+        );
+        last = Some(e.clone());
+        forged.push(e);
+    }
+    for to in [ANNA, CARLA, DORA] {
+        hand(t.eng(to), bernd.user_id(), forged.clone(), 1600);
+    }
+    // Stored (they are well-formed), but they prove nothing.
+    assert!(t.e[2].store().event(&forged[1].id()).unwrap().is_some());
+    let after = t.text(CARLA, "Weiter mit Annas Schlüssel", 1700);
+    let after = t.e[2].store().event(&after).unwrap().unwrap();
+    assert_eq!(after.header.epoch, rekey.header.epoch);
+    t.give(CARLA, &[DORA], 1701);
+    assert!(t.e[3].decrypt(&after).is_some());
+    assert!(
+        t.e[2]
+            .conversation(&conv)
+            .unwrap()
+            .wrong_keys_from
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_rekey_with_a_borrowed_ephemeral_key_is_invalid() {
+    // Bernd copies Anna's ephemeral key (and its proof) into a rekey of his own, hoping
+    // a victim's complaint discloses its shared secret with Anna's key: refused by all.
+    let mut t = Town::new();
+    let conv = t.conv;
+    let anna_rekey = t.eng(ANNA).rekey(1500, conv).unwrap();
+    t.eng(ANNA).commit(1500).unwrap();
+    t.spread(ANNA, 1501);
+    let mut body = RekeyBody::decode(&anna_rekey.public).unwrap();
+    body.recipients[0].1[0] ^= 1;
+    let bernd = ident(BERND);
+    let borrowed = forge(
+        &bernd,
+        &t.e[1],
+        conv,
+        EventKind::Rekey,
+        anna_rekey.header.lamport + 1,
+        anna_rekey.header.epoch + 1,
+        body.encode(),
+        Vec::new(),
+    );
+    hand(t.eng(CARLA), bernd.user_id(), vec![borrowed.clone()], 1600);
+    assert!(t.e[2].store().event(&borrowed.id()).unwrap().is_none());
 }
 
 #[test]

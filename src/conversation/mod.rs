@@ -9,11 +9,11 @@ mod authority;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::crypto::{self, EpochKey, LABEL_DIRECT_CONVERSATION, LABEL_GROUP_CONVERSATION};
+use crate::crypto::{EpochKey, LABEL_DIRECT_CONVERSATION, LABEL_GROUP_CONVERSATION};
 use crate::identity::{Identity, Profile, UserId};
 use crate::wire::{
-    self, Content, ConversationId, Event, EventId, EventKind, MAX_MEMBERS, MembershipOp, OrderKey,
-    RekeyBody, VersionVector, hash32,
+    self, ComplaintBody, Content, ConversationId, Event, EventId, EventKind, MAX_MEMBERS,
+    MembershipOp, OpenError, OrderKey, RekeyBody, VersionVector, hash32,
 };
 
 pub use authority::Authority;
@@ -248,6 +248,14 @@ pub struct ConversationState {
     /// Membership after the last control event.
     pub membership: Membership,
     keys: BTreeMap<u32, Vec<(OrderKey, EpochKey)>>,
+    /// Complaints held (`EventKind::KeyComplaint`), those kept outside included.
+    complaints: Vec<Event>,
+    /// Rekeys some recipient proved wrong (a complaint that holds): never the current key.
+    blamed: BTreeSet<EventId>,
+    /// Rekeys whose wrap for this node did not hold the committed key.
+    mismatched: BTreeSet<EventId>,
+    /// Authors of rekeys blamed since the caller last looked (`take_newly_blamed`).
+    newly_blamed: Vec<UserId>,
     pub vv: VersionVector,
     last_lamport: BTreeMap<UserId, u64>,
     /// The id of each author's last event: the next one must name it as `prev`.
@@ -274,6 +282,10 @@ impl ConversationState {
             control: Vec::new(),
             membership: Membership::default(),
             keys: BTreeMap::new(),
+            complaints: Vec::new(),
+            blamed: BTreeSet::new(),
+            mismatched: BTreeSet::new(),
+            newly_blamed: Vec::new(),
             vv: VersionVector::new(),
             last_lamport: BTreeMap::new(),
             heads: BTreeMap::new(),
@@ -352,8 +364,110 @@ impl ConversationState {
         self.control
             .iter()
             .rev()
-            .filter(|e| e.header.kind == EventKind::Rekey && self.sealed_to_members(e))
+            .filter(|e| self.usable_rekey(e))
             .find_map(|e| self.opened(e))
+    }
+
+    /// A rekey sealed to exactly the current members that no recipient proved wrong.
+    fn usable_rekey(&self, e: &Event) -> bool {
+        e.header.kind == EventKind::Rekey
+            && !self.blamed.contains(&e.id())
+            && self.sealed_to_members(e)
+    }
+
+    /// Rekeys a recipient proved wrong, with their authors (whose devices sent them).
+    pub fn blamed_rekeys(&self) -> Vec<(EventId, UserId)> {
+        self.control
+            .iter()
+            .filter(|e| self.blamed.contains(&e.id()))
+            .map(|e| (e.id(), e.header.author))
+            .collect()
+    }
+
+    /// Rekeys whose wrap for `me` did not hold the committed key and that `me` has not
+    /// yet proved wrong: each needs a complaint from `me`.
+    pub fn complaints_due(&self, me: &UserId) -> Vec<EventId> {
+        if !self.membership.is_member(me) {
+            return Vec::new();
+        }
+        self.mismatched
+            .iter()
+            .filter(|id| !self.blamed.contains(id) && self.rekey_event(id).is_some())
+            .filter(|id| {
+                !self.complaints.iter().any(|c| {
+                    c.header.author == *me
+                        && ComplaintBody::decode(&c.public).is_ok_and(|b| b.rekey == **id)
+                })
+            })
+            .copied()
+            .collect()
+    }
+
+    /// A rekey held inside (in the order), by id.
+    pub fn rekey_event(&self, id: &EventId) -> Option<&Event> {
+        self.control
+            .iter()
+            .find(|e| e.header.kind == EventKind::Rekey && e.id() == *id)
+    }
+
+    /// Whether `complaint` proves `rekey` wrong: the complainer is a recipient, its
+    /// disclosed shared secret is proven, and its wrap does not hold the committed key.
+    fn complaint_holds(&self, rekey: &Event, complaint: &Event) -> bool {
+        let (Ok(body), Ok(c)) = (
+            RekeyBody::decode(&rekey.public),
+            ComplaintBody::decode(&complaint.public),
+        ) else {
+            return false;
+        };
+        if c.rekey != rekey.id() {
+            return false;
+        }
+        let complainer = complaint.header.author;
+        let Some(dh) = self
+            .membership_before(&rekey.order_key())
+            .members
+            .get(&complainer)
+            .map(|m| m.profile.dh_public)
+            .or_else(|| self.profile_of(&complainer).map(|p| p.dh_public))
+        else {
+            return false;
+        };
+        body.complaint_holds(rekey, &complainer, &dh, &c)
+    }
+
+    /// Take a complaint in: blame its rekey if it is held and the complaint holds. Blame
+    /// depends only on the two events, not on their order or arrival.
+    fn take_complaint(&mut self, event: &Event) {
+        self.complaints.push(event.clone());
+        let Ok(body) = ComplaintBody::decode(&event.public) else {
+            return;
+        };
+        if let Some(rekey) = self.rekey_event(&body.rekey)
+            && self.complaint_holds(rekey, event)
+        {
+            let author = rekey.header.author;
+            if self.blamed.insert(body.rekey) {
+                self.newly_blamed.push(author);
+            }
+        }
+    }
+
+    /// A rekey came in: blame it if a complaint held already proves it wrong.
+    fn blame_from_complaints(&mut self, rekey: &Event) {
+        if self
+            .complaints
+            .iter()
+            .any(|c| self.complaint_holds(rekey, c))
+            && self.blamed.insert(rekey.id())
+        {
+            self.newly_blamed.push(rekey.header.author);
+        }
+    }
+
+    /// Authors of rekeys blamed since the last call (their devices handed members
+    /// different keys): for telling the user once.
+    pub fn take_newly_blamed(&mut self) -> Vec<UserId> {
+        std::mem::take(&mut self.newly_blamed)
     }
 
     /// Whether no rekey sealed to exactly the current members has been opened here.
@@ -372,17 +486,14 @@ impl ConversationState {
         if self.key_is_stale() && first_admin == Some(*me) {
             return true;
         }
-        let last_exact = self
-            .control
-            .iter()
-            .rev()
-            .find(|e| e.header.kind == EventKind::Rekey && self.sealed_to_members(e));
+        let last_exact = self.control.iter().rev().find(|e| self.usable_rekey(e));
         // Already answered for these members: a rekey of ours sealed to exactly them
         // (it may sort before a split key with a far-ahead clock; rekeying again would
         // not change that, and would loop).
-        let answered = self.control.iter().any(|e| {
-            e.header.kind == EventKind::Rekey && e.header.author == *me && self.sealed_to_members(e)
-        });
+        let answered = self
+            .control
+            .iter()
+            .any(|e| e.header.author == *me && self.usable_rekey(e));
         last_exact.is_some_and(|last| self.opened(last).is_none() && !answered)
     }
 
@@ -549,6 +660,9 @@ impl ConversationState {
                 }
                 let body = RekeyBody::decode(&event.public)
                     .map_err(|_| Invalid("rekey body does not decode"))?;
+                if !body.ephemeral_is_proven(&self.id, &h.author, h.epoch) {
+                    return Err(Invalid("rekey's ephemeral key is not proven"));
+                }
                 let recipients: BTreeSet<UserId> =
                     body.recipients.iter().map(|(u, _)| *u).collect();
                 if recipients.len() != body.recipients.len() {
@@ -568,6 +682,13 @@ impl ConversationState {
                 }
                 if matches!(h.kind, EventKind::Text) && (h.epoch == 0 || event.sealed.is_empty()) {
                     return Err(Invalid("text must be encrypted"));
+                }
+                if h.kind == EventKind::KeyComplaint
+                    && (h.epoch != 0
+                        || !event.sealed.is_empty()
+                        || ComplaintBody::decode(&event.public).is_err())
+                {
+                    return Err(Invalid("complaint does not decode"));
                 }
                 Ok(Standing::Inside)
             }
@@ -619,6 +740,10 @@ impl ConversationState {
         if h.kind == EventKind::Membership {
             self.authority.insert(event);
         }
+        if h.kind == EventKind::KeyComplaint {
+            // Its proof is evidence whoever holds it, inside or outside.
+            self.take_complaint(event);
+        }
         if self.is_outside(event) {
             *self.outside.entry(h.author).or_default() += 1;
             if h.kind == EventKind::Rekey
@@ -641,6 +766,7 @@ impl ConversationState {
             }
             EventKind::Rekey => {
                 self.insert_control(event);
+                self.blame_from_complaints(event);
                 if let Some(me) = me {
                     self.open_rekey(event, me);
                 }
@@ -714,31 +840,18 @@ impl ConversationState {
         let Ok(body) = RekeyBody::decode(&event.public) else {
             return;
         };
-        let Some((_, sealed)) = body.recipients.iter().find(|(u, _)| *u == me.user_id()) else {
-            return;
-        };
-        let Ok((sender_dh, payload)) = crypto::open(me, sealed) else {
-            return;
-        };
-        // The key must come from the author's profile key, for this conversation and epoch.
-        let author_dh = self
-            .membership_before(&event.order_key())
-            .members
-            .get(&event.header.author)
-            .map(|m| m.profile.dh_public)
-            .or_else(|| self.profile_of(&event.header.author).map(|p| p.dh_public));
-        if author_dh != Some(sender_dh) {
-            return;
-        }
+        let h = &event.header;
         // The key must match the public commitment, so every recipient holds the same.
-        if let Ok((conv, epoch, key)) = wire::decode_sealed_key(&payload)
-            && conv == self.id
-            && epoch == event.header.epoch
-            && wire::key_commitment(&conv, &event.header.author, epoch, &key) == body.commitment
-        {
-            let list = self.keys.entry(epoch).or_default();
-            list.push((event.order_key(), EpochKey::from_bytes(key)));
-            list.sort_by_key(|(k, _)| *k);
+        match body.open(me, &self.id, &h.author, h.epoch) {
+            Ok(key) => {
+                let list = self.keys.entry(h.epoch).or_default();
+                list.push((event.order_key(), EpochKey::from_bytes(key)));
+                list.sort_by_key(|(k, _)| *k);
+            }
+            Err(OpenError::Mismatch) => {
+                self.mismatched.insert(event.id());
+            }
+            Err(OpenError::NotRecipient) => {}
         }
     }
 

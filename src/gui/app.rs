@@ -435,6 +435,23 @@ impl FlurfunkApp {
             NodeEvent::Listening { .. } => self.reloads.status.dirty = true,
             NodeEvent::Stats { .. } => {}
             NodeEvent::Warning { message } => self.notice(message),
+            NodeEvent::Misbehaviour {
+                what,
+                conversation_name,
+                name,
+                ..
+            } => {
+                let t = self.t();
+                let text = if what == "wrong_key" {
+                    t.misbehaviour_wrong_key
+                } else {
+                    t.misbehaviour_two_versions
+                };
+                self.notice(super::i18n::fill(
+                    text,
+                    &[("name", &name), ("group", &conversation_name)],
+                ));
+            }
         }
     }
 

@@ -140,6 +140,8 @@ pub struct Texts {
     pub verify_is_verified: &'static str,
     pub key_changed: &'static str,
     pub key_changed_ack: &'static str,
+    pub misbehaviour_two_versions: &'static str,
+    pub misbehaviour_wrong_key: &'static str,
     // Settings
     pub settings_title: &'static str,
     pub settings_name: &'static str,
@@ -252,6 +254,14 @@ pub static DE: Texts = Texts {
                   Neuinstallation sein – oder jemand gibt sich als {name} aus. Prüfen Sie die \
                   Sicherheitsnummer, bevor Sie Vertrauliches schreiben.",
     key_changed_ack: "Verstanden",
+    misbehaviour_two_versions: "Das Gerät von {name} hat in „{group}“ zwei verschiedene Fassungen \
+                                einer Nachricht geschickt; Flurfunk behält für alle dieselbe. Bitte \
+                                das Gerät prüfen lassen (kopiertes Profil, zurückgespielte \
+                                Sicherung oder Manipulation).",
+    misbehaviour_wrong_key: "Das Gerät von {name} hat in „{group}“ einen Schlüssel geschickt, der \
+                             nicht für alle passt. Ein Mitglied hat das nachgewiesen; niemand \
+                             benutzt diesen Schlüssel. Bitte das Gerät prüfen lassen \
+                             (Manipulation oder fehlerhafte Installation).",
     settings_title: "Einstellungen",
     settings_name: "Anzeigename",
     settings_save_name: "Namen speichern",
@@ -363,6 +373,13 @@ pub static EN: Texts = Texts {
                   someone posing as {name}. Check the safety number before you write \
                   anything confidential.",
     key_changed_ack: "Understood",
+    misbehaviour_two_versions: "{name}'s device sent two different versions of one message in \
+                                “{group}”; Flurfunk keeps the same one for everyone. Have that \
+                                device checked (a copied profile, a restored backup, or \
+                                tampering).",
+    misbehaviour_wrong_key: "{name}'s device sent a key in “{group}” that does not fit for \
+                             everyone. A member proved it, and nobody uses that key. Have that \
+                             device checked (tampering or a faulty installation).",
     settings_title: "Settings",
     settings_name: "Display name",
     settings_save_name: "Save name",

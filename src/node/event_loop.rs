@@ -74,6 +74,8 @@ pub struct Core {
     other_version: std::collections::HashSet<PeerId>,
     /// Authors already reported as having sent two versions of one event.
     equivocators: std::collections::HashSet<UserId>,
+    /// Authors already reported as having sent a key that did not fit for everyone.
+    wrong_key_senders: std::collections::HashSet<UserId>,
     /// The engine's link plan, recomputed when a conversation changed.
     plan: Option<sync::LinkPlan>,
     /// The peers the plan chose from those reachable: dialled and never trimmed.
@@ -167,6 +169,7 @@ impl Core {
             last_resync_ms: Default::default(),
             other_version: Default::default(),
             equivocators: Default::default(),
+            wrong_key_senders: Default::default(),
             plan: None,
             wanted: HashSet::new(),
             dialled: HashSet::new(),
@@ -660,6 +663,25 @@ impl Core {
         result
     }
 
+    fn misbehaviour(
+        &self,
+        what: &str,
+        conversation: &ConversationId,
+        author: &UserId,
+    ) -> NodeEvent {
+        NodeEvent::Misbehaviour {
+            what: what.into(),
+            conversation: conversation.to_string(),
+            conversation_name: self
+                .engine
+                .conversation(conversation)
+                .map(|c| c.name)
+                .unwrap_or_default(),
+            user_id: author.to_string(),
+            name: self.name_of(author),
+        }
+    }
+
     fn node_event(&mut self, n: Notification) -> Option<NodeEvent> {
         Some(match n {
             Notification::Equivocation {
@@ -670,17 +692,17 @@ impl Core {
                 if !self.equivocators.insert(author) {
                     return None;
                 }
-                let name = self
-                    .engine
-                    .conversation(&conversation)
-                    .map(|c| c.name)
-                    .unwrap_or_default();
-                NodeEvent::Warning {
-                    message: format!(
-                        "{}'s device sent two different versions of one message in \"{name}\"; Flurfunk keeps one of them for everyone. Check that device (a copied profile, a restored backup, or tampering).",
-                        self.name_of(&author)
-                    ),
+                self.misbehaviour("two_versions", &conversation, &author)
+            }
+            Notification::WrongKey {
+                conversation,
+                author,
+            } => {
+                // Said once per author and run.
+                if !self.wrong_key_senders.insert(author) {
+                    return None;
                 }
+                self.misbehaviour("wrong_key", &conversation, &author)
             }
             Notification::Message {
                 conversation,

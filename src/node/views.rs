@@ -164,4 +164,15 @@ pub enum NodeEvent {
     Warning {
         message: String,
     },
+    /// A member's device did what no honest installation does; said once per author and
+    /// run. `what`: "two_versions" (two different versions of one message; one is kept
+    /// for everyone) or "wrong_key" (a key that did not fit for everyone; a member proved
+    /// it and nobody uses it).
+    Misbehaviour {
+        what: String,
+        conversation: String,
+        conversation_name: String,
+        user_id: String,
+        name: String,
+    },
 }

@@ -309,7 +309,7 @@ impl<S: Store> Engine<S> {
             self.store.apply(std::mem::take(batch))?;
             let mut events = self.store.events_in_order(&conv)?;
             events.push(event.clone());
-            let (new_state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+            let (mut new_state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
             let mut removal = Vec::new();
             for d in dropped {
                 if d.id() == event.id() {
@@ -325,6 +325,12 @@ impl<S: Store> Engine<S> {
             }
             let kept =
                 new_state.vv.get(&event.header.author).copied().unwrap_or(0) >= event.header.seq;
+            let blamed = new_state.take_newly_blamed();
+            self.notifications
+                .extend(blamed.into_iter().map(|author| Notification::WrongKey {
+                    conversation: conv,
+                    author,
+                }));
             self.convs.insert(conv, new_state);
             self.store.apply(Batch {
                 remove_events: removal,
@@ -341,6 +347,12 @@ impl<S: Store> Engine<S> {
             return Ok(());
         }
         let content = state.apply(&event, Some(&self.me));
+        let blamed = state.take_newly_blamed();
+        self.notifications
+            .extend(blamed.into_iter().map(|author| Notification::WrongKey {
+                conversation: conv,
+                author,
+            }));
         self.stats.events_stored += 1;
         let me = self.me.user_id();
         match (&event.header.kind, content) {
@@ -359,7 +371,7 @@ impl<S: Store> Engine<S> {
                     text,
                 });
             }
-            (EventKind::Membership | EventKind::Rekey, _) => {
+            (EventKind::Membership | EventKind::Rekey | EventKind::KeyComplaint, _) => {
                 self.notifications
                     .push_back(Notification::ConversationChanged { conversation: conv });
                 if event.header.author != me {

@@ -101,31 +101,61 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Rotate the conversation key: a fresh epoch key sealed to each current member.
+    /// Rotate the conversation key: a fresh epoch key wrapped for each current member.
     pub fn rekey(&mut self, now_ms: u64, conv: ConversationId) -> Result<Event, SyncError> {
         let key = EpochKey::generate(&mut self.rng);
+        let me = self.me.user_id();
         let state = self.member_state(&conv)?;
-        let epoch = state.next_epoch(&self.me.user_id());
-        let payload = wire::encode_sealed_key(&conv, epoch, key.as_bytes());
-        let commitment = wire::key_commitment(&conv, &self.me.user_id(), epoch, key.as_bytes());
-        let mut recipients = Vec::new();
-        for m in state.members() {
-            let sealed = crypto::seal(&self.me, &m.profile.dh_public, &payload)
-                .map_err(|_| SyncError::NoKey)?;
-            recipients.push((m.profile.user_id, sealed));
-        }
-        let public = RekeyBody {
-            commitment,
-            recipients,
-        }
-        .encode();
+        let epoch = state.next_epoch(&me);
+        let members: Vec<(UserId, [u8; 32])> = state
+            .members()
+            .map(|m| (m.profile.user_id, m.profile.dh_public))
+            .collect();
+        let public =
+            RekeyBody::seal(&mut self.rng, &conv, &me, epoch, key.as_bytes(), members).encode();
         self.author_event(now_ms, conv, EventKind::Rekey, public, None, Some(epoch))
     }
 
+    /// Prove that `rekey`'s wrap for this node does not hold its committed key: its
+    /// shared secret with the rekey's ephemeral key, disclosed with a proof.
+    pub fn complain(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        rekey: EventId,
+    ) -> Result<Event, SyncError> {
+        let state = self.member_state(&conv)?;
+        let body = state
+            .rekey_event(&rekey)
+            .and_then(|e| RekeyBody::decode(&e.public).ok())
+            .ok_or(SyncError::NoKey)?;
+        let context = wire::complaint_context(&rekey, &self.me.user_id());
+        let shared = crypto::prove_shared(&mut self.rng, &self.me, &context, &body.ephemeral)
+            .ok_or(SyncError::NoKey)?;
+        let public = ComplaintBody { rekey, shared }.encode();
+        self.author_event(now_ms, conv, EventKind::KeyComplaint, public, None, None)
+    }
+
+    /// Complaints first (a rekey proved wrong is no longer the current key), then rekeys.
     pub(super) fn run_due_rekeys(&mut self, now_ms: u64) -> Result<(), SyncError> {
         let due: Vec<ConversationId> = std::mem::take(&mut self.rekey_due).into_iter().collect();
         let me = self.me.user_id();
         for conv in due {
+            let complaints = self
+                .convs
+                .get(&conv)
+                .map(|s| s.complaints_due(&me))
+                .unwrap_or_default();
+            for rekey in complaints {
+                tracing::warn!(conversation = %conv, "a rekey's key for this node does not match its commitment; proving it");
+                match self.complain(now_ms, conv, rekey) {
+                    Ok(_) => {}
+                    // Our events no longer count here (a removal that holds cut our
+                    // chain): there is nobody left to tell.
+                    Err(SyncError::NotMember | SyncError::Rejected(_)) => break,
+                    Err(e) => return Err(e),
+                }
+            }
             if self
                 .convs
                 .get(&conv)
@@ -391,6 +421,13 @@ impl<S: Store> Engine<S> {
             members,
             last_activity_ms: state.last_activity_ms,
             is_member: state.membership.is_member(&me),
+            wrong_keys_from: state
+                .blamed_rekeys()
+                .into_iter()
+                .map(|(_, author)| author)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         })
     }
 

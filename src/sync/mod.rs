@@ -39,8 +39,9 @@ use crate::crypto::{self, EpochKey, LABEL_EVENT_SIGNATURE};
 use crate::identity::{Identity, Profile, UserId};
 use crate::store::{Batch, Store, StoreError};
 use crate::wire::{
-    self, Content, ConversationId, Event, EventHeader, EventId, EventKind, MAX_TEXT_BYTES,
-    MembershipOp, OrderKey, Receipt, RekeyBody, Role, SyncMessage, VersionVector, WireError,
+    self, ComplaintBody, Content, ConversationId, Event, EventHeader, EventId, EventKind,
+    MAX_TEXT_BYTES, MembershipOp, OrderKey, Receipt, RekeyBody, Role, SyncMessage, VersionVector,
+    WireError,
 };
 
 /// Encoded bytes of events per sync frame. Large enough that catching up on 10,000 events
@@ -161,6 +162,12 @@ pub enum Notification {
         conversation: ConversationId,
         author: UserId,
     },
+    /// A member proved that `author`'s rekey handed it another key than the others: nobody
+    /// writes under that key (every node with the complaint decides the same).
+    WrongKey {
+        conversation: ConversationId,
+        author: UserId,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -236,6 +243,9 @@ pub struct ConversationSummary {
     pub members: Vec<(Profile, bool)>,
     pub last_activity_ms: u64,
     pub is_member: bool,
+    /// Authors of rekeys a recipient proved wrong (their devices handed members
+    /// different keys); nobody writes under those keys.
+    pub wrong_keys_from: Vec<UserId>,
 }
 
 #[derive(Debug, Default)]
@@ -426,7 +436,7 @@ impl<S: Store> Engine<S> {
                     ..Batch::default()
                 })?;
             }
-            if state.rekey_needed_by(&me) {
+            if state.rekey_needed_by(&me) || !state.complaints_due(&me).is_empty() {
                 self.rekey_due.insert(conv);
             }
             self.convs.insert(conv, state);

@@ -14,18 +14,18 @@ use blake2::{Blake2b, Digest};
 use crate::crypto::{LABEL_EVENT_ID, LABEL_VV_DIGEST};
 use crate::identity::{MAX_DISPLAY_NAME_BYTES, Profile, UserId};
 
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Largest encoded event. A text of a few pages fits; attachments will travel separately.
-/// The largest events are a group's creation and its rekeys (a profile or a sealed key per
-/// member, about 200 bytes each): 256 KiB holds those of a group of `MAX_MEMBERS`.
-pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// The largest events are a group's creation (a profile per member, at most 201 bytes
+/// each) and its rekeys (64 bytes per member): 448 KiB holds those of `MAX_MEMBERS`.
+pub const MAX_EVENT_BYTES: usize = 448 * 1024;
 /// Largest text message, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 32 * 1024;
 /// Largest sync frame. Batches are cut well below this (see `sync::BATCH_BYTES`).
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
-/// Most members a conversation can have: bounds rekey size (one sealed key each). A town
-/// hall's "Alle" group has up to about 1,000 members.
-pub const MAX_MEMBERS: usize = 1024;
+/// Most members a conversation can have: bounds the size of a creation and of a rekey. A
+/// town hall's "Alle" group has up to about 1,500 members.
+pub const MAX_MEMBERS: usize = 2000;
 /// Most conversations announced in one summary frame.
 pub const MAX_SUMMARY_CONVERSATIONS: usize = 4096;
 /// Profiles per `Profiles` frame: a whole town hall (a few hundred staff) fits in one.
@@ -112,6 +112,8 @@ pub enum EventKind {
     Rekey,
     DeliveryReceipt,
     ReadReceipt,
+    /// A recipient proves that a rekey's wrap for it does not hold the committed key.
+    KeyComplaint,
     /// A kind from a newer version: stored and forwarded, never shown.
     Unknown(u8),
 }
@@ -124,6 +126,7 @@ impl EventKind {
             EventKind::Rekey => 3,
             EventKind::DeliveryReceipt => 4,
             EventKind::ReadReceipt => 5,
+            EventKind::KeyComplaint => 6,
             EventKind::Unknown(c) => c,
         }
     }
@@ -135,6 +138,7 @@ impl EventKind {
             3 => EventKind::Rekey,
             4 => EventKind::DeliveryReceipt,
             5 => EventKind::ReadReceipt,
+            6 => EventKind::KeyComplaint,
             c => EventKind::Unknown(c),
         }
     }
@@ -447,23 +451,32 @@ impl MembershipOp {
     }
 }
 
-/// Public part of a rekey event: the new epoch key sealed to each member, and a
-/// commitment to that key (`key_commitment`) that every recipient checks on opening, so
-/// an author cannot hand different members different keys.
+/// Public part of a rekey event: the new epoch key wrapped for each member with one
+/// ephemeral key (`crypto::KeyWrapper`, 64 bytes a member with its id), and a commitment
+/// to that key (`key_commitment`) that every recipient checks on opening. A recipient
+/// whose wrap does not match the commitment proves it (`ComplaintBody`), and then nobody
+/// writes under that key: every recipient gets the same key, or no one accepts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RekeyBody {
     pub commitment: [u8; 32],
-    pub recipients: Vec<(UserId, Vec<u8>)>,
+    /// The wrap's ephemeral key (a torsion-free Edwards25519 point, compressed).
+    pub ephemeral: [u8; 32],
+    /// Proof that the author knows the ephemeral secret (`crypto::prove_possession`),
+    /// bound to conversation, author, epoch and commitment.
+    pub possession: [u8; 64],
+    pub recipients: Vec<(UserId, [u8; 32])>,
 }
 
 impl RekeyBody {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(34 + self.recipients.len() * 180);
+        let mut w = Writer::with_capacity(130 + self.recipients.len() * 64);
         w.bytes(&self.commitment);
+        w.bytes(&self.ephemeral);
+        w.bytes(&self.possession);
         w.u16(self.recipients.len() as u16);
-        for (user, sealed) in &self.recipients {
+        for (user, wrapped) in &self.recipients {
             w.bytes(&user.0);
-            w.var_bytes(sealed);
+            w.bytes(wrapped);
         }
         w.into_bytes()
     }
@@ -471,17 +484,163 @@ impl RekeyBody {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
         let commitment = r.array()?;
-        let n = r.count16("rekey recipients", MAX_MEMBERS, 36)?;
+        let ephemeral = r.array()?;
+        let possession = r.array()?;
+        let n = r.count16("rekey recipients", MAX_MEMBERS, 64)?;
         let mut recipients = Vec::with_capacity(n);
         for _ in 0..n {
             let user = UserId(r.array()?);
-            let sealed = r.var_bytes(crate::crypto::MAX_SEALED_PAYLOAD * 2)?.to_vec();
-            recipients.push((user, sealed));
+            recipients.push((user, r.array()?));
         }
         r.finish()?;
         Ok(RekeyBody {
             commitment,
+            ephemeral,
+            possession,
             recipients,
+        })
+    }
+
+    /// Wrap `key` for each of `members` (id, X25519 key) and commit to it.
+    pub fn seal<R: rand::RngCore + rand::CryptoRng>(
+        rng: &mut R,
+        conversation: &ConversationId,
+        author: &UserId,
+        epoch: u32,
+        key: &[u8; 32],
+        members: impl IntoIterator<Item = (UserId, [u8; 32])>,
+    ) -> Self {
+        let wrapper = crate::crypto::KeyWrapper::new(rng);
+        let context = wrap_context(conversation, author, epoch);
+        let commitment = key_commitment(conversation, author, epoch, key);
+        let possession = wrapper.prove_possession(rng, &possession_context(&context, &commitment));
+        RekeyBody {
+            commitment,
+            ephemeral: wrapper.ephemeral,
+            possession,
+            recipients: members
+                .into_iter()
+                .map(|(user, dh)| (user, wrapper.wrap(&context, &dh, key)))
+                .collect(),
+        }
+    }
+
+    /// Whether the ephemeral key is a valid point its author proved it made (a rekey is
+    /// invalid otherwise).
+    pub fn ephemeral_is_proven(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        epoch: u32,
+    ) -> bool {
+        let context = wrap_context(conversation, author, epoch);
+        crate::crypto::verify_possession(
+            &self.ephemeral,
+            &possession_context(&context, &self.commitment),
+            &self.possession,
+        )
+    }
+
+    /// The wrap for `user`, if it is a recipient.
+    pub fn wrap_for(&self, user: &UserId) -> Option<&[u8; 32]> {
+        self.recipients
+            .iter()
+            .find(|(u, _)| u == user)
+            .map(|(_, w)| w)
+    }
+
+    /// The key wrapped for `me`, if there is one and it matches the commitment.
+    pub fn open(
+        &self,
+        me: &crate::identity::Identity,
+        conversation: &ConversationId,
+        author: &UserId,
+        epoch: u32,
+    ) -> Result<[u8; 32], OpenError> {
+        let wrapped = self
+            .wrap_for(&me.user_id())
+            .ok_or(OpenError::NotRecipient)?;
+        let context = wrap_context(conversation, author, epoch);
+        let key = crate::crypto::unwrap_key(me, &context, &self.ephemeral, wrapped)
+            .ok_or(OpenError::Mismatch)?;
+        if key_commitment(conversation, author, epoch, &key) != self.commitment {
+            return Err(OpenError::Mismatch);
+        }
+        Ok(key)
+    }
+
+    /// Whether a complaint proves that the wrap for `complainer` (whose X25519 key is
+    /// `dh_public`) does not hold the committed key. `rekey` is the event this body is of.
+    pub fn complaint_holds(
+        &self,
+        rekey: &Event,
+        complainer: &UserId,
+        dh_public: &[u8; 32],
+        complaint: &ComplaintBody,
+    ) -> bool {
+        let h = &rekey.header;
+        let (conversation, author, epoch) = (&h.conversation, &h.author, h.epoch);
+        if complaint.rekey != rekey.id() {
+            return false;
+        }
+        let Some(wrapped) = self.wrap_for(complainer) else {
+            return false;
+        };
+        let Some(shared) = crate::crypto::verify_shared(
+            dh_public,
+            &complaint_context(&complaint.rekey, complainer),
+            &self.ephemeral,
+            &complaint.shared,
+        ) else {
+            return false;
+        };
+        let context = wrap_context(conversation, author, epoch);
+        let key = crate::crypto::unwrap_with_shared(
+            &shared,
+            &context,
+            &self.ephemeral,
+            dh_public,
+            wrapped,
+        );
+        key_commitment(conversation, author, epoch, &key) != self.commitment
+    }
+}
+
+/// Why a rekey did not open for this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// Not sealed to this node.
+    NotRecipient,
+    /// Sealed to this node, but not the committed key: worth a complaint.
+    Mismatch,
+}
+
+/// Public part of a complaint: the wrap a recipient got from `rekey` does not hold the
+/// key its commitment names, proven by disclosing that wrap's shared secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComplaintBody {
+    pub rekey: EventId,
+    pub shared: crate::crypto::SharedProof,
+}
+
+impl ComplaintBody {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(128);
+        w.bytes(&self.rekey.0);
+        w.bytes(&self.shared.point);
+        w.bytes(&self.shared.proof);
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let rekey = EventId(r.array()?);
+        let point = r.array()?;
+        let proof = r.array()?;
+        r.finish()?;
+        Ok(ComplaintBody {
+            rekey,
+            shared: crate::crypto::SharedProof { point, proof },
         })
     }
 }
@@ -502,22 +661,29 @@ pub fn key_commitment(
     ])
 }
 
-/// The payload sealed to each rekey recipient: binds the key to its conversation and epoch.
-pub fn encode_sealed_key(conversation: &ConversationId, epoch: u32, key: &[u8; 32]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(68);
-    w.bytes(&conversation.0);
-    w.u32(epoch);
-    w.bytes(key);
-    w.into_bytes()
+/// What a rekey's proof of its ephemeral key is bound to: the wraps' context and the
+/// commitment.
+pub fn possession_context(wrap_context: &[u8], commitment: &[u8; 32]) -> Vec<u8> {
+    let mut out = wrap_context.to_vec();
+    out.extend_from_slice(commitment);
+    out
 }
 
-pub fn decode_sealed_key(bytes: &[u8]) -> Result<(ConversationId, u32, [u8; 32]), WireError> {
-    let mut r = Reader::new(bytes);
-    let conv = ConversationId(r.array()?);
-    let epoch = r.u32()?;
-    let key = r.array()?;
-    r.finish()?;
-    Ok((conv, epoch, key))
+/// What a complaint's proof is bound to: the rekey and the complainer.
+pub fn complaint_context(rekey: &EventId, complainer: &UserId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&rekey.0);
+    out.extend_from_slice(&complainer.0);
+    out
+}
+
+/// What a rekey's wraps are bound to: conversation, author and epoch.
+pub fn wrap_context(conversation: &ConversationId, author: &UserId, epoch: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(68);
+    out.extend_from_slice(&conversation.0);
+    out.extend_from_slice(&author.0);
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out
 }
 
 pub type VersionVector = BTreeMap<UserId, u64>;

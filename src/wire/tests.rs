@@ -36,7 +36,7 @@ fn event_layout_snapshot() {
     );
     let hex = hex::encode(e.encode());
     let expected = concat!(
-        "02",
+        "03",
         "1111111111111111111111111111111111111111111111111111111111111111",
         "2222222222222222222222222222222222222222222222222222222222222222",
         "0000000000000003",
@@ -60,7 +60,7 @@ fn sync_digest_layout_snapshot() {
     assert_eq!(
         hex::encode(msg.encode()),
         concat!(
-            "0205",
+            "0305",
             "00000001",
             "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
             "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
@@ -96,7 +96,7 @@ fn sync_summary_layout_snapshot() {
     assert_eq!(
         hex::encode(msg.encode()),
         concat!(
-            "0202",
+            "0302",
             "00000001",
             "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
             "0001",
@@ -307,5 +307,77 @@ proptest! {
         let _ = MembershipOp::decode(&bytes);
         let _ = RekeyBody::decode(&bytes);
         let _ = Content::decode(&bytes);
+    }
+}
+
+/// Pins the rekey and complaint layouts (public parts of events: inside the event's
+/// version): commitment, ephemeral key, its proof, then (id, wrap) per recipient.
+#[test]
+fn rekey_and_complaint_layout_snapshot() {
+    let body = RekeyBody {
+        commitment: [0x01; 32],
+        ephemeral: [0x02; 32],
+        possession: [0x03; 64],
+        recipients: vec![(UserId([0x04; 32]), [0x05; 32])],
+    };
+    let bytes = body.encode();
+    assert_eq!(bytes.len(), 32 + 32 + 64 + 2 + 64);
+    assert_eq!(&bytes[128..130], &[0, 1]);
+    assert_eq!(RekeyBody::decode(&bytes).unwrap(), body);
+    // One byte short or long: refused.
+    assert!(RekeyBody::decode(&bytes[..bytes.len() - 1]).is_err());
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(RekeyBody::decode(&long).is_err());
+    let complaint = ComplaintBody {
+        rekey: EventId([0x06; 32]),
+        shared: crate::crypto::SharedProof {
+            point: [0x07; 32],
+            proof: [0x08; 64],
+        },
+    };
+    let bytes = complaint.encode();
+    assert_eq!(
+        hex::encode(&bytes),
+        format!("{}{}{}", "06".repeat(32), "07".repeat(32), "08".repeat(64))
+    );
+    assert_eq!(ComplaintBody::decode(&bytes).unwrap(), complaint);
+    assert!(ComplaintBody::decode(&bytes[..127]).is_err());
+}
+
+/// A creation of `MAX_MEMBERS` members with the longest names, and a rekey to all of
+/// them, fit in one event.
+#[test]
+fn a_group_of_max_members_fits_in_one_event() {
+    let members: Vec<Profile> = (0..MAX_MEMBERS)
+        .map(|i| {
+            let mut p = profile(&"x".repeat(crate::identity::MAX_DISPLAY_NAME_BYTES));
+            p.user_id = UserId({
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                id
+            });
+            p
+        })
+        .collect();
+    let admins: Vec<UserId> = members.iter().take(16).map(|p| p.user_id).collect();
+    let create = MembershipOp::Create {
+        nonce: [0; 16],
+        members: members.clone(),
+        admins,
+    }
+    .encode();
+    let rekey = RekeyBody {
+        commitment: [0; 32],
+        ephemeral: [0; 32],
+        possession: [0; 64],
+        recipients: members.iter().map(|p| (p.user_id, [0; 32])).collect(),
+    }
+    .encode();
+    for public in [create, rekey] {
+        let e = Event::new(header(EventKind::Membership), public, vec![], [0; 64]);
+        let encoded = e.encode();
+        assert!(encoded.len() <= MAX_EVENT_BYTES, "{} bytes", encoded.len());
+        assert_eq!(Event::decode(&encoded).unwrap(), e);
     }
 }

@@ -811,11 +811,7 @@ pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> R
             .filter(|e| e.header.kind == EventKind::Rekey)
         {
             let opens = flurfunk::wire::RekeyBody::decode(&e.public)
-                .map(|b| {
-                    b.recipients
-                        .iter()
-                        .any(|(_, s)| flurfunk::crypto::open(&id, s).is_ok())
-                })
+                .map(|b| b.open(&id, &conv, &e.header.author, e.header.epoch).is_ok())
                 .unwrap_or(false);
             if opens && (is_relay || removal.is_some_and(|r| e.order_key() > r.order_key())) {
                 return Err(format!(
