@@ -1,6 +1,6 @@
 //! Core benchmarks: catch-up through the sync engine into sled, durable write throughput
 //! with group commit, per-event crypto cost next to its floor, and one removal and one text
-//! in a group of 1,000 next to 10. Prints figures; asserts nothing about time. Run:
+//! in groups of 1,000 and 1,500 next to 10. Prints figures; asserts nothing about time. Run:
 //! `cargo bench --bench core` (`-- group` for the group sizes alone).
 
 use std::time::{Duration, Instant};
@@ -261,10 +261,10 @@ fn bench_crypto() {
     );
 }
 
-/// One removal and one text in a group of 10 and of 1,000: bytes on the wire and time at
+/// One removal and one text in a group of 10, 1,000 and 1,500: bytes on the wire and time at
 /// the author and at a member (the removal makes every member re-decide the group).
 fn bench_group_size() {
-    for n in [10usize, 1000] {
+    for n in [10usize, 1000, 1500] {
         let profiles: Vec<_> = (1..n as u64)
             .map(|i| id(1000 + i, &format!("Kollege {i}")).profile(0))
             .collect();

@@ -449,7 +449,7 @@ fn mallory_acts(
             let mut body = RekeyBody::seal(&mut rng, &conv, &m_user, epoch, &key, members);
             if !body.recipients.is_empty() {
                 let victim = sim.rng.gen_range(0..body.recipients.len());
-                body.recipients[victim].1[0] ^= 1;
+                body.recipients[victim].wrapped[0] ^= 1;
             }
             let lamport = if sim.rng.gen_bool(0.5) {
                 max_lamport(next_seq).max(own_lamport + 1)
@@ -771,7 +771,7 @@ fn explain_missing(sim: &Sim, conv: ConversationId, reference: usize, h: usize, 
                     r.header.seq,
                     body.recipients
                         .iter()
-                        .map(|(u, _)| name_of(u))
+                        .map(|r| name_of(&r.user))
                         .collect::<Vec<_>>()
                 );
             }

@@ -512,7 +512,11 @@ fn a_rekey_with_a_key_that_does_not_match_its_commitment_is_not_opened() {
         ),
         recipients: members_now
             .iter()
-            .map(|p| (p.user_id, wrapper.wrap(&context, &p.dh_public, &[42; 32])))
+            .map(|p| flurfunk::wire::Wrap {
+                user: p.user_id,
+                dh: p.dh_public,
+                wrapped: wrapper.wrap(&context, &p.dh_public, &[42; 32]),
+            })
             .collect(),
     };
     let rekey = forge(
@@ -559,9 +563,9 @@ fn split_rekey(t: &Town, victim: u64) -> Event {
         members,
     );
     let victim = ident(victim).user_id();
-    for (u, w) in body.recipients.iter_mut() {
-        if *u == victim {
-            w[0] ^= 1;
+    for r in body.recipients.iter_mut() {
+        if r.user == victim {
+            r.wrapped[0] ^= 1;
         }
     }
     let seq = head(&t.e[1], &conv, &bernd.user_id()).map_or(1, |e| e.header.seq + 1);
@@ -634,40 +638,34 @@ fn a_key_split_with_a_far_ahead_clock_is_proven_wrong_and_used_by_no_one() {
 
 #[test]
 fn a_false_complaint_blames_no_honest_rekey() {
-    // Anna rotates honestly. Bernd complains about it twice: with a true proof of his own
-    // shared secret (his wrap holds the committed key), and with Carla's proof claimed as
-    // his. Neither holds: everyone keeps writing under Anna's key.
+    // Anna rotates honestly. Bernd complains with a true proof of his own shared secret
+    // (his wrap holds the committed key); Dora complains with Carla's proof claimed as
+    // hers. Neither holds: everyone keeps writing under Anna's key. A second complaint of
+    // Bernd's about the same rekey is refused (no one verifies proofs without end).
     let mut t = Town::new();
     let conv = t.conv;
     let rekey = t.eng(ANNA).rekey(1500, conv).unwrap();
     t.eng(ANNA).commit(1500).unwrap();
     t.spread(ANNA, 1501);
     let body = RekeyBody::decode(&rekey.public).unwrap();
-    let bernd = ident(BERND);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
-    let own = flurfunk::crypto::prove_shared(
-        &mut rng,
-        &bernd,
-        &flurfunk::wire::complaint_context(&rekey.id(), &bernd.user_id()),
-        &body.ephemeral,
-    )
-    .unwrap();
-    let carlas = flurfunk::crypto::prove_shared(
-        &mut rng,
-        &ident(CARLA),
-        &flurfunk::wire::complaint_context(&rekey.id(), &ident(CARLA).user_id()),
-        &body.ephemeral,
-    )
-    .unwrap();
-    let mut last = head(&t.e[1], &conv, &bernd.user_id());
-    let mut forged = Vec::new();
-    for (n, shared) in [own, carlas].into_iter().enumerate() {
-        let e = common::forge(
-            &bernd,
-            last.as_ref(),
+    let mut proof = |who: u64| {
+        flurfunk::crypto::prove_shared(
+            &mut rng,
+            &ident(who),
+            &flurfunk::wire::complaint_context(&rekey.id(), &ident(who).user_id()),
+            &body.ephemeral,
+        )
+        .unwrap()
+    };
+    let (bernds, carlas) = (proof(BERND), proof(CARLA));
+    let complaint = |signer: u64, last: Option<&Event>, shared, lamport| {
+        common::forge(
+            &ident(signer),
+            last,
             conv,
             EventKind::KeyComplaint,
-            rekey.header.lamport + 1 + n as u64,
+            lamport,
             0,
             ComplaintBody {
                 rekey: rekey.id(),
@@ -675,27 +673,55 @@ fn a_false_complaint_blames_no_honest_rekey() {
             }
             .encode(),
             Vec::new(),
+        )
+    };
+    let lamport = rekey.header.lamport + 1;
+    let from_bernd = complaint(
+        BERND,
+        head(&t.e[1], &conv, &ident(BERND).user_id()).as_ref(),
+        bernds.clone(),
+        lamport,
+    );
+    let again = complaint(BERND, Some(&from_bernd), bernds, lamport + 1);
+    let from_dora = complaint(
+        DORA,
+        head(&t.e[3], &conv, &ident(DORA).user_id()).as_ref(),
+        carlas,
+        lamport,
+    );
+    for to in [ANNA, CARLA] {
+        hand(
+            t.eng(to),
+            ident(BERND).user_id(),
+            vec![from_bernd.clone(), again.clone()],
+            1600,
         );
-        last = Some(e.clone());
-        forged.push(e);
+        hand(
+            t.eng(to),
+            ident(DORA).user_id(),
+            vec![from_dora.clone()],
+            1600,
+        );
+        // Stored (well-formed), but they prove nothing; the repeat is refused.
+        let store = t.e[Town::i(to)].store();
+        assert!(store.event(&from_bernd.id()).unwrap().is_some());
+        assert!(store.event(&from_dora.id()).unwrap().is_some());
+        assert!(store.event(&again.id()).unwrap().is_none());
     }
-    for to in [ANNA, CARLA, DORA] {
-        hand(t.eng(to), bernd.user_id(), forged.clone(), 1600);
-    }
-    // Stored (they are well-formed), but they prove nothing.
-    assert!(t.e[2].store().event(&forged[1].id()).unwrap().is_some());
     let after = t.text(CARLA, "Weiter mit Annas Schlüssel", 1700);
     let after = t.e[2].store().event(&after).unwrap().unwrap();
     assert_eq!(after.header.epoch, rekey.header.epoch);
     t.give(CARLA, &[DORA], 1701);
     assert!(t.e[3].decrypt(&after).is_some());
-    assert!(
-        t.e[2]
-            .conversation(&conv)
-            .unwrap()
-            .wrong_keys_from
-            .is_empty()
-    );
+    for i in [0, 2] {
+        assert!(
+            t.e[i]
+                .conversation(&conv)
+                .unwrap()
+                .wrong_keys_from
+                .is_empty()
+        );
+    }
 }
 
 #[test]
@@ -708,7 +734,7 @@ fn a_rekey_with_a_borrowed_ephemeral_key_is_invalid() {
     t.eng(ANNA).commit(1500).unwrap();
     t.spread(ANNA, 1501);
     let mut body = RekeyBody::decode(&anna_rekey.public).unwrap();
-    body.recipients[0].1[0] ^= 1;
+    body.recipients[0].wrapped[0] ^= 1;
     let bernd = ident(BERND);
     let borrowed = forge(
         &bernd,

@@ -248,14 +248,15 @@ pub struct ConversationState {
     /// Membership after the last control event.
     pub membership: Membership,
     keys: BTreeMap<u32, Vec<(OrderKey, EpochKey)>>,
-    /// Complaints held (`EventKind::KeyComplaint`), those kept outside included.
-    complaints: Vec<Event>,
+    /// Complaints held (`EventKind::KeyComplaint`), those kept outside included, by the
+    /// rekey they name.
+    complaints: BTreeMap<EventId, Vec<Event>>,
     /// Rekeys some recipient proved wrong (a complaint that holds): never the current key.
     blamed: BTreeSet<EventId>,
     /// Rekeys whose wrap for this node did not hold the committed key.
     mismatched: BTreeSet<EventId>,
-    /// Authors of rekeys blamed since the caller last looked (`take_newly_blamed`).
-    newly_blamed: Vec<UserId>,
+    /// Rekeys blamed since the caller last looked (`take_newly_blamed`), with authors.
+    newly_blamed: Vec<(EventId, UserId)>,
     pub vv: VersionVector,
     last_lamport: BTreeMap<UserId, u64>,
     /// The id of each author's last event: the next one must name it as `prev`.
@@ -282,7 +283,7 @@ impl ConversationState {
             control: Vec::new(),
             membership: Membership::default(),
             keys: BTreeMap::new(),
-            complaints: Vec::new(),
+            complaints: BTreeMap::new(),
             blamed: BTreeSet::new(),
             mismatched: BTreeSet::new(),
             newly_blamed: Vec::new(),
@@ -338,10 +339,12 @@ impl ConversationState {
     fn sealed_to_members(&self, rekey: &Event) -> bool {
         RekeyBody::decode(&rekey.public).is_ok_and(|body| {
             body.recipients.len() == self.membership.members.len()
-                && body
-                    .recipients
-                    .iter()
-                    .all(|(u, _)| self.membership.is_member(u))
+                && body.recipients.iter().all(|r| {
+                    self.membership
+                        .members
+                        .get(&r.user)
+                        .is_some_and(|m| m.profile.dh_public == r.dh)
+                })
         })
     }
 
@@ -384,23 +387,27 @@ impl ConversationState {
             .collect()
     }
 
-    /// Rekeys whose wrap for `me` did not hold the committed key and that `me` has not
-    /// yet proved wrong: each needs a complaint from `me`.
+    /// Rekeys whose wrap for `me` (made for `me`'s key) did not hold the committed key and
+    /// that `me` has not yet proved wrong: each needs a complaint from `me`. Also for a
+    /// rekey no longer sealed to the members: others may have written under it while it
+    /// was. (Each such rekey is an event of its author's: one complaint per event.)
     pub fn complaints_due(&self, me: &UserId) -> Vec<EventId> {
         if !self.membership.is_member(me) {
             return Vec::new();
         }
         self.mismatched
             .iter()
-            .filter(|id| !self.blamed.contains(id) && self.rekey_event(id).is_some())
-            .filter(|id| {
-                !self.complaints.iter().any(|c| {
-                    c.header.author == *me
-                        && ComplaintBody::decode(&c.public).is_ok_and(|b| b.rekey == **id)
-                })
-            })
+            .filter(|id| !self.blamed.contains(id) && !self.complained(me, id))
+            .filter(|id| self.rekey_event(id).is_some())
             .copied()
             .collect()
+    }
+
+    /// Whether `user` complained about `rekey` (inside or outside its chain).
+    fn complained(&self, user: &UserId, rekey: &EventId) -> bool {
+        self.complaints
+            .get(rekey)
+            .is_some_and(|cs| cs.iter().any(|c| c.header.author == *user))
     }
 
     /// A rekey held inside (in the order), by id.
@@ -411,63 +418,66 @@ impl ConversationState {
     }
 
     /// Whether `complaint` proves `rekey` wrong: the complainer is a recipient, its
-    /// disclosed shared secret is proven, and its wrap does not hold the committed key.
-    fn complaint_holds(&self, rekey: &Event, complaint: &Event) -> bool {
+    /// disclosed shared secret (for the key its wrap names) is proven, and its wrap does
+    /// not hold the committed key. The two events alone decide.
+    fn complaint_holds(rekey: &Event, complaint: &Event) -> bool {
         let (Ok(body), Ok(c)) = (
             RekeyBody::decode(&rekey.public),
             ComplaintBody::decode(&complaint.public),
         ) else {
             return false;
         };
-        if c.rekey != rekey.id() {
-            return false;
-        }
-        let complainer = complaint.header.author;
-        let Some(dh) = self
-            .membership_before(&rekey.order_key())
-            .members
-            .get(&complainer)
-            .map(|m| m.profile.dh_public)
-            .or_else(|| self.profile_of(&complainer).map(|p| p.dh_public))
-        else {
-            return false;
-        };
-        body.complaint_holds(rekey, &complainer, &dh, &c)
+        body.complaint_holds(rekey, &complaint.header.author, &c)
     }
 
     /// Take a complaint in: blame its rekey if it is held and the complaint holds. Blame
-    /// depends only on the two events, not on their order or arrival.
+    /// depends only on the two events, not on their order or arrival. Each (rekey,
+    /// complaint) pair is judged once per build of the state; one complaint per author and
+    /// rekey counts (`check`).
     fn take_complaint(&mut self, event: &Event) {
-        self.complaints.push(event.clone());
         let Ok(body) = ComplaintBody::decode(&event.public) else {
             return;
         };
+        if self.complained(&event.header.author, &body.rekey) {
+            return;
+        }
+        self.complaints
+            .entry(body.rekey)
+            .or_default()
+            .push(event.clone());
         if let Some(rekey) = self.rekey_event(&body.rekey)
-            && self.complaint_holds(rekey, event)
+            && !self.blamed.contains(&body.rekey)
+            && Self::complaint_holds(rekey, event)
         {
             let author = rekey.header.author;
-            if self.blamed.insert(body.rekey) {
-                self.newly_blamed.push(author);
-            }
+            self.blamed.insert(body.rekey);
+            self.newly_blamed.push((body.rekey, author));
         }
     }
 
     /// A rekey came in: blame it if a complaint held already proves it wrong.
     fn blame_from_complaints(&mut self, rekey: &Event) {
-        if self
-            .complaints
-            .iter()
-            .any(|c| self.complaint_holds(rekey, c))
-            && self.blamed.insert(rekey.id())
+        let id = rekey.id();
+        if !self.blamed.contains(&id)
+            && self
+                .complaints
+                .get(&id)
+                .is_some_and(|cs| cs.iter().any(|c| Self::complaint_holds(rekey, c)))
         {
-            self.newly_blamed.push(rekey.header.author);
+            self.blamed.insert(id);
+            self.newly_blamed.push((id, rekey.header.author));
         }
     }
 
-    /// Authors of rekeys blamed since the last call (their devices handed members
-    /// different keys): for telling the user once.
-    pub fn take_newly_blamed(&mut self) -> Vec<UserId> {
+    /// Rekeys blamed since the last call, with their authors (whose devices handed
+    /// members different keys): for telling the user once.
+    pub fn take_newly_blamed(&mut self) -> Vec<(EventId, UserId)> {
         std::mem::take(&mut self.newly_blamed)
+    }
+
+    /// Rekeys blamed, by id.
+    pub fn is_blamed(&self, rekey: &EventId) -> bool {
+        self.blamed.contains(rekey)
     }
 
     /// Whether no rekey sealed to exactly the current members has been opened here.
@@ -663,8 +673,7 @@ impl ConversationState {
                 if !body.ephemeral_is_proven(&self.id, &h.author, h.epoch) {
                     return Err(Invalid("rekey's ephemeral key is not proven"));
                 }
-                let recipients: BTreeSet<UserId> =
-                    body.recipients.iter().map(|(u, _)| *u).collect();
+                let recipients: BTreeSet<UserId> = body.recipients.iter().map(|r| r.user).collect();
                 if recipients.len() != body.recipients.len() {
                     return Err(Invalid("rekey names a recipient twice"));
                 }
@@ -683,12 +692,16 @@ impl ConversationState {
                 if matches!(h.kind, EventKind::Text) && (h.epoch == 0 || event.sealed.is_empty()) {
                     return Err(Invalid("text must be encrypted"));
                 }
-                if h.kind == EventKind::KeyComplaint
-                    && (h.epoch != 0
-                        || !event.sealed.is_empty()
-                        || ComplaintBody::decode(&event.public).is_err())
-                {
-                    return Err(Invalid("complaint does not decode"));
+                if h.kind == EventKind::KeyComplaint {
+                    let body = ComplaintBody::decode(&event.public)
+                        .ok()
+                        .filter(|_| h.epoch == 0 && event.sealed.is_empty())
+                        .ok_or(Invalid("complaint does not decode"))?;
+                    // One per author and rekey: a member cannot make others verify
+                    // proofs without end. (Its own chain decides, so every node agrees.)
+                    if self.complained(&h.author, &body.rekey) {
+                        return Err(Invalid("a second complaint about one rekey"));
+                    }
                 }
                 Ok(Standing::Inside)
             }
@@ -812,22 +825,6 @@ impl ConversationState {
             let entry = self.read.entry(*reader).or_insert(read);
             *entry = (*entry).max(read);
         }
-    }
-
-    /// `user`'s profile as a create or an add carried it (for a member who is out now).
-    fn profile_of(&self, user: &UserId) -> Option<Profile> {
-        self.control.iter().rev().find_map(|e| {
-            if e.header.kind != EventKind::Membership {
-                return None;
-            }
-            match MembershipOp::decode(&e.public).ok()? {
-                MembershipOp::Create { members, .. } => {
-                    members.into_iter().find(|p| p.user_id == *user)
-                }
-                MembershipOp::Add { profile, .. } => (profile.user_id == *user).then_some(profile),
-                _ => None,
-            }
-        })
     }
 
     fn insert_control(&mut self, event: &Event) {

@@ -325,12 +325,18 @@ impl<S: Store> Engine<S> {
             }
             let kept =
                 new_state.vv.get(&event.header.author).copied().unwrap_or(0) >= event.header.seq;
+            // A rebuild blames again what was blamed before: only news is told.
             let blamed = new_state.take_newly_blamed();
-            self.notifications
-                .extend(blamed.into_iter().map(|author| Notification::WrongKey {
-                    conversation: conv,
-                    author,
-                }));
+            let old = self.convs.get(&conv);
+            self.notifications.extend(
+                blamed
+                    .into_iter()
+                    .filter(|(id, _)| !old.is_some_and(|s| s.is_blamed(id)))
+                    .map(|(_, author)| Notification::WrongKey {
+                        conversation: conv,
+                        author,
+                    }),
+            );
             self.convs.insert(conv, new_state);
             self.store.apply(Batch {
                 remove_events: removal,
@@ -348,11 +354,14 @@ impl<S: Store> Engine<S> {
         }
         let content = state.apply(&event, Some(&self.me));
         let blamed = state.take_newly_blamed();
-        self.notifications
-            .extend(blamed.into_iter().map(|author| Notification::WrongKey {
-                conversation: conv,
-                author,
-            }));
+        self.notifications.extend(
+            blamed
+                .into_iter()
+                .map(|(_, author)| Notification::WrongKey {
+                    conversation: conv,
+                    author,
+                }),
+        );
         self.stats.events_stored += 1;
         let me = self.me.user_id();
         match (&event.header.kind, content) {

@@ -137,32 +137,39 @@ impl<S: Store> Engine<S> {
     }
 
     /// Complaints first (a rekey proved wrong is no longer the current key), then rekeys.
+    /// A conversation where our events no longer count is skipped; on a store error the
+    /// conversations not yet done stay due.
     pub(super) fn run_due_rekeys(&mut self, now_ms: u64) -> Result<(), SyncError> {
         let due: Vec<ConversationId> = std::mem::take(&mut self.rekey_due).into_iter().collect();
-        let me = self.me.user_id();
-        for conv in due {
-            let complaints = self
-                .convs
-                .get(&conv)
-                .map(|s| s.complaints_due(&me))
-                .unwrap_or_default();
-            for rekey in complaints {
-                tracing::warn!(conversation = %conv, "a rekey's key for this node does not match its commitment; proving it");
-                match self.complain(now_ms, conv, rekey) {
-                    Ok(_) => {}
-                    // Our events no longer count here (a removal that holds cut our
-                    // chain): there is nobody left to tell.
-                    Err(SyncError::NotMember | SyncError::Rejected(_)) => break,
-                    Err(e) => return Err(e),
+        for (i, conv) in due.iter().enumerate() {
+            match self.run_due_rekey(now_ms, *conv) {
+                Ok(()) | Err(SyncError::NotMember | SyncError::Rejected(_)) => {}
+                Err(e) => {
+                    self.rekey_due.extend(due[i..].iter().copied());
+                    return Err(e);
                 }
             }
-            if self
-                .convs
-                .get(&conv)
-                .is_some_and(|s| s.rekey_needed_by(&me))
-            {
-                self.rekey(now_ms, conv)?;
-            }
+        }
+        Ok(())
+    }
+
+    fn run_due_rekey(&mut self, now_ms: u64, conv: ConversationId) -> Result<(), SyncError> {
+        let me = self.me.user_id();
+        let complaints = self
+            .convs
+            .get(&conv)
+            .map(|s| s.complaints_due(&me))
+            .unwrap_or_default();
+        for rekey in complaints {
+            tracing::warn!(conversation = %conv, "a rekey's key for this node does not match its commitment; proving it");
+            self.complain(now_ms, conv, rekey)?;
+        }
+        if self
+            .convs
+            .get(&conv)
+            .is_some_and(|s| s.rekey_needed_by(&me))
+        {
+            self.rekey(now_ms, conv)?;
         }
         Ok(())
     }

@@ -425,6 +425,8 @@ impl<S: Store> Engine<S> {
                 }
             })?;
             let (mut state, dropped) = rebuild.finish();
+            // Blamed before this run: told then.
+            state.take_newly_blamed();
             let me = self.me.user_id();
             for p in self.store.reader_positions(&conv)? {
                 state.apply_reader_position(&me, &p.reader, p.delivered_seq, p.read);

@@ -318,10 +318,17 @@ fn rekey_and_complaint_layout_snapshot() {
         commitment: [0x01; 32],
         ephemeral: [0x02; 32],
         possession: [0x03; 64],
-        recipients: vec![(UserId([0x04; 32]), [0x05; 32])],
+        recipients: vec![Wrap {
+            user: UserId([0x04; 32]),
+            dh: [0x09; 32],
+            wrapped: [0x05; 32],
+        }],
     };
     let bytes = body.encode();
-    assert_eq!(bytes.len(), 32 + 32 + 64 + 2 + 64);
+    assert_eq!(bytes.len(), 32 + 32 + 64 + 2 + 96);
+    assert_eq!(&bytes[130..162], &[0x04; 32]);
+    assert_eq!(&bytes[162..194], &[0x09; 32]);
+    assert_eq!(&bytes[194..226], &[0x05; 32]);
     assert_eq!(&bytes[128..130], &[0, 1]);
     assert_eq!(RekeyBody::decode(&bytes).unwrap(), body);
     // One byte short or long: refused.
@@ -371,7 +378,14 @@ fn a_group_of_max_members_fits_in_one_event() {
         commitment: [0; 32],
         ephemeral: [0; 32],
         possession: [0; 64],
-        recipients: members.iter().map(|p| (p.user_id, [0; 32])).collect(),
+        recipients: members
+            .iter()
+            .map(|p| Wrap {
+                user: p.user_id,
+                dh: [0; 32],
+                wrapped: [0; 32],
+            })
+            .collect(),
     }
     .encode();
     for public in [create, rekey] {
