@@ -324,8 +324,56 @@ fn bench_group_size() {
     }
 }
 
+/// What a rekey's proofs cost each node: checking the proof of its ephemeral key (every
+/// rekey), and judging one complaint (proof of the shared secret, unwrap, commitment).
+fn bench_key_proofs() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let anna = id(1, "Anna");
+    let bernd = id(2, "Bernd");
+    let wrapper = crypto::KeyWrapper::new(&mut rng);
+    let possession = wrapper.prove_possession(&mut rng, b"rekey");
+    let shared = crypto::prove_shared(&mut rng, &bernd, b"complaint", &wrapper.ephemeral).unwrap();
+    let wrapped = wrapper.wrap(b"ctx", &bernd.dh_public(), &[7; 32]);
+    let (mut wrap, mut own, mut complaint) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let t = Instant::now();
+        std::hint::black_box(wrapper.wrap(b"ctx", &anna.dh_public(), &[7; 32]));
+        wrap.push(t.elapsed());
+        let t = Instant::now();
+        assert!(crypto::verify_possession(
+            &wrapper.ephemeral,
+            b"rekey",
+            &possession
+        ));
+        own.push(t.elapsed());
+        let t = Instant::now();
+        let s = crypto::verify_shared(
+            &bernd.dh_public(),
+            b"complaint",
+            &wrapper.ephemeral,
+            &shared,
+        )
+        .unwrap();
+        std::hint::black_box(crypto::unwrap_with_shared(
+            &s,
+            b"ctx",
+            &wrapper.ephemeral,
+            &bernd.dh_public(),
+            &wrapped,
+        ));
+        complaint.push(t.elapsed());
+    }
+    println!(
+        "key proofs (medians of 200): one wrap {:.0} µs; ephemeral key's proof checked {:.0} µs (each rekey); one complaint judged {:.0} µs",
+        median(wrap).as_secs_f64() * 1e6,
+        median(own).as_secs_f64() * 1e6,
+        median(complaint).as_secs_f64() * 1e6
+    );
+}
+
 fn main() {
     bench_group_size();
+    bench_key_proofs();
     if std::env::args().any(|a| a == "group") {
         return; // `cargo bench --bench core -- group`: only the group sizes
     }

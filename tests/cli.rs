@@ -141,6 +141,18 @@ fn two_nodes_talk_through_the_control_socket_and_json_output() {
     anna.wait_for("queued message", |v| {
         v["event"] == "message" && v["text"] == "Salz ist alle"
     });
+    // Anna removes Ben: his CLI says he is out (not "unknown"), and his history stays.
+    let (ok, out, err) = flurfunk(a.path(), &["group", "remove", "Bauhof", "Ben"]);
+    assert!(ok, "{out}{err}");
+    ben.wait_for("ben learns he is out", |v| {
+        v["event"] == "conversation_changed" && v["is_member"] == false
+    });
+    let (ok, _, err) = flurfunk(b.path(), &["send", "--to", "Bauhof", "Noch da?"]);
+    assert!(!ok);
+    assert!(err.contains("no longer a member of 'Bauhof'"), "{err}");
+    let (ok, out, err) = flurfunk(b.path(), &["history", "Bauhof"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Salz ist alle"), "{out}");
     ben.stop();
     anna.stop();
 }

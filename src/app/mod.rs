@@ -29,6 +29,10 @@ pub enum AppError {
     Ambiguous { name: String, candidates: String },
     #[error("unknown group '{0}'")]
     UnknownGroup(String),
+    #[error(
+        "you are no longer a member of '{0}' (you left or were removed); `history` still shows what you received before"
+    )]
+    NoLongerMember(String),
     #[error("no desktop app runs for this data directory, only a headless node")]
     NoWindow,
     #[error(transparent)]
@@ -135,7 +139,15 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
             conversation,
             limit,
         } => {
-            let conv = resolve_recipient(node, &conversation).await?;
+            // A group one left or was removed from still has its history up to then.
+            let conv = match resolve_recipient(node, &conversation).await {
+                Err(AppError::NoLongerMember(_)) => {
+                    former_group(&node.conversations().await?, &conversation)
+                        .and_then(|g| g.conversation.parse().ok())
+                        .ok_or_else(|| AppError::UnknownRecipient(conversation.clone()))?
+                }
+                other => other?,
+            };
             let view = node
                 .conversation(conv)
                 .await?
@@ -262,6 +274,27 @@ pub async fn resolve_group(node: &NodeHandle, target: &str) -> Result<Conversati
     }
 }
 
+/// The one group of which this node is no longer a member whose name matches `target`
+/// (exactly, or else by word starts).
+fn former_group(conversations: &[ConversationView], target: &str) -> Option<ConversationView> {
+    let former: Vec<&ConversationView> = conversations
+        .iter()
+        .filter(|c| c.kind == "group" && !c.is_member)
+        .collect();
+    for level in [2, 1] {
+        let hits: Vec<&&ConversationView> = former
+            .iter()
+            .filter(|c| name_match(&c.name, target) == level)
+            .collect();
+        match hits.as_slice() {
+            [one] => return Some((**one).clone()),
+            [] => continue,
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// A person by user id or display name (unique among known profiles).
 pub async fn resolve_user(node: &NodeHandle, target: &str) -> Result<UserId, AppError> {
     if let Ok(user) = target.parse::<UserId>() {
@@ -326,7 +359,10 @@ pub async fn resolve_recipient(
             .parse()
             .map_err(|_| AppError::UnknownRecipient(target.into())),
         ([], [user]) => Ok(node.open_direct(*user).await?),
-        ([], []) => Err(AppError::UnknownRecipient(target.into())),
+        ([], []) => Err(match former_group(&node.conversations().await?, target) {
+            Some(group) => AppError::NoLongerMember(group.name),
+            None => AppError::UnknownRecipient(target.into()),
+        }),
         (groups, people) => Err(AppError::Ambiguous {
             name: target.into(),
             candidates: groups

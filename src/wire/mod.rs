@@ -17,7 +17,7 @@ use crate::identity::{MAX_DISPLAY_NAME_BYTES, Profile, UserId};
 pub const WIRE_VERSION: u8 = 3;
 /// Largest encoded event. A text of a few pages fits; attachments will travel separately.
 /// The largest events are a group's creation (a profile per member, at most 201 bytes
-/// each) and its rekeys (64 bytes per member): 448 KiB holds those of `MAX_MEMBERS`.
+/// each) and its rekeys (96 bytes per member): 448 KiB holds those of `MAX_MEMBERS`.
 pub const MAX_EVENT_BYTES: usize = 448 * 1024;
 /// Largest text message, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 32 * 1024;
