@@ -130,7 +130,13 @@ async fn fill(anna_dir: &Path, ben_dir: &Path) {
         t.await.unwrap();
     }
     loop {
-        let n = anna.messages(conv, None, usize::MAX).await.unwrap().len();
+        let n = anna
+            .messages(conv, None, usize::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.notice.is_none())
+            .count();
         if n >= MESSAGES {
             break;
         }

@@ -633,6 +633,19 @@ fn human_event(event: &NodeEvent) -> Option<String> {
 }
 
 fn history_line(m: &MessageItem, members: usize) -> String {
+    if let Some(notice) = &m.notice {
+        let subject = m.subject_name.as_deref().unwrap_or("?");
+        let line = match notice.as_str() {
+            "created" => format!("{} created the group", m.author_name),
+            "added" => format!("{} added {subject}", m.author_name),
+            "removed" => format!("{} removed {subject}", m.author_name),
+            "left" => format!("{} left the group", m.author_name),
+            "promoted" => format!("{} made {subject} an admin", m.author_name),
+            "renamed" => format!("{} renamed the group to \"{}\"", m.author_name, m.text),
+            other => format!("{} changed the group ({other})", m.author_name),
+        };
+        return format!("{}  -- {line}", local_time(m.wall_ms, true));
+    }
     let ticks = if !m.own {
         ""
     } else if m.read_by.len() + 1 >= members {

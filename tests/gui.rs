@@ -356,6 +356,11 @@ fn creating_a_group_and_removing_a_member_rotates_the_key() {
     settle(&mut h, "removal notice", |h| {
         has_label(h, "Der Gruppenschlüssel wurde erneuert")
     });
+    // The chat says it, between the messages, as phone messengers do.
+    settle(&mut h, "removal line in the chat", |h| {
+        has_label(h, "Anna Schmidt hat Clara Wolf entfernt")
+    });
+    assert!(has_label(&h, "Anna Schmidt hat die Gruppe erstellt"));
     settle(&mut h, "Clara gone from the member list", |h| {
         app(h)
             .conversations()

@@ -1042,3 +1042,96 @@ fn a_member_whose_add_was_refuted_is_told() {
         "Eve still believes herself a member"
     );
 }
+
+/// The chat says who changed the group (`Engine::timeline_before`), the same on every
+/// member and on the member who was removed; renames that repeat the name say nothing.
+#[test]
+fn the_chat_says_who_added_removed_and_promoted_whom() {
+    use flurfunk::conversation::Notice;
+    let mut t = Town::new();
+    let conv = t.conv;
+    let (anna, carla, dora) = (
+        ident(ANNA).user_id(),
+        ident(CARLA).user_id(),
+        ident(DORA).user_id(),
+    );
+    let notices = |e: &Eng| -> Vec<(UserId, Notice)> {
+        e.timeline_before(&conv, None, 100)
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.notice.map(|n| (m.author, n)))
+            .collect()
+    };
+    let mut expected = vec![(anna, Notice::Created), (anna, Notice::Promoted(dora))];
+    assert_eq!(notices(&t.e[1]), expected);
+    t.eng(ANNA).remove_member(2000, conv, &carla).unwrap();
+    t.eng(ANNA).commit(2000).unwrap();
+    t.spread(ANNA, 2001);
+    expected.push((anna, Notice::Removed(carla)));
+    for (i, who) in [(1, "Bernd"), (2, "Carla (removed)"), (3, "Dora")] {
+        assert_eq!(notices(&t.e[i]), expected, "{who}");
+    }
+    t.eng(ANNA)
+        .add_member(2100, conv, &ident(CARLA).profile(0))
+        .unwrap();
+    t.eng(ANNA).commit(2100).unwrap();
+    t.eng(ANNA).rename(2200, conv, "Bauhof Nord").unwrap();
+    t.eng(ANNA).commit(2200).unwrap();
+    t.spread(ANNA, 2201);
+    expected.push((anna, Notice::Added(carla)));
+    expected.push((anna, Notice::Renamed("Bauhof Nord".into())));
+    for i in 0..4 {
+        assert_eq!(notices(&t.e[i]), expected, "engine {i}");
+    }
+    // The message list without notices is unchanged.
+    assert!(
+        t.e[1]
+            .messages(&conv)
+            .unwrap()
+            .iter()
+            .all(|m| m.notice.is_none())
+    );
+}
+
+/// Bernd signs a second, invalid version of a message Anna holds, with the lower id: it
+/// wins (the chain ends before it) and Anna gives hers up. After a restart Anna must not
+/// take the given-up version back when Bernd offers it again (before, the winner was
+/// remembered in memory only).
+#[test]
+fn a_given_up_version_stays_given_up_after_a_restart() {
+    let mut t = Town::new();
+    let conv = t.conv;
+    let bernd = ident(BERND);
+    let before = head(&t.e[1], &conv, &bernd.user_id());
+    let kept = t.text(BERND, "Die erste Fassung", 1500);
+    let kept = t.e[1].store().event(&kept).unwrap().unwrap();
+    t.give(BERND, &[ANNA], 1501);
+    // A twin at the same seq that no one may accept (a text without encryption), with
+    // a lower id than the one Anna holds.
+    let twin = (0..64)
+        .map(|n| {
+            common::forge(
+                &bernd,
+                before.as_ref(),
+                conv,
+                EventKind::Text,
+                kept.header.lamport + n,
+                0,
+                Vec::new(),
+                Vec::new(),
+            )
+        })
+        .find(|e| e.id() < kept.id())
+        .expect("a lower id within 64 tries");
+    hand(&mut t.e[0], bernd.user_id(), vec![twin.clone()], 1600);
+    assert!(t.e[0].store().event(&kept.id()).unwrap().is_none());
+    assert!(t.e[0].store().event(&twin.id()).unwrap().is_none());
+    // Anna restarts from what is on disk.
+    let disk = t.e[0].store().crash_copy();
+    let mut anna = Engine::new(ident(ANNA), disk, Config::default(), 1, 1700).unwrap();
+    hand(&mut anna, bernd.user_id(), vec![kept.clone()], 1700);
+    assert!(
+        anna.store().event(&kept.id()).unwrap().is_none(),
+        "the given-up version was taken back after the restart"
+    );
+}

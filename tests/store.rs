@@ -143,6 +143,27 @@ fn suite(store: &mut dyn Store) {
     assert!(store.event(&events[4].id()).unwrap().is_none());
     assert!(store.outbox().unwrap().is_empty());
     assert_eq!(store.event_count().unwrap(), 6);
+
+    // Settled equivocations: one winner per (conversation, author, seq), replaced and
+    // forgotten by key; not events of the conversation.
+    store
+        .apply(Batch {
+            forks: vec![events[2].clone(), events[1].clone()],
+            ..Batch::default()
+        })
+        .unwrap();
+    store
+        .apply(Batch {
+            forks: vec![events[2].clone()],
+            forks_forget: vec![{
+                let h = &events[1].header;
+                (h.conversation, h.author, h.seq)
+            }],
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.forks().unwrap(), vec![events[2].clone()]);
+    assert_eq!(store.event_count().unwrap(), 6);
 }
 
 #[test]
@@ -160,6 +181,7 @@ fn sled_store_passes_the_suite_and_survives_reopen() {
     }
     let store = SledStore::open(&path).unwrap();
     assert_eq!(store.event_count().unwrap(), 6);
+    assert_eq!(store.forks().unwrap().len(), 1);
 }
 
 #[test]

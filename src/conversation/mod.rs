@@ -6,6 +6,8 @@
 //! it re-decides validity when a membership event arrives late.
 
 mod authority;
+mod keys;
+mod notice;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +19,7 @@ use crate::wire::{
 };
 
 pub use authority::Authority;
+pub use notice::Notice;
 
 /// How far one event may move its author's Lamport clock: an event with sequence number
 /// `seq` carries a clock of at most `seq * LAMPORT_STEP`. A member cannot push the
@@ -257,6 +260,8 @@ pub struct ConversationState {
     mismatched: BTreeSet<EventId>,
     /// Rekeys blamed since the caller last looked (`take_newly_blamed`), with authors.
     newly_blamed: Vec<(EventId, UserId)>,
+    /// Lines for the chat: what each membership event did (`notice::Notice`).
+    notices: BTreeMap<EventId, Notice>,
     pub vv: VersionVector,
     last_lamport: BTreeMap<UserId, u64>,
     /// The id of each author's last event: the next one must name it as `prev`.
@@ -287,6 +292,7 @@ impl ConversationState {
             blamed: BTreeSet::new(),
             mismatched: BTreeSet::new(),
             newly_blamed: Vec::new(),
+            notices: BTreeMap::new(),
             vv: VersionVector::new(),
             last_lamport: BTreeMap::new(),
             heads: BTreeMap::new(),
@@ -335,178 +341,6 @@ impl ConversationState {
         self.heads.get(author).copied().unwrap_or(EventId([0; 32]))
     }
 
-    /// Whether a rekey was sealed to exactly the current members.
-    fn sealed_to_members(&self, rekey: &Event) -> bool {
-        RekeyBody::decode(&rekey.public).is_ok_and(|body| {
-            body.recipients.len() == self.membership.members.len()
-                && body.recipients.iter().all(|r| {
-                    self.membership
-                        .members
-                        .get(&r.user)
-                        .is_some_and(|m| m.profile.dh_public == r.dh)
-                })
-        })
-    }
-
-    /// The key this node opened from `rekey` (its commitment checked), if any.
-    fn opened(&self, rekey: &Event) -> Option<(u32, &EpochKey)> {
-        let key = rekey.order_key();
-        self.keys
-            .get(&rekey.header.epoch)?
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, k)| (rekey.header.epoch, k))
-    }
-
-    /// The current key, the one to write with: that of the last valid rekey in the total
-    /// order that was sealed to exactly the current members and that this node opened.
-    /// Rekeys sealed to others (made before a leave or removal, or concurrently with one)
-    /// are passed over: nobody writes under a key someone gone may hold. None: the key is
-    /// stale and a writer must rekey first.
-    pub fn current_key(&self) -> Option<(u32, &EpochKey)> {
-        self.control
-            .iter()
-            .rev()
-            .filter(|e| self.usable_rekey(e))
-            .find_map(|e| self.opened(e))
-    }
-
-    /// A rekey sealed to exactly the current members that no recipient proved wrong.
-    fn usable_rekey(&self, e: &Event) -> bool {
-        e.header.kind == EventKind::Rekey
-            && !self.blamed.contains(&e.id())
-            && self.sealed_to_members(e)
-    }
-
-    /// Rekeys a recipient proved wrong, with their authors (whose devices sent them).
-    pub fn blamed_rekeys(&self) -> Vec<(EventId, UserId)> {
-        self.control
-            .iter()
-            .filter(|e| self.blamed.contains(&e.id()))
-            .map(|e| (e.id(), e.header.author))
-            .collect()
-    }
-
-    /// Rekeys whose wrap for `me` (made for `me`'s key) did not hold the committed key and
-    /// that `me` has not yet proved wrong: each needs a complaint from `me`. Also for a
-    /// rekey no longer sealed to the members: others may have written under it while it
-    /// was. (Each such rekey is an event of its author's: one complaint per event.)
-    pub fn complaints_due(&self, me: &UserId) -> Vec<EventId> {
-        if !self.membership.is_member(me) {
-            return Vec::new();
-        }
-        self.mismatched
-            .iter()
-            .filter(|id| !self.blamed.contains(id) && !self.complained(me, id))
-            .filter(|id| self.rekey_event(id).is_some())
-            .copied()
-            .collect()
-    }
-
-    /// Whether `user` complained about `rekey` (inside or outside its chain).
-    fn complained(&self, user: &UserId, rekey: &EventId) -> bool {
-        self.complaints
-            .get(rekey)
-            .is_some_and(|cs| cs.iter().any(|c| c.header.author == *user))
-    }
-
-    /// A rekey held inside (in the order), by id.
-    pub fn rekey_event(&self, id: &EventId) -> Option<&Event> {
-        self.control
-            .iter()
-            .find(|e| e.header.kind == EventKind::Rekey && e.id() == *id)
-    }
-
-    /// Whether `complaint` proves `rekey` wrong: the complainer is a recipient, its
-    /// disclosed shared secret (for the key its wrap names) is proven, and its wrap does
-    /// not hold the committed key. The two events alone decide.
-    fn complaint_holds(rekey: &Event, complaint: &Event) -> bool {
-        let (Ok(body), Ok(c)) = (
-            RekeyBody::decode(&rekey.public),
-            ComplaintBody::decode(&complaint.public),
-        ) else {
-            return false;
-        };
-        body.complaint_holds(rekey, &complaint.header.author, &c)
-    }
-
-    /// Take a complaint in: blame its rekey if it is held and the complaint holds. Blame
-    /// depends only on the two events, not on their order or arrival. Each (rekey,
-    /// complaint) pair is judged once per build of the state; one complaint per author and
-    /// rekey counts (`check`).
-    fn take_complaint(&mut self, event: &Event) {
-        let Ok(body) = ComplaintBody::decode(&event.public) else {
-            return;
-        };
-        if self.complained(&event.header.author, &body.rekey) {
-            return;
-        }
-        self.complaints
-            .entry(body.rekey)
-            .or_default()
-            .push(event.clone());
-        if let Some(rekey) = self.rekey_event(&body.rekey)
-            && !self.blamed.contains(&body.rekey)
-            && Self::complaint_holds(rekey, event)
-        {
-            let author = rekey.header.author;
-            self.blamed.insert(body.rekey);
-            self.newly_blamed.push((body.rekey, author));
-        }
-    }
-
-    /// A rekey came in: blame it if a complaint held already proves it wrong.
-    fn blame_from_complaints(&mut self, rekey: &Event) {
-        let id = rekey.id();
-        if !self.blamed.contains(&id)
-            && self
-                .complaints
-                .get(&id)
-                .is_some_and(|cs| cs.iter().any(|c| Self::complaint_holds(rekey, c)))
-        {
-            self.blamed.insert(id);
-            self.newly_blamed.push((id, rekey.header.author));
-        }
-    }
-
-    /// Rekeys blamed since the last call, with their authors (whose devices handed
-    /// members different keys): for telling the user once.
-    pub fn take_newly_blamed(&mut self) -> Vec<(EventId, UserId)> {
-        std::mem::take(&mut self.newly_blamed)
-    }
-
-    /// Rekeys blamed, by id.
-    pub fn is_blamed(&self, rekey: &EventId) -> bool {
-        self.blamed.contains(rekey)
-    }
-
-    /// Whether no rekey sealed to exactly the current members has been opened here.
-    pub fn key_is_stale(&self) -> bool {
-        self.current_key().is_none()
-    }
-
-    /// Whether `me` should rotate the key now: no usable key and `me` is the admin with
-    /// the lowest id; or the last rekey sealed to exactly the members did not open here
-    /// (a split key) and `me` has not already rotated for these members.
-    pub fn rekey_needed_by(&self, me: &UserId) -> bool {
-        if !self.membership.is_member(me) || self.kind().is_none() {
-            return false;
-        }
-        let first_admin = self.members().find(|m| m.admin).map(|m| m.profile.user_id);
-        if self.key_is_stale() && first_admin == Some(*me) {
-            return true;
-        }
-        let last_exact = self.control.iter().rev().find(|e| self.usable_rekey(e));
-        // Already answered for these members: a rekey of ours sealed to exactly them
-        // (it may sort before a split key with a far-ahead clock; rekeying again would
-        // not change that, and would loop).
-        let answered = self
-            .control
-            .iter()
-            .any(|e| e.header.author == *me && self.usable_rekey(e));
-        last_exact.is_some_and(|last| self.opened(last).is_none() && !answered)
-    }
-
     /// Decrypt the sealed part of an event, if we hold its epoch key.
     pub fn decrypt(&self, event: &Event) -> Option<Content> {
         if event.sealed.is_empty() {
@@ -524,30 +358,6 @@ impl ConversationState {
     /// Whether a stored membership event changes membership: a removal only if it holds.
     fn takes_effect(&self, event: &Event, op: &MembershipOp) -> bool {
         !matches!(op, MembershipOp::Remove { .. }) || self.authority.holds(&event.id())
-    }
-
-    /// The epoch for `author`'s next rekey: one above every rekey before its place in the
-    /// order, saturating. The epoch is only a label that narrows which keys to try (the
-    /// current key is chosen by order); a member announcing `u32::MAX` switches nothing
-    /// off, and making it a rule of validity would tie one author's rekeys to another's.
-    pub fn next_epoch(&self, author: &UserId) -> u32 {
-        let key = OrderKey {
-            lamport: self.next_lamport(author),
-            author: *author,
-            seq: self.next_seq(author),
-        };
-        self.epoch_before(&key).saturating_add(1)
-    }
-
-    /// The highest epoch of a valid rekey before `key` in the total order.
-    fn epoch_before(&self, key: &OrderKey) -> u32 {
-        self.control
-            .iter()
-            .take_while(|e| e.order_key() < *key)
-            .filter(|e| e.header.kind == EventKind::Rekey)
-            .map(|e| e.header.epoch)
-            .max()
-            .unwrap_or(0)
     }
 
     /// Membership in force just before `key` in the total order.
@@ -774,7 +584,11 @@ impl ConversationState {
                 if let Ok(op) = MembershipOp::decode(&event.public)
                     && self.takes_effect(event, &op)
                 {
+                    let before = notice::Before::of(&self.membership, &h.author, &op);
                     let _ = self.membership.apply(&self.id, &h.author, &op);
+                    if let Some(n) = before.notice(&self.membership, &h.author, &op) {
+                        self.notices.insert(event.id(), n);
+                    }
                 }
             }
             EventKind::Rekey => {
@@ -791,6 +605,10 @@ impl ConversationState {
         match &content {
             Content::Text { .. } => self.last_activity_ms = self.last_activity_ms.max(h.wall_ms),
             Content::GroupName { name } if h.kind == EventKind::Membership => {
+                if self.name.as_ref().is_some_and(|old| old != name) {
+                    self.notices
+                        .insert(event.id(), Notice::Renamed(name.clone()));
+                }
                 self.name = Some(name.clone());
             }
             Content::Delivered { upto } if h.kind == EventKind::DeliveryReceipt => {
@@ -831,25 +649,6 @@ impl ConversationState {
         let key = event.order_key();
         let pos = self.control.partition_point(|e| e.order_key() < key);
         self.control.insert(pos, event.clone());
-    }
-
-    fn open_rekey(&mut self, event: &Event, me: &Identity) {
-        let Ok(body) = RekeyBody::decode(&event.public) else {
-            return;
-        };
-        let h = &event.header;
-        // The key must match the public commitment, so every recipient holds the same.
-        match body.open(me, &self.id, &h.author, h.epoch) {
-            Ok(key) => {
-                let list = self.keys.entry(h.epoch).or_default();
-                list.push((event.order_key(), EpochKey::from_bytes(key)));
-                list.sort_by_key(|(k, _)| *k);
-            }
-            Err(OpenError::Mismatch) => {
-                self.mismatched.insert(event.id());
-            }
-            Err(OpenError::NotRecipient) => {}
-        }
     }
 
     /// Re-decide a whole conversation from its events in total order. Returns the state

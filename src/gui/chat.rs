@@ -101,8 +101,12 @@ impl ChatState {
     }
 }
 
-/// A height guess for a row not drawn yet: text lines at the bubble width, plus padding.
+/// A height guess for a row not drawn yet: text lines at the bubble width, plus padding
+/// (a notice is one quiet line).
 fn estimate_height(m: &MessageItem, width: f32) -> f32 {
+    if m.notice.is_some() {
+        return 24.0;
+    }
     let chars_per_line = ((width * style::BUBBLE_WIDTH_FRACTION - 20.0) / 7.0).max(10.0);
     let lines: f32 = m
         .text
@@ -383,6 +387,10 @@ impl FlurfunkApp {
     pub(super) fn conversation_ui(&mut self, ui: &mut egui::Ui) {
         let t = self.t();
         let Some(conv) = self.selected.clone() else {
+            // The panel has no frame of its own: paint the chat background, or the
+            // window's clear colour (black) shows.
+            ui.painter()
+                .rect_filled(ui.max_rect(), 0.0, style::chat_background(ui.visuals()));
             ui.centered_and_justified(|ui| ui.label(RichText::new(t.pick_chat).weak()));
             return;
         };
@@ -581,8 +589,17 @@ impl FlurfunkApp {
                 measured.push((chat.items[i].event_id.clone(), drawn.response.rect.height()));
             }
         });
+        let mut moved = false;
         for (id, h) in measured {
-            chat.heights.insert(id, h);
+            moved |= chat
+                .heights
+                .insert(id, h)
+                .is_none_or(|old| (old - h).abs() > 0.5);
+        }
+        if moved {
+            // Rows were placed by estimates (or sizes changed): place them again at once,
+            // or they overlap until the next input.
+            ui.ctx().request_repaint();
         }
         chat.last_offset = output.state.clamped_offset().y;
         let near_top = output.state.clamped_offset().y < LOAD_OLDER_MARGIN;
@@ -628,8 +645,21 @@ impl FlurfunkApp {
                 .galley(pill.center() - galley.size() / 2.0, galley, color);
             ui.add_space(6.0);
         }
-        let show_name =
-            group && !m.own && (i == 0 || day_changed || items[i - 1].author != m.author);
+        if m.notice.is_some() {
+            // A line about the group itself, centred and quiet, as phone messengers show it.
+            let text = notice_text(t, m);
+            ui.vertical_centered(|ui| {
+                ui.add(egui::Label::new(RichText::new(text).size(12.5).weak()).wrap());
+            });
+            ui.add_space(6.0);
+            return false;
+        }
+        let show_name = group
+            && !m.own
+            && (i == 0
+                || day_changed
+                || items[i - 1].author != m.author
+                || items[i - 1].notice.is_some());
         let layout = if m.own {
             Layout::right_to_left(Align::Min)
         } else {
@@ -728,6 +758,27 @@ impl FlurfunkApp {
     }
 }
 
+/// The line for a notice item ("Anna hat Bernd entfernt").
+pub fn notice_text(t: &Texts, m: &MessageItem) -> String {
+    let template = match m.notice.as_deref() {
+        Some("created") => t.notice_created,
+        Some("added") => t.notice_added,
+        Some("removed") => t.notice_removed,
+        Some("left") => t.notice_left,
+        Some("promoted") => t.notice_promoted,
+        Some("renamed") => t.notice_renamed,
+        _ => return m.text.clone(),
+    };
+    super::i18n::fill(
+        template,
+        &[
+            ("by", &m.author_name),
+            ("user", m.subject_name.as_deref().unwrap_or("?")),
+            ("name", &m.text),
+        ],
+    )
+}
+
 fn new_day(items: &[MessageItem], i: usize) -> bool {
     i == 0 || local_day(items[i - 1].wall_ms) != local_day(items[i].wall_ms)
 }
@@ -766,6 +817,9 @@ mod tests {
             delivered_to: vec![],
             read_by: vec![],
             waiting_for: vec![],
+            notice: None,
+            subject: None,
+            subject_name: None,
         }
     }
 

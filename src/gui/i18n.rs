@@ -140,6 +140,12 @@ pub struct Texts {
     pub verify_is_verified: &'static str,
     pub key_changed: &'static str,
     pub key_changed_ack: &'static str,
+    pub notice_created: &'static str,
+    pub notice_added: &'static str,
+    pub notice_removed: &'static str,
+    pub notice_left: &'static str,
+    pub notice_promoted: &'static str,
+    pub notice_renamed: &'static str,
     pub misbehaviour_two_versions: &'static str,
     pub misbehaviour_wrong_key: &'static str,
     // Settings
@@ -254,6 +260,12 @@ pub static DE: Texts = Texts {
                   Neuinstallation sein – oder jemand gibt sich als {name} aus. Prüfen Sie die \
                   Sicherheitsnummer, bevor Sie Vertrauliches schreiben.",
     key_changed_ack: "Verstanden",
+    notice_created: "{by} hat die Gruppe erstellt",
+    notice_added: "{by} hat {user} hinzugefügt",
+    notice_removed: "{by} hat {user} entfernt",
+    notice_left: "{by} hat die Gruppe verlassen",
+    notice_promoted: "{by} hat {user} zum Admin gemacht",
+    notice_renamed: "{by} hat die Gruppe in „{name}“ umbenannt",
     misbehaviour_two_versions: "Das Gerät von {name} hat in „{group}“ zwei verschiedene Fassungen \
                                 einer Nachricht geschickt; Flurfunk behält für alle dieselbe. Bitte \
                                 das Gerät prüfen lassen (kopiertes Profil, zurückgespielte \
@@ -373,6 +385,12 @@ pub static EN: Texts = Texts {
                   someone posing as {name}. Check the safety number before you write \
                   anything confidential.",
     key_changed_ack: "Understood",
+    notice_created: "{by} created the group",
+    notice_added: "{by} added {user}",
+    notice_removed: "{by} removed {user}",
+    notice_left: "{by} left the group",
+    notice_promoted: "{by} made {user} an admin",
+    notice_renamed: "{by} renamed the group to “{name}”",
     misbehaviour_two_versions: "{name}'s device sent two different versions of one message in \
                                 “{group}”; Flurfunk keeps the same one for everyone. Have that \
                                 device checked (a copied profile, a restored backup, or \

@@ -929,10 +929,13 @@ impl Core {
         limit: usize,
     ) -> Result<Vec<MessageItem>, NodeError> {
         let me = self.me();
-        let messages = self.engine.messages_before(conv, before, limit)?;
+        let messages = self.engine.timeline_before(conv, before, limit)?;
         messages
             .into_iter()
             .map(|m| {
+                if let Some(notice) = &m.notice {
+                    return Ok(self.notice_item(conv, &m, notice));
+                }
                 let own = m.author == me;
                 let state = if own {
                     self.engine.delivery_state(conv, &m.event_id)?
@@ -952,9 +955,45 @@ impl Core {
                     delivered_to: ids(state.delivered_to),
                     read_by: ids(state.read_by),
                     waiting_for: ids(state.waiting_for),
+                    notice: None,
+                    subject: None,
+                    subject_name: None,
                 })
             })
             .collect()
+    }
+
+    fn notice_item(
+        &self,
+        conv: &ConversationId,
+        m: &sync::MessageView,
+        notice: &crate::conversation::Notice,
+    ) -> MessageItem {
+        use crate::conversation::Notice;
+        let (kind, subject, text) = match notice {
+            Notice::Created => ("created", None, String::new()),
+            Notice::Added(u) => ("added", Some(*u), String::new()),
+            Notice::Removed(u) => ("removed", Some(*u), String::new()),
+            Notice::Left => ("left", None, String::new()),
+            Notice::Promoted(u) => ("promoted", Some(*u), String::new()),
+            Notice::Renamed(name) => ("renamed", None, name.clone()),
+        };
+        MessageItem {
+            conversation: conv.to_string(),
+            event_id: m.event_id.to_string(),
+            order: hex::encode(m.order.encode()),
+            author: m.author.to_string(),
+            author_name: self.name_of(&m.author),
+            own: false,
+            wall_ms: m.wall_ms,
+            text,
+            delivered_to: Vec::new(),
+            read_by: Vec::new(),
+            waiting_for: Vec::new(),
+            notice: Some(kind.into()),
+            subject: subject.map(|u| u.to_string()),
+            subject_name: subject.map(|u| self.name_of(&u)),
+        }
     }
 
     pub(super) fn mark_all_read(

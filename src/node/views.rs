@@ -81,6 +81,15 @@ pub struct MessageItem {
     pub delivered_to: Vec<String>,
     pub read_by: Vec<String>,
     pub waiting_for: Vec<String>,
+    /// A line about the group itself instead of a message: "created", "added",
+    /// "removed", "left", "promoted" or "renamed" (then `text` is the new name). The
+    /// author did it; `subject` (user id) and `subject_name` say to whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_name: Option<String>,
 }
 
 impl MessageItem {

@@ -18,6 +18,7 @@ struct State {
     positions: BTreeMap<(ConversationId, UserId), ReaderPosition>,
     profiles: BTreeMap<UserId, Profile>,
     conversations: BTreeSet<ConversationId>,
+    forks: BTreeMap<(ConversationId, UserId, u64), Event>,
 }
 
 impl State {
@@ -65,6 +66,14 @@ impl State {
         }
         for p in &batch.reader_positions {
             self.positions.insert((p.conversation, p.reader), *p);
+        }
+        for e in &batch.forks {
+            let h = &e.header;
+            self.forks
+                .insert((h.conversation, h.author, h.seq), e.clone());
+        }
+        for key in &batch.forks_forget {
+            self.forks.remove(key);
         }
     }
 }
@@ -272,5 +281,9 @@ impl Store for MemoryStore {
 
     fn event_count(&self) -> Result<usize, StoreError> {
         Ok(self.current.events.len())
+    }
+
+    fn forks(&self) -> Result<Vec<Event>, StoreError> {
+        Ok(self.current.forks.values().cloned().collect())
     }
 }

@@ -40,6 +40,11 @@ pub struct Batch {
     pub profiles: Vec<Profile>,
     /// Where group members stand with this node's own messages (latest per reader).
     pub reader_positions: Vec<ReaderPosition>,
+    /// Equivocations settled: the winning version at its (conversation, author, seq),
+    /// kept across restarts so a given-up version is never taken back.
+    pub forks: Vec<Event>,
+    /// Settled equivocations no longer remembered (the oldest, beyond the bound).
+    pub forks_forget: Vec<(ConversationId, UserId, u64)>,
 }
 
 /// How far one reader of a group has received and read this node's own messages, as its
@@ -100,6 +105,8 @@ impl Batch {
             && self.read_markers.is_empty()
             && self.profiles.is_empty()
             && self.reader_positions.is_empty()
+            && self.forks.is_empty()
+            && self.forks_forget.is_empty()
     }
 }
 
@@ -153,6 +160,8 @@ pub trait Store {
     ) -> Result<Vec<ReaderPosition>, StoreError>;
     fn profiles(&self) -> Result<Vec<Profile>, StoreError>;
     fn event_count(&self) -> Result<usize, StoreError>;
+    /// The winning versions of settled equivocations (`Batch::forks`).
+    fn forks(&self) -> Result<Vec<Event>, StoreError>;
 }
 
 pub(crate) fn seq_key(conversation: &ConversationId, author: &UserId, seq: u64) -> [u8; 72] {
@@ -258,5 +267,8 @@ impl Store for DynStore {
     }
     fn event_count(&self) -> Result<usize, StoreError> {
         (**self).event_count()
+    }
+    fn forks(&self) -> Result<Vec<Event>, StoreError> {
+        (**self).forks()
     }
 }

@@ -4,7 +4,8 @@
 //! `order` (conversation|lamport|author|seq -> id), `vv` (conversation|author -> seq),
 //! `outbox` (id -> conversation), `read` (conversation -> order key of the own read
 //! marker; conversation|reader -> that reader's position with own messages), `profiles`
-//! (user -> profile). Every `Batch` is one multi-tree transaction; `flush` is the fsync.
+//! (user -> profile), `forks` (conversation|author|seq -> the winning version of an
+//! equivocation). Every `Batch` is one multi-tree transaction; `flush` is the fsync.
 
 use std::path::Path;
 
@@ -32,6 +33,7 @@ pub struct SledStore {
     outbox: sled::Tree,
     read: sled::Tree,
     profiles: sled::Tree,
+    forks: sled::Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -81,6 +83,7 @@ impl SledStore {
             outbox: tree("outbox")?,
             read: tree("read")?,
             profiles: tree("profiles")?,
+            forks: tree("forks")?,
             db,
         })
     }
@@ -145,9 +148,10 @@ fn apply_tx(
         TransactionalTree,
         TransactionalTree,
         TransactionalTree,
+        TransactionalTree,
     ),
 ) -> Result<(), Tx> {
-    let (events, by_seq, order, vv, outbox, read, profiles) = trees;
+    let (events, by_seq, order, vv, outbox, read, profiles, forks) = trees;
     for e in &batch.remove_events {
         let h = &e.header;
         events.remove(&e.id().0[..])?;
@@ -194,6 +198,13 @@ fn apply_tx(
     for p in &batch.profiles {
         profiles.insert(&p.user_id.0[..], wire::profile_to_bytes(p))?;
     }
+    for e in &batch.forks {
+        let h = &e.header;
+        forks.insert(&seq_key(&h.conversation, &h.author, h.seq)[..], e.encode())?;
+    }
+    for (conv, author, seq) in &batch.forks_forget {
+        forks.remove(&seq_key(conv, author, *seq)[..])?;
+    }
     Ok(())
 }
 
@@ -210,6 +221,7 @@ impl Store for SledStore {
             &self.outbox,
             &self.read,
             &self.profiles,
+            &self.forks,
         );
         trees
             .transaction(|t| apply_tx(&batch, t))
@@ -392,5 +404,15 @@ impl Store for SledStore {
 
     fn event_count(&self) -> Result<usize, StoreError> {
         Ok(self.events.len())
+    }
+
+    fn forks(&self) -> Result<Vec<Event>, StoreError> {
+        self.forks
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(io)?;
+                Self::decode_event(&v)
+            })
+            .collect()
     }
 }

@@ -199,8 +199,17 @@ impl<S: Store> Engine<S> {
                     .min_by_key(Event::id);
                     if let Some(low) = low
                         && (known.is_some() || self.forks.contains_key(&fork_key))
+                        && self.forks.get(&fork_key) != Some(&low)
                     {
-                        make_room(&mut self.forks, &fork_key, MAX_FORKS);
+                        // Remembered on disk too: after a restart the given-up version
+                        // is still refused.
+                        if self.forks.len() >= MAX_FORKS
+                            && !self.forks.contains_key(&fork_key)
+                            && let Some((oldest, _)) = self.forks.pop_first()
+                        {
+                            batch.forks_forget.push(oldest);
+                        }
+                        batch.forks.push(low.clone());
                         self.forks.insert(fork_key, low);
                     }
                     match known {

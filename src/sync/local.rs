@@ -477,29 +477,57 @@ impl<S: Store> Engine<S> {
         before: Option<OrderKey>,
         limit: usize,
     ) -> Result<Vec<MessageView>, SyncError> {
+        self.items_before(conv, before, limit, false)
+    }
+
+    /// Like `messages_before`, with lines about the group itself between the messages
+    /// (created, added, removed, left, promoted, renamed: `ConversationState::notice`).
+    pub fn timeline_before(
+        &self,
+        conv: &ConversationId,
+        before: Option<OrderKey>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, SyncError> {
+        self.items_before(conv, before, limit, true)
+    }
+
+    fn items_before(
+        &self,
+        conv: &ConversationId,
+        before: Option<OrderKey>,
+        limit: usize,
+        notices: bool,
+    ) -> Result<Vec<MessageView>, SyncError> {
         let Some(state) = self.convs.get(conv) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         let mut cursor = before;
-        // Receipts are interleaved with texts; page through until enough texts are found.
+        // Receipts are interleaved with texts; page through until enough items are found.
         loop {
             let page = self
                 .store
                 .events_before(conv, cursor, limit.clamp(64, 4096))?;
             let Some(first) = page.first() else { break };
             cursor = Some(first.order_key());
+            let view = |e: &Event, text: String, notice| MessageView {
+                event_id: e.id(),
+                author: e.header.author,
+                order: e.order_key(),
+                wall_ms: e.header.wall_ms,
+                text,
+                notice,
+            };
             let mut texts: Vec<MessageView> = page
                 .iter()
-                .filter(|e| e.header.kind == EventKind::Text && !state.is_outside(e))
-                .filter_map(|e| match state.decrypt(e) {
-                    Some(Content::Text { text }) => Some(MessageView {
-                        event_id: e.id(),
-                        author: e.header.author,
-                        order: e.order_key(),
-                        wall_ms: e.header.wall_ms,
-                        text,
-                    }),
+                .filter_map(|e| match e.header.kind {
+                    EventKind::Text if !state.is_outside(e) => match state.decrypt(e) {
+                        Some(Content::Text { text }) => Some(view(e, text, None)),
+                        _ => None,
+                    },
+                    EventKind::Membership if notices => {
+                        state.notice(e).map(|n| view(e, String::new(), Some(n)))
+                    }
                     _ => None,
                 })
                 .collect();

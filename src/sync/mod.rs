@@ -57,8 +57,8 @@ pub const FORWARD_INTERVAL_MS: u64 = 100;
 /// each member stores, so in a group of n a receipt per message costs n-1 events per
 /// member per message.)
 pub const RECEIPT_INTERVAL_MS: u64 = 1_000;
-/// Equivocations remembered (author and seq with the lowest version seen; events are up
-/// to 256 KiB, so few).
+/// Equivocations remembered, in memory and on disk (author and seq with the lowest version
+/// seen; events are up to 448 KiB, so few).
 const MAX_FORKS: usize = 256;
 
 /// Events read per page when rebuilding a conversation at start-up.
@@ -225,6 +225,8 @@ pub struct MessageView {
     pub order: OrderKey,
     pub wall_ms: u64,
     pub text: String,
+    /// For a line about the group itself (`Engine::timeline_before`): what changed.
+    pub notice: Option<crate::conversation::Notice>,
 }
 
 /// Delivery state of one own message.
@@ -442,6 +444,16 @@ impl<S: Store> Engine<S> {
                 self.rekey_due.insert(conv);
             }
             self.convs.insert(conv, state);
+        }
+        // Settled equivocations (at most `MAX_FORKS` are kept on disk).
+        self.forks = self
+            .store
+            .forks()?
+            .into_iter()
+            .map(|e| ((e.header.conversation, e.header.author, e.header.seq), e))
+            .collect();
+        while self.forks.len() > MAX_FORKS {
+            self.forks.pop_first();
         }
         self.outbox.clear();
         for (conv, id) in self.store.outbox()? {

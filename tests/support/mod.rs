@@ -128,6 +128,7 @@ impl TestNode {
             .await
             .unwrap()
             .into_iter()
+            .filter(|m: &MessageItem| m.notice.is_none())
             .map(|m: MessageItem| m.text)
             .collect()
     }

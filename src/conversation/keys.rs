@@ -1,0 +1,221 @@
+//! Epoch keys of a conversation: which rekey is current, opening rekeys, complaints and
+//! the rekeys they blame, and when this node must rotate or complain.
+
+use super::*;
+
+impl ConversationState {
+    /// Whether a rekey was sealed to exactly the current members.
+    pub(super) fn sealed_to_members(&self, rekey: &Event) -> bool {
+        RekeyBody::decode(&rekey.public).is_ok_and(|body| {
+            body.recipients.len() == self.membership.members.len()
+                && body.recipients.iter().all(|r| {
+                    self.membership
+                        .members
+                        .get(&r.user)
+                        .is_some_and(|m| m.profile.dh_public == r.dh)
+                })
+        })
+    }
+
+    /// The key this node opened from `rekey` (its commitment checked), if any.
+    pub(super) fn opened(&self, rekey: &Event) -> Option<(u32, &EpochKey)> {
+        let key = rekey.order_key();
+        self.keys
+            .get(&rekey.header.epoch)?
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, k)| (rekey.header.epoch, k))
+    }
+
+    /// The current key, the one to write with: that of the last valid rekey in the total
+    /// order that was sealed to exactly the current members and that this node opened.
+    /// Rekeys sealed to others (made before a leave or removal, or concurrently with one)
+    /// are passed over: nobody writes under a key someone gone may hold. None: the key is
+    /// stale and a writer must rekey first.
+    pub fn current_key(&self) -> Option<(u32, &EpochKey)> {
+        self.control
+            .iter()
+            .rev()
+            .filter(|e| self.usable_rekey(e))
+            .find_map(|e| self.opened(e))
+    }
+
+    /// A rekey sealed to exactly the current members that no recipient proved wrong.
+    pub(super) fn usable_rekey(&self, e: &Event) -> bool {
+        e.header.kind == EventKind::Rekey
+            && !self.blamed.contains(&e.id())
+            && self.sealed_to_members(e)
+    }
+
+    /// Rekeys a recipient proved wrong, with their authors (whose devices sent them).
+    pub fn blamed_rekeys(&self) -> Vec<(EventId, UserId)> {
+        self.control
+            .iter()
+            .filter(|e| self.blamed.contains(&e.id()))
+            .map(|e| (e.id(), e.header.author))
+            .collect()
+    }
+
+    /// Rekeys whose wrap for `me` (made for `me`'s key) did not hold the committed key and
+    /// that `me` has not yet proved wrong: each needs a complaint from `me`. Also for a
+    /// rekey no longer sealed to the members: others may have written under it while it
+    /// was. (Each such rekey is an event of its author's: one complaint per event.)
+    pub fn complaints_due(&self, me: &UserId) -> Vec<EventId> {
+        if !self.membership.is_member(me) {
+            return Vec::new();
+        }
+        self.mismatched
+            .iter()
+            .filter(|id| !self.blamed.contains(id) && !self.complained(me, id))
+            .filter(|id| self.rekey_event(id).is_some())
+            .copied()
+            .collect()
+    }
+
+    /// Whether `user` complained about `rekey` (inside or outside its chain).
+    pub(super) fn complained(&self, user: &UserId, rekey: &EventId) -> bool {
+        self.complaints
+            .get(rekey)
+            .is_some_and(|cs| cs.iter().any(|c| c.header.author == *user))
+    }
+
+    /// A rekey held inside (in the order), by id.
+    pub fn rekey_event(&self, id: &EventId) -> Option<&Event> {
+        self.control
+            .iter()
+            .find(|e| e.header.kind == EventKind::Rekey && e.id() == *id)
+    }
+
+    /// Whether `complaint` proves `rekey` wrong: the complainer is a recipient, its
+    /// disclosed shared secret (for the key its wrap names) is proven, and its wrap does
+    /// not hold the committed key. The two events alone decide.
+    fn complaint_holds(rekey: &Event, complaint: &Event) -> bool {
+        let (Ok(body), Ok(c)) = (
+            RekeyBody::decode(&rekey.public),
+            ComplaintBody::decode(&complaint.public),
+        ) else {
+            return false;
+        };
+        body.complaint_holds(rekey, &complaint.header.author, &c)
+    }
+
+    /// Take a complaint in: blame its rekey if it is held and the complaint holds. Blame
+    /// depends only on the two events, not on their order or arrival. Each (rekey,
+    /// complaint) pair is judged once per build of the state; one complaint per author and
+    /// rekey counts (`check`).
+    pub(super) fn take_complaint(&mut self, event: &Event) {
+        let Ok(body) = ComplaintBody::decode(&event.public) else {
+            return;
+        };
+        if self.complained(&event.header.author, &body.rekey) {
+            return;
+        }
+        self.complaints
+            .entry(body.rekey)
+            .or_default()
+            .push(event.clone());
+        if let Some(rekey) = self.rekey_event(&body.rekey)
+            && !self.blamed.contains(&body.rekey)
+            && Self::complaint_holds(rekey, event)
+        {
+            let author = rekey.header.author;
+            self.blamed.insert(body.rekey);
+            self.newly_blamed.push((body.rekey, author));
+        }
+    }
+
+    /// A rekey came in: blame it if a complaint held already proves it wrong.
+    pub(super) fn blame_from_complaints(&mut self, rekey: &Event) {
+        let id = rekey.id();
+        if !self.blamed.contains(&id)
+            && self
+                .complaints
+                .get(&id)
+                .is_some_and(|cs| cs.iter().any(|c| Self::complaint_holds(rekey, c)))
+        {
+            self.blamed.insert(id);
+            self.newly_blamed.push((id, rekey.header.author));
+        }
+    }
+
+    /// Rekeys blamed since the last call, with their authors (whose devices handed
+    /// members different keys): for telling the user once.
+    pub fn take_newly_blamed(&mut self) -> Vec<(EventId, UserId)> {
+        std::mem::take(&mut self.newly_blamed)
+    }
+
+    /// Rekeys blamed, by id.
+    pub fn is_blamed(&self, rekey: &EventId) -> bool {
+        self.blamed.contains(rekey)
+    }
+
+    /// Whether no rekey sealed to exactly the current members has been opened here.
+    pub fn key_is_stale(&self) -> bool {
+        self.current_key().is_none()
+    }
+
+    /// Whether `me` should rotate the key now: no usable key and `me` is the admin with
+    /// the lowest id; or the last rekey sealed to exactly the members did not open here
+    /// (a split key) and `me` has not already rotated for these members.
+    pub fn rekey_needed_by(&self, me: &UserId) -> bool {
+        if !self.membership.is_member(me) || self.kind().is_none() {
+            return false;
+        }
+        let first_admin = self.members().find(|m| m.admin).map(|m| m.profile.user_id);
+        if self.key_is_stale() && first_admin == Some(*me) {
+            return true;
+        }
+        let last_exact = self.control.iter().rev().find(|e| self.usable_rekey(e));
+        // Already answered for these members: a rekey of ours sealed to exactly them
+        // (it may sort before a split key with a far-ahead clock; rekeying again would
+        // not change that, and would loop).
+        let answered = self
+            .control
+            .iter()
+            .any(|e| e.header.author == *me && self.usable_rekey(e));
+        last_exact.is_some_and(|last| self.opened(last).is_none() && !answered)
+    }
+
+    /// The epoch for `author`'s next rekey: one above every rekey before its place in the
+    /// order, saturating. The epoch is only a label that narrows which keys to try (the
+    /// current key is chosen by order); a member announcing `u32::MAX` switches nothing
+    /// off, and making it a rule of validity would tie one author's rekeys to another's.
+    pub fn next_epoch(&self, author: &UserId) -> u32 {
+        let key = OrderKey {
+            lamport: self.next_lamport(author),
+            author: *author,
+            seq: self.next_seq(author),
+        };
+        self.epoch_before(&key).saturating_add(1)
+    }
+
+    /// The highest epoch of a valid rekey before `key` in the total order.
+    pub(super) fn epoch_before(&self, key: &OrderKey) -> u32 {
+        self.control
+            .iter()
+            .take_while(|e| e.order_key() < *key)
+            .filter(|e| e.header.kind == EventKind::Rekey)
+            .map(|e| e.header.epoch)
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub(super) fn open_rekey(&mut self, event: &Event, me: &Identity) {
+        let Ok(body) = RekeyBody::decode(&event.public) else {
+            return;
+        };
+        let h = &event.header;
+        // The key must match the public commitment, so every recipient holds the same.
+        match body.open(me, &self.id, &h.author, h.epoch) {
+            Ok(key) => {
+                let list = self.keys.entry(h.epoch).or_default();
+                list.push((event.order_key(), EpochKey::from_bytes(key)));
+                list.sort_by_key(|(k, _)| *k);
+            }
+            Err(OpenError::Mismatch) => {
+                self.mismatched.insert(event.id());
+            }
+            Err(OpenError::NotRecipient) => {}
+        }
+    }
+}
