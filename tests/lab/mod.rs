@@ -390,13 +390,12 @@ impl Host {
     pub fn texts(&self, conversation: &str) -> Vec<String> {
         let (ok, out, err) = self.cli(&["history", conversation, "--json", "--limit", "100000"]);
         assert!(ok, "{}: history: {err}", self.name);
+        // Messages only: lines about the group itself ("created", "added", ...) carry a
+        // `notice`.
         out.lines()
-            .map(|l| {
-                serde_json::from_str::<Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|m| m.get("notice").is_none())
+            .map(|m| m["text"].as_str().unwrap().to_string())
             .collect()
     }
 
