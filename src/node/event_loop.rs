@@ -72,10 +72,8 @@ pub struct Core {
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
     /// Peers already reported as speaking another protocol version (said once each).
     other_version: std::collections::HashSet<PeerId>,
-    /// Authors already reported as having sent two versions of one event.
-    equivocators: std::collections::HashSet<UserId>,
-    /// Authors already reported as having sent a key that did not fit for everyone.
-    wrong_key_senders: std::collections::HashSet<UserId>,
+    /// Misbehaviour already reported, by kind and author: said once per author and run.
+    misbehaviour_told: std::collections::HashSet<(&'static str, UserId)>,
     /// The engine's link plan, recomputed when a conversation changed.
     plan: Option<sync::LinkPlan>,
     /// The peers the plan chose from those reachable: dialled and never trimmed.
@@ -168,8 +166,7 @@ impl Core {
             dirty: false,
             last_resync_ms: Default::default(),
             other_version: Default::default(),
-            equivocators: Default::default(),
-            wrong_key_senders: Default::default(),
+            misbehaviour_told: Default::default(),
             plan: None,
             wanted: HashSet::new(),
             dialled: HashSet::new(),
@@ -663,13 +660,17 @@ impl Core {
         result
     }
 
+    /// The notice naming `author`'s device, unless it was given already this run.
     fn misbehaviour(
-        &self,
-        what: &str,
+        &mut self,
+        what: &'static str,
         conversation: &ConversationId,
         author: &UserId,
-    ) -> NodeEvent {
-        NodeEvent::Misbehaviour {
+    ) -> Option<NodeEvent> {
+        if !self.misbehaviour_told.insert((what, *author)) {
+            return None;
+        }
+        Some(NodeEvent::Misbehaviour {
             what: what.into(),
             conversation: conversation.to_string(),
             conversation_name: self
@@ -679,31 +680,20 @@ impl Core {
                 .unwrap_or_default(),
             user_id: author.to_string(),
             name: self.name_of(author),
-        }
+        })
     }
 
     fn node_event(&mut self, n: Notification) -> Option<NodeEvent> {
         Some(match n {
+            // The engine settles both on its own; the user is told once per author.
             Notification::Equivocation {
                 conversation,
                 author,
-            } => {
-                // Said once per author and run: the engine settles it on its own.
-                if !self.equivocators.insert(author) {
-                    return None;
-                }
-                self.misbehaviour("two_versions", &conversation, &author)
-            }
+            } => self.misbehaviour("two_versions", &conversation, &author)?,
             Notification::WrongKey {
                 conversation,
                 author,
-            } => {
-                // Said once per author and run.
-                if !self.wrong_key_senders.insert(author) {
-                    return None;
-                }
-                self.misbehaviour("wrong_key", &conversation, &author)
-            }
+            } => self.misbehaviour("wrong_key", &conversation, &author)?,
             Notification::Message {
                 conversation,
                 event_id,
