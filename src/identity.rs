@@ -140,7 +140,12 @@ impl Profile {
             &self.dh_public,
             self.updated_ms,
         );
-        crypto::verify(&self.user_id, LABEL_PROFILE, &msg, &self.signature)
+        crypto::verify(&self.user_id, LABEL_PROFILE, &msg, &self.signature)?;
+        // Checked after the signature, so a forged profile is still `BadSignature`.
+        if !crypto::dh_public_is_valid(&self.dh_public) {
+            return Err(crypto::CryptoError::WeakKey);
+        }
+        Ok(())
     }
 }
 
@@ -498,6 +503,81 @@ mod tests {
         let mut rekeyed = profile.clone();
         rekeyed.dh_public[0] ^= 1;
         assert!(rekeyed.verify().is_err());
+    }
+
+    /// The seven encodings libsodium refuses as X25519 public keys (each of small order).
+    fn small_order_encodings() -> Vec<[u8; 32]> {
+        let mut out = vec![[0u8; 32], [0u8; 32]];
+        out[1][0] = 1;
+        out.push([
+            0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f,
+            0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16,
+            0x5f, 0x49, 0xb8, 0x00,
+        ]);
+        out.push([
+            0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83,
+            0xef, 0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd,
+            0xd0, 0x9f, 0x11, 0x57,
+        ]);
+        for low in [0xec, 0xed, 0xee] {
+            let mut p = [0xffu8; 32];
+            p[0] = low;
+            p[31] = 0x7f;
+            out.push(p);
+        }
+        out
+    }
+
+    /// Regression (issue 19, item 4): a profile's X25519 key was never checked, so a member
+    /// could publish a small-order key; the wrap for it is readable from public bytes
+    /// alone (the shared secret is fixed), so the group key became public.
+    #[test]
+    fn profiles_with_small_order_or_non_canonical_keys_are_refused() {
+        use curve25519_dalek::scalar::Scalar;
+        let id = Identity::generate(&mut rng(), "Mallory").unwrap();
+        let with_key = |dh: [u8; 32]| {
+            let msg = Profile::signed_bytes(&id.user_id(), "Mallory", &dh, 1000);
+            Profile {
+                user_id: id.user_id(),
+                display_name: "Mallory".into(),
+                dh_public: dh,
+                updated_ms: 1000,
+                signature: id.sign(LABEL_PROFILE, &msg),
+            }
+        };
+        for weak in small_order_encodings() {
+            // The list is what it says: eight times each point is the identity (u = 0).
+            assert_eq!(
+                (MontgomeryPoint(weak) * Scalar::from(8u8)).to_bytes(),
+                [0u8; 32],
+                "{}",
+                hex::encode(weak)
+            );
+            assert!(!crypto::dh_public_is_valid(&weak));
+            assert_eq!(
+                with_key(weak).verify(),
+                Err(crypto::CryptoError::WeakKey),
+                "{}",
+                hex::encode(weak)
+            );
+        }
+        // The same honest key with the (ignored) high bit set is another encoding of it.
+        let mut high = id.dh_public();
+        high[31] |= 0x80;
+        assert_eq!(with_key(high).verify(), Err(crypto::CryptoError::WeakKey));
+        // A point on the twist (u = 2 is not on the curve): refused too.
+        let mut two = [0u8; 32];
+        two[0] = 2;
+        assert!(MontgomeryPoint(two).to_edwards(0).is_none());
+        assert_eq!(with_key(two).verify(), Err(crypto::CryptoError::WeakKey));
+        // Honest keys pass, many of them.
+        let mut r = rng();
+        for n in 0..64 {
+            let honest = Identity::generate(&mut r, &format!("H{n}")).unwrap();
+            assert!(crypto::dh_public_is_valid(&honest.dh_public()));
+            honest.profile(1).verify().unwrap();
+        }
+        with_key(id.dh_public()).verify().unwrap();
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use flurfunk::crypto::LABEL_EVENT_SIGNATURE;
 use flurfunk::identity::Identity;
 use flurfunk::store::{MemoryStore, Store};
-use flurfunk::sync::{Config, Engine};
+use flurfunk::sync::{Config, Engine, RngSeed};
 use flurfunk::wire::{ConversationId, Event, EventHeader, EventKind, MAX_FRAME_BYTES, SyncMessage};
 
 struct Setup {
@@ -23,8 +23,22 @@ fn setup() -> Setup {
     let a = common::identity(1, "Anna");
     let b = common::identity(2, "Bernd");
     let pb = b.profile(0);
-    let mut anna = Engine::new(a, MemoryStore::new(), Config::default(), 1, 1000).unwrap();
-    let bernd = Engine::new(b, MemoryStore::new(), Config::default(), 2, 1000).unwrap();
+    let mut anna = Engine::new(
+        a,
+        MemoryStore::new(),
+        Config::default(),
+        RngSeed::fixed(1),
+        1000,
+    )
+    .unwrap();
+    let bernd = Engine::new(
+        b,
+        MemoryStore::new(),
+        Config::default(),
+        RngSeed::fixed(2),
+        1000,
+    )
+    .unwrap();
     let conv = anna.create_group(1000, "Bauhof", &[pb]).unwrap();
     let history = anna.store().events_in_order(&conv).unwrap();
     let text_id = anna
@@ -382,4 +396,145 @@ fn summaries_cannot_pull_more_than_a_batch_each_nor_past_congestion() {
     }
     assert_eq!(sent_bytes(&mut s.anna), 0, "nothing while congested");
     assert_eq!(s.anna.stats().requests_deferred, 10);
+}
+
+/// Anna's Ed25519 signature over `msg`, made with her secret key but with a point of order
+/// 2 added to R: it satisfies the cofactored equation (8SB = 8R + 8kA) but not the strict
+/// one, so a cofactorless batch check passes it about half the time.
+fn sign_with_torsion(key_seed: u64, msg: &[u8]) -> [u8; 64] {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::scalar::Scalar;
+    use rand::SeedableRng;
+    use sha2::{Digest, Sha512};
+    // `common::identity` draws the signing key first from this generator.
+    let signing =
+        ed25519_dalek::SigningKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(key_seed));
+    let public = signing.verifying_key().to_bytes();
+    // (0, -1), the point of order 2: y = p - 1, sign bit 0.
+    let mut encoded = [0xffu8; 32];
+    encoded[0] = 0xec;
+    encoded[31] = 0x7f;
+    let torsion = CompressedEdwardsY(encoded).decompress().unwrap();
+    assert!(torsion.is_small_order() && torsion != curve25519_dalek::EdwardsPoint::default());
+    let r = Scalar::from_bytes_mod_order([42u8; 32]);
+    let big_r = (r * ED25519_BASEPOINT_POINT + torsion).compress();
+    let hash: [u8; 64] = Sha512::new()
+        .chain_update(big_r.as_bytes())
+        .chain_update(public)
+        .chain_update(msg)
+        .finalize()
+        .into();
+    let k = Scalar::from_bytes_mod_order_wide(&hash);
+    let s = r + k * signing.to_scalar();
+    // It is a genuine signature up to the torsion: the cofactored equation holds.
+    let a = curve25519_dalek::edwards::CompressedEdwardsY(public)
+        .decompress()
+        .unwrap();
+    assert_eq!(
+        (s * ED25519_BASEPOINT_POINT).mul_by_cofactor(),
+        (big_r.decompress().unwrap() + k * a).mul_by_cofactor()
+    );
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(big_r.as_bytes());
+    signature[32..].copy_from_slice(s.as_bytes());
+    signature
+}
+
+/// Regression (issue 19, item 2): intake accepted a frame when a cofactorless batch check
+/// passed, so a signature with a torsion component was valid in about half the frames it
+/// came in and invalid alone; honest nodes disagreed, and one that passed it on was
+/// charged as a forger. Now it is refused alone and in every position of every frame, so
+/// no honest node stores it and none ever forwards it.
+#[test]
+fn a_signature_with_torsion_is_refused_alone_and_in_every_batch_position() {
+    let anna_key_seed = 1;
+    let mut stored_anywhere = 0;
+    for genuine in 0..=4usize {
+        for position in 0..=genuine {
+            let mut s = setup();
+            let mut texts = vec![s.text.clone()];
+            for i in 0..genuine {
+                let id = s
+                    .anna
+                    .send_text(1002 + i as u64, s.conv, &format!("Nachricht {i}"))
+                    .unwrap();
+                texts.push(s.anna.store().event(&id).unwrap().unwrap());
+            }
+            let last = texts.pop().unwrap();
+            let msg = flurfunk::crypto::labelled(LABEL_EVENT_SIGNATURE, &last.signed_bytes());
+            let crafted = Event::new(
+                last.header.clone(),
+                last.public.clone(),
+                last.sealed.clone(),
+                sign_with_torsion(anna_key_seed, &msg),
+            );
+            assert!(
+                flurfunk::crypto::verify(
+                    &crafted.header.author,
+                    LABEL_EVENT_SIGNATURE,
+                    &crafted.signed_bytes(),
+                    &crafted.signature
+                )
+                .is_err(),
+                "the strict check refuses a torsion component"
+            );
+            let mut frame = texts.clone();
+            frame.insert(position, crafted.clone());
+            offer(&mut s, frame);
+            let held = s.bernd.store().event(&crafted.id()).unwrap();
+            if held.is_some_and(|e| e.signature == crafted.signature) {
+                stored_anywhere += 1;
+            }
+            assert_eq!(
+                s.bernd.stats().invalid_events,
+                1,
+                "{genuine} genuine events, the crafted one at {position}"
+            );
+            assert_eq!(
+                s.bernd.messages(&s.conv).unwrap().len(),
+                texts.len(),
+                "the genuine events around it are kept"
+            );
+        }
+    }
+    assert_eq!(stored_anywhere, 0, "stored in some frames");
+}
+
+/// Regression (issue 19, item 1): a node seeded its one generator with 64 bits from the OS,
+/// and that generator makes every epoch key, ephemeral secret, group nonce and (public)
+/// body nonce, so a recorded nonce let anyone search the seed and replay every key. The
+/// seed is a 32-byte type now, and two engines built the way a node builds its own
+/// (`Engine::open`), from the same identity, store and clock, share nothing.
+#[test]
+fn engines_built_as_a_node_builds_them_make_unrelated_keys() {
+    use flurfunk::wire::RekeyBody;
+    assert_eq!(std::mem::size_of::<RngSeed>(), 32, "a full 256-bit seed");
+    let make = || {
+        let anna = common::identity(1, "Anna");
+        let mut engine = Engine::open(anna, MemoryStore::new(), Config::default(), 1000).unwrap();
+        let bernd = common::identity(2, "Bernd").profile(0);
+        let conv = engine.create_group(1000, "Bauhof", &[bernd]).unwrap();
+        let id = engine.send_text(1001, conv, "gleicher Text").unwrap();
+        let text = engine.store().event(&id).unwrap().unwrap();
+        let rekey = engine
+            .store()
+            .events_in_order(&conv)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.header.kind == EventKind::Rekey)
+            .unwrap();
+        let body = RekeyBody::decode(&rekey.public).unwrap();
+        (
+            conv,
+            text.sealed[..24].to_vec(),
+            body.ephemeral,
+            body.commitment,
+        )
+    };
+    let (a, b) = (make(), make());
+    assert_ne!(a.0, b.0, "group ids (from the creation nonce)");
+    assert_ne!(a.1, b.1, "body nonces");
+    assert_ne!(a.2, b.2, "ephemeral keys of the rekey");
+    assert_ne!(a.3, b.3, "epoch keys (their commitments)");
 }

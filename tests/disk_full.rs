@@ -3,7 +3,7 @@
 
 use flurfunk::identity::Identity;
 use flurfunk::store::SledStore;
-use flurfunk::sync::{Config, Engine};
+use flurfunk::sync::{Config, Engine, RngSeed};
 use rand::SeedableRng;
 use std::process::Command;
 
@@ -41,7 +41,7 @@ fn full_disk_is_a_clear_error_and_saved_messages_survive() {
         id(1, "Anna"),
         SledStore::open(&db).unwrap(),
         Config::default(),
-        1,
+        RngSeed::fixed(1),
         0,
     )
     .unwrap();
@@ -99,7 +99,14 @@ fn full_disk_is_a_clear_error_and_saved_messages_survive() {
     }
     // Reopen with space: every message acknowledged before the error is there.
     let store = SledStore::open(&db).unwrap();
-    let engine = Engine::new(id(1, "Anna"), store, Config::default(), 2, 0).unwrap();
+    let engine = Engine::new(
+        id(1, "Anna"),
+        store,
+        Config::default(),
+        RngSeed::fixed(2),
+        0,
+    )
+    .unwrap();
     let held = engine.messages(&conv).unwrap().len() as u64;
     assert!(held >= saved, "held {held} of {saved} saved messages");
 }

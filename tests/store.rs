@@ -17,6 +17,7 @@ fn event(author: &Identity, conv: ConversationId, seq: u64, lamport: u64) -> Eve
         lamport,
         wall_ms: 1000 + seq,
         epoch: 1,
+        key: flurfunk::wire::EventId([7; 32]),
         kind: EventKind::Text,
     };
     let sealed = vec![seq as u8; 40];
@@ -184,6 +185,37 @@ fn sled_store_passes_the_suite_and_survives_reopen() {
     assert_eq!(store.forks().unwrap().len(), 1);
 }
 
+/// A database written by another wire version (an older Flurfunk) is refused with a
+/// message that names both versions, and is left as it was.
+#[test]
+fn sled_store_of_another_wire_version_is_a_clear_error_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let raw = sled::open(&path).unwrap();
+        let events = raw.open_tree("events").unwrap();
+        let mut old = event(&common::identity(1, "Anna"), ConversationId([1; 32]), 1, 1).encode();
+        old[0] = 3;
+        events.insert([9u8; 32], old).unwrap();
+        raw.flush().unwrap();
+    }
+    let err = match SledStore::open(&path) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened a database of wire version 3"),
+    };
+    assert!(err.contains("wire version 3"), "{err}");
+    assert!(
+        err.contains(&flurfunk::wire::WIRE_VERSION.to_string()),
+        "{err}"
+    );
+    let raw = sled::open(&path).unwrap();
+    assert_eq!(
+        raw.open_tree("events").unwrap().len(),
+        1,
+        "nothing was changed"
+    );
+}
+
 #[test]
 fn memory_store_crash_loses_only_unflushed_writes() {
     let a = common::identity(1, "Anna");
@@ -270,10 +302,17 @@ fn sled_missing_parent_and_garbage_files_are_clear_errors() {
 
 #[test]
 fn failing_writes_lose_nothing_already_saved() {
-    use flurfunk::sync::{Config, Engine};
+    use flurfunk::sync::{Config, Engine, RngSeed};
     let a = common::identity(1, "Anna");
     let b = common::identity(2, "Bernd");
-    let mut engine = Engine::new(a, MemoryStore::new(), Config::default(), 1, 1000).unwrap();
+    let mut engine = Engine::new(
+        a,
+        MemoryStore::new(),
+        Config::default(),
+        RngSeed::fixed(1),
+        1000,
+    )
+    .unwrap();
     let conv = engine.open_direct(1000, &b.profile(0)).unwrap();
     let first = engine.send_text(1001, conv, "gespeichert").unwrap();
     engine.commit(1002).unwrap();
@@ -281,7 +320,7 @@ fn failing_writes_lose_nothing_already_saved() {
     let mut store = engine.into_store();
     store.fail_writes = true;
     let a = common::identity(1, "Anna");
-    let mut engine = Engine::new(a, store, Config::default(), 2, 2000).unwrap();
+    let mut engine = Engine::new(a, store, Config::default(), RngSeed::fixed(2), 2000).unwrap();
     let err = engine.send_text(2001, conv, "geht nicht").unwrap_err();
     assert!(
         err.to_string().contains("disk full") || err.to_string().contains("no space"),

@@ -18,13 +18,60 @@ impl ConversationState {
     }
 
     /// The key this node opened from `rekey` (its commitment checked), if any.
-    pub(super) fn opened(&self, rekey: &Event) -> Option<(u32, &EpochKey)> {
-        let key = rekey.order_key();
-        self.keys
-            .get(&rekey.header.epoch)?
+    pub(super) fn opened(&self, rekey: &Event) -> Option<&EpochKey> {
+        self.keys.get(&rekey.id())
+    }
+
+    /// Whether the key `event` names reached every member at its place: a rekey held
+    /// inside that sorts before it, unblamed-or-not (blame is looked up when shown), whose
+    /// recipients include its own author and every member there with that member's
+    /// profile key. Memoised per rekey and membership, so a text costs a lookup.
+    pub(super) fn key_reaches_members(&mut self, event: &Event) -> bool {
+        let place = event.order_key();
+        let Some(i) = self
+            .control
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, k)| (rekey.header.epoch, k))
+            .rposition(|e| e.header.kind == EventKind::Rekey && e.id() == event.header.key)
+        else {
+            return false;
+        };
+        if self.control[i].order_key() >= place {
+            return false;
+        }
+        let rekey_id = event.header.key;
+        let at_the_end = self
+            .control
+            .last()
+            .is_none_or(|last| last.order_key() < place);
+        if !at_the_end {
+            // A text that sorts before a later change (it came late): rare, decided afresh.
+            let membership = self.membership_before(&place).into_owned();
+            return Self::covers(&self.control[i], &membership);
+        }
+        if let Some((version, covers)) = self.coverage.get(&rekey_id)
+            && *version == self.membership_version
+        {
+            return *covers;
+        }
+        let covers = Self::covers(&self.control[i], &self.membership);
+        self.coverage
+            .insert(rekey_id, (self.membership_version, covers));
+        covers
+    }
+
+    /// Whether `rekey` was sealed to its author and to every member of `membership` (for
+    /// the key in that member's profile).
+    fn covers(rekey: &Event, membership: &Membership) -> bool {
+        let Ok(body) = RekeyBody::decode(&rekey.public) else {
+            return false;
+        };
+        let sealed: BTreeMap<&UserId, &[u8; 32]> =
+            body.recipients.iter().map(|r| (&r.user, &r.dh)).collect();
+        sealed.contains_key(&rekey.header.author)
+            && membership
+                .members
+                .iter()
+                .all(|(user, m)| sealed.get(user) == Some(&&m.profile.dh_public))
     }
 
     /// The current key, the one to write with: that of the last valid rekey in the total
@@ -32,18 +79,24 @@ impl ConversationState {
     /// Rekeys sealed to others (made before a leave or removal, or concurrently with one)
     /// are passed over: nobody writes under a key someone gone may hold. None: the key is
     /// stale and a writer must rekey first.
-    pub fn current_key(&self) -> Option<(u32, &EpochKey)> {
+    /// Returns the rekey's id (which a body names), its epoch and the key.
+    pub fn current_key(&self) -> Option<(EventId, u32, &EpochKey)> {
         self.control
             .iter()
             .rev()
             .filter(|e| self.usable_rekey(e))
-            .find_map(|e| self.opened(e))
+            .find_map(|e| Some((e.id(), e.header.epoch, self.opened(e)?)))
     }
 
-    /// A rekey sealed to exactly the current members that no recipient proved wrong.
+    /// A rekey sealed to exactly the current members, its author among them, that no
+    /// recipient proved wrong. An author who is not among its own recipients is out (or
+    /// planted the key for a membership to come: sealed to the members it expects after
+    /// its removal, it would otherwise become current once they are the members, and the
+    /// removed author would read what they write), so its rekey never becomes current.
     pub(super) fn usable_rekey(&self, e: &Event) -> bool {
         e.header.kind == EventKind::Rekey
             && !self.blamed.contains(&e.id())
+            && self.membership.is_member(&e.header.author)
             && self.sealed_to_members(e)
     }
 
@@ -67,7 +120,13 @@ impl ConversationState {
         self.mismatched
             .iter()
             .filter(|id| !self.blamed.contains(id) && !self.complained(me, id))
-            .filter(|id| self.rekey_event(id).is_some())
+            .filter(|id| {
+                // Not where the author used the ephemeral key twice: the complaint would
+                // open this member's wrap in the other rekey too.
+                self.rekey_event(id)
+                    .and_then(|e| RekeyBody::decode(&e.public).ok())
+                    .is_some_and(|b| self.ephemerals.get(&b.ephemeral).copied() == Some(1))
+            })
             .copied()
             .collect()
     }
@@ -200,22 +259,32 @@ impl ConversationState {
             .unwrap_or(0)
     }
 
+    /// Open a rekey `check` found valid (its ephemeral key proven, its recipients distinct).
+    /// A rekey kept outside was not checked: `open_rekey_outside`.
     pub(super) fn open_rekey(&mut self, event: &Event, me: &Identity) {
         let Ok(body) = RekeyBody::decode(&event.public) else {
             return;
         };
         let h = &event.header;
+        *self.ephemerals.entry(body.ephemeral).or_default() += 1;
         // The key must match the public commitment, so every recipient holds the same.
         match body.open(me, &self.id, &h.author, h.epoch) {
             Ok(key) => {
-                let list = self.keys.entry(h.epoch).or_default();
-                list.push((event.order_key(), EpochKey::from_bytes(key)));
-                list.sort_by_key(|(k, _)| *k);
+                self.keys.insert(event.id(), EpochKey::from_bytes(key));
             }
             Err(OpenError::Mismatch) => {
                 self.mismatched.insert(event.id());
             }
             Err(OpenError::NotRecipient) => {}
+        }
+    }
+
+    /// Open a rekey kept outside (read-only), only if it passes the same checks as one
+    /// inside: otherwise its mismatch could later call for a complaint about an unproven
+    /// ephemeral key, and a complaint about such a key is a static Diffie-Hellman oracle.
+    pub(super) fn open_rekey_outside(&mut self, event: &Event, me: &Identity) {
+        if Self::rekey_rules(&self.id, event).is_ok() {
+            self.open_rekey(event, me);
         }
     }
 }

@@ -250,7 +250,17 @@ pub struct ConversationState {
     control: Vec<Event>,
     /// Membership after the last control event.
     pub membership: Membership,
-    keys: BTreeMap<u32, Vec<(OrderKey, EpochKey)>>,
+    /// Keys this node opened, by the rekey that carried them (inside, or read-only
+    /// outside). A body is opened with the key its header names, and no other.
+    keys: BTreeMap<EventId, EpochKey>,
+    /// Texts whose named key did not reach every member at their place
+    /// (`for_some_members`), decided when each is applied.
+    partial: BTreeSet<EventId>,
+    /// Counts membership changes: a `coverage` entry holds for one value.
+    membership_version: u64,
+    /// Whether a rekey reached every member (its recipients hold their profile keys), as
+    /// of `membership_version`: a text costs one lookup, not one pass over the members.
+    coverage: BTreeMap<EventId, (u64, bool)>,
     /// Complaints held (`EventKind::KeyComplaint`), those kept outside included, by the
     /// rekey they name.
     complaints: BTreeMap<EventId, Vec<Event>>,
@@ -258,6 +268,10 @@ pub struct ConversationState {
     blamed: BTreeSet<EventId>,
     /// Rekeys whose wrap for this node did not hold the committed key.
     mismatched: BTreeSet<EventId>,
+    /// How many rekeys opened here (inside or outside, proven) use each ephemeral key.
+    /// A complaint discloses the complainer's shared secret with that key, which would
+    /// open its wrap in every rekey that reuses the key: no complaint then.
+    ephemerals: BTreeMap<[u8; 32], u32>,
     /// Rekeys blamed since the caller last looked (`take_newly_blamed`), with authors.
     newly_blamed: Vec<(EventId, UserId)>,
     /// Lines for the chat: what each membership event did (`notice::Notice`).
@@ -288,9 +302,13 @@ impl ConversationState {
             control: Vec::new(),
             membership: Membership::default(),
             keys: BTreeMap::new(),
+            partial: BTreeSet::new(),
+            membership_version: 0,
+            coverage: BTreeMap::new(),
             complaints: BTreeMap::new(),
             blamed: BTreeSet::new(),
             mismatched: BTreeSet::new(),
+            ephemerals: BTreeMap::new(),
             newly_blamed: Vec::new(),
             notices: BTreeMap::new(),
             vv: VersionVector::new(),
@@ -341,18 +359,29 @@ impl ConversationState {
         self.heads.get(author).copied().unwrap_or(EventId([0; 32]))
     }
 
-    /// Decrypt the sealed part of an event, if we hold its epoch key.
+    /// Decrypt the sealed part of an event with the key its header names, if this node
+    /// opened that key. No other key is tried: XChaCha20-Poly1305 does not commit to its
+    /// key, so a body built to open under two keys would otherwise read differently for
+    /// members holding different keys.
     pub fn decrypt(&self, event: &Event) -> Option<Content> {
         if event.sealed.is_empty() {
             return None;
         }
         let aad = Event::body_aad(&event.header, &event.public);
         self.keys
-            .get(&event.header.epoch)?
-            .iter()
-            .rev()
-            .find_map(|(_, key)| key.decrypt(&aad, &event.sealed).ok())
+            .get(&event.header.key)?
+            .decrypt(&aad, &event.sealed)
+            .ok()
             .and_then(|plain| Content::decode(&plain).ok())
+    }
+
+    /// Whether a text was written under a key that not every member at its place was
+    /// given (a rekey sealed to some members only, one whose author is not among its
+    /// recipients, one kept outside its author's chain, one a member proved wrong, or a
+    /// concurrent add the writer had not seen): shown marked, not as a message to the
+    /// whole group. Every node holding the same events decides the same.
+    pub fn for_some_members(&self, event: &Event) -> bool {
+        self.partial.contains(&event.id()) || self.blamed.contains(&event.header.key)
     }
 
     /// Whether a stored membership event changes membership: a removal only if it holds.
@@ -428,6 +457,9 @@ impl ConversationState {
             ),
             _ => None,
         };
+        if event.sealed.is_empty() != (h.key == EventId([0; 32])) {
+            return Err(Invalid("a sealed body names its key, nothing else does"));
+        }
         let key = event.order_key();
         if let Some(MembershipOp::Remove { .. }) = op
             && self.authority.holds_with(event)
@@ -435,7 +467,14 @@ impl ConversationState {
             // Which removals hold is decided over all of them (a later removal may refute
             // this one); one that holds is valid even where its author is already out (two
             // admins who removed each other). One that does not hold is a no-op, judged
-            // like any other event of its author.
+            // like any other event of its author. Where its author is out, it counts
+            // against the same bound as anything else it signs there: a removed admin's
+            // counter-removals each hold, and each costs every holder a rebuild.
+            if self.counts_outside(event)
+                && self.outside.get(&h.author).copied().unwrap_or(0) >= MAX_OUTSIDE_EVENTS
+            {
+                return Err(Invalid("author was removed before this event"));
+            }
             return Ok(Standing::Inside);
         }
         if self.is_outside(event) {
@@ -475,18 +514,7 @@ impl ConversationState {
                 if !membership.is_member(&h.author) {
                     return Err(Invalid("rekey author is not a member"));
                 }
-                if h.epoch == 0 || !event.sealed.is_empty() {
-                    return Err(Invalid("rekey epoch must be positive and nothing sealed"));
-                }
-                let body = RekeyBody::decode(&event.public)
-                    .map_err(|_| Invalid("rekey body does not decode"))?;
-                if !body.ephemeral_is_proven(&self.id, &h.author, h.epoch) {
-                    return Err(Invalid("rekey's ephemeral key is not proven"));
-                }
-                let recipients: BTreeSet<UserId> = body.recipients.iter().map(|r| r.user).collect();
-                if recipients.len() != body.recipients.len() {
-                    return Err(Invalid("rekey names a recipient twice"));
-                }
+                Self::rekey_rules(&self.id, event)?;
                 // Recipients need not be exactly the members (a concurrent change makes an
                 // honest rekey differ); nobody writes under a key whose recipients differ
                 // from the members they see (`current_key`).
@@ -516,6 +544,39 @@ impl ConversationState {
                 Ok(Standing::Inside)
             }
         }
+    }
+
+    /// What makes a rekey well-formed wherever it stands: a positive epoch, nothing
+    /// sealed, a body that decodes, a proven ephemeral key, distinct recipients.
+    fn rekey_rules(conversation: &ConversationId, event: &Event) -> Result<(), Rejection> {
+        use Rejection::Invalid;
+        let h = &event.header;
+        if h.epoch == 0 || !event.sealed.is_empty() {
+            return Err(Invalid("rekey epoch must be positive and nothing sealed"));
+        }
+        let body =
+            RekeyBody::decode(&event.public).map_err(|_| Invalid("rekey body does not decode"))?;
+        if !body.ephemeral_is_proven(conversation, &h.author, h.epoch) {
+            return Err(Invalid("rekey's ephemeral key is not proven"));
+        }
+        let recipients: BTreeSet<UserId> = body.recipients.iter().map(|r| r.user).collect();
+        if recipients.len() != body.recipients.len() {
+            return Err(Invalid("rekey names a recipient twice"));
+        }
+        Ok(())
+    }
+
+    /// Whether an event falls where its author's chain is cut (a removal that holds lies
+    /// below its seq), whatever its kind: it counts against `MAX_OUTSIDE_EVENTS`, also a
+    /// removal that holds there (a removed admin's counter-removal).
+    fn counts_outside(&self, event: &Event) -> bool {
+        let h = &event.header;
+        let create = h.kind == EventKind::Membership
+            && matches!(
+                MembershipOp::decode(&event.public),
+                Ok(MembershipOp::Create { .. })
+            );
+        !create && !self.authority.inside(&h.author, h.seq, &event.order_key())
     }
 
     /// Whether a held event is kept outside its author's chain (`MAX_OUTSIDE_EVENTS`):
@@ -567,14 +628,16 @@ impl ConversationState {
             // Its proof is evidence whoever holds it, inside or outside.
             self.take_complaint(event);
         }
-        if self.is_outside(event) {
+        if self.counts_outside(event) {
             *self.outside.entry(h.author).or_default() += 1;
+        }
+        if self.is_outside(event) {
             if h.kind == EventKind::Rekey
                 && let Some(me) = me
             {
                 // Read-only: members may have written under this key before they learned
                 // that its author was out (`current_key` never picks it for writing).
-                self.open_rekey(event, me);
+                self.open_rekey_outside(event, me);
             }
             return None;
         }
@@ -586,6 +649,7 @@ impl ConversationState {
                 {
                     let before = notice::Before::of(&self.membership, &h.author, &op);
                     let _ = self.membership.apply(&self.id, &h.author, &op);
+                    self.membership_version += 1;
                     if let Some(n) = before.notice(&self.membership, &h.author, &op) {
                         self.notices.insert(event.id(), n);
                     }
@@ -600,6 +664,9 @@ impl ConversationState {
                 return None;
             }
             _ => {}
+        }
+        if h.kind == EventKind::Text && !self.key_reaches_members(event) {
+            self.partial.insert(event.id());
         }
         let content = self.decrypt(event)?;
         match &content {

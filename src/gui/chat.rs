@@ -691,6 +691,17 @@ impl FlurfunkApp {
                             )
                             .wrap(),
                         );
+                        if m.for_some_members {
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(t.for_some_members)
+                                        .size(11.5)
+                                        .color(ui.visuals().warn_fg_color),
+                                )
+                                .wrap(),
+                            )
+                            .on_hover_text(t.for_some_members_hint);
+                        }
                         ui.horizontal(|ui| {
                             ui.label(RichText::new(time_of_day(m.wall_ms)).size(11.0).weak());
                             if m.own {
@@ -817,6 +828,7 @@ mod tests {
             delivered_to: vec![],
             read_by: vec![],
             waiting_for: vec![],
+            for_some_members: false,
             notice: None,
             subject: None,
             subject_name: None,

@@ -101,6 +101,9 @@ pub struct Texts {
     pub jump_to_newest: &'static str,
     // Ticks
     pub state_saved: &'static str,
+    /// Under a message written under a key not every member was given.
+    pub for_some_members: &'static str,
+    pub for_some_members_hint: &'static str,
     pub state_delivered: &'static str,
     pub state_read: &'static str,
     pub state_partly: &'static str,
@@ -219,6 +222,8 @@ pub static DE: Texts = Texts {
     not_member: "Sie sind nicht mehr Mitglied dieser Gruppe.",
     jump_to_newest: "⬇ Neueste",
     state_saved: "gespeichert",
+    for_some_members: "⚠ nicht für alle in der Gruppe lesbar",
+    for_some_members_hint: "Diese Nachricht wurde mit einem Schlüssel geschrieben, den nicht alle Mitglieder bekommen haben. Manche sehen sie nicht.",
     state_delivered: "an alle zugestellt",
     state_read: "von allen gelesen",
     state_partly: "an {n} von {m} zugestellt",
@@ -344,6 +349,8 @@ pub static EN: Texts = Texts {
     not_member: "You are no longer a member of this group.",
     jump_to_newest: "⬇ Newest",
     state_saved: "saved",
+    for_some_members: "⚠ not readable by everyone in the group",
+    for_some_members_hint: "This message was written under a key that not every member was given. Some do not see it.",
     state_delivered: "delivered to all",
     state_read: "read by all",
     state_partly: "delivered to {n} of {m}",

@@ -136,9 +136,7 @@ impl Core {
                     reason: e.to_string(),
                 })?;
         }
-        let mut seed = [0u8; 8];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-        let engine = Engine::new(
+        let engine = Engine::open(
             identity,
             store,
             sync::Config {
@@ -146,7 +144,6 @@ impl Core {
                 anti_entropy_interval_ms: config.anti_entropy_interval_ms,
                 ..sync::Config::default()
             },
-            u64::from_le_bytes(seed),
             now,
         )?;
         let known_conversations = engine.conversation_ids().into_iter().collect();
@@ -945,6 +942,7 @@ impl Core {
                     delivered_to: ids(state.delivered_to),
                     read_by: ids(state.read_by),
                     waiting_for: ids(state.waiting_for),
+                    for_some_members: m.for_some_members,
                     notice: None,
                     subject: None,
                     subject_name: None,
@@ -980,6 +978,7 @@ impl Core {
             delivered_to: Vec::new(),
             read_by: Vec::new(),
             waiting_for: Vec::new(),
+            for_some_members: false,
             notice: Some(kind.into()),
             subject: subject.map(|u| u.to_string()),
             subject_name: subject.map(|u| self.name_of(&u)),

@@ -81,6 +81,10 @@ pub struct MessageItem {
     pub delivered_to: Vec<String>,
     pub read_by: Vec<String>,
     pub waiting_for: Vec<String>,
+    /// Written under a key not every member was given (a member sealed a key to some
+    /// only, or the writer had not yet seen a change): not a message to the whole group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_some_members: bool,
     /// A line about the group itself instead of a message: "created", "added",
     /// "removed", "left", "promoted" or "renamed" (then `text` is the new name). The
     /// author did it; `subject` (user id) and `subject_name` say to whom.

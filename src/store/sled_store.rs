@@ -21,10 +21,19 @@ use crate::wire::{self, ConversationId, Event, EventId, OrderKey, VersionVector}
 /// start-up rebuild dominates it.)
 const CACHE_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
 
+/// Free space a write must leave on the disk. sled 0.34 does not recover from running out
+/// of space in the middle of writing its log: a buffer whose write failed is never written
+/// again, and the next flush (closing the database, too) then waits for it for ever, even
+/// once space is freed (seen with the full-disk test). So a batch that would leave less
+/// than this is refused before sled sees it, with the same clear error. Two of sled's
+/// 512 KiB log segments, so the log can always close the segment it is in.
+pub const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
 /// How long opening waits for a lock that a just-closed database may still hold.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct SledStore {
+    dir: std::path::PathBuf,
     db: sled::Db,
     events: sled::Tree,
     by_seq: sled::Tree,
@@ -75,8 +84,25 @@ impl SledStore {
             }
         };
         let tree = |name: &str| db.open_tree(name).map_err(io);
+        let events = tree("events")?;
+        // Events are stored as they travel, version byte first. Data of another wire
+        // version cannot be read by this program: say so, and change nothing.
+        if let Some(Ok((_, first))) = events.iter().next()
+            && first.first().is_some_and(|v| *v != wire::WIRE_VERSION)
+        {
+            return Err(StoreError::Open {
+                path,
+                reason: format!(
+                    "it holds data of wire version {} and this Flurfunk reads version {}; \
+                     start the version that wrote it, or move the folder aside to start afresh",
+                    first[0],
+                    wire::WIRE_VERSION
+                ),
+            });
+        }
         Ok(SledStore {
-            events: tree("events")?,
+            dir: dir.to_path_buf(),
+            events,
             by_seq: tree("by_seq")?,
             order: tree("order")?,
             vv: tree("vv")?,
@@ -113,6 +139,31 @@ impl SledStore {
                 reason: "the database files are damaged".into(),
             }),
         }
+    }
+
+    /// Refuse a batch that would leave less than `MIN_FREE_BYTES` free (see there). Where
+    /// the free space cannot be read, the write goes ahead.
+    fn check_space(&self, batch: &Batch) -> Result<(), StoreError> {
+        let Ok(free) = fs2::available_space(&self.dir) else {
+            return Ok(());
+        };
+        // sled writes each value about twice (log and index pages) before compaction.
+        let need = MIN_FREE_BYTES
+            + 2 * batch
+                .insert_events
+                .iter()
+                .chain(&batch.forks)
+                .map(|e| e.encoded_len() as u64)
+                .sum::<u64>();
+        if free < need {
+            return Err(io(format!(
+                "No space left on device ({} KiB free at {}, {} KiB needed); nothing was written",
+                free / 1024,
+                self.dir.display(),
+                need / 1024
+            )));
+        }
+        Ok(())
     }
 
     fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
@@ -213,6 +264,7 @@ impl Store for SledStore {
         if batch.is_empty() {
             return Ok(());
         }
+        self.check_space(&batch)?;
         let trees = (
             &self.events,
             &self.by_seq,

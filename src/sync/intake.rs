@@ -1,4 +1,4 @@
-//! Events coming in: signatures checked in a batch, each event offered to its
+//! Events coming in: signatures checked one by one, each event offered to its
 //! conversation (accepted, held back for a gap, a duplicate, one version of an
 //! equivocation, or invalid and counted against the sender), what it unblocks, and the
 //! requests that follow (gaps, forks, whole vectors where views differ).
@@ -103,24 +103,24 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Check signatures, batched; on a batch failure find the bad ones one by one.
+    /// Check each event's signature alone, with the one rule every path uses
+    /// (`crypto::verify`): a batch check could accept what the single check refuses.
     pub(super) fn verify_signatures(
         &mut self,
         from: Option<UserId>,
         events: Vec<Event>,
     ) -> Vec<Event> {
-        let signed: Vec<Vec<u8>> = events.iter().map(Event::signed_bytes).collect();
-        let items: Vec<(&UserId, &[u8], &[u8; 64])> = events
-            .iter()
-            .zip(&signed)
-            .map(|(e, s)| (&e.header.author, s.as_slice(), &e.signature))
-            .collect();
-        if crypto::verify_batch(LABEL_EVENT_SIGNATURE, &items).is_ok() {
-            return events;
-        }
         let mut good = Vec::with_capacity(events.len());
-        for (e, s) in events.into_iter().zip(&signed) {
-            if crypto::verify(&e.header.author, LABEL_EVENT_SIGNATURE, s, &e.signature).is_ok() {
+        for e in events {
+            let signed = e.signed_bytes();
+            if crypto::verify(
+                &e.header.author,
+                LABEL_EVENT_SIGNATURE,
+                &signed,
+                &e.signature,
+            )
+            .is_ok()
+            {
                 good.push(e);
             } else {
                 self.stats.invalid_events += 1;

@@ -28,13 +28,13 @@ impl<S: Store> Engine<S> {
         }
         let fresh = ConversationState::new(conv);
         let state = self.convs.get(&conv).unwrap_or(&fresh);
-        let (epoch, key) = match (&content, rekey_epoch) {
-            (_, Some(epoch)) => (epoch, None),
+        let (epoch, key_id, key) = match (&content, rekey_epoch) {
+            (_, Some(epoch)) => (epoch, EventId([0; 32]), None),
             (Some(_), None) => {
-                let (epoch, key) = state.current_key().ok_or(SyncError::NoKey)?;
-                (epoch, Some(key.clone()))
+                let (rekey, epoch, key) = state.current_key().ok_or(SyncError::NoKey)?;
+                (epoch, rekey, Some(key.clone()))
             }
-            (None, None) => (0, None),
+            (None, None) => (0, EventId([0; 32]), None),
         };
         let header = EventHeader {
             conversation: conv,
@@ -44,6 +44,7 @@ impl<S: Store> Engine<S> {
             lamport: state.next_lamport(&me),
             wall_ms: now_ms,
             epoch,
+            key: key_id,
             kind,
         };
         let sealed = match (content, key) {
@@ -125,9 +126,16 @@ impl<S: Store> Engine<S> {
         rekey: EventId,
     ) -> Result<Event, SyncError> {
         let state = self.member_state(&conv)?;
+        // Never about a rekey whose ephemeral key is not proven: the disclosed shared
+        // secret would answer a Diffie-Hellman query for whoever chose that key.
         let body = state
             .rekey_event(&rekey)
-            .and_then(|e| RekeyBody::decode(&e.public).ok())
+            .and_then(|e| {
+                let body = RekeyBody::decode(&e.public).ok()?;
+                let h = &e.header;
+                body.ephemeral_is_proven(&conv, &h.author, h.epoch)
+                    .then_some(body)
+            })
             .ok_or(SyncError::NoKey)?;
         let context = wire::complaint_context(&rekey, &self.me.user_id());
         let shared = crypto::prove_shared(&mut self.rng, &self.me, &context, &body.ephemeral)
@@ -516,6 +524,7 @@ impl<S: Store> Engine<S> {
                 order: e.order_key(),
                 wall_ms: e.header.wall_ms,
                 text,
+                for_some_members: e.header.kind == EventKind::Text && state.for_some_members(e),
                 notice,
             };
             let mut texts: Vec<MessageView> = page

@@ -225,6 +225,9 @@ pub struct MessageView {
     pub order: OrderKey,
     pub wall_ms: u64,
     pub text: String,
+    /// Written under a key not every member at its place was given
+    /// (`ConversationState::for_some_members`).
+    pub for_some_members: bool,
     /// For a line about the group itself (`Engine::timeline_before`): what changed.
     pub notice: Option<crate::conversation::Notice>,
 }
@@ -257,6 +260,38 @@ struct Peer {
     congested: bool,
     /// The peer sent something that shows it knows our hello.
     heard_from: bool,
+}
+
+/// The seed of an engine's generator: 32 bytes, the full strength of ChaCha20. Every epoch
+/// key, every ephemeral secret of a rekey, every group-creation nonce and every body nonce
+/// a node makes comes from this one generator, and the nonces are public, so a seed any
+/// smaller could be searched from recorded traffic and every key replayed. A real node
+/// takes it from the operating system (`from_os`, which `Engine::open` uses); only tests
+/// and the simulator fix it (`fixed`).
+pub struct RngSeed(zeroize::Zeroizing<[u8; 32]>);
+
+impl RngSeed {
+    /// 32 bytes from the operating system's generator.
+    pub fn from_os() -> Self {
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(seed.as_mut());
+        RngSeed(seed)
+    }
+
+    /// A reproducible seed for tests and the simulator (a schedule must replay exactly).
+    /// Never for a real node: its keys would follow from `n`.
+    pub fn fixed(n: u64) -> Self {
+        RngSeed(zeroize::Zeroizing::new(wire::hash32(&[
+            b"flurfunk/test-only-rng-seed",
+            &n.to_le_bytes(),
+        ])))
+    }
+}
+
+impl std::fmt::Debug for RngSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RngSeed(..)")
+    }
 }
 
 pub struct Engine<S: Store> {
@@ -332,12 +367,19 @@ pub struct Engine<S: Store> {
 }
 
 impl<S: Store> Engine<S> {
-    /// Build an engine from whatever the store holds (also after a crash).
+    /// Build a real node's engine from whatever the store holds (also after a crash), its
+    /// generator seeded from the operating system.
+    pub fn open(me: Identity, store: S, config: Config, now_ms: u64) -> Result<Self, SyncError> {
+        Self::new(me, store, config, RngSeed::from_os(), now_ms)
+    }
+
+    /// Build an engine from whatever the store holds (also after a crash), with a given
+    /// seed (`RngSeed::fixed` in tests and the simulator; a node uses `open`).
     pub fn new(
         me: Identity,
         store: S,
         config: Config,
-        seed: u64,
+        seed: RngSeed,
         now_ms: u64,
     ) -> Result<Self, SyncError> {
         let profile = me.profile(now_ms);
@@ -346,7 +388,7 @@ impl<S: Store> Engine<S> {
             profile,
             config,
             store,
-            rng: ChaCha20Rng::seed_from_u64(seed),
+            rng: ChaCha20Rng::from_seed(*seed.0),
             convs: BTreeMap::new(),
             peers: BTreeMap::new(),
             profiles: BTreeMap::new(),

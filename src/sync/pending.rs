@@ -155,6 +155,7 @@ mod tests {
             lamport: seq,
             wall_ms: 0,
             epoch: 0,
+            key: EventId([0; 32]),
             kind: EventKind::Text,
         };
         Event::new(header, vec![], vec![], [0; 64])

@@ -86,12 +86,16 @@ impl RekeyBody {
             commitment,
             ephemeral: wrapper.ephemeral,
             possession,
+            // A member whose key is not valid cannot be sent the key safely (anyone could
+            // read its wrap); profiles with such keys are refused, so this skips nobody.
             recipients: members
                 .into_iter()
-                .map(|(user, dh)| Wrap {
-                    user,
-                    dh,
-                    wrapped: wrapper.wrap(&context, &dh, key),
+                .filter_map(|(user, dh)| {
+                    Some(Wrap {
+                        user,
+                        dh,
+                        wrapped: wrapper.wrap(&context, &dh, key)?,
+                    })
                 })
                 .collect(),
         }

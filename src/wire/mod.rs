@@ -14,7 +14,7 @@ use blake2::{Blake2b, Digest};
 use crate::crypto::{LABEL_EVENT_ID, LABEL_VV_DIGEST};
 use crate::identity::{MAX_DISPLAY_NAME_BYTES, Profile, UserId};
 
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 /// Largest encoded event. A text of a few pages fits; attachments will travel separately.
 /// The largest events are a group's creation (a profile per member, at most 201 bytes
 /// each) and its rekeys (96 bytes per member): 448 KiB holds those of `MAX_MEMBERS`.
@@ -40,7 +40,7 @@ pub const MAX_ANNOUNCE_ITEMS: usize = 4096;
 /// Most receipts in one `Receipts` frame.
 pub const MAX_RECEIPTS_PER_FRAME: usize = 1024;
 
-pub const EVENT_HEADER_LEN: usize = 1 + 32 + 32 + 8 + 32 + 8 + 8 + 4 + 1;
+pub const EVENT_HEADER_LEN: usize = 1 + 32 + 32 + 8 + 32 + 8 + 8 + 4 + 32 + 1;
 const PROFILE_MIN_LEN: usize = 32 + 32 + 8 + 1 + 64;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -198,8 +198,15 @@ pub struct EventHeader {
     pub lamport: u64,
     /// The author's wall clock in ms since the Unix epoch; shown, never trusted for order.
     pub wall_ms: u64,
-    /// Key epoch the sealed part is encrypted with (0: no key yet, nothing sealed).
+    /// Key epoch the sealed part is encrypted with (0: no key yet, nothing sealed); for
+    /// a rekey, the epoch it starts. A label for people and logs: which key opens the
+    /// body is named by `key`.
     pub epoch: u32,
+    /// The rekey whose key sealed the body (zeros when nothing is sealed). A reader opens
+    /// the body with that key only, so one signed event never reads differently for
+    /// different members (the AEAD does not commit to its key), and a reader can tell
+    /// whether that key reached every member (`ConversationState::for_some_members`).
+    pub key: EventId,
     pub kind: EventKind,
 }
 
@@ -213,6 +220,7 @@ impl EventHeader {
         w.u64(self.lamport);
         w.u64(self.wall_ms);
         w.u32(self.epoch);
+        w.bytes(&self.key.0);
         w.u8(self.kind.code());
     }
 
@@ -229,6 +237,7 @@ impl EventHeader {
             lamport: r.u64()?,
             wall_ms: r.u64()?,
             epoch: r.u32()?,
+            key: EventId(r.array()?),
             kind: EventKind::from_code(r.u8()?),
         })
     }

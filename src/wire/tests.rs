@@ -10,6 +10,7 @@ fn header(kind: EventKind) -> EventHeader {
         lamport: 7,
         wall_ms: 1_764_000_000_000,
         epoch: 2,
+        key: EventId([0x99; 32]),
         kind,
     }
 }
@@ -36,7 +37,7 @@ fn event_layout_snapshot() {
     );
     let hex = hex::encode(e.encode());
     let expected = concat!(
-        "03",
+        "04",
         "1111111111111111111111111111111111111111111111111111111111111111",
         "2222222222222222222222222222222222222222222222222222222222222222",
         "0000000000000003",
@@ -44,6 +45,7 @@ fn event_layout_snapshot() {
         "0000000000000007",
         "0000019ab697e800",
         "00000002",
+        "9999999999999999999999999999999999999999999999999999999999999999",
         "01",
         "00000001aa",
         "00000002bbcc",
@@ -60,7 +62,7 @@ fn sync_digest_layout_snapshot() {
     assert_eq!(
         hex::encode(msg.encode()),
         concat!(
-            "0305",
+            "0405",
             "00000001",
             "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
             "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
@@ -96,7 +98,7 @@ fn sync_summary_layout_snapshot() {
     assert_eq!(
         hex::encode(msg.encode()),
         concat!(
-            "0302",
+            "0402",
             "00000001",
             "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
             "0001",
@@ -220,6 +222,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
                         lamport,
                         wall_ms,
                         epoch,
+                        key: EventId(sig),
                         kind: EventKind::from_code(kind),
                     },
                     public,

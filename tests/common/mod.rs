@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use flurfunk::conversation::ConversationState;
 use flurfunk::identity::{Identity, Profile, UserId};
 use flurfunk::store::{MemoryStore, Store};
-use flurfunk::sync::{Config, Engine, Notification};
+use flurfunk::sync::{Config, Engine, Notification, RngSeed};
 use flurfunk::wire::{Content, ConversationId, Event, EventId, EventKind, Role};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -197,7 +197,7 @@ impl Sim {
             id,
             MemoryStore::new(),
             self.engine_config(role),
-            self.rng.r#gen(),
+            RngSeed::fixed(self.rng.r#gen()),
             self.now,
         )
         .unwrap();
@@ -390,7 +390,7 @@ impl Sim {
             id,
             store,
             self.engine_config(self.nodes[node].role),
-            self.rng.r#gen(),
+            RngSeed::fixed(self.rng.r#gen()),
             self.now,
         )
         .unwrap();
@@ -676,6 +676,54 @@ pub fn run_seeds(
     );
 }
 
+/// A text signed by `signer` as the next of its chain, sealed with `key` (the key of
+/// the rekey `rekey`, which the header names): what a dishonest member can write under a
+/// key it chose.
+#[allow(clippy::too_many_arguments)]
+pub fn forge_text_under(
+    signer: &Identity,
+    last: Option<&Event>,
+    conv: ConversationId,
+    lamport: u64,
+    epoch: u32,
+    rekey: EventId,
+    key: &flurfunk::crypto::EpochKey,
+    text: &str,
+) -> Event {
+    let header = flurfunk::wire::EventHeader {
+        conversation: conv,
+        author: signer.user_id(),
+        seq: last.map_or(1, |e| e.header.seq + 1),
+        prev: last.map_or(EventId([0; 32]), Event::id),
+        lamport,
+        wall_ms: 5000,
+        epoch,
+        key: rekey,
+        kind: EventKind::Text,
+    };
+    let content = Content::Text { text: text.into() };
+    let sealed = key.encrypt(
+        &mut rand_chacha::ChaCha20Rng::seed_from_u64(lamport),
+        &Event::body_aad(&header, &[]),
+        &content.encode(),
+    );
+    let sig = signer.sign(
+        flurfunk::crypto::LABEL_EVENT_SIGNATURE,
+        &Event::signed_bytes_of(&header, &[], &sealed),
+    );
+    Event::new(header, Vec::new(), sealed, sig)
+}
+
+/// The key a forged event names: none when nothing is sealed; otherwise an arbitrary one
+/// (forged bodies are not meant to be read; `forge_text_under` names a real one).
+fn key_of(sealed: &[u8]) -> EventId {
+    if sealed.is_empty() {
+        EventId([0; 32])
+    } else {
+        EventId([0xf0; 32])
+    }
+}
+
 /// An event signed by `signer` after `last` of its own chain (seq, prev follow from it),
 /// with whatever kind, clock, epoch and bodies: what a dishonest member can always sign.
 #[allow(clippy::too_many_arguments)]
@@ -697,6 +745,7 @@ pub fn forge(
         lamport,
         wall_ms: 5000,
         epoch,
+        key: key_of(&sealed),
         kind,
     };
     let sig = signer.sign(
