@@ -4,7 +4,8 @@
 //! - [`platform`]: what differs between OSes: data folder, key protection at rest (DPAPI),
 //!   machine-wide files, Windows ids and security descriptors.
 //! - [`identity`]: user keys, signed profiles, key files, safety numbers.
-//! - [`crypto`]: purpose-labelled signatures, body encryption, Noise-sealed envelopes.
+//! - [`crypto`]: purpose-labelled signatures (one strict rule), body encryption, key wraps
+//!   for many recipients and the proofs around them.
 //! - [`wire`]: the one canonical, versioned, size-limited encoding of everything.
 //! - [`conversation`]: membership rules and per-conversation state, pure.
 //! - [`store`]: the `Store` trait with sled and in-memory implementations.

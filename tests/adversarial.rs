@@ -398,49 +398,6 @@ fn summaries_cannot_pull_more_than_a_batch_each_nor_past_congestion() {
     assert_eq!(s.anna.stats().requests_deferred, 10);
 }
 
-/// Anna's Ed25519 signature over `msg`, made with her secret key but with a point of order
-/// 2 added to R: it satisfies the cofactored equation (8SB = 8R + 8kA) but not the strict
-/// one, so a cofactorless batch check passes it about half the time.
-fn sign_with_torsion(key_seed: u64, msg: &[u8]) -> [u8; 64] {
-    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-    use curve25519_dalek::edwards::CompressedEdwardsY;
-    use curve25519_dalek::scalar::Scalar;
-    use rand::SeedableRng;
-    use sha2::{Digest, Sha512};
-    // `common::identity` draws the signing key first from this generator.
-    let signing =
-        ed25519_dalek::SigningKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(key_seed));
-    let public = signing.verifying_key().to_bytes();
-    // (0, -1), the point of order 2: y = p - 1, sign bit 0.
-    let mut encoded = [0xffu8; 32];
-    encoded[0] = 0xec;
-    encoded[31] = 0x7f;
-    let torsion = CompressedEdwardsY(encoded).decompress().unwrap();
-    assert!(torsion.is_small_order() && torsion != curve25519_dalek::EdwardsPoint::default());
-    let r = Scalar::from_bytes_mod_order([42u8; 32]);
-    let big_r = (r * ED25519_BASEPOINT_POINT + torsion).compress();
-    let hash: [u8; 64] = Sha512::new()
-        .chain_update(big_r.as_bytes())
-        .chain_update(public)
-        .chain_update(msg)
-        .finalize()
-        .into();
-    let k = Scalar::from_bytes_mod_order_wide(&hash);
-    let s = r + k * signing.to_scalar();
-    // It is a genuine signature up to the torsion: the cofactored equation holds.
-    let a = curve25519_dalek::edwards::CompressedEdwardsY(public)
-        .decompress()
-        .unwrap();
-    assert_eq!(
-        (s * ED25519_BASEPOINT_POINT).mul_by_cofactor(),
-        (big_r.decompress().unwrap() + k * a).mul_by_cofactor()
-    );
-    let mut signature = [0u8; 64];
-    signature[..32].copy_from_slice(big_r.as_bytes());
-    signature[32..].copy_from_slice(s.as_bytes());
-    signature
-}
-
 /// Regression (issue 19, item 2): intake accepted a frame when a cofactorless batch check
 /// passed, so a signature with a torsion component was valid in about half the frames it
 /// came in and invalid alone; honest nodes disagreed, and one that passed it on was
@@ -467,7 +424,7 @@ fn a_signature_with_torsion_is_refused_alone_and_in_every_batch_position() {
                 last.header.clone(),
                 last.public.clone(),
                 last.sealed.clone(),
-                sign_with_torsion(anna_key_seed, &msg),
+                common::sign_with_torsion(anna_key_seed, &msg),
             );
             assert!(
                 flurfunk::crypto::verify(

@@ -4,14 +4,20 @@
 //! to different peers), sends extreme clocks and epochs, splits rekeys, replays old events
 //! (earlier epochs among them), withholds everything from one or two members in half of
 //! the schedules, and, once removed, tries to go on posting (and, in the counter-removal
-//! schedules, to remove her remover). After healing:
+//! schedules, to remove her remover, once with a flood of 80). Since issue 19 she also signs
+//! with a torsion component in R, writes under a key she sealed to some members only, and
+//! plants keys sealed to the others but not to herself. After healing:
 //! - honest members hold the same events in the same order and agree on membership;
 //! - nobody outside the members an honest writer saw when writing can read that message
 //!   (so nobody removed or gone reads what was written after the writer saw the change);
 //! - no message of an honest member who was never removed is withdrawn, and nothing an
 //!   honest node acknowledged as saved is lost; each such message is shown (counted and
 //!   readable) to every final member its writer saw as a member;
-//! - after everyone wrote once more, only the final members can read it.
+//! - after everyone wrote once more, only the final members can read it;
+//! - no honest node stores an event whose signature fails the strict check, shows one of
+//!   Mallory's texts for some members unmarked, or stores more of her counter-removals
+//!   than a removed member may make it store; no honest text is written under a key she
+//!   planted.
 //!
 //! A failing schedule prints its seed; replay with
 //! `FLURFUNK_SIM_SEED=<seed> cargo test --test dishonest`. Counter-removals ("remove the
@@ -95,6 +101,19 @@ fn head_of(sim: &Sim, conv: &ConversationId, author: &UserId) -> Option<Event> {
         .max_by_key(|ev| ev.header.seq)
 }
 
+/// What Mallory did that the checks need to know.
+#[derive(Default)]
+struct Misdeeds {
+    /// Texts she wrote under a key she sealed to some members only: shown to them, if at
+    /// all, marked as not for the whole group.
+    partition_texts: BTreeSet<EventId>,
+    /// Keys she planted: sealed to the other members as she saw them, not to herself. No
+    /// honest member may ever write under one (a removed Mallory would read it).
+    planted: Vec<(EventId, flurfunk::crypto::EpochKey)>,
+    /// She sent a flood of counter-removals (once per schedule).
+    flooded: bool,
+}
+
 /// See `Variant`.
 fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
     let counter_removals = variant.counter_removals;
@@ -143,6 +162,7 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
         max_delay_ms: sim.rng.gen_range(5..300),
     };
     let mut written: BTreeMap<EventId, Written> = BTreeMap::new();
+    let mut misdeeds = Misdeeds::default();
     // Honest nodes that were removed or left (their later messages may be withdrawn).
     let mut gone: BTreeSet<usize> = BTreeSet::new();
     let steps = sim.rng.gen_range(20..50);
@@ -233,7 +253,15 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
                     }
                 }
             }
-            _ => mallory_acts(counter_removals, &mut sim, mallory, &m_id, conv, &honest),
+            _ => mallory_acts(
+                counter_removals,
+                &mut sim,
+                mallory,
+                &m_id,
+                conv,
+                &honest,
+                &mut misdeeds,
+            ),
         }
         let ms = sim.rng.gen_range(10..1_200);
         sim.run_ms(ms);
@@ -285,7 +313,146 @@ fn dishonest_schedule(seed: u64, variant: Variant) -> Result<(), String> {
         }
     }
     sim.settle(60_000);
-    check(&sim, conv, &honest, &written, &gone, m_user, variant.shown)
+    check(&sim, conv, &honest, &written, &gone, m_user, variant.shown)?;
+    check_misdeeds(&sim, conv, &honest, &written, m_user, &misdeeds)
+}
+
+/// What Mallory's newer misdeeds must not achieve (issue 19): a signature with a torsion
+/// component stored by an honest node, a text under a key she sealed to some members shown
+/// unmarked, an honest text written under a key she planted, more of her counter-removals
+/// stored than the bound on a removed member's events.
+fn check_misdeeds(
+    sim: &Sim,
+    conv: ConversationId,
+    honest: &[usize],
+    written: &BTreeMap<EventId, Written>,
+    mallory: UserId,
+    misdeeds: &Misdeeds,
+) -> Result<(), String> {
+    let mut marks: BTreeMap<EventId, Vec<(usize, bool)>> = BTreeMap::new();
+    for &h in honest {
+        let Some(engine) = sim.nodes[h].engine.as_ref() else {
+            continue;
+        };
+        let events = engine.store().events_in_order(&conv).unwrap();
+        for e in &events {
+            if flurfunk::crypto::verify(
+                &e.header.author,
+                flurfunk::crypto::LABEL_EVENT_SIGNATURE,
+                &e.signed_bytes(),
+                &e.signature,
+            )
+            .is_err()
+            {
+                return Err(format!(
+                    "{} stores an event whose signature fails the strict check",
+                    sim.nodes[h].name
+                ));
+            }
+        }
+        let counter_removals = events
+            .iter()
+            .filter(|e| {
+                e.header.author == mallory
+                    && matches!(
+                        MembershipOp::decode(&e.public),
+                        Ok(MembershipOp::Remove { .. })
+                    )
+            })
+            .count() as u64;
+        // Only where she is out and was never added back: a node that never learned of
+        // her removal (it left, or was removed itself) rightly holds everything she wrote
+        // as a member, and so does one that saw her added back (what she wrote then is in).
+        let view = engine.conversation(&conv);
+        let added_back = events.iter().any(|e| {
+            matches!(MembershipOp::decode(&e.public),
+                Ok(MembershipOp::Add { profile, .. }) if profile.user_id == mallory)
+        });
+        let out = !added_back
+            && view.as_ref().is_some_and(|c| {
+                c.is_member && c.members.iter().all(|(p, _)| p.user_id != mallory)
+            });
+        // (The first removal of her remover is free, every repeat counts.)
+        if out && counter_removals > flurfunk::conversation::MAX_OUTSIDE_EVENTS + 1 {
+            return Err(format!(
+                "{} stores {counter_removals} counter-removals of a removed member",
+                sim.nodes[h].name
+            ));
+        }
+        if engine.conversation(&conv).is_some_and(|c| c.is_member) {
+            // Where no membership event sorts after the text, the members at its place are
+            // the members now: unmarked means her key reached every one of them.
+            let members_now: BTreeSet<UserId> = engine
+                .conversation(&conv)
+                .map(|c| c.members.iter().map(|(p, _)| p.user_id).collect())
+                .unwrap_or_default();
+            let last_change = events
+                .iter()
+                .filter(|e| e.header.kind == EventKind::Membership)
+                .map(Event::order_key)
+                .max();
+            for v in engine.messages(&conv).unwrap() {
+                if !misdeeds.partition_texts.contains(&v.event_id) {
+                    continue;
+                }
+                marks
+                    .entry(v.event_id)
+                    .or_insert_with(Vec::new)
+                    .push((h, v.for_some_members));
+                let text = engine.store().event(&v.event_id).unwrap().unwrap();
+                let reached: BTreeSet<UserId> = engine
+                    .store()
+                    .event(&text.header.key)
+                    .unwrap()
+                    .and_then(|r| RekeyBody::decode(&r.public).ok())
+                    .map(|b| b.recipients.iter().map(|r| r.user).collect())
+                    .unwrap_or_default();
+                if !v.for_some_members
+                    && last_change.is_none_or(|k| k < text.order_key())
+                    && !members_now.is_subset(&reached)
+                {
+                    return Err(format!(
+                        "{} shows Mallory's text for some members as a group message",
+                        sim.nodes[h].name
+                    ));
+                }
+            }
+        }
+    }
+    // Every honest member that shows such a text marks it the same way.
+    for (id, seen) in &marks {
+        if seen.iter().any(|(_, m)| *m != seen[0].1) {
+            return Err(format!(
+                "honest members disagree whether {id} is for the whole group: {:?}",
+                seen.iter()
+                    .map(|(h, m)| (sim.nodes[*h].name.clone(), *m))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    let Some(reference) = honest
+        .iter()
+        .copied()
+        .find(|h| sim.nodes[*h].engine.is_some())
+    else {
+        return Ok(());
+    };
+    let store = sim.nodes[reference].engine.as_ref().unwrap().store();
+    for (id, w) in written {
+        let Some(event) = store.event(id).unwrap() else {
+            continue;
+        };
+        let aad = Event::body_aad(&event.header, &event.public);
+        for (rekey, key) in &misdeeds.planted {
+            if event.header.key == *rekey || key.decrypt(&aad, &event.sealed).is_ok() {
+                return Err(format!(
+                    "{} wrote under a key Mallory planted",
+                    sim.nodes[w.author].name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One misdeed of Mallory's, with her own key, sent to one or two honest nodes.
@@ -296,6 +463,7 @@ fn mallory_acts(
     m_id: &flurfunk::identity::Identity,
     conv: ConversationId,
     honest: &[usize],
+    misdeeds: &mut Misdeeds,
 ) {
     let m_user = m_id.user_id();
     let last = head_of(sim, &conv, &m_user);
@@ -323,10 +491,36 @@ fn mallory_acts(
         )
     };
     let to_each = |e: Event| to.iter().map(|t| (*t, e.clone())).collect::<Vec<_>>();
-    let kind = sim.rng.gen_range(0..8);
-    if !counter_removals && kind == 5 {
+    let kind = sim.rng.gen_range(0..12);
+    if !counter_removals && matches!(kind, 5 | 11) {
         return;
     }
+    // The members as an honest node sees them, and the next epoch label.
+    let members: Vec<(UserId, [u8; 32])> = sim.nodes[honest[0]]
+        .engine
+        .as_ref()
+        .and_then(|e| e.conversation(&conv))
+        .map(|c| {
+            c.members
+                .iter()
+                .map(|(p, _)| (p.user_id, p.dh_public))
+                .collect()
+        })
+        .unwrap_or_default();
+    let next_epoch = sim.nodes[honest[0]]
+        .engine
+        .as_ref()
+        .and_then(|e| e.store().events_in_order(&conv).ok())
+        .map(|evs| {
+            evs.iter()
+                .filter(|e| e.header.kind == EventKind::Rekey)
+                .map(|e| e.header.epoch)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+        .saturating_add(1);
+    let key_seed = sim.nodes[mallory].key_seed;
     let events: Vec<(usize, Event)> = match kind {
         // A clock no one may follow.
         0 => to_each(next(EventKind::Text, u64::MAX - 1, 1, vec![], 1)),
@@ -413,35 +607,153 @@ fn mallory_acts(
                 .flat_map(|t| picked.iter().map(|e| (*t, e.clone())))
                 .collect()
         }
+        // A signature with a point of order 2 in R: valid in a cofactorless batch about
+        // half the time, never alone.
+        8 => {
+            let e = next(EventKind::Text, own_lamport + 1, 1, vec![], 8);
+            let msg = flurfunk::crypto::labelled(
+                flurfunk::crypto::LABEL_EVENT_SIGNATURE,
+                &e.signed_bytes(),
+            );
+            let signature = common::sign_with_torsion(key_seed, &msg);
+            to_each(Event::new(e.header, e.public, e.sealed, signature))
+        }
+        // A key sealed to herself and some members only, and a text under it.
+        9 => {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(sim.rng.r#gen());
+            let key: [u8; 32] = rng.r#gen();
+            let some: Vec<(UserId, [u8; 32])> = members
+                .iter()
+                .filter(|(u, _)| *u == m_user || rng.gen_bool(0.5))
+                .copied()
+                .collect();
+            if some.len() + 1 >= members.len() {
+                return;
+            }
+            let body = RekeyBody::seal(&mut rng, &conv, &m_user, next_epoch, &key, some);
+            let rekey = next(
+                EventKind::Rekey,
+                own_lamport + 1,
+                next_epoch,
+                body.encode(),
+                0,
+            );
+            let text = common::forge_text_under(
+                m_id,
+                Some(&rekey),
+                conv,
+                own_lamport + 2,
+                next_epoch,
+                rekey.id(),
+                &flurfunk::crypto::EpochKey::from_bytes(key),
+                "nur für einige",
+            );
+            misdeeds.partition_texts.insert(text.id());
+            to.iter()
+                .flat_map(|t| [(*t, rekey.clone()), (*t, text.clone())])
+                .collect()
+        }
+        // A key planted for after her removal: sealed to the others, not to herself.
+        10 => {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(sim.rng.r#gen());
+            let key: [u8; 32] = rng.r#gen();
+            let others: Vec<(UserId, [u8; 32])> = members
+                .iter()
+                .filter(|(u, _)| *u != m_user)
+                .copied()
+                .collect();
+            let body = RekeyBody::seal(&mut rng, &conv, &m_user, next_epoch, &key, others);
+            let rekey = next(
+                EventKind::Rekey,
+                own_lamport + 1,
+                next_epoch,
+                body.encode(),
+                0,
+            );
+            misdeeds
+                .planted
+                .push((rekey.id(), flurfunk::crypto::EpochKey::from_bytes(key)));
+            // Once removed, she passes on her remover's events up to the removal and not
+            // the rotation after it: its recipients hear of the removal first.
+            let held: Vec<Event> = sim
+                .nodes
+                .iter()
+                .filter_map(|n| n.engine.as_ref())
+                .flat_map(|e| e.store().events_in_order(&conv).unwrap_or_default())
+                .collect();
+            let removal = held.iter().find(|e| {
+                matches!(MembershipOp::decode(&e.public),
+                    Ok(MembershipOp::Remove { user, .. }) if user == m_user)
+            });
+            let mut out = to_each(rekey);
+            if let Some(removal) = removal {
+                let mut chain: Vec<Event> = held
+                    .iter()
+                    .filter(|e| {
+                        e.header.author == removal.header.author
+                            && e.header.seq <= removal.header.seq
+                    })
+                    .cloned()
+                    .collect();
+                chain.sort_by_key(|e| e.header.seq);
+                chain.dedup_by_key(|e| e.header.seq);
+                for t in &to {
+                    out.extend(chain.iter().map(|e| (*t, e.clone())));
+                }
+            }
+            out
+        }
+        // Once removed (and once per schedule): a flood of "remove the remover".
+        11 => {
+            let removal = sim
+                .nodes
+                .iter()
+                .filter_map(|n| n.engine.as_ref())
+                .flat_map(|e| e.store().events_in_order(&conv).unwrap_or_default())
+                .find(|e| {
+                    matches!(MembershipOp::decode(&e.public),
+                        Ok(MembershipOp::Remove { user, .. }) if user == m_user)
+                });
+            let Some(removal) = removal.filter(|_| !misdeeds.flooded) else {
+                return;
+            };
+            misdeeds.flooded = true;
+            let op = MembershipOp::Remove {
+                user: removal.header.author,
+                seen: removal.header.seq - 1,
+            };
+            let mut flood: Vec<Event> = Vec::new();
+            let start = (own_lamport + 1).max(removal.header.lamport.saturating_sub(1));
+            for i in 0..80u64 {
+                let e = forge(
+                    m_id,
+                    flood.last().or(last.as_ref()),
+                    conv,
+                    EventKind::Membership,
+                    start + i,
+                    0,
+                    op.encode(),
+                    vec![],
+                );
+                flood.push(e);
+            }
+            let first = honest[sim.rng.gen_range(0..honest.len())];
+            let mut out = Vec::new();
+            for chunk in flood.chunks(20) {
+                out.push((first, chunk.to_vec()));
+            }
+            for (t, events) in out {
+                sim.inject(mallory, t, SyncMessage::Events { events });
+            }
+            return;
+        }
         // A split key: one victim's wrap does not hold the committed key.
         _ => {
-            let epoch = sim.nodes[honest[0]]
-                .engine
-                .as_ref()
-                .and_then(|e| e.store().events_in_order(&conv).ok())
-                .map(|evs| {
-                    evs.iter()
-                        .filter(|e| e.header.kind == EventKind::Rekey)
-                        .map(|e| e.header.epoch)
-                        .max()
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0)
-                .saturating_add(1);
             // Sealed to the members as an honest node sees them, the committed key to all
             // but one victim, who gets another; half the time dated as far ahead as her
             // seq allows, so that honest rekeys cannot sort after it.
-            let members: Vec<(UserId, [u8; 32])> = sim.nodes[honest[0]]
-                .engine
-                .as_ref()
-                .and_then(|e| e.conversation(&conv))
-                .map(|c| {
-                    c.members
-                        .iter()
-                        .map(|(p, _)| (p.user_id, p.dh_public))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let epoch = next_epoch;
+            let members = members.clone();
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(sim.rng.r#gen());
             // A fresh key each time (a member can always leak a key it made; that is not
             // what is tested here).

@@ -1282,9 +1282,11 @@ fn a_removed_admin_cannot_make_others_store_more_than_the_outside_bound() {
         .into_iter()
         .filter(|e| e.header.author == dora && e.header.seq > dora_seq_before)
         .count() as u64;
+    // The first "remove the remover" is free (an honest mutual removal must never fail
+    // at the bound); every repeat counts.
     assert!(
-        stored <= MAX_OUTSIDE_EVENTS,
-        "a removed admin made Bernd store {stored} events (bound {MAX_OUTSIDE_EVENTS})"
+        stored <= MAX_OUTSIDE_EVENTS + 1,
+        "a removed admin made Bernd store {stored} events (bound {MAX_OUTSIDE_EVENTS} + 1)"
     );
     assert!(
         stored >= 1,
@@ -1295,8 +1297,10 @@ fn a_removed_admin_cannot_make_others_store_more_than_the_outside_bound() {
 
 /// Issue 19, item 6: a complaint discloses the complainer's shared secret with the rekey's
 /// ephemeral key, so where an author used one ephemeral key in two rekeys, a complaint
-/// about one would open the complainer's wrap in the other as well. Dora does not
-/// complain then (she rekeys for the members instead, as for any key that did not open).
+/// about one would open the complainer's wrap in the other for anyone. Dora does not
+/// complain then; instead both rekeys are blamed by everyone who holds both (else the
+/// split would never be blamed: found by a review of the first version of this rule), and
+/// nobody writes under either.
 #[test]
 fn no_complaint_about_a_rekey_whose_ephemeral_key_was_used_twice() {
     let mut t = Town::new();
@@ -1348,7 +1352,14 @@ fn no_complaint_about_a_rekey_whose_ephemeral_key_was_used_twice() {
         second.encode(),
         Vec::new(),
     );
-    hand(t.eng(DORA), bernd.user_id(), vec![r1, r2.clone()], 1500);
+    for to in [ANNA, CARLA, DORA] {
+        hand(
+            t.eng(to),
+            bernd.user_id(),
+            vec![r1.clone(), r2.clone()],
+            1500,
+        );
+    }
     let complained = t.e[3]
         .store()
         .events_in_order(&conv)
@@ -1359,11 +1370,21 @@ fn no_complaint_about_a_rekey_whose_ephemeral_key_was_used_twice() {
         !complained,
         "Dora disclosed her shared secret with a reused key"
     );
-    // She still writes, under a key everyone can open.
-    let text = t.text(DORA, "Trotzdem lesbar", 1600);
-    t.give(DORA, &[ANNA], 1601);
-    let event = t.e[3].store().event(&text).unwrap().unwrap();
-    assert!(t.e[0].decrypt(&event).is_some(), "Anna cannot read Dora");
+    assert!(
+        t.e[0]
+            .conversation(&conv)
+            .unwrap()
+            .wrong_keys_from
+            .contains(&bernd.user_id()),
+        "Bernd's reused ephemeral key is not blamed"
+    );
+    // Anna opened both, yet writes under neither: Dora reads her.
+    let text = t.text(ANNA, "Für alle lesbar", 1600);
+    t.give(ANNA, &[DORA], 1601);
+    let event = t.e[0].store().event(&text).unwrap().unwrap();
+    assert_ne!(event.header.key, r1.id());
+    assert_ne!(event.header.key, r2.id());
+    assert!(t.e[3].decrypt(&event).is_some(), "Dora cannot read Anna");
 }
 
 /// Regression (issue 19, item 3): a body was opened with any key held under its epoch

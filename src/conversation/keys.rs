@@ -23,9 +23,10 @@ impl ConversationState {
     }
 
     /// Whether the key `event` names reached every member at its place: a rekey held
-    /// inside that sorts before it, unblamed-or-not (blame is looked up when shown), whose
-    /// recipients include its own author and every member there with that member's
-    /// profile key. Memoised per rekey and membership, so a text costs a lookup.
+    /// inside (blame is looked up when shown) whose recipients include its own author and
+    /// every member there, with that member's profile key. Where the rekey sorts does not
+    /// matter (a member who pushed the clock can make the current key sort after texts
+    /// written under it). Memoised per rekey and place among the control events.
     pub(super) fn key_reaches_members(&mut self, event: &Event) -> bool {
         let place = event.order_key();
         let Some(i) = self
@@ -35,27 +36,20 @@ impl ConversationState {
         else {
             return false;
         };
-        if self.control[i].order_key() >= place {
-            return false;
-        }
-        let rekey_id = event.header.key;
-        let at_the_end = self
-            .control
-            .last()
-            .is_none_or(|last| last.order_key() < place);
-        if !at_the_end {
-            // A text that sorts before a later change (it came late): rare, decided afresh.
-            let membership = self.membership_before(&place).into_owned();
-            return Self::covers(&self.control[i], &membership);
-        }
-        if let Some((version, covers)) = self.coverage.get(&rekey_id)
-            && *version == self.membership_version
-        {
+        let before = self.control.partition_point(|e| e.order_key() < place);
+        let memo = (event.header.key, before);
+        if let Some(covers) = self.coverage.get(&memo) {
             return *covers;
         }
-        let covers = Self::covers(&self.control[i], &self.membership);
-        self.coverage
-            .insert(rekey_id, (self.membership_version, covers));
+        let covers = if before == self.control.len() {
+            Self::covers(&self.control[i], &self.membership)
+        } else {
+            // A text that sorts before a later change (it came late, or its writer's clock
+            // lags): the members at its place, once per place.
+            let membership = self.membership_before(&place).into_owned();
+            Self::covers(&self.control[i], &membership)
+        };
+        self.coverage.insert(memo, covers);
         covers
     }
 
@@ -125,7 +119,11 @@ impl ConversationState {
                 // open this member's wrap in the other rekey too.
                 self.rekey_event(id)
                     .and_then(|e| RekeyBody::decode(&e.public).ok())
-                    .is_some_and(|b| self.ephemerals.get(&b.ephemeral).copied() == Some(1))
+                    .is_some_and(|b| {
+                        self.ephemerals
+                            .get(&b.ephemeral)
+                            .is_some_and(|r| r.len() == 1)
+                    })
             })
             .copied()
             .collect()
@@ -266,7 +264,6 @@ impl ConversationState {
             return;
         };
         let h = &event.header;
-        *self.ephemerals.entry(body.ephemeral).or_default() += 1;
         // The key must match the public commitment, so every recipient holds the same.
         match body.open(me, &self.id, &h.author, h.epoch) {
             Ok(key) => {
@@ -282,9 +279,39 @@ impl ConversationState {
     /// Open a rekey kept outside (read-only), only if it passes the same checks as one
     /// inside: otherwise its mismatch could later call for a complaint about an unproven
     /// ephemeral key, and a complaint about such a key is a static Diffie-Hellman oracle.
-    pub(super) fn open_rekey_outside(&mut self, event: &Event, me: &Identity) {
+    pub(super) fn open_rekey_outside(&mut self, event: &Event, me: Option<&Identity>) {
         if Self::rekey_rules(&self.id, event).is_ok() {
-            self.open_rekey(event, me);
+            self.register_ephemeral(event);
+            if let Some(me) = me {
+                self.open_rekey(event, me);
+            }
+        }
+    }
+
+    /// Note a well-formed rekey's ephemeral key. An author who uses one ephemeral key in
+    /// two rekeys (only its author can prove it) is blamed for both, by every node that
+    /// holds both: a complaint about one would disclose the complainer's shared secret
+    /// with that key and so open its wrap in the other for anyone, so a member with a
+    /// wrong wrap there cannot complain, and without this rule the split would never be
+    /// blamed. Depends on the two events alone.
+    pub(super) fn register_ephemeral(&mut self, rekey: &Event) {
+        let Ok(body) = RekeyBody::decode(&rekey.public) else {
+            return;
+        };
+        let id = rekey.id();
+        let list = self.ephemerals.entry(body.ephemeral).or_default();
+        if list.iter().any(|(r, _)| *r == id) {
+            return;
+        }
+        list.push((id, rekey.header.author));
+        if list.len() < 2 {
+            return;
+        }
+        let reused: Vec<(EventId, UserId)> = list.clone();
+        for (r, author) in reused {
+            if self.blamed.insert(r) {
+                self.newly_blamed.push((r, author));
+            }
         }
     }
 }

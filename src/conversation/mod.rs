@@ -256,11 +256,11 @@ pub struct ConversationState {
     /// Texts whose named key did not reach every member at their place
     /// (`for_some_members`), decided when each is applied.
     partial: BTreeSet<EventId>,
-    /// Counts membership changes: a `coverage` entry holds for one value.
-    membership_version: u64,
-    /// Whether a rekey reached every member (its recipients hold their profile keys), as
-    /// of `membership_version`: a text costs one lookup, not one pass over the members.
-    coverage: BTreeMap<EventId, (u64, bool)>,
+    /// Whether a rekey reached every member (its recipients hold their profile keys) after
+    /// the first `n` control events, by (rekey, n): a text costs a lookup, not a pass over
+    /// the members. A control event that arrives between others forces a rebuild, which
+    /// starts afresh, so an entry never outlives the order it was computed in.
+    coverage: BTreeMap<(EventId, usize), bool>,
     /// Complaints held (`EventKind::KeyComplaint`), those kept outside included, by the
     /// rekey they name.
     complaints: BTreeMap<EventId, Vec<Event>>,
@@ -268,10 +268,9 @@ pub struct ConversationState {
     blamed: BTreeSet<EventId>,
     /// Rekeys whose wrap for this node did not hold the committed key.
     mismatched: BTreeSet<EventId>,
-    /// How many rekeys opened here (inside or outside, proven) use each ephemeral key.
-    /// A complaint discloses the complainer's shared secret with that key, which would
-    /// open its wrap in every rekey that reuses the key: no complaint then.
-    ephemerals: BTreeMap<[u8; 32], u32>,
+    /// The well-formed rekeys held (inside or outside) by ephemeral key. One key in two
+    /// rekeys blames both (`register_ephemeral`).
+    ephemerals: BTreeMap<[u8; 32], Vec<(EventId, UserId)>>,
     /// Rekeys blamed since the caller last looked (`take_newly_blamed`), with authors.
     newly_blamed: Vec<(EventId, UserId)>,
     /// Lines for the chat: what each membership event did (`notice::Notice`).
@@ -303,7 +302,6 @@ impl ConversationState {
             membership: Membership::default(),
             keys: BTreeMap::new(),
             partial: BTreeSet::new(),
-            membership_version: 0,
             coverage: BTreeMap::new(),
             complaints: BTreeMap::new(),
             blamed: BTreeSet::new(),
@@ -471,6 +469,7 @@ impl ConversationState {
             // against the same bound as anything else it signs there: a removed admin's
             // counter-removals each hold, and each costs every holder a rebuild.
             if self.counts_outside(event)
+                && self.repeats_a_removal(event)
                 && self.outside.get(&h.author).copied().unwrap_or(0) >= MAX_OUTSIDE_EVENTS
             {
                 return Err(Invalid("author was removed before this event"));
@@ -579,6 +578,22 @@ impl ConversationState {
         !create && !self.authority.inside(&h.author, h.seq, &event.order_key())
     }
 
+    /// Whether a removal removes someone its author already removed earlier in its chain
+    /// (held inside: a removal that holds is). The first "remove the remover" of an admin
+    /// removed concurrently is free (honest mutual removals must not fail at the bound);
+    /// every repeat counts against `MAX_OUTSIDE_EVENTS`.
+    fn repeats_a_removal(&self, event: &Event) -> bool {
+        let Ok(MembershipOp::Remove { user, .. }) = MembershipOp::decode(&event.public) else {
+            return false;
+        };
+        let h = &event.header;
+        self.control.iter().any(|e| {
+            e.header.author == h.author
+                && e.header.seq < h.seq
+                && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u, .. }) if u == user)
+        })
+    }
+
     /// Whether a held event is kept outside its author's chain (`MAX_OUTSIDE_EVENTS`):
     /// stored, but not applied, shown or opened.
     pub fn is_outside(&self, event: &Event) -> bool {
@@ -628,13 +643,14 @@ impl ConversationState {
             // Its proof is evidence whoever holds it, inside or outside.
             self.take_complaint(event);
         }
-        if self.counts_outside(event) {
+        let free = h.kind == EventKind::Membership
+            && self.authority.holds(&event.id())
+            && !self.repeats_a_removal(event);
+        if self.counts_outside(event) && !free {
             *self.outside.entry(h.author).or_default() += 1;
         }
         if self.is_outside(event) {
-            if h.kind == EventKind::Rekey
-                && let Some(me) = me
-            {
+            if h.kind == EventKind::Rekey {
                 // Read-only: members may have written under this key before they learned
                 // that its author was out (`current_key` never picks it for writing).
                 self.open_rekey_outside(event, me);
@@ -649,7 +665,6 @@ impl ConversationState {
                 {
                     let before = notice::Before::of(&self.membership, &h.author, &op);
                     let _ = self.membership.apply(&self.id, &h.author, &op);
-                    self.membership_version += 1;
                     if let Some(n) = before.notice(&self.membership, &h.author, &op) {
                         self.notices.insert(event.id(), n);
                     }
@@ -657,6 +672,7 @@ impl ConversationState {
             }
             EventKind::Rekey => {
                 self.insert_control(event);
+                self.register_ephemeral(event);
                 self.blame_from_complaints(event);
                 if let Some(me) = me {
                     self.open_rekey(event, me);
