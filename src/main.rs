@@ -604,8 +604,16 @@ fn human_event(event: &NodeEvent) -> Option<String> {
             conversation_name,
             author_name,
             text,
+            for_some_members,
             ..
-        } => format!("[{conversation_name}] {author_name}: {text}"),
+        } => {
+            let mark = if *for_some_members {
+                " (not readable by everyone in the group)"
+            } else {
+                ""
+            };
+            format!("[{conversation_name}] {author_name}: {text}{mark}")
+        }
         NodeEvent::PeerOnline { name, .. } => format!("{name} is online"),
         NodeEvent::PeerOffline { name, .. } => format!("{name} went offline"),
         NodeEvent::ConversationCreated { name, kind, .. } => {

@@ -1444,6 +1444,20 @@ fn a_text_under_a_key_sealed_to_some_members_is_not_shown_as_a_group_message() {
             1600,
         );
     }
+    // The live notification carries the mark too (the app's toast, the CLI line).
+    let mut told = None;
+    while let Some(n) = t.e[0].poll_notification() {
+        if let flurfunk::sync::Notification::Message {
+            event_id,
+            for_some_members,
+            ..
+        } = n
+            && event_id == text.id()
+        {
+            told = Some(for_some_members);
+        }
+    }
+    assert_eq!(told, Some(true), "Anna was told of it as a group message");
     let shown = |e: &Eng| e.messages(&conv).unwrap();
     let anna_view = shown(&t.e[0]);
     let partial = anna_view

@@ -396,6 +396,7 @@ impl FlurfunkApp {
                 conversation_name,
                 author_name,
                 text,
+                for_some_members,
                 ..
             } => {
                 self.reloads.conversations.dirty = true;
@@ -403,6 +404,11 @@ impl FlurfunkApp {
                     self.reloads.messages.dirty = true;
                 }
                 if !self.focused || !is_selected(&conversation) {
+                    let text = if for_some_members {
+                        format!("{}\n{}", text, self.t().for_some_members)
+                    } else {
+                        text
+                    };
                     self.notify(&author_name, &conversation_name, &text);
                 }
             }

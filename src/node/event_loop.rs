@@ -697,6 +697,7 @@ impl Core {
                 author,
                 wall_ms,
                 text,
+                for_some_members,
                 ..
             } => {
                 if author == self.me() {
@@ -714,6 +715,7 @@ impl Core {
                     author_name: self.name_of(&author),
                     wall_ms,
                     text,
+                    for_some_members,
                 }
             }
             Notification::Saved {

@@ -135,6 +135,10 @@ pub enum NodeEvent {
         author_name: String,
         wall_ms: u64,
         text: String,
+        /// Written under a key not every member was given: not a message to the whole
+        /// group (`MessageItem::for_some_members`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        for_some_members: bool,
     },
     /// An own message is durably stored (one tick).
     Saved {

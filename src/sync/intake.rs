@@ -362,6 +362,7 @@ impl<S: Store> Engine<S> {
             return Ok(());
         }
         let content = state.apply(&event, Some(&self.me));
+        let for_some_members = state.for_some_members(&event);
         let blamed = state.take_newly_blamed();
         self.notifications.extend(
             blamed
@@ -387,6 +388,7 @@ impl<S: Store> Engine<S> {
                     order: event.order_key(),
                     wall_ms: event.header.wall_ms,
                     text,
+                    for_some_members,
                 });
             }
             (EventKind::Membership | EventKind::Rekey | EventKind::KeyComplaint, _) => {

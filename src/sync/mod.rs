@@ -133,6 +133,9 @@ pub enum Notification {
         order: OrderKey,
         wall_ms: u64,
         text: String,
+        /// Written under a key not every member was given
+        /// (`ConversationState::for_some_members`, as decided when it arrived).
+        for_some_members: bool,
     },
     /// Own event is durably stored.
     Saved {
