@@ -397,7 +397,7 @@ fn check_misdeeds(
                 }
                 marks
                     .entry(v.event_id)
-                    .or_insert_with(Vec::new)
+                    .or_default()
                     .push((h, v.for_some_members));
                 let text = engine.store().event(&v.event_id).unwrap().unwrap();
                 let reached: BTreeSet<UserId> = engine
