@@ -1484,3 +1484,86 @@ fn a_text_under_a_key_sealed_to_some_members_is_not_shown_as_a_group_message() {
     assert!(rebuilt.for_some_members(&text));
     assert!(!rebuilt.for_some_members(&t.e[2].store().event(&honest).unwrap().unwrap()));
 }
+
+/// Regression (issue 19, item 11): a member who signs two versions of one rekey made what
+/// others wrote under the losing version's key unreadable for everyone, its writers
+/// included (the losing version was deleted with its key). The losing rekey is kept apart,
+/// read-only, also across a restart: what was written under it stays readable (marked, as
+/// not every member holds that key).
+#[test]
+fn what_was_written_under_a_rekey_that_lost_an_equivocation_stays_readable() {
+    let mut t = Town::new();
+    let conv = t.conv;
+    let bernd = ident(BERND);
+    let members: Vec<(UserId, [u8; 32])> = [ANNA, BERND, CARLA, DORA]
+        .iter()
+        .map(|s| ident(*s).profile(0))
+        .map(|p| (p.user_id, p.dh_public))
+        .collect();
+    let last = head(&t.e[1], &conv, &bernd.user_id());
+    let seq = last.as_ref().map_or(1, |e| e.header.seq + 1);
+    let version = |rng_seed: u64, key: &[u8; 32]| {
+        let body = RekeyBody::seal(
+            &mut rand_chacha::ChaCha20Rng::seed_from_u64(rng_seed),
+            &conv,
+            &bernd.user_id(),
+            2,
+            key,
+            members.clone(),
+        );
+        common::forge(
+            &bernd,
+            last.as_ref(),
+            conv,
+            EventKind::Rekey,
+            max_lamport(seq),
+            2,
+            body.encode(),
+            Vec::new(),
+        )
+    };
+    let (a, b) = (version(41, &[41; 32]), version(42, &[42; 32]));
+    let (winner, loser) = if a.id() < b.id() { (a, b) } else { (b, a) };
+    for to in [ANNA, CARLA] {
+        hand(t.eng(to), bernd.user_id(), vec![loser.clone()], 1500);
+    }
+    let text = t.text(ANNA, "Unter dem verlorenen Schlüssel", 1600);
+    t.give(ANNA, &[CARLA], 1601);
+    let event = t.e[0].store().event(&text).unwrap().unwrap();
+    assert_eq!(
+        event.header.key,
+        loser.id(),
+        "written under the losing version"
+    );
+    for to in [ANNA, CARLA] {
+        hand(t.eng(to), bernd.user_id(), vec![winner.clone()], 1700);
+    }
+    for who in [ANNA, CARLA] {
+        let e = &t.e[Town::i(who)];
+        assert!(
+            e.store().event(&loser.id()).unwrap().is_none(),
+            "{who}: kept the loser"
+        );
+        assert!(
+            e.decrypt(&event).is_some(),
+            "{who}: the text became unreadable"
+        );
+        let shown = e.messages(&conv).unwrap();
+        let m = shown.iter().find(|m| m.event_id == text).expect("shown");
+        assert!(m.for_some_members, "{who}: not every member holds that key");
+    }
+    // After a restart too.
+    let anna = std::mem::replace(&mut t.e[0], engine(ANNA));
+    let restarted = Engine::new(
+        ident(ANNA),
+        anna.into_store(),
+        Config::default(),
+        RngSeed::fixed(9),
+        1800,
+    )
+    .unwrap();
+    assert!(
+        restarted.decrypt(&event).is_some(),
+        "unreadable after a restart"
+    );
+}

@@ -165,6 +165,16 @@ fn suite(store: &mut dyn Store) {
         .unwrap();
     assert_eq!(store.forks().unwrap(), vec![events[2].clone()]);
     assert_eq!(store.event_count().unwrap(), 6);
+
+    // Rekeys that lost an equivocation: kept by id, apart from the conversation.
+    store
+        .apply(Batch {
+            lost_rekeys: vec![events[3].clone(), events[3].clone()],
+            ..Batch::default()
+        })
+        .unwrap();
+    assert_eq!(store.lost_rekeys().unwrap(), vec![events[3].clone()]);
+    assert_eq!(store.event_count().unwrap(), 6);
 }
 
 #[test]
@@ -183,6 +193,7 @@ fn sled_store_passes_the_suite_and_survives_reopen() {
     let store = SledStore::open(&path).unwrap();
     assert_eq!(store.event_count().unwrap(), 6);
     assert_eq!(store.forks().unwrap().len(), 1);
+    assert_eq!(store.lost_rekeys().unwrap().len(), 1);
 }
 
 /// A database written by another wire version (an older Flurfunk) is refused with a

@@ -279,7 +279,9 @@ impl ConversationState {
     /// Open a rekey kept outside (read-only), only if it passes the same checks as one
     /// inside: otherwise its mismatch could later call for a complaint about an unproven
     /// ephemeral key, and a complaint about such a key is a static Diffie-Hellman oracle.
-    pub(super) fn open_rekey_outside(&mut self, event: &Event, me: Option<&Identity>) {
+    /// Also for a rekey that lost an equivocation (kept apart by the engine): what was
+    /// written under its key before the equivocation was settled stays readable.
+    pub fn open_read_only(&mut self, event: &Event, me: Option<&Identity>) {
         if Self::rekey_rules(&self.id, event).is_ok() {
             self.register_ephemeral(event);
             if let Some(me) = me {

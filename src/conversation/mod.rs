@@ -653,7 +653,7 @@ impl ConversationState {
             if h.kind == EventKind::Rekey {
                 // Read-only: members may have written under this key before they learned
                 // that its author was out (`current_key` never picks it for writing).
-                self.open_rekey_outside(event, me);
+                self.open_read_only(event, me);
             }
             return None;
         }

@@ -19,6 +19,7 @@ struct State {
     profiles: BTreeMap<UserId, Profile>,
     conversations: BTreeSet<ConversationId>,
     forks: BTreeMap<(ConversationId, UserId, u64), Event>,
+    lost_rekeys: BTreeMap<EventId, Event>,
 }
 
 impl State {
@@ -74,6 +75,9 @@ impl State {
         }
         for key in &batch.forks_forget {
             self.forks.remove(key);
+        }
+        for e in &batch.lost_rekeys {
+            self.lost_rekeys.insert(e.id(), e.clone());
         }
     }
 }
@@ -285,5 +289,9 @@ impl Store for MemoryStore {
 
     fn forks(&self) -> Result<Vec<Event>, StoreError> {
         Ok(self.current.forks.values().cloned().collect())
+    }
+
+    fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError> {
+        Ok(self.current.lost_rekeys.values().cloned().collect())
     }
 }

@@ -45,6 +45,10 @@ pub struct Batch {
     pub forks: Vec<Event>,
     /// Settled equivocations no longer remembered (the oldest, beyond the bound).
     pub forks_forget: Vec<(ConversationId, UserId, u64)>,
+    /// Rekeys that lost an equivocation, kept apart from the conversation and read-only:
+    /// what members wrote under their key before the equivocation was settled stays
+    /// readable for those who hold it.
+    pub lost_rekeys: Vec<Event>,
 }
 
 /// How far one reader of a group has received and read this node's own messages, as its
@@ -107,6 +111,7 @@ impl Batch {
             && self.reader_positions.is_empty()
             && self.forks.is_empty()
             && self.forks_forget.is_empty()
+            && self.lost_rekeys.is_empty()
     }
 }
 
@@ -162,6 +167,8 @@ pub trait Store {
     fn event_count(&self) -> Result<usize, StoreError>;
     /// The winning versions of settled equivocations (`Batch::forks`).
     fn forks(&self) -> Result<Vec<Event>, StoreError>;
+    /// Rekeys that lost an equivocation (`Batch::lost_rekeys`).
+    fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError>;
 }
 
 pub(crate) fn seq_key(conversation: &ConversationId, author: &UserId, seq: u64) -> [u8; 72] {
@@ -270,5 +277,8 @@ impl Store for DynStore {
     }
     fn forks(&self) -> Result<Vec<Event>, StoreError> {
         (**self).forks()
+    }
+    fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError> {
+        (**self).lost_rekeys()
     }
 }

@@ -5,7 +5,7 @@
 //! `outbox` (id -> conversation), `read` (conversation -> order key of the own read
 //! marker; conversation|reader -> that reader's position with own messages), `profiles`
 //! (user -> profile), `forks` (conversation|author|seq -> the winning version of an
-//! equivocation). Every `Batch` is one multi-tree transaction; `flush` is the fsync.
+//! equivocation), `lost_rekeys` (id -> a rekey that lost an equivocation, kept read-only). Every `Batch` is one multi-tree transaction; `flush` is the fsync.
 
 use std::path::Path;
 
@@ -43,6 +43,7 @@ pub struct SledStore {
     read: sled::Tree,
     profiles: sled::Tree,
     forks: sled::Tree,
+    lost_rekeys: sled::Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -110,6 +111,7 @@ impl SledStore {
             read: tree("read")?,
             profiles: tree("profiles")?,
             forks: tree("forks")?,
+            lost_rekeys: tree("lost_rekeys")?,
             db,
         })
     }
@@ -200,9 +202,10 @@ fn apply_tx(
         TransactionalTree,
         TransactionalTree,
         TransactionalTree,
+        TransactionalTree,
     ),
 ) -> Result<(), Tx> {
-    let (events, by_seq, order, vv, outbox, read, profiles, forks) = trees;
+    let (events, by_seq, order, vv, outbox, read, profiles, forks, lost_rekeys) = trees;
     for e in &batch.remove_events {
         let h = &e.header;
         events.remove(&e.id().0[..])?;
@@ -256,6 +259,9 @@ fn apply_tx(
     for (conv, author, seq) in &batch.forks_forget {
         forks.remove(&seq_key(conv, author, *seq)[..])?;
     }
+    for e in &batch.lost_rekeys {
+        lost_rekeys.insert(&e.id().0[..], e.encode())?;
+    }
     Ok(())
 }
 
@@ -274,6 +280,7 @@ impl Store for SledStore {
             &self.read,
             &self.profiles,
             &self.forks,
+            &self.lost_rekeys,
         );
         trees
             .transaction(|t| apply_tx(&batch, t))
@@ -460,6 +467,16 @@ impl Store for SledStore {
 
     fn forks(&self) -> Result<Vec<Event>, StoreError> {
         self.forks
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(io)?;
+                Self::decode_event(&v)
+            })
+            .collect()
+    }
+
+    fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError> {
+        self.lost_rekeys
             .iter()
             .map(|item| {
                 let (_, v) = item.map_err(io)?;

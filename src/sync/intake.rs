@@ -255,6 +255,14 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
+    /// Open the rekeys of `state`'s conversation that lost an equivocation, read-only (a
+    /// rebuild starts from the conversation's events alone).
+    pub(super) fn reopen_lost_rekeys(&self, state: &mut ConversationState) {
+        for rekey in self.lost_rekeys.get(&state.id).into_iter().flatten() {
+            state.open_read_only(rekey, Some(&self.me));
+        }
+    }
+
     /// Drop `event`'s author's events from its seq on (the losing version of an
     /// equivocation and what was built on it) and re-decide the conversation.
     pub(super) fn replace_chain_from(
@@ -280,12 +288,27 @@ impl<S: Store> Engine<S> {
                 event_id: l.id(),
             });
         }
+        // A losing rekey is kept apart, read-only: members may have written under its key
+        // before the equivocation was settled (bounded like the settled forks).
+        let kept = self.lost_rekeys.values().map(Vec::len).sum::<usize>();
+        let lost: Vec<Event> = losers
+            .iter()
+            .filter(|l| l.header.kind == EventKind::Rekey)
+            .take(MAX_FORKS.saturating_sub(kept))
+            .cloned()
+            .collect();
+        self.lost_rekeys
+            .entry(conv)
+            .or_default()
+            .extend(lost.iter().cloned());
         self.store.apply(Batch {
             remove_events: losers,
+            lost_rekeys: lost,
             ..Batch::default()
         })?;
         let events = self.store.events_in_order(&conv)?;
-        let (state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+        let (mut state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+        self.reopen_lost_rekeys(&mut state);
         if !dropped.is_empty() {
             for d in &dropped {
                 accepted.retain(|a| a.id() != d.id());
@@ -319,6 +342,7 @@ impl<S: Store> Engine<S> {
             let mut events = self.store.events_in_order(&conv)?;
             events.push(event.clone());
             let (mut new_state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+            self.reopen_lost_rekeys(&mut new_state);
             let mut removal = Vec::new();
             for d in dropped {
                 if d.id() == event.id() {

@@ -318,6 +318,9 @@ pub struct Engine<S: Store> {
     /// The version itself is kept, to be sent to peers that offer a losing one (it may be
     /// invalid here, yet they must learn that their version lost).
     forks: BTreeMap<(ConversationId, UserId, u64), Event>,
+    /// Rekeys that lost an equivocation, per conversation, kept read-only (at most
+    /// `MAX_FORKS` in all; on disk too).
+    lost_rekeys: BTreeMap<ConversationId, Vec<Event>>,
     /// Own events stored but not yet durable. They are neither announced nor sent until
     /// `commit` has flushed them: a crash could otherwise make us reuse their sequence
     /// numbers for different events, and peers would hold two versions.
@@ -400,6 +403,7 @@ impl<S: Store> Engine<S> {
             pending: pending::Pending::default(),
             offences: BTreeMap::new(),
             forks: BTreeMap::new(),
+            lost_rekeys: BTreeMap::new(),
             unsaved_own: Vec::new(),
             receipt_due: BTreeSet::new(),
             last_receipt_ms: BTreeMap::new(),
@@ -454,6 +458,13 @@ impl<S: Store> Engine<S> {
     /// Rebuild every in-memory cache from the store.
     fn reload(&mut self) -> Result<(), SyncError> {
         self.convs.clear();
+        self.lost_rekeys.clear();
+        for rekey in self.store.lost_rekeys()? {
+            self.lost_rekeys
+                .entry(rekey.header.conversation)
+                .or_default()
+                .push(rekey);
+        }
         for conv in self.store.conversations()? {
             // Paged, so start-up memory does not grow with the history. A first pass
             // decides which removals hold from the membership events alone.
@@ -472,6 +483,7 @@ impl<S: Store> Engine<S> {
                 }
             })?;
             let (mut state, dropped) = rebuild.finish();
+            self.reopen_lost_rekeys(&mut state);
             // Blamed before this run: told then.
             state.take_newly_blamed();
             let me = self.me.user_id();
