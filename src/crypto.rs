@@ -88,8 +88,8 @@ pub fn labelled(label: &[u8], msg: &[u8]) -> Vec<u8> {
 /// cofactorless, weighted by values derived from the batch, and skips the small-order
 /// checks, so a signature whose R carries a point of order 2 passed about half the batches
 /// it was in while failing alone; honest nodes disagreed on validity and an honest
-/// forwarder could be charged as a forger. (A strict check costs about 22 µs more per
-/// event than a batched one, under 1 % of what a delivery costs a node.)
+/// forwarder could be charged as a forger. (A strict check costs about 26 µs more per
+/// event than a batched one; see docs/PROTOCOL.md.)
 pub fn verify(
     user: &UserId,
     label: &[u8],
