@@ -114,17 +114,9 @@ impl ConversationState {
         self.mismatched
             .iter()
             .filter(|id| !self.blamed.contains(id) && !self.complained(me, id))
-            .filter(|id| {
-                // Not where the author used the ephemeral key twice: the complaint would
-                // open this member's wrap in the other rekey too.
-                self.rekey_event(id)
-                    .and_then(|e| RekeyBody::decode(&e.public).ok())
-                    .is_some_and(|b| {
-                        self.ephemerals
-                            .get(&b.ephemeral)
-                            .is_some_and(|r| r.len() == 1)
-                    })
-            })
+            // (A rekey whose ephemeral key another rekey reuses is blamed, so never here:
+            // `register_ephemeral`.)
+            .filter(|id| self.rekey_event(id).is_some())
             .copied()
             .collect()
     }
@@ -258,7 +250,7 @@ impl ConversationState {
     }
 
     /// Open a rekey `check` found valid (its ephemeral key proven, its recipients distinct).
-    /// A rekey kept outside was not checked: `open_rekey_outside`.
+    /// A rekey kept outside was not checked: `open_read_only`.
     pub(super) fn open_rekey(&mut self, event: &Event, me: &Identity) {
         let Ok(body) = RekeyBody::decode(&event.public) else {
             return;

@@ -597,17 +597,8 @@ impl ConversationState {
     /// Whether a held event is kept outside its author's chain (`MAX_OUTSIDE_EVENTS`):
     /// stored, but not applied, shown or opened.
     pub fn is_outside(&self, event: &Event) -> bool {
-        let h = &event.header;
-        if h.kind == EventKind::Membership {
-            match MembershipOp::decode(&event.public) {
-                Ok(MembershipOp::Create { .. }) => return false,
-                Ok(MembershipOp::Remove { .. }) if self.authority.holds(&event.id()) => {
-                    return false;
-                }
-                _ => {}
-            }
-        }
-        !self.authority.inside(&h.author, h.seq, &event.order_key())
+        // Only removals hold: one that holds counts even where its author is cut.
+        self.counts_outside(event) && !self.authority.holds(&event.id())
     }
 
     /// Whether accepting `event` requires re-deciding later events (a control event that
@@ -643,13 +634,13 @@ impl ConversationState {
             // Its proof is evidence whoever holds it, inside or outside.
             self.take_complaint(event);
         }
-        let free = h.kind == EventKind::Membership
-            && self.authority.holds(&event.id())
-            && !self.repeats_a_removal(event);
-        if self.counts_outside(event) && !free {
+        let cut = self.counts_outside(event);
+        let holds = self.authority.holds(&event.id());
+        // The first removal of someone that holds where its author is cut is free.
+        if cut && (!holds || self.repeats_a_removal(event)) {
             *self.outside.entry(h.author).or_default() += 1;
         }
-        if self.is_outside(event) {
+        if cut && !holds {
             if h.kind == EventKind::Rekey {
                 // Read-only: members may have written under this key before they learned
                 // that its author was out (`current_key` never picks it for writing).
