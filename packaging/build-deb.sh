@@ -22,7 +22,7 @@ fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick >/dev/null
 }
 
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+version=$(sed -n '0,/^version = "\(.*\)"/s//\1/p' Cargo.toml)
 arch=$(dpkg --print-architecture)
 out="${CARGO_TARGET_DIR:-target}/dist"
 root=$(mktemp -d)

@@ -18,7 +18,7 @@ dist="${FLURFUNK_WINDOWS_TARGET_DIR:-target/windows}/dist"
 for f in flurfunk.exe flurfunk-app.exe; do
     [ -f "$dist/$f" ] || { echo "missing $dist/$f: run packaging/build-windows.sh first" >&2; exit 1; }
 done
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+version=$(sed -n '0,/^version = "\(.*\)"/s//\1/p' Cargo.toml)
 msi="flurfunk-$version-x64.msi"
 
 # wixl resolves sources relative to the working directory, and refuses absolute paths.
@@ -38,9 +38,13 @@ cp packaging/windows/flurfunk.wxs "$stage/"
     # deferred one's (exe from an installed file, in script, no impersonation, return
     # ignored: 3154) plus msidbCustomActionTypeRollback (256).
     msibuild "$msi" -q "UPDATE \`CustomAction\` SET \`Type\` = 3410 WHERE \`Action\` = 'FirewallAddRollback' OR \`Action\` = 'FirewallRemoveRollback'"
-    test "$(msiinfo export "$msi" CustomAction | grep -c $'\t3410\t')" = 2
-    msiinfo export "$msi" MsiShortcutProperty | grep -q Flurfunk.Messenger
-    msiinfo export "$msi" CustomAction | grep -q 'install-network-key'
+    # Checks on captured text, not on a pipe: `grep -q` leaves at its first match, and the
+    # writer's SIGPIPE fails the pipe under pipefail (CI once stopped here with exit 141).
+    actions=$(msiinfo export "$msi" CustomAction)
+    shortcuts=$(msiinfo export "$msi" MsiShortcutProperty)
+    test "$(grep -c $'\t3410\t' <<<"$actions")" = 2
+    grep -q Flurfunk.Messenger <<<"$shortcuts"
+    grep -q 'install-network-key' <<<"$actions"
 )
 mv "$stage/$msi" "$dist/$msi"
 ls -l "$dist/$msi"

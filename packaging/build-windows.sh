@@ -30,7 +30,7 @@ packages=(rustc-web cargo-web rust-web-src libstd-rust-web-dev gcc-mingw-w64-x86
           binutils-mingw-w64-x86-64 wine64 wine)
 missing=()
 for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
@@ -57,7 +57,7 @@ start=$(date +%s)
 echo "== built in $(( $(date +%s) - start )) s"
 x86_64-w64-mingw32-strip -o "$dist/flurfunk.exe" "$CARGO_TARGET_DIR/$target/$profile/flurfunk.exe"
 
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+version=$(sed -n '0,/^version = "\(.*\)"/s//\1/p' Cargo.toml)
 commas="$(echo "$version" | cut -d- -f1 | tr . ,),0"
 sed -e "s/@VERSION@/$version/g; s/@VERSION_COMMAS@/$commas/g" \
     -e "s#@ICON@#$PWD/packaging/icons/flurfunk.ico#; s/@FILENAME@/flurfunk-app.exe/" \
