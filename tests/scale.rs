@@ -467,7 +467,7 @@ fn print_report(r: &Report) {
 }
 
 /// The CI check: 100 nodes, bounded links, loss and churn. Bounds are several times the
-/// figures measured (see README), and far below what the engine cost before links were
+/// figures measured (see docs/FIGURES.md), and far below what the engine cost before links were
 /// bounded and summaries digested (about 150 KB per node per message at 100 nodes).
 #[test]
 fn a_town_hall_of_100_stays_cheap() {

@@ -1,6 +1,6 @@
 //! Plain data the node hands out: for the desktop app, the control socket and `--json`.
 //!
-//! Field names are a public interface (documented in the README); ids are strings in the
+//! Field names are a public interface (documented in docs/GUIDE.md); ids are strings in the
 //! same form the CLI prints and accepts.
 
 use serde::{Deserialize, Serialize};
