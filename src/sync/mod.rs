@@ -47,10 +47,20 @@ use crate::wire::{
 /// Encoded bytes of events per sync frame. Large enough that catching up on 10,000 events
 /// takes about ten round trips, small enough that one frame never stalls a connection.
 pub const BATCH_BYTES: usize = 1024 * 1024;
+/// How long a summary's answer counts as on its way (`Peer::sent`): a batch of
+/// `BATCH_BYTES` crosses a slow office LAN in about a second; a later summary that still
+/// does not show it gets it again.
+pub const SENT_MEMORY_MS: u64 = 5_000;
+/// Authors' runs remembered as sent per peer (a catch-up of 1,000 conversations fits).
+pub const MAX_SENT_PER_PEER: usize = 4096;
 /// New events not pushed to a peer are announced to it (`Have`) at most this often: one
 /// small frame per peer and interval however busy the network, while a peer that missed
 /// every push still hears of an event within about this long.
 pub const FORWARD_INTERVAL_MS: u64 = 100;
+/// Victims of one rekey complain one rank level per step (`complaint_wait_steps`): long
+/// enough for a complaint to cross an office LAN, so that whoever comes next finds the
+/// rekey blamed; at 1,500 recipients the last level waits 10 steps.
+pub const COMPLAINT_STEP_MS: u64 = 2_000;
 /// A member acknowledges deliveries in one conversation at most this often. The first
 /// receipt after a quiet spell goes out with the commit that stored the message; during a
 /// burst the receipts are held and one covers them all. (Every receipt is an event that
@@ -263,6 +273,13 @@ struct Peer {
     congested: bool,
     /// The peer sent something that shows it knows our hello.
     heard_from: bool,
+    /// What a summary's answer sent this peer lately: (conversation, author) -> the seq
+    /// sent up to, and when. A summary that does not show it yet (it was written before
+    /// the batch arrived: frames travel on separate streams, and a small one overtakes a
+    /// batch of 1 MiB) is answered from there on, not with the same batch again. At most
+    /// `MAX_SENT_PER_PEER`; forgotten after `SENT_MEMORY_MS`, at a disconnect and at a
+    /// resync (a lost batch costs a gap, which the peer's `Want` repairs, or a duplicate).
+    sent: BTreeMap<(ConversationId, UserId), (u64, u64)>,
 }
 
 /// The seed of an engine's generator: 32 bytes, the full strength of ChaCha20. Every epoch
@@ -331,6 +348,9 @@ pub struct Engine<S: Store> {
     /// `stats.events_stored` at the last commit: anything stored since needs a flush.
     stored_at_commit: u64,
     rekey_due: BTreeSet<ConversationId>,
+    /// Complaints waiting for their turn (`ConversationState::complaint_wait_steps`):
+    /// rekey -> its conversation and when this node complains unless it is blamed first.
+    complaint_waits: BTreeMap<EventId, (ConversationId, u64)>,
     outbox: BTreeMap<EventId, (ConversationId, u64)>,
     last_anti_entropy_ms: u64,
     /// Announcements for the next forward tick: (conversation, author) -> newest seq and
@@ -409,6 +429,7 @@ impl<S: Store> Engine<S> {
             last_receipt_ms: BTreeMap::new(),
             stored_at_commit: 0,
             rekey_due: BTreeSet::new(),
+            complaint_waits: BTreeMap::new(),
             outbox: BTreeMap::new(),
             last_anti_entropy_ms: now_ms,
             have_due: BTreeMap::new(),
@@ -645,7 +666,9 @@ impl<S: Store> Engine<S> {
                 self.send_digest(peer);
                 Ok(())
             }
-            SyncMessage::Summary { conversations } => self.handle_summary(peer, conversations),
+            SyncMessage::Summary { conversations } => {
+                self.handle_summary(now_ms, peer, conversations)
+            }
             SyncMessage::Events { events } => {
                 self.knows_role(&peer);
                 self.handle_events(now_ms, Some(peer), events)
@@ -686,9 +709,11 @@ impl<S: Store> Engine<S> {
     /// Start a fresh comparison with a connected peer, e.g. after frames to it were lost in
     /// transit. Cheap: one hello and one digest.
     pub fn resync(&mut self, peer: UserId) {
-        if !self.peers.contains_key(&peer) {
+        let Some(p) = self.peers.get_mut(&peer) else {
             return;
-        }
+        };
+        // Frames to it were lost: what they carried is sent again on request.
+        p.sent.clear();
         // The hello goes first because a lost one would leave the peer unable to tell
         // what it may share with us; it is small, and answered by a summary.
         let hello = self.hello();
@@ -795,6 +820,7 @@ impl<S: Store> Engine<S> {
 
     fn handle_summary(
         &mut self,
+        now_ms: u64,
         peer: UserId,
         conversations: Vec<(ConversationId, VersionVector, wire::Heads)>,
     ) -> Result<(), SyncError> {
@@ -857,6 +883,7 @@ impl<S: Store> Engine<S> {
                 let mut their_seq = theirs.get(&author).copied().unwrap_or(0);
                 // Another version of their head than ours (equivocation): send ours of it
                 // too; the lower id wins on both sides.
+                let mut forked = false;
                 if their_seq > 0
                     && their_seq <= my_seq
                     && let Some(head) = their_heads.get(&author)
@@ -866,6 +893,18 @@ impl<S: Store> Engine<S> {
                         .is_some_and(|ours| wire::head_prefix(&ours) != *head)
                 {
                     their_seq -= 1;
+                    forked = true;
+                }
+                // Sent lately and not shown yet: on its way, so continue after it.
+                if !forked
+                    && let Some(p) = self.peers.get_mut(&peer)
+                    && let Some(&(sent, at)) = p.sent.get(&(conv, author))
+                {
+                    if sent <= their_seq || now_ms.saturating_sub(at) >= SENT_MEMORY_MS {
+                        p.sent.remove(&(conv, author));
+                    } else {
+                        their_seq = sent;
+                    }
                 }
                 if my_seq <= their_seq {
                     continue;
@@ -884,6 +923,12 @@ impl<S: Store> Engine<S> {
                 if batch.last().is_some_and(|e| e.header.seq < my_seq) {
                     ask.insert(conv);
                     budget = 0;
+                }
+                if let Some(last) = batch.last()
+                    && let Some(p) = self.peers.get_mut(&peer)
+                {
+                    make_room(&mut p.sent, &(conv, author), MAX_SENT_PER_PEER);
+                    p.sent.insert((conv, author), (last.header.seq, now_ms));
                 }
                 to_send.extend(batch);
             }
@@ -923,6 +968,13 @@ impl<S: Store> Engine<S> {
         self.forward_tick(now_ms);
         self.anti_entropy_tick(now_ms);
         self.stats.pending_expired += self.pending.expire(now_ms) as u64;
+        let turn: Vec<ConversationId> = self
+            .complaint_waits
+            .values()
+            .filter(|(_, due)| *due <= now_ms)
+            .map(|(c, _)| *c)
+            .collect();
+        self.rekey_due.extend(turn);
         self.run_due_rekeys(now_ms)
     }
 
