@@ -350,10 +350,26 @@ fn check_misdeeds(
                 ));
             }
         }
+        // Her removals where she is out: above the lowest mark of a removal of her that
+        // holds (what she signed as an admin in good standing, seen by her remover, is in).
+        let holding = engine.removals_that_hold(&conv);
+        let mark = events
+            .iter()
+            .filter_map(|e| match MembershipOp::decode(&e.public) {
+                Ok(MembershipOp::Remove { user, seen })
+                    if user == mallory && holding.contains(&(e.header.author, mallory)) =>
+                {
+                    Some(seen)
+                }
+                _ => None,
+            })
+            .min()
+            .unwrap_or(0);
         let counter_removals = events
             .iter()
             .filter(|e| {
                 e.header.author == mallory
+                    && e.header.seq > mark
                     && matches!(
                         MembershipOp::decode(&e.public),
                         Ok(MembershipOp::Remove { .. })
@@ -918,7 +934,7 @@ fn check(
     // (or, for a rekey kept outside her chain, before the writer heard she was out) stays
     // unreadable for that recipient: the window between a split rekey and its proof.
     let ref_events = engine(reference).store().events_in_order(&conv).unwrap();
-    let mut split_keys: Vec<(UserId, Option<EventId>, flurfunk::crypto::EpochKey)> = Vec::new();
+    let mut split_keys: Vec<(UserId, Vec<EventId>, flurfunk::crypto::EpochKey)> = Vec::new();
     for r in ref_events
         .iter()
         .filter(|e| e.header.kind == EventKind::Rekey && e.header.author == mallory)
@@ -941,18 +957,20 @@ fn check(
             {
                 continue;
             }
-            let complaint = ref_events
+            // Any victim's complaint blames the rekey for all (victims wait their turn
+            // and do not complain once it is blamed).
+            let complaints: Vec<EventId> = ref_events
                 .iter()
-                .find(|c| {
+                .filter(|c| {
                     c.header.kind == EventKind::KeyComplaint
-                        && c.header.author == n.user_id
                         && ComplaintBody::decode(&c.public).is_ok_and(|b| b.rekey == r.id())
                 })
-                .map(Event::id);
-            if complaint.is_some() || !inside {
+                .map(Event::id)
+                .collect();
+            if !complaints.is_empty() || !inside {
                 split_keys.push((
                     n.user_id,
-                    complaint,
+                    complaints,
                     flurfunk::crypto::EpochKey::from_bytes(key),
                 ));
             }
@@ -963,9 +981,9 @@ fn check(
             return false;
         };
         let aad = Event::body_aad(&event.header, &event.public);
-        let split = split_keys.iter().any(|(victim, complaint, key)| {
+        let split = split_keys.iter().any(|(victim, complaints, key)| {
             *victim == sim.nodes[m].user_id
-                && complaint.is_none_or(|c| !w.complaints.contains(&c))
+                && complaints.iter().all(|c| !w.complaints.contains(c))
                 && key.decrypt(&aad, &event.sealed).is_ok()
         });
         // Written under a rekey of Mallory's that lost to another version of her event

@@ -121,6 +121,29 @@ impl ConversationState {
             .collect()
     }
 
+    /// How many steps (`sync::COMPLAINT_STEP_MS`) `me` waits before complaining about
+    /// `rekey`: a rekey with many wrong wraps must not make every victim complain at once.
+    /// The recipients other than its author are ranked by a hash of the rekey's id and
+    /// their user id (every rekey ranks them differently, so nobody is always first); rank
+    /// r waits floor(log2(1 + r)) steps. The first complaint that holds blames the rekey
+    /// everywhere, and whoever is still waiting then never complains: with all of 1,000
+    /// recipients wronged, one complains at once, one after a step, two after two steps,
+    /// and so on; a lone victim of rank 999 waits 9 steps. None for a rekey not held or not
+    /// sealed to `me`.
+    pub fn complaint_wait_steps(&self, me: &UserId, rekey: &EventId) -> Option<u32> {
+        let event = self.rekey_event(rekey)?;
+        let body = RekeyBody::decode(&event.public).ok()?;
+        let rank_of =
+            |u: &UserId| crate::wire::hash32(&[b"flurfunk/complaint-order", &rekey.0, &u.0]);
+        let mine = rank_of(&body.recipients.iter().find(|r| r.user == *me)?.user);
+        let rank = body
+            .recipients
+            .iter()
+            .filter(|r| r.user != event.header.author && rank_of(&r.user) < mine)
+            .count() as u64;
+        Some((rank + 1).ilog2())
+    }
+
     /// Whether `user` complained about `rekey` (inside or outside its chain).
     pub(super) fn complained(&self, user: &UserId, rekey: &EventId) -> bool {
         self.complaints
@@ -222,7 +245,11 @@ impl ConversationState {
             .control
             .iter()
             .any(|e| e.header.author == *me && self.usable_rekey(e));
-        last_exact.is_some_and(|last| self.opened(last).is_none() && !answered)
+        // A rekey whose wrap for us is wrong is answered by a complaint (ours, or another
+        // victim's first: `complaint_wait_steps`), not by a rekey of every victim.
+        last_exact.is_some_and(|last| {
+            self.opened(last).is_none() && !answered && !self.mismatched.contains(&last.id())
+        })
     }
 
     /// The epoch for `author`'s next rekey: one above every rekey before its place in the

@@ -168,7 +168,28 @@ impl<S: Store> Engine<S> {
             .get(&conv)
             .map(|s| s.complaints_due(&me))
             .unwrap_or_default();
+        // Forget waits for rekeys blamed meanwhile (or no longer due): nobody else's
+        // complaint is needed once one holds.
+        self.complaint_waits
+            .retain(|id, (c, _)| *c != conv || complaints.contains(id));
         for rekey in complaints {
+            let due = match self.complaint_waits.get(&rekey) {
+                Some((_, due)) => *due,
+                None => {
+                    let steps = self
+                        .convs
+                        .get(&conv)
+                        .and_then(|s| s.complaint_wait_steps(&me, &rekey))
+                        .unwrap_or(0);
+                    let due = now_ms.saturating_add(u64::from(steps) * COMPLAINT_STEP_MS);
+                    self.complaint_waits.insert(rekey, (conv, due));
+                    due
+                }
+            };
+            if now_ms < due {
+                continue; // `handle_tick` makes it due again
+            }
+            self.complaint_waits.remove(&rekey);
             tracing::warn!(conversation = %conv, "a rekey's key for this node does not match its commitment; proving it");
             self.complain(now_ms, conv, rekey)?;
         }
