@@ -113,10 +113,10 @@ fn forge(
     )
 }
 
-/// Let `e`'s clock pass the longest wait before a complaint (`complaint_wait_steps`: ranks
-/// of a group this small wait at most 2 steps) and run what is due.
+/// Let `e`'s clock pass the longest wait before a complaint (`complaint_wait_steps`: the
+/// last of this group's recipients waits 2 steps) and run what is due.
 fn complaints_turn(e: &mut Eng, now: u64) {
-    let later = now + 3 * flurfunk::sync::COMPLAINT_STEP_MS;
+    let later = now + 10 * flurfunk::sync::COMPLAINT_STEP_MS;
     e.handle_tick(later).unwrap();
     e.commit(later).unwrap();
     while e.poll_transmit().is_some() {}

@@ -125,11 +125,12 @@ impl ConversationState {
     /// `rekey`: a rekey with many wrong wraps must not make every victim complain at once.
     /// The recipients other than its author are ranked by a hash of the rekey's id and
     /// their user id (every rekey ranks them differently, so nobody is always first); rank
-    /// r waits floor(log2(1 + r)) steps. The first complaint that holds blames the rekey
-    /// everywhere, and whoever is still waiting then never complains: with all of 1,000
-    /// recipients wronged, one complains at once, one after a step, two after two steps,
-    /// and so on; a lone victim of rank 999 waits 9 steps. None for a rekey not held or not
-    /// sealed to `me`.
+    /// r waits r steps. The first complaint that holds blames the rekey everywhere, and
+    /// whoever is still waiting then never complains, so however the author chose its
+    /// victims, about (time for a complaint to spread) / step of them complain. (Waits by
+    /// rank level, log2(1 + r) steps, let an author who wrongs only the highest level,
+    /// half the recipients, have them all complain at once.) None for a rekey not held or
+    /// not sealed to `me`.
     pub fn complaint_wait_steps(&self, me: &UserId, rekey: &EventId) -> Option<u32> {
         let event = self.rekey_event(rekey)?;
         let body = RekeyBody::decode(&event.public).ok()?;
@@ -141,7 +142,7 @@ impl ConversationState {
             .iter()
             .filter(|r| r.user != event.header.author && rank_of(&r.user) < mine)
             .count() as u64;
-        Some((rank + 1).ilog2())
+        Some(u32::try_from(rank).unwrap_or(u32::MAX))
     }
 
     /// Whether `user` complained about `rekey` (inside or outside its chain).

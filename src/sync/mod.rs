@@ -57,10 +57,10 @@ pub const MAX_SENT_PER_PEER: usize = 4096;
 /// small frame per peer and interval however busy the network, while a peer that missed
 /// every push still hears of an event within about this long.
 pub const FORWARD_INTERVAL_MS: u64 = 100;
-/// Victims of one rekey complain one rank level per step (`complaint_wait_steps`): long
-/// enough for a complaint to cross an office LAN, so that whoever comes next finds the
-/// rekey blamed; at 1,500 recipients the last level waits 10 steps.
-pub const COMPLAINT_STEP_MS: u64 = 2_000;
+/// Victims of one rekey complain one rank per step (`complaint_wait_steps`): a complaint
+/// crosses an office LAN in a few hundred ms at most, so about that many / 20 victims
+/// complain before the rest hear of it; the last of 1,500 recipients waits 30 s.
+pub const COMPLAINT_STEP_MS: u64 = 20;
 /// A member acknowledges deliveries in one conversation at most this often. The first
 /// receipt after a quiet spell goes out with the commit that stored the message; during a
 /// burst the receipts are held and one covers them all. (Every receipt is an event that
