@@ -549,3 +549,50 @@ fn a_catch_up_whose_summaries_overtake_their_batches_sends_each_event_once() {
         "{duplicates} of {TEXTS} events arrived twice"
     );
 }
+
+/// Found by review: a batch answered from the sender's memory of what it sent, then lost
+/// (dropped on the way, or held back and dropped by the peer), stalled the catch-up until
+/// the next anti-entropy round, since the peer's summaries were answered with nothing.
+/// The sender now compares digests again once the memory runs out.
+#[test]
+fn a_lost_batch_is_sent_again_once_the_senders_memory_runs_out() {
+    use flurfunk::sync::SENT_MEMORY_MS;
+    let mut s = setup();
+    let text = "x".repeat(1000);
+    for i in 0..500 {
+        s.anna.send_text(3000 + i, s.conv, &text).unwrap();
+    }
+    s.anna.commit(5000).unwrap();
+    while s.anna.poll_transmit().is_some() {}
+    let (anna, bernd) = (s.anna.user_id(), s.bernd.user_id());
+    s.anna.handle_connected(5000, bernd);
+    s.bernd.handle_connected(5000, anna);
+    let mut now = 5000;
+    let mut lost_one = false;
+    // Well before the next anti-entropy round (10 s): only the memory's recheck helps.
+    while now < 5000 + SENT_MEMORY_MS + 2000 {
+        now += 100;
+        s.anna.handle_tick(now).unwrap();
+        let mut to_bernd: Vec<SyncMessage> = Vec::new();
+        while let Some((_, m)) = s.anna.poll_transmit() {
+            // The first batch never arrives.
+            if !lost_one && matches!(m, SyncMessage::Events { .. }) {
+                lost_one = true;
+                continue;
+            }
+            to_bernd.push(m);
+        }
+        for m in to_bernd {
+            s.bernd.handle_message(now, anna, m).unwrap();
+        }
+        s.bernd.commit(now).unwrap();
+        while let Some((_, m)) = s.bernd.poll_transmit() {
+            s.anna.handle_message(now, bernd, m).unwrap();
+        }
+        s.anna.commit(now).unwrap();
+    }
+    assert!(lost_one);
+    let held = s.bernd.store().events_in_order(&s.conv).unwrap().len();
+    let all = s.anna.store().events_in_order(&s.conv).unwrap().len();
+    assert_eq!(held, all, "the lost batch was never sent again");
+}

@@ -1725,3 +1725,88 @@ fn victims_of_one_rekey_complain_in_turn_and_stop_once_it_is_blamed() {
         );
     }
 }
+
+/// Found by the review of the wait above: Bernd wrongs Dora and himself, complains about
+/// his own rekey (his complaint holds, so it is blamed and Dora, waiting her turn, drops
+/// her complaint), then equivocates the complaint away with another event of lower id.
+/// The rekey is current again for Anna and Carla; Dora must complain after all.
+#[test]
+fn a_complaint_equivocated_away_makes_the_victims_complain_after_all() {
+    let mut t = Town::new();
+    let conv = t.conv;
+    let bernd = ident(BERND);
+    let rekey = split_rekey_for(&t, &[BERND, DORA]);
+    let body = RekeyBody::decode(&rekey.public).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(21);
+    let own = ComplaintBody {
+        rekey: rekey.id(),
+        shared: flurfunk::crypto::prove_shared(
+            &mut rng,
+            &bernd,
+            &flurfunk::wire::complaint_context(&rekey.id(), &bernd.user_id()),
+            &body.ephemeral,
+        )
+        .unwrap(),
+    };
+    let lamport = rekey.header.lamport + 1;
+    let complaint = common::forge(
+        &bernd,
+        Some(&rekey),
+        conv,
+        EventKind::KeyComplaint,
+        lamport,
+        0,
+        own.encode(),
+        Vec::new(),
+    );
+    // The same seq again: a text under his rekey's key (no control event, so nothing but
+    // the replacement itself can make Dora look again), with a lower id.
+    let mut other = None;
+    let key = flurfunk::crypto::EpochKey::from_bytes([42; 32]);
+    for l in lamport..lamport + 1000 {
+        let e = common::forge_text_under(
+            &bernd,
+            Some(&rekey),
+            conv,
+            l,
+            rekey.header.epoch,
+            rekey.id(),
+            &key,
+            "Alles gut",
+        );
+        if e.id() < complaint.id() {
+            other = Some(e);
+            break;
+        }
+    }
+    let other = other.expect("a version with a lower id");
+    let dora = ident(DORA).user_id();
+    let complained = |e: &Eng| {
+        e.store().events_in_order(&conv).unwrap().iter().any(|c| {
+            c.header.author == dora
+                && c.header.kind == EventKind::KeyComplaint
+                && ComplaintBody::decode(&c.public).is_ok_and(|b| b.rekey == rekey.id())
+        })
+    };
+    hand(
+        t.eng(DORA),
+        bernd.user_id(),
+        vec![rekey.clone(), complaint],
+        1500,
+    );
+    complaints_turn(t.eng(DORA), 1500);
+    assert!(
+        !complained(&t.e[3]),
+        "Dora complained about a rekey already blamed"
+    );
+    hand(t.eng(DORA), bernd.user_id(), vec![other.clone()], 1600);
+    assert!(
+        t.e[3].store().event(&other.id()).unwrap().is_some(),
+        "the lower id won"
+    );
+    complaints_turn(t.eng(DORA), 1600);
+    assert!(
+        complained(&t.e[3]),
+        "Dora stays silent about a split key no longer blamed"
+    );
+}

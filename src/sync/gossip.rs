@@ -230,6 +230,13 @@ impl<S: Store> Engine<S> {
         }
         let me = self.me.user_id();
         let items: BTreeSet<Announce> = items.into_iter().collect();
+        // The peer misses these runs from its seq on: what a summary's answer sent lately
+        // did not all arrive, so it no longer counts.
+        if let Some(p) = self.peers.get_mut(&peer) {
+            for a in &items {
+                p.sent.remove(&(a.conversation, a.author));
+            }
+        }
         let mut budget = BATCH_BYTES;
         let mut out: Vec<Event> = Vec::new();
         for a in items {

@@ -340,6 +340,10 @@ impl<S: Store> Engine<S> {
         self.convs.insert(conv, state);
         self.notifications
             .push_back(Notification::ConversationChanged { conversation: conv });
+        // A losing version may have been a complaint: the rekey it blamed is current again
+        // for whoever did not complain, and must be answered (found by review: the rekey's
+        // author complained about its own rekey, then equivocated the complaint away).
+        self.rekey_due.insert(conv);
         Ok(())
     }
 

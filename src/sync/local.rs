@@ -169,19 +169,23 @@ impl<S: Store> Engine<S> {
             .map(|s| s.complaints_due(&me))
             .unwrap_or_default();
         // Forget waits for rekeys blamed meanwhile (or no longer due): nobody else's
-        // complaint is needed once one holds.
+        // complaint is needed once one holds. Should that complaint be withdrawn later
+        // (its author equivocated it away), the conversation is due again and the wait
+        // starts afresh (`replace_chain_from`).
         self.complaint_waits
             .retain(|id, (c, _)| *c != conv || complaints.contains(id));
         for rekey in complaints {
+            let steps = self
+                .convs
+                .get(&conv)
+                .and_then(|s| s.complaint_wait_steps(&me, &rekey))
+                .unwrap_or(0);
+            let wait = u64::from(steps).saturating_mul(COMPLAINT_STEP_MS);
             let due = match self.complaint_waits.get(&rekey) {
-                Some((_, due)) => *due,
-                None => {
-                    let steps = self
-                        .convs
-                        .get(&conv)
-                        .and_then(|s| s.complaint_wait_steps(&me, &rekey))
-                        .unwrap_or(0);
-                    let due = now_ms.saturating_add(u64::from(steps) * COMPLAINT_STEP_MS);
+                // A wait longer than any rank gives: the clock went back; start again.
+                Some((_, due)) if *due <= now_ms.saturating_add(wait) => *due,
+                _ => {
+                    let due = now_ms.saturating_add(wait);
                     self.complaint_waits.insert(rekey, (conv, due));
                     due
                 }
@@ -189,9 +193,18 @@ impl<S: Store> Engine<S> {
             if now_ms < due {
                 continue; // `handle_tick` makes it due again
             }
-            self.complaint_waits.remove(&rekey);
             tracing::warn!(conversation = %conv, "a rekey's key for this node does not match its commitment; proving it");
-            self.complain(now_ms, conv, rekey)?;
+            match self.complain(now_ms, conv, rekey) {
+                Ok(_) => {
+                    self.complaint_waits.remove(&rekey);
+                }
+                Err(e) => {
+                    // Kept, and tried again later: a victim must never stay silent.
+                    self.complaint_waits
+                        .insert(rekey, (conv, now_ms.saturating_add(COMPLAINT_RETRY_MS)));
+                    return Err(e);
+                }
+            }
         }
         if self
             .convs

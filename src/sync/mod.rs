@@ -61,6 +61,8 @@ pub const FORWARD_INTERVAL_MS: u64 = 100;
 /// crosses an office LAN in a few hundred ms at most, so about that many / 20 victims
 /// complain before the rest hear of it; the last of 1,500 recipients waits 30 s.
 pub const COMPLAINT_STEP_MS: u64 = 20;
+/// A complaint that could not be made (a store error) is tried again after this long.
+pub const COMPLAINT_RETRY_MS: u64 = 10_000;
 /// A member acknowledges deliveries in one conversation at most this often. The first
 /// receipt after a quiet spell goes out with the commit that stored the message; during a
 /// burst the receipts are held and one covers them all. (Every receipt is an event that
@@ -280,6 +282,10 @@ struct Peer {
     /// `MAX_SENT_PER_PEER`; forgotten after `SENT_MEMORY_MS`, at a disconnect and at a
     /// resync (a lost batch costs a gap, which the peer's `Want` repairs, or a duplicate).
     sent: BTreeMap<(ConversationId, UserId), (u64, u64)>,
+    /// A summary was answered from `sent`: when to compare digests again, in case what
+    /// was sent never arrived (dropped on the way, or held back and dropped by the peer),
+    /// since nothing else would ask for it before the next anti-entropy round.
+    recheck_at: Option<u64>,
 }
 
 /// The seed of an engine's generator: 32 bytes, the full strength of ChaCha20. Every epoch
@@ -714,6 +720,7 @@ impl<S: Store> Engine<S> {
         };
         // Frames to it were lost: what they carried is sent again on request.
         p.sent.clear();
+        p.recheck_at = None;
         // The hello goes first because a lost one would leave the peer unable to tell
         // what it may share with us; it is small, and answered by a summary.
         let hello = self.hello();
@@ -900,10 +907,16 @@ impl<S: Store> Engine<S> {
                     && let Some(p) = self.peers.get_mut(&peer)
                     && let Some(&(sent, at)) = p.sent.get(&(conv, author))
                 {
-                    if sent <= their_seq || now_ms.saturating_sub(at) >= SENT_MEMORY_MS {
+                    // (A clock that went back expires it too.)
+                    if sent <= their_seq
+                        || now_ms < at
+                        || now_ms.saturating_sub(at) >= SENT_MEMORY_MS
+                    {
                         p.sent.remove(&(conv, author));
                     } else {
                         their_seq = sent;
+                        p.recheck_at
+                            .get_or_insert(at.saturating_add(SENT_MEMORY_MS));
                     }
                 }
                 if my_seq <= their_seq {
@@ -968,6 +981,18 @@ impl<S: Store> Engine<S> {
         self.forward_tick(now_ms);
         self.anti_entropy_tick(now_ms);
         self.stats.pending_expired += self.pending.expire(now_ms) as u64;
+        let recheck: Vec<UserId> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, p)| p.recheck_at.is_some_and(|t| t <= now_ms))
+            .map(|(u, p)| {
+                p.recheck_at = None;
+                *u
+            })
+            .collect();
+        for peer in recheck {
+            self.resync(peer);
+        }
         let turn: Vec<ConversationId> = self
             .complaint_waits
             .values()
