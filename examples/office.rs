@@ -576,14 +576,22 @@ async fn history_check(
                         // What the recipient's node says about its links, to tell an
                         // unreachable node from a slow one.
                         let load = node.status().await.map(|st| st.load).unwrap_or_default();
+                        // Whether the sender still waits for a holder of its message.
+                        let sender = s.from.and_then(|f| colleagues[f].running.as_ref());
+                        let outbox = match sender {
+                            Some(r) => r.node.status().await.map(|st| st.outbox).ok(),
+                            None => None,
+                        };
                         eprintln!(
-                            "office: {} lacks {id} (a message to {} recipients; from {}; recipient holds {} connections, wants {})",
+                            "office: {} lacks {id} (a message to {} recipients; from {}, whose outbox holds {}; recipient holds {} connections, wants {}, {} events held back)",
                             colleagues[i].name,
                             s.recipients.len(),
                             s.from
                                 .map_or("?".to_string(), |f| colleagues[f].name.clone()),
+                            outbox.map_or("?".to_string(), |n| n.to_string()),
                             load.connections,
-                            load.wanted_links
+                            load.wanted_links,
+                            load.pending_events
                         );
                     }
                     Some(&n) if n > 1 => duplicates += 1,

@@ -204,6 +204,72 @@ fn node_away_while_10000_events_were_sent_catches_up() {
     check_invariants(&sim, conv, &[]).unwrap();
 }
 
+/// A hello lost on the way (a request that timed out, a duplicate connection closed) left
+/// the sender of a 1:1 message unable to share with its partner: without the partner's
+/// hello it does not know the partner's role, and its own retries (a hello and a digest
+/// every anti-entropy round, while the message waits in its outbox) were answered only
+/// with digests it must ignore. The partner's own random anti-entropy picks repaired it,
+/// after minutes in a large office (the office test lost a message for 90 s in CI).
+#[test]
+fn a_lost_hello_is_sent_again_when_the_peer_says_hello() {
+    use flurfunk::store::MemoryStore;
+    use flurfunk::sync::{Config, Engine, RngSeed};
+    use flurfunk::wire::SyncMessage;
+    let engine = |seed: u64, name: &str, anti_entropy_interval_ms: u64| {
+        let config = Config {
+            anti_entropy_interval_ms,
+            ..Config::default()
+        };
+        Engine::new(
+            identity(seed, name),
+            MemoryStore::new(),
+            config,
+            RngSeed::fixed(seed),
+            1000,
+        )
+        .unwrap()
+    };
+    // Anna retries every 5 s; Bernd's own round (30 s) comes after the test's end, as a
+    // random pick among many peers may miss Anna for that long.
+    let mut anna = engine(1, "Anna", 5_000);
+    let mut bernd = engine(2, "Bernd", 30_000);
+    let (a, b) = (anna.user_id(), bernd.user_id());
+    let pb = identity(2, "Bernd").profile(0);
+    let conv = anna.open_direct(1000, &pb).unwrap();
+    anna.send_text(1001, conv, "Kommst du zur Besprechung?")
+        .unwrap();
+    anna.commit(1002).unwrap();
+    while anna.poll_transmit().is_some() {}
+    anna.handle_connected(2000, b);
+    bernd.handle_connected(2000, a);
+    let mut lost_hello = false;
+    let mut now = 2000;
+    while now < 20_000 {
+        now += 100;
+        anna.handle_tick(now).unwrap();
+        bernd.handle_tick(now).unwrap();
+        anna.commit(now).unwrap();
+        while let Some((_, m)) = anna.poll_transmit() {
+            bernd.handle_message(now, a, m).unwrap();
+        }
+        bernd.commit(now).unwrap();
+        while let Some((_, m)) = bernd.poll_transmit() {
+            // Bernd's first hello never arrives.
+            if !lost_hello && matches!(m, SyncMessage::Hello { .. }) {
+                lost_hello = true;
+                continue;
+            }
+            anna.handle_message(now, b, m).unwrap();
+        }
+    }
+    assert!(lost_hello);
+    assert_eq!(
+        bernd.messages(&conv).unwrap().len(),
+        1,
+        "Anna never learned Bernd's role, so her message never left"
+    );
+}
+
 /// One random schedule: a group of 3-5 members plus a relay, random sends, partitions,
 /// crashes and restarts over a lossy network; then heal and check the invariants.
 fn random_schedule(seed: u64) -> Result<(), String> {

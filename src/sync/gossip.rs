@@ -441,8 +441,7 @@ impl<S: Store> Engine<S> {
             self.resync(peer);
         }
         for peer in unheard {
-            let hello = self.hello();
-            self.send(peer, hello);
+            self.send_hello(peer);
         }
     }
 

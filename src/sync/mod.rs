@@ -275,6 +275,9 @@ struct Peer {
     congested: bool,
     /// The peer sent something that shows it knows our hello.
     heard_from: bool,
+    /// We sent the peer a hello (also as an answer) and have had none from it since: its
+    /// next hello crossed or answered ours, and is not answered (see `SyncMessage::Hello`).
+    hello_unanswered: bool,
     /// What a summary's answer sent this peer lately: (conversation, author) -> the seq
     /// sent up to, and when. A summary that does not show it yet (it was written before
     /// the batch arrived: frames travel on separate streams, and a small one overtakes a
@@ -617,6 +620,14 @@ impl<S: Store> Engine<S> {
 
     pub fn handle_connected(&mut self, _now_ms: u64, peer: UserId) {
         self.peers.insert(peer, Peer::default());
+        self.send_hello(peer);
+    }
+
+    /// Our hello, which the peer answers with its own unless the two crossed.
+    pub(super) fn send_hello(&mut self, peer: UserId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.hello_unanswered = true;
+        }
         let hello = self.hello();
         self.send(peer, hello);
     }
@@ -659,7 +670,18 @@ impl<S: Store> Engine<S> {
                     return Ok(());
                 }
                 let first_hello = self.peers.get(&peer).is_none_or(|p| p.role.is_none());
-                self.peers.entry(peer).or_default().role = Some(role);
+                let p = self.peers.entry(peer).or_default();
+                p.role = Some(role);
+                // A hello that does not answer ours is answered: the peer says hello when
+                // it connects or starts over (a resync), and ours may have been lost. Without
+                // it the peer cannot tell what it may share with us, and ignores our digests
+                // and summaries; only its own random anti-entropy picks would repair that.
+                // Our answer waits for an answer too, so two hellos end the exchange (a
+                // duplicated frame can prolong it by one round, never start a loop).
+                let answer = !std::mem::take(&mut p.hello_unanswered);
+                if answer {
+                    self.send_hello(peer);
+                }
                 if self.learn_profile(profile.clone())? {
                     self.spread_profiles(Some(peer), vec![profile]);
                 }
@@ -722,9 +744,9 @@ impl<S: Store> Engine<S> {
         p.sent.clear();
         p.recheck_at = None;
         // The hello goes first because a lost one would leave the peer unable to tell
-        // what it may share with us; it is small, and answered by a summary.
-        let hello = self.hello();
-        self.send(peer, hello);
+        // what it may share with us; it is small, and answered by the peer's hello (ours
+        // of the last time may be what it lacks) and a digest.
+        self.send_hello(peer);
         if self.peers.get(&peer).and_then(|p| p.role).is_some() {
             self.send_digest(peer);
         }
