@@ -54,20 +54,30 @@ impl UserId {
         VerifyingKey::from_bytes(&self.0).ok()
     }
 
+    /// The libp2p peer id of this key. Built from the bytes alone (an Ed25519 peer id
+    /// inlines the key), without decompressing the curve point: this runs for every frame
+    /// a node sends. A user id that is not a valid key still gets a peer id, which no
+    /// node can ever authenticate as (Noise checks the key), so nothing connects to it.
     pub fn to_peer_id(&self) -> Option<libp2p_identity::PeerId> {
-        let key = libp2p_identity::ed25519::PublicKey::try_from_bytes(&self.0).ok()?;
-        Some(libp2p_identity::PeerId::from_public_key(&key.into()))
+        libp2p_identity::PeerId::from_bytes(&self.peer_id_bytes()).ok()
     }
 
+    /// The identity multihash of the protobuf-encoded key: code 0x00, length 36, then
+    /// the protobuf (field 1 `KeyType` = 1 for Ed25519, field 2 the 32 key bytes).
+    fn peer_id_bytes(&self) -> [u8; PEER_ID_LEN] {
+        let mut out = [0u8; PEER_ID_LEN];
+        out[..PEER_ID_PREFIX.len()].copy_from_slice(&PEER_ID_PREFIX);
+        out[PEER_ID_PREFIX.len()..].copy_from_slice(&self.0);
+        out
+    }
+
+    /// The user id inside an Ed25519 peer id, read from its bytes (no curve arithmetic:
+    /// this runs for every frame a node receives). A connected peer's id was proven by
+    /// Noise, so its key is valid; input typed by a person is checked in `from_str`.
     pub fn from_peer_id(peer: &libp2p_identity::PeerId) -> Option<UserId> {
-        // Ed25519 peer ids inline the protobuf-encoded key in an identity multihash:
-        // code 0x00, then a one-byte length, then the key.
         let bytes = peer.to_bytes();
-        if bytes.len() < 2 || bytes[0] != 0 || bytes[1] as usize != bytes.len() - 2 {
-            return None;
-        }
-        let key = libp2p_identity::PublicKey::try_decode_protobuf(&bytes[2..]).ok()?;
-        Some(UserId(key.try_into_ed25519().ok()?.to_bytes()))
+        let key = bytes.strip_prefix(&PEER_ID_PREFIX)?;
+        Some(UserId(key.try_into().ok()?))
     }
 
     /// A short form for logs and UI hints: the last 8 characters of the peer id.
@@ -86,6 +96,11 @@ impl fmt::Display for UserId {
     }
 }
 
+/// An Ed25519 peer id's bytes before the key: identity multihash (0x00, length 36) and
+/// the protobuf header of an Ed25519 public key (0x08 0x01: type 1; 0x12 0x20: 32 bytes).
+const PEER_ID_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+const PEER_ID_LEN: usize = PEER_ID_PREFIX.len() + 32;
+
 impl fmt::Debug for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "UserId({})", self.short())
@@ -99,7 +114,9 @@ impl FromStr for UserId {
             input: input.chars().take(80).collect(),
         };
         let peer = libp2p_identity::PeerId::from_str(input.trim()).map_err(|_| bad())?;
-        UserId::from_peer_id(&peer).ok_or_else(bad)
+        UserId::from_peer_id(&peer)
+            .filter(|u| u.verifying_key().is_some())
+            .ok_or_else(bad)
     }
 }
 
@@ -440,6 +457,26 @@ mod tests {
             id.user_id().to_peer_id().unwrap()
         );
         assert!(UserId::from_str("not-a-peer").is_err());
+        // Read from the bytes, as libp2p's own decoding does.
+        let peer = id.libp2p_keypair().public().to_peer_id();
+        assert_eq!(UserId::from_peer_id(&peer), Some(id.user_id()));
+        assert_eq!(
+            UserId::from_peer_id(&libp2p_identity::PeerId::random()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_typed_user_id_that_is_no_key_is_refused() {
+        // 32 bytes that are not a point on the curve still make a peer id string ...
+        let not_a_key = (0u8..=255)
+            .map(|b| UserId([b; 32]))
+            .find(|u| u.verifying_key().is_none())
+            .expect("some byte pattern is not a point");
+        let text = not_a_key.to_string();
+        assert!(text.starts_with("12D3KooW"), "{text}");
+        // ... which a person may not use as a user id.
+        assert!(UserId::from_str(&text).is_err());
     }
 
     #[test]

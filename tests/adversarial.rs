@@ -596,3 +596,80 @@ fn a_lost_batch_is_sent_again_once_the_senders_memory_runs_out() {
     let all = s.anna.store().events_in_order(&s.conv).unwrap().len();
     assert_eq!(held, all, "the lost batch was never sent again");
 }
+
+/// A node passing group receipts on checks a signature only for a receipt that says
+/// something new, and records it as seen only once it verifies: a forged copy sent first
+/// must not make the genuine receipt look old (it would be dropped on the way to its
+/// author, who would never see the message as delivered).
+#[test]
+fn a_forged_receipt_does_not_shadow_the_genuine_one() {
+    use flurfunk::crypto::LABEL_RECEIPT;
+    use flurfunk::wire::{Receipt, Role};
+    let engine = |seed: u64, name: &str| {
+        Engine::new(
+            common::identity(seed, name),
+            MemoryStore::new(),
+            Config::default(),
+            RngSeed::fixed(seed),
+            1000,
+        )
+        .unwrap()
+    };
+    let mut anna = engine(1, "Anna");
+    let mut carla = engine(3, "Carla");
+    let bernd = common::identity(2, "Bernd");
+    let (pa, pb, pc) = (
+        common::identity(1, "Anna").profile(0),
+        bernd.profile(0),
+        common::identity(3, "Carla").profile(0),
+    );
+    let conv = anna
+        .create_group(1000, "Bauhof", &[pb.clone(), pc])
+        .unwrap();
+    anna.send_text(1001, conv, "Das Salz kommt Montag").unwrap();
+    anna.commit(1002).unwrap();
+    let events = anna.store().events_in_order(&conv).unwrap();
+    let seq = events.last().unwrap().header.seq;
+    let (ua, ub) = (anna.user_id(), bernd.user_id());
+    // Carla, between Bernd and Anna, holds the group.
+    for (user, profile) in [(ua, pa), (ub, pb)] {
+        carla.handle_connected(2000, user);
+        let hello = SyncMessage::Hello {
+            role: Role::Member,
+            profile,
+        };
+        carla.handle_message(2000, user, hello).unwrap();
+    }
+    carla
+        .handle_message(2000, ua, SyncMessage::Events { events })
+        .unwrap();
+    carla.commit(2000).unwrap();
+    while carla.poll_transmit().is_some() {}
+
+    let mut receipt = Receipt {
+        conversation: conv,
+        author: ua,
+        reader: ub,
+        delivered_seq: seq,
+        read: None,
+        hops_left: 3,
+        signature: [7; 64],
+    };
+    let forged = SyncMessage::Receipts {
+        receipts: vec![receipt.clone()],
+    };
+    assert!(carla.handle_message(2001, ub, forged).is_err());
+    receipt.signature = bernd.sign(LABEL_RECEIPT, &receipt.signed_bytes());
+    let genuine = SyncMessage::Receipts {
+        receipts: vec![receipt.clone()],
+    };
+    carla.handle_message(2002, ub, genuine).unwrap();
+    carla.handle_tick(3000).unwrap();
+    let mut passed_on = false;
+    while let Some((to, m)) = carla.poll_transmit() {
+        if let SyncMessage::Receipts { receipts } = m {
+            passed_on |= to == ua && receipts.iter().any(|r| r.signature == receipt.signature);
+        }
+    }
+    assert!(passed_on, "the genuine receipt was dropped as old news");
+}

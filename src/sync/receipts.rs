@@ -201,20 +201,33 @@ impl<S: Store> Engine<S> {
     }
 
     /// Whether this receipt says more than the newest one passed on for the same reader
-    /// and author; records it if so.
-    fn receipt_is_news(&mut self, receipt: &Receipt) -> bool {
+    /// and author.
+    fn receipt_would_be_news(&self, receipt: &Receipt) -> bool {
         let key = (receipt.conversation, receipt.author, receipt.reader);
-        let news = self
-            .receipts_seen
+        self.receipts_seen
             .get(&key)
-            .is_none_or(|(seq, read)| receipt.delivered_seq > *seq || receipt.read > *read);
-        if news {
-            make_room(&mut self.receipts_seen, &key, MAX_RECEIPTS_SEEN);
-            let entry = self.receipts_seen.entry(key).or_insert((0, None));
-            entry.0 = entry.0.max(receipt.delivered_seq);
-            entry.1 = entry.1.max(receipt.read);
-        }
-        news
+            .is_none_or(|(seq, read)| receipt.delivered_seq > *seq || receipt.read > *read)
+    }
+
+    /// Remember the newest receipt passed on per reader and author.
+    fn record_receipt(&mut self, receipt: &Receipt) {
+        let key = (receipt.conversation, receipt.author, receipt.reader);
+        make_room(&mut self.receipts_seen, &key, MAX_RECEIPTS_SEEN);
+        let entry = self.receipts_seen.entry(key).or_insert((0, None));
+        entry.0 = entry.0.max(receipt.delivered_seq);
+        entry.1 = entry.1.max(receipt.read);
+    }
+
+    /// Whether a receipt for one of our own messages moves the reader's position on.
+    fn position_is_news(state: &ConversationState, me: &UserId, receipt: &Receipt) -> bool {
+        let delivered = state
+            .delivered
+            .get(&receipt.reader)
+            .and_then(|vv| vv.get(me))
+            .copied()
+            .unwrap_or(0);
+        let read = state.read.get(&receipt.reader).copied();
+        receipt.delivered_seq > delivered || receipt.read > read
     }
 
     /// Receipts from a peer: those for own messages update the delivery state (and are
@@ -242,6 +255,21 @@ impl<S: Store> Engine<S> {
             {
                 continue;
             }
+            // Only a receipt that would change something is worth a signature check
+            // (most copies a node is passed say nothing new); news is recorded only
+            // once it verifies, so a forged one cannot shadow the real one.
+            let mine = receipt.author == me;
+            let useful = if mine {
+                Self::position_is_news(state, &me, &receipt)
+            } else {
+                receipt.hops_left > 0 && self.receipt_would_be_news(&receipt)
+            };
+            if !useful {
+                if !mine {
+                    self.stats.receipts_dropped += 1;
+                }
+                continue;
+            }
             if crypto::verify(
                 &receipt.reader,
                 LABEL_RECEIPT,
@@ -253,7 +281,7 @@ impl<S: Store> Engine<S> {
                 forged = true;
                 continue;
             }
-            if receipt.author == me {
+            if mine {
                 // The reader holds our events up to here.
                 if self.is_shareable(&receipt.conversation, &receipt.reader) {
                     self.outbox_held(receipt.conversation, receipt.delivered_seq)?;
@@ -264,13 +292,12 @@ impl<S: Store> Engine<S> {
                     delivered_seq: receipt.delivered_seq,
                     read: receipt.read,
                 });
-            } else if receipt.hops_left > 0 && self.receipt_is_news(&receipt) {
+            } else {
+                self.record_receipt(&receipt);
                 let mut receipt = receipt;
                 // The hop count is not signed: a peer may claim any, we allow ours.
                 receipt.hops_left = receipt.hops_left.min(MAX_RECEIPT_HOPS) - 1;
                 self.route_receipt(Some(peer), receipt);
-            } else {
-                self.stats.receipts_dropped += 1;
             }
         }
         if !positions.is_empty() {
