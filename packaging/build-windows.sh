@@ -48,6 +48,8 @@ mkdir -p "$dist/wine"
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export WINDRES=x86_64-w64-mingw32-windres
+# The program is stripped below, so line tables would only cost build time.
+export CARGO_PROFILE_RELEASE_DEBUG=false
 profile_flag=()
 [ "$profile" = release ] && profile_flag=(--release)
 echo "== building flurfunk.exe ($profile${features:+, headless})"
