@@ -673,3 +673,64 @@ fn a_forged_receipt_does_not_shadow_the_genuine_one() {
     }
     assert!(passed_on, "the genuine receipt was dropped as old news");
 }
+
+/// A receipt that came the long way round (the reader is not connected to the author)
+/// still tells the author that a member holds its events: they leave its outbox. Before,
+/// only a directly connected reader's receipt counted, and a later direct copy at the same
+/// seq was no news, so the outbox kept them until the next digest comparison.
+#[test]
+fn a_receipt_passed_on_by_another_member_empties_the_outbox() {
+    use flurfunk::crypto::LABEL_RECEIPT;
+    use flurfunk::wire::{Receipt, Role};
+    let mut anna = Engine::new(
+        common::identity(1, "Anna"),
+        MemoryStore::new(),
+        Config::default(),
+        RngSeed::fixed(1),
+        1000,
+    )
+    .unwrap();
+    let (bernd, carla) = (common::identity(2, "Bernd"), common::identity(3, "Carla"));
+    let conv = anna
+        .create_group(1000, "Bauhof", &[bernd.profile(0), carla.profile(0)])
+        .unwrap();
+    anna.send_text(1001, conv, "Das Salz kommt Montag").unwrap();
+    anna.commit(1002).unwrap();
+    let seq = anna
+        .store()
+        .events_in_order(&conv)
+        .unwrap()
+        .last()
+        .unwrap()
+        .header
+        .seq;
+    assert!(anna.outbox_len() > 0, "nobody holds Anna's events yet");
+    // Bernd is connected; Carla is not, her receipt comes through him.
+    let ub = bernd.user_id();
+    anna.handle_connected(2000, ub);
+    let hello = SyncMessage::Hello {
+        role: Role::Member,
+        profile: bernd.profile(0),
+    };
+    anna.handle_message(2000, ub, hello).unwrap();
+    while anna.poll_transmit().is_some() {}
+    let mut receipt = Receipt {
+        conversation: conv,
+        author: anna.user_id(),
+        reader: carla.user_id(),
+        delivered_seq: seq,
+        read: None,
+        hops_left: 7,
+        signature: [0; 64],
+    };
+    receipt.signature = carla.sign(LABEL_RECEIPT, &receipt.signed_bytes());
+    anna.handle_message(
+        2001,
+        ub,
+        SyncMessage::Receipts {
+            receipts: vec![receipt],
+        },
+    )
+    .unwrap();
+    assert_eq!(anna.outbox_len(), 0, "Carla holds every event of Anna's");
+}

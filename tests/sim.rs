@@ -270,6 +270,82 @@ fn a_lost_hello_is_sent_again_when_the_peer_says_hello() {
     );
 }
 
+/// A resync is one hello and one digest each way: the hello that answers ours brings the
+/// peer's digest, so ours need not be sent again (a third digest repeated the comparison).
+/// A peer repeating hellos is answered with a digest at most once a second.
+#[test]
+fn a_resync_costs_two_digests_and_repeated_hellos_at_most_one_a_second() {
+    use flurfunk::store::MemoryStore;
+    use flurfunk::sync::{Config, Engine, RngSeed};
+    use flurfunk::wire::SyncMessage;
+    let engine = |seed: u64, name: &str| {
+        Engine::new(
+            identity(seed, name),
+            MemoryStore::new(),
+            Config::default(),
+            RngSeed::fixed(seed),
+            1000,
+        )
+        .unwrap()
+    };
+    let mut anna = engine(1, "Anna");
+    let mut bernd = engine(2, "Bernd");
+    let (a, b) = (anna.user_id(), bernd.user_id());
+    let conv = anna
+        .open_direct(1000, &identity(2, "Bernd").profile(0))
+        .unwrap();
+    anna.send_text(1001, conv, "Kommst du zur Besprechung?")
+        .unwrap();
+    anna.commit(1002).unwrap();
+    while anna.poll_transmit().is_some() {}
+    anna.handle_connected(2000, b);
+    bernd.handle_connected(2000, a);
+    // Exchange frames until both are quiet; count the digests.
+    let pump = |anna: &mut Engine<MemoryStore>, bernd: &mut Engine<MemoryStore>, now: u64| {
+        let mut digests = 0;
+        for _ in 0..20 {
+            let mut quiet = true;
+            anna.commit(now).unwrap();
+            while let Some((_, m)) = anna.poll_transmit() {
+                quiet = false;
+                digests += usize::from(matches!(m, SyncMessage::Digest { .. }));
+                bernd.handle_message(now, a, m).unwrap();
+            }
+            bernd.commit(now).unwrap();
+            while let Some((_, m)) = bernd.poll_transmit() {
+                quiet = false;
+                digests += usize::from(matches!(m, SyncMessage::Digest { .. }));
+                anna.handle_message(now, b, m).unwrap();
+            }
+            if quiet {
+                return digests;
+            }
+        }
+        panic!("the exchange does not end");
+    };
+    pump(&mut anna, &mut bernd, 2000);
+    assert_eq!(bernd.messages(&conv).unwrap().len(), 1);
+    anna.resync(b);
+    assert_eq!(pump(&mut anna, &mut bernd, 5000), 2, "a resync");
+
+    // Anna's hello, sent twenty times within a second.
+    anna.resync(b);
+    let hello = std::iter::from_fn(|| anna.poll_transmit())
+        .map(|(_, m)| m)
+        .find(|m| matches!(m, SyncMessage::Hello { .. }))
+        .expect("a resync starts with a hello");
+    let mut digests = 0;
+    for i in 0..20 {
+        bernd
+            .handle_message(8000 + i * 50, a, hello.clone())
+            .unwrap();
+        while let Some((_, m)) = bernd.poll_transmit() {
+            digests += usize::from(matches!(m, SyncMessage::Digest { .. }));
+        }
+    }
+    assert_eq!(digests, 1, "twenty hellos in a second");
+}
+
 /// One random schedule: a group of 3-5 members plus a relay, random sends, partitions,
 /// crashes and restarts over a lossy network; then heal and check the invariants.
 fn random_schedule(seed: u64) -> Result<(), String> {

@@ -699,6 +699,18 @@ impl ConversationState {
 
     /// Take a group receipt for this node's own messages (`me` is their author) into the
     /// delivery state. Positions only move forward.
+    /// How far `reader` holds `me`'s events (seq) and has read (order key), as far as
+    /// its receipts told us.
+    pub fn reader_position(&self, me: &UserId, reader: &UserId) -> (u64, Option<OrderKey>) {
+        let delivered = self
+            .delivered
+            .get(reader)
+            .and_then(|vv| vv.get(me))
+            .copied()
+            .unwrap_or(0);
+        (delivered, self.read.get(reader).copied())
+    }
+
     pub fn apply_reader_position(
         &mut self,
         me: &UserId,

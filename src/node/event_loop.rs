@@ -70,6 +70,9 @@ pub struct Core {
     network: NetworkKey,
     dirty: bool,
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
+    /// Peers whose frames failed again within `RESYNC_MIN_INTERVAL_MS` of their last
+    /// resync: they get one when the interval is over (a tick), not never.
+    resync_deferred: HashSet<PeerId>,
     /// Peers already reported as speaking another protocol version (said once each).
     other_version: std::collections::HashSet<PeerId>,
     /// Misbehaviour already reported, by kind and author: said once per author and run.
@@ -162,6 +165,7 @@ impl Core {
             config,
             dirty: false,
             last_resync_ms: Default::default(),
+            resync_deferred: Default::default(),
             other_version: Default::default(),
             misbehaviour_told: Default::default(),
             plan: None,
@@ -241,6 +245,7 @@ impl Core {
                     self.queues.remove(&peer_id);
                     self.in_flight.remove(&peer_id);
                     self.dialled.remove(&peer_id);
+                    self.resync_deferred.remove(&peer_id);
                 }
                 if num_established == 0
                     && let Some(user) = UserId::from_peer_id(&peer_id)
@@ -429,9 +434,11 @@ impl Core {
 
     fn resync_later(&mut self, peer: PeerId, now: u64) {
         let last = self.last_resync_ms.get(&peer).copied().unwrap_or(0);
-        if now.saturating_sub(last) >= RESYNC_MIN_INTERVAL_MS
-            && let Some(user) = UserId::from_peer_id(&peer)
-        {
+        if now.saturating_sub(last) < RESYNC_MIN_INTERVAL_MS {
+            // A frame lost after the last resync started is not repaired by it.
+            self.resync_deferred.insert(peer);
+        } else if let Some(user) = UserId::from_peer_id(&peer) {
+            self.resync_deferred.remove(&peer);
             self.last_resync_ms.insert(peer, now);
             self.net_stats.resyncs += 1;
             self.engine.resync(user);
@@ -610,6 +617,10 @@ impl Core {
     fn handle_tick(&mut self, now: u64) {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
+        }
+        let deferred: Vec<PeerId> = self.resync_deferred.iter().copied().collect();
+        for peer in deferred {
+            self.resync_later(peer, now);
         }
         self.relink(now);
         self.dial_due(now);

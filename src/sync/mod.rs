@@ -57,6 +57,9 @@ pub const MAX_SENT_PER_PEER: usize = 4096;
 /// small frame per peer and interval however busy the network, while a peer that missed
 /// every push still hears of an event within about this long.
 pub const FORWARD_INTERVAL_MS: u64 = 100;
+/// A peer's hellos are answered with a digest at most this often (an honest node says
+/// hello when it connects and at a resync, which its driver allows every 2 s at most).
+pub const HELLO_DIGEST_MIN_INTERVAL_MS: u64 = 1_000;
 /// Victims of one rekey complain one rank per step (`complaint_wait_steps`): a complaint
 /// crosses an office LAN in a few hundred ms at most, so about that many / 20 victims
 /// complain before the rest hear of it; the last of 1,500 recipients waits 30 s.
@@ -278,6 +281,9 @@ struct Peer {
     /// We sent the peer a hello (also as an answer) and have had none from it since: its
     /// next hello crossed or answered ours, and is not answered (see `SyncMessage::Hello`).
     hello_unanswered: bool,
+    /// When a hello of this peer was last answered with a digest (see
+    /// `HELLO_DIGEST_MIN_INTERVAL_MS`).
+    hello_digest_at: Option<u64>,
     /// What a summary's answer sent this peer lately: (conversation, author) -> the seq
     /// sent up to, and when. A summary that does not show it yet (it was written before
     /// the batch arrived: frames travel on separate streams, and a small one overtakes a
@@ -679,6 +685,19 @@ impl<S: Store> Engine<S> {
                 // Our answer waits for an answer too, so two hellos end the exchange (a
                 // duplicated frame can prolong it by one round, never start a loop).
                 let answer = !std::mem::take(&mut p.hello_unanswered);
+                // A digest goes with a first hello and with an answer. A hello that answers
+                // ours (a resync of ours, which carried our digest) needs none: the peer's
+                // answer brought its digest, and a third would repeat the comparison. A
+                // peer repeating hellos gets at most one digest a second (each costs a hash
+                // per shared conversation and up to a few hundred KB for a relay).
+                let digest = first_hello
+                    || (answer
+                        && p.hello_digest_at.is_none_or(|t| {
+                            now_ms.saturating_sub(t) >= HELLO_DIGEST_MIN_INTERVAL_MS
+                        }));
+                if digest {
+                    p.hello_digest_at = Some(now_ms);
+                }
                 if answer {
                     self.send_hello(peer);
                 }
@@ -691,7 +710,9 @@ impl<S: Store> Engine<S> {
                     let digest = self.profile_digest();
                     self.send(peer, SyncMessage::ProfileDigest { digest });
                 }
-                self.send_digest(peer);
+                if digest {
+                    self.send_digest(peer);
+                }
                 Ok(())
             }
             SyncMessage::Summary { conversations } => {

@@ -143,8 +143,8 @@ impl<S: Store> Engine<S> {
 
     /// Send a receipt one hop closer to its author: straight to it when connected, else
     /// back the way its events came. Own receipts without a route wait for one; others'
-    /// are dropped (the reader's next receipt covers them).
-    fn route_receipt(&mut self, from: Option<UserId>, receipt: Receipt) {
+    /// are dropped (the reader's next receipt covers them). Whether it went on its way.
+    fn route_receipt(&mut self, from: Option<UserId>, receipt: Receipt) -> bool {
         let key = (receipt.conversation, receipt.author);
         let direct = self
             .peers
@@ -170,8 +170,10 @@ impl<S: Store> Engine<S> {
                 let queue = self.receipts_next.entry(peer).or_default();
                 if queue.len() < wire::MAX_RECEIPTS_PER_FRAME {
                     queue.push(receipt);
+                    true
                 } else {
                     self.stats.receipts_dropped += 1;
+                    false
                 }
             }
             (None, None) => {
@@ -182,8 +184,12 @@ impl<S: Store> Engine<S> {
                 } else {
                     self.stats.receipts_dropped += 1;
                 }
+                false
             }
-            (None, Some(_)) => self.stats.receipts_dropped += 1,
+            (None, Some(_)) => {
+                self.stats.receipts_dropped += 1;
+                false
+            }
         }
     }
 
@@ -220,13 +226,7 @@ impl<S: Store> Engine<S> {
 
     /// Whether a receipt for one of our own messages moves the reader's position on.
     fn position_is_news(state: &ConversationState, me: &UserId, receipt: &Receipt) -> bool {
-        let delivered = state
-            .delivered
-            .get(&receipt.reader)
-            .and_then(|vv| vv.get(me))
-            .copied()
-            .unwrap_or(0);
-        let read = state.read.get(&receipt.reader).copied();
+        let (delivered, read) = state.reader_position(me, &receipt.reader);
         receipt.delivered_seq > delivered || receipt.read > read
     }
 
@@ -282,10 +282,11 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             if mine {
-                // The reader holds our events up to here.
-                if self.is_shareable(&receipt.conversation, &receipt.reader) {
-                    self.outbox_held(receipt.conversation, receipt.delivered_seq)?;
-                }
+                // The reader, a member (checked above, and it signed this), durably holds
+                // our events up to here, so it can pass them on: they leave the outbox,
+                // also when the receipt came the long way round (a later direct copy at
+                // the same seq would be no news, and not looked at).
+                self.outbox_held(receipt.conversation, receipt.delivered_seq)?;
                 positions.push(ReaderPosition {
                     conversation: receipt.conversation,
                     reader: receipt.reader,
@@ -293,11 +294,14 @@ impl<S: Store> Engine<S> {
                     read: receipt.read,
                 });
             } else {
-                self.record_receipt(&receipt);
-                let mut receipt = receipt;
+                let mut passed_on = receipt.clone();
                 // The hop count is not signed: a peer may claim any, we allow ours.
-                receipt.hops_left = receipt.hops_left.min(MAX_RECEIPT_HOPS) - 1;
-                self.route_receipt(Some(peer), receipt);
+                passed_on.hops_left = receipt.hops_left.min(MAX_RECEIPT_HOPS) - 1;
+                // Seen only once passed on: a copy that arrives when a route exists must
+                // not be dropped as old news because this one found none.
+                if self.route_receipt(Some(peer), passed_on) {
+                    self.record_receipt(&receipt);
+                }
             }
         }
         if !positions.is_empty() {
@@ -308,14 +312,10 @@ impl<S: Store> Engine<S> {
                     continue;
                 };
                 state.apply_reader_position(&me, &p.reader, p.delivered_seq, p.read);
+                let (delivered_seq, read) = state.reader_position(&me, &p.reader);
                 let merged = ReaderPosition {
-                    delivered_seq: state
-                        .delivered
-                        .get(&p.reader)
-                        .and_then(|vv| vv.get(&me))
-                        .copied()
-                        .unwrap_or(0),
-                    read: state.read.get(&p.reader).copied(),
+                    delivered_seq,
+                    read,
                     ..p
                 };
                 stored.push(merged);
