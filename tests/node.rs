@@ -246,30 +246,44 @@ async fn a_peer_sending_garbage_is_disconnected_while_others_are_served() {
     .unwrap();
     swarm.dial(anna.addr.clone()).unwrap();
     let anna_peer = anna.handle.peer_id();
-    let mut sent = 0;
+    // Garbage frames (well-formed lengths, nonsense inside) on the sync stream.
+    let mut control = swarm.behaviour().sync.new_control();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            use futures::AsyncWriteExt;
+            loop {
+                let Ok(mut stream) = control
+                    .open_stream(anna_peer, flurfunk::net::SYNC_PROTOCOL)
+                    .await
+                else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let garbage = [0, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef];
+                while stream.write_all(&garbage).await.is_ok() && stream.flush().await.is_ok() {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
     let mut closed = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline && !closed {
         let event =
             tokio::time::timeout(Duration::from_millis(200), swarm.select_next_some()).await;
-        match event {
-            Ok(SwarmEvent::ConnectionEstablished { .. }) | Err(_)
-                if swarm.is_connected(&anna_peer) =>
-            {
-                for _ in 0..5 {
-                    swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_request(&anna_peer, vec![0xde, 0xad, 0xbe, 0xef]);
-                    sent += 1;
-                }
-            }
-            Ok(SwarmEvent::ConnectionClosed {
-                num_established: 0, ..
-            }) if sent > 0 => closed = true,
-            _ => {}
+        if let Ok(SwarmEvent::ConnectionClosed {
+            num_established: 0, ..
+        }) = event
+            && sent.load(std::sync::atomic::Ordering::Relaxed) > 0
+        {
+            closed = true;
         }
     }
+    writer.abort();
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
         closed,
         "the node must drop a peer that sends only garbage ({sent} frames sent)"

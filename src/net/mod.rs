@@ -4,8 +4,8 @@
 //! Nothing in here decides what to send; that is the sync engine's job, driven by
 //! [`crate::node`]. This module must never touch the store or decrypt anything.
 
-mod codec;
 mod frame;
+mod streams;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,12 +16,14 @@ use libp2p::core::upgrade::Version;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Swarm, connection_limits, mdns, noise, ping, request_response, tcp, yamux};
+use libp2p::{Swarm, connection_limits, mdns, noise, ping, tcp, yamux};
 
 use crate::identity::Identity;
 
-pub use codec::{FrameCodec, MAX_NET_FRAME_BYTES, SYNC_PROTOCOL};
 pub use frame::{MAX_ADDRS_PER_PEER, MAX_PEER_RECORDS, NetFrame, PeerRecord};
+pub use streams::{
+    FramePermit, MAX_NET_FRAME_BYTES, NetIo, SYNC_PROTOCOL, Writer, spawn_inbound, spawn_writer,
+};
 
 /// Name the demo network's key is derived from. Anyone can derive it: the demo network
 /// keeps strangers with a different key out, not attackers.
@@ -51,11 +53,6 @@ pub fn max_established(max_peers: u32) -> u32 {
 /// pass addresses on to their peers anyway; mDNS is for finding the first ones.
 pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub const MDNS_TTL: Duration = Duration::from_secs(60 * 60);
-/// Concurrent request streams per connection; bounds the bytes a peer can have in flight
-/// to this many frames.
-pub const MAX_STREAMS_PER_CONNECTION: usize = 32;
-/// A request not answered in this time fails; the sync engine repairs by a summary.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pings detect a dead link (cable pulled, host frozen) long before TCP would.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -201,7 +198,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
-    pub sync: request_response::Behaviour<FrameCodec>,
+    pub sync: libp2p_stream::Behaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -239,13 +236,7 @@ pub fn build_swarm(
                 .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
                 .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
                 .with_max_established(Some(max_established(max_peers)));
-            let sync = request_response::Behaviour::with_codec(
-                FrameCodec,
-                [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(REQUEST_TIMEOUT)
-                    .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
-            );
+            let sync = libp2p_stream::Behaviour::new();
             let mdns = if mdns_enabled {
                 Some(mdns::tokio::Behaviour::new(
                     mdns::Config {

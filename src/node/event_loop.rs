@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, PeerId, Swarm, ping, request_response};
+use libp2p::{Multiaddr, PeerId, Swarm, ping};
 use tokio::sync::{broadcast, mpsc};
 
 use super::peers::{AddressBook, Verdict};
@@ -21,7 +21,7 @@ use super::views::{
 use super::{Command, NodeConfig, NodeError, Reply};
 use crate::conversation::ConversationKind;
 use crate::identity::{Identity, Profile, UserId};
-use crate::net::{self, Behaviour, BehaviourEvent, NetFrame, NetworkKey};
+use crate::net::{self, Behaviour, BehaviourEvent, NetFrame, NetIo, NetworkKey};
 use crate::store::DynStore;
 use crate::sync::{self, Engine, Notification, SyncError};
 use crate::wire::{ConversationId, OrderKey, Role, WireError};
@@ -34,10 +34,15 @@ const MAX_INPUTS_PER_TURN: usize = 256;
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 /// At most one resync per peer in this interval after failed requests.
 const RESYNC_MIN_INTERVAL_MS: u64 = 2_000;
-/// Requests in flight to one peer. Beyond this, frames wait in the peer's queue: the peer
-/// accepts `net::MAX_STREAMS_PER_CONNECTION` streams and drops the rest, and a dropped
-/// request would cost a timeout and a resync.
+/// Frames handed to a peer's stream writer and not yet written. Beyond this, frames wait
+/// in the peer's queue, where the congestion rules below see them.
 const MAX_IN_FLIGHT_PER_PEER: usize = 16;
+/// After a peer's stream failed, a new one is opened no sooner than this (a peer speaking
+/// another protocol version fails every attempt).
+const WRITER_RETRY_MS: u64 = 1_000;
+const WRITER_RETRY_MAX_MS: u64 = 5 * 60_000;
+/// Messages from the stream tasks waiting for the event loop.
+const NET_IO_CAPACITY: usize = 4096;
 /// Frames and bytes waiting for one peer. A peer this far behind gets the newest frames
 /// dropped and is resynced by digest when it catches up (counted in the stats).
 const MAX_QUEUED_PER_PEER: usize = 1024;
@@ -85,13 +90,29 @@ pub struct Core {
     /// dialled us may want the link; beyond the swarm's limit it is refused instead).
     dialled: HashSet<PeerId>,
     last_relink_ms: u64,
-    /// Frames waiting for a free request slot, per peer, and requests in flight.
+    /// Frames waiting for the peer's stream writer, per peer, and frames handed to it.
     queues: std::collections::HashMap<PeerId, PeerQueue>,
     in_flight: std::collections::HashMap<PeerId, usize>,
+    /// One outbound stream per peer (`net::spawn_writer`), opened with its first frame.
+    writers: std::collections::HashMap<PeerId, net::Writer>,
+    next_writer: u64,
+    /// Peers whose stream failed: no new writer before this time.
+    writer_retry_at: std::collections::HashMap<PeerId, u64>,
+    /// Failures of a peer's streams in a row (the wait before the next grows with them).
+    writer_failures: std::collections::HashMap<PeerId, u32>,
+    control: libp2p_stream::Control,
+    /// Streams from peers, registered at once (a peer's stream that arrives before the
+    /// event loop runs waits instead of being refused as an unknown protocol).
+    incoming: Option<libp2p_stream::IncomingStreams>,
+    net_tx: mpsc::Sender<NetIo>,
+    net_rx: Option<mpsc::Receiver<NetIo>>,
+    writer_tx: mpsc::UnboundedSender<NetIo>,
+    writer_rx: Option<mpsc::UnboundedReceiver<NetIo>>,
+    inbound: Option<tokio::task::JoinHandle<()>>,
     pub(super) net_stats: NetStats,
 }
 
-/// Frames waiting for a request slot towards one peer.
+/// Frames waiting for the stream writer towards one peer.
 #[derive(Default)]
 struct PeerQueue {
     frames: std::collections::VecDeque<Vec<u8>>,
@@ -107,7 +128,8 @@ struct PeerQueue {
 pub struct NetStats {
     /// Frames dropped because a peer's queue was full (the peer is resynced later).
     pub frames_dropped: u64,
-    /// Requests that failed (timeout, closed connection); each may trigger a resync.
+    /// Outbound streams that failed (write timeout, closed connection, refused protocol);
+    /// the frames handed to them are lost and the peer is resynced.
     pub requests_failed: u64,
     pub resyncs: u64,
     /// Largest queue towards one peer seen.
@@ -154,9 +176,26 @@ impl Core {
         for addr in &config.peers {
             book.add_explicit(addr.clone(), now);
         }
+        let mut control = swarm.behaviour().sync.new_control();
+        let incoming = control
+            .accept(net::SYNC_PROTOCOL)
+            .map_err(|e| NodeError::Other(e.to_string()))?;
+        let (net_tx, net_rx) = mpsc::channel(NET_IO_CAPACITY);
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
         Ok(Core {
             engine,
             swarm,
+            writers: Default::default(),
+            next_writer: 0,
+            writer_retry_at: Default::default(),
+            writer_failures: Default::default(),
+            control,
+            incoming: Some(incoming),
+            net_tx,
+            net_rx: Some(net_rx),
+            writer_tx,
+            writer_rx: Some(writer_rx),
+            inbound: None,
             events,
             book,
             listen_addrs: Vec::new(),
@@ -244,6 +283,9 @@ impl Core {
                 if num_established == 0 {
                     self.queues.remove(&peer_id);
                     self.in_flight.remove(&peer_id);
+                    self.writers.remove(&peer_id);
+                    self.writer_retry_at.remove(&peer_id);
+                    self.writer_failures.remove(&peer_id);
                     self.dialled.remove(&peer_id);
                     self.resync_deferred.remove(&peer_id);
                 }
@@ -273,9 +315,6 @@ impl Core {
                     self.book.on_dial_failed(peer_id, connection_id, now);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => {
-                self.handle_sync_event(event, now)
-            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(list))) => {
                 for (peer, addr) in list {
                     if peer != *self.swarm.local_peer_id() {
@@ -300,34 +339,73 @@ impl Core {
         }
     }
 
-    fn handle_sync_event(&mut self, event: request_response::Event<Vec<u8>, ()>, now: u64) {
-        match event {
-            request_response::Event::Message {
+    /// What a stream task reports: a frame in, a frame out, a stream lost.
+    pub(super) fn handle_net_io(&mut self, io: NetIo, now: u64) {
+        match io {
+            // The permit goes back to the budgets once the frame is handled.
+            NetIo::Frame {
                 peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                bytes,
+                permit,
             } => {
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, ());
-                self.handle_frame(peer, &request, now);
+                self.handle_frame(peer, &bytes, now);
+                drop(permit);
             }
-            request_response::Event::Message {
+            NetIo::Oversized { peer, len } => {
+                tracing::warn!(%peer, len, "frame over the limit; stream closed");
+                if self
+                    .book
+                    .penalize(peer, super::peers::MALFORMED_PENALTY, now)
+                    == Verdict::Ban
+                {
+                    self.ban(peer);
+                }
+            }
+            NetIo::Written { peer, writer } => {
+                if self.writers.get(&peer).is_some_and(|w| w.id == writer) {
+                    self.writer_failures.remove(&peer);
+                    self.request_done(peer);
+                }
+            }
+            NetIo::Failed {
                 peer,
-                message: request_response::Message::Response { .. },
-                ..
+                writer,
+                error,
+                unsupported,
             } => {
-                self.request_done(peer);
-            }
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "frame not delivered");
-                self.request_done(peer);
+                if self.writers.get(&peer).is_none_or(|w| w.id != writer) {
+                    return;
+                }
+                self.writers.remove(&peer);
+                self.in_flight.remove(&peer);
+                // The wait before a new stream doubles with each failure in a row (a peer
+                // on another protocol version fails every time), up to 5 minutes.
+                let failures = self.writer_failures.entry(peer).or_insert(0);
+                *failures = failures.saturating_add(1);
+                let failures = *failures;
+                let wait = WRITER_RETRY_MS.saturating_mul(1 << (failures - 1).min(8));
+                self.writer_retry_at
+                    .insert(peer, now + wait.min(WRITER_RETRY_MAX_MS));
                 self.net_stats.requests_failed += 1;
-                // The frame is lost; a fresh digest exchange repairs whatever it carried.
+                if unsupported {
+                    // A node stopping or starting refuses the protocol for a moment: only
+                    // refusals in a row mean another version.
+                    if failures >= 3 && self.other_version.insert(peer) {
+                        let user = UserId::from_peer_id(&peer);
+                        let message = format!(
+                            "{} speaks another Flurfunk protocol version: update Flurfunk on both",
+                            user.map(|u| self.name_of(&u))
+                                .unwrap_or_else(|| peer.to_string()),
+                        );
+                        tracing::warn!(%peer, "{message}");
+                        self.emit(NodeEvent::Warning { message });
+                    }
+                    return;
+                }
+                tracing::debug!(%peer, %error, "stream to peer failed");
+                // The frames handed to it may be lost; a fresh digest exchange repairs them.
                 self.resync_later(peer, now);
             }
-            _ => {}
         }
     }
 
@@ -465,14 +543,41 @@ impl Core {
         let Some(queue) = self.queues.get_mut(&peer) else {
             return;
         };
-        let in_flight = self.in_flight.entry(peer).or_insert(0);
-        while *in_flight < MAX_IN_FLIGHT_PER_PEER {
-            let Some(bytes) = queue.frames.pop_front() else {
-                break;
-            };
-            queue.bytes -= bytes.len();
-            *in_flight += 1;
-            self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+        let now = now_ms();
+        let may_open = self.swarm.is_connected(&peer)
+            && self.writer_retry_at.get(&peer).is_none_or(|t| *t <= now);
+        if !self.writers.contains_key(&peer) && may_open && !queue.frames.is_empty() {
+            self.next_writer += 1;
+            let writer = net::spawn_writer(
+                self.control.clone(),
+                peer,
+                self.next_writer,
+                MAX_IN_FLIGHT_PER_PEER,
+                self.writer_tx.clone(),
+            );
+            self.writers.insert(peer, writer);
+            self.writer_retry_at.remove(&peer);
+        }
+        if let Some(writer) = self.writers.get(&peer) {
+            let in_flight = self.in_flight.entry(peer).or_insert(0);
+            while *in_flight < MAX_IN_FLIGHT_PER_PEER {
+                let Some(bytes) = queue.frames.pop_front() else {
+                    break;
+                };
+                let len = bytes.len();
+                match writer.frames.try_send(bytes) {
+                    Ok(()) => {
+                        queue.bytes -= len;
+                        *in_flight += 1;
+                    }
+                    Err(e) => {
+                        // Full cannot happen (the count above); closed: its failure is
+                        // on its way to the event loop.
+                        queue.frames.push_front(e.into_inner());
+                        break;
+                    }
+                }
+            }
         }
         // Tell the engine when the peer falls behind, and when it has caught up.
         let congested = if queue.congested {
@@ -617,6 +722,17 @@ impl Core {
     fn handle_tick(&mut self, now: u64) {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
+        }
+        // Queues that waited for a failed stream's retry time.
+        let retry: Vec<PeerId> = self
+            .writer_retry_at
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in retry {
+            self.writer_retry_at.remove(&peer);
+            self.flush_queue(peer);
         }
         let deferred: Vec<PeerId> = self.resync_deferred.iter().copied().collect();
         for peer in deferred {
@@ -777,6 +893,10 @@ impl Core {
     fn finish(&mut self) {
         if let Err(e) = self.engine.commit_before_stop(now_ms()) {
             tracing::error!(error = %e, "final commit failed");
+        }
+        self.writers.clear();
+        if let Some(inbound) = self.inbound.take() {
+            inbound.abort();
         }
     }
 
@@ -1034,8 +1154,34 @@ pub(super) async fn run(mut core: Core, mut commands: mpsc::Receiver<Command>) {
     core.dial_due(now_ms());
     let mut replies: Vec<Reply> = Vec::new();
     let mut shutdown = None;
+    let (Some(mut net_rx), Some(mut writer_rx)) = (core.net_rx.take(), core.writer_rx.take())
+    else {
+        tracing::error!("the event loop was started twice");
+        return;
+    };
+    if let Some(incoming) = core.incoming.take() {
+        core.inbound = Some(net::spawn_inbound(incoming, core.net_tx.clone()));
+    }
     loop {
         tokio::select! {
+            Some(io) = writer_rx.recv() => {
+                core.handle_net_io(io, now_ms());
+                for _ in 0..MAX_INPUTS_PER_TURN {
+                    match writer_rx.try_recv() {
+                        Ok(io) => core.handle_net_io(io, now_ms()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(io) = net_rx.recv() => {
+                core.handle_net_io(io, now_ms());
+                for _ in 0..MAX_INPUTS_PER_TURN {
+                    match net_rx.try_recv() {
+                        Ok(io) => core.handle_net_io(io, now_ms()),
+                        Err(_) => break,
+                    }
+                }
+            }
             command = commands.recv() => {
                 let mut next = command;
                 let mut handled = 0;

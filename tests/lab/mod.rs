@@ -246,7 +246,9 @@ impl Lab {
         let br = self.ns_name("br");
         let child = Command::new("ip")
             .args(["netns", "exec", &br, "tcpdump", "-i", "any"])
-            .args(["-U", "-s", "0", "-w"])
+            // Immediate mode: without it libpcap hands packets over in blocks (or after
+            // a second), and a run shorter than that was stopped with nothing captured.
+            .args(["-U", "--immediate-mode", "-s", "0", "-w"])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
