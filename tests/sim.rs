@@ -270,6 +270,52 @@ fn a_lost_hello_is_sent_again_when_the_peer_says_hello() {
     );
 }
 
+/// A text in a 1:1 chat that was idle when the links were planned puts the partner first
+/// (the only other holder). Before, the plan was made again only when a membership
+/// changed: with both sides' links taken by their groups, the message waited in the
+/// outbox for ever (an office run at 20/s lost a 1:1 message for its whole settle).
+fn text_in_an_idle_chat(replan_on_waiting: bool) -> usize {
+    let mut sim = Sim::new(5);
+    sim.bounded_links = true;
+    sim.max_links = 2;
+    sim.replan_on_waiting = replan_on_waiting;
+    let ids: Vec<usize> = ["Anna", "Bernd", "Carla", "Dora", "Emil", "Frida", "Gerd"]
+        .iter()
+        .map(|n| sim.add_node(n, Role::Member))
+        .collect();
+    let p: Vec<_> = ids.iter().map(|i| sim.profile(*i)).collect();
+    let (anna, emil) = (ids[0], ids[4]);
+    let now = sim.now;
+    let direct = sim.nodes[anna].engine().open_direct(now, &p[4]).unwrap();
+    sim.send(anna, direct, "Hallo Emil");
+    sim.settle(20_000);
+    // Anna's two links go to her group's ring, Emil's to his.
+    let now = sim.now;
+    sim.nodes[anna]
+        .engine()
+        .create_group(now, "Bauhof", &p[1..4])
+        .unwrap();
+    sim.nodes[emil]
+        .engine()
+        .create_group(now, "Kita", &p[5..7])
+        .unwrap();
+    sim.settle(20_000);
+    sim.send(anna, direct, "Kommst du morgen?");
+    sim.settle(60_000);
+    sim.nodes[emil].engine().messages(&direct).unwrap().len()
+}
+
+#[test]
+fn a_text_in_an_idle_chat_links_its_partner() {
+    assert_eq!(text_in_an_idle_chat(true), 2);
+}
+
+#[test]
+fn without_planning_again_the_text_in_an_idle_chat_waits() {
+    // The scenario above is one that needs the rule.
+    assert_eq!(text_in_an_idle_chat(false), 1);
+}
+
 /// A resync is one hello and one digest each way: the hello that answers ours brings the
 /// peer's digest, so ours need not be sent again (a third digest repeated the comparison).
 /// A peer repeating hellos is answered with a digest at most once a second.

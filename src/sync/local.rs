@@ -637,6 +637,21 @@ impl<S: Store> Engine<S> {
         self.outbox.len()
     }
 
+    /// 1:1 chats with own events in the outbox: their partner is the only other holder, so
+    /// the link plan puts them first (`link_plan`), and must be made again when this set
+    /// changes (a text in a chat that was idle when the plan was made).
+    pub fn waiting_direct_chats(&self) -> BTreeSet<ConversationId> {
+        self.outbox
+            .values()
+            .map(|(c, _)| *c)
+            .filter(|c| {
+                self.convs
+                    .get(c)
+                    .is_some_and(|s| s.kind() == Some(ConversationKind::Direct))
+            })
+            .collect()
+    }
+
     /// Readable texts from others after the read marker. Pages back from the newest event
     /// and stops at the marker, so a long, read conversation costs one page, not a scan.
     pub fn unread_count(&self, conv: &ConversationId) -> Result<usize, SyncError> {
