@@ -270,15 +270,15 @@ fn a_lost_hello_is_sent_again_when_the_peer_says_hello() {
     );
 }
 
-/// A text in a 1:1 chat that was idle when the links were planned puts the partner first
-/// (the only other holder). Before, the plan was made again only when a membership
-/// changed: with both sides' links taken by their groups, the message waited in the
-/// outbox for ever (an office run at 20/s lost a 1:1 message for its whole settle).
-fn text_in_an_idle_chat(replan_on_waiting: bool) -> usize {
+/// A text in a 1:1 chat that was idle when the links were planned links the partner (the
+/// only other holder). Before, the plan alone decided, and it is made again only when a
+/// membership changes: with both sides' links taken by their groups, the message waited
+/// in the outbox for ever (an office run at 20/s lost a 1:1 message for its whole settle).
+fn text_in_an_idle_chat(link_waiting_partners: bool) -> usize {
     let mut sim = Sim::new(5);
     sim.bounded_links = true;
     sim.max_links = 2;
-    sim.replan_on_waiting = replan_on_waiting;
+    sim.link_waiting_partners = link_waiting_partners;
     let ids: Vec<usize> = ["Anna", "Bernd", "Carla", "Dora", "Emil", "Frida", "Gerd"]
         .iter()
         .map(|n| sim.add_node(n, Role::Member))
@@ -311,7 +311,7 @@ fn a_text_in_an_idle_chat_links_its_partner() {
 }
 
 #[test]
-fn without_planning_again_the_text_in_an_idle_chat_waits() {
+fn without_linking_waiting_partners_the_text_in_an_idle_chat_waits() {
     // The scenario above is one that needs the rule.
     assert_eq!(text_in_an_idle_chat(false), 1);
 }

@@ -84,8 +84,6 @@ pub struct Core {
     misbehaviour_told: std::collections::HashSet<(&'static str, UserId)>,
     /// The engine's link plan, recomputed when a conversation changed.
     plan: Option<sync::LinkPlan>,
-    /// The 1:1 chats with messages waiting when `plan` was made: a change makes it again.
-    plan_waiting: std::collections::BTreeSet<ConversationId>,
     /// The peers the plan chose from those reachable: dialled and never trimmed.
     wanted: HashSet<PeerId>,
     /// Peers connected because this node dialled them: only these are trimmed (a peer that
@@ -210,7 +208,6 @@ impl Core {
             other_version: Default::default(),
             misbehaviour_told: Default::default(),
             plan: None,
-            plan_waiting: Default::default(),
             wanted: HashSet::new(),
             dialled: HashSet::new(),
             last_relink_ms: 0,
@@ -623,14 +620,6 @@ impl Core {
             return;
         }
         self.last_relink_ms = now;
-        // A text in a 1:1 chat that was idle when the plan was made puts its partner first
-        // (it is the only other holder); with the old plan the partner could be left out,
-        // or its link even trimmed, while the message waited in the outbox.
-        let waiting = self.engine.waiting_direct_chats();
-        if waiting != self.plan_waiting {
-            self.plan = None;
-            self.plan_waiting = waiting;
-        }
         let plan = self.plan.get_or_insert_with(|| self.engine.link_plan());
         let book = &self.book;
         let chosen = plan.choose(
@@ -638,6 +627,16 @@ impl Core {
             self.config.max_peers,
         );
         self.wanted = chosen.iter().filter_map(UserId::to_peer_id).collect();
+        // Partners of 1:1 chats with messages waiting are the only other holders: linked
+        // (dialled, never trimmed) whatever the plan says. The plan is made when a
+        // membership changes; a text in a chat that was idle then left its partner out
+        // (links taken by groups, or trimmed) until the next change. Making the plan again
+        // instead changed every node's links every second at 20 messages/s.
+        for partner in self.engine.waiting_direct_partners() {
+            if let Some(peer) = partner.to_peer_id() {
+                self.wanted.insert(peer);
+            }
+        }
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         let mut excess = connected.len().saturating_sub(self.config.max_peers);
         for peer in connected {

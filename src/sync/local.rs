@@ -637,18 +637,19 @@ impl<S: Store> Engine<S> {
         self.outbox.len()
     }
 
-    /// 1:1 chats with own events in the outbox: their partner is the only other holder, so
-    /// the link plan puts them first (`link_plan`), and must be made again when this set
-    /// changes (a text in a chat that was idle when the plan was made).
-    pub fn waiting_direct_chats(&self) -> BTreeSet<ConversationId> {
-        self.outbox
-            .values()
-            .map(|(c, _)| *c)
-            .filter(|c| {
-                self.convs
-                    .get(c)
-                    .is_some_and(|s| s.kind() == Some(ConversationKind::Direct))
-            })
+    /// Partners of 1:1 chats with own events in the outbox: each is the only other holder
+    /// of those events, so the node links to it whatever the link plan chose (the plan is
+    /// made when a membership changes, and a text in a chat that was idle then would
+    /// otherwise wait for the next change).
+    pub fn waiting_direct_partners(&self) -> BTreeSet<UserId> {
+        let me = self.me.user_id();
+        let convs: BTreeSet<ConversationId> = self.outbox.values().map(|(c, _)| *c).collect();
+        convs
+            .iter()
+            .filter_map(|c| self.convs.get(c))
+            .filter(|s| s.kind() == Some(ConversationKind::Direct))
+            .flat_map(|s| s.members().map(|m| m.profile.user_id))
+            .filter(|u| *u != me)
             .collect()
     }
 

@@ -119,11 +119,10 @@ pub struct Sim {
     /// The most links a node chooses (a node's `max_peers`).
     pub max_links: usize,
     plans: Vec<Option<flurfunk::sync::LinkPlan>>,
-    /// Per node, the 1:1 chats with messages waiting when its plan was made; a change
-    /// makes the plan again, as a node does (`Engine::waiting_direct_chats`). false in
-    /// `replan_on_waiting` switches that off (to show what it is for).
-    plan_waiting: Vec<BTreeSet<ConversationId>>,
-    pub replan_on_waiting: bool,
+    /// Whether a node links to the partners of its 1:1 chats with messages waiting
+    /// whatever its plan says, as a node does (`Engine::waiting_direct_partners`); false
+    /// switches that off (to show what it is for).
+    pub link_waiting_partners: bool,
     last_links_ms: u64,
     by_user: HashMap<UserId, usize>,
     pub traffic: Vec<Traffic>,
@@ -176,8 +175,7 @@ impl Sim {
             bounded_links: false,
             max_links: flurfunk::node::DEFAULT_MAX_PEERS,
             plans: Vec::new(),
-            plan_waiting: Vec::new(),
-            replan_on_waiting: true,
+            link_waiting_partners: true,
             last_links_ms: 0,
             by_user: HashMap::new(),
             traffic: Vec::new(),
@@ -223,7 +221,6 @@ impl Sim {
             received_texts: Vec::new(),
         });
         self.plans.push(None);
-        self.plan_waiting.push(BTreeSet::new());
         self.traffic.push(Traffic::default());
         self.inflight_to.push(0);
         if !self.bounded_links {
@@ -257,18 +254,16 @@ impl Sim {
             let Some(engine) = self.nodes[a].engine.as_ref() else {
                 continue;
             };
-            let waiting = engine.waiting_direct_chats();
-            if self.replan_on_waiting && waiting != self.plan_waiting[a] {
-                self.plans[a] = None;
-                self.plan_waiting[a] = waiting;
-            }
             let plan = self.plans[a]
                 .get_or_insert_with(|| engine.link_plan())
                 .clone();
-            let chosen = plan.choose(
+            let mut chosen = plan.choose(
                 |u| self.by_user.get(u).is_some_and(|b| self.reachable(a, *b)),
                 self.max_links,
             );
+            if self.link_waiting_partners {
+                chosen.extend(engine.waiting_direct_partners());
+            }
             for u in chosen {
                 // A plan may keep trying a partner that is away; the dial fails.
                 let b = self.by_user[&u];
