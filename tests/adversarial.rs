@@ -605,18 +605,8 @@ fn a_lost_batch_is_sent_again_once_the_senders_memory_runs_out() {
 fn a_forged_receipt_does_not_shadow_the_genuine_one() {
     use flurfunk::crypto::LABEL_RECEIPT;
     use flurfunk::wire::{Receipt, Role};
-    let engine = |seed: u64, name: &str| {
-        Engine::new(
-            common::identity(seed, name),
-            MemoryStore::new(),
-            Config::default(),
-            RngSeed::fixed(seed),
-            1000,
-        )
-        .unwrap()
-    };
-    let mut anna = engine(1, "Anna");
-    let mut carla = engine(3, "Carla");
+    let mut anna = common::standalone_engine(1, "Anna", Config::default());
+    let mut carla = common::standalone_engine(3, "Carla", Config::default());
     let bernd = common::identity(2, "Bernd");
     let (pa, pb, pc) = (
         common::identity(1, "Anna").profile(0),
@@ -682,14 +672,7 @@ fn a_forged_receipt_does_not_shadow_the_genuine_one() {
 fn a_receipt_passed_on_by_another_member_empties_the_outbox() {
     use flurfunk::crypto::LABEL_RECEIPT;
     use flurfunk::wire::{Receipt, Role};
-    let mut anna = Engine::new(
-        common::identity(1, "Anna"),
-        MemoryStore::new(),
-        Config::default(),
-        RngSeed::fixed(1),
-        1000,
-    )
-    .unwrap();
+    let mut anna = common::standalone_engine(1, "Anna", Config::default());
     let (bernd, carla) = (common::identity(2, "Bernd"), common::identity(3, "Carla"));
     let conv = anna
         .create_group(1000, "Bauhof", &[bernd.profile(0), carla.profile(0)])

@@ -212,36 +212,16 @@ fn node_away_while_10000_events_were_sent_catches_up() {
 /// after minutes in a large office (the office test lost a message for 90 s in CI).
 #[test]
 fn a_lost_hello_is_sent_again_when_the_peer_says_hello() {
-    use flurfunk::store::MemoryStore;
-    use flurfunk::sync::{Config, Engine, RngSeed};
+    use flurfunk::sync::Config;
     use flurfunk::wire::SyncMessage;
-    let engine = |seed: u64, name: &str, anti_entropy_interval_ms: u64| {
-        let config = Config {
-            anti_entropy_interval_ms,
-            ..Config::default()
-        };
-        Engine::new(
-            identity(seed, name),
-            MemoryStore::new(),
-            config,
-            RngSeed::fixed(seed),
-            1000,
-        )
-        .unwrap()
+    let every = |anti_entropy_interval_ms: u64| Config {
+        anti_entropy_interval_ms,
+        ..Config::default()
     };
     // Anna retries every 5 s; Bernd's own round (30 s) comes after the test's end, as a
     // random pick among many peers may miss Anna for that long.
-    let mut anna = engine(1, "Anna", 5_000);
-    let mut bernd = engine(2, "Bernd", 30_000);
+    let (mut anna, mut bernd, conv) = direct_pair(every(5_000), every(30_000));
     let (a, b) = (anna.user_id(), bernd.user_id());
-    let pb = identity(2, "Bernd").profile(0);
-    let conv = anna.open_direct(1000, &pb).unwrap();
-    anna.send_text(1001, conv, "Kommst du zur Besprechung?")
-        .unwrap();
-    anna.commit(1002).unwrap();
-    while anna.poll_transmit().is_some() {}
-    anna.handle_connected(2000, b);
-    bernd.handle_connected(2000, a);
     let mut lost_hello = false;
     let mut now = 2000;
     while now < 20_000 {
@@ -322,30 +302,10 @@ fn without_linking_waiting_partners_the_text_in_an_idle_chat_waits() {
 #[test]
 fn a_resync_costs_two_digests_and_repeated_hellos_at_most_one_a_second() {
     use flurfunk::store::MemoryStore;
-    use flurfunk::sync::{Config, Engine, RngSeed};
+    use flurfunk::sync::{Config, Engine};
     use flurfunk::wire::SyncMessage;
-    let engine = |seed: u64, name: &str| {
-        Engine::new(
-            identity(seed, name),
-            MemoryStore::new(),
-            Config::default(),
-            RngSeed::fixed(seed),
-            1000,
-        )
-        .unwrap()
-    };
-    let mut anna = engine(1, "Anna");
-    let mut bernd = engine(2, "Bernd");
+    let (mut anna, mut bernd, conv) = direct_pair(Config::default(), Config::default());
     let (a, b) = (anna.user_id(), bernd.user_id());
-    let conv = anna
-        .open_direct(1000, &identity(2, "Bernd").profile(0))
-        .unwrap();
-    anna.send_text(1001, conv, "Kommst du zur Besprechung?")
-        .unwrap();
-    anna.commit(1002).unwrap();
-    while anna.poll_transmit().is_some() {}
-    anna.handle_connected(2000, b);
-    bernd.handle_connected(2000, a);
     // Exchange frames until both are quiet; count the digests.
     let pump = |anna: &mut Engine<MemoryStore>, bernd: &mut Engine<MemoryStore>, now: u64| {
         let mut digests = 0;

@@ -339,6 +339,15 @@ impl Core {
         }
     }
 
+    /// `first` and what else is waiting on its channel (`next`), at most a turn's worth.
+    fn handle_net_io_burst(&mut self, first: NetIo, mut next: impl FnMut() -> Option<NetIo>) {
+        self.handle_net_io(first, now_ms());
+        for _ in 0..MAX_INPUTS_PER_TURN {
+            let Some(io) = next() else { break };
+            self.handle_net_io(io, now_ms());
+        }
+    }
+
     /// What a stream task reports: a frame in, a frame out, a stream lost.
     pub(super) fn handle_net_io(&mut self, io: NetIo, now: u64) {
         match io {
@@ -543,10 +552,16 @@ impl Core {
         let Some(queue) = self.queues.get_mut(&peer) else {
             return;
         };
-        let now = now_ms();
-        let may_open = self.swarm.is_connected(&peer)
-            && self.writer_retry_at.get(&peer).is_none_or(|t| *t <= now);
-        if !self.writers.contains_key(&peer) && may_open && !queue.frames.is_empty() {
+        // The clock and the connection are looked at only when a writer is missing (not
+        // for every frame written).
+        if !self.writers.contains_key(&peer)
+            && !queue.frames.is_empty()
+            && self.swarm.is_connected(&peer)
+            && self
+                .writer_retry_at
+                .get(&peer)
+                .is_none_or(|t| *t <= now_ms())
+        {
             self.next_writer += 1;
             let writer = net::spawn_writer(
                 self.control.clone(),
@@ -1175,22 +1190,10 @@ pub(super) async fn run(mut core: Core, mut commands: mpsc::Receiver<Command>) {
     loop {
         tokio::select! {
             Some(io) = writer_rx.recv() => {
-                core.handle_net_io(io, now_ms());
-                for _ in 0..MAX_INPUTS_PER_TURN {
-                    match writer_rx.try_recv() {
-                        Ok(io) => core.handle_net_io(io, now_ms()),
-                        Err(_) => break,
-                    }
-                }
+                core.handle_net_io_burst(io, || writer_rx.try_recv().ok());
             }
             Some(io) = net_rx.recv() => {
-                core.handle_net_io(io, now_ms());
-                for _ in 0..MAX_INPUTS_PER_TURN {
-                    match net_rx.try_recv() {
-                        Ok(io) => core.handle_net_io(io, now_ms()),
-                        Err(_) => break,
-                    }
-                }
+                core.handle_net_io_burst(io, || net_rx.try_recv().ok());
             }
             command = commands.recv() => {
                 let mut next = command;

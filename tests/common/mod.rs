@@ -18,6 +18,40 @@ pub fn identity(seed: u64, name: &str) -> Identity {
     Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed), name).unwrap()
 }
 
+/// One engine outside a simulator, on a memory store, its identity and generator from
+/// `seed` (the same identity as `identity(seed, name)`).
+pub fn standalone_engine(seed: u64, name: &str, config: Config) -> Engine<MemoryStore> {
+    Engine::new(
+        identity(seed, name),
+        MemoryStore::new(),
+        config,
+        RngSeed::fixed(seed),
+        1000,
+    )
+    .unwrap()
+}
+
+/// Anna (seed 1) has opened a 1:1 chat with Bernd (seed 2) and written one text that
+/// nobody holds yet; the two have just connected, and nothing is in flight.
+pub fn direct_pair(
+    anna: Config,
+    bernd: Config,
+) -> (Engine<MemoryStore>, Engine<MemoryStore>, ConversationId) {
+    let mut a = standalone_engine(1, "Anna", anna);
+    let mut b = standalone_engine(2, "Bernd", bernd);
+    let conv = a
+        .open_direct(1000, &identity(2, "Bernd").profile(0))
+        .unwrap();
+    a.send_text(1001, conv, "Kommst du zur Besprechung?")
+        .unwrap();
+    a.commit(1002).unwrap();
+    while a.poll_transmit().is_some() {}
+    let (ua, ub) = (a.user_id(), b.user_id());
+    a.handle_connected(2000, ub);
+    b.handle_connected(2000, ua);
+    (a, b, conv)
+}
+
 pub struct Node {
     pub name: String,
     pub key_seed: u64,
