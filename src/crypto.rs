@@ -18,7 +18,7 @@ use ed25519_dalek::Signature;
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::identity::{Identity, UserId};
+use crate::identity::UserId;
 
 pub const LABEL_PROFILE: &[u8] = b"flurfunk/v1/profile";
 pub const LABEL_EVENT_SIGNATURE: &[u8] = b"flurfunk/v1/event-signature";
@@ -35,6 +35,10 @@ pub const LABEL_KEY_WRAP: &[u8] = b"flurfunk/v3/key-wrap";
 pub const LABEL_SHARED_PROOF: &[u8] = b"flurfunk/v3/shared-secret-proof";
 pub const LABEL_EPHEMERAL_PROOF: &[u8] = b"flurfunk/v3/ephemeral-key-proof";
 pub const LABEL_PROOF_NONCE: &[u8] = b"flurfunk/v3/proof-nonce";
+/// Derives the key that seals a node's opened epoch keys in its own store.
+pub const LABEL_AT_REST: &[u8] = b"flurfunk/v1/at-rest-key";
+/// Associated data of an epoch key sealed in the store (with its rekey's id).
+pub const LABEL_RECALLED_KEY: &[u8] = b"flurfunk/v1/recalled-epoch-key";
 
 /// Nonce (24) + Poly1305 tag (16) added to every encrypted body.
 pub const BODY_OVERHEAD: usize = 24 + 16;
@@ -293,19 +297,32 @@ pub fn ephemeral_is_valid(ephemeral: &[u8; 32]) -> bool {
     ephemeral_point(ephemeral).is_some()
 }
 
-/// The key `wrapped` holds for `me`.
+/// One of a node's X25519 keys (the current one or one retired by a key update).
+#[derive(Clone, Copy)]
+pub struct DhKey<'a> {
+    pub secret: &'a [u8; 32],
+    pub public: [u8; 32],
+}
+
+impl fmt::Debug for DhKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DhKey(..)")
+    }
+}
+
+/// The key `wrapped` holds for the owner of `me`.
 pub fn unwrap_key(
-    me: &Identity,
+    me: DhKey<'_>,
     context: &[u8],
     ephemeral: &[u8; 32],
     wrapped: &[u8; 32],
 ) -> Option<[u8; 32]> {
     let e = ephemeral_point(ephemeral)?;
-    let shared = Zeroizing::new(e.to_montgomery().mul_clamped(*me.dh_secret()).to_bytes());
+    let shared = Zeroizing::new(e.to_montgomery().mul_clamped(*me.secret).to_bytes());
     if !contributory(&shared) {
         return None;
     }
-    let pad = wrap_pad(context, ephemeral, &me.dh_public(), &shared);
+    let pad = wrap_pad(context, ephemeral, &me.public, &shared);
     Some(xor32(wrapped, &pad))
 }
 
@@ -359,19 +376,19 @@ pub struct SharedProof {
 /// proof to what it is about (the rekey). None if `ephemeral` is not a valid point.
 pub fn prove_shared<R: RngCore + CryptoRng>(
     rng: &mut R,
-    me: &Identity,
+    me: DhKey<'_>,
     context: &[u8],
     ephemeral: &[u8; 32],
 ) -> Option<SharedProof> {
     let e = ephemeral_point(ephemeral)?;
-    let public = MontgomeryPoint(me.dh_public()).to_edwards(0)?;
-    let mut x = Zeroizing::new(Scalar::from_bytes_mod_order(clamp_integer(*me.dh_secret())));
+    let public = MontgomeryPoint(me.public).to_edwards(0)?;
+    let mut x = Zeroizing::new(Scalar::from_bytes_mod_order(clamp_integer(*me.secret)));
     if EdwardsPoint::mul_base(&x) != public {
         // The other lift of the same u-coordinate; u(-S) = u(S), so the secret is the same.
         *x = -*x;
     }
     let point = *x * e;
-    let k = Zeroizing::new(nonce(rng, &[me.dh_secret().as_slice(), context, ephemeral]));
+    let k = Zeroizing::new(nonce(rng, &[me.secret.as_slice(), context, ephemeral]));
     let c = challenge(
         LABEL_SHARED_PROOF,
         context,
@@ -431,6 +448,7 @@ fn challenge(label: &[u8], context: &[u8], points: &[&EdwardsPoint]) -> Scalar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Identity;
     use rand::SeedableRng;
 
     fn ids() -> (Identity, Identity, Identity) {
@@ -463,15 +481,15 @@ mod tests {
         for r in [&a, &b] {
             let wrapped = wrapper.wrap(b"ctx", &r.dh_public(), &key).unwrap();
             assert_eq!(
-                unwrap_key(r, b"ctx", &wrapper.ephemeral, &wrapped),
+                unwrap_key(r.dh_key(), b"ctx", &wrapper.ephemeral, &wrapped),
                 Some(key)
             );
             assert_ne!(
-                unwrap_key(&c, b"ctx", &wrapper.ephemeral, &wrapped),
+                unwrap_key(c.dh_key(), b"ctx", &wrapper.ephemeral, &wrapped),
                 Some(key)
             );
             assert_ne!(
-                unwrap_key(r, b"ctX", &wrapper.ephemeral, &wrapped),
+                unwrap_key(r.dh_key(), b"ctX", &wrapper.ephemeral, &wrapped),
                 Some(key)
             );
         }
@@ -518,7 +536,7 @@ mod tests {
             let me = Identity::generate(&mut rng, &format!("M{n}")).unwrap();
             let other = Identity::generate(&mut rng, "O").unwrap();
             let wrapped = wrapper.wrap(b"ctx", &me.dh_public(), &key).unwrap();
-            let proof = prove_shared(&mut rng, &me, b"rekey", &wrapper.ephemeral).unwrap();
+            let proof = prove_shared(&mut rng, me.dh_key(), b"rekey", &wrapper.ephemeral).unwrap();
             let shared = verify_shared(&me.dh_public(), b"rekey", &wrapper.ephemeral, &proof)
                 .expect("an honest proof verifies");
             assert_eq!(
@@ -556,7 +574,8 @@ mod tests {
                 );
             }
             // Someone else's secret, claimed as `me`'s: refused.
-            let theirs = prove_shared(&mut rng, &other, b"rekey", &wrapper.ephemeral).unwrap();
+            let theirs =
+                prove_shared(&mut rng, other.dh_key(), b"rekey", &wrapper.ephemeral).unwrap();
             assert_eq!(
                 verify_shared(&me.dh_public(), b"rekey", &wrapper.ephemeral, &theirs),
                 None

@@ -24,8 +24,15 @@ pub const MAX_DISPLAY_NAME_BYTES: usize = 64;
 
 /// Magic at the start of a key file, so a wrong file is recognised as such.
 const KEY_FILE_MAGIC: &[u8; 16] = b"FLURFUNK-KEY-V1\n";
-/// Magic + signing key + X25519 secret + name length + name.
-const KEY_FILE_MAX_BYTES: usize = 16 + 32 + 32 + 1 + MAX_DISPLAY_NAME_BYTES;
+/// A key file with retired X25519 keys after the name (written only when there are some,
+/// so a file without keeps the first format and older builds still read it).
+const KEY_FILE_MAGIC_V2: &[u8; 16] = b"FLURFUNK-KEY-V2\n";
+/// X25519 keys replaced by a key update and still kept (`Identity::replace_dh`): beyond
+/// this the oldest is deleted at once.
+pub const MAX_RETIRED_DH_KEYS: usize = 8;
+/// Magic + signing key + X25519 secret + name length + name + count + retired keys.
+const KEY_FILE_MAX_BYTES: usize =
+    16 + 32 + 32 + 1 + MAX_DISPLAY_NAME_BYTES + 1 + MAX_RETIRED_DH_KEYS * (32 + 8);
 /// What protection at rest may add (Windows DPAPI: a header of about 200 bytes, padding).
 const PROTECTION_OVERHEAD: usize = 1024;
 
@@ -183,6 +190,20 @@ pub struct Identity {
     dh_secret: Zeroizing<[u8; 32]>,
     dh_public: [u8; 32],
     display_name: String,
+    /// X25519 keys replaced by a key update, kept for a grace period (rekeys made before
+    /// their authors saw the update are wrapped to them), oldest first.
+    retired: Vec<RetiredDh>,
+    /// Epoch keys opened with an X25519 key since deleted, by rekey: read from the store
+    /// (sealed there with `at_rest_key`), never written to the key file.
+    recalled: std::collections::BTreeMap<crate::wire::EventId, crate::crypto::EpochKey>,
+}
+
+/// An X25519 key replaced by a key update.
+struct RetiredDh {
+    secret: Zeroizing<[u8; 32]>,
+    public: [u8; 32],
+    /// When it was replaced (this node's clock).
+    since_ms: u64,
 }
 
 impl fmt::Debug for Identity {
@@ -213,6 +234,8 @@ impl Identity {
             dh_secret,
             dh_public,
             display_name: name,
+            retired: Vec::new(),
+            recalled: Default::default(),
         }
     }
 
@@ -234,8 +257,83 @@ impl Identity {
         self.dh_public
     }
 
-    pub(crate) fn dh_secret(&self) -> &[u8; 32] {
-        &self.dh_secret
+    /// The current X25519 key.
+    pub fn dh_key(&self) -> crypto::DhKey<'_> {
+        crypto::DhKey {
+            secret: &self.dh_secret,
+            public: self.dh_public,
+        }
+    }
+
+    /// The X25519 key for `public`: the current key or a retired one still kept.
+    pub(crate) fn dh_key_for(&self, public: &[u8; 32]) -> Option<crypto::DhKey<'_>> {
+        if *public == self.dh_public {
+            return Some(self.dh_key());
+        }
+        self.retired
+            .iter()
+            .find(|r| r.public == *public)
+            .map(|r| crypto::DhKey {
+                secret: &r.secret,
+                public: r.public,
+            })
+    }
+
+    /// Replace the X25519 key (a key update): the old one is kept as retired until
+    /// `drop_retired` deletes it, at most `MAX_RETIRED_DH_KEYS` of them.
+    pub fn replace_dh(&mut self, secret: Zeroizing<[u8; 32]>, now_ms: u64) {
+        let public = MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
+        let old_secret = std::mem::replace(&mut self.dh_secret, secret);
+        let old_public = std::mem::replace(&mut self.dh_public, public);
+        self.retired.push(RetiredDh {
+            secret: old_secret,
+            public: old_public,
+            since_ms: now_ms,
+        });
+        if self.retired.len() > MAX_RETIRED_DH_KEYS {
+            self.retired.remove(0);
+        }
+    }
+
+    /// The public halves of retired X25519 keys replaced at or before `before_ms`.
+    pub fn retired_before(&self, before_ms: u64) -> Vec<[u8; 32]> {
+        self.retired
+            .iter()
+            .filter(|r| r.since_ms <= before_ms)
+            .map(|r| r.public)
+            .collect()
+    }
+
+    /// Delete a retired X25519 key for good (its secret is zeroized).
+    pub fn drop_retired(&mut self, public: &[u8; 32]) {
+        self.retired.retain(|r| r.public != *public);
+    }
+
+    /// How many retired X25519 keys are kept.
+    pub fn retired_count(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// The key that seals this node's opened epoch keys in its store, derived from the
+    /// signing key (so it needs no file of its own and is as protected as the key file).
+    pub(crate) fn at_rest_key(&self) -> crate::crypto::EpochKey {
+        crate::crypto::EpochKey::from_bytes(crate::wire::hash32(&[
+            crate::crypto::LABEL_AT_REST,
+            &self.signing.to_bytes(),
+        ]))
+    }
+
+    /// Remember an epoch key opened with a key since deleted (from the store).
+    pub(crate) fn recall(&mut self, rekey: crate::wire::EventId, key: crate::crypto::EpochKey) {
+        self.recalled.insert(rekey, key);
+    }
+
+    /// An epoch key remembered for `rekey` (`recall`).
+    pub(crate) fn recalled(
+        &self,
+        rekey: &crate::wire::EventId,
+    ) -> Option<&crate::crypto::EpochKey> {
+        self.recalled.get(rekey)
     }
 
     /// Sign `msg` for one purpose; see `crypto::sign`.
@@ -273,11 +371,22 @@ impl Identity {
             source,
         };
         let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX_BYTES));
-        bytes.extend_from_slice(KEY_FILE_MAGIC);
+        bytes.extend_from_slice(if self.retired.is_empty() {
+            KEY_FILE_MAGIC
+        } else {
+            KEY_FILE_MAGIC_V2
+        });
         bytes.extend_from_slice(&self.signing.to_bytes());
         bytes.extend_from_slice(self.dh_secret.as_ref());
         bytes.push(self.display_name.len() as u8);
         bytes.extend_from_slice(self.display_name.as_bytes());
+        if !self.retired.is_empty() {
+            bytes.push(self.retired.len() as u8);
+            for r in &self.retired {
+                bytes.extend_from_slice(r.secret.as_ref());
+                bytes.extend_from_slice(&r.since_ms.to_be_bytes());
+            }
+        }
         // Protected before the file exists, so a failure leaves no empty key file behind.
         let stored = Zeroizing::new(crate::platform::protect(&bytes).map_err(io_err)?);
 
@@ -348,22 +457,42 @@ impl Identity {
             return None;
         }
         let (magic, rest) = bytes.split_at(16);
-        if magic != KEY_FILE_MAGIC {
-            return None;
-        }
+        let with_retired = match magic {
+            m if m == KEY_FILE_MAGIC => false,
+            m if m == KEY_FILE_MAGIC_V2 => true,
+            _ => return None,
+        };
         let mut signing_bytes = Zeroizing::new([0u8; 32]);
         signing_bytes.copy_from_slice(&rest[..32]);
         let mut dh = Zeroizing::new([0u8; 32]);
         dh.copy_from_slice(&rest[32..64]);
         let name_len = rest[64] as usize;
         let name = rest.get(65..65 + name_len)?;
-        if rest.len() != 65 + name_len {
-            return None;
-        }
+        let tail = &rest[65 + name_len..];
         let name = std::str::from_utf8(name).ok()?.to_string();
         validate_name(&name).ok()?;
         let signing = SigningKey::from_bytes(&signing_bytes);
-        Some(Self::from_parts(signing, dh, name))
+        let mut identity = Self::from_parts(signing, dh, name);
+        if with_retired {
+            let (&count, keys) = tail.split_first()?;
+            let count = usize::from(count);
+            if count == 0 || count > MAX_RETIRED_DH_KEYS || keys.len() != count * 40 {
+                return None;
+            }
+            for k in keys.chunks_exact(40) {
+                let mut secret = Zeroizing::new([0u8; 32]);
+                secret.copy_from_slice(&k[..32]);
+                let public = MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
+                identity.retired.push(RetiredDh {
+                    secret,
+                    public,
+                    since_ms: u64::from_be_bytes(k[32..].try_into().ok()?),
+                });
+            }
+        } else if !tail.is_empty() {
+            return None;
+        }
+        Some(identity)
     }
 }
 
@@ -483,8 +612,8 @@ mod tests {
     fn debug_output_hides_secrets() {
         let id = Identity::generate(&mut rng(), "Anna").unwrap();
         let shown = format!("{id:?}");
-        assert!(!shown.contains(&hex::encode(id.dh_secret())));
-        assert!(!shown.contains(&format!("{:?}", id.dh_secret())));
+        assert!(!shown.contains(&hex::encode(id.dh_key().secret)));
+        assert!(!shown.contains(&format!("{:?}", id.dh_key().secret)));
         assert!(shown.contains("Anna"));
     }
 
@@ -507,6 +636,43 @@ mod tests {
             id.save_new(&path),
             Err(IdentityError::AlreadyExists { .. })
         ));
+    }
+
+    #[test]
+    fn a_key_file_keeps_replaced_keys_and_an_old_file_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.key");
+        let mut id = Identity::generate(&mut rng(), "Anna").unwrap();
+        // A file without replaced keys keeps the first format.
+        id.save_new(&path).unwrap();
+        let stored = fs::read(&path).unwrap();
+        let plain = crate::platform::unprotect(&stored).unwrap();
+        assert!(plain.starts_with(KEY_FILE_MAGIC));
+        let first = id.dh_public();
+        id.replace_dh(Zeroizing::new([3; 32]), 500);
+        id.replace_dh(Zeroizing::new([4; 32]), 600);
+        id.save_replace(&path).unwrap();
+        let loaded = Identity::load(&path).unwrap();
+        assert_eq!(loaded.dh_public(), id.dh_public());
+        assert_eq!(loaded.retired_count(), 2);
+        assert!(loaded.dh_key_for(&first).is_some());
+        assert_eq!(loaded.retired_before(500), vec![first]);
+        // Deleted for good: gone from the next file too.
+        id.drop_retired(&first);
+        id.save_replace(&path).unwrap();
+        let loaded = Identity::load(&path).unwrap();
+        assert!(loaded.dh_key_for(&first).is_none());
+        assert_eq!(loaded.retired_count(), 1);
+        // At most `MAX_RETIRED_DH_KEYS` are kept.
+        for i in 0..20 {
+            id.replace_dh(Zeroizing::new([10 + i; 32]), 700);
+        }
+        assert_eq!(id.retired_count(), MAX_RETIRED_DH_KEYS);
+        id.save_replace(&path).unwrap();
+        assert_eq!(
+            Identity::load(&path).unwrap().retired_count(),
+            MAX_RETIRED_DH_KEYS
+        );
     }
 
     #[test]

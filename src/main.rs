@@ -135,6 +135,10 @@ enum Command {
         #[command(subcommand)]
         action: GroupAction,
     },
+    /// Replace this installation's conversation key (X25519), e.g. after its key file may
+    /// have been copied: keys made from now on are wrapped to the new key; the old one is
+    /// deleted after 7 days, history stays readable.
+    KeyUpdate,
     /// Machine setup for administrators and installers (network key for all users,
     /// Windows Firewall rules).
     Admin {
@@ -421,6 +425,13 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::KeyUpdate => {
+            request(&dir, Request::KeyUpdate).await?;
+            println!(
+                "new key made; every conversation gets a key wrapped to it as soon as its members are reachable"
+            );
+            Ok(())
+        }
         Command::Group { action } => {
             let req = match action {
                 GroupAction::Create { name, members } => Request::GroupCreate { name, members },
@@ -463,7 +474,12 @@ async fn request(dir: &DataDir, req: Request) -> Result<Response> {
             Err(e) => return Err(e.into()),
         }
     };
-    let (handle, _) = node::start(identity, Box::new(store), NodeConfig::offline(key)).await?;
+    let config = NodeConfig {
+        // A key update is saved to the key file.
+        identity_path: Some(dir.identity()),
+        ..NodeConfig::offline(key)
+    };
+    let (handle, _) = node::start(identity, Box::new(store), config).await?;
     let result = app::execute(&handle, req).await;
     handle.shutdown().await?;
     Ok(result?)

@@ -134,12 +134,26 @@ fn two_nodes_talk_through_the_control_socket_and_json_output() {
 
     ben.stop();
     // With Ben's node stopped, his CLI works on the store; the message waits in the outbox.
+    // So does a key update (saved to his key file).
+    let (ok, out, err) = flurfunk(b.path(), &["key-update"]);
+    assert!(ok, "{out}{err}");
     let (ok, out, err) = flurfunk(b.path(), &["send", "--to", "Bauhof", "Salz ist alle"]);
     assert!(ok, "{err}");
     assert!(out.contains("outbox"), "{out}");
     let ben = RunningNode::start(b.path(), &["--peer", &addr]);
     anna.wait_for("queued message", |v| {
         v["event"] == "message" && v["text"] == "Salz ist alle"
+    });
+    // A second key update through the running node; Anna's next message is for his new key.
+    let (ok, out, err) = flurfunk(b.path(), &["key-update"]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = flurfunk(
+        a.path(),
+        &["send", "--to", "Bauhof", "Streugut kommt Montag"],
+    );
+    assert!(ok, "{err}");
+    ben.wait_for("message after the key update", |v| {
+        v["event"] == "message" && v["text"] == "Streugut kommt Montag"
     });
     // Anna removes Ben: his CLI says he is out (not "unknown"), and his history stays.
     let (ok, out, err) = flurfunk(a.path(), &["group", "remove", "Bauhof", "Ben"]);

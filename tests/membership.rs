@@ -667,7 +667,7 @@ fn a_false_complaint_blames_no_honest_rekey() {
     let mut proof = |who: u64| {
         flurfunk::crypto::prove_shared(
             &mut rng,
-            &ident(who),
+            ident(who).dh_key(),
             &flurfunk::wire::complaint_context(&rekey.id(), &ident(who).user_id()),
             &body.ephemeral,
         )
@@ -1742,7 +1742,7 @@ fn a_complaint_equivocated_away_makes_the_victims_complain_after_all() {
         rekey: rekey.id(),
         shared: flurfunk::crypto::prove_shared(
             &mut rng,
-            &bernd,
+            bernd.dh_key(),
             &flurfunk::wire::complaint_context(&rekey.id(), &bernd.user_id()),
             &body.ephemeral,
         )

@@ -83,6 +83,8 @@ pub enum Request {
     GroupLeave {
         group: String,
     },
+    /// Replace this installation's X25519 key (`NodeHandle::update_key`).
+    KeyUpdate,
     /// Bring the desktop app's window forward (a second start of the app asks this).
     Raise,
 }
@@ -182,6 +184,10 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         Request::GroupLeave { group } => {
             let conv = resolve_group(node, &group).await?;
             node.leave(conv).await?;
+            Response::Done
+        }
+        Request::KeyUpdate => {
+            node.update_key().await?;
             Response::Done
         }
         // Only the control server of the desktop app can answer this.

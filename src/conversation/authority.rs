@@ -253,7 +253,7 @@ impl Authority {
                         });
                     }
                 }
-                MembershipOp::Rename => {}
+                MembershipOp::Rename | MembershipOp::KeyUpdate { .. } => {}
             }
         }
         (removals, adds)

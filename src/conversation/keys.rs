@@ -4,17 +4,24 @@
 use super::*;
 
 impl ConversationState {
-    /// Whether a rekey was sealed to exactly the current members.
+    /// Whether a rekey was sealed to exactly the current members, each for its key now
+    /// or one it replaced after the rekey (`Member::holds_key`).
     pub(super) fn sealed_to_members(&self, rekey: &Event) -> bool {
+        let place = rekey.order_key();
         RekeyBody::decode(&rekey.public).is_ok_and(|body| {
             body.recipients.len() == self.membership.members.len()
                 && body.recipients.iter().all(|r| {
                     self.membership
                         .members
                         .get(&r.user)
-                        .is_some_and(|m| m.profile.dh_public == r.dh)
+                        .is_some_and(|m| m.holds_key(&r.dh, &place))
                 })
         })
+    }
+
+    /// Every key this node opened, by rekey (inside or read-only).
+    pub fn opened_keys(&self) -> impl Iterator<Item = (&EventId, &EpochKey)> {
+        self.keys.iter()
     }
 
     /// The key this node opened from `rekey` (its commitment checked), if any.
@@ -54,18 +61,19 @@ impl ConversationState {
     }
 
     /// Whether `rekey` was sealed to its author and to every member of `membership` (for
-    /// the key in that member's profile).
+    /// that member's key, or one it replaced after the rekey).
     fn covers(rekey: &Event, membership: &Membership) -> bool {
         let Ok(body) = RekeyBody::decode(&rekey.public) else {
             return false;
         };
+        let place = rekey.order_key();
         let sealed: BTreeMap<&UserId, &[u8; 32]> =
             body.recipients.iter().map(|r| (&r.user, &r.dh)).collect();
         sealed.contains_key(&rekey.header.author)
             && membership
                 .members
                 .iter()
-                .all(|(user, m)| sealed.get(user) == Some(&&m.profile.dh_public))
+                .all(|(user, m)| sealed.get(user).is_some_and(|dh| m.holds_key(dh, &place)))
     }
 
     /// The current key, the one to write with: that of the last valid rekey in the total
@@ -284,6 +292,14 @@ impl ConversationState {
             return;
         };
         let h = &event.header;
+        // Opened before with an X25519 key since replaced and deleted (kept sealed in the
+        // store): checked against the commitment like any other.
+        if let Some(key) = me.recalled(&event.id())
+            && body.commits_to(&self.id, &h.author, h.epoch, key.as_bytes())
+        {
+            self.keys.insert(event.id(), key.clone());
+            return;
+        }
         // The key must match the public commitment, so every recipient holds the same.
         match body.open(me, &self.id, &h.author, h.epoch) {
             Ok(key) => {

@@ -68,6 +68,34 @@ pub enum ConversationKind {
 pub struct Member {
     pub profile: Profile,
     pub admin: bool,
+    /// X25519 keys this member replaced by key updates (newest last, at most
+    /// `MAX_EARLIER_KEYS`), each with the place of the update that replaced it: a rekey
+    /// that sorts before that place may be wrapped to it (`Member::holds_key`).
+    pub earlier_keys: Vec<([u8; 32], OrderKey)>,
+}
+
+/// Earlier X25519 keys remembered per member (`Member::earlier_keys`). A member who
+/// updates its key more often makes the key older than these stale, which costs a rekey.
+pub const MAX_EARLIER_KEYS: usize = 8;
+
+impl Member {
+    fn new(profile: Profile, admin: bool) -> Self {
+        Member {
+            profile,
+            admin,
+            earlier_keys: Vec::new(),
+        }
+    }
+
+    /// Whether a rekey at `place` in the order may wrap this member's key to `dh`: the
+    /// member's key now, or one it replaced after `place`.
+    pub fn holds_key(&self, dh: &[u8; 32], place: &OrderKey) -> bool {
+        self.profile.dh_public == *dh
+            || self
+                .earlier_keys
+                .iter()
+                .any(|(k, replaced)| k == dh && place < replaced)
+    }
 }
 
 /// Why an event is not accepted (yet).
@@ -107,15 +135,17 @@ impl Membership {
         self.members.get(user).is_some_and(|m| m.admin)
     }
 
-    /// Apply one membership operation authored by `author`, or say why it is invalid.
-    /// A removal is not judged here (`Authority` decides which removals hold); applying
-    /// one only takes its effect. Adding a member, or promoting or removing a non-member,
-    /// is a valid no-op: two admins doing the same thing at once withdraw nothing.
+    /// Apply one membership operation authored by `author` at `place` in the order, or
+    /// say why it is invalid. A removal is not judged here (`Authority` decides which
+    /// removals hold); applying one only takes its effect. Adding a member, or promoting
+    /// or removing a non-member, is a valid no-op: two admins doing the same thing at once
+    /// withdraw nothing.
     pub fn apply(
         &mut self,
         conversation: &ConversationId,
         author: &UserId,
         op: &MembershipOp,
+        place: &OrderKey,
     ) -> Result<(), Rejection> {
         use Rejection::Invalid;
         if let MembershipOp::Create {
@@ -128,6 +158,9 @@ impl Membership {
         }
         if self.kind.is_none() {
             return Err(Rejection::NotCreated);
+        }
+        if let MembershipOp::KeyUpdate { profile } = op {
+            return self.update_key(author, profile, place);
         }
         if self.kind == Some(ConversationKind::Direct) {
             return Err(Invalid("1:1 conversations have fixed members"));
@@ -142,7 +175,9 @@ impl Membership {
             return Err(Invalid("author is not a member"));
         }
         match op {
-            MembershipOp::Create { .. } | MembershipOp::Remove { .. } => {
+            MembershipOp::Create { .. }
+            | MembershipOp::Remove { .. }
+            | MembershipOp::KeyUpdate { .. } => {
                 unreachable!("handled above")
             }
             // By a non-admin (its rights taken away concurrently): a no-op.
@@ -157,13 +192,8 @@ impl Membership {
                 if self.members.len() >= MAX_MEMBERS {
                     return Err(Invalid("group is full"));
                 }
-                self.members.insert(
-                    profile.user_id,
-                    Member {
-                        profile: profile.clone(),
-                        admin: false,
-                    },
-                );
+                self.members
+                    .insert(profile.user_id, Member::new(profile.clone(), false));
             }
             MembershipOp::Leave => {
                 self.members.remove(author);
@@ -215,14 +245,9 @@ impl Membership {
                 self.kind = Some(kind);
                 let admin_set: BTreeSet<&UserId> = admins.iter().collect();
                 for p in members {
-                    self.members.insert(
-                        p.user_id,
-                        Member {
-                            profile: p.clone(),
-                            admin: kind == ConversationKind::Direct
-                                || admin_set.contains(&p.user_id),
-                        },
-                    );
+                    let admin = kind == ConversationKind::Direct || admin_set.contains(&p.user_id);
+                    self.members
+                        .insert(p.user_id, Member::new(p.clone(), admin));
                 }
                 Ok(())
             }
@@ -230,6 +255,35 @@ impl Membership {
             Some(ConversationKind::Direct) if kind == ConversationKind::Direct => Ok(()),
             Some(_) => Err(Invalid("conversation already created")),
         }
+    }
+
+    /// A member's own profile with a new X25519 key: newer than the one held, for a
+    /// different key, verified (which refuses weak keys).
+    fn update_key(
+        &mut self,
+        author: &UserId,
+        profile: &Profile,
+        place: &OrderKey,
+    ) -> Result<(), Rejection> {
+        use Rejection::Invalid;
+        let Some(m) = self.members.get_mut(author) else {
+            return Err(Invalid("author is not a member"));
+        };
+        if profile.user_id != *author {
+            return Err(Invalid("a key update for someone else"));
+        }
+        if profile.updated_ms <= m.profile.updated_ms || profile.dh_public == m.profile.dh_public {
+            return Err(Invalid("a key update that is not newer"));
+        }
+        if profile.verify().is_err() {
+            return Err(Invalid("key update profile does not verify"));
+        }
+        let old = std::mem::replace(&mut m.profile, profile.clone());
+        m.earlier_keys.push((old.dh_public, *place));
+        if m.earlier_keys.len() > MAX_EARLIER_KEYS {
+            m.earlier_keys.remove(0);
+        }
+        Ok(())
     }
 
     /// A group never stays without an admin: the member with the lowest id takes over.
@@ -402,7 +456,7 @@ impl ConversationState {
                 && let Ok(op) = MembershipOp::decode(&e.public)
                 && self.takes_effect(e, &op)
             {
-                let _ = m.apply(&self.id, &e.header.author, &op);
+                let _ = m.apply(&self.id, &e.header.author, &op, &e.order_key());
             }
         }
         std::borrow::Cow::Owned(m)
@@ -504,7 +558,8 @@ impl ConversationState {
                     return Err(Invalid("rename without a name"));
                 }
                 let mut m = membership.into_owned();
-                m.apply(&self.id, &h.author, &op).map(|()| Standing::Inside)
+                m.apply(&self.id, &h.author, &op, &key)
+                    .map(|()| Standing::Inside)
             }
             EventKind::Rekey => {
                 if membership.kind.is_none() {
@@ -655,7 +710,9 @@ impl ConversationState {
                     && self.takes_effect(event, &op)
                 {
                     let before = notice::Before::of(&self.membership, &h.author, &op);
-                    let _ = self.membership.apply(&self.id, &h.author, &op);
+                    let _ = self
+                        .membership
+                        .apply(&self.id, &h.author, &op, &event.order_key());
                     if let Some(n) = before.notice(&self.membership, &h.author, &op) {
                         self.notices.insert(event.id(), n);
                     }

@@ -25,7 +25,7 @@ fn subject(author: &UserId, op: &MembershipOp) -> Option<UserId> {
         MembershipOp::Add { profile, .. } => Some(profile.user_id),
         MembershipOp::Remove { user, .. } | MembershipOp::Promote { user } => Some(*user),
         MembershipOp::Leave => Some(*author),
-        MembershipOp::Create { .. } | MembershipOp::Rename => None,
+        MembershipOp::Create { .. } | MembershipOp::Rename | MembershipOp::KeyUpdate { .. } => None,
     }
 }
 
@@ -58,7 +58,9 @@ impl Before {
         }
         let s = s?;
         match op {
-            MembershipOp::Create { .. } | MembershipOp::Rename => None,
+            MembershipOp::Create { .. } | MembershipOp::Rename | MembershipOp::KeyUpdate { .. } => {
+                None
+            }
             MembershipOp::Add { .. } => (!self.0 && member).then_some(Notice::Added(s)),
             MembershipOp::Remove { .. } => (self.0 && !member).then_some(Notice::Removed(s)),
             MembershipOp::Leave => (self.0 && !member).then_some(Notice::Left),

@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(250);
 const MAX_INPUTS_PER_TURN: usize = 256;
 /// Idle connections are kept open (pings keep them alive anyway); presence needs them.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How often the node looks for replaced X25519 keys whose grace period is over.
+const KEY_CHECK_INTERVAL_MS: u64 = 3600 * 1000;
+
 /// At most one resync per peer in this interval after failed requests.
 const RESYNC_MIN_INTERVAL_MS: u64 = 2_000;
 /// Frames handed to a peer's stream writer and not yet written. Beyond this, frames wait
@@ -98,6 +101,8 @@ pub struct Core {
     next_writer: u64,
     /// Peers whose stream failed: no new writer before this time.
     writer_retry_at: std::collections::HashMap<PeerId, u64>,
+    /// When to look next for replaced X25519 keys due for deletion (hourly).
+    next_key_check_ms: u64,
     /// Failures of a peer's streams in a row (the wait before the next grows with them).
     writer_failures: std::collections::HashMap<PeerId, u32>,
     control: libp2p_stream::Control,
@@ -188,6 +193,7 @@ impl Core {
             writers: Default::default(),
             next_writer: 0,
             writer_retry_at: Default::default(),
+            next_key_check_ms: 0,
             writer_failures: Default::default(),
             control,
             incoming: Some(incoming),
@@ -748,6 +754,20 @@ impl Core {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
         }
+        if now >= self.next_key_check_ms {
+            self.next_key_check_ms = now.saturating_add(KEY_CHECK_INTERVAL_MS);
+            match self.engine.drop_expired_keys(now) {
+                Ok(true) => {
+                    if let Err(e) = self.save_identity() {
+                        tracing::error!(error = %e, "cannot save the key file after deleting old keys");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot keep the epoch keys of old X25519 keys")
+                }
+            }
+        }
         // Queues that waited for a failed stream's retry time.
         let retry: Vec<PeerId> = self
             .writer_retry_at
@@ -1156,6 +1176,24 @@ impl Core {
 
     pub(super) fn set_display_name(&mut self, now: u64, name: &str) -> Result<(), NodeError> {
         self.engine.set_display_name(now, name)?;
+        self.save_identity()
+    }
+
+    /// Replace this node's X25519 key with a fresh one from the operating system (a key
+    /// update, `sync::key_update`) and save the key file. The updates and rekeys go out
+    /// at the next commit; should saving fail, a restart signs updates for the key the
+    /// file holds.
+    pub(super) fn update_key(&mut self, now: u64) -> Result<(), NodeError> {
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
+        self.engine.update_key(now, secret)?;
+        self.save_identity()?;
+        self.engine.commit(now)?;
+        Ok(())
+    }
+
+    /// Write the identity (name, keys) to the key file, if this node has one.
+    fn save_identity(&self) -> Result<(), NodeError> {
         if let Some(path) = &self.config.identity_path {
             self.engine
                 .identity()

@@ -315,6 +315,12 @@ impl NodeHandle {
             .await
     }
 
+    /// Replace this installation's X25519 key (a key update): keys made from now on are
+    /// wrapped to the new key, so a copy of the key file taken before opens none of them.
+    pub async fn update_key(&self) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| core.update_key(now_ms)).await
+    }
+
     /// Engine counters (stored, invalid, malformed, ...), for tests and diagnostics.
     pub async fn stats(&self) -> Result<crate::sync::Stats, NodeError> {
         self.run(|core, _| Ok(core.engine.stats())).await

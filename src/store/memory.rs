@@ -20,6 +20,7 @@ struct State {
     conversations: BTreeSet<ConversationId>,
     forks: BTreeMap<(ConversationId, UserId, u64), Event>,
     lost_rekeys: BTreeMap<EventId, Event>,
+    sealed_keys: BTreeMap<EventId, Vec<u8>>,
 }
 
 impl State {
@@ -75,6 +76,9 @@ impl State {
         }
         for key in &batch.forks_forget {
             self.forks.remove(key);
+        }
+        for (id, sealed) in &batch.sealed_keys {
+            self.sealed_keys.insert(*id, sealed.clone());
         }
         for e in &batch.lost_rekeys {
             self.lost_rekeys.insert(e.id(), e.clone());
@@ -293,5 +297,14 @@ impl Store for MemoryStore {
 
     fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError> {
         Ok(self.current.lost_rekeys.values().cloned().collect())
+    }
+
+    fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError> {
+        Ok(self
+            .current
+            .sealed_keys
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect())
     }
 }

@@ -49,6 +49,9 @@ pub struct Batch {
     /// what members wrote under their key before the equivocation was settled stays
     /// readable for those who hold it.
     pub lost_rekeys: Vec<Event>,
+    /// Epoch keys opened with an X25519 key about to be deleted, by rekey, sealed with
+    /// the node's at-rest key (`Identity::at_rest_key`): history stays readable.
+    pub sealed_keys: Vec<(EventId, Vec<u8>)>,
 }
 
 /// How far one reader of a group has received and read this node's own messages, as its
@@ -112,6 +115,7 @@ impl Batch {
             && self.forks.is_empty()
             && self.forks_forget.is_empty()
             && self.lost_rekeys.is_empty()
+            && self.sealed_keys.is_empty()
     }
 }
 
@@ -169,6 +173,8 @@ pub trait Store {
     fn forks(&self) -> Result<Vec<Event>, StoreError>;
     /// Rekeys that lost an equivocation (`Batch::lost_rekeys`).
     fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError>;
+    /// Epoch keys sealed at rest (`Batch::sealed_keys`).
+    fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError>;
 }
 
 pub(crate) fn seq_key(conversation: &ConversationId, author: &UserId, seq: u64) -> [u8; 72] {
@@ -280,5 +286,8 @@ impl Store for DynStore {
     }
     fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError> {
         (**self).lost_rekeys()
+    }
+    fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError> {
+        (**self).sealed_keys()
     }
 }

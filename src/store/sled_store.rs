@@ -5,7 +5,9 @@
 //! `outbox` (id -> conversation), `read` (conversation -> order key of the own read
 //! marker; conversation|reader -> that reader's position with own messages), `profiles`
 //! (user -> profile), `forks` (conversation|author|seq -> the winning version of an
-//! equivocation), `lost_rekeys` (id -> a rekey that lost an equivocation, kept read-only). Every `Batch` is one multi-tree transaction; `flush` is the fsync.
+//! equivocation), `lost_rekeys` (id -> a rekey that lost an equivocation, kept read-only),
+//! `sealed_keys` (rekey id -> its epoch key sealed at rest). Every `Batch` is one
+//! multi-tree transaction; `flush` is the fsync.
 
 use std::path::Path;
 
@@ -44,6 +46,7 @@ pub struct SledStore {
     profiles: sled::Tree,
     forks: sled::Tree,
     lost_rekeys: sled::Tree,
+    sealed_keys: sled::Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -112,6 +115,7 @@ impl SledStore {
             profiles: tree("profiles")?,
             forks: tree("forks")?,
             lost_rekeys: tree("lost_rekeys")?,
+            sealed_keys: tree("sealed_keys")?,
             db,
         })
     }
@@ -203,9 +207,11 @@ fn apply_tx(
         TransactionalTree,
         TransactionalTree,
         TransactionalTree,
+        TransactionalTree,
     ),
 ) -> Result<(), Tx> {
-    let (events, by_seq, order, vv, outbox, read, profiles, forks, lost_rekeys) = trees;
+    let (events, by_seq, order, vv, outbox, read, profiles, forks, lost_rekeys, sealed_keys) =
+        trees;
     for e in &batch.remove_events {
         let h = &e.header;
         events.remove(&e.id().0[..])?;
@@ -262,6 +268,9 @@ fn apply_tx(
     for e in &batch.lost_rekeys {
         lost_rekeys.insert(&e.id().0[..], e.encode())?;
     }
+    for (id, sealed) in &batch.sealed_keys {
+        sealed_keys.insert(&id.0[..], &sealed[..])?;
+    }
     Ok(())
 }
 
@@ -281,6 +290,7 @@ impl Store for SledStore {
             &self.profiles,
             &self.forks,
             &self.lost_rekeys,
+            &self.sealed_keys,
         );
         trees
             .transaction(|t| apply_tx(&batch, t))
@@ -481,6 +491,16 @@ impl Store for SledStore {
             .map(|item| {
                 let (_, v) = item.map_err(io)?;
                 Self::decode_event(&v)
+            })
+            .collect()
+    }
+
+    fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError> {
+        self.sealed_keys
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(io)?;
+                Ok((EventId(id32(&k)?), v.to_vec()))
             })
             .collect()
     }

@@ -138,7 +138,12 @@ impl<S: Store> Engine<S> {
             })
             .ok_or(SyncError::NoKey)?;
         let context = wire::complaint_context(&rekey, &self.me.user_id());
-        let shared = crypto::prove_shared(&mut self.rng, &self.me, &context, &body.ephemeral)
+        // For the key its wrap for us names (an earlier one of ours, if still kept).
+        let dh = body
+            .wrap_for(&self.me.user_id())
+            .and_then(|w| self.me.dh_key_for(&w.dh))
+            .ok_or(SyncError::NoKey)?;
+        let shared = crypto::prove_shared(&mut self.rng, dh, &context, &body.ephemeral)
             .ok_or(SyncError::NoKey)?;
         let public = ComplaintBody { rekey, shared }.encode();
         self.author_event(now_ms, conv, EventKind::KeyComplaint, public, None, None)
@@ -162,6 +167,10 @@ impl<S: Store> Engine<S> {
     }
 
     fn run_due_rekey(&mut self, now_ms: u64, conv: ConversationId) -> Result<(), SyncError> {
+        if self.key_update_due(&conv) {
+            // The update rotates the key too, wrapped to our new key.
+            return self.send_key_update(now_ms, conv);
+        }
         let me = self.me.user_id();
         let complaints = self
             .convs

@@ -16,6 +16,7 @@
 
 mod gossip;
 mod intake;
+mod key_update;
 mod links;
 mod local;
 mod pending;
@@ -23,6 +24,7 @@ mod profiles;
 mod receipts;
 
 pub use gossip::{ANTI_ENTROPY_PEERS, OWN_PUSH_FANOUT, PUSH_FANOUT};
+pub use key_update::RETIRED_KEY_GRACE_MS;
 pub use links::{LinkCandidates, LinkPlan, MAX_IDLE_DIRECT_LINKS, RANDOM_PICKS};
 pub use receipts::MAX_RECEIPT_HOPS;
 
@@ -466,6 +468,7 @@ impl<S: Store> Engine<S> {
             last_forward_ms: now_ms,
             stats: Stats::default(),
         };
+        engine.recall_sealed_keys()?;
         engine.reload()?;
         engine.keep_own_profile()?;
         engine.receipts_after_start()?;
@@ -533,10 +536,11 @@ impl<S: Store> Engine<S> {
                     ..Batch::default()
                 })?;
             }
-            if state.rekey_needed_by(&me) || !state.complaints_due(&me).is_empty() {
+            let due = state.rekey_needed_by(&me) || !state.complaints_due(&me).is_empty();
+            self.convs.insert(conv, state);
+            if due || self.key_update_due(&conv) {
                 self.rekey_due.insert(conv);
             }
-            self.convs.insert(conv, state);
         }
         // Settled equivocations (at most `MAX_FORKS` are kept on disk).
         self.forks = self

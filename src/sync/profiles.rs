@@ -124,6 +124,12 @@ impl<S: Store> Engine<S> {
             .map_err(|_| SyncError::BadText {
                 max: crate::identity::MAX_DISPLAY_NAME_BYTES,
             })?;
+        self.publish_own_profile(now_ms)
+    }
+
+    /// Sign the own profile anew (a new name or key), store it and tell every connected
+    /// peer, which pass it on.
+    pub(super) fn publish_own_profile(&mut self, now_ms: u64) -> Result<(), SyncError> {
         // Profiles are ordered by time; never go backwards even if the clock did.
         let updated_ms = now_ms.max(self.profile.updated_ms + 1);
         self.profile = self.me.profile(updated_ms);

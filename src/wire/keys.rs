@@ -130,18 +130,29 @@ impl RekeyBody {
         author: &UserId,
         epoch: u32,
     ) -> Result<[u8; 32], OpenError> {
-        // A wrap made for another key of ours (an old profile) is not ours to open.
+        // A wrap made for a key of ours since deleted (or never ours) is not ours to open.
         let wrap = self
             .wrap_for(&me.user_id())
-            .filter(|w| w.dh == me.dh_public())
             .ok_or(OpenError::NotRecipient)?;
+        let dh = me.dh_key_for(&wrap.dh).ok_or(OpenError::NotRecipient)?;
         let context = wrap_context(conversation, author, epoch);
-        let key = crate::crypto::unwrap_key(me, &context, &self.ephemeral, &wrap.wrapped)
+        let key = crate::crypto::unwrap_key(dh, &context, &self.ephemeral, &wrap.wrapped)
             .ok_or(OpenError::Mismatch)?;
-        if key_commitment(conversation, author, epoch, &key) != self.commitment {
+        if !self.commits_to(conversation, author, epoch, &key) {
             return Err(OpenError::Mismatch);
         }
         Ok(key)
+    }
+
+    /// Whether `key` is the key this rekey committed to.
+    pub fn commits_to(
+        &self,
+        conversation: &ConversationId,
+        author: &UserId,
+        epoch: u32,
+        key: &[u8; 32],
+    ) -> bool {
+        key_commitment(conversation, author, epoch, key) == self.commitment
     }
 
     /// Whether `complaint`, signed by `complainer`, proves that its wrap (for the X25519

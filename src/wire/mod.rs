@@ -372,6 +372,11 @@ pub enum MembershipOp {
     },
     /// The new name travels in the sealed part (`Content::GroupName`).
     Rename,
+    /// The author's own profile with a new X25519 key (a key update): from its place in
+    /// the order on, keys are wrapped to the new key. Valid in 1:1 chats too.
+    KeyUpdate {
+        profile: Profile,
+    },
 }
 
 impl MembershipOp {
@@ -410,6 +415,10 @@ impl MembershipOp {
                 w.bytes(&user.0);
             }
             MembershipOp::Rename => w.u8(6),
+            MembershipOp::KeyUpdate { profile } => {
+                w.u8(7);
+                encode_profile(&mut w, profile);
+            }
         }
         w.into_bytes()
     }
@@ -448,6 +457,9 @@ impl MembershipOp {
                 user: UserId(r.array()?),
             },
             6 => MembershipOp::Rename,
+            7 => MembershipOp::KeyUpdate {
+                profile: decode_profile(&mut r)?,
+            },
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "membership op",

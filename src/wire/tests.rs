@@ -293,6 +293,8 @@ proptest! {
         if let Some(p) = members.first() {
             let op = MembershipOp::Add { profile: p.clone(), seen: 3 };
             prop_assert_eq!(MembershipOp::decode(&op.encode()).unwrap(), op);
+            let op = MembershipOp::KeyUpdate { profile: p.clone() };
+            prop_assert_eq!(MembershipOp::decode(&op.encode()).unwrap(), op);
         }
     }
 
