@@ -295,6 +295,14 @@ impl Identity {
         }
     }
 
+    /// Take back the last `replace_dh` (its new key was never saved).
+    pub fn undo_replace_dh(&mut self) {
+        if let Some(last) = self.retired.pop() {
+            self.dh_secret = last.secret;
+            self.dh_public = last.public;
+        }
+    }
+
     /// The public halves of retired X25519 keys replaced at or before `before_ms`.
     pub fn retired_before(&self, before_ms: u64) -> Vec<[u8; 32]> {
         self.retired
@@ -416,10 +424,19 @@ impl Identity {
         let tmp = path.with_extension("tmp");
         let _ = fs::remove_file(&tmp);
         self.save_new(&tmp)?;
-        fs::rename(&tmp, path).map_err(|source| IdentityError::Io {
+        let io_err = |source| IdentityError::Io {
             path: path.display().to_string(),
             source,
-        })
+        };
+        fs::rename(&tmp, path).map_err(io_err)?;
+        // The rename itself durable too: a key update must not be lost in a crash.
+        #[cfg(unix)]
+        if let Some(dir) = path.parent() {
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err)?;
+        }
+        Ok(())
     }
 
     pub fn load(path: &Path) -> Result<Self, IdentityError> {

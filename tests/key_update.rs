@@ -96,7 +96,8 @@ fn bauhof() -> (Vec<Eng>, ConversationId) {
 
 /// Bernd updates his key and everyone gets his update and rekey.
 fn bernd_updates(e: &mut [Eng], conv: &ConversationId, now: u64) {
-    e[1].update_key(now, secret(0x5a)).unwrap();
+    e[1].update_key(now, secret(0x5a), |_| Ok::<(), String>(()))
+        .unwrap();
     e[1].commit(now).unwrap();
     e[1].commit(now).unwrap();
     let (a, rest) = e.split_at_mut(1);
@@ -172,6 +173,20 @@ fn history_stays_readable_once_the_old_key_is_deleted_and_after_a_restart() {
     let later = 2000 + RETIRED_KEY_GRACE_MS;
     assert!(e[1].drop_expired_keys(later).unwrap());
     assert_eq!(e[1].identity().retired_count(), 0, "the old key is deleted");
+    // Sealed at rest: only keys the deleted key opened (a copy of the old key file
+    // opens those anyway), none opened with the new key.
+    let bernd = ident(BERND).user_id();
+    let sealed: Vec<_> = e[1].store().sealed_keys().unwrap();
+    assert!(!sealed.is_empty());
+    for (id, _) in &sealed {
+        let rekey = e[1].store().event(id).unwrap().unwrap();
+        let body = flurfunk::wire::RekeyBody::decode(&rekey.public).unwrap();
+        assert_eq!(
+            body.wrap_for(&bernd).map(|w| w.dh),
+            Some(ident(BERND).dh_public()),
+            "a key opened with the new key is sealed at rest"
+        );
+    }
     assert_eq!(texts(&e[1], &conv), ["vorher", "nachher"]);
 
     // Restart from the key file and the store.
@@ -226,10 +241,10 @@ fn the_old_key_is_kept_in_the_key_file_until_it_is_deleted() {
 }
 
 #[test]
-fn a_key_update_for_someone_else_or_not_newer_is_refused() {
+fn a_key_update_for_someone_else_is_refused_and_a_stale_one_changes_nothing() {
     let (mut e, conv) = bauhof();
     let carla = ident(CARLA);
-    let last = all_events(&e[0], &conv)
+    let mut last = all_events(&e[0], &conv)
         .into_iter()
         .filter(|ev| ev.header.author == carla.user_id())
         .max_by_key(|ev| ev.header.seq);
@@ -237,29 +252,49 @@ fn a_key_update_for_someone_else_or_not_newer_is_refused() {
     anna.replace_dh(secret(7), 5000);
     let mut old_carla = ident(CARLA);
     old_carla.replace_dh(secret(8), 0);
-    for (why, profile) in [
-        ("a profile of someone else", anna.profile(5000)),
-        ("a profile that is not newer", old_carla.profile(0)),
-        ("the same key", ident(CARLA).profile(5000)),
-    ] {
-        let forged = common::forge(
+    let update = |profile, last: Option<&Event>, lamport| {
+        common::forge(
             &carla,
-            last.as_ref(),
+            last,
             conv,
             EventKind::Membership,
-            900_000,
+            lamport,
             0,
             MembershipOp::KeyUpdate { profile }.encode(),
             Vec::new(),
-        );
-        let invalid = e[0].stats().invalid_events;
-        take(&mut e[0], carla.user_id(), vec![forged.clone()], 3000);
-        assert!(
-            e[0].store().event(&forged.id()).unwrap().is_none(),
-            "{why}: stored"
-        );
-        assert!(e[0].stats().invalid_events > invalid, "{why}: not refused");
+        )
+    };
+    let forged = update(anna.profile(5000), last.as_ref(), 900_000);
+    let invalid = e[0].stats().invalid_events;
+    take(&mut e[0], carla.user_id(), vec![forged.clone()], 3000);
+    assert!(
+        e[0].store().event(&forged.id()).unwrap().is_none(),
+        "a key update carrying someone else's profile was stored"
+    );
+    assert!(e[0].stats().invalid_events > invalid);
+    // Not newer than the profile held, or the same key: valid (an add may have carried
+    // the newest profile already), and nothing changes.
+    for (why, profile, lamport) in [
+        ("not newer", old_carla.profile(0), 900_001),
+        ("the same key", ident(CARLA).profile(5000), 900_002),
+    ] {
+        let stale = update(profile, last.as_ref(), lamport);
+        take(&mut e[0], carla.user_id(), vec![stale.clone()], 3000);
+        assert!(e[0].store().event(&stale.id()).unwrap().is_some(), "{why}");
+        last = Some(stale);
     }
+    let key = e[0]
+        .conversation(&conv)
+        .unwrap()
+        .members
+        .iter()
+        .find(|(p, _)| p.user_id == carla.user_id())
+        .map(|(p, _)| p.dh_public);
+    assert_eq!(
+        key,
+        Some(carla.dh_public()),
+        "a stale update changed the key"
+    );
 }
 
 #[test]
@@ -353,4 +388,85 @@ fn a_rekey_that_sorts_after_the_update_but_wraps_the_old_key_is_not_used() {
         body.wrap_for(&ident(BERND).user_id()).map(|w| w.dh),
         Some(e[1].identity().dh_public())
     );
+}
+
+#[test]
+fn a_key_file_that_cannot_be_saved_leaves_the_key_as_it_was() {
+    let (mut e, conv) = bauhof();
+    let before = e[1].identity().dh_public();
+    let failed = e[1].update_key(2000, secret(0x5a), |_| Err("disk full"));
+    assert!(failed.is_err());
+    assert_eq!(e[1].identity().dh_public(), before);
+    assert_eq!(e[1].identity().retired_count(), 0);
+    e[1].commit(2000).unwrap();
+    let bernd = e[1].user_id();
+    assert!(
+        !all_events(&e[1], &conv)
+            .iter()
+            .any(|ev| ev.header.author == bernd
+                && matches!(
+                    MembershipOp::decode(&ev.public),
+                    Ok(MembershipOp::KeyUpdate { .. })
+                )),
+        "an update signed for a key that was never saved"
+    );
+}
+
+#[test]
+fn a_key_update_is_shown_in_the_chat() {
+    let (mut e, conv) = bauhof();
+    bernd_updates(&mut e, &conv, 2000);
+    let lines = e[0].timeline_before(&conv, None, 50).unwrap();
+    assert!(
+        lines.iter().any(|m| m.author == ident(BERND).user_id()
+            && m.notice == Some(flurfunk::conversation::Notice::KeyChanged)),
+        "Anna is not told that Bernd has a new key"
+    );
+}
+
+#[test]
+fn an_update_after_an_add_with_the_newest_profile_is_a_valid_no_op() {
+    // Anna removes Bernd and adds him back with his newest profile (which already holds
+    // his new key) while Bernd, unaware, signs his update, which sorts after the add: it
+    // is then not newer than what the add put in. Invalid, it would cut Bernd's chain and
+    // withdraw everything he writes after it; it must be a no-op.
+    let (mut e, conv) = bauhof();
+    let bernd = ident(BERND);
+    e[1].update_key(2000, secret(0x5a), |_| Ok::<(), String>(()))
+        .unwrap();
+    let newest = e[1].profile().clone();
+    e[0].remove_member(2001, conv, &bernd.user_id()).unwrap();
+    e[0].commit(2001).unwrap();
+    e[0].add_member(2002, conv, &newest).unwrap();
+    e[0].commit(2002).unwrap();
+    let last = all_events(&e[0], &conv)
+        .into_iter()
+        .filter(|ev| ev.header.author == bernd.user_id())
+        .max_by_key(|ev| ev.header.seq);
+    let seq = last.as_ref().map_or(1, |l| l.header.seq + 1);
+    let update = common::forge(
+        &bernd,
+        last.as_ref(),
+        conv,
+        EventKind::Membership,
+        flurfunk::conversation::max_lamport(seq),
+        0,
+        MembershipOp::KeyUpdate { profile: newest }.encode(),
+        Vec::new(),
+    );
+    let invalid = e[0].stats().invalid_events;
+    take(&mut e[0], bernd.user_id(), vec![update.clone()], 2003);
+    assert_eq!(
+        e[0].stats().invalid_events,
+        invalid,
+        "the update was refused"
+    );
+    assert!(e[0].store().event(&update.id()).unwrap().is_some());
+    assert!(members_of(&e[0], &conv).contains(&bernd.user_id()));
+}
+
+fn members_of(e: &Eng, conv: &ConversationId) -> Vec<UserId> {
+    e.conversation(conv)
+        .map(|c| c.members.iter().map(|(p, _)| p.user_id).collect())
+        .unwrap_or_default()
 }

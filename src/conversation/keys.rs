@@ -19,9 +19,15 @@ impl ConversationState {
         })
     }
 
-    /// Every key this node opened, by rekey (inside or read-only).
-    pub fn opened_keys(&self) -> impl Iterator<Item = (&EventId, &EpochKey)> {
-        self.keys.iter()
+    /// The keys this node opened with its X25519 key `dh`, by rekey (inside or read-only).
+    pub fn opened_with<'a>(
+        &'a self,
+        dh: &'a [u8; 32],
+    ) -> impl Iterator<Item = (&'a EventId, &'a EpochKey)> + 'a {
+        self.opened_with
+            .iter()
+            .filter(move |(_, d)| *d == dh)
+            .filter_map(|(id, _)| Some((id, self.keys.get(id)?)))
     }
 
     /// The key this node opened from `rekey` (its commitment checked), if any.
@@ -304,6 +310,9 @@ impl ConversationState {
         match body.open(me, &self.id, &h.author, h.epoch) {
             Ok(key) => {
                 self.keys.insert(event.id(), EpochKey::from_bytes(key));
+                if let Some(w) = body.wrap_for(&me.user_id()) {
+                    self.opened_with.insert(event.id(), w.dh);
+                }
             }
             Err(OpenError::Mismatch) => {
                 self.mismatched.insert(event.id());

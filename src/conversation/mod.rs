@@ -78,6 +78,11 @@ pub struct Member {
 /// updates its key more often makes the key older than these stale, which costs a rekey.
 pub const MAX_EARLIER_KEYS: usize = 8;
 
+/// Key updates one member may sign in one conversation (its own chain decides): each
+/// costs every node a profile check whenever the membership is replayed. Monthly updates
+/// last more than ten years.
+pub const MAX_KEY_UPDATES: usize = 128;
+
 impl Member {
     fn new(profile: Profile, admin: bool) -> Self {
         Member {
@@ -257,8 +262,9 @@ impl Membership {
         }
     }
 
-    /// A member's own profile with a new X25519 key: newer than the one held, for a
-    /// different key, verified (which refuses weak keys).
+    /// A member's own profile with a new X25519 key, verified (which refuses weak keys).
+    /// One not newer than the profile held, or for the same key, is a valid no-op: an
+    /// add with the member's newest profile may sort before its concurrent update.
     fn update_key(
         &mut self,
         author: &UserId,
@@ -272,11 +278,11 @@ impl Membership {
         if profile.user_id != *author {
             return Err(Invalid("a key update for someone else"));
         }
-        if profile.updated_ms <= m.profile.updated_ms || profile.dh_public == m.profile.dh_public {
-            return Err(Invalid("a key update that is not newer"));
-        }
         if profile.verify().is_err() {
             return Err(Invalid("key update profile does not verify"));
+        }
+        if profile.updated_ms <= m.profile.updated_ms || profile.dh_public == m.profile.dh_public {
+            return Ok(());
         }
         let old = std::mem::replace(&mut m.profile, profile.clone());
         m.earlier_keys.push((old.dh_public, *place));
@@ -307,6 +313,9 @@ pub struct ConversationState {
     /// Keys this node opened, by the rekey that carried them (inside, or read-only
     /// outside). A body is opened with the key its header names, and no other.
     keys: BTreeMap<EventId, EpochKey>,
+    /// The own X25519 key each of `keys` was opened with (not for keys recalled from the
+    /// store): `Engine::drop_expired_keys` seals those of a key it deletes.
+    opened_with: BTreeMap<EventId, [u8; 32]>,
     /// Texts whose named key did not reach every member at their place
     /// (`for_some_members`), decided when each is applied.
     partial: BTreeSet<EventId>,
@@ -355,6 +364,7 @@ impl ConversationState {
             control: Vec::new(),
             membership: Membership::default(),
             keys: BTreeMap::new(),
+            opened_with: BTreeMap::new(),
             partial: BTreeSet::new(),
             coverage: BTreeMap::new(),
             complaints: BTreeMap::new(),
@@ -557,6 +567,11 @@ impl ConversationState {
                 if matches!(op, MembershipOp::Rename) && event.sealed.is_empty() {
                     return Err(Invalid("rename without a name"));
                 }
+                if matches!(op, MembershipOp::KeyUpdate { .. })
+                    && self.key_updates_before(&h.author, h.seq) >= MAX_KEY_UPDATES
+                {
+                    return Err(Invalid("too many key updates"));
+                }
                 let mut m = membership.into_owned();
                 m.apply(&self.id, &h.author, &op, &key)
                     .map(|()| Standing::Inside)
@@ -647,6 +662,21 @@ impl ConversationState {
                 && e.header.seq < h.seq
                 && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u, .. }) if u == user)
         })
+    }
+
+    /// Key updates `author` signed in its chain before `seq` (held inside).
+    fn key_updates_before(&self, author: &UserId, seq: u64) -> usize {
+        self.control
+            .iter()
+            .filter(|e| {
+                e.header.author == *author
+                    && e.header.seq < seq
+                    && matches!(
+                        MembershipOp::decode(&e.public),
+                        Ok(MembershipOp::KeyUpdate { .. })
+                    )
+            })
+            .count()
     }
 
     /// Whether a held event is kept outside its author's chain (`MAX_OUTSIDE_EVENTS`):

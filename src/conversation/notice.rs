@@ -17,6 +17,9 @@ pub enum Notice {
     Promoted(UserId),
     /// The group got a new name (not the name repeated after an add).
     Renamed(String),
+    /// The event's author replaced its X25519 key (a key update): shown, so that a key
+    /// replaced by someone else holding the user's key file does not go unnoticed.
+    KeyChanged,
 }
 
 /// Whom a membership op is about.
@@ -25,12 +28,13 @@ fn subject(author: &UserId, op: &MembershipOp) -> Option<UserId> {
         MembershipOp::Add { profile, .. } => Some(profile.user_id),
         MembershipOp::Remove { user, .. } | MembershipOp::Promote { user } => Some(*user),
         MembershipOp::Leave => Some(*author),
-        MembershipOp::Create { .. } | MembershipOp::Rename | MembershipOp::KeyUpdate { .. } => None,
+        MembershipOp::KeyUpdate { .. } => Some(*author),
+        MembershipOp::Create { .. } | MembershipOp::Rename => None,
     }
 }
 
-/// The op's subject as it stood before the op: (member, admin, created).
-pub(super) struct Before(bool, bool, bool);
+/// The op's subject as it stood before the op: (member, admin, created, its X25519 key).
+pub(super) struct Before(bool, bool, bool, Option<[u8; 32]>);
 
 impl Before {
     pub(super) fn of(m: &Membership, author: &UserId, op: &MembershipOp) -> Before {
@@ -39,6 +43,8 @@ impl Before {
             s.is_some_and(|u| m.is_member(&u)),
             s.is_some_and(|u| m.is_admin(&u)),
             m.kind.is_some(),
+            s.and_then(|u| m.members.get(&u))
+                .map(|m| m.profile.dh_public),
         )
     }
 
@@ -58,9 +64,10 @@ impl Before {
         }
         let s = s?;
         match op {
-            MembershipOp::Create { .. } | MembershipOp::Rename | MembershipOp::KeyUpdate { .. } => {
-                None
-            }
+            MembershipOp::Create { .. } | MembershipOp::Rename => None,
+            MembershipOp::KeyUpdate { .. } => (self.3
+                != m.members.get(&s).map(|m| m.profile.dh_public))
+            .then_some(Notice::KeyChanged),
             MembershipOp::Add { .. } => (!self.0 && member).then_some(Notice::Added(s)),
             MembershipOp::Remove { .. } => (self.0 && !member).then_some(Notice::Removed(s)),
             MembershipOp::Leave => (self.0 && !member).then_some(Notice::Left),

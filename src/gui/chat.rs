@@ -778,6 +778,7 @@ pub fn notice_text(t: &Texts, m: &MessageItem) -> String {
         Some("left") => t.notice_left,
         Some("promoted") => t.notice_promoted,
         Some("renamed") => t.notice_renamed,
+        Some("key_changed") => t.notice_key_changed,
         _ => return m.text.clone(),
     };
     super::i18n::fill(

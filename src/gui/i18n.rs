@@ -148,6 +148,7 @@ pub struct Texts {
     pub notice_removed: &'static str,
     pub notice_left: &'static str,
     pub notice_promoted: &'static str,
+    pub notice_key_changed: &'static str,
     pub notice_renamed: &'static str,
     pub misbehaviour_two_versions: &'static str,
     pub misbehaviour_wrong_key: &'static str,
@@ -270,6 +271,7 @@ pub static DE: Texts = Texts {
     notice_removed: "{by} hat {user} entfernt",
     notice_left: "{by} hat die Gruppe verlassen",
     notice_promoted: "{by} hat {user} zum Admin gemacht",
+    notice_key_changed: "{by} hat einen neuen Schlüssel (falls nicht von {by} selbst: IT informieren)",
     notice_renamed: "{by} hat die Gruppe in „{name}“ umbenannt",
     misbehaviour_two_versions: "Das Gerät von {name} hat in „{group}“ zwei verschiedene Fassungen \
                                 einer Nachricht geschickt; Flurfunk behält für alle dieselbe. Bitte \
@@ -397,6 +399,7 @@ pub static EN: Texts = Texts {
     notice_removed: "{by} removed {user}",
     notice_left: "{by} left the group",
     notice_promoted: "{by} made {user} an admin",
+    notice_key_changed: "{by} has a new key (if {by} did not do this, tell IT)",
     notice_renamed: "{by} renamed the group to “{name}”",
     misbehaviour_two_versions: "{name}'s device sent two different versions of one message in \
                                 “{group}”; Flurfunk keeps the same one for everyone. Have that \

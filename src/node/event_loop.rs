@@ -754,6 +754,11 @@ impl Core {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
         }
+        if self.next_key_check_ms == 0 {
+            // Not at start: a node back after a long absence first hears of rekeys made
+            // meanwhile (wrapped to a key it would otherwise delete now).
+            self.next_key_check_ms = now.saturating_add(KEY_CHECK_INTERVAL_MS);
+        }
         if now >= self.next_key_check_ms {
             self.next_key_check_ms = now.saturating_add(KEY_CHECK_INTERVAL_MS);
             match self.engine.drop_expired_keys(now) {
@@ -1143,6 +1148,7 @@ impl Core {
             Notice::Left => ("left", None, String::new()),
             Notice::Promoted(u) => ("promoted", Some(*u), String::new()),
             Notice::Renamed(name) => ("renamed", None, name.clone()),
+            Notice::KeyChanged => ("key_changed", None, String::new()),
         };
         MessageItem {
             conversation: conv.to_string(),
@@ -1186,8 +1192,11 @@ impl Core {
     pub(super) fn update_key(&mut self, now: u64) -> Result<(), NodeError> {
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
-        self.engine.update_key(now, secret)?;
-        self.save_identity()?;
+        let path = self.config.identity_path.clone();
+        self.engine.update_key(now, secret, |me| match &path {
+            Some(path) => me.save_replace(path),
+            None => Ok(()),
+        })?;
         self.engine.commit(now)?;
         Ok(())
     }

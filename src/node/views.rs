@@ -86,7 +86,8 @@ pub struct MessageItem {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub for_some_members: bool,
     /// A line about the group itself instead of a message: "created", "added",
-    /// "removed", "left", "promoted" or "renamed" (then `text` is the new name). The
+    /// "removed", "left", "promoted", "renamed" (then `text` is the new name) or
+    /// "key_changed" (the author replaced its key: `flurfunk key-update`). The
     /// author did it; `subject` (user id) and `subject_name` say to whom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,

@@ -15,15 +15,24 @@ pub const RETIRED_KEY_GRACE_MS: u64 = 7 * 24 * 3600 * 1000;
 
 impl<S: Store> Engine<S> {
     /// Replace this node's X25519 key with `secret` (fresh from the operating system's
-    /// generator). The key updates and rekeys follow at the next commit; the caller
-    /// persists the identity file (a node that crashes before that signs its updates for
-    /// the key it restarts with: `key_update_due`).
-    pub fn update_key(
+    /// generator). `save` writes the key file durably first; if it fails, the key is not
+    /// replaced. The key updates and rekeys follow at the next commit (a node that
+    /// crashes before signing them signs them at its next start: `key_update_due`).
+    pub fn update_key<E: std::fmt::Display>(
         &mut self,
         now_ms: u64,
         secret: Zeroizing<[u8; 32]>,
+        save: impl FnOnce(&Identity) -> Result<(), E>,
     ) -> Result<(), SyncError> {
+        if self.me.retired_count() >= crate::identity::MAX_RETIRED_DH_KEYS {
+            // Replacing now would delete the oldest without sealing what it opened.
+            return Err(SyncError::TooManyKeyUpdates);
+        }
         self.me.replace_dh(secret, now_ms);
+        if let Err(e) = save(&self.me) {
+            self.me.undo_replace_dh();
+            return Err(SyncError::KeyFile(e.to_string()));
+        }
         self.publish_own_profile(now_ms)?;
         let due: Vec<ConversationId> = self
             .convs
@@ -71,13 +80,13 @@ impl<S: Store> Engine<S> {
         if expired.is_empty() {
             return Ok(false);
         }
-        // Every key opened here that is not sealed yet (also those of the current key:
-        // simpler than telling which wrap named which key, and as safe).
+        // Only the keys these X25519 keys opened: a copy of an old key file opens those
+        // anyway (from recorded rekeys), never one opened with a later key.
         let at_rest = self.me.at_rest_key();
         let mut sealed = Vec::new();
         let mut recalled = Vec::new();
-        for (id, key) in self.convs.values().flat_map(|s| s.opened_keys()) {
-            if self.me.recalled(id).is_none() {
+        for dh in &expired {
+            for (id, key) in self.convs.values().flat_map(|s| s.opened_with(dh)) {
                 let aad = crypto::labelled(crypto::LABEL_RECALLED_KEY, &id.0);
                 sealed.push((*id, at_rest.encrypt(&mut self.rng, &aad, key.as_bytes())));
                 recalled.push((*id, key.clone()));

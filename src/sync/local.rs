@@ -168,8 +168,16 @@ impl<S: Store> Engine<S> {
 
     fn run_due_rekey(&mut self, now_ms: u64, conv: ConversationId) -> Result<(), SyncError> {
         if self.key_update_due(&conv) {
-            // The update rotates the key too, wrapped to our new key.
-            return self.send_key_update(now_ms, conv);
+            // The update rotates the key too, wrapped to our new key. Refused (someone
+            // else signed a newer update for us: shown as "has a new key"), complaints
+            // and rekeys below still run.
+            match self.send_key_update(now_ms, conv) {
+                Ok(()) => return Ok(()),
+                Err(SyncError::Rejected(r)) => {
+                    tracing::warn!(conversation = %conv, reason = %r, "own key update refused");
+                }
+                Err(e) => return Err(e),
+            }
         }
         let me = self.me.user_id();
         let complaints = self
@@ -206,6 +214,12 @@ impl<S: Store> Engine<S> {
             match self.complain(now_ms, conv, rekey) {
                 Ok(_) => {
                     self.complaint_waits.remove(&rekey);
+                }
+                Err(SyncError::NoKey) => {
+                    // The key its wrap names was replaced and deleted here: nothing to
+                    // prove with; not an error that should hold up other conversations.
+                    self.complaint_waits.remove(&rekey);
+                    tracing::warn!(conversation = %conv, "cannot prove a wrong key: the key it was wrapped to is deleted");
                 }
                 Err(e) => {
                     // Kept, and tried again later: a victim must never stay silent.

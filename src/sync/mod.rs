@@ -116,6 +116,13 @@ pub enum SyncError {
     BadText { max: usize },
     #[error("{0}")]
     Rejected(Rejection),
+    #[error(
+        "the key was replaced {} times within 7 days; try again once the oldest is deleted",
+        crate::identity::MAX_RETIRED_DH_KEYS
+    )]
+    TooManyKeyUpdates,
+    #[error("cannot save the key file: {0}")]
+    KeyFile(String),
 }
 
 #[derive(Clone, Debug)]
