@@ -666,10 +666,7 @@ fn history_line(m: &MessageItem, members: usize) -> String {
             "left" => format!("{} left the group", m.author_name),
             "promoted" => format!("{} made {subject} an admin", m.author_name),
             "renamed" => format!("{} renamed the group to \"{}\"", m.author_name, m.text),
-            "key_changed" => format!(
-                "{} has a new key (if {} did not do this, tell IT)",
-                m.author_name, m.author_name
-            ),
+            "key_changed" => format!("{} has a new key", m.author_name),
             other => format!("{} changed the group ({other})", m.author_name),
         };
         return format!("{}  -- {line}", local_time(m.wall_ms, true));

@@ -536,6 +536,22 @@ impl FlurfunkApp {
                 });
                 ui.end_row();
 
+                ui.label(t.settings_key);
+                ui.vertical(|ui| {
+                    if ui.button(t.settings_key_update).clicked()
+                        && let Some(node) = self.node().cloned()
+                    {
+                        let done = t.settings_key_done.to_string();
+                        self.bridge.act(
+                            &node,
+                            move |n| async move { n.update_key().await },
+                            move |_| Update::Notice(done),
+                        );
+                    }
+                    ui.label(RichText::new(t.settings_key_hint).small());
+                });
+                ui.end_row();
+
                 let l = ui.label(t.settings_notifications);
                 let mut on = self.settings.notifications;
                 if ui.checkbox(&mut on, "").labelled_by(l.id).changed() {

@@ -162,6 +162,10 @@ pub struct Texts {
     pub settings_join_apply: &'static str,
     pub settings_data_dir: &'static str,
     pub settings_notifications: &'static str,
+    pub settings_key: &'static str,
+    pub settings_key_update: &'static str,
+    pub settings_key_hint: &'static str,
+    pub settings_key_done: &'static str,
     pub settings_user_id: &'static str,
     pub settings_restarting: &'static str,
     // Status
@@ -271,7 +275,7 @@ pub static DE: Texts = Texts {
     notice_removed: "{by} hat {user} entfernt",
     notice_left: "{by} hat die Gruppe verlassen",
     notice_promoted: "{by} hat {user} zum Admin gemacht",
-    notice_key_changed: "{by} hat einen neuen Schlüssel (falls nicht von {by} selbst: IT informieren)",
+    notice_key_changed: "{by} hat einen neuen Schlüssel",
     notice_renamed: "{by} hat die Gruppe in „{name}“ umbenannt",
     misbehaviour_two_versions: "Das Gerät von {name} hat in „{group}“ zwei verschiedene Fassungen \
                                 einer Nachricht geschickt; Flurfunk behält für alle dieselbe. Bitte \
@@ -290,6 +294,10 @@ pub static DE: Texts = Texts {
     settings_join_apply: "Beitreten und neu verbinden",
     settings_data_dir: "Datenordner",
     settings_notifications: "Desktop-Benachrichtigungen",
+    settings_key: "Schlüssel",
+    settings_key_update: "Schlüssel erneuern",
+    settings_key_hint: "Falls die Schlüsseldatei kopiert worden sein könnte: Was ab jetzt geschrieben wird, öffnet die Kopie nicht mehr.",
+    settings_key_done: "Neuer Schlüssel erstellt. Die Gruppen bekommen ihn, sobald ihre Mitglieder erreichbar sind.",
     settings_user_id: "Ihre Benutzer-ID",
     settings_restarting: "Verbinde neu …",
     status_peers: "{n} online",
@@ -399,7 +407,7 @@ pub static EN: Texts = Texts {
     notice_removed: "{by} removed {user}",
     notice_left: "{by} left the group",
     notice_promoted: "{by} made {user} an admin",
-    notice_key_changed: "{by} has a new key (if {by} did not do this, tell IT)",
+    notice_key_changed: "{by} has a new key",
     notice_renamed: "{by} renamed the group to “{name}”",
     misbehaviour_two_versions: "{name}'s device sent two different versions of one message in \
                                 “{group}”; Flurfunk keeps the same one for everyone. Have that \
@@ -417,6 +425,10 @@ pub static EN: Texts = Texts {
     settings_join_apply: "Join and reconnect",
     settings_data_dir: "Data folder",
     settings_notifications: "Desktop notifications",
+    settings_key: "Key",
+    settings_key_update: "Renew key",
+    settings_key_hint: "If the key file may have been copied: the copy opens nothing written from now on.",
+    settings_key_done: "New key made. Your chats get it as soon as their members are reachable.",
     settings_user_id: "Your user id",
     settings_restarting: "Reconnecting …",
     status_peers: "{n} online",
