@@ -172,6 +172,7 @@ impl Core {
             sync::Config {
                 role: config.role,
                 anti_entropy_interval_ms: config.anti_entropy_interval_ms,
+                verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
                 ..sync::Config::default()
             },
             now,

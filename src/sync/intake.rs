@@ -110,24 +110,14 @@ impl<S: Store> Engine<S> {
         from: Option<UserId>,
         events: Vec<Event>,
     ) -> Vec<Event> {
+        // An exact copy of an event held already (same signed bytes and signature, checked
+        // when it was stored) needs no second check; catch-ups and gossip bring many. A
+        // copy with another signature is checked like anything new.
+        let held: Vec<bool> = events.iter().map(|e| self.holds(e)).collect();
+        let ok = check_signatures(&events, &held, self.config.verify_threads);
         let mut good = Vec::with_capacity(events.len());
-        for e in events {
-            // An exact copy of an event held already (same signed bytes and signature,
-            // checked when it was stored) needs no second check; catch-ups and gossip
-            // bring many. A copy with another signature is checked like anything new.
-            if self.holds(&e) {
-                good.push(e);
-                continue;
-            }
-            let signed = e.signed_bytes();
-            if crypto::verify(
-                &e.header.author,
-                LABEL_EVENT_SIGNATURE,
-                &signed,
-                &e.signature,
-            )
-            .is_ok()
-            {
+        for (e, ok) in events.into_iter().zip(ok) {
+            if ok {
                 good.push(e);
             } else {
                 self.stats.invalid_events += 1;
@@ -456,4 +446,46 @@ impl<S: Store> Engine<S> {
         accepted.push(event);
         Ok(())
     }
+}
+
+/// Frames with fewer signatures to check than this are checked on the calling thread.
+const PARALLEL_VERIFY_MIN: usize = 64;
+
+/// Whether each event's signature holds (`crypto::verify`, alone, the one rule every path
+/// uses); events marked `held` count as checked. Large frames are split over `threads`
+/// scoped threads: compute only, the answer does not depend on the split.
+fn check_signatures(events: &[Event], held: &[bool], threads: usize) -> Vec<bool> {
+    let one = |(e, held): (&Event, &bool)| {
+        *held
+            || crypto::verify(
+                &e.header.author,
+                LABEL_EVENT_SIGNATURE,
+                &e.signed_bytes(),
+                &e.signature,
+            )
+            .is_ok()
+    };
+    let to_check = held.iter().filter(|h| !**h).count();
+    if threads <= 1 || to_check < PARALLEL_VERIFY_MIN {
+        return events.iter().zip(held).map(one).collect();
+    }
+    let chunk = events.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = events
+            .chunks(chunk)
+            .zip(held.chunks(chunk))
+            .map(|(es, hs)| {
+                let n = es.len();
+                (
+                    n,
+                    scope.spawn(move || es.iter().zip(hs).map(one).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        parts
+            .into_iter()
+            // A check that panicked counts as failed (nothing in it should panic).
+            .flat_map(|(n, p)| p.join().unwrap_or_else(|_| vec![false; n]))
+            .collect()
+    })
 }

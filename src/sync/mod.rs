@@ -134,6 +134,10 @@ pub struct Config {
     pub anti_entropy_peers: usize,
     /// Peers someone else's new event is pushed to at once (the rest hear of it by `Have`).
     pub push_fanout: usize,
+    /// Threads that check a large frame's signatures side by side (a catch-up brings
+    /// thousands). 1 in tests and the simulator; a node uses the machine's cores. The
+    /// result is the same whatever the number: each signature is checked alone.
+    pub verify_threads: usize,
 }
 
 impl Default for Config {
@@ -143,6 +147,7 @@ impl Default for Config {
             anti_entropy_interval_ms: 30_000,
             anti_entropy_peers: ANTI_ENTROPY_PEERS,
             push_fanout: PUSH_FANOUT,
+            verify_threads: 1,
         }
     }
 }
