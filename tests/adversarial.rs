@@ -717,3 +717,42 @@ fn a_receipt_passed_on_by_another_member_empties_the_outbox() {
     .unwrap();
     assert_eq!(anna.outbox_len(), 0, "Carla holds every event of Anna's");
 }
+
+/// A catch-up frame's signatures are checked on several threads (`Config::verify_threads`):
+/// a forged signature in the middle of 200 events is refused alone, counted once, and the
+/// receiver ends up with exactly what a single-threaded check leaves it.
+#[test]
+fn a_forged_signature_in_a_large_frame_is_refused_the_same_on_any_number_of_threads() {
+    let mut outcomes = Vec::new();
+    for threads in [1, 2, 3] {
+        let bernd_cfg = Config {
+            verify_threads: threads,
+            ..Config::default()
+        };
+        let (mut a, mut b, conv) = common::direct_pair(Config::default(), bernd_cfg);
+        for i in 0..200 {
+            a.send_text(3000 + i, conv, &format!("Zeile {i}")).unwrap();
+        }
+        a.commit(3300).unwrap();
+        while a.poll_transmit().is_some() {}
+        let mut events = a.store().events_in_order(&conv).unwrap();
+        let forged = events.len() / 2;
+        events[forged].signature[10] ^= 1;
+        let forged = events[forged].id();
+        let before = b.stats().invalid_events;
+        b.handle_message(3400, a.user_id(), SyncMessage::Events { events })
+            .unwrap();
+        assert_eq!(b.stats().invalid_events, before + 1, "{threads} threads");
+        assert!(b.store().event(&forged).unwrap().is_none());
+        let held: Vec<_> = b
+            .store()
+            .events_in_order(&conv)
+            .unwrap()
+            .iter()
+            .map(Event::id)
+            .collect();
+        outcomes.push(held);
+    }
+    assert!(outcomes.windows(2).all(|w| w[0] == w[1]));
+    assert!(outcomes[0].len() > 90, "held {}", outcomes[0].len());
+}
