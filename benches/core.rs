@@ -334,7 +334,8 @@ fn bench_key_proofs() {
     let bernd = id(2, "Bernd");
     let wrapper = crypto::KeyWrapper::new(&mut rng);
     let possession = wrapper.prove_possession(&mut rng, b"rekey");
-    let shared = crypto::prove_shared(&mut rng, &bernd, b"complaint", &wrapper.ephemeral).unwrap();
+    let shared =
+        crypto::prove_shared(&mut rng, bernd.dh_key(), b"complaint", &wrapper.ephemeral).unwrap();
     let wrapped = wrapper.wrap(b"ctx", &bernd.dh_public(), &[7; 32]).unwrap();
     let (mut wrap, mut own, mut complaint) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..200 {

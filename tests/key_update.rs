@@ -307,9 +307,9 @@ fn key_updates_in_a_row_make_nobody_else_rotate() {
         .into_iter()
         .filter(|ev| ev.header.author == carla.user_id())
         .max_by_key(|ev| ev.header.seq);
-    let mut lamport = 10_000;
     let mut flooder = ident(CARLA);
     for i in 0..MAX_EARLIER_KEYS as u8 {
+        let lamport = 10_000 + u64::from(i);
         flooder.replace_dh(secret(0x20 + i), 0);
         let update = common::forge(
             &carla,
@@ -324,7 +324,6 @@ fn key_updates_in_a_row_make_nobody_else_rotate() {
             .encode(),
             Vec::new(),
         );
-        lamport += 1;
         take(&mut e[0], carla.user_id(), vec![update.clone()], 3000);
         e[0].commit(3000).unwrap();
         assert!(e[0].store().event(&update.id()).unwrap().is_some());
