@@ -18,19 +18,36 @@ const ANNA: u64 = 1;
 const BERND: u64 = 2;
 const CARLA: u64 = 3;
 
+const NAMES: [&str; 4] = ["", "Anna", "Bernd", "Carla"];
+
 fn ident(seed: u64) -> Identity {
-    common::identity(seed, ["", "Anna", "Bernd", "Carla"][seed as usize])
+    common::identity(seed, NAMES[seed as usize])
 }
 
 fn engine(seed: u64) -> Eng {
-    Engine::new(
-        ident(seed),
-        MemoryStore::new(),
+    common::standalone_engine(seed, NAMES[seed as usize], Config::default())
+}
+
+/// Restart `e[who]` from its key file (saved and loaded again) and its store; returns the
+/// restarted engine and how many replaced keys the loaded file kept.
+fn restart_from_key_file(e: &mut [Eng], who: usize, now: u64) -> (Eng, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("identity.key");
+    e[who].identity().save_new(&path).unwrap();
+    let loaded = Identity::load(&path).unwrap();
+    assert_eq!(loaded.dh_public(), e[who].identity().dh_public());
+    let retired = loaded.retired_count();
+    let seed = who as u64 + 1;
+    let old = std::mem::replace(&mut e[who], engine(seed));
+    let restarted = Engine::new(
+        loaded,
+        old.into_store(),
         Config::default(),
-        RngSeed::fixed(seed),
-        1000,
+        RngSeed::fixed(9),
+        now,
     )
-    .unwrap()
+    .unwrap();
+    (restarted, retired)
 }
 
 /// `to` takes `events` from `from` in one frame, without committing (which would run
@@ -190,21 +207,8 @@ fn history_stays_readable_once_the_old_key_is_deleted_and_after_a_restart() {
     assert_eq!(texts(&e[1], &conv), ["vorher", "nachher"]);
 
     // Restart from the key file and the store.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("identity.key");
-    e[1].identity().save_new(&path).unwrap();
-    let loaded = Identity::load(&path).unwrap();
-    assert_eq!(loaded.dh_public(), e[1].identity().dh_public());
-    assert_eq!(loaded.retired_count(), 0);
-    let bernd = std::mem::replace(&mut e[1], engine(BERND));
-    let restarted = Engine::new(
-        loaded,
-        bernd.into_store(),
-        Config::default(),
-        RngSeed::fixed(9),
-        later,
-    )
-    .unwrap();
+    let (restarted, retired) = restart_from_key_file(&mut e, 1, later);
+    assert_eq!(retired, 0);
     assert_eq!(
         texts(&restarted, &conv),
         ["vorher", "nachher"],
@@ -216,22 +220,10 @@ fn history_stays_readable_once_the_old_key_is_deleted_and_after_a_restart() {
 fn the_old_key_is_kept_in_the_key_file_until_it_is_deleted() {
     let (mut e, conv) = bauhof();
     bernd_updates(&mut e, &conv, 2000);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("identity.key");
-    e[1].identity().save_new(&path).unwrap();
-    let loaded = Identity::load(&path).unwrap();
-    assert_eq!(loaded.retired_count(), 1);
     // A rekey Anna made before she saw the update, wrapped to Bernd's old key, opens for
     // the restarted Bernd from the retired key.
-    let bernd = std::mem::replace(&mut e[1], engine(BERND));
-    let restarted = Engine::new(
-        loaded,
-        bernd.into_store(),
-        Config::default(),
-        RngSeed::fixed(9),
-        2500,
-    )
-    .unwrap();
+    let (restarted, retired) = restart_from_key_file(&mut e, 1, 2500);
+    assert_eq!(retired, 1);
     assert_eq!(texts(&restarted, &conv), ["vorher"]);
     assert!(
         restarted

@@ -194,7 +194,9 @@ impl Core {
             writers: Default::default(),
             next_writer: 0,
             writer_retry_at: Default::default(),
-            next_key_check_ms: 0,
+            // Not at start: a node back after a long absence first hears of rekeys made
+            // meanwhile (wrapped to a key it would otherwise delete now).
+            next_key_check_ms: now.saturating_add(KEY_CHECK_INTERVAL_MS),
             writer_failures: Default::default(),
             control,
             incoming: Some(incoming),
@@ -755,11 +757,6 @@ impl Core {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
         }
-        if self.next_key_check_ms == 0 {
-            // Not at start: a node back after a long absence first hears of rekeys made
-            // meanwhile (wrapped to a key it would otherwise delete now).
-            self.next_key_check_ms = now.saturating_add(KEY_CHECK_INTERVAL_MS);
-        }
         if now >= self.next_key_check_ms {
             self.next_key_check_ms = now.saturating_add(KEY_CHECK_INTERVAL_MS);
             match self.engine.drop_expired_keys(now) {
@@ -1187,9 +1184,8 @@ impl Core {
     }
 
     /// Replace this node's X25519 key with a fresh one from the operating system (a key
-    /// update, `sync::key_update`) and save the key file. The updates and rekeys go out
-    /// at the next commit; should saving fail, a restart signs updates for the key the
-    /// file holds.
+    /// update, `sync::key_update`), the key file saved first: if that fails, the key stays
+    /// as it was. The updates and rekeys go out with the next commits.
     pub(super) fn update_key(&mut self, now: u64) -> Result<(), NodeError> {
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
