@@ -53,6 +53,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opening a stream (negotiation) takes at most this long.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A writer puts frames that wait for it into one write until it holds this many bytes.
+pub const COALESCE_BYTES: usize = 64 * 1024;
+
 /// What the stream tasks tell the event loop.
 #[derive(Debug)]
 pub enum NetIo {
@@ -64,8 +67,12 @@ pub enum NetIo {
     },
     /// A peer's inbound stream announced a frame over the limit; the stream was closed.
     Oversized { peer: PeerId, len: usize },
-    /// Writer `writer` put one more frame on the wire.
-    Written { peer: PeerId, writer: u64 },
+    /// Writer `writer` put `frames` more frames on the wire.
+    Written {
+        peer: PeerId,
+        writer: u64,
+        frames: u32,
+    },
     /// Writer `writer` stopped; the frames handed to it may be lost.
     Failed {
         peer: PeerId,
@@ -130,12 +137,18 @@ pub fn spawn_writer(
                             let _ = writer.close().await;
                             return Ok(());
                         };
-                        // One write per frame (length and bytes together): yamux makes a
-                        // data frame of every write.
+                        // The frame and what else waits (up to `COALESCE_BYTES`) in one
+                        // write, each as its length and bytes: yamux makes a data frame of
+                        // every write, and each is a socket call and a wake-up on both
+                        // sides.
                         buf.clear();
-                        buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
-                        buf.extend_from_slice(&frame);
-                        drop(frame);
+                        let mut frames = 1u32;
+                        put_frame(&mut buf, frame);
+                        while buf.len() < COALESCE_BYTES {
+                            let Ok(next) = rx.try_recv() else { break };
+                            put_frame(&mut buf, next);
+                            frames += 1;
+                        }
                         let write = async {
                             writer.write_all(&buf).await?;
                             writer.flush().await
@@ -145,10 +158,10 @@ pub fn spawn_writer(
                             Ok(Err(e)) => return Err((e.to_string(), false)),
                             Err(_) => return Err(("write timed out".to_string(), false)),
                         }
-                        if buf.capacity() > 64 * 1024 {
+                        if buf.capacity() > 4 * COALESCE_BYTES {
                             buf = Vec::new(); // a batch of 1 MiB is not kept for small frames
                         }
-                        if events.send(NetIo::Written { peer, writer: id }).is_err() {
+                        if events.send(NetIo::Written { peer, writer: id, frames }).is_err() {
                             return Ok(()); // the node stops
                         }
                     }
@@ -174,6 +187,12 @@ pub fn spawn_writer(
         }
     });
     Writer { id, frames, task }
+}
+
+/// `frame` as its 4-byte big-endian length and its bytes.
+fn put_frame(buf: &mut Vec<u8>, frame: Vec<u8>) {
+    buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&frame);
 }
 
 /// One peer's reader and budget.

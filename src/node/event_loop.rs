@@ -379,10 +379,14 @@ impl Core {
                     self.ban(peer);
                 }
             }
-            NetIo::Written { peer, writer } => {
+            NetIo::Written {
+                peer,
+                writer,
+                frames,
+            } => {
                 if self.writers.get(&peer).is_some_and(|w| w.id == writer) {
                     self.writer_failures.remove(&peer);
-                    self.request_done(peer);
+                    self.request_done(peer, frames as usize);
                 }
             }
             NetIo::Failed {
@@ -521,9 +525,9 @@ impl Core {
     }
 
     /// A request to `peer` ended (answered or failed): send what waits for the slot.
-    fn request_done(&mut self, peer: PeerId) {
+    fn request_done(&mut self, peer: PeerId, frames: usize) {
         if let Some(n) = self.in_flight.get_mut(&peer) {
-            *n = n.saturating_sub(1);
+            *n = n.saturating_sub(frames);
         }
         self.flush_queue(peer);
     }
