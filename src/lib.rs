@@ -20,6 +20,7 @@
 pub mod app;
 pub mod conversation;
 pub mod crypto;
+pub mod files;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod identity;

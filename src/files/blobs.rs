@@ -1,0 +1,488 @@
+//! Attachments on disk, outside sled: per blob its ciphertext (`<hash>.data`, sparse while
+//! partial), its hash tree (`<hash>.obao`, bao-tree pre-order outboard) and the blocks
+//! held (`<hash>.have`, checksummed, replaced atomically after the data it describes is
+//! synced). Plaintext is written only where the user saves a file (`export`).
+//!
+//! Blocks are the hash tree's 16 KiB groups, one encryption record each; a block counts
+//! as held only once verified against the blob's hash, so a partial blob is served to
+//! others as safely as a whole one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, BufWriter, Cursor, Write};
+use std::path::{Path, PathBuf};
+
+use bao_tree::io::outboard::PreOrderOutboard;
+use bao_tree::io::sync::{DecodeResponseIter, OutboardMut, WriteAt, encode_ranges_validated};
+use bao_tree::io::{BaoContentItem, Leaf, Parent};
+use bao_tree::{BaoTree, ChunkNum, ChunkRanges, blake3};
+
+use super::seal::{self, FileKey, RECORD_BYTES};
+use super::{BLOCK, BlobId, FileError};
+
+/// Chunks (1 KiB) per block.
+const CHUNKS_PER_BLOCK: u64 = (RECORD_BYTES / 1024) as u64;
+const HAVE_MAGIC: &[u8; 8] = b"FFHAVE1\n";
+
+/// Blocks of a blob of `ct_len` ciphertext bytes.
+pub fn blocks(ct_len: u64) -> u64 {
+    ct_len.div_ceil(RECORD_BYTES as u64).max(1)
+}
+
+/// Sorted, disjoint, non-empty ranges of block numbers (`start..end`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Blocks(Vec<(u64, u64)>);
+
+impl Blocks {
+    pub fn all(n: u64) -> Self {
+        Blocks(if n == 0 { vec![] } else { vec![(0, n)] })
+    }
+
+    pub fn range(start: u64, end: u64) -> Self {
+        Blocks(if start < end {
+            vec![(start, end)]
+        } else {
+            vec![]
+        })
+    }
+
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|(a, b)| b - a).sum()
+    }
+
+    pub fn contains(&self, block: u64) -> bool {
+        self.0.iter().any(|&(a, b)| a <= block && block < b)
+    }
+
+    /// Ranges from a peer: sorted and disjoint checked, clipped to `n` blocks.
+    pub fn from_ranges(ranges: Vec<(u64, u64)>, n: u64) -> Option<Self> {
+        let mut last_end = 0;
+        let mut out = Vec::with_capacity(ranges.len());
+        for (i, &(a, b)) in ranges.iter().enumerate() {
+            if a >= b || (i > 0 && a <= last_end) {
+                return None;
+            }
+            last_end = b;
+            if a < n {
+                out.push((a, b.min(n)));
+            }
+        }
+        Some(Blocks(out))
+    }
+
+    pub fn union(&self, other: &Blocks) -> Blocks {
+        let mut all: Vec<(u64, u64)> = self.0.iter().chain(&other.0).copied().collect();
+        all.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+        for (a, b) in all {
+            match out.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        Blocks(out)
+    }
+
+    pub fn intersect(&self, other: &Blocks) -> Blocks {
+        let mut out = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < self.0.len() && j < other.0.len() {
+            let (a, b) = (self.0[i], other.0[j]);
+            let (start, end) = (a.0.max(b.0), a.1.min(b.1));
+            if start < end {
+                out.push((start, end));
+            }
+            if a.1 < b.1 { i += 1 } else { j += 1 }
+        }
+        Blocks(out)
+    }
+
+    pub fn minus(&self, other: &Blocks) -> Blocks {
+        let mut out = Vec::new();
+        for &(a, b) in &self.0 {
+            let mut start = a;
+            for &(c, d) in &other.0 {
+                if d <= start || c >= b {
+                    continue;
+                }
+                if c > start {
+                    out.push((start, c));
+                }
+                start = start.max(d);
+            }
+            if start < b {
+                out.push((start, b));
+            }
+        }
+        Blocks(out)
+    }
+
+    /// The first `max` blocks of these ranges.
+    pub fn take(&self, max: u64) -> Blocks {
+        let mut left = max;
+        let mut out = Vec::new();
+        for &(a, b) in &self.0 {
+            if left == 0 {
+                break;
+            }
+            let end = b.min(a + left);
+            out.push((a, end));
+            left -= end - a;
+        }
+        Blocks(out)
+    }
+
+    /// The same blocks as chunk ranges of a blob of `ct_len` bytes (the last block runs
+    /// to the end, so its size proof is included).
+    pub fn to_chunks(&self, ct_len: u64) -> ChunkRanges {
+        let n = blocks(ct_len);
+        let mut out = ChunkRanges::empty();
+        for &(a, b) in &self.0 {
+            let start = ChunkNum(a * CHUNKS_PER_BLOCK);
+            out |= if b >= n {
+                ChunkRanges::from(start..)
+            } else {
+                ChunkRanges::from(start..ChunkNum(b * CHUNKS_PER_BLOCK))
+            };
+        }
+        out
+    }
+}
+
+/// What `receive` took from a peer's response.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Blocks verified and written now.
+    pub added: Blocks,
+    /// All blocks are here.
+    pub complete: bool,
+    /// Why the rest of the response was refused (bad hash, cut short, extra bytes).
+    pub refused: Option<String>,
+}
+
+/// The blobs of one node, in one directory.
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+/// A local file taken in (`BlobStore::import`).
+#[derive(Debug)]
+pub struct Imported {
+    pub id: BlobId,
+    pub key: FileKey,
+    pub plain_len: u64,
+}
+
+impl BlobStore {
+    /// Open (and create) the store in `dir`; leftovers of interrupted imports are removed.
+    pub fn open(dir: &Path) -> Result<Self, FileError> {
+        let tmp = dir.join("tmp");
+        if tmp.exists() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        fs::create_dir_all(&tmp)
+            .map_err(|e| FileError::io(format!("creating {}", tmp.display()), e))?;
+        Ok(BlobStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self, id: &BlobId, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", id.to_hex()))
+    }
+
+    fn temp_path(&self, what: &str) -> PathBuf {
+        self.dir
+            .join("tmp")
+            .join(format!("{what}-{:016x}", rand::random::<u64>()))
+    }
+
+    /// Encrypt the file at `source` under a fresh key into the store.
+    pub fn import(&self, source: &Path, limit: u64) -> Result<Imported, FileError> {
+        let file = File::open(source)
+            .map_err(|e| FileError::io(format!("opening {}", source.display()), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| FileError::io(format!("reading {}", source.display()), e))?;
+        if !meta.is_file() {
+            return Err(FileError::Io {
+                what: format!("{} is not a file", source.display()),
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            });
+        }
+        let plain_len = meta.len();
+        if plain_len > limit.min(super::MAX_FILE_BYTES) {
+            return Err(FileError::TooLarge {
+                size: plain_len,
+                limit: limit.min(super::MAX_FILE_BYTES),
+            });
+        }
+        let ct_len = seal::ciphertext_len(plain_len).ok_or(FileError::TooLarge {
+            size: plain_len,
+            limit,
+        })?;
+        let key = FileKey::generate();
+        let data_tmp = self.temp_path("data");
+        let obao_tmp = self.temp_path("obao");
+        let result = (|| {
+            let mut out = BufWriter::with_capacity(
+                256 * 1024,
+                create(&data_tmp, "creating the encrypted file")?,
+            );
+            seal::encrypt(&key, BufReader::new(file), plain_len, &mut out)?;
+            let data = out
+                .into_inner()
+                .map_err(|e| FileError::io("writing the encrypted file", e.into_error()))?;
+            sync(&data, "saving the encrypted file")?;
+            let tree = BaoTree::new(ct_len, BLOCK);
+            let mut outboard = PreOrderOutboard {
+                root: blake3::hash(&[]),
+                tree,
+                data: create(&obao_tmp, "creating the hash tree")?,
+            };
+            let reader = BufReader::with_capacity(
+                256 * 1024,
+                File::open(&data_tmp).map_err(|e| FileError::io("reading back", e))?,
+            );
+            let root = bao_tree::io::sync::outboard(reader, tree, &mut outboard)
+                .map_err(|e| FileError::io("hashing the encrypted file", e))?;
+            sync(&outboard.data, "saving the hash tree")?;
+            Ok::<_, FileError>(BlobId(*root.as_bytes()))
+        })();
+        let id = match result {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = fs::remove_file(&data_tmp);
+                let _ = fs::remove_file(&obao_tmp);
+                return Err(e);
+            }
+        };
+        fs::rename(&data_tmp, self.path(&id, "data"))
+            .map_err(|e| FileError::io("storing the encrypted file", e))?;
+        fs::rename(&obao_tmp, self.path(&id, "obao"))
+            .map_err(|e| FileError::io("storing the hash tree", e))?;
+        self.write_have(&id, ct_len, &Blocks::all(blocks(ct_len)))?;
+        Ok(Imported { id, key, plain_len })
+    }
+
+    /// The blocks of blob `id` (of `ct_len` bytes) held and verified here.
+    pub fn held(&self, id: &BlobId, ct_len: u64) -> Blocks {
+        let Ok(bytes) = fs::read(self.path(id, "have")) else {
+            return Blocks::default();
+        };
+        parse_have(&bytes, ct_len).unwrap_or_default()
+    }
+
+    pub fn is_complete(&self, id: &BlobId, ct_len: u64) -> bool {
+        self.held(id, ct_len) == Blocks::all(blocks(ct_len))
+    }
+
+    /// The response to a peer asking for `wanted` blocks: the blocks of those held here,
+    /// and their bao encoding (verified against the hash tree as it is read).
+    pub fn encode(
+        &self,
+        id: &BlobId,
+        ct_len: u64,
+        wanted: &Blocks,
+        out: &mut Vec<u8>,
+    ) -> Result<Blocks, FileError> {
+        let served = self.held(id, ct_len).intersect(wanted);
+        if served.is_empty() {
+            return Ok(served);
+        }
+        let data = File::open(self.path(id, "data")).map_err(|_| FileError::Missing)?;
+        let outboard = PreOrderOutboard {
+            root: id.hash(),
+            tree: BaoTree::new(ct_len, BLOCK),
+            data: File::open(self.path(id, "obao")).map_err(|_| FileError::Missing)?,
+        };
+        encode_ranges_validated(&data, &outboard, &served.to_chunks(ct_len), out)
+            .map_err(|e| FileError::Corrupt(format!("serving {id:?}: {e}")))?;
+        Ok(served)
+    }
+
+    /// Take in a peer's `response` for `blocks` of blob `id`: every block is verified
+    /// against the hash before it is written; what verified stays, whatever follows.
+    pub fn receive(
+        &self,
+        id: &BlobId,
+        ct_len: u64,
+        blocks_sent: &Blocks,
+        response: &[u8],
+    ) -> Result<Received, FileError> {
+        let n = blocks(ct_len);
+        let tree = BaoTree::new(ct_len, BLOCK);
+        let mut data = open_rw(&self.path(id, "data"))?;
+        let mut outboard = PreOrderOutboard {
+            root: id.hash(),
+            tree,
+            data: open_rw(&self.path(id, "obao"))?,
+        };
+        let chunks = blocks_sent.to_chunks(ct_len);
+        let mut reader = Cursor::new(response);
+        let mut added = Blocks::default();
+        let mut refused = None;
+        for item in DecodeResponseIter::new(id.hash(), tree, &mut reader, &chunks) {
+            match item {
+                Ok(BaoContentItem::Parent(Parent { node, pair })) => outboard
+                    .save(node, &pair)
+                    .map_err(|e| FileError::io("saving the hash tree", e))?,
+                Ok(BaoContentItem::Leaf(Leaf {
+                    offset,
+                    data: bytes,
+                })) => {
+                    data.write_all_at(offset, &bytes)
+                        .map_err(|e| FileError::io("saving a received block", e))?;
+                    let whole = offset % RECORD_BYTES as u64 == 0
+                        && (bytes.len() == RECORD_BYTES || offset + bytes.len() as u64 == ct_len);
+                    if whole {
+                        let block = offset / RECORD_BYTES as u64;
+                        added = added.union(&Blocks::range(block, block + 1));
+                    }
+                }
+                Err(e) => {
+                    refused = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if refused.is_none() && reader.position() != response.len() as u64 {
+            refused = Some("extra bytes after the blocks".into());
+        }
+        if !added.is_empty() {
+            sync(&data, "saving received blocks")?;
+            sync(&outboard.data, "saving the hash tree")?;
+        }
+        let held = self.held(id, ct_len).union(&added);
+        if !added.is_empty() {
+            self.write_have(id, ct_len, &held)?;
+        }
+        Ok(Received {
+            added,
+            complete: held == Blocks::all(n),
+            refused,
+        })
+    }
+
+    /// Decrypt a whole blob into `dest` (written beside it first, then renamed).
+    pub fn export(
+        &self,
+        id: &BlobId,
+        plain_len: u64,
+        key: &FileKey,
+        dest: &Path,
+    ) -> Result<(), FileError> {
+        let ct_len = seal::ciphertext_len(plain_len).ok_or(FileError::Missing)?;
+        if !self.is_complete(id, ct_len) {
+            return Err(FileError::Incomplete);
+        }
+        let source = File::open(self.path(id, "data")).map_err(|_| FileError::Missing)?;
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        let tmp = parent.join(format!(
+            ".{}.flurfunk-{:08x}",
+            dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+            rand::random::<u32>()
+        ));
+        let result = (|| {
+            let mut out = BufWriter::with_capacity(256 * 1024, create(&tmp, "creating the file")?);
+            seal::decrypt(key, plain_len, BufReader::new(source), &mut out)?;
+            let file = out
+                .into_inner()
+                .map_err(|e| FileError::io("writing the file", e.into_error()))?;
+            sync(&file, "saving the file")?;
+            fs::rename(&tmp, dest)
+                .map_err(|e| FileError::io(format!("saving {}", dest.display()), e))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Forget blob `id` (its data, hash tree and record).
+    pub fn remove(&self, id: &BlobId) {
+        for ext in ["have", "data", "obao"] {
+            let _ = fs::remove_file(self.path(id, ext));
+        }
+    }
+
+    fn write_have(&self, id: &BlobId, ct_len: u64, held: &Blocks) -> Result<(), FileError> {
+        let mut bytes = Vec::with_capacity(52 + 16 * held.0.len());
+        bytes.extend_from_slice(HAVE_MAGIC);
+        bytes.extend_from_slice(&ct_len.to_be_bytes());
+        bytes.extend_from_slice(&(held.0.len() as u64).to_be_bytes());
+        for &(a, b) in &held.0 {
+            bytes.extend_from_slice(&a.to_be_bytes());
+            bytes.extend_from_slice(&b.to_be_bytes());
+        }
+        let sum = blake3::hash(&bytes);
+        bytes.extend_from_slice(sum.as_bytes());
+        let tmp = self.temp_path("have");
+        let result = (|| {
+            let mut file = create(&tmp, "recording the blocks held")?;
+            file.write_all(&bytes)
+                .map_err(|e| FileError::io("recording the blocks held", e))?;
+            sync(&file, "recording the blocks held")?;
+            fs::rename(&tmp, self.path(id, "have"))
+                .map_err(|e| FileError::io("recording the blocks held", e))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// A `.have` record; `None` if damaged or for another size (the blocks are fetched again).
+fn parse_have(bytes: &[u8], ct_len: u64) -> Option<Blocks> {
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    if blake3::hash(body).as_bytes() != sum {
+        return None;
+    }
+    let mut r = body.strip_prefix(HAVE_MAGIC)?;
+    let mut u64_at = || -> Option<u64> {
+        let (head, rest) = r.split_first_chunk::<8>()?;
+        r = rest;
+        Some(u64::from_be_bytes(*head))
+    };
+    if u64_at()? != ct_len {
+        return None;
+    }
+    let count = u64_at()?;
+    if count > blocks(ct_len) {
+        return None;
+    }
+    let mut ranges = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        ranges.push((u64_at()?, u64_at()?));
+    }
+    Blocks::from_ranges(ranges, blocks(ct_len))
+}
+
+fn create(path: &Path, what: &str) -> Result<File, FileError> {
+    File::create(path).map_err(|e| FileError::io(what, e))
+}
+
+fn open_rw(path: &Path) -> Result<File, FileError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| FileError::io(format!("opening {}", path.display()), e))
+}
+
+fn sync(file: &File, what: &str) -> Result<(), FileError> {
+    file.sync_data().map_err(|e| FileError::io(what, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+use super::*;
+use crate::files::{RECORD_PLAIN_BYTES, ciphertext_len};
+
+fn sample(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 253) as u8).collect()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    Setup { _dir: dir, root }
+}
+
+fn store(s: &Setup, name: &str) -> BlobStore {
+    BlobStore::open(&s.root.join(name)).unwrap()
+}
+
+fn import(s: &Setup, store: &BlobStore, plain: &[u8]) -> Imported {
+    let path = s.root.join(format!("source-{}", rand::random::<u32>()));
+    fs::write(&path, plain).unwrap();
+    store.import(&path, u64::MAX).unwrap()
+}
+
+/// `to` fetches `wanted` from `from` in one response.
+fn fetch(from: &BlobStore, to: &BlobStore, id: &BlobId, ct_len: u64, wanted: &Blocks) -> Received {
+    let mut response = Vec::new();
+    let served = from.encode(id, ct_len, wanted, &mut response).unwrap();
+    to.receive(id, ct_len, &served, &response).unwrap()
+}
+
+#[test]
+fn a_file_imported_and_fetched_block_by_block_decrypts_to_the_original() {
+    let s = setup();
+    let (a, b) = (store(&s, "a"), store(&s, "b"));
+    for len in [0, 1, RECORD_PLAIN_BYTES, 5 * RECORD_PLAIN_BYTES + 77] {
+        let plain = sample(len);
+        let imported = import(&s, &a, &plain);
+        let ct_len = ciphertext_len(len as u64).unwrap();
+        let n = blocks(ct_len);
+        assert!(a.is_complete(&imported.id, ct_len));
+        // Backwards, one block per response: the last block (with the size proof) first.
+        for block in (0..n).rev() {
+            let got = fetch(
+                &a,
+                &b,
+                &imported.id,
+                ct_len,
+                &Blocks::range(block, block + 1),
+            );
+            assert_eq!(got.added, Blocks::range(block, block + 1), "len {len}");
+            assert_eq!(got.refused, None);
+            assert_eq!(got.complete, block == 0);
+        }
+        let out = s.root.join(format!("out-{len}"));
+        b.export(&imported.id, len as u64, &imported.key, &out)
+            .unwrap();
+        assert_eq!(fs::read(&out).unwrap(), plain, "len {len}");
+    }
+}
+
+#[test]
+fn a_partial_copy_serves_what_it_holds_and_nothing_else() {
+    let s = setup();
+    let (a, b, c) = (store(&s, "a"), store(&s, "b"), store(&s, "c"));
+    let plain = sample(8 * RECORD_PLAIN_BYTES);
+    let imported = import(&s, &a, &plain);
+    let ct_len = ciphertext_len(plain.len() as u64).unwrap();
+    fetch(&a, &b, &imported.id, ct_len, &Blocks::range(2, 5));
+    // C asks B for everything and gets blocks 2..5 only, verified.
+    let got = fetch(&b, &c, &imported.id, ct_len, &Blocks::all(9));
+    assert_eq!(got.added, Blocks::range(2, 5));
+    assert!(!got.complete);
+    // The rest from A; then C's copy is whole and opens.
+    let missing = Blocks::all(9).minus(&c.held(&imported.id, ct_len));
+    assert_eq!(missing, Blocks(vec![(0, 2), (5, 9)]));
+    let got = fetch(&a, &c, &imported.id, ct_len, &missing);
+    assert!(got.complete);
+    let out = s.root.join("out");
+    c.export(&imported.id, plain.len() as u64, &imported.key, &out)
+        .unwrap();
+    assert_eq!(fs::read(&out).unwrap(), plain);
+    // B cannot open what it does not wholly hold.
+    assert!(matches!(
+        b.export(&imported.id, plain.len() as u64, &imported.key, &out),
+        Err(FileError::Incomplete)
+    ));
+}
+
+#[test]
+fn a_corrupt_block_is_refused_and_the_blocks_before_it_are_kept() {
+    let s = setup();
+    let (a, b) = (store(&s, "a"), store(&s, "b"));
+    let plain = sample(4 * RECORD_PLAIN_BYTES);
+    let imported = import(&s, &a, &plain);
+    let ct_len = ciphertext_len(plain.len() as u64).unwrap();
+    let wanted = Blocks::all(blocks(ct_len));
+    let mut response = Vec::new();
+    let served = a
+        .encode(&imported.id, ct_len, &wanted, &mut response)
+        .unwrap();
+    // A byte in the middle of the third block, then the response cut short, then extra
+    // bytes, then garbage for another hash.
+    let mut flipped = response.clone();
+    let at = response.len() - 2 * RECORD_BYTES;
+    flipped[at] ^= 0x40;
+    let got = b.receive(&imported.id, ct_len, &served, &flipped).unwrap();
+    assert!(got.refused.is_some());
+    assert!(!got.added.contains(2) && !got.complete);
+    assert!(got.added.contains(0));
+    let held = b.held(&imported.id, ct_len);
+    assert!(
+        !held.contains(2),
+        "a block that failed its hash is not held"
+    );
+
+    let c = store(&s, "c");
+    let got = c
+        .receive(
+            &imported.id,
+            ct_len,
+            &served,
+            &response[..response.len() / 2],
+        )
+        .unwrap();
+    assert!(got.refused.is_some() && !got.complete);
+
+    let d = store(&s, "d");
+    let mut longer = response.clone();
+    longer.extend_from_slice(b"more");
+    let got = d.receive(&imported.id, ct_len, &served, &longer).unwrap();
+    assert!(got.complete, "the blocks verified and are kept");
+    assert_eq!(got.refused.as_deref(), Some("extra bytes after the blocks"));
+
+    let e = store(&s, "e");
+    let other = BlobId([7; 32]);
+    let got = e.receive(&other, ct_len, &served, &response).unwrap();
+    assert!(got.added.is_empty() && got.refused.is_some());
+    assert!(e.held(&other, ct_len).is_empty());
+}
+
+#[test]
+fn a_damaged_record_of_blocks_held_means_fetching_again_not_trusting_it() {
+    let s = setup();
+    let a = store(&s, "a");
+    let plain = sample(3 * RECORD_PLAIN_BYTES);
+    let imported = import(&s, &a, &plain);
+    let ct_len = ciphertext_len(plain.len() as u64).unwrap();
+    let have = a.path(&imported.id, "have");
+    let mut bytes = fs::read(&have).unwrap();
+    bytes[20] ^= 1;
+    fs::write(&have, &bytes).unwrap();
+    assert!(a.held(&imported.id, ct_len).is_empty());
+    fs::write(&have, b"short").unwrap();
+    assert!(a.held(&imported.id, ct_len).is_empty());
+    // A record for another size is not taken either.
+    let mut b2 = store(&s, "b");
+    b2.write_have(&imported.id, ct_len + 1, &Blocks::all(9))
+        .unwrap();
+    assert!(b2.held(&imported.id, ct_len).is_empty());
+    b2 = store(&s, "b");
+    assert!(b2.held(&imported.id, ct_len).is_empty());
+}
+
+#[test]
+fn a_file_over_the_limit_or_missing_is_a_clear_error_and_leaves_nothing() {
+    let s = setup();
+    let a = store(&s, "a");
+    let path = s.root.join("big");
+    fs::write(&path, sample(1000)).unwrap();
+    assert!(matches!(
+        a.import(&path, 999),
+        Err(FileError::TooLarge {
+            size: 1000,
+            limit: 999
+        })
+    ));
+    assert!(matches!(
+        a.import(&s.root.join("nope"), u64::MAX),
+        Err(FileError::Io { .. })
+    ));
+    assert!(matches!(
+        a.import(&s.root, u64::MAX),
+        Err(FileError::Io { .. })
+    ));
+    let left: Vec<_> = fs::read_dir(s.root.join("a/tmp")).unwrap().collect();
+    assert!(left.is_empty());
+}
+
+#[test]
+fn a_peers_ranges_must_be_sorted_and_disjoint() {
+    assert_eq!(
+        Blocks::from_ranges(vec![(0, 2), (3, 9)], 5),
+        Some(Blocks(vec![(0, 2), (3, 5)]))
+    );
+    assert_eq!(Blocks::from_ranges(vec![(3, 9), (0, 2)], 5), None);
+    assert_eq!(Blocks::from_ranges(vec![(0, 3), (2, 5)], 5), None);
+    assert_eq!(Blocks::from_ranges(vec![(2, 2)], 5), None);
+    assert_eq!(
+        Blocks::from_ranges(vec![(0, 2), (7, 9)], 5),
+        Some(Blocks(vec![(0, 2)]))
+    );
+}
+
+#[test]
+fn block_sets_add_cut_and_take_as_sets() {
+    let x = Blocks(vec![(0, 3), (5, 8)]);
+    let y = Blocks(vec![(2, 6), (9, 10)]);
+    assert_eq!(x.union(&y), Blocks(vec![(0, 8), (9, 10)]));
+    assert_eq!(x.intersect(&y), Blocks(vec![(2, 3), (5, 6)]));
+    assert_eq!(x.minus(&y), Blocks(vec![(0, 2), (6, 8)]));
+    assert_eq!(y.minus(&x), Blocks(vec![(3, 5), (9, 10)]));
+    assert_eq!(x.take(4), Blocks(vec![(0, 3), (5, 6)]));
+    assert_eq!(x.count(), 6);
+    assert!(Blocks::all(0).is_empty());
+}
