@@ -764,7 +764,9 @@ impl ConversationState {
         }
         let content = self.decrypt(event)?;
         match &content {
-            Content::Text { .. } => self.last_activity_ms = self.last_activity_ms.max(h.wall_ms),
+            Content::Text { .. } | Content::Attachment(_) => {
+                self.last_activity_ms = self.last_activity_ms.max(h.wall_ms)
+            }
             Content::GroupName { name } if h.kind == EventKind::Membership => {
                 if self.name.as_ref().is_some_and(|old| old != name) {
                     self.notices

@@ -167,10 +167,18 @@ pub struct Received {
     pub refused: Option<String>,
 }
 
-/// The blobs of one node, in one directory.
+/// The blobs of one node, in one directory. Shared by the node's tasks: each method
+/// does its own file I/O; records that are read, changed and written back (blocks held,
+/// conversations) are changed under one lock.
 pub struct BlobStore {
     dir: PathBuf,
+    records: std::sync::Mutex<()>,
 }
+
+/// Conversations a blob is recorded under at most (a blob forwarded into more is served
+/// for the first ones).
+pub const MAX_BLOB_CONVERSATIONS: usize = 16;
+const WANT_MAGIC: &[u8; 8] = b"FFWANT1\n";
 
 /// A local file taken in (`BlobStore::import`).
 #[derive(Debug)]
@@ -191,6 +199,7 @@ impl BlobStore {
             .map_err(|e| FileError::io(format!("creating {}", tmp.display()), e))?;
         Ok(BlobStore {
             dir: dir.to_path_buf(),
+            records: std::sync::Mutex::new(()),
         })
     }
 
@@ -360,6 +369,7 @@ impl BlobStore {
             sync(&data, "saving received blocks")?;
             sync(&outboard.data, "saving the hash tree")?;
         }
+        let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         let held = self.held(id, ct_len).union(&added);
         if !added.is_empty() {
             self.write_have(id, ct_len, &held)?;
@@ -406,11 +416,106 @@ impl BlobStore {
         result
     }
 
-    /// Forget blob `id` (its data, hash tree and record).
+    /// Forget blob `id` (its data, hash tree and records).
     pub fn remove(&self, id: &BlobId) {
-        for ext in ["have", "data", "obao"] {
+        for ext in ["have", "want", "conv", "data", "obao"] {
             let _ = fs::remove_file(self.path(id, ext));
         }
+    }
+
+    /// Record that blob `id` belongs to conversation `conv` (it is served only to peers
+    /// that share one of its conversations).
+    pub fn note_conversation(&self, id: &BlobId, conv: [u8; 32]) -> Result<(), FileError> {
+        let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut convs = self.conversations(id);
+        if convs.contains(&conv) || convs.len() >= MAX_BLOB_CONVERSATIONS {
+            return Ok(());
+        }
+        convs.push(conv);
+        let mut bytes = convs.concat();
+        bytes.extend_from_slice(blake3::hash(&bytes).as_bytes());
+        self.replace(&self.path(id, "conv"), &bytes, "recording the file's conversation")
+    }
+
+    /// The conversations blob `id` is recorded under.
+    pub fn conversations(&self, id: &BlobId) -> Vec<[u8; 32]> {
+        let Ok(bytes) = fs::read(self.path(id, "conv")) else {
+            return Vec::new();
+        };
+        let Some((body, sum)) = bytes.split_at_checked(bytes.len().saturating_sub(32)) else {
+            return Vec::new();
+        };
+        if body.len() % 32 != 0 || blake3::hash(body).as_bytes() != sum {
+            return Vec::new();
+        }
+        body.chunks_exact(32)
+            .take(MAX_BLOB_CONVERSATIONS)
+            .filter_map(|c| c.try_into().ok())
+            .collect()
+    }
+
+    /// Record the wish to fetch blob `id` of `ct_len` bytes for `conv`, so it survives a
+    /// restart (`wanted`).
+    pub fn want(&self, id: &BlobId, conv: [u8; 32], ct_len: u64) -> Result<(), FileError> {
+        self.note_conversation(id, conv)?;
+        let mut bytes = WANT_MAGIC.to_vec();
+        bytes.extend_from_slice(&conv);
+        bytes.extend_from_slice(&ct_len.to_be_bytes());
+        bytes.extend_from_slice(blake3::hash(&bytes).as_bytes());
+        self.replace(&self.path(id, "want"), &bytes, "recording the download")
+    }
+
+    /// The wish to fetch blob `id` is done (or dropped).
+    pub fn unwant(&self, id: &BlobId) {
+        let _ = fs::remove_file(self.path(id, "want"));
+    }
+
+    /// Every recorded wish to fetch: blob, conversation, ciphertext length.
+    pub fn wanted(&self) -> Vec<(BlobId, [u8; 32], u64)> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(hex_id) = name.to_str().and_then(|n| n.strip_suffix(".want")) else {
+                continue;
+            };
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(hex_id, &mut id).is_err() {
+                continue;
+            }
+            let Ok(bytes) = fs::read(entry.path()) else {
+                continue;
+            };
+            if bytes.len() != 8 + 32 + 8 + 32 || !bytes.starts_with(WANT_MAGIC) {
+                continue;
+            }
+            let (body, sum) = bytes.split_at(48);
+            if blake3::hash(body).as_bytes() != sum {
+                continue;
+            }
+            let conv: [u8; 32] = body[8..40].try_into().unwrap_or_default();
+            let ct_len = u64::from_be_bytes(body[40..48].try_into().unwrap_or_default());
+            out.push((BlobId(id), conv, ct_len));
+        }
+        out.sort_by_key(|(id, ..)| *id);
+        out
+    }
+
+    /// Write `bytes` to `path` as a whole: beside it, synced, then renamed over it.
+    fn replace(&self, path: &Path, bytes: &[u8], what: &str) -> Result<(), FileError> {
+        let tmp = self.temp_path("record");
+        let result = (|| {
+            let mut file = create(&tmp, what)?;
+            file.write_all(bytes).map_err(|e| FileError::io(what, e))?;
+            sync(&file, what)?;
+            fs::rename(&tmp, path).map_err(|e| FileError::io(what, e))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
     }
 
     fn write_have(&self, id: &BlobId, ct_len: u64, held: &Blocks) -> Result<(), FileError> {
@@ -424,19 +529,7 @@ impl BlobStore {
         }
         let sum = blake3::hash(&bytes);
         bytes.extend_from_slice(sum.as_bytes());
-        let tmp = self.temp_path("have");
-        let result = (|| {
-            let mut file = create(&tmp, "recording the blocks held")?;
-            file.write_all(&bytes)
-                .map_err(|e| FileError::io("recording the blocks held", e))?;
-            sync(&file, "recording the blocks held")?;
-            fs::rename(&tmp, self.path(id, "have"))
-                .map_err(|e| FileError::io("recording the blocks held", e))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        self.replace(&self.path(id, "have"), &bytes, "recording the blocks held")
     }
 }
 

@@ -16,7 +16,7 @@ pub mod seal;
 
 use std::fmt;
 
-pub use blobs::{BlobStore, Received};
+pub use blobs::{BlobStore, Blocks, Imported, Received};
 pub use seal::{FileKey, RECORD_BYTES, RECORD_PLAIN_BYTES, ciphertext_len, records};
 
 /// The hash tree's block: 16 chunks of 1 KiB, one ciphertext record.

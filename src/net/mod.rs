@@ -4,6 +4,7 @@
 //! Nothing in here decides what to send; that is the sync engine's job, driven by
 //! [`crate::node`]. This module must never touch the store or decrypt anything.
 
+pub mod blob;
 mod frame;
 mod streams;
 

@@ -412,21 +412,34 @@ impl<S: Store> Engine<S> {
         self.stats.events_stored += 1;
         let me = self.me.user_id();
         match (&event.header.kind, content) {
-            (EventKind::Text, Some(Content::Text { text })) if event.header.author != me => {
+            (EventKind::Text, Some(content @ (Content::Text { .. } | Content::Attachment(_))))
+                if event.header.author != me =>
+            {
+                let file = MessageFile::of(&event, &content);
+                // A file whose public reference does not fit its description is stored
+                // (validity does not read the public part) but not announced.
+                let text = match content {
+                    Content::Text { text } => Some(text),
+                    Content::Attachment(a) => file.is_some().then_some(a.caption),
+                    _ => None,
+                };
                 self.receipt_due.insert(conv);
                 self.receipt_authors
                     .entry(conv)
                     .or_default()
                     .insert(event.header.author);
-                self.notifications.push_back(Notification::Message {
-                    conversation: conv,
-                    event_id: event.id(),
-                    author: event.header.author,
-                    order: event.order_key(),
-                    wall_ms: event.header.wall_ms,
-                    text,
-                    for_some_members,
-                });
+                if let Some(text) = text {
+                    self.notifications.push_back(Notification::Message {
+                        conversation: conv,
+                        event_id: event.id(),
+                        author: event.header.author,
+                        order: event.order_key(),
+                        wall_ms: event.header.wall_ms,
+                        text,
+                        for_some_members,
+                        file,
+                    });
+                }
             }
             (EventKind::Membership | EventKind::Rekey | EventKind::KeyComplaint, _) => {
                 self.notifications

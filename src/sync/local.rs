@@ -325,6 +325,39 @@ impl<S: Store> Engine<S> {
             .id())
     }
 
+    /// Send a file already in the blob store (`files::BlobStore::import`): its
+    /// reference in the event's public part, its name, key and preview sealed.
+    pub fn send_attachment(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        blob: crate::wire::BlobRef,
+        attachment: crate::wire::Attachment,
+    ) -> Result<EventId, SyncError> {
+        if !attachment.fits(&blob)
+            || attachment.caption.len() > MAX_TEXT_BYTES
+            || attachment.name.len() > crate::wire::MAX_FILE_NAME_BYTES
+            || attachment.mime.len() > crate::wire::MAX_MIME_BYTES
+            || attachment
+                .image
+                .as_ref()
+                .is_some_and(|i| i.thumbnail.len() > crate::wire::MAX_THUMBNAIL_BYTES)
+        {
+            return Err(SyncError::BadAttachment);
+        }
+        self.member_state(&conv)?;
+        Ok(self
+            .author_event(
+                now_ms,
+                conv,
+                EventKind::Text,
+                blob.encode(),
+                Some(Content::Attachment(Box::new(attachment))),
+                None,
+            )?
+            .id())
+    }
+
     pub fn rename(
         &mut self,
         now_ms: u64,
@@ -575,7 +608,7 @@ impl<S: Store> Engine<S> {
                 .events_before(conv, cursor, limit.clamp(64, 4096))?;
             let Some(first) = page.first() else { break };
             cursor = Some(first.order_key());
-            let view = |e: &Event, text: String, notice| MessageView {
+            let view = |e: &Event, text: String, notice, file| MessageView {
                 event_id: e.id(),
                 author: e.header.author,
                 order: e.order_key(),
@@ -583,16 +616,22 @@ impl<S: Store> Engine<S> {
                 text,
                 for_some_members: e.header.kind == EventKind::Text && state.for_some_members(e),
                 notice,
+                file,
             };
             let mut texts: Vec<MessageView> = page
                 .iter()
                 .filter_map(|e| match e.header.kind {
                     EventKind::Text if !state.is_outside(e) => match state.decrypt(e) {
-                        Some(Content::Text { text }) => Some(view(e, text, None)),
+                        Some(Content::Text { text }) => Some(view(e, text, None, None)),
+                        Some(content @ Content::Attachment(_)) => {
+                            let file = MessageFile::of(e, &content)?;
+                            let caption = file.attachment.caption.clone();
+                            Some(view(e, caption, None, Some(file)))
+                        }
                         _ => None,
                     },
                     EventKind::Membership if notices => {
-                        state.notice(e).map(|n| view(e, String::new(), Some(n)))
+                        state.notice(e).map(|n| view(e, String::new(), Some(n), None))
                     }
                     _ => None,
                 })
@@ -699,7 +738,10 @@ impl<S: Store> Engine<S> {
                 if e.header.kind == EventKind::Text
                     && e.header.author != me
                     && !state.is_outside(e)
-                    && matches!(state.decrypt(e), Some(Content::Text { .. }))
+                    && matches!(
+                        state.decrypt(e),
+                        Some(Content::Text { .. } | Content::Attachment(_))
+                    )
                 {
                     count += 1;
                 }

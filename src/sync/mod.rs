@@ -114,6 +114,8 @@ pub enum SyncError {
     NoKey,
     #[error("message is empty or longer than {max} bytes")]
     BadText { max: usize },
+    #[error("the file's description is malformed or over a limit")]
+    BadAttachment,
     #[error("{0}")]
     Rejected(Rejection),
     #[error(
@@ -165,6 +167,8 @@ pub enum Notification {
         /// Written under a key not every member was given
         /// (`ConversationState::for_some_members`, as decided when it arrived).
         for_some_members: bool,
+        /// A file sent with it (`text` is then its caption).
+        file: Option<MessageFile>,
     },
     /// Own event is durably stored.
     Saved {
@@ -249,6 +253,32 @@ pub struct Offence {
     pub frames_with_invalid: u32,
 }
 
+/// A file sent with a message: the public reference and the sealed description, which
+/// fit each other (`Attachment::fits`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageFile {
+    pub blob: crate::wire::BlobRef,
+    pub attachment: crate::wire::Attachment,
+}
+
+impl MessageFile {
+    /// The file of a text event, if it carries a well-formed one.
+    pub fn of(event: &Event, content: &Content) -> Option<Self> {
+        let Content::Attachment(attachment) = content else {
+            return None;
+        };
+        let blob = crate::wire::BlobRef::decode(&event.public)?;
+        attachment.fits(&blob).then(|| MessageFile {
+            blob,
+            attachment: (**attachment).clone(),
+        })
+    }
+
+    pub fn blob_id(&self) -> crate::files::BlobId {
+        crate::files::BlobId(self.blob.hash)
+    }
+}
+
 /// One decrypted text message, for display.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageView {
@@ -262,6 +292,8 @@ pub struct MessageView {
     pub for_some_members: bool,
     /// For a line about the group itself (`Engine::timeline_before`): what changed.
     pub notice: Option<crate::conversation::Notice>,
+    /// A file sent with it (`text` is then its caption).
+    pub file: Option<MessageFile>,
 }
 
 /// Delivery state of one own message.
@@ -791,6 +823,41 @@ impl<S: Store> Engine<S> {
 
     pub fn known_profiles(&self) -> Vec<Profile> {
         self.profiles.values().cloned().collect()
+    }
+
+    /// Whether this node shares `conv` with the connected `peer` (a member of it, or a
+    /// relay): whom it sends its events and serves its files.
+    pub fn shares(&self, conv: &ConversationId, peer: &UserId) -> bool {
+        self.is_shareable(conv, peer)
+    }
+
+    /// The members of `conv` this node is connected to (with hello), and relays.
+    pub fn peers_sharing(&self, conv: &ConversationId) -> Vec<UserId> {
+        self.peers
+            .keys()
+            .filter(|p| self.is_shareable(conv, p))
+            .copied()
+            .collect()
+    }
+
+    /// The file of message `event_id` in `conv`, if it is one this node can read.
+    pub fn message_file(
+        &self,
+        conv: &ConversationId,
+        event_id: &EventId,
+    ) -> Result<Option<MessageFile>, SyncError> {
+        let Some(state) = self.convs.get(conv) else {
+            return Ok(None);
+        };
+        let Some(event) = self.store.event(event_id)? else {
+            return Ok(None);
+        };
+        if event.header.conversation != *conv || state.is_outside(&event) {
+            return Ok(None);
+        }
+        Ok(state
+            .decrypt(&event)
+            .and_then(|content| MessageFile::of(&event, &content)))
     }
 
     fn is_shareable(&self, conv: &ConversationId, peer: &UserId) -> bool {

@@ -613,6 +613,128 @@ fn decode_announces(r: &mut Reader<'_>) -> Result<Vec<Announce>, WireError> {
     Ok(items)
 }
 
+/// The longest file name an attachment carries (bytes of UTF-8).
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+/// The longest media type an attachment carries.
+pub const MAX_MIME_BYTES: usize = 100;
+/// The largest thumbnail an image attachment carries inside its event.
+pub const MAX_THUMBNAIL_BYTES: usize = 16 * 1024;
+
+/// The public part of a text event that carries a file: which blob, of what size. Public
+/// so that relays, which cannot decrypt, can fetch, verify and serve it; the name, type,
+/// key and thumbnail are sealed (`Attachment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobRef {
+    /// BLAKE3 (bao-tree) hash of the ciphertext.
+    pub hash: [u8; 32],
+    /// Bytes of ciphertext.
+    pub ct_len: u64,
+}
+
+impl BlobRef {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(41);
+        w.u8(1);
+        w.bytes(&self.hash);
+        w.u64(self.ct_len);
+        w.into_bytes()
+    }
+
+    /// `None` for anything but a well-formed reference within the size limit; a text
+    /// event's public part is not checked for validity (older nodes do not read it), so
+    /// a bad one only means no attachment is shown.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = Reader::new(bytes);
+        if r.u8().ok()? != 1 {
+            return None;
+        }
+        let hash = r.array().ok()?;
+        let ct_len = r.u64().ok()?;
+        r.finish().ok()?;
+        let max = crate::files::ciphertext_len(crate::files::MAX_FILE_BYTES)?;
+        (ct_len <= max).then_some(BlobRef { hash, ct_len })
+    }
+}
+
+/// A file sent in a text event (sealed); its ciphertext is the blob of the event's
+/// `BlobRef`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The name it was sent under (shown; made safe before it names a file here).
+    pub name: String,
+    /// Media type, e.g. `image/jpeg` (as the sender guessed it; never trusted to open).
+    pub mime: String,
+    /// Bytes of plaintext.
+    pub size: u64,
+    pub key: crate::files::FileKey,
+    /// Text sent with it (may be empty).
+    pub caption: String,
+    /// For a picture: its size and a small preview, shown before the file is here.
+    pub image: Option<ImageInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub width: u32,
+    pub height: u32,
+    /// A small JPEG or PNG (at most `MAX_THUMBNAIL_BYTES`); decoded with limits.
+    pub thumbnail: Vec<u8>,
+}
+
+impl Attachment {
+    fn encode(&self, w: &mut Writer) {
+        w.var_bytes(self.name.as_bytes());
+        w.var_bytes(self.mime.as_bytes());
+        w.u64(self.size);
+        w.bytes(self.key.as_bytes());
+        w.var_bytes(self.caption.as_bytes());
+        match &self.image {
+            None => w.u8(0),
+            Some(image) => {
+                w.u8(1);
+                w.u32(image.width);
+                w.u32(image.height);
+                w.var_bytes(&image.thumbnail);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let name = r.string(MAX_FILE_NAME_BYTES)?;
+        let mime = r.string(MAX_MIME_BYTES)?;
+        let size = r.u64()?;
+        if size > crate::files::MAX_FILE_BYTES {
+            return Err(WireError::Invalid {
+                what: "attachment size",
+            });
+        }
+        let key = crate::files::FileKey::from_bytes(r.array()?);
+        let caption = r.string(MAX_TEXT_BYTES)?;
+        let image = match r.u8()? {
+            0 => None,
+            1 => Some(ImageInfo {
+                width: r.u32()?,
+                height: r.u32()?,
+                thumbnail: r.var_bytes(MAX_THUMBNAIL_BYTES)?.to_vec(),
+            }),
+            _ => return Err(WireError::Invalid { what: "image info" }),
+        };
+        Ok(Attachment {
+            name,
+            mime,
+            size,
+            key,
+            caption,
+            image,
+        })
+    }
+
+    /// Whether this sealed description fits the event's public blob reference.
+    pub fn fits(&self, blob: &BlobRef) -> bool {
+        crate::files::ciphertext_len(self.size) == Some(blob.ct_len)
+    }
+}
+
 /// The decrypted sealed part of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
@@ -630,6 +752,8 @@ pub enum Content {
     Read {
         upto: OrderKey,
     },
+    /// A file, in a text event whose public part is its `BlobRef`.
+    Attachment(Box<Attachment>),
     Unknown {
         tag: u8,
     },
@@ -655,6 +779,10 @@ impl Content {
                 w.u8(4);
                 w.bytes(&upto.encode());
             }
+            Content::Attachment(attachment) => {
+                w.u8(5);
+                attachment.encode(&mut w);
+            }
             Content::Unknown { tag } => w.u8(*tag),
         }
         w.into_bytes()
@@ -676,6 +804,7 @@ impl Content {
                 upto: OrderKey::decode(r.take(48)?)
                     .ok_or(WireError::Invalid { what: "order key" })?,
             },
+            5 => Content::Attachment(Box::new(Attachment::decode(&mut r)?)),
             tag => return Ok(Content::Unknown { tag }),
         };
         r.finish()?;
