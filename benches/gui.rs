@@ -78,6 +78,7 @@ async fn start(
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,
+        files_dir: Some(d.files()),
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await

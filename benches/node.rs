@@ -47,6 +47,7 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,
+        files_dir: None,
     };
     let (handle, mut events) = node::start(identity, Box::new(store), config)
         .await

@@ -477,6 +477,8 @@ async fn request(dir: &DataDir, req: Request) -> Result<Response> {
     let config = NodeConfig {
         // A key update is saved to the key file.
         identity_path: Some(dir.identity()),
+        // A file sent while no node runs is taken in now and announced on the next start.
+        files_dir: Some(dir.files()),
         ..NodeConfig::offline(key)
     };
     let (handle, _) = node::start(identity, Box::new(store), config).await?;

@@ -43,6 +43,11 @@ impl DataDir {
         self.root.join("db")
     }
 
+    /// Attachments: encrypted, content-addressed (`files::BlobStore`).
+    pub fn files(&self) -> PathBuf {
+        self.root.join("files")
+    }
+
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("control.sock")
     }

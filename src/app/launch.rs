@@ -155,6 +155,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
         max_peers: options.max_peers,
         identity_path: Some(dir.identity()),
+        files_dir: Some(dir.files()),
     };
     let (node, events) = node::start(identity, Box::new(store), config).await?;
     let control = match control::serve(dir, node.clone(), options.raise).await {

@@ -96,3 +96,101 @@ fn is_disk_full(e: &std::io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(28) if cfg!(unix))
         || matches!(e.raw_os_error(), Some(112 | 39) if cfg!(windows))
 }
+
+/// `name` cut to at most `max` bytes at a character boundary, keeping its extension.
+pub fn shorten_name(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let ext = name
+        .rfind('.')
+        .map(|i| &name[i..])
+        .filter(|e| e.len() <= 16)
+        .unwrap_or("");
+    let mut end = max.saturating_sub(ext.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ext}", &name[..end])
+}
+
+/// A media type from a file name's extension (what the sender's side says; receivers
+/// never open a file by it).
+pub fn guess_mime(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "ods" => "application/vnd.oasis.opendocument.spreadsheet",
+        "zip" => "application/zip",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A sender's file name made safe to name a file here: no directories, no control or
+/// reserved characters, no Windows device names, never empty or hidden.
+pub fn safe_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches('.').trim_end_matches(['.', ' ']);
+    let stem = trimmed.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit());
+    if trimmed.is_empty() {
+        "file".to_string()
+    } else if reserved {
+        format!("_{trimmed}")
+    } else {
+        shorten_name(trimmed, 200)
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn a_senders_file_name_cannot_leave_the_folder_or_name_a_device() {
+        assert_eq!(safe_file_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_file_name("..\\..\\Windows\\x.dll"), "_.._Windows_x.dll");
+        assert_eq!(safe_file_name("CON.txt"), "_CON.txt");
+        assert_eq!(safe_file_name("com1"), "_com1");
+        assert_eq!(safe_file_name("..."), "file");
+        assert_eq!(safe_file_name(".bashrc"), "bashrc");
+        assert_eq!(safe_file_name("a\u{0}b\nc.pdf"), "a_b_c.pdf");
+        assert_eq!(safe_file_name("Straßenschild.jpg"), "Straßenschild.jpg");
+        assert!(safe_file_name(&"ä".repeat(300)).len() <= 200);
+    }
+
+    #[test]
+    fn long_names_keep_their_extension_and_whole_characters() {
+        let long = format!("{}.pdf", "ü".repeat(200));
+        let short = shorten_name(&long, 255);
+        assert!(short.len() <= 255 && short.ends_with(".pdf"));
+        assert_eq!(guess_mime("Foto.JPG"), "image/jpeg");
+        assert_eq!(guess_mime("noext"), "application/octet-stream");
+    }
+}

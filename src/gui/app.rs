@@ -412,6 +412,11 @@ impl FlurfunkApp {
                     self.notify(&author_name, &conversation_name, &text);
                 }
             }
+            NodeEvent::FileReady { conversation, .. } => {
+                if is_selected(&conversation) {
+                    self.reloads.messages.dirty = true;
+                }
+            }
             NodeEvent::Saved { conversation, .. }
             | NodeEvent::Receipt { conversation }
             | NodeEvent::Retracted { conversation, .. } => {

@@ -833,6 +833,7 @@ mod tests {
             notice: None,
             subject: None,
             subject_name: None,
+            file: None,
         }
     }
 

@@ -105,7 +105,10 @@ pub struct Core {
     next_key_check_ms: u64,
     /// Failures of a peer's streams in a row (the wait before the next grows with them).
     writer_failures: std::collections::HashMap<PeerId, u32>,
-    control: libp2p_stream::Control,
+    pub(super) control: libp2p_stream::Control,
+    /// Attachments (`None` for a node without a files directory: tests, tools).
+    pub(super) files: Option<super::files::Files>,
+    file_done_rx: Option<mpsc::UnboundedReceiver<super::files::FetchDone>>,
     /// Streams from peers, registered at once (a peer's stream that arrives before the
     /// event loop runs waits instead of being refused as an unknown protocol).
     incoming: Option<libp2p_stream::IncomingStreams>,
@@ -188,7 +191,17 @@ impl Core {
             .map_err(|e| NodeError::Other(e.to_string()))?;
         let (net_tx, net_rx) = mpsc::channel(NET_IO_CAPACITY);
         let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let (file_done_tx, file_done_rx) = mpsc::unbounded_channel();
+        let files = match &config.files_dir {
+            Some(dir) => Some(
+                super::files::Files::open(dir, file_done_tx, now)
+                    .map_err(|e| NodeError::Other(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Core {
+            files,
+            file_done_rx: Some(file_done_rx),
             engine,
             swarm,
             writers: Default::default(),
@@ -226,7 +239,7 @@ impl Core {
         })
     }
 
-    fn emit(&self, event: NodeEvent) {
+    pub(super) fn emit(&self, event: NodeEvent) {
         // No subscriber is fine: the events are also in the store.
         let _ = self.events.send(event);
     }
@@ -699,6 +712,18 @@ impl Core {
         }
     }
 
+    /// A peer sent what no honest node sends (a malformed frame, a block that fails its
+    /// hash): penalised, banned when it adds up.
+    pub(super) fn penalize_peer(&mut self, peer: PeerId, now: u64) {
+        if self
+            .book
+            .penalize(peer, super::peers::MALFORMED_PENALTY, now)
+            == Verdict::Ban
+        {
+            self.ban(peer);
+        }
+    }
+
     fn ban(&mut self, peer: PeerId) {
         tracing::warn!(%peer, "peer misbehaves; disconnected for a while");
         let _ = self.swarm.disconnect_peer_id(peer);
@@ -761,6 +786,7 @@ impl Core {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
         }
+        self.pump_downloads(now);
         if now >= self.next_key_check_ms {
             self.next_key_check_ms = now.saturating_add(KEY_CHECK_INTERVAL_MS);
             match self.engine.drop_expired_keys(now) {
@@ -877,11 +903,19 @@ impl Core {
                 wall_ms,
                 text,
                 for_some_members,
+                file,
                 ..
             } => {
                 if author == self.me() {
                     return None;
                 }
+                if let Some(f) = &file
+                    && f.attachment.size <= super::AUTO_DOWNLOAD_BYTES
+                    && let Err(e) = self.want_file(conversation, f.blob, now_ms())
+                {
+                    tracing::warn!(error = %e, "a file cannot be fetched");
+                }
+                let file = file.as_ref().map(|f| self.file_item(f));
                 NodeEvent::Message {
                     conversation: conversation.to_string(),
                     conversation_name: self
@@ -895,6 +929,7 @@ impl Core {
                     wall_ms,
                     text,
                     for_some_members,
+                    file,
                 }
             }
             Notification::Saved {
@@ -1131,6 +1166,7 @@ impl Core {
                     notice: None,
                     subject: None,
                     subject_name: None,
+                    file: m.file.as_ref().map(|f| self.file_item(f)),
                 })
             })
             .collect()
@@ -1168,6 +1204,20 @@ impl Core {
             notice: Some(kind.into()),
             subject: subject.map(|u| u.to_string()),
             subject_name: subject.map(|u| self.name_of(&u)),
+            file: None,
+        }
+    }
+
+    pub(super) fn file_item(&self, file: &sync::MessageFile) -> super::FileItem {
+        let a = &file.attachment;
+        super::FileItem {
+            name: a.name.clone(),
+            mime: a.mime.clone(),
+            size: a.size,
+            blob: file.blob_id().to_hex(),
+            here: self.file_here(&file.blob),
+            width: a.image.as_ref().map(|i| i.width),
+            height: a.image.as_ref().map(|i| i.height),
         }
     }
 
@@ -1235,8 +1285,15 @@ pub(super) async fn run(mut core: Core, mut commands: mpsc::Receiver<Command>) {
     if let Some(incoming) = core.incoming.take() {
         core.inbound = Some(net::spawn_inbound(incoming, core.net_tx.clone()));
     }
+    let (asks_tx, mut asks_rx) = mpsc::channel(net::blob::MAX_SERVING);
+    core.start_files(asks_tx);
+    let Some(mut file_done_rx) = core.file_done_rx.take() else {
+        return;
+    };
     loop {
         tokio::select! {
+            Some(ask) = asks_rx.recv() => core.handle_blob_ask(ask),
+            Some(done) = file_done_rx.recv() => core.handle_fetch_done(done, now_ms()),
             Some(io) = writer_rx.recv() => {
                 core.handle_net_io_burst(io, || writer_rx.try_recv().ok());
             }

@@ -6,6 +6,7 @@
 //! blocks the caller on the network, and nothing here parses user input (that is `app`).
 
 mod event_loop;
+mod files;
 mod peers;
 mod views;
 
@@ -21,7 +22,10 @@ use crate::sync::SyncError;
 use crate::wire::{ConversationId, EventId, Role};
 
 pub use event_loop::Core;
-pub use views::{ConversationView, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView};
+pub use files::{AUTO_DOWNLOAD_BYTES, DownloadView};
+pub use views::{
+    ConversationView, FileItem, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
+};
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)
 /// instead of growing a queue.
@@ -62,6 +66,9 @@ pub struct NodeConfig {
     pub max_peers: usize,
     /// Where the identity file lives, so a name change is persisted; `None` in tests.
     pub identity_path: Option<std::path::PathBuf>,
+    /// Where attachments are kept (`files::BlobStore`); `None`: no files sent, fetched or
+    /// served (tools that only read or queue).
+    pub files_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -76,6 +83,7 @@ impl NodeConfig {
             anti_entropy_interval_ms: DEFAULT_ANTI_ENTROPY_MS,
             max_peers: DEFAULT_MAX_PEERS,
             identity_path: None,
+            files_dir: None,
         }
     }
 }
@@ -233,6 +241,120 @@ impl NodeHandle {
     ) -> Result<EventId, NodeError> {
         self.run(move |core, now_ms| Ok(core.engine.send_text(now_ms, conversation, &text)?))
             .await
+    }
+
+    /// Send the file at `path` (with `caption`, which may be empty): encrypted into the
+    /// files directory on a blocking thread, then announced like a text. Files over
+    /// `limit` bytes are refused.
+    pub async fn send_file(
+        &self,
+        conversation: ConversationId,
+        path: std::path::PathBuf,
+        caption: String,
+        limit: u64,
+    ) -> Result<EventId, NodeError> {
+        let store = self
+            .run(|core, _| {
+                core.files
+                    .as_ref()
+                    .map(|f| f.store.clone())
+                    .ok_or_else(|| NodeError::Other("this node keeps no files".into()))
+            })
+            .await?;
+        let source = path.clone();
+        let imported = tokio::task::spawn_blocking(move || store.import(&source, limit))
+            .await
+            .map_err(|e| NodeError::Other(e.to_string()))?
+            .map_err(|e| NodeError::Other(e.to_string()))?;
+        let ct_len = crate::files::ciphertext_len(imported.plain_len)
+            .ok_or_else(|| NodeError::Other("the file is too large".into()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        let name = crate::files::shorten_name(&name, crate::wire::MAX_FILE_NAME_BYTES);
+        let attachment = crate::wire::Attachment {
+            mime: crate::files::guess_mime(&name).to_string(),
+            name,
+            size: imported.plain_len,
+            key: imported.key,
+            caption,
+            image: None,
+        };
+        let blob = crate::wire::BlobRef {
+            hash: imported.id.0,
+            ct_len,
+        };
+        self.run(move |core, now_ms| {
+            if let Some(files) = &core.files {
+                files
+                    .store
+                    .note_conversation(&imported.id, conversation.0)
+                    .map_err(|e| NodeError::Other(e.to_string()))?;
+            }
+            Ok(core
+                .engine
+                .send_attachment(now_ms, conversation, blob, attachment)?)
+        })
+        .await
+    }
+
+    /// Fetch the file of message `event_id` (also one over the automatic limit); it
+    /// keeps being fetched across restarts until it is here (`NodeEvent::FileReady`).
+    pub async fn download(
+        &self,
+        conversation: ConversationId,
+        event_id: EventId,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| {
+            let file = core
+                .engine
+                .message_file(&conversation, &event_id)?
+                .ok_or_else(|| NodeError::Other("no file in that message".into()))?;
+            core.want_file(conversation, file.blob, now_ms)
+                .map_err(|e| NodeError::Other(e.to_string()))
+        })
+        .await
+    }
+
+    /// Decrypt the file of message `event_id` into `dest` (written beside it, then
+    /// renamed); it must be wholly here.
+    pub async fn save_file(
+        &self,
+        conversation: ConversationId,
+        event_id: EventId,
+        dest: std::path::PathBuf,
+    ) -> Result<(), NodeError> {
+        let (store, file) = self
+            .run(move |core, _| {
+                let file = core
+                    .engine
+                    .message_file(&conversation, &event_id)?
+                    .ok_or_else(|| NodeError::Other("no file in that message".into()))?;
+                let store = core
+                    .files
+                    .as_ref()
+                    .map(|f| f.store.clone())
+                    .ok_or_else(|| NodeError::Other("this node keeps no files".into()))?;
+                Ok((store, file))
+            })
+            .await?;
+        tokio::task::spawn_blocking(move || {
+            store.export(
+                &file.blob_id(),
+                file.attachment.size,
+                &file.attachment.key,
+                &dest,
+            )
+        })
+        .await
+        .map_err(|e| NodeError::Other(e.to_string()))?
+        .map_err(|e| NodeError::Other(e.to_string()))
+    }
+
+    /// Files being fetched, with their progress.
+    pub async fn downloads(&self) -> Result<Vec<DownloadView>, NodeError> {
+        self.run(|core, _| Ok(core.download_views())).await
     }
 
     /// The 1:1 conversation with a user whose profile is known, created on first use.

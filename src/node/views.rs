@@ -95,6 +95,29 @@ pub struct MessageItem {
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_name: Option<String>,
+    /// A file sent with the message (`text` is then its caption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileItem>,
+}
+
+/// A file sent with a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileItem {
+    /// As the sender named it (shown; made safe before it names a file here).
+    pub name: String,
+    /// Media type as the sender guessed it.
+    pub mime: String,
+    /// Bytes.
+    pub size: u64,
+    /// The blob's hash (hex): `NodeEvent::FileReady` names it.
+    pub blob: String,
+    /// Wholly here: it can be opened or saved.
+    pub here: bool,
+    /// For a picture: its width and height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
 }
 
 impl MessageItem {
@@ -140,6 +163,9 @@ pub enum NodeEvent {
         /// group (`MessageItem::for_some_members`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         for_some_members: bool,
+        /// A file sent with it (`text` is then its caption).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<FileItem>,
     },
     /// An own message is durably stored (one tick).
     Saved {
@@ -177,6 +203,12 @@ pub enum NodeEvent {
     Profile {
         user_id: String,
         name: String,
+    },
+    /// A file of a message is wholly here now (it can be opened or saved).
+    FileReady {
+        conversation: String,
+        /// The blob (hex), as in `MessageItem::file`.
+        blob: String,
     },
     /// Something went wrong that the user should know (disk full, ...).
     Warning {

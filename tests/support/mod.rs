@@ -91,6 +91,7 @@ async fn start_in(
         anti_entropy_interval_ms: 1_000,
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: Some(key_path(&dir)),
+        files_dir: Some(dir.path().join("files")),
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await
