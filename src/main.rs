@@ -122,6 +122,30 @@ enum Command {
         to: String,
         text: String,
     },
+    /// Send a file (photo, PDF, anything up to 2 GiB), with an optional text.
+    SendFile {
+        /// User id, name, group name or conversation id (or its first 8+ characters).
+        #[arg(long)]
+        to: String,
+        path: std::path::PathBuf,
+        /// Text sent with the file.
+        #[arg(long, default_value = "")]
+        text: String,
+    },
+    /// Save the file of a message (its id from `history --json`, or the first 8+
+    /// characters) to DEST (a folder: the file keeps its name there; default: here).
+    SaveFile {
+        conversation: String,
+        event: String,
+        dest: Option<std::path::PathBuf>,
+    },
+    /// Fetch the file of a message now (files over 25 MB are fetched only on request).
+    Download { conversation: String, event: String },
+    /// Files being fetched and how far they are.
+    Downloads {
+        #[arg(long)]
+        json: bool,
+    },
     /// Messages of one conversation.
     History {
         conversation: String,
@@ -391,6 +415,95 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 println!("saved in {}; sending", &conversation[..12]);
+            }
+            Ok(())
+        }
+        Command::SendFile { to, path, text } => {
+            let path = std::path::absolute(&path)
+                .with_context(|| format!("cannot find {}", path.display()))?;
+            let request_ = Request::SendFile {
+                to,
+                path: path.display().to_string(),
+                text,
+            };
+            let Response::Sent {
+                conversation,
+                peers_online,
+                ..
+            } = request(&dir, request_).await?
+            else {
+                bail!("unexpected reply");
+            };
+            if peers_online == 0 {
+                println!(
+                    "file saved in {}; nobody reachable now, it waits in the outbox",
+                    &conversation[..12]
+                );
+            } else {
+                println!("file saved in {}; sending", &conversation[..12]);
+            }
+            Ok(())
+        }
+        Command::SaveFile {
+            conversation,
+            event,
+            dest,
+        } => {
+            let dest = std::path::absolute(dest.unwrap_or_else(|| ".".into()))?;
+            let Response::SavedFile { path } = request(
+                &dir,
+                Request::SaveFile {
+                    conversation,
+                    event,
+                    dest: dest.display().to_string(),
+                },
+            )
+            .await?
+            else {
+                bail!("unexpected reply");
+            };
+            println!("saved {path}");
+            Ok(())
+        }
+        Command::Download {
+            conversation,
+            event,
+        } => {
+            request(
+                &dir,
+                Request::Download {
+                    conversation,
+                    event,
+                },
+            )
+            .await?;
+            println!("fetching; `flurfunk downloads` shows how far it is");
+            Ok(())
+        }
+        Command::Downloads { json } => {
+            let Response::Downloads { downloads } = request(&dir, Request::Downloads).await? else {
+                bail!("unexpected reply");
+            };
+            for d in &downloads {
+                if json {
+                    println!("{}", serde_json::to_string(d)?);
+                } else {
+                    let state = if d.waiting {
+                        "waiting for a colleague who has it"
+                    } else if d.fetching_from > 0 {
+                        "fetching"
+                    } else {
+                        "queued"
+                    };
+                    println!(
+                        "{}  {:>3} %  {state}",
+                        &d.blob[..12],
+                        d.blocks_held * 100 / d.blocks.max(1)
+                    );
+                }
+            }
+            if downloads.is_empty() && !json {
+                println!("no files being fetched");
             }
             Ok(())
         }
@@ -682,13 +795,31 @@ fn history_line(m: &MessageItem, members: usize) -> String {
     } else {
         "  ✓"
     };
+    let file = m.file.as_ref().map_or(String::new(), |f| {
+        let here = if f.here { "" } else { ", not here yet" };
+        format!(
+            "[file {} ({}{here}) id {}] ",
+            f.name,
+            human_size(f.size),
+            &m.event_id[..12]
+        )
+    });
     format!(
-        "{}  {}: {}{}",
+        "{}  {}: {file}{}{}",
         local_time(m.wall_ms, true),
         m.author_name,
         m.text,
         ticks
     )
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.0} KB", b as f64 / 1024.0),
+        b if b < 1024 * 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b => format!("{:.2} GB", b as f64 / (1024.0 * 1024.0 * 1024.0)),
+    }
 }
 
 fn local_time(ms: u64, with_date: bool) -> String {

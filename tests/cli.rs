@@ -244,3 +244,67 @@ fn without_a_display_the_app_says_so_and_points_to_the_headless_node() {
         assert!(stderr.contains("flurfunk node"), "{stderr}");
     }
 }
+
+#[test]
+fn a_file_is_sent_fetched_and_saved_through_the_cli() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
+    assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
+    let anna = RunningNode::start(a.path(), &[]);
+    let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_string();
+    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
+    anna.wait_for("ben's profile at anna", |v| {
+        v["event"] == "profile" && v["name"] == "Ben Krüger"
+    });
+
+    let form: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let source = a.path().join("Antrag Sondernutzung.pdf");
+    std::fs::write(&source, &form).unwrap();
+    let (ok, out, err) = flurfunk(
+        a.path(),
+        &[
+            "send-file",
+            "--to",
+            "ben",
+            source.to_str().unwrap(),
+            "--text",
+            "Bitte ausfüllen",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let msg = ben.wait_for("message with a file", |v| v["event"] == "message");
+    assert_eq!(msg["text"], "Bitte ausfüllen");
+    assert_eq!(msg["file"]["name"], "Antrag Sondernutzung.pdf");
+    assert_eq!(msg["file"]["size"], 100_000);
+    ben.wait_for("file ready", |v| v["event"] == "file_ready");
+
+    let (ok, out, err) = flurfunk(b.path(), &["history", "Anna", "--json"]);
+    assert!(ok, "{err}");
+    let item: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(item["file"]["here"], true);
+    let id = item["event_id"].as_str().unwrap()[..10].to_string();
+    let (ok, out, _) = flurfunk(b.path(), &["history", "Anna"]);
+    assert!(
+        ok && out.contains("[file Antrag Sondernutzung.pdf (98 KB) id"),
+        "{out}"
+    );
+
+    // Saved into a folder under its name, a second time numbered; never over a file.
+    let folder = tempfile::tempdir().unwrap();
+    for expected in ["Antrag Sondernutzung.pdf", "Antrag Sondernutzung (2).pdf"] {
+        let (ok, out, err) = flurfunk(
+            b.path(),
+            &["save-file", "Anna", &id, folder.path().to_str().unwrap()],
+        );
+        assert!(ok, "{out}{err}");
+        assert_eq!(std::fs::read(folder.path().join(expected)).unwrap(), form);
+    }
+    let (ok, _, err) = flurfunk(b.path(), &["save-file", "Anna", "deadbeef00"]);
+    assert!(!ok && err.contains("no message 'deadbeef00'"), "{err}");
+    let (ok, out, _) = flurfunk(b.path(), &["downloads"]);
+    assert!(ok && out.contains("no files being fetched"), "{out}");
+    ben.stop();
+    anna.stop();
+}

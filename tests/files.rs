@@ -117,7 +117,10 @@ async fn a_large_file_is_fetched_on_request_and_the_wish_survives_a_restart() {
         .await
         .unwrap();
     let message = file_message(&ben, direct).await;
-    assert!(!message.file.as_ref().unwrap().here, "not fetched by itself");
+    assert!(
+        !message.file.as_ref().unwrap().here,
+        "not fetched by itself"
+    );
     assert!(ben.handle.downloads().await.unwrap().is_empty());
 
     // Anna goes home; Ben asks for the file, and it waits for her.

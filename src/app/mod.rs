@@ -35,6 +35,10 @@ pub enum AppError {
     NoLongerMember(String),
     #[error("no desktop app runs for this data directory, only a headless node")]
     NoWindow,
+    #[error("no message '{0}' with a file in that conversation (see `history --json`)")]
+    UnknownMessage(String),
+    #[error("{0}")]
+    File(String),
     #[error(transparent)]
     Node(#[from] NodeError),
 }
@@ -83,6 +87,27 @@ pub enum Request {
     GroupLeave {
         group: String,
     },
+    /// Send a file (`path` absolute: the node may run in another directory).
+    SendFile {
+        to: String,
+        path: String,
+        #[serde(default)]
+        text: String,
+    },
+    /// Save the file of a message (`event`: its id or the first 8+ characters) to
+    /// `dest` (absolute; a directory: the file keeps its name there).
+    SaveFile {
+        conversation: String,
+        event: String,
+        dest: String,
+    },
+    /// Fetch the file of a message (also one larger than what is fetched by itself).
+    Download {
+        conversation: String,
+        event: String,
+    },
+    /// Files being fetched.
+    Downloads,
     /// Replace this installation's X25519 key (`NodeHandle::update_key`).
     KeyUpdate,
     /// Bring the desktop app's window forward (a second start of the app asks this).
@@ -114,6 +139,13 @@ pub enum Response {
     Group {
         conversation: String,
     },
+    /// A file was saved here.
+    SavedFile {
+        path: String,
+    },
+    Downloads {
+        downloads: Vec<crate::node::DownloadView>,
+    },
     Done,
 }
 
@@ -137,6 +169,54 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
                 peers_online: node.status().await?.peers_online,
             }
         }
+        Request::SendFile { to, path, text } => {
+            let conversation = resolve_recipient(node, &to).await?;
+            let event_id = node
+                .send_file(
+                    conversation,
+                    path.into(),
+                    text,
+                    crate::files::DEFAULT_SEND_LIMIT_BYTES,
+                )
+                .await?;
+            Response::Sent {
+                conversation: conversation.to_string(),
+                event_id: event_id.to_string(),
+                peers_online: node.status().await?.peers_online,
+            }
+        }
+        Request::SaveFile {
+            conversation,
+            event,
+            dest,
+        } => {
+            let (conv, message) = file_message(node, &conversation, &event).await?;
+            let name = message.file.map(|f| f.name).unwrap_or_default();
+            let path = save_path(std::path::Path::new(&dest), &name)?;
+            let event_id = message
+                .event_id
+                .parse()
+                .map_err(|_| AppError::UnknownMessage(event))?;
+            node.save_file(conv, event_id, path.clone()).await?;
+            Response::SavedFile {
+                path: path.display().to_string(),
+            }
+        }
+        Request::Download {
+            conversation,
+            event,
+        } => {
+            let (conv, message) = file_message(node, &conversation, &event).await?;
+            let event_id = message
+                .event_id
+                .parse()
+                .map_err(|_| AppError::UnknownMessage(event))?;
+            node.download(conv, event_id).await?;
+            Response::Done
+        }
+        Request::Downloads => Response::Downloads {
+            downloads: node.downloads().await?,
+        },
         Request::History {
             conversation,
             limit,
@@ -282,6 +362,67 @@ pub async fn resolve_group(node: &NodeHandle, target: &str) -> Result<Conversati
 
 /// The one group of which this node is no longer a member whose name matches `target`
 /// (exactly, or else by word starts).
+/// Messages searched for an id prefix at most (newest first).
+const MESSAGE_SEARCH_LIMIT: usize = 10_000;
+
+/// The conversation and the message with a file whose id is or starts with `event`.
+async fn file_message(
+    node: &NodeHandle,
+    conversation: &str,
+    event: &str,
+) -> Result<(crate::wire::ConversationId, MessageItem), AppError> {
+    let conv = resolve_recipient(node, conversation).await?;
+    let event = event.trim().to_ascii_lowercase();
+    if event.len() < 8 {
+        return Err(AppError::UnknownMessage(event));
+    }
+    let found: Vec<MessageItem> = node
+        .messages(conv, None, MESSAGE_SEARCH_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|m| m.file.is_some() && m.event_id.starts_with(&event))
+        .collect();
+    match <[MessageItem; 1]>::try_from(found) {
+        Ok([m]) => Ok((conv, m)),
+        Err(found) if found.is_empty() => Err(AppError::UnknownMessage(event)),
+        Err(found) => Err(AppError::Ambiguous {
+            name: event,
+            candidates: found
+                .iter()
+                .map(|m| m.event_id[..16].to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Where to save a received file named `name`: `dest` itself, or in the directory
+/// `dest` under the name made safe, numbered if that exists ("Plan (2).pdf").
+pub fn save_path(dest: &std::path::Path, name: &str) -> Result<std::path::PathBuf, AppError> {
+    if !dest.is_dir() {
+        return Ok(dest.to_path_buf());
+    }
+    let safe = crate::files::safe_file_name(name);
+    let (stem, ext) = match safe.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
+        _ => (safe.clone(), String::new()),
+    };
+    for n in 1..1000 {
+        let candidate = if n == 1 {
+            dest.join(&safe)
+        } else {
+            dest.join(format!("{stem} ({n}){ext}"))
+        };
+        if !candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    Err(AppError::File(format!(
+        "{} holds too many files named {safe}",
+        dest.display()
+    )))
+}
+
 fn former_group(conversations: &[ConversationView], target: &str) -> Option<ConversationView> {
     let former: Vec<&ConversationView> = conversations
         .iter()

@@ -434,7 +434,11 @@ impl BlobStore {
         convs.push(conv);
         let mut bytes = convs.concat();
         bytes.extend_from_slice(blake3::hash(&bytes).as_bytes());
-        self.replace(&self.path(id, "conv"), &bytes, "recording the file's conversation")
+        self.replace(
+            &self.path(id, "conv"),
+            &bytes,
+            "recording the file's conversation",
+        )
     }
 
     /// The conversations blob `id` is recorded under.

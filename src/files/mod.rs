@@ -153,7 +153,10 @@ pub fn safe_file_name(name: &str) -> String {
             c => c,
         })
         .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim_end_matches(['.', ' ']);
+    let trimmed = cleaned
+        .trim()
+        .trim_start_matches('.')
+        .trim_end_matches(['.', ' ']);
     let stem = trimmed.split('.').next().unwrap_or("").to_ascii_uppercase();
     let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
         || (stem.len() == 4
@@ -175,7 +178,10 @@ mod name_tests {
     #[test]
     fn a_senders_file_name_cannot_leave_the_folder_or_name_a_device() {
         assert_eq!(safe_file_name("../../etc/passwd"), "_.._etc_passwd");
-        assert_eq!(safe_file_name("..\\..\\Windows\\x.dll"), "_.._Windows_x.dll");
+        assert_eq!(
+            safe_file_name("..\\..\\Windows\\x.dll"),
+            "_.._Windows_x.dll"
+        );
         assert_eq!(safe_file_name("CON.txt"), "_CON.txt");
         assert_eq!(safe_file_name("com1"), "_com1");
         assert_eq!(safe_file_name("..."), "file");

@@ -347,7 +347,10 @@ mod tests {
             bytes: vec![1, 2, 3],
         };
         assert_eq!(BlobReply::decode(&reply.encode(), &r), Some(reply));
-        assert_eq!(BlobReply::decode(&BlobReply::Busy.encode(), &r), Some(BlobReply::Busy));
+        assert_eq!(
+            BlobReply::decode(&BlobReply::Busy.encode(), &r),
+            Some(BlobReply::Busy)
+        );
         // Blocks not asked for, a length that lies.
         let other = BlobReply::Blocks {
             blocks: Blocks::range(12, 14),

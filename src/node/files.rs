@@ -107,7 +107,12 @@ impl Files {
             server: None,
         };
         for (id, conv, ct_len) in files.store.wanted() {
-            files.add_download(id, ConversationId(conv), BlobRef { hash: id.0, ct_len }, now);
+            files.add_download(
+                id,
+                ConversationId(conv),
+                BlobRef { hash: id.0, ct_len },
+                now,
+            );
         }
         Ok(files)
     }

@@ -415,7 +415,7 @@ impl<S: Store> Engine<S> {
             (EventKind::Text, Some(content @ (Content::Text { .. } | Content::Attachment(_))))
                 if event.header.author != me =>
             {
-                let file = MessageFile::of(&event, &content);
+                let file = MessageFile::of(&event, &content).map(Box::new);
                 // A file whose public reference does not fit its description is stored
                 // (validity does not read the public part) but not announced.
                 let text = match content {

@@ -630,9 +630,9 @@ impl<S: Store> Engine<S> {
                         }
                         _ => None,
                     },
-                    EventKind::Membership if notices => {
-                        state.notice(e).map(|n| view(e, String::new(), Some(n), None))
-                    }
+                    EventKind::Membership if notices => state
+                        .notice(e)
+                        .map(|n| view(e, String::new(), Some(n), None)),
                     _ => None,
                 })
                 .collect();

@@ -168,7 +168,7 @@ pub enum Notification {
         /// (`ConversationState::for_some_members`, as decided when it arrived).
         for_some_members: bool,
         /// A file sent with it (`text` is then its caption).
-        file: Option<MessageFile>,
+        file: Option<Box<MessageFile>>,
     },
     /// Own event is durably stored.
     Saved {
