@@ -352,6 +352,7 @@ fn scrolling(dir: &Path) {
         },
         language: Some(Lang::De),
         desktop_notifications: false,
+        save_dir: None,
     };
     let handle = rt.handle().clone();
     struct State {

@@ -302,6 +302,7 @@ fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
         launch: net.launch_options(Role::Member),
         language: lang.map(|l| gui::i18n::Lang::from_locale(&l)),
         desktop_notifications: true,
+        save_dir: None,
     };
     let probe = probe.then_some(gui::StartupProbe { since: started });
     if gui::run(config, probe)? == gui::Started::Raised {

@@ -63,6 +63,7 @@ impl Fixture {
             },
             language: Some(lang),
             desktop_notifications: false,
+            save_dir: Some(self.dir.path().join("Downloads")),
         };
         let runtime = self.rt.handle().clone();
         Harness::builder()
@@ -489,4 +490,76 @@ fn a_script_reaches_the_running_app_through_the_control_socket() {
     settle(&mut h, "the app lists the chat", |h| {
         has_label(h, "Ben Müller, Sie: Aus dem Skript")
     });
+}
+
+#[test]
+fn a_file_arrives_as_a_bubble_is_saved_with_one_click_and_one_is_sent_by_the_clip() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let node = app(&h).node().unwrap().clone();
+    let conv = f.rt.block_on(node.open_direct(ben.user())).unwrap();
+    f.rt.block_on(ben.knows_user(node.user_id()));
+    let form: Vec<u8> = (0..50_000u32).map(|i| (i % 199) as u8).collect();
+    let source = ben.dir.path().join("Dienstplan Dezember.pdf");
+    std::fs::write(&source, &form).unwrap();
+    f.rt.block_on(
+        ben.handle
+            .send_file(conv, source, "Für nächste Woche".into(), u64::MAX),
+    )
+    .unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .select_conversation(&conv.to_string());
+    settle(&mut h, "the file's bubble, fetched", |h| {
+        has_label(h, "Dienstplan Dezember.pdf")
+            && has_label(h, "Für nächste Woche")
+            && h.query_by_label("Speichern").is_some()
+    });
+    h.get_by_label("Speichern").click();
+    let saved = f
+        .dir
+        .path()
+        .join("Downloads")
+        .join("Dienstplan Dezember.pdf");
+    settle(&mut h, "saved in the downloads folder", |h| {
+        saved.exists() && has_label(h, "Gespeichert:")
+    });
+    assert_eq!(std::fs::read(&saved).unwrap(), form);
+
+    // The clip opens the dialog; a path and a text send the file.
+    h.get_by_label("📎").click();
+    settle(&mut h, "send dialog", |h| has_label(h, "Datei senden"));
+    let mine = f.dir.path().join("Foto Schild.jpg");
+    std::fs::write(&mine, vec![7u8; 20_000]).unwrap();
+    let path_field = "Datei hierher ziehen oder Pfad eingeben";
+    h.get_by(|n| n.data().placeholder() == Some(path_field))
+        .click();
+    h.run_steps(3);
+    h.get_by(|n| n.data().placeholder() == Some(path_field))
+        .type_text(mine.to_str().unwrap());
+    h.step();
+    // The composer's button (its draft is empty: it sends nothing) and the dialog's.
+    for button in h.get_all_by_label("Senden") {
+        button.click();
+    }
+    settle(&mut h, "dialog closed", |h| {
+        !has_label(h, "Text dazu (optional)")
+    });
+    let at_ben = f.rt.block_on(eventually("the photo at Ben", || async {
+        ben.handle
+            .messages(conv, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| {
+                m.file
+                    .as_ref()
+                    .is_some_and(|f| f.name == "Foto Schild.jpg" && f.here)
+            })
+    }));
+    assert_eq!(at_ben.file.unwrap().mime, "image/jpeg");
+    h.check_accessibility();
 }

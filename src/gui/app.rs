@@ -39,6 +39,8 @@ pub struct GuiConfig {
     pub language: Option<Lang>,
     /// Show desktop notifications at all (off in tests).
     pub desktop_notifications: bool,
+    /// Where "Save" puts a received file; `None`: the user's Downloads folder.
+    pub save_dir: Option<std::path::PathBuf>,
 }
 
 pub enum Phase {

@@ -11,6 +11,7 @@ use chrono::{Datelike, Local, TimeZone};
 use egui::{Align, Color32, CornerRadius, Key, Layout, RichText, Sense, UiBuilder, vec2};
 
 use super::app::FlurfunkApp;
+use super::bridge::Update;
 use super::i18n::{Texts, fill};
 use super::style;
 use crate::node::{ConversationView, MessageItem};
@@ -103,10 +104,20 @@ impl ChatState {
 
 /// A height guess for a row not drawn yet: text lines at the bubble width, plus padding
 /// (a notice is one quiet line).
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.0} KB", b as f64 / 1024.0),
+        b if b < 1024 * 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b => format!("{:.2} GB", b as f64 / (1024.0 * 1024.0 * 1024.0)),
+    }
+}
+
 fn estimate_height(m: &MessageItem, width: f32) -> f32 {
     if m.notice.is_some() {
         return 24.0;
     }
+    let file = if m.file.is_some() { 44.0 } else { 0.0 };
     let chars_per_line = ((width * style::BUBBLE_WIDTH_FRACTION - 20.0) / 7.0).max(10.0);
     let lines: f32 = m
         .text
@@ -114,7 +125,7 @@ fn estimate_height(m: &MessageItem, width: f32) -> f32 {
         .map(|l| (l.chars().count() as f32 / chars_per_line).ceil().max(1.0))
         .sum::<f32>()
         .max(1.0);
-    lines * 18.0 + 46.0
+    lines * 18.0 + 46.0 + file
 }
 
 pub fn local_day(ms: u64) -> Option<chrono::NaiveDate> {
@@ -436,6 +447,15 @@ impl FlurfunkApp {
             ui.add_space(4.0);
         });
         let is_member = view.as_ref().is_none_or(|v| v.is_member);
+        // A file dragged onto the chat opens the send dialog with it (a text can go with
+        // it, and nothing is sent by a slip of the mouse).
+        if is_member
+            && self.dialog.is_none()
+            && let Some(path) =
+                ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
+        {
+            self.open_send_file(&conv, path.display().to_string());
+        }
         egui::Panel::bottom("composer").show(ui, |ui| {
             ui.add_space(6.0);
             if is_member {
@@ -495,7 +515,12 @@ impl FlurfunkApp {
     fn composer_ui(&mut self, ui: &mut egui::Ui, conv: &str) {
         let t = self.t();
         let mut send = false;
+        let mut attach = false;
         ui.horizontal(|ui| {
+            attach = ui
+                .add_sized(vec2(30.0, 30.0), egui::Button::new("📎"))
+                .on_hover_text(t.attach)
+                .clicked();
             let draft = self.drafts.entry(conv.to_string()).or_default();
             let send_w = 80.0;
             let edit = egui::TextEdit::multiline(draft)
@@ -531,6 +556,9 @@ impl FlurfunkApp {
         });
         if send {
             self.send_draft();
+        }
+        if attach {
+            self.open_send_file(conv, String::new());
         }
     }
 
@@ -683,14 +711,19 @@ impl FlurfunkApp {
                                     .color(style::name_color(&m.author)),
                             );
                         }
-                        ui.add(
-                            egui::Label::new(
-                                RichText::new(&m.text)
-                                    .size(14.5)
-                                    .color(ui.visuals().strong_text_color()),
-                            )
-                            .wrap(),
-                        );
+                        if let Some(file) = &m.file {
+                            self.file_row_ui(ui, m, file, t);
+                        }
+                        if !m.text.is_empty() || m.file.is_none() {
+                            ui.add(
+                                egui::Label::new(
+                                    RichText::new(&m.text)
+                                        .size(14.5)
+                                        .color(ui.visuals().strong_text_color()),
+                                )
+                                .wrap(),
+                            );
+                        }
                         if m.for_some_members {
                             ui.add(
                                 egui::Label::new(
@@ -713,6 +746,92 @@ impl FlurfunkApp {
         });
         ui.add_space(6.0);
         ticks_clicked
+    }
+
+    /// A file in a bubble: its name and size, and what can be done with it now (save it,
+    /// fetch it, or wait while it loads).
+    fn file_row_ui(
+        &self,
+        ui: &mut egui::Ui,
+        m: &MessageItem,
+        file: &crate::node::FileItem,
+        t: &Texts,
+    ) {
+        ui.horizontal(|ui| {
+            let icon = if file.mime.starts_with("image/") {
+                "🖼"
+            } else {
+                "📄"
+            };
+            ui.label(RichText::new(icon).size(22.0));
+            ui.vertical(|ui| {
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(&file.name)
+                            .strong()
+                            .color(ui.visuals().strong_text_color()),
+                    )
+                    .wrap(),
+                );
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(human_size(file.size)).size(11.5).weak());
+                    let (Some(node), Ok(conv), Ok(event)) = (
+                        self.node().cloned(),
+                        m.conversation.parse::<crate::wire::ConversationId>(),
+                        m.event_id.parse::<crate::wire::EventId>(),
+                    ) else {
+                        return;
+                    };
+                    if file.here {
+                        if ui.small_button(t.file_save).clicked() {
+                            let name = file.name.clone();
+                            let saved = t.file_saved;
+                            let folder = self.config.save_dir.clone();
+                            self.bridge.act(
+                                &node,
+                                move |n| async move {
+                                    let folder = folder
+                                        .or_else(dirs::download_dir)
+                                        .or_else(dirs::home_dir)
+                                        .unwrap_or_else(|| ".".into());
+                                    std::fs::create_dir_all(&folder).map_err(|e| {
+                                        crate::node::NodeError::Other(format!(
+                                            "{}: {e}",
+                                            folder.display()
+                                        ))
+                                    })?;
+                                    let path =
+                                        crate::app::save_path(&folder, &name).map_err(|e| {
+                                            crate::node::NodeError::Other(e.to_string())
+                                        })?;
+                                    n.save_file(conv, event, path.clone()).await?;
+                                    Ok(path)
+                                },
+                                move |path| {
+                                    Update::Notice(fill(
+                                        saved,
+                                        &[("path", &path.display().to_string())],
+                                    ))
+                                },
+                            );
+                        }
+                    } else if !file.fetching
+                        && file.size > crate::node::AUTO_DOWNLOAD_BYTES
+                        && !m.own
+                    {
+                        if ui.small_button(t.file_download).clicked() {
+                            self.bridge.act(
+                                &node,
+                                move |n| async move { n.download(conv, event).await },
+                                |_| Update::Reload,
+                            );
+                        }
+                    } else {
+                        ui.label(RichText::new(t.file_loading).size(11.5).weak());
+                    }
+                });
+            });
+        });
     }
 
     /// The ticks of an own message; hovering shows counts (and names, when few), a click

@@ -37,6 +37,13 @@ pub enum Dialog {
         conversation: String,
         event_id: String,
     },
+    /// A file to send to the open conversation (chosen by 📎, or dropped on the window).
+    SendFile {
+        conversation: String,
+        path: String,
+        caption: String,
+        error: Option<String>,
+    },
 }
 
 impl FlurfunkApp {
@@ -103,6 +110,7 @@ impl FlurfunkApp {
             Dialog::Verify { .. } => t.verify_title,
             Dialog::Settings { .. } => t.settings_title,
             Dialog::MessageInfo { .. } => t.message_info,
+            Dialog::SendFile { .. } => t.send_file_title,
         };
         let mut open = true;
         let mut keep = true;
@@ -134,12 +142,85 @@ impl FlurfunkApp {
                         conversation,
                         event_id,
                     } => self.message_info_ui(ui, conversation, event_id),
+                    Dialog::SendFile {
+                        conversation,
+                        path,
+                        caption,
+                        error,
+                    } => self.send_file_ui(ui, conversation, path, caption, error),
                 };
             });
         // An action inside may have opened another dialog (or closed this one).
         if open && keep && self.dialog.is_none() {
             self.dialog = Some(dialog);
         }
+    }
+
+    pub(super) fn open_send_file(&mut self, conversation: &str, path: String) {
+        self.dialog = Some(Dialog::SendFile {
+            conversation: conversation.to_string(),
+            path,
+            caption: String::new(),
+            error: None,
+        });
+    }
+
+    /// The file to send and a text with it; false once sent.
+    fn send_file_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        conversation: &str,
+        path: &mut String,
+        caption: &mut String,
+        error: &mut Option<String>,
+    ) -> bool {
+        let t = self.t();
+        if let Some(dropped) =
+            ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
+        {
+            *path = dropped.display().to_string();
+        }
+        ui.label(t.file_path);
+        ui.add(
+            egui::TextEdit::singleline(path)
+                .hint_text(t.file_path_hint)
+                .desired_width(f32::INFINITY),
+        );
+        ui.label(t.file_caption);
+        ui.add(
+            egui::TextEdit::multiline(caption)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        );
+        if let Some(e) = error {
+            ui.colored_label(ui.visuals().error_fg_color, e.as_str());
+        }
+        ui.add_space(6.0);
+        if !ui.button(t.send).clicked() {
+            return true;
+        }
+        let file = std::path::PathBuf::from(path.trim().trim_matches('"'));
+        if !file.is_file() {
+            *error = Some(t.file_not_found.to_string());
+            return true;
+        }
+        let (Some(node), Ok(id)) = (self.node().cloned(), conversation.parse::<ConversationId>())
+        else {
+            return false;
+        };
+        let caption = caption.trim().to_string();
+        if let Some(chat) = self.chat.as_mut() {
+            chat.stick_to_bottom();
+        }
+        self.bridge.act(
+            &node,
+            move |n| async move {
+                n.send_file(id, file, caption, crate::files::DEFAULT_SEND_LIMIT_BYTES)
+                    .await
+            },
+            |_| Update::Reload,
+        );
+        false
     }
 
     /// Every reader, receiver and member still waiting for one own message, from the loaded

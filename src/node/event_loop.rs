@@ -1216,6 +1216,7 @@ impl Core {
             size: a.size,
             blob: file.blob_id().to_hex(),
             here: self.file_here(&file.blob),
+            fetching: self.fetching(&file.blob_id()),
             width: a.image.as_ref().map(|i| i.width),
             height: a.image.as_ref().map(|i| i.height),
         }

@@ -353,6 +353,13 @@ impl Core {
             .collect()
     }
 
+    /// Whether blob `id` is being fetched.
+    pub(super) fn fetching(&self, id: &BlobId) -> bool {
+        self.files
+            .as_ref()
+            .is_some_and(|f| f.downloads.contains_key(id))
+    }
+
     /// Whether the file of blob `id` (of `ct_len` bytes) is wholly here.
     pub(super) fn file_here(&self, blob: &BlobRef) -> bool {
         self.files

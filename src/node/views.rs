@@ -113,6 +113,9 @@ pub struct FileItem {
     pub blob: String,
     /// Wholly here: it can be opened or saved.
     pub here: bool,
+    /// Being fetched now (or waiting for a colleague who has it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fetching: bool,
     /// For a picture: its width and height in pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
