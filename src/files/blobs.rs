@@ -17,7 +17,7 @@ use bao_tree::io::{BaoContentItem, Leaf, Parent};
 use bao_tree::{BaoTree, ChunkNum, ChunkRanges, blake3};
 
 use super::seal::{self, FileKey, RECORD_BYTES};
-use super::{BLOCK, BlobId, FileError};
+use super::{BLOCK, BlobRef, FileError};
 
 /// Chunks (1 KiB) per block.
 const CHUNKS_PER_BLOCK: u64 = (RECORD_BYTES / 1024) as u64;
@@ -183,7 +183,7 @@ const WANT_MAGIC: &[u8; 8] = b"FFWANT1\n";
 /// A local file taken in (`BlobStore::import`).
 #[derive(Debug)]
 pub struct Imported {
-    pub id: BlobId,
+    pub blob: BlobRef,
     pub key: FileKey,
     pub plain_len: u64,
 }
@@ -203,8 +203,12 @@ impl BlobStore {
         })
     }
 
-    fn path(&self, id: &BlobId, ext: &str) -> PathBuf {
-        self.dir.join(format!("{}.{ext}", id.to_hex()))
+    /// A blob's files are named by its hash *and* length: an announcement of a known
+    /// hash with another length (which verifies block by block up to the last one) is
+    /// another blob here and cannot touch the real one.
+    fn path(&self, blob: &BlobRef, ext: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}-{}.{ext}", hex::encode(blob.hash), blob.ct_len))
     }
 
     fn temp_path(&self, what: &str) -> PathBuf {
@@ -263,57 +267,63 @@ impl BlobStore {
             let root = bao_tree::io::sync::outboard(reader, tree, &mut outboard)
                 .map_err(|e| FileError::io("hashing the encrypted file", e))?;
             sync(&outboard.data, "saving the hash tree")?;
-            Ok::<_, FileError>(BlobId(*root.as_bytes()))
+            Ok::<_, FileError>(BlobRef {
+                hash: *root.as_bytes(),
+                ct_len,
+            })
         })();
-        let id = match result {
-            Ok(id) => id,
+        let blob = match result {
+            Ok(blob) => blob,
             Err(e) => {
                 let _ = fs::remove_file(&data_tmp);
                 let _ = fs::remove_file(&obao_tmp);
                 return Err(e);
             }
         };
-        fs::rename(&data_tmp, self.path(&id, "data"))
+        fs::rename(&data_tmp, self.path(&blob, "data"))
             .map_err(|e| FileError::io("storing the encrypted file", e))?;
-        fs::rename(&obao_tmp, self.path(&id, "obao"))
+        fs::rename(&obao_tmp, self.path(&blob, "obao"))
             .map_err(|e| FileError::io("storing the hash tree", e))?;
-        self.write_have(&id, ct_len, &Blocks::all(blocks(ct_len)))?;
-        Ok(Imported { id, key, plain_len })
+        self.write_have(&blob, &Blocks::all(blob.blocks()))?;
+        Ok(Imported {
+            blob,
+            key,
+            plain_len,
+        })
     }
 
     /// The blocks of blob `id` (of `ct_len` bytes) held and verified here.
-    pub fn held(&self, id: &BlobId, ct_len: u64) -> Blocks {
-        let Ok(bytes) = fs::read(self.path(id, "have")) else {
+    pub fn held(&self, blob: &BlobRef) -> Blocks {
+        let Ok(bytes) = fs::read(self.path(blob, "have")) else {
             return Blocks::default();
         };
-        parse_have(&bytes, ct_len).unwrap_or_default()
+        parse_have(&bytes, blob.ct_len).unwrap_or_default()
     }
 
-    pub fn is_complete(&self, id: &BlobId, ct_len: u64) -> bool {
-        self.held(id, ct_len) == Blocks::all(blocks(ct_len))
+    pub fn is_complete(&self, blob: &BlobRef) -> bool {
+        self.held(blob) == Blocks::all(blob.blocks())
     }
 
     /// The response to a peer asking for `wanted` blocks: the blocks of those held here,
     /// and their bao encoding (verified against the hash tree as it is read).
     pub fn encode(
         &self,
-        id: &BlobId,
-        ct_len: u64,
+        blob: &BlobRef,
         wanted: &Blocks,
         out: &mut Vec<u8>,
     ) -> Result<Blocks, FileError> {
-        let served = self.held(id, ct_len).intersect(wanted);
+        let served = self.held(blob).intersect(wanted);
         if served.is_empty() {
             return Ok(served);
         }
-        let data = File::open(self.path(id, "data")).map_err(|_| FileError::Missing)?;
+        let data = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
         let outboard = PreOrderOutboard {
-            root: id.hash(),
-            tree: BaoTree::new(ct_len, BLOCK),
-            data: File::open(self.path(id, "obao")).map_err(|_| FileError::Missing)?,
+            root: blob.id().hash(),
+            tree: BaoTree::new(blob.ct_len, BLOCK),
+            data: File::open(self.path(blob, "obao")).map_err(|_| FileError::Missing)?,
         };
-        encode_ranges_validated(&data, &outboard, &served.to_chunks(ct_len), out)
-            .map_err(|e| FileError::Corrupt(format!("serving {id:?}: {e}")))?;
+        encode_ranges_validated(&data, &outboard, &served.to_chunks(blob.ct_len), out)
+            .map_err(|e| FileError::Corrupt(format!("serving {:?}: {e}", blob.id())))?;
         Ok(served)
     }
 
@@ -321,18 +331,18 @@ impl BlobStore {
     /// against the hash before it is written; what verified stays, whatever follows.
     pub fn receive(
         &self,
-        id: &BlobId,
-        ct_len: u64,
+        blob: &BlobRef,
         blocks_sent: &Blocks,
         response: &[u8],
     ) -> Result<Received, FileError> {
-        let n = blocks(ct_len);
+        let (id, ct_len) = (blob.id(), blob.ct_len);
+        let n = blob.blocks();
         let tree = BaoTree::new(ct_len, BLOCK);
-        let mut data = open_rw(&self.path(id, "data"))?;
+        let mut data = open_rw(&self.path(blob, "data"))?;
         let mut outboard = PreOrderOutboard {
             root: id.hash(),
             tree,
-            data: open_rw(&self.path(id, "obao"))?,
+            data: open_rw(&self.path(blob, "obao"))?,
         };
         let chunks = blocks_sent.to_chunks(ct_len);
         let mut reader = Cursor::new(response);
@@ -370,9 +380,9 @@ impl BlobStore {
             sync(&outboard.data, "saving the hash tree")?;
         }
         let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        let held = self.held(id, ct_len).union(&added);
+        let held = self.held(blob).union(&added);
         if !added.is_empty() {
-            self.write_have(id, ct_len, &held)?;
+            self.write_have(blob, &held)?;
         }
         Ok(Received {
             added,
@@ -384,50 +394,58 @@ impl BlobStore {
     /// Decrypt a whole blob into `dest` (written beside it first, then renamed).
     pub fn export(
         &self,
-        id: &BlobId,
+        blob: &BlobRef,
         plain_len: u64,
         key: &FileKey,
         dest: &Path,
     ) -> Result<(), FileError> {
-        let ct_len = seal::ciphertext_len(plain_len).ok_or(FileError::Missing)?;
-        if !self.is_complete(id, ct_len) {
+        if seal::ciphertext_len(plain_len) != Some(blob.ct_len) {
+            return Err(FileError::Missing);
+        }
+        if !self.is_complete(blob) {
             return Err(FileError::Incomplete);
         }
-        let source = File::open(self.path(id, "data")).map_err(|_| FileError::Missing)?;
+        let source = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
         let parent = dest.parent().unwrap_or(Path::new("."));
         let tmp = parent.join(format!(
-            ".{}.flurfunk-{:08x}",
+            ".{}.flurfunk-{:08x}.part",
             dest.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
             rand::random::<u32>()
         ));
         let result = (|| {
-            let mut out = BufWriter::with_capacity(256 * 1024, create(&tmp, "creating the file")?);
+            // A new file: never one that is there (or a link someone placed there).
+            let part = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| FileError::io("creating the file", e))?;
+            let mut out = BufWriter::with_capacity(256 * 1024, part);
             seal::decrypt(key, plain_len, BufReader::new(source), &mut out)?;
             let file = out
                 .into_inner()
                 .map_err(|e| FileError::io("writing the file", e.into_error()))?;
             sync(&file, "saving the file")?;
-            fs::rename(&tmp, dest)
-                .map_err(|e| FileError::io(format!("saving {}", dest.display()), e))
+            drop(file);
+            place_new(&tmp, dest)?;
+            mark_from_elsewhere(dest);
+            Ok(())
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        let _ = fs::remove_file(&tmp);
         result
     }
 
     /// Forget blob `id` (its data, hash tree and records).
-    pub fn remove(&self, id: &BlobId) {
+    pub fn remove(&self, blob: &BlobRef) {
         for ext in ["have", "want", "conv", "data", "obao"] {
-            let _ = fs::remove_file(self.path(id, ext));
+            let _ = fs::remove_file(self.path(blob, ext));
         }
     }
 
     /// Record that blob `id` belongs to conversation `conv` (it is served only to peers
     /// that share one of its conversations).
-    pub fn note_conversation(&self, id: &BlobId, conv: [u8; 32]) -> Result<(), FileError> {
+    pub fn note_conversation(&self, blob: &BlobRef, conv: [u8; 32]) -> Result<(), FileError> {
         let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        let mut convs = self.conversations(id);
+        let mut convs = self.conversations(blob);
         if convs.contains(&conv) || convs.len() >= MAX_BLOB_CONVERSATIONS {
             return Ok(());
         }
@@ -435,15 +453,15 @@ impl BlobStore {
         let mut bytes = convs.concat();
         bytes.extend_from_slice(blake3::hash(&bytes).as_bytes());
         self.replace(
-            &self.path(id, "conv"),
+            &self.path(blob, "conv"),
             &bytes,
             "recording the file's conversation",
         )
     }
 
     /// The conversations blob `id` is recorded under.
-    pub fn conversations(&self, id: &BlobId) -> Vec<[u8; 32]> {
-        let Ok(bytes) = fs::read(self.path(id, "conv")) else {
+    pub fn conversations(&self, blob: &BlobRef) -> Vec<[u8; 32]> {
+        let Ok(bytes) = fs::read(self.path(blob, "conv")) else {
             return Vec::new();
         };
         let Some((body, sum)) = bytes.split_at_checked(bytes.len().saturating_sub(32)) else {
@@ -460,33 +478,37 @@ impl BlobStore {
 
     /// Record the wish to fetch blob `id` of `ct_len` bytes for `conv`, so it survives a
     /// restart (`wanted`).
-    pub fn want(&self, id: &BlobId, conv: [u8; 32], ct_len: u64) -> Result<(), FileError> {
-        self.note_conversation(id, conv)?;
+    pub fn want(&self, blob: &BlobRef, conv: [u8; 32]) -> Result<(), FileError> {
+        self.note_conversation(blob, conv)?;
         let mut bytes = WANT_MAGIC.to_vec();
         bytes.extend_from_slice(&conv);
-        bytes.extend_from_slice(&ct_len.to_be_bytes());
+        bytes.extend_from_slice(&blob.ct_len.to_be_bytes());
         bytes.extend_from_slice(blake3::hash(&bytes).as_bytes());
-        self.replace(&self.path(id, "want"), &bytes, "recording the download")
+        self.replace(&self.path(blob, "want"), &bytes, "recording the download")
     }
 
     /// The wish to fetch blob `id` is done (or dropped).
-    pub fn unwant(&self, id: &BlobId) {
-        let _ = fs::remove_file(self.path(id, "want"));
+    pub fn unwant(&self, blob: &BlobRef) {
+        let _ = fs::remove_file(self.path(blob, "want"));
     }
 
-    /// Every recorded wish to fetch: blob, conversation, ciphertext length.
-    pub fn wanted(&self) -> Vec<(BlobId, [u8; 32], u64)> {
+    /// Every recorded wish to fetch: blob and conversation.
+    pub fn wanted(&self) -> Vec<(BlobRef, [u8; 32])> {
         let Ok(dir) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for entry in dir.flatten() {
             let name = entry.file_name();
-            let Some(hex_id) = name.to_str().and_then(|n| n.strip_suffix(".want")) else {
+            let Some((hex_id, _len)) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".want"))
+                .and_then(|n| n.split_once('-'))
+            else {
                 continue;
             };
-            let mut id = [0u8; 32];
-            if hex::decode_to_slice(hex_id, &mut id).is_err() {
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(hex_id, &mut hash).is_err() {
                 continue;
             }
             let Ok(bytes) = fs::read(entry.path()) else {
@@ -501,9 +523,12 @@ impl BlobStore {
             }
             let conv: [u8; 32] = body[8..40].try_into().unwrap_or_default();
             let ct_len = u64::from_be_bytes(body[40..48].try_into().unwrap_or_default());
-            out.push((BlobId(id), conv, ct_len));
+            let blob = BlobRef { hash, ct_len };
+            if entry.path() == self.path(&blob, "want") {
+                out.push((blob, conv));
+            }
         }
-        out.sort_by_key(|(id, ..)| *id);
+        out.sort();
         out
     }
 
@@ -522,10 +547,10 @@ impl BlobStore {
         result
     }
 
-    fn write_have(&self, id: &BlobId, ct_len: u64, held: &Blocks) -> Result<(), FileError> {
+    fn write_have(&self, blob: &BlobRef, held: &Blocks) -> Result<(), FileError> {
         let mut bytes = Vec::with_capacity(52 + 16 * held.0.len());
         bytes.extend_from_slice(HAVE_MAGIC);
-        bytes.extend_from_slice(&ct_len.to_be_bytes());
+        bytes.extend_from_slice(&blob.ct_len.to_be_bytes());
         bytes.extend_from_slice(&(held.0.len() as u64).to_be_bytes());
         for &(a, b) in &held.0 {
             bytes.extend_from_slice(&a.to_be_bytes());
@@ -533,7 +558,11 @@ impl BlobStore {
         }
         let sum = blake3::hash(&bytes);
         bytes.extend_from_slice(sum.as_bytes());
-        self.replace(&self.path(id, "have"), &bytes, "recording the blocks held")
+        self.replace(
+            &self.path(blob, "have"),
+            &bytes,
+            "recording the blocks held",
+        )
     }
 }
 
@@ -553,7 +582,8 @@ fn parse_have(bytes: &[u8], ct_len: u64) -> Option<Blocks> {
         return None;
     }
     let count = u64_at()?;
-    if count > blocks(ct_len) {
+    // As many ranges as the bytes hold, never more than the count the file claims.
+    if count > blocks(ct_len) || count.checked_mul(16)? != (body.len() - 24) as u64 {
         return None;
     }
     let mut ranges = Vec::with_capacity(count as usize);
@@ -561,6 +591,32 @@ fn parse_have(bytes: &[u8], ct_len: u64) -> Option<Blocks> {
         ranges.push((u64_at()?, u64_at()?));
     }
     Blocks::from_ranges(ranges, blocks(ct_len))
+}
+
+/// Put the finished file `tmp` at `dest`, never over a file there: a hard link fails if
+/// `dest` exists; where links are not supported (FAT), a rename if `dest` is still free.
+fn place_new(tmp: &Path, dest: &Path) -> Result<(), FileError> {
+    let exists = || FileError::Io {
+        what: format!("{} exists already", dest.display()),
+        source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+    };
+    match fs::hard_link(tmp, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
+        Err(_) if dest.symlink_metadata().is_ok() => Err(exists()),
+        Err(_) => fs::rename(tmp, dest)
+            .map_err(|e| FileError::io(format!("saving {}", dest.display()), e)),
+    }
+}
+
+/// On Windows, mark a saved file as coming from another computer (the "Mark of the Web",
+/// zone 3), so SmartScreen and Office's Protected View treat it as a download.
+fn mark_from_elsewhere(path: &Path) {
+    if cfg!(windows) {
+        let mut stream = path.as_os_str().to_os_string();
+        stream.push(":Zone.Identifier");
+        let _ = fs::write(stream, "[ZoneTransfer]\r\nZoneId=3\r\n");
+    }
 }
 
 fn create(path: &Path, what: &str) -> Result<File, FileError> {

@@ -28,6 +28,54 @@ pub const MAX_FILE_BYTES: u64 = 1 << 40;
 /// The default of the sender's limit (a setting).
 pub const DEFAULT_SEND_LIMIT_BYTES: u64 = 2 << 30;
 
+/// The public part of a text event that carries a file: which blob, of what size. Public
+/// so that relays, which cannot decrypt, can fetch, verify and serve it; the name, type,
+/// key and thumbnail are sealed (`Attachment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobRef {
+    /// BLAKE3 (bao-tree) hash of the ciphertext.
+    pub hash: [u8; 32],
+    /// Bytes of ciphertext.
+    pub ct_len: u64,
+}
+
+impl BlobRef {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(41);
+        out.push(1);
+        out.extend_from_slice(&self.hash);
+        out.extend_from_slice(&self.ct_len.to_be_bytes());
+        out
+    }
+
+    /// `None` for anything but a well-formed reference within the size limit; a text
+    /// event's public part is not checked for validity (older nodes do not read it), so
+    /// a bad one only means no attachment is shown.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (&1, rest) = bytes.split_first()? else {
+            return None;
+        };
+        let (hash, len) = rest.split_first_chunk::<32>()?;
+        let ct_len = u64::from_be_bytes(len.try_into().ok()?);
+        let max = ciphertext_len(MAX_FILE_BYTES)?;
+        (ct_len <= max).then_some(BlobRef {
+            hash: *hash,
+            ct_len,
+        })
+    }
+}
+
+impl BlobRef {
+    /// The blob's id (its hash) for display and logs.
+    pub fn id(&self) -> BlobId {
+        BlobId(self.hash)
+    }
+
+    pub fn blocks(&self) -> u64 {
+        blobs::blocks(self.ct_len)
+    }
+}
+
 /// A blob: the BLAKE3 hash of an attachment's ciphertext (its bao-tree root).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlobId(pub [u8; 32]);
@@ -76,6 +124,8 @@ pub enum FileError {
     Incomplete,
     #[error("no such file here")]
     Missing,
+    #[error("too many files are being fetched; try again when some are done")]
+    TooManyDownloads,
 }
 
 impl FileError {
@@ -147,6 +197,7 @@ pub fn guess_mime(name: &str) -> &'static str {
 pub fn safe_file_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
+        .filter(|c| !is_invisible(*c))
         .map(|c| match c {
             '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
             c if c.is_control() => '_',
@@ -157,11 +208,26 @@ pub fn safe_file_name(name: &str) -> String {
         .trim()
         .trim_start_matches('.')
         .trim_end_matches(['.', ' ']);
-    let stem = trimmed.split('.').next().unwrap_or("").to_ascii_uppercase();
-    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || (stem.len() == 4
-            && (stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.as_bytes()[3].is_ascii_digit());
+    // Windows maps "CON.txt" and "CON .txt" alike to the device.
+    let stem = trimmed
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .to_uppercase();
+    let numbered = |prefix: &str| {
+        stem.strip_prefix(prefix).is_some_and(|n| {
+            matches!(
+                n,
+                "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"
+            )
+        })
+    };
+    let reserved = matches!(
+        stem.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) || numbered("COM")
+        || numbered("LPT");
     if trimmed.is_empty() {
         "file".to_string()
     } else if reserved {
@@ -169,6 +235,16 @@ pub fn safe_file_name(name: &str) -> String {
     } else {
         shorten_name(trimmed, 200)
     }
+}
+
+/// Characters that change how a name reads without showing: bidirectional overrides
+/// ("Rechnung\u{202E}fdp.exe" reads as "Rechnungexe.pdf"), zero-width and other format
+/// characters (Unicode category Cf).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
 }
 
 #[cfg(test)]
@@ -188,6 +264,11 @@ mod name_tests {
         assert_eq!(safe_file_name(".bashrc"), "bashrc");
         assert_eq!(safe_file_name("a\u{0}b\nc.pdf"), "a_b_c.pdf");
         assert_eq!(safe_file_name("Straßenschild.jpg"), "Straßenschild.jpg");
+        assert_eq!(safe_file_name("Rechnung\u{202E}fdp.exe"), "Rechnungfdp.exe");
+        assert_eq!(safe_file_name("CON .txt"), "_CON .txt");
+        assert_eq!(safe_file_name("conout$"), "_conout$");
+        assert_eq!(safe_file_name("LPT¹.doc"), "_LPT¹.doc");
+        assert_eq!(safe_file_name("COM10"), "COM10");
         assert!(safe_file_name(&"ä".repeat(300)).len() <= 200);
     }
 

@@ -36,6 +36,8 @@ const MAX_REQUEST_BYTES: usize = 1 + 32 + 32 + 8 + 2 + 16 * MAX_RANGES_PER_REQUE
 pub const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 /// A request or answer must be complete within this time.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A holder reads a request (612 bytes at most) for at most this long.
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests served at once, and per peer.
 pub const MAX_SERVING: usize = 8;
 pub const MAX_SERVING_PER_PEER: usize = 2;
@@ -217,7 +219,7 @@ pub fn spawn_server(
         let per_peer: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
         while let Some((peer, mut stream)) = incoming.next().await {
             let Ok(permit) = all.clone().try_acquire_owned() else {
-                let _ = stream.write_all(&BlobReply::Busy.encode()).await;
+                tokio::spawn(busy(stream));
                 continue;
             };
             let admitted = {
@@ -230,7 +232,7 @@ pub fn spawn_server(
                 admitted
             };
             if !admitted {
-                let _ = stream.write_all(&BlobReply::Busy.encode()).await;
+                tokio::spawn(busy(stream));
                 continue;
             }
             let (asks, store, per_peer) = (asks.clone(), store.clone(), per_peer.clone());
@@ -257,6 +259,16 @@ pub fn spawn_server(
     })
 }
 
+/// Answer "busy" without reading (in a task of its own: the accept loop never waits for
+/// a peer).
+async fn busy(mut stream: libp2p::swarm::Stream) {
+    let _ = tokio::time::timeout(REQUEST_READ_TIMEOUT, async {
+        let _ = stream.write_all(&BlobReply::Busy.encode()).await;
+        let _ = stream.close().await;
+    })
+    .await;
+}
+
 async fn serve_one(
     peer: PeerId,
     stream: &mut libp2p::swarm::Stream,
@@ -264,11 +276,16 @@ async fn serve_one(
     store: Arc<crate::files::BlobStore>,
 ) -> Result<(), String> {
     let mut bytes = Vec::new();
-    let read = (&mut *stream)
-        .take(MAX_REQUEST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| e.to_string())?;
+    // A slot is held while the request is read: it must come at once.
+    let read = tokio::time::timeout(
+        REQUEST_READ_TIMEOUT,
+        (&mut *stream)
+            .take(MAX_REQUEST_BYTES as u64 + 1)
+            .read_to_end(&mut bytes),
+    )
+    .await
+    .map_err(|_| "the request did not come in time".to_string())?
+    .map_err(|e| e.to_string())?;
     if read > MAX_REQUEST_BYTES {
         return Err("request over the limit".into());
     }
@@ -282,10 +299,10 @@ async fn serve_one(
     .await
     .map_err(|_| "the node stops")?;
     let reply = if allowed.await.unwrap_or(false) {
-        let id = crate::files::BlobId(request.blob.hash);
         tokio::task::spawn_blocking(move || {
+            let id = request.blob.id();
             let mut bytes = Vec::new();
-            match store.encode(&id, request.blob.ct_len, &request.blocks, &mut bytes) {
+            match store.encode(&request.blob, &request.blocks, &mut bytes) {
                 Ok(blocks) if !blocks.is_empty() => BlobReply::Blocks { blocks, bytes },
                 Ok(_) => BlobReply::NotHere,
                 Err(e) => {

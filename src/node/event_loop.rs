@@ -909,11 +909,18 @@ impl Core {
                 if author == self.me() {
                     return None;
                 }
-                if let Some(f) = &file
-                    && f.attachment.size <= super::AUTO_DOWNLOAD_BYTES
-                    && let Err(e) = self.want_file(conversation, f.blob, now_ms())
-                {
-                    tracing::warn!(error = %e, "a file cannot be fetched");
+                if let Some(f) = &file {
+                    let now = now_ms();
+                    let recent =
+                        wall_ms.saturating_add(super::files::AUTO_DOWNLOAD_MAX_AGE_MS) > now;
+                    let fetch = if recent && f.attachment.size <= super::AUTO_DOWNLOAD_BYTES {
+                        super::files::Fetch::Auto
+                    } else {
+                        super::files::Fetch::No
+                    };
+                    if let Err(e) = self.want_file(conversation, f.blob, fetch, now) {
+                        tracing::info!(error = %e, "a file is not fetched by itself");
+                    }
                 }
                 let file = file.as_ref().map(|f| self.file_item(f));
                 NodeEvent::Message {
@@ -1099,7 +1106,7 @@ impl Core {
     }
 
     pub(super) fn conversation_view(
-        &self,
+        &mut self,
         conv: &ConversationId,
     ) -> Result<Option<ConversationView>, NodeError> {
         let Some(summary) = self.engine.conversation(conv) else {
@@ -1118,7 +1125,7 @@ impl Core {
         }))
     }
 
-    pub(super) fn conversation_views(&self) -> Result<Vec<ConversationView>, NodeError> {
+    pub(super) fn conversation_views(&mut self) -> Result<Vec<ConversationView>, NodeError> {
         let mut out = Vec::new();
         for conv in self.engine.conversation_ids() {
             if let Some(view) = self.conversation_view(&conv)? {
@@ -1130,7 +1137,7 @@ impl Core {
     }
 
     pub(super) fn message_items(
-        &self,
+        &mut self,
         conv: &ConversationId,
         before: Option<OrderKey>,
         limit: usize,
@@ -1208,15 +1215,15 @@ impl Core {
         }
     }
 
-    pub(super) fn file_item(&self, file: &sync::MessageFile) -> super::FileItem {
+    pub(super) fn file_item(&mut self, file: &sync::MessageFile) -> super::FileItem {
         let a = &file.attachment;
         super::FileItem {
             name: a.name.clone(),
             mime: a.mime.clone(),
             size: a.size,
-            blob: file.blob_id().to_hex(),
+            blob: file.blob.id().to_hex(),
             here: self.file_here(&file.blob),
-            fetching: self.fetching(&file.blob_id()),
+            fetching: self.fetching(&file.blob),
             width: a.image.as_ref().map(|i| i.width),
             height: a.image.as_ref().map(|i| i.height),
         }

@@ -1,42 +1,57 @@
 //! Attachments in the node: files sent (imported on a blocking thread, then announced),
-//! files fetched from whichever connected peers share the conversation (several at
-//! once, different blocks from each), files served to them (`net::blob`), and the wish
-//! to fetch kept on disk so a download survives a restart.
+//! files fetched from connected members of the conversation (several at once, different
+//! blocks from each), files served to them (`net::blob`), and the wish to fetch kept on
+//! disk so a download survives a restart.
 //!
-//! Bounds: `MAX_FETCHES` requests in flight in all, `MAX_FETCHES_PER_FILE` per file, one
-//! per peer and file; a peer that had nothing, was busy or failed rests for a while; a
-//! peer whose blocks did not verify is penalised like a peer sending malformed frames.
+//! Bounds: at most `MAX_DOWNLOADS` files being fetched (files arriving by themselves take
+//! at most half, and only recent ones); `MAX_FETCHES` requests in flight in all,
+//! `MAX_FETCHES_PER_FILE` per file, `MAX_FETCHES_PER_PEER` per peer; a peer that had
+//! nothing, was busy or failed rests; a file nobody serves is tried less and less often
+//! (up to every `MAX_BACKOFF_MS`) and given up, visibly, after `GIVE_UP_MS` without a
+//! block; a peer whose blocks do not verify is penalised like one sending malformed
+//! frames. What the event loop needs to know of a blob (whole here? recorded under which
+//! conversations?) is kept in memory; records are written on blocking threads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use libp2p::PeerId;
+use rand::seq::SliceRandom;
 use tokio::sync::mpsc;
 
 use super::event_loop::Core;
-use crate::files::{BlobId, BlobStore, Blocks, Received};
+use crate::files::{BlobRef, BlobStore, Blocks, FileError, Received};
 use crate::identity::UserId;
 use crate::net::blob::{self, BlobAsk, BlobReply, BlobRequest, MAX_BLOCKS_PER_REQUEST};
-use crate::wire::{BlobRef, ConversationId};
+use crate::wire::ConversationId;
 
-/// Files up to this size are fetched as soon as their message arrives; larger ones when
-/// the user asks (`NodeHandle::download`).
+/// Files up to this size are fetched as soon as their message arrives (if it is recent,
+/// `AUTO_DOWNLOAD_MAX_AGE_MS`); larger ones when the user asks (`NodeHandle::download`).
 pub const AUTO_DOWNLOAD_BYTES: u64 = 25 * 1024 * 1024;
-/// Block requests in flight at once, in all and per file.
+/// Older messages' files (a history caught up after weeks away) are fetched on request.
+pub const AUTO_DOWNLOAD_MAX_AGE_MS: u64 = 3 * 24 * 3600 * 1000;
+/// Files being fetched at most; those that arrive by themselves take at most half.
+pub const MAX_DOWNLOADS: usize = 64;
+/// Block requests in flight at once: in all, per file, per peer.
 pub const MAX_FETCHES: usize = 8;
 pub const MAX_FETCHES_PER_FILE: usize = 4;
+pub const MAX_FETCHES_PER_PEER: usize = 2;
 /// How long a peer is not asked again for a file after it had none of the blocks, was
 /// busy, or failed.
-const REST_NOT_HERE_MS: u64 = 30_000;
+const REST_NOT_HERE_MS: u64 = 5_000;
 const REST_BUSY_MS: u64 = 2_000;
 const REST_FAILED_MS: u64 = 10_000;
+/// A file nobody connected serves is tried again after 1 s, doubling up to this.
+const MAX_BACKOFF_MS: u64 = 5 * 60_000;
 /// A download with no new block for this long is reported (once) as waiting.
 const STALLED_MS: u64 = 60_000;
+/// A download with no new block for this long is given up (and said so).
+pub const GIVE_UP_MS: u64 = 14 * 24 * 3600 * 1000;
 
 /// What a fetch task reports.
 #[derive(Debug)]
 pub(super) struct FetchDone {
-    id: BlobId,
+    blob: BlobRef,
     peer: PeerId,
     asked: Blocks,
     outcome: Outcome,
@@ -52,24 +67,39 @@ enum Outcome {
 
 struct Download {
     conversation: ConversationId,
-    blob: BlobRef,
     missing: Blocks,
     /// Requests in flight: peer and the blocks asked of it.
     asked: HashMap<PeerId, Blocks>,
     /// Peers not asked again before this time.
     resting: HashMap<PeerId, u64>,
     last_progress_ms: u64,
+    /// No request before this time (grows while nobody serves the file).
+    next_try_ms: u64,
+    backoff_ms: u64,
     stalled_told: bool,
+}
+
+/// What the event loop knows of a blob without reading a file.
+#[derive(Default)]
+struct Known {
+    complete: bool,
+    conversations: Vec<[u8; 32]>,
 }
 
 /// The node's attachments: store, downloads, the serving task.
 pub(super) struct Files {
     pub(super) store: Arc<BlobStore>,
-    downloads: BTreeMap<BlobId, Download>,
+    downloads: BTreeMap<BlobRef, Download>,
+    known: HashMap<BlobRef, Known>,
     in_flight: usize,
+    per_peer: HashMap<PeerId, usize>,
     done_tx: mpsc::UnboundedSender<FetchDone>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// Blobs whose state is cached at most; beyond, the cache starts again (it is only a
+/// cache: the records on disk decide).
+const MAX_KNOWN: usize = 100_000;
 
 impl Drop for Files {
     fn drop(&mut self) {
@@ -79,7 +109,7 @@ impl Drop for Files {
     }
 }
 
-/// A download's state, for `flurfunk files` and the app.
+/// A download's state, for `flurfunk downloads` and the app.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DownloadView {
     pub conversation: String,
@@ -97,41 +127,73 @@ impl Files {
         dir: &std::path::Path,
         done_tx: mpsc::UnboundedSender<FetchDone>,
         now: u64,
-    ) -> Result<Self, crate::files::FileError> {
+    ) -> Result<Self, FileError> {
         let store = Arc::new(BlobStore::open(dir)?);
         let mut files = Files {
             store,
             downloads: BTreeMap::new(),
+            known: HashMap::new(),
             in_flight: 0,
+            per_peer: HashMap::new(),
             done_tx,
             server: None,
         };
-        for (id, conv, ct_len) in files.store.wanted() {
-            files.add_download(
-                id,
-                ConversationId(conv),
-                BlobRef { hash: id.0, ct_len },
-                now,
-            );
+        for (blob, conv) in files.store.wanted().into_iter().take(MAX_DOWNLOADS) {
+            let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
+            if missing.is_empty() {
+                files.store.unwant(&blob);
+            } else {
+                files.add_download(blob, ConversationId(conv), missing, now);
+            }
         }
         Ok(files)
     }
 
-    fn add_download(&mut self, id: BlobId, conversation: ConversationId, blob: BlobRef, now: u64) {
-        let all = Blocks::all(crate::files::blobs::blocks(blob.ct_len));
-        let missing = all.minus(&self.store.held(&id, blob.ct_len));
-        if missing.is_empty() {
-            self.store.unwant(&id);
-            return;
-        }
-        self.downloads.entry(id).or_insert(Download {
+    fn add_download(
+        &mut self,
+        blob: BlobRef,
+        conversation: ConversationId,
+        missing: Blocks,
+        now: u64,
+    ) {
+        self.downloads.entry(blob).or_insert(Download {
             conversation,
-            blob,
             missing,
             asked: HashMap::new(),
             resting: HashMap::new(),
             last_progress_ms: now,
+            next_try_ms: now,
+            backoff_ms: 1_000,
             stalled_told: false,
+        });
+    }
+
+    /// The cached state of `blob`, read from its records once.
+    fn known(&mut self, blob: &BlobRef) -> &mut Known {
+        if self.known.len() >= MAX_KNOWN && !self.known.contains_key(blob) {
+            self.known.clear();
+        }
+        let store = &self.store;
+        self.known.entry(*blob).or_insert_with(|| Known {
+            complete: store.is_complete(blob),
+            conversations: store.conversations(blob),
+        })
+    }
+
+    /// Record `blob` under `conv` (in memory now, on disk on a blocking thread).
+    fn note_conversation(&mut self, blob: &BlobRef, conv: ConversationId) {
+        let known = self.known(blob);
+        if known.conversations.contains(&conv.0)
+            || known.conversations.len() >= crate::files::blobs::MAX_BLOB_CONVERSATIONS
+        {
+            return;
+        }
+        known.conversations.push(conv.0);
+        let (store, blob) = (self.store.clone(), *blob);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.note_conversation(&blob, conv.0) {
+                tracing::warn!(error = %e, "cannot record a file's conversation");
+            }
         });
     }
 }
@@ -150,60 +212,94 @@ impl Core {
         }
     }
 
-    /// A peer asks for blocks: only of a blob recorded under the conversation it names,
-    /// and only if this node shares that conversation with it.
+    /// A peer asks for blocks: only a member of the conversation it names (as this node
+    /// sees it; a self-declared relay is not served), and only of a blob recorded under
+    /// that conversation here.
     pub(super) fn handle_blob_ask(&mut self, ask: BlobAsk) {
-        let allowed = self.files.as_ref().is_some_and(|files| {
-            let id = BlobId(ask.request.blob.hash);
-            UserId::from_peer_id(&ask.peer).is_some_and(|user| {
-                self.engine.shares(&ask.request.conversation, &user)
-                    && files
-                        .store
-                        .conversations(&id)
-                        .contains(&ask.request.conversation.0)
-            })
-        });
+        let member = UserId::from_peer_id(&ask.peer)
+            .is_some_and(|user| self.engine.is_member_peer(&ask.request.conversation, &user));
+        let allowed = member
+            && self.files.as_mut().is_some_and(|files| {
+                files
+                    .known(&ask.request.blob)
+                    .conversations
+                    .contains(&ask.request.conversation.0)
+            });
         let _ = ask.allow.send(allowed);
     }
 
-    /// Fetch the file of a message (kept across restarts until it is here).
+    /// A file of a message in `conversation` arrived or was sent: it is recorded under the
+    /// conversation, and fetched if `fetch` (kept across restarts until it is here).
     pub(super) fn want_file(
         &mut self,
         conversation: ConversationId,
         blob: BlobRef,
+        fetch: Fetch,
         now: u64,
-    ) -> Result<(), crate::files::FileError> {
+    ) -> Result<(), FileError> {
         let Some(files) = self.files.as_mut() else {
-            return Err(crate::files::FileError::Missing);
+            return Err(FileError::Missing);
         };
-        let id = BlobId(blob.hash);
-        if files.downloads.contains_key(&id) {
+        files.note_conversation(&blob, conversation);
+        if fetch == Fetch::No || files.known(&blob).complete || files.downloads.contains_key(&blob)
+        {
             return Ok(());
         }
-        files.store.note_conversation(&id, conversation.0)?;
-        if files.store.is_complete(&id, blob.ct_len) {
-            return Ok(());
+        let limit = match fetch {
+            Fetch::Auto => MAX_DOWNLOADS / 2,
+            _ => MAX_DOWNLOADS,
+        };
+        if files.downloads.len() >= limit {
+            return Err(FileError::TooManyDownloads);
         }
-        files.store.want(&id, conversation.0, blob.ct_len)?;
-        files.add_download(id, conversation, blob, now);
+        let (store, conv) = (files.store.clone(), conversation.0);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.want(&blob, conv) {
+                tracing::warn!(error = %e, "cannot record a download; it is not resumed after a restart");
+            }
+        });
+        files.add_download(blob, conversation, Blocks::all(blob.blocks()), now);
         self.pump_downloads(now);
         Ok(())
     }
 
-    /// Ask peers for missing blocks, within the bounds.
+    /// Stop fetching `blob` (what is here stays, and is served).
+    pub(super) fn cancel_download(&mut self, blob: &BlobRef) {
+        if let Some(files) = self.files.as_mut()
+            && files.downloads.remove(blob).is_some()
+        {
+            let (store, blob) = (files.store.clone(), *blob);
+            tokio::task::spawn_blocking(move || store.unwant(&blob));
+        }
+    }
+
+    /// Ask peers for missing blocks, within the bounds; downloads take turns.
     pub(super) fn pump_downloads(&mut self, now: u64) {
         let Some(files) = self.files.as_mut() else {
             return;
         };
         let mut starts = Vec::new();
-        for (id, download) in files.downloads.iter_mut() {
+        let mut given_up = Vec::new();
+        let mut order: Vec<BlobRef> = files.downloads.keys().copied().collect();
+        order.shuffle(&mut rand::thread_rng());
+        for blob in order {
             if files.in_flight + starts.len() >= MAX_FETCHES {
                 break;
             }
+            let Some(download) = files.downloads.get_mut(&blob) else {
+                continue;
+            };
+            if now.saturating_sub(download.last_progress_ms) > GIVE_UP_MS {
+                given_up.push((blob, download.conversation));
+                continue;
+            }
+            if download.next_try_ms > now || download.asked.len() >= MAX_FETCHES_PER_FILE {
+                continue;
+            }
             download.resting.retain(|_, until| *until > now);
-            let mut peers = self.engine.peers_sharing(&download.conversation);
-            // Spread files over peers: start with a different peer for each file.
-            peers.sort_by_key(|p| (p.0[0] ^ id.0[0], p.0));
+            let mut peers = self.engine.member_peers(&download.conversation);
+            peers.shuffle(&mut rand::thread_rng());
+            let before = starts.len();
             for user in peers {
                 if download.asked.len() >= MAX_FETCHES_PER_FILE
                     || files.in_flight + starts.len() >= MAX_FETCHES
@@ -213,7 +309,11 @@ impl Core {
                 let Some(peer) = user.to_peer_id() else {
                     continue;
                 };
-                if download.asked.contains_key(&peer) || download.resting.contains_key(&peer) {
+                let busy = files.per_peer.get(&peer).copied().unwrap_or(0);
+                if busy >= MAX_FETCHES_PER_PEER
+                    || download.asked.contains_key(&peer)
+                    || download.resting.contains_key(&peer)
+                {
                     continue;
                 }
                 let taken = download
@@ -225,26 +325,32 @@ impl Core {
                     break;
                 }
                 download.asked.insert(peer, next.clone());
+                *files.per_peer.entry(peer).or_insert(0) += 1;
                 starts.push((
-                    *id,
+                    blob,
                     peer,
                     BlobRequest {
                         conversation: download.conversation,
-                        blob: download.blob,
+                        blob,
                         blocks: next,
                     },
                 ));
+            }
+            if starts.len() == before && download.asked.is_empty() {
+                // Nobody to ask: try again later, less often each time.
+                download.next_try_ms = now + download.backoff_ms;
+                download.backoff_ms = (download.backoff_ms * 2).min(MAX_BACKOFF_MS);
             }
             if !download.stalled_told
                 && download.asked.is_empty()
                 && now.saturating_sub(download.last_progress_ms) > STALLED_MS
             {
                 download.stalled_told = true;
-                tracing::info!(blob = %id, "a file waits for a colleague who has it");
+                tracing::info!(blob = %blob.id(), "a file waits for a colleague who has it");
             }
         }
         files.in_flight += starts.len();
-        for (id, peer, request) in starts {
+        for (blob, peer, request) in starts {
             let control = self.control.clone();
             let store = files.store.clone();
             let done = files.done_tx.clone();
@@ -252,9 +358,8 @@ impl Core {
                 let asked = request.blocks.clone();
                 let outcome = match blob::fetch(control, peer, &request).await {
                     Ok(BlobReply::Blocks { blocks, bytes }) => {
-                        let ct_len = request.blob.ct_len;
                         match tokio::task::spawn_blocking(move || {
-                            store.receive(&id, ct_len, &blocks, &bytes)
+                            store.receive(&blob, &blocks, &bytes)
                         })
                         .await
                         {
@@ -268,11 +373,24 @@ impl Core {
                     Err(e) => Outcome::Failed(e),
                 };
                 let _ = done.send(FetchDone {
-                    id,
+                    blob,
                     peer,
                     asked,
                     outcome,
                 });
+            });
+        }
+        for (blob, conversation) in given_up {
+            self.cancel_download(&blob);
+            let name = self
+                .engine
+                .conversation(&conversation)
+                .map(|c| c.name)
+                .unwrap_or_default();
+            self.emit(crate::node::NodeEvent::Warning {
+                message: format!(
+                    "a file in \"{name}\" could not be fetched: nobody who has it was reachable for 14 days"
+                ),
             });
         }
     }
@@ -284,52 +402,66 @@ impl Core {
             return;
         };
         files.in_flight = files.in_flight.saturating_sub(1);
-        let Some(download) = files.downloads.get_mut(&done.id) else {
-            return;
-        };
-        download.asked.remove(&done.peer);
-        let mut complete = false;
-        let mut corrupt = false;
-        match done.outcome {
-            Outcome::Received(received) => {
-                if !received.added.is_empty() {
-                    download.missing = download.missing.minus(&received.added);
-                    download.last_progress_ms = now;
-                    download.stalled_told = false;
-                }
-                complete = received.complete || download.missing.is_empty();
-                if let Some(why) = received.refused {
-                    tracing::warn!(peer = %done.peer, blob = %done.id, %why, "blocks refused");
-                    download.resting.insert(done.peer, now + REST_NOT_HERE_MS);
-                    corrupt = true;
-                } else if received.added.is_empty() && !done.asked.is_empty() {
-                    download.resting.insert(done.peer, now + REST_NOT_HERE_MS);
-                }
-            }
-            Outcome::NotHere => {
-                download.resting.insert(done.peer, now + REST_NOT_HERE_MS);
-            }
-            Outcome::Busy => {
-                download.resting.insert(done.peer, now + REST_BUSY_MS);
-            }
-            Outcome::Failed(e) => {
-                tracing::debug!(peer = %done.peer, blob = %done.id, error = %e, "fetch failed");
-                download.resting.insert(done.peer, now + REST_FAILED_MS);
+        if let Some(n) = files.per_peer.get_mut(&done.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                files.per_peer.remove(&done.peer);
             }
         }
-        if complete {
-            let conversation = download.conversation;
-            files.downloads.remove(&done.id);
-            files.store.unwant(&done.id);
+        let mut corrupt = false;
+        let mut complete = false;
+        if let Some(download) = files.downloads.get_mut(&done.blob) {
+            download.asked.remove(&done.peer);
+            let rest = match done.outcome {
+                Outcome::Received(received) => {
+                    if !received.added.is_empty() {
+                        download.missing = download.missing.minus(&received.added);
+                        download.last_progress_ms = now;
+                        download.backoff_ms = 1_000;
+                        download.stalled_told = false;
+                    }
+                    complete = received.complete || download.missing.is_empty();
+                    if let Some(why) = received.refused {
+                        tracing::warn!(peer = %done.peer, blob = %done.blob.id(), %why, "blocks refused");
+                        corrupt = true;
+                        Some(REST_FAILED_MS)
+                    } else {
+                        (received.added.is_empty() && !done.asked.is_empty())
+                            .then_some(REST_NOT_HERE_MS)
+                    }
+                }
+                Outcome::NotHere => Some(REST_NOT_HERE_MS),
+                Outcome::Busy => Some(REST_BUSY_MS),
+                Outcome::Failed(e) => {
+                    tracing::debug!(peer = %done.peer, blob = %done.blob.id(), error = %e, "fetch failed");
+                    Some(REST_FAILED_MS)
+                }
+            };
+            if let Some(ms) = rest {
+                download.resting.insert(done.peer, now + ms);
+            }
+        }
+        if complete && let Some(download) = files.downloads.remove(&done.blob) {
+            files.known(&done.blob).complete = true;
+            let (store, blob) = (files.store.clone(), done.blob);
+            tokio::task::spawn_blocking(move || store.unwant(&blob));
             self.emit(crate::node::NodeEvent::FileReady {
-                conversation: conversation.to_string(),
-                blob: done.id.to_hex(),
+                conversation: download.conversation.to_string(),
+                blob: done.blob.id().to_hex(),
             });
         }
         if corrupt {
             self.penalize_peer(done.peer, now);
         }
         self.pump_downloads(now);
+    }
+
+    /// An own file just imported: whole here.
+    pub(super) fn file_sent(&mut self, conversation: ConversationId, blob: BlobRef) {
+        if let Some(files) = self.files.as_mut() {
+            files.known(&blob).complete = true;
+            files.note_conversation(&blob, conversation);
+        }
     }
 
     pub(super) fn download_views(&self) -> Vec<DownloadView> {
@@ -339,11 +471,11 @@ impl Core {
         files
             .downloads
             .iter()
-            .map(|(id, d)| {
-                let n = crate::files::blobs::blocks(d.blob.ct_len);
+            .map(|(blob, d)| {
+                let n = blob.blocks();
                 DownloadView {
                     conversation: d.conversation.to_string(),
-                    blob: id.to_hex(),
+                    blob: blob.id().to_hex(),
                     blocks_held: n - d.missing.count(),
                     blocks: n,
                     fetching_from: d.asked.len(),
@@ -353,17 +485,26 @@ impl Core {
             .collect()
     }
 
-    /// Whether blob `id` is being fetched.
-    pub(super) fn fetching(&self, id: &BlobId) -> bool {
+    /// Whether `blob` is being fetched.
+    pub(super) fn fetching(&self, blob: &BlobRef) -> bool {
         self.files
             .as_ref()
-            .is_some_and(|f| f.downloads.contains_key(id))
+            .is_some_and(|f| f.downloads.contains_key(blob))
     }
 
-    /// Whether the file of blob `id` (of `ct_len` bytes) is wholly here.
-    pub(super) fn file_here(&self, blob: &BlobRef) -> bool {
-        self.files
-            .as_ref()
-            .is_some_and(|f| f.store.is_complete(&BlobId(blob.hash), blob.ct_len))
+    /// Whether `blob` is wholly here (cached; read from its record once).
+    pub(super) fn file_here(&mut self, blob: &BlobRef) -> bool {
+        self.files.as_mut().is_some_and(|f| f.known(blob).complete)
     }
+}
+
+/// Whether a file is fetched when its message is taken in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fetch {
+    /// Only recorded under the conversation (it is large, or old).
+    No,
+    /// It arrived by itself (small and recent).
+    Auto,
+    /// The user asked.
+    Asked,
 }

@@ -281,17 +281,10 @@ impl NodeHandle {
             caption,
             image: None,
         };
-        let blob = crate::wire::BlobRef {
-            hash: imported.id.0,
-            ct_len,
-        };
+        let blob = imported.blob;
+        debug_assert_eq!(blob.ct_len, ct_len);
         self.run(move |core, now_ms| {
-            if let Some(files) = &core.files {
-                files
-                    .store
-                    .note_conversation(&imported.id, conversation.0)
-                    .map_err(|e| NodeError::Other(e.to_string()))?;
-            }
+            core.file_sent(conversation, blob);
             Ok(core
                 .engine
                 .send_attachment(now_ms, conversation, blob, attachment)?)
@@ -311,8 +304,23 @@ impl NodeHandle {
                 .engine
                 .message_file(&conversation, &event_id)?
                 .ok_or_else(|| NodeError::Other("no file in that message".into()))?;
-            core.want_file(conversation, file.blob, now_ms)
+            core.want_file(conversation, file.blob, files::Fetch::Asked, now_ms)
                 .map_err(|e| NodeError::Other(e.to_string()))
+        })
+        .await
+    }
+
+    /// Stop fetching the file of message `event_id` (what is here stays).
+    pub async fn cancel_download(
+        &self,
+        conversation: ConversationId,
+        event_id: EventId,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, _| {
+            if let Some(file) = core.engine.message_file(&conversation, &event_id)? {
+                core.cancel_download(&file.blob);
+            }
+            Ok(())
         })
         .await
     }
@@ -341,7 +349,7 @@ impl NodeHandle {
             .await?;
         tokio::task::spawn_blocking(move || {
             store.export(
-                &file.blob_id(),
+                &file.blob,
                 file.attachment.size,
                 &file.attachment.key,
                 &dest,

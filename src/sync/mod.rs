@@ -273,10 +273,6 @@ impl MessageFile {
             attachment: (**attachment).clone(),
         })
     }
-
-    pub fn blob_id(&self) -> crate::files::BlobId {
-        crate::files::BlobId(self.blob.hash)
-    }
 }
 
 /// One decrypted text message, for display.
@@ -825,17 +821,23 @@ impl<S: Store> Engine<S> {
         self.profiles.values().cloned().collect()
     }
 
-    /// Whether this node shares `conv` with the connected `peer` (a member of it, or a
-    /// relay): whom it sends its events and serves its files.
-    pub fn shares(&self, conv: &ConversationId, peer: &UserId) -> bool {
-        self.is_shareable(conv, peer)
+    /// Whether the connected `peer` (with hello) is a member of `conv` as this node sees
+    /// it, not merely a self-declared relay: whom it serves the conversation's files.
+    pub fn is_member_peer(&self, conv: &ConversationId, peer: &UserId) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|p| p.role == Some(Role::Member))
+            && self
+                .convs
+                .get(conv)
+                .is_some_and(|s| s.membership.is_member(peer))
     }
 
-    /// The members of `conv` this node is connected to (with hello), and relays.
-    pub fn peers_sharing(&self, conv: &ConversationId) -> Vec<UserId> {
+    /// The connected members of `conv` (`is_member_peer`).
+    pub fn member_peers(&self, conv: &ConversationId) -> Vec<UserId> {
         self.peers
             .keys()
-            .filter(|p| self.is_shareable(conv, p))
+            .filter(|p| self.is_member_peer(conv, p))
             .copied()
             .collect()
     }

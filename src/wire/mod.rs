@@ -620,41 +620,7 @@ pub const MAX_MIME_BYTES: usize = 100;
 /// The largest thumbnail an image attachment carries inside its event.
 pub const MAX_THUMBNAIL_BYTES: usize = 16 * 1024;
 
-/// The public part of a text event that carries a file: which blob, of what size. Public
-/// so that relays, which cannot decrypt, can fetch, verify and serve it; the name, type,
-/// key and thumbnail are sealed (`Attachment`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlobRef {
-    /// BLAKE3 (bao-tree) hash of the ciphertext.
-    pub hash: [u8; 32],
-    /// Bytes of ciphertext.
-    pub ct_len: u64,
-}
-
-impl BlobRef {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(41);
-        w.u8(1);
-        w.bytes(&self.hash);
-        w.u64(self.ct_len);
-        w.into_bytes()
-    }
-
-    /// `None` for anything but a well-formed reference within the size limit; a text
-    /// event's public part is not checked for validity (older nodes do not read it), so
-    /// a bad one only means no attachment is shown.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader::new(bytes);
-        if r.u8().ok()? != 1 {
-            return None;
-        }
-        let hash = r.array().ok()?;
-        let ct_len = r.u64().ok()?;
-        r.finish().ok()?;
-        let max = crate::files::ciphertext_len(crate::files::MAX_FILE_BYTES)?;
-        (ct_len <= max).then_some(BlobRef { hash, ct_len })
-    }
-}
+pub use crate::files::BlobRef;
 
 /// A file sent in a text event (sealed); its ciphertext is the blob of the event's
 /// `BlobRef`.

@@ -27,10 +27,10 @@ fn import(s: &Setup, store: &BlobStore, plain: &[u8]) -> Imported {
 }
 
 /// `to` fetches `wanted` from `from` in one response.
-fn fetch(from: &BlobStore, to: &BlobStore, id: &BlobId, ct_len: u64, wanted: &Blocks) -> Received {
+fn fetch(from: &BlobStore, to: &BlobStore, blob: &BlobRef, wanted: &Blocks) -> Received {
     let mut response = Vec::new();
-    let served = from.encode(id, ct_len, wanted, &mut response).unwrap();
-    to.receive(id, ct_len, &served, &response).unwrap()
+    let served = from.encode(blob, wanted, &mut response).unwrap();
+    to.receive(blob, &served, &response).unwrap()
 }
 
 #[test]
@@ -40,24 +40,17 @@ fn a_file_imported_and_fetched_block_by_block_decrypts_to_the_original() {
     for len in [0, 1, RECORD_PLAIN_BYTES, 5 * RECORD_PLAIN_BYTES + 77] {
         let plain = sample(len);
         let imported = import(&s, &a, &plain);
-        let ct_len = ciphertext_len(len as u64).unwrap();
-        let n = blocks(ct_len);
-        assert!(a.is_complete(&imported.id, ct_len));
+        let n = imported.blob.blocks();
+        assert!(a.is_complete(&imported.blob));
         // Backwards, one block per response: the last block (with the size proof) first.
         for block in (0..n).rev() {
-            let got = fetch(
-                &a,
-                &b,
-                &imported.id,
-                ct_len,
-                &Blocks::range(block, block + 1),
-            );
+            let got = fetch(&a, &b, &imported.blob, &Blocks::range(block, block + 1));
             assert_eq!(got.added, Blocks::range(block, block + 1), "len {len}");
             assert_eq!(got.refused, None);
             assert_eq!(got.complete, block == 0);
         }
         let out = s.root.join(format!("out-{len}"));
-        b.export(&imported.id, len as u64, &imported.key, &out)
+        b.export(&imported.blob, len as u64, &imported.key, &out)
             .unwrap();
         assert_eq!(fs::read(&out).unwrap(), plain, "len {len}");
     }
@@ -69,24 +62,24 @@ fn a_partial_copy_serves_what_it_holds_and_nothing_else() {
     let (a, b, c) = (store(&s, "a"), store(&s, "b"), store(&s, "c"));
     let plain = sample(8 * RECORD_PLAIN_BYTES);
     let imported = import(&s, &a, &plain);
-    let ct_len = ciphertext_len(plain.len() as u64).unwrap();
-    fetch(&a, &b, &imported.id, ct_len, &Blocks::range(2, 5));
+    assert_eq!(imported.blob.blocks(), 9);
+    fetch(&a, &b, &imported.blob, &Blocks::range(2, 5));
     // C asks B for everything and gets blocks 2..5 only, verified.
-    let got = fetch(&b, &c, &imported.id, ct_len, &Blocks::all(9));
+    let got = fetch(&b, &c, &imported.blob, &Blocks::all(9));
     assert_eq!(got.added, Blocks::range(2, 5));
     assert!(!got.complete);
     // The rest from A; then C's copy is whole and opens.
-    let missing = Blocks::all(9).minus(&c.held(&imported.id, ct_len));
+    let missing = Blocks::all(9).minus(&c.held(&imported.blob));
     assert_eq!(missing, Blocks(vec![(0, 2), (5, 9)]));
-    let got = fetch(&a, &c, &imported.id, ct_len, &missing);
+    let got = fetch(&a, &c, &imported.blob, &missing);
     assert!(got.complete);
     let out = s.root.join("out");
-    c.export(&imported.id, plain.len() as u64, &imported.key, &out)
+    c.export(&imported.blob, plain.len() as u64, &imported.key, &out)
         .unwrap();
     assert_eq!(fs::read(&out).unwrap(), plain);
     // B cannot open what it does not wholly hold.
     assert!(matches!(
-        b.export(&imported.id, plain.len() as u64, &imported.key, &out),
+        b.export(&imported.blob, plain.len() as u64, &imported.key, &out),
         Err(FileError::Incomplete)
     ));
 }
@@ -100,19 +93,17 @@ fn a_corrupt_block_is_refused_and_the_blocks_before_it_are_kept() {
     let ct_len = ciphertext_len(plain.len() as u64).unwrap();
     let wanted = Blocks::all(blocks(ct_len));
     let mut response = Vec::new();
-    let served = a
-        .encode(&imported.id, ct_len, &wanted, &mut response)
-        .unwrap();
+    let served = a.encode(&imported.blob, &wanted, &mut response).unwrap();
     // A byte in the middle of the third block, then the response cut short, then extra
     // bytes, then garbage for another hash.
     let mut flipped = response.clone();
     let at = response.len() - 2 * RECORD_BYTES;
     flipped[at] ^= 0x40;
-    let got = b.receive(&imported.id, ct_len, &served, &flipped).unwrap();
+    let got = b.receive(&imported.blob, &served, &flipped).unwrap();
     assert!(got.refused.is_some());
     assert!(!got.added.contains(2) && !got.complete);
     assert!(got.added.contains(0));
-    let held = b.held(&imported.id, ct_len);
+    let held = b.held(&imported.blob);
     assert!(
         !held.contains(2),
         "a block that failed its hash is not held"
@@ -120,27 +111,25 @@ fn a_corrupt_block_is_refused_and_the_blocks_before_it_are_kept() {
 
     let c = store(&s, "c");
     let got = c
-        .receive(
-            &imported.id,
-            ct_len,
-            &served,
-            &response[..response.len() / 2],
-        )
+        .receive(&imported.blob, &served, &response[..response.len() / 2])
         .unwrap();
     assert!(got.refused.is_some() && !got.complete);
 
     let d = store(&s, "d");
     let mut longer = response.clone();
     longer.extend_from_slice(b"more");
-    let got = d.receive(&imported.id, ct_len, &served, &longer).unwrap();
+    let got = d.receive(&imported.blob, &served, &longer).unwrap();
     assert!(got.complete, "the blocks verified and are kept");
     assert_eq!(got.refused.as_deref(), Some("extra bytes after the blocks"));
 
     let e = store(&s, "e");
-    let other = BlobId([7; 32]);
-    let got = e.receive(&other, ct_len, &served, &response).unwrap();
+    let other = BlobRef {
+        hash: [7; 32],
+        ct_len,
+    };
+    let got = e.receive(&other, &served, &response).unwrap();
     assert!(got.added.is_empty() && got.refused.is_some());
-    assert!(e.held(&other, ct_len).is_empty());
+    assert!(e.held(&other).is_empty());
 }
 
 #[test]
@@ -150,20 +139,21 @@ fn a_damaged_record_of_blocks_held_means_fetching_again_not_trusting_it() {
     let plain = sample(3 * RECORD_PLAIN_BYTES);
     let imported = import(&s, &a, &plain);
     let ct_len = ciphertext_len(plain.len() as u64).unwrap();
-    let have = a.path(&imported.id, "have");
+    let have = a.path(&imported.blob, "have");
     let mut bytes = fs::read(&have).unwrap();
     bytes[20] ^= 1;
     fs::write(&have, &bytes).unwrap();
-    assert!(a.held(&imported.id, ct_len).is_empty());
+    assert!(a.held(&imported.blob).is_empty());
     fs::write(&have, b"short").unwrap();
-    assert!(a.held(&imported.id, ct_len).is_empty());
-    // A record for another size is not taken either.
-    let mut b2 = store(&s, "b");
-    b2.write_have(&imported.id, ct_len + 1, &Blocks::all(9))
-        .unwrap();
-    assert!(b2.held(&imported.id, ct_len).is_empty());
-    b2 = store(&s, "b");
-    assert!(b2.held(&imported.id, ct_len).is_empty());
+    assert!(a.held(&imported.blob).is_empty());
+    // A record claiming more ranges than it holds is not taken either.
+    let mut claim = Vec::from(&HAVE_MAGIC[..]);
+    claim.extend_from_slice(&ct_len.to_be_bytes());
+    claim.extend_from_slice(&1_000u64.to_be_bytes());
+    let sum = blake3::hash(&claim);
+    claim.extend_from_slice(sum.as_bytes());
+    fs::write(&have, &claim).unwrap();
+    assert!(a.held(&imported.blob).is_empty());
 }
 
 #[test]
@@ -217,4 +207,56 @@ fn block_sets_add_cut_and_take_as_sets() {
     assert_eq!(x.take(4), Blocks(vec![(0, 3), (5, 6)]));
     assert_eq!(x.count(), 6);
     assert!(Blocks::all(0).is_empty());
+}
+
+#[test]
+fn a_known_hash_announced_with_another_length_cannot_touch_the_real_file() {
+    let s = setup();
+    let (a, b) = (store(&s, "a"), store(&s, "b"));
+    let plain = sample(3 * RECORD_PLAIN_BYTES);
+    let imported = import(&s, &a, &plain);
+    let real = imported.blob;
+    fetch(&a, &b, &real, &Blocks::all(real.blocks()));
+    assert!(b.is_complete(&real));
+    // A member announces the same hash one byte longer: every block but the last
+    // verifies under that length too. B fetches them (from a copy made for it).
+    let fake = BlobRef {
+        hash: real.hash,
+        ct_len: real.ct_len + 1,
+    };
+    let mut response = Vec::new();
+    let served = a
+        .encode(&real, &Blocks::range(0, 2), &mut response)
+        .unwrap();
+    let got = b.receive(&fake, &served, &response).unwrap();
+    assert!(!got.complete);
+    // The real file is untouched, whole, and still opens and serves.
+    assert!(b.is_complete(&real));
+    let out = s.root.join("out");
+    b.export(&real, plain.len() as u64, &imported.key, &out)
+        .unwrap();
+    assert_eq!(fs::read(&out).unwrap(), plain);
+}
+
+#[test]
+fn saving_never_replaces_a_file_and_leaves_no_part_file() {
+    let s = setup();
+    let a = store(&s, "a");
+    let plain = sample(RECORD_PLAIN_BYTES + 10);
+    let imported = import(&s, &a, &plain);
+    let dest = s.root.join("Scan.pdf");
+    fs::write(&dest, b"the first scan").unwrap();
+    let result = a.export(&imported.blob, plain.len() as u64, &imported.key, &dest);
+    assert!(matches!(result, Err(FileError::Io { .. })), "{result:?}");
+    assert_eq!(fs::read(&dest).unwrap(), b"the first scan");
+    let other = s.root.join("Scan (2).pdf");
+    a.export(&imported.blob, plain.len() as u64, &imported.key, &other)
+        .unwrap();
+    assert_eq!(fs::read(&other).unwrap(), plain);
+    let leftovers: Vec<_> = fs::read_dir(&s.root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty());
 }
