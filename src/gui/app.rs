@@ -399,8 +399,14 @@ impl FlurfunkApp {
                 author_name,
                 text,
                 for_some_members,
+                file,
                 ..
             } => {
+                let text = match file {
+                    Some(f) if text.is_empty() => format!("📎 {}", f.name),
+                    Some(_) => format!("📎 {text}"),
+                    None => text,
+                };
                 self.reloads.conversations.dirty = true;
                 if is_selected(&conversation) {
                     self.reloads.messages.dirty = true;

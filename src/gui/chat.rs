@@ -283,13 +283,18 @@ impl FlurfunkApp {
             .last_message
             .as_ref()
             .map(|m| {
-                let text = m.text.lines().next().unwrap_or_default();
+                let caption = m.text.lines().next().unwrap_or_default();
+                let text = match &m.file {
+                    Some(f) if caption.is_empty() => format!("📎 {}", f.name),
+                    Some(_) => format!("📎 {caption}"),
+                    None => caption.to_string(),
+                };
                 if m.own {
                     format!("{}: {text}", t.you)
                 } else if c.kind == "group" {
                     format!("{}: {text}", m.author_name)
                 } else {
-                    text.to_string()
+                    text
                 }
             })
             .unwrap_or_default();
