@@ -47,7 +47,7 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,
-        files_dir: None,
+        files_dir: Some(dir.path().join("files")),
     };
     let (handle, mut events) = node::start(identity, Box::new(store), config)
         .await
@@ -306,6 +306,98 @@ fn headless_rss(dir: &Path, label: &str) {
     );
 }
 
+/// `n` texts from `a` to `b`, one after the other, `gap` apart: delivery latencies (ms).
+async fn text_latencies(
+    a: &BenchNode,
+    b: &mut BenchNode,
+    conv: flurfunk::wire::ConversationId,
+    n: usize,
+    gap: Duration,
+) -> Vec<f64> {
+    let mut t = Vec::new();
+    for i in 0..n {
+        let start = Instant::now();
+        a.handle.send_text(conv, text(i)).await.unwrap();
+        let got = next_message(&mut b.events).await;
+        assert!(got.starts_with(&format!("{i:06}")));
+        t.push(start.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(gap).await;
+    }
+    t.sort_by(f64::total_cmp);
+    t
+}
+
+/// A large file fetched over the same link as texts: throughput, and the texts' latency
+/// during the transfer next to without (files travel on streams of their own).
+async fn file_transfer() {
+    const FILE_MB: usize = 200;
+    let a = spawn("Anna", vec![]).await;
+    let mut b = spawn("Ben", vec![a.addr.clone()]).await;
+    wait_profiles(&a, 1).await;
+    let conv = a.handle.open_direct(b.handle.user_id()).await.unwrap();
+    a.handle.send_text(conv, "warm".into()).await.unwrap();
+    next_message(&mut b.events).await;
+    let gap = Duration::from_millis(20);
+    let alone = text_latencies(&a, &mut b, conv, 100, gap).await;
+
+    let path = a.dir.path().join("Vermessung.bin");
+    let mut bytes = vec![0u8; FILE_MB << 20];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    drop(bytes);
+    let import = Instant::now();
+    a.handle
+        .send_file(conv, path, String::new(), u64::MAX)
+        .await
+        .unwrap();
+    let import_s = import.elapsed().as_secs_f64();
+    let event_id = loop {
+        match b.events.recv().await {
+            Ok(NodeEvent::Message {
+                event_id,
+                file: Some(_),
+                ..
+            }) => break event_id,
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let transfer = Instant::now();
+    b.handle
+        .download(conv, event_id.parse().unwrap())
+        .await
+        .unwrap();
+    let during = text_latencies(&a, &mut b, conv, 100, gap).await;
+    let mut ready = b.handle.subscribe();
+    let still_running = b.handle.downloads().await.unwrap().len();
+    if still_running > 0 {
+        loop {
+            match ready.recv().await {
+                Ok(NodeEvent::FileReady { .. }) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let transfer_s = transfer.elapsed().as_secs_f64();
+    println!(
+        "file of {FILE_MB} MB, 1:1 on loopback: import (encrypt + hash) {import_s:.2} s ({:.0} MB/s), fetch {transfer_s:.2} s ({:.0} MB/s){}",
+        FILE_MB as f64 / import_s,
+        FILE_MB as f64 / transfer_s,
+        if still_running == 0 { " (done before the texts)" } else { "" }
+    );
+    println!(
+        "  texts 1 KiB every 20 ms: alone p50 {:.2} ms, p99 {:.2} ms; during the transfer p50 {:.2} ms, p99 {:.2} ms (p50 {:.2}x)",
+        pct(&alone, 0.5),
+        pct(&alone, 0.99),
+        pct(&during, 0.5),
+        pct(&during, 0.99),
+        pct(&during, 0.5) / pct(&alone, 0.5)
+    );
+    a.handle.shutdown().await.unwrap();
+    b.handle.shutdown().await.unwrap();
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // `NODE_BENCH=catch-up` runs the catch-up alone (for a profile of it).
@@ -313,8 +405,14 @@ fn main() {
         rt.block_on(catch_up());
         return;
     }
+    // `NODE_BENCH=file` runs the file transfer alone.
+    if std::env::var("NODE_BENCH").as_deref() == Ok("file") {
+        rt.block_on(file_transfer());
+        return;
+    }
     rt.block_on(latency());
     rt.block_on(fan_out());
+    rt.block_on(file_transfer());
     let full = rt.block_on(catch_up());
     let empty = tempfile::tempdir().unwrap();
     Identity::generate(&mut rand::rngs::OsRng, "Depot")
