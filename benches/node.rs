@@ -384,7 +384,11 @@ async fn file_transfer() {
         "file of {FILE_MB} MB, 1:1 on loopback: import (encrypt + hash) {import_s:.2} s ({:.0} MB/s), fetch {transfer_s:.2} s ({:.0} MB/s){}",
         FILE_MB as f64 / import_s,
         FILE_MB as f64 / transfer_s,
-        if still_running == 0 { " (done before the texts)" } else { "" }
+        if still_running == 0 {
+            " (done before the texts)"
+        } else {
+            ""
+        }
     );
     println!(
         "  texts 1 KiB every 20 ms: alone p50 {:.2} ms, p99 {:.2} ms; during the transfer p50 {:.2} ms, p99 {:.2} ms (p50 {:.2}x)",
