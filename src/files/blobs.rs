@@ -19,6 +19,9 @@ use bao_tree::{BaoTree, ChunkNum, ChunkRanges, blake3};
 use super::seal::{self, FileKey, RECORD_BYTES};
 use super::{BLOCK, BlobRef, FileError};
 
+/// Ranges one request or answer lists at most (`net::blob`).
+pub const MAX_RANGES: usize = 32;
+
 /// Chunks (1 KiB) per block.
 const CHUNKS_PER_BLOCK: u64 = (RECORD_BYTES / 1024) as u64;
 const HAVE_MAGIC: &[u8; 8] = b"FFHAVE1\n";
@@ -124,15 +127,15 @@ impl Blocks {
         Blocks(out)
     }
 
-    /// The first `max` blocks of these ranges.
+    /// The first `max` blocks of these ranges, in at most `MAX_RANGES` ranges.
     pub fn take(&self, max: u64) -> Blocks {
         let mut left = max;
         let mut out = Vec::new();
         for &(a, b) in &self.0 {
-            if left == 0 {
+            if left == 0 || out.len() == MAX_RANGES {
                 break;
             }
-            let end = b.min(a + left);
+            let end = b.min(a.saturating_add(left));
             out.push((a, end));
             left -= end - a;
         }
@@ -312,7 +315,7 @@ impl BlobStore {
         wanted: &Blocks,
         out: &mut Vec<u8>,
     ) -> Result<Blocks, FileError> {
-        let served = self.held(blob).intersect(wanted);
+        let served = self.held(blob).intersect(wanted).take(u64::MAX);
         if served.is_empty() {
             return Ok(served);
         }
@@ -492,8 +495,10 @@ impl BlobStore {
         let _ = fs::remove_file(self.path(blob, "want"));
     }
 
-    /// Every recorded wish to fetch: blob and conversation.
-    pub fn wanted(&self) -> Vec<(BlobRef, [u8; 32])> {
+    /// Every recorded wish to fetch: blob, conversation, and when it last moved (ms since
+    /// 1970: the newer of the wish's and the blocks' records), so that giving up after
+    /// long without progress is not put off by restarts.
+    pub fn wanted(&self) -> Vec<(BlobRef, [u8; 32], u64)> {
         let Ok(dir) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -525,10 +530,17 @@ impl BlobStore {
             let ct_len = u64::from_be_bytes(body[40..48].try_into().unwrap_or_default());
             let blob = BlobRef { hash, ct_len };
             if entry.path() == self.path(&blob, "want") {
-                out.push((blob, conv));
+                let modified = |ext| {
+                    fs::metadata(self.path(&blob, ext))
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as u64)
+                };
+                out.push((blob, conv, modified("want").max(modified("have"))));
             }
         }
-        out.sort();
+        out.sort_unstable_by_key(|(blob, ..)| *blob);
         out
     }
 

@@ -52,6 +52,8 @@ pub const GIVE_UP_MS: u64 = 14 * 24 * 3600 * 1000;
 #[derive(Debug)]
 pub(super) struct FetchDone {
     blob: BlobRef,
+    /// The download it was for (a file cancelled and asked for again is a new one).
+    generation: u64,
     peer: PeerId,
     asked: Blocks,
     outcome: Outcome,
@@ -66,6 +68,7 @@ enum Outcome {
 }
 
 struct Download {
+    generation: u64,
     conversation: ConversationId,
     missing: Blocks,
     /// Requests in flight: peer and the blocks asked of it.
@@ -77,6 +80,8 @@ struct Download {
     next_try_ms: u64,
     backoff_ms: u64,
     stalled_told: bool,
+    /// Members connected when it last looked: a new one is asked at once.
+    seen: std::collections::HashSet<PeerId>,
 }
 
 /// What the event loop knows of a blob without reading a file.
@@ -95,6 +100,76 @@ pub(super) struct Files {
     per_peer: HashMap<PeerId, usize>,
     done_tx: mpsc::UnboundedSender<FetchDone>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// Record writes, in order, on one thread of their own (a wish, then its end, never
+    /// the other way round).
+    records: RecordWriter,
+    next_generation: u64,
+}
+
+/// The thread that writes records; dropping it writes what is queued before the node
+/// says it stopped (a wish recorded just before a restart is there after it).
+struct RecordWriter {
+    tx: Option<std::sync::mpsc::Sender<Record>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RecordWriter {
+    fn send(&self, record: Record) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(record);
+        }
+    }
+}
+
+impl Drop for RecordWriter {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A record to write: in the order given.
+enum Record {
+    Want(BlobRef, [u8; 32]),
+    Unwant(BlobRef),
+    Conversation(BlobRef, [u8; 32]),
+}
+
+/// Write records as they come, until the node's files are dropped.
+fn spawn_record_writer(store: Arc<BlobStore>) -> RecordWriter {
+    let (tx, rx) = std::sync::mpsc::channel::<Record>();
+    let spawned = std::thread::Builder::new()
+        .name("flurfunk-files".into())
+        .spawn(move || {
+            for record in rx {
+                let result = match record {
+                    Record::Want(blob, conv) => store.want(&blob, conv),
+                    Record::Unwant(blob) => {
+                        store.unwant(&blob);
+                        Ok(())
+                    }
+                    Record::Conversation(blob, conv) => store.note_conversation(&blob, conv),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "cannot write a file's record");
+                }
+            }
+        });
+    match spawned {
+        Ok(thread) => RecordWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "no thread for the files' records");
+            RecordWriter {
+                tx: None,
+                thread: None,
+            }
+        }
+    }
 }
 
 /// Blobs whose state is cached at most; beyond, the cache starts again (it is only a
@@ -129,7 +204,10 @@ impl Files {
         now: u64,
     ) -> Result<Self, FileError> {
         let store = Arc::new(BlobStore::open(dir)?);
+        let records = spawn_record_writer(store.clone());
         let mut files = Files {
+            records,
+            next_generation: 0,
             store,
             downloads: BTreeMap::new(),
             known: HashMap::new(),
@@ -138,33 +216,38 @@ impl Files {
             done_tx,
             server: None,
         };
-        for (blob, conv) in files.store.wanted().into_iter().take(MAX_DOWNLOADS) {
+        for (blob, conv, moved_ms) in files.store.wanted() {
             let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
             if missing.is_empty() {
                 files.store.unwant(&blob);
-            } else {
-                files.add_download(blob, ConversationId(conv), missing, now);
+            } else if files.downloads.len() < MAX_DOWNLOADS {
+                files.add_download(blob, ConversationId(conv), missing, moved_ms.min(now));
             }
         }
         Ok(files)
     }
 
+    /// A download of `missing` blocks; `moved_ms`: when it last made progress.
     fn add_download(
         &mut self,
         blob: BlobRef,
         conversation: ConversationId,
         missing: Blocks,
-        now: u64,
+        moved_ms: u64,
     ) {
+        self.next_generation += 1;
+        let generation = self.next_generation;
         self.downloads.entry(blob).or_insert(Download {
+            generation,
             conversation,
             missing,
             asked: HashMap::new(),
             resting: HashMap::new(),
-            last_progress_ms: now,
-            next_try_ms: now,
+            last_progress_ms: moved_ms,
+            next_try_ms: 0,
             backoff_ms: 1_000,
             stalled_told: false,
+            seen: Default::default(),
         });
     }
 
@@ -189,12 +272,7 @@ impl Files {
             return;
         }
         known.conversations.push(conv.0);
-        let (store, blob) = (self.store.clone(), *blob);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.note_conversation(&blob, conv.0) {
-                tracing::warn!(error = %e, "cannot record a file's conversation");
-            }
-        });
+        self.records.send(Record::Conversation(*blob, conv.0));
     }
 }
 
@@ -252,13 +330,10 @@ impl Core {
         if files.downloads.len() >= limit {
             return Err(FileError::TooManyDownloads);
         }
-        let (store, conv) = (files.store.clone(), conversation.0);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.want(&blob, conv) {
-                tracing::warn!(error = %e, "cannot record a download; it is not resumed after a restart");
-            }
-        });
-        files.add_download(blob, conversation, Blocks::all(blob.blocks()), now);
+        files.records.send(Record::Want(blob, conversation.0));
+        // What is here stays (a download cancelled at 90 % and asked for again).
+        let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
+        files.add_download(blob, conversation, missing, now);
         self.pump_downloads(now);
         Ok(())
     }
@@ -268,8 +343,7 @@ impl Core {
         if let Some(files) = self.files.as_mut()
             && files.downloads.remove(blob).is_some()
         {
-            let (store, blob) = (files.store.clone(), *blob);
-            tokio::task::spawn_blocking(move || store.unwant(&blob));
+            files.records.send(Record::Unwant(*blob));
         }
     }
 
@@ -293,11 +367,19 @@ impl Core {
                 given_up.push((blob, download.conversation));
                 continue;
             }
+            let mut peers = self.engine.member_peers(&download.conversation);
+            let ids: std::collections::HashSet<PeerId> =
+                peers.iter().filter_map(|u| u.to_peer_id()).collect();
+            if ids.iter().any(|p| !download.seen.contains(p)) {
+                // A member who was not there before may have it: ask now.
+                download.next_try_ms = now;
+                download.backoff_ms = 1_000;
+            }
+            download.seen = ids;
             if download.next_try_ms > now || download.asked.len() >= MAX_FETCHES_PER_FILE {
                 continue;
             }
             download.resting.retain(|_, until| *until > now);
-            let mut peers = self.engine.member_peers(&download.conversation);
             peers.shuffle(&mut rand::thread_rng());
             let before = starts.len();
             for user in peers {
@@ -328,6 +410,7 @@ impl Core {
                 *files.per_peer.entry(peer).or_insert(0) += 1;
                 starts.push((
                     blob,
+                    download.generation,
                     peer,
                     BlobRequest {
                         conversation: download.conversation,
@@ -337,9 +420,20 @@ impl Core {
                 ));
             }
             if starts.len() == before && download.asked.is_empty() {
-                // Nobody to ask: try again later, less often each time.
-                download.next_try_ms = now + download.backoff_ms;
-                download.backoff_ms = (download.backoff_ms * 2).min(MAX_BACKOFF_MS);
+                if download.seen.is_empty() {
+                    // Nobody to ask: try again later, less often each time (a member who
+                    // connects is asked at once, above).
+                    download.next_try_ms = now + download.backoff_ms;
+                    download.backoff_ms = (download.backoff_ms * 2).min(MAX_BACKOFF_MS);
+                } else {
+                    // Members are there but resting or busy: ask when the first may answer.
+                    download.next_try_ms = download
+                        .resting
+                        .values()
+                        .copied()
+                        .min()
+                        .unwrap_or(now + 1_000);
+                }
             }
             if !download.stalled_told
                 && download.asked.is_empty()
@@ -350,7 +444,7 @@ impl Core {
             }
         }
         files.in_flight += starts.len();
-        for (blob, peer, request) in starts {
+        for (blob, generation, peer, request) in starts {
             let control = self.control.clone();
             let store = files.store.clone();
             let done = files.done_tx.clone();
@@ -374,6 +468,7 @@ impl Core {
                 };
                 let _ = done.send(FetchDone {
                     blob,
+                    generation,
                     peer,
                     asked,
                     outcome,
@@ -408,9 +503,21 @@ impl Core {
                 files.per_peer.remove(&done.peer);
             }
         }
+        // What arrived counts whether or not the download is still wanted (cancelled
+        // while this request ran, or asked for again).
         let mut corrupt = false;
         let mut complete = false;
-        if let Some(download) = files.downloads.get_mut(&done.blob) {
+        if let Outcome::Received(received) = &done.outcome {
+            corrupt = received.refused.is_some();
+            if received.complete {
+                files.known(&done.blob).complete = true;
+            }
+        }
+        if let Some(download) = files
+            .downloads
+            .get_mut(&done.blob)
+            .filter(|d| d.generation == done.generation)
+        {
             download.asked.remove(&done.peer);
             let rest = match done.outcome {
                 Outcome::Received(received) => {
@@ -423,7 +530,6 @@ impl Core {
                     complete = received.complete || download.missing.is_empty();
                     if let Some(why) = received.refused {
                         tracing::warn!(peer = %done.peer, blob = %done.blob.id(), %why, "blocks refused");
-                        corrupt = true;
                         Some(REST_FAILED_MS)
                     } else {
                         (received.added.is_empty() && !done.asked.is_empty())
@@ -443,8 +549,7 @@ impl Core {
         }
         if complete && let Some(download) = files.downloads.remove(&done.blob) {
             files.known(&done.blob).complete = true;
-            let (store, blob) = (files.store.clone(), done.blob);
-            tokio::task::spawn_blocking(move || store.unwant(&blob));
+            files.records.send(Record::Unwant(done.blob));
             self.emit(crate::node::NodeEvent::FileReady {
                 conversation: download.conversation.to_string(),
                 blob: done.blob.id().to_hex(),

@@ -206,6 +206,9 @@ fn block_sets_add_cut_and_take_as_sets() {
     assert_eq!(x.minus(&y), Blocks(vec![(0, 2), (6, 8)]));
     assert_eq!(y.minus(&x), Blocks(vec![(3, 5), (9, 10)]));
     assert_eq!(x.take(4), Blocks(vec![(0, 3), (5, 6)]));
+    assert_eq!(x.take(u64::MAX), x);
+    let scattered = Blocks((0..100).map(|i| (2 * i, 2 * i + 1)).collect());
+    assert_eq!(scattered.take(u64::MAX).ranges().len(), MAX_RANGES);
     assert_eq!(x.count(), 6);
     assert!(Blocks::all(0).is_empty());
 }
