@@ -801,7 +801,7 @@ fn history_line(m: &MessageItem, members: usize) -> String {
         format!(
             "[file {} ({}{here}) id {}] ",
             f.name,
-            human_size(f.size),
+            flurfunk::files::human_size(f.size),
             &m.event_id[..12]
         )
     });
@@ -812,15 +812,6 @@ fn history_line(m: &MessageItem, members: usize) -> String {
         m.text,
         ticks
     )
-}
-
-fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b < 1024 => format!("{b} B"),
-        b if b < 1024 * 1024 => format!("{:.0} KB", b as f64 / 1024.0),
-        b if b < 1024 * 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
-        b => format!("{:.2} GB", b as f64 / (1024.0 * 1024.0 * 1024.0)),
-    }
 }
 
 fn local_time(ms: u64, with_date: bool) -> String {

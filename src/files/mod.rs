@@ -164,6 +164,16 @@ pub fn shorten_name(name: &str, max: usize) -> String {
     format!("{}{ext}", &name[..end])
 }
 
+/// A size in words people read: "98 KB", "38.1 MB".
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.0} KB", b as f64 / 1024.0),
+        b if b < 1024 * 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b => format!("{:.2} GB", b as f64 / (1024.0 * 1024.0 * 1024.0)),
+    }
+}
+
 /// A media type from a file name's extension (what the sender's side says; receivers
 /// never open a file by it).
 pub fn guess_mime(name: &str) -> &'static str {

@@ -104,15 +104,6 @@ impl ChatState {
 
 /// A height guess for a row not drawn yet: text lines at the bubble width, plus padding
 /// (a notice is one quiet line).
-fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b < 1024 => format!("{b} B"),
-        b if b < 1024 * 1024 => format!("{:.0} KB", b as f64 / 1024.0),
-        b if b < 1024 * 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
-        b => format!("{:.2} GB", b as f64 / (1024.0 * 1024.0 * 1024.0)),
-    }
-}
-
 fn estimate_height(m: &MessageItem, width: f32) -> f32 {
     if m.notice.is_some() {
         return 24.0;
@@ -779,7 +770,11 @@ impl FlurfunkApp {
                     .wrap(),
                 );
                 ui.horizontal(|ui| {
-                    ui.label(RichText::new(human_size(file.size)).size(11.5).weak());
+                    ui.label(
+                        RichText::new(crate::files::human_size(file.size))
+                            .size(11.5)
+                            .weak(),
+                    );
                     let (Some(node), Ok(conv), Ok(event)) = (
                         self.node().cloned(),
                         m.conversation.parse::<crate::wire::ConversationId>(),

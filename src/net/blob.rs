@@ -82,14 +82,7 @@ impl BlobRequest {
         if n > MAX_RANGES_PER_REQUEST || body.len() != 16 * n {
             return None;
         }
-        let ranges = body
-            .chunks_exact(16)
-            .map(|c| {
-                let a = u64::from_be_bytes(c[..8].try_into().unwrap_or_default());
-                let b = u64::from_be_bytes(c[8..].try_into().unwrap_or_default());
-                (a, b)
-            })
-            .collect();
+        let ranges = decode_ranges(body);
         let blocks = Blocks::from_ranges(ranges, blocks(blob.ct_len))?;
         (blocks.count() <= MAX_BLOCKS_PER_REQUEST && !blocks.is_empty()).then_some(BlobRequest {
             conversation,
@@ -144,15 +137,7 @@ impl BlobReply {
             return None;
         }
         let ranges_end = 2 + 16 * n;
-        let ranges = rest
-            .get(2..ranges_end)?
-            .chunks_exact(16)
-            .map(|c| {
-                let a = u64::from_be_bytes(c[..8].try_into().unwrap_or_default());
-                let b = u64::from_be_bytes(c[8..].try_into().unwrap_or_default());
-                (a, b)
-            })
-            .collect();
+        let ranges = decode_ranges(rest.get(2..ranges_end)?);
         let blocks = Blocks::from_ranges(ranges, crate::files::blobs::blocks(request.blob.ct_len))?;
         if blocks.minus(&request.blocks) != Blocks::default() || blocks.is_empty() {
             return None;
@@ -164,6 +149,18 @@ impl BlobReply {
             bytes: bytes.to_vec(),
         })
     }
+}
+
+/// Ranges as written on the wire: pairs of big-endian u64 (`bytes` a multiple of 16).
+fn decode_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
+    bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let a = u64::from_be_bytes(c[..8].try_into().unwrap_or_default());
+            let b = u64::from_be_bytes(c[8..].try_into().unwrap_or_default());
+            (a, b)
+        })
+        .collect()
 }
 
 /// Ask `peer` for `request`'s blocks.
