@@ -62,8 +62,23 @@ say thomas "Bauhof Winterdienst" "Ich mache Samstag, Sonntag kann Klaus."
 say anna "Bauhof Winterdienst" "Super, ich trage es in den Plan ein.
 Bitte denkt an die Rufbereitschaftsliste am Empfang."
 say sabine "Bauhof Winterdienst" "Die Tablets für die Streckenkontrolle sind eingerichtet 👍"
+# A photo from the depot (drawn here: a sign by a road under a winter sky) and a PDF.
+convert -size 1200x900 gradient:'#8fb8de'-'#e8eef3' \
+    -fill '#d9dde2' -draw 'polygon 0,640 1200,560 1200,900 0,900' \
+    -fill '#5d6166' -draw 'polygon 0,760 1200,690 1200,760 0,840' \
+    -fill '#7a7d80' -draw 'rectangle 585,330 615,760' \
+    -fill white -stroke '#c8102e' -strokewidth 38 -draw 'polygon 600,110 830,500 370,500' \
+    -stroke none -fill '#222' -draw 'polygon 600,260 650,430 550,430' \
+    -quality 88 "$T/Schild_Bahnhofstrasse.jpg"
+printf '%%PDF-1.4\n%% Streuplan\n' > "$T/Streuplan_KW49.pdf"
+head -c 180000 /dev/urandom >> "$T/Streuplan_KW49.pdf"
+ff thomas send --to "Bauhof Winterdienst" --file "$T/Schild_Bahnhofstrasse.jpg" \
+    "Schild an der Bahnhofstraße ist umgefahren, ich sichere die Stelle ab." >/dev/null
+sleep 0.4
+ff sabine send --to "Bauhof Winterdienst" --file "$T/Streuplan_KW49.pdf" >/dev/null
+sleep 0.4
 say juergen "Bauhof Winterdienst" "Perfekt, dann starten wir morgen um 5:30 Uhr."
-sleep 2
+sleep 4
 kill "$anna_pid"; wait "$anna_pid" 2>/dev/null || true
 
 # The app, under Xvfb, with the same window size as on a desktop.

@@ -120,7 +120,11 @@ enum Command {
         /// User id, name, group name or conversation id (or its first 8+ characters).
         #[arg(long)]
         to: String,
-        text: String,
+        /// A file to send (photo, PDF, anything up to 2 GiB); TEXT then goes with it.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
     },
     /// Send a file (photo, PDF, anything up to 2 GiB), with an optional text.
     SendFile {
@@ -133,7 +137,9 @@ enum Command {
         text: String,
     },
     /// Save the file of a message (its id from `history --json`, or the first 8+
-    /// characters) to DEST (a folder: the file keeps its name there; default: here).
+    /// characters) to DEST (a folder: the file keeps its name there; default: here);
+    /// a file not here yet is fetched first, with a progress line.
+    #[command(alias = "save")]
     SaveFile {
         conversation: String,
         event: String,
@@ -400,7 +406,17 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Send { to, text } => {
+        Command::Send {
+            to,
+            file: Some(path),
+            text,
+        } => send_file(&dir, to, path, text.unwrap_or_default()).await,
+        Command::Send {
+            to,
+            file: None,
+            text,
+        } => {
+            let text = text.unwrap_or_default();
             let Response::Sent {
                 conversation,
                 peers_online,
@@ -419,52 +435,14 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::SendFile { to, path, text } => {
-            let path = std::path::absolute(&path)
-                .with_context(|| format!("cannot find {}", path.display()))?;
-            let request_ = Request::SendFile {
-                to,
-                path: path.display().to_string(),
-                text,
-            };
-            let Response::Sent {
-                conversation,
-                peers_online,
-                ..
-            } = request(&dir, request_).await?
-            else {
-                bail!("unexpected reply");
-            };
-            if peers_online == 0 {
-                println!(
-                    "file saved in {}; nobody reachable now, it waits in the outbox",
-                    &conversation[..12]
-                );
-            } else {
-                println!("file saved in {}; sending", &conversation[..12]);
-            }
-            Ok(())
-        }
+        Command::SendFile { to, path, text } => send_file(&dir, to, path, text).await,
         Command::SaveFile {
             conversation,
             event,
             dest,
         } => {
             let dest = std::path::absolute(dest.unwrap_or_else(|| ".".into()))?;
-            let Response::SavedFile { path } = request(
-                &dir,
-                Request::SaveFile {
-                    conversation,
-                    event,
-                    dest: dest.display().to_string(),
-                },
-            )
-            .await?
-            else {
-                bail!("unexpected reply");
-            };
-            println!("saved {path}");
-            Ok(())
+            save_file(&dir, conversation, event, dest).await
         }
         Command::Download {
             conversation,
@@ -566,6 +544,96 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// Send a request to the running node, or, if none runs, do it on the store directly
 /// (a message then waits in the outbox until a node runs).
+async fn send_file(
+    dir: &DataDir,
+    to: String,
+    path: std::path::PathBuf,
+    text: String,
+) -> Result<()> {
+    let path =
+        std::path::absolute(&path).with_context(|| format!("cannot find {}", path.display()))?;
+    let request_ = Request::SendFile {
+        to,
+        path: path.display().to_string(),
+        text,
+    };
+    let Response::Sent {
+        conversation,
+        peers_online,
+        ..
+    } = request(dir, request_).await?
+    else {
+        bail!("unexpected reply");
+    };
+    if peers_online == 0 {
+        println!(
+            "file saved in {}; nobody reachable now, it waits in the outbox",
+            &conversation[..12]
+        );
+    } else {
+        println!("file saved in {}; sending", &conversation[..12]);
+    }
+    Ok(())
+}
+
+/// Save a message's file; one not here yet is fetched first, with a progress line.
+async fn save_file(
+    dir: &DataDir,
+    conversation: String,
+    event: String,
+    dest: std::path::PathBuf,
+) -> Result<()> {
+    use std::io::Write;
+    let mut asked = false;
+    let mut missing_polls = 0;
+    loop {
+        let save = Request::SaveFile {
+            conversation: conversation.clone(),
+            event: event.clone(),
+            dest: dest.display().to_string(),
+        };
+        let blob = match request(dir, save).await? {
+            Response::SavedFile { path } => {
+                if asked {
+                    println!();
+                }
+                println!("saved {path}");
+                return Ok(());
+            }
+            Response::NotHere { blob } => blob,
+            _ => bail!("unexpected reply"),
+        };
+        if !asked {
+            let fetch = Request::Download {
+                conversation: conversation.clone(),
+                event: event.clone(),
+            };
+            request(dir, fetch).await?;
+            asked = true;
+        }
+        let Response::Downloads { downloads } = request(dir, Request::Downloads).await? else {
+            bail!("unexpected reply");
+        };
+        match downloads.iter().find(|d| d.blob == blob) {
+            Some(d) => {
+                missing_polls = 0;
+                let percent = d.blocks_held * 100 / d.blocks.max(1);
+                let state = if d.waiting {
+                    "waiting for a colleague who has it"
+                } else {
+                    "fetching"
+                };
+                print!("\r{percent:>3} %  {state}          ");
+                std::io::stdout().flush()?;
+            }
+            // Done between the two requests, or given up (then the node said why).
+            None if missing_polls < 3 => missing_polls += 1,
+            None => bail!("the file could not be fetched; `flurfunk download` tries again"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 async fn request(dir: &DataDir, req: Request) -> Result<Response> {
     if let Some(response) = control::call(dir, &req).await? {
         return Ok(response);

@@ -305,6 +305,42 @@ fn a_file_is_sent_fetched_and_saved_through_the_cli() {
     assert!(!ok && err.contains("no message 'deadbeef00'"), "{err}");
     let (ok, out, _) = flurfunk(b.path(), &["downloads"]);
     assert!(ok && out.contains("no files being fetched"), "{out}");
+
+    // `send --file` with a text; a file over the automatic limit is not fetched by
+    // itself, and `save` fetches it first, with a progress line.
+    let big: Vec<u8> = (0..26_000_000u32).map(|i| (i % 253) as u8).collect();
+    let source = a.path().join("Luftbild.tif");
+    std::fs::write(&source, &big).unwrap();
+    let (ok, out, err) = flurfunk(
+        a.path(),
+        &[
+            "send",
+            "--to",
+            "ben",
+            "--file",
+            source.to_str().unwrap(),
+            "Das Luftbild",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let msg = ben.wait_for("message with the big file", |v| {
+        v["event"] == "message" && v["text"] == "Das Luftbild"
+    });
+    assert_eq!(msg["file"]["name"], "Luftbild.tif");
+    let (ok, out, _) = flurfunk(b.path(), &["history", "Anna", "--json"]);
+    assert!(ok);
+    let item: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(item["file"]["here"], false, "not fetched by itself: {item}");
+    let id = item["event_id"].as_str().unwrap()[..10].to_string();
+    let (ok, out, err) = flurfunk(
+        b.path(),
+        &["save", "Anna", &id, folder.path().to_str().unwrap()],
+    );
+    assert!(ok && out.contains("saved "), "{out}{err}");
+    assert_eq!(
+        std::fs::read(folder.path().join("Luftbild.tif")).unwrap(),
+        big
+    );
     ben.stop();
     anna.stop();
 }

@@ -563,3 +563,98 @@ fn a_file_arrives_as_a_bubble_is_saved_with_one_click_and_one_is_sent_by_the_cli
     assert_eq!(at_ben.file.unwrap().mime, "image/jpeg");
     h.check_accessibility();
 }
+
+#[test]
+fn a_photo_shows_in_its_bubble_opens_large_closes_with_esc_and_a_pasted_screenshot_is_sent() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let node = app(&h).node().unwrap().clone();
+    let conv = f.rt.block_on(node.open_direct(ben.user())).unwrap();
+    f.rt.block_on(ben.knows_user(node.user_id()));
+    // A real picture: 800 x 600 pixels.
+    let rgba: Vec<u8> = (0..800 * 600u32)
+        .flat_map(|i| [(i % 800 / 4) as u8, (i / 800 / 3) as u8, 120, 255])
+        .collect();
+    let png = flurfunk::files::picture::encode_png(800, 600, rgba).unwrap();
+    let source = ben.dir.path().join("Schild.png");
+    std::fs::write(&source, &png).unwrap();
+    f.rt.block_on(
+        ben.handle
+            .send_file(conv, source, "Umgefahren".into(), u64::MAX),
+    )
+    .unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .select_conversation(&conv.to_string());
+    // The picture itself (an image named by its file), no file card.
+    settle(&mut h, "the photo in its bubble", |h| {
+        h.query_by(|n| {
+            n.role() == egui::accesskit::Role::Image && n.data().label() == Some("Schild.png")
+        })
+        .is_some()
+            && has_label(h, "Umgefahren")
+    });
+    assert!(
+        h.query_by_label("Speichern").is_none(),
+        "a photo is no card"
+    );
+    let list = f.rt.block_on(node.conversations()).unwrap();
+    let last = list[0].last_message.as_ref().unwrap();
+    let file = last.file.as_ref().unwrap();
+    assert_eq!((file.width, file.height), (Some(800), Some(600)));
+    assert!(file.thumbnail.is_some(), "a preview came with the event");
+
+    // A click opens it large, with save and open; Esc closes it.
+    settle(&mut h, "the photo fetched", |h| {
+        app(h).chat().is_some_and(|c| {
+            c.items
+                .iter()
+                .any(|m| m.file.as_ref().is_some_and(|f| f.here))
+        })
+    });
+    h.get_by(|n| {
+        n.role() == egui::accesskit::Role::Image && n.data().label() == Some("Schild.png")
+    })
+    .click();
+    settle(&mut h, "the viewer", |h| {
+        has_label(h, "Schließen") && h.query_by_label("Speichern").is_some()
+    });
+    assert!(!has_label(&h, "lässt sich nicht anzeigen"));
+    h.key_press(egui::Key::Escape);
+    settle(&mut h, "the viewer closed by Esc", |h| {
+        !has_label(h, "Schließen")
+    });
+
+    // Ctrl+V of a screenshot: the send dialog shows it; Senden sends it as a picture.
+    let shot = egui::ColorImage::new(
+        [64, 48],
+        vec![egui::Color32::from_rgb(30, 90, 160); 64 * 48],
+    );
+    h.event(egui::Event::PasteImage(std::sync::Arc::new(shot)));
+    settle(&mut h, "the send dialog with the pasted picture", |h| {
+        has_label(h, "Datei senden") && has_label(h, "Bildschirmfoto")
+    });
+    for button in h.get_all_by_label("Senden") {
+        button.click();
+    }
+    settle(&mut h, "dialog closed", |h| !has_label(h, "Datei senden"));
+    let at_ben = f.rt.block_on(eventually("the screenshot at Ben", || async {
+        ben.handle
+            .messages(conv, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| {
+                m.file
+                    .as_ref()
+                    .is_some_and(|f| f.name.starts_with("Bildschirmfoto") && f.here)
+            })
+    }));
+    let file = at_ben.file.unwrap();
+    assert_eq!(file.mime, "image/png");
+    assert_eq!((file.width, file.height), (Some(64), Some(48)));
+    h.check_accessibility();
+}

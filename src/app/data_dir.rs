@@ -48,6 +48,12 @@ impl DataDir {
         self.root.join("files")
     }
 
+    /// Decrypted copies of files opened from the app (with their program); removed a
+    /// day later.
+    pub fn opened(&self) -> PathBuf {
+        self.root.join("opened")
+    }
+
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("control.sock")
     }

@@ -143,6 +143,11 @@ pub enum Response {
     SavedFile {
         path: String,
     },
+    /// The file of that message is not (wholly) here yet: fetch it first (`blob` names
+    /// it in `Downloads`).
+    NotHere {
+        blob: String,
+    },
     Downloads {
         downloads: Vec<crate::node::DownloadView>,
     },
@@ -191,8 +196,11 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
             dest,
         } => {
             let (conv, message) = file_message(node, &conversation, &event).await?;
-            let name = message.file.map(|f| f.name).unwrap_or_default();
-            let path = save_path(std::path::Path::new(&dest), &name)?;
+            let file = message.file.clone().unwrap_or_default();
+            if !file.here {
+                return Ok(Response::NotHere { blob: file.blob });
+            }
+            let path = save_path(std::path::Path::new(&dest), &file.name)?;
             let event_id = message
                 .event_id
                 .parse()

@@ -233,7 +233,21 @@ impl BlobStore {
                 source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
             });
         }
-        let plain_len = meta.len();
+        self.import_from(BufReader::new(file), meta.len(), limit)
+    }
+
+    /// Encrypt `bytes` (a picture pasted, a file read whole) under a fresh key.
+    pub fn import_bytes(&self, bytes: &[u8], limit: u64) -> Result<Imported, FileError> {
+        self.import_from(bytes, bytes.len() as u64, limit)
+    }
+
+    /// Encrypt exactly `plain_len` bytes from `source` into the store.
+    fn import_from(
+        &self,
+        source: impl std::io::Read,
+        plain_len: u64,
+        limit: u64,
+    ) -> Result<Imported, FileError> {
         if plain_len > limit.min(super::MAX_FILE_BYTES) {
             return Err(FileError::TooLarge {
                 size: plain_len,
@@ -252,7 +266,7 @@ impl BlobStore {
                 256 * 1024,
                 create(&data_tmp, "creating the encrypted file")?,
             );
-            seal::encrypt(&key, BufReader::new(file), plain_len, &mut out)?;
+            seal::encrypt(&key, source, plain_len, &mut out)?;
             let data = out
                 .into_inner()
                 .map_err(|e| FileError::io("writing the encrypted file", e.into_error()))?;
@@ -435,6 +449,33 @@ impl BlobStore {
         })();
         let _ = fs::remove_file(&tmp);
         result
+    }
+
+    /// Decrypt a whole blob of at most `max` bytes of plaintext into memory (a picture
+    /// to show).
+    pub fn read_plain(
+        &self,
+        blob: &BlobRef,
+        plain_len: u64,
+        key: &FileKey,
+        max: u64,
+    ) -> Result<Vec<u8>, FileError> {
+        if plain_len > max {
+            return Err(FileError::TooLarge {
+                size: plain_len,
+                limit: max,
+            });
+        }
+        if seal::ciphertext_len(plain_len) != Some(blob.ct_len) {
+            return Err(FileError::Missing);
+        }
+        if !self.is_complete(blob) {
+            return Err(FileError::Incomplete);
+        }
+        let source = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
+        let mut plain = Vec::with_capacity(plain_len as usize);
+        seal::decrypt(key, plain_len, BufReader::new(source), &mut plain)?;
+        Ok(plain)
     }
 
     /// Forget blob `id` (its data, hash tree and records).

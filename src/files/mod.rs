@@ -12,6 +12,7 @@
 //! (`wire::Attachment`: name, size, hash, key); this module trusts nothing else.
 
 pub mod blobs;
+pub mod picture;
 pub mod seal;
 
 use std::fmt;
@@ -202,6 +203,79 @@ pub fn guess_mime(name: &str) -> &'static str {
     }
 }
 
+/// Whether opening a file of this name would run something (a program, a script, a
+/// shortcut, an installer, a document with macros): the app warns first. Decided on the
+/// name made safe, as the file is written under it.
+pub fn is_program_name(name: &str) -> bool {
+    let safe = safe_file_name(name);
+    let ext = safe
+        .rsplit_once('.')
+        .map(|(_, e)| e.trim_end_matches([' ', '.']).to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "exe"
+            | "com"
+            | "bat"
+            | "cmd"
+            | "msi"
+            | "msp"
+            | "msix"
+            | "appx"
+            | "scr"
+            | "pif"
+            | "cpl"
+            | "dll"
+            | "sys"
+            | "ps1"
+            | "psm1"
+            | "psd1"
+            | "vbs"
+            | "vbe"
+            | "js"
+            | "jse"
+            | "wsf"
+            | "wsh"
+            | "hta"
+            | "lnk"
+            | "url"
+            | "reg"
+            | "inf"
+            | "jar"
+            | "sh"
+            | "run"
+            | "appimage"
+            | "desktop"
+            | "deb"
+            | "rpm"
+            | "py"
+            | "pl"
+            | "iso"
+            | "img"
+            | "vhd"
+            | "vhdx"
+            | "chm"
+            | "application"
+            | "gadget"
+            | "docm"
+            | "dotm"
+            | "xlsm"
+            | "xltm"
+            | "xlam"
+            | "pptm"
+            | "potm"
+            | "ppam"
+            | "ppsm"
+            | "sldm"
+            | "settingcontent-ms"
+            | "library-ms"
+            | "search-ms"
+            | "website"
+            | "xll"
+            | "xbap"
+    )
+}
+
 /// A sender's file name made safe to name a file here: no directories, no control or
 /// reserved characters, no Windows device names, never empty or hidden.
 pub fn safe_file_name(name: &str) -> String {
@@ -280,6 +354,24 @@ mod name_tests {
         assert_eq!(safe_file_name("LPT¹.doc"), "_LPT¹.doc");
         assert_eq!(safe_file_name("COM10"), "COM10");
         assert!(safe_file_name(&"ä".repeat(300)).len() <= 200);
+    }
+
+    #[test]
+    fn programs_and_scripts_are_told_apart_from_documents() {
+        for name in [
+            "setup.exe",
+            "Rechnung.PDF.exe",
+            "Rechnung\u{202E}fdp.exe",
+            "run.bat ",
+            "x.ps1.",
+            "Makro.xlsm",
+            "link.lnk",
+        ] {
+            assert!(is_program_name(name), "{name}");
+        }
+        for name in ["Antrag.pdf", "Foto.jpg", "Liste.xlsx", "exe", "notes.txt"] {
+            assert!(!is_program_name(name), "{name}");
+        }
     }
 
     #[test]

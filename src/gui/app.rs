@@ -27,6 +27,8 @@ pub const PAGE_MESSAGES: usize = 200;
 pub const MAX_NOTICES: usize = 4;
 /// With nobody online for this long, the status bar says so.
 pub const ALONE_AFTER: Duration = Duration::from_secs(60);
+/// Files opened from the app are removed this much later.
+const ONE_DAY: Duration = Duration::from_secs(24 * 3600);
 /// How often a start is retried while the previous node still holds the database.
 const START_RETRIES: u32 = 20;
 
@@ -111,6 +113,8 @@ pub struct FlurfunkApp {
     pub(super) key_changes: Vec<KeyChange>,
     pub(super) search: String,
     pub(super) alone_since: Option<Instant>,
+    pub(super) pictures: super::files::Pictures,
+    pub(super) transfers: super::files::Transfers,
     reloads: Reloads,
     settings_writer: tokio::sync::watch::Sender<Option<Settings>>,
     title: String,
@@ -172,6 +176,8 @@ impl FlurfunkApp {
             key_changes: Vec::new(),
             search: String::new(),
             alone_since: None,
+            pictures: Default::default(),
+            transfers: Default::default(),
             reloads: Reloads::default(),
             settings_writer,
             title: String::new(),
@@ -180,6 +186,11 @@ impl FlurfunkApp {
             frames: 0,
             raise_requested,
         };
+        // Files opened with their program a day ago or earlier are no longer needed.
+        let opened = app.config.dir.opened();
+        app.bridge
+            .runtime()
+            .spawn_blocking(move || remove_older(&opened, ONE_DAY));
         if has_identity {
             app.start_node(0);
         } else {
@@ -302,6 +313,8 @@ impl FlurfunkApp {
             self.apply(update);
         }
         self.start_reloads();
+        self.poll_transfers(ctx);
+        self.pictures.end_frame();
         self.update_title(ctx);
         if let Some(since) = self.alone_since {
             let left = ALONE_AFTER.saturating_sub(since.elapsed());
@@ -376,6 +389,12 @@ impl FlurfunkApp {
                 self.reloads.conversations.dirty = true;
                 self.select(conv);
             }
+            Update::Picture { key, picture } => {
+                let ctx = self.bridge.ctx().clone();
+                self.pictures.loaded(&ctx, key, picture);
+            }
+            Update::Downloads(list) => self.transfers.update(list),
+            Update::DownloadsFailed => self.transfers.failed_poll(),
             Update::Notice(text) => self.notice(text),
             Update::Error(e) => {
                 // A failed reload must not block the next one.
@@ -403,8 +422,7 @@ impl FlurfunkApp {
                 ..
             } => {
                 let text = match file {
-                    Some(f) if text.is_empty() => format!("📎 {}", f.name),
-                    Some(_) => format!("📎 {text}"),
+                    Some(f) => super::files::preview_line(&f, &text, self.t()),
                     None => text,
                 };
                 self.reloads.conversations.dirty = true;
@@ -766,6 +784,41 @@ impl eframe::App for FlurfunkApp {
             let _ = self.bridge.runtime().block_on(async {
                 tokio::time::timeout(Duration::from_secs(5), node.shutdown()).await
             });
+        }
+    }
+}
+
+/// Remove what in `dir` was last changed more than `age` ago (opened files; a file still
+/// open in its program on Windows stays until next time).
+fn remove_older(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|e| e > age);
+        if old {
+            let path = entry.path();
+            // Opened files are read-only (so edits are saved elsewhere); Windows removes
+            // no read-only file.
+            let files = std::fs::read_dir(&path).into_iter().flatten().flatten();
+            for file in files.map(|f| f.path()).chain([path.clone()]) {
+                if let Ok(meta) = std::fs::metadata(&file) {
+                    let mut perms = meta.permissions();
+                    #[allow(clippy::permissions_set_readonly_false)]
+                    perms.set_readonly(false);
+                    let _ = std::fs::set_permissions(&file, perms);
+                }
+            }
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
         }
     }
 }

@@ -37,6 +37,14 @@ pub enum Update {
     Lagged,
     /// A conversation to open (new chat, new group).
     Open(String),
+    /// A picture decoded for the screen (key: event id, or `<event id>/view`).
+    Picture {
+        key: String,
+        picture: Result<super::files::Decoded, String>,
+    },
+    /// Progress of the files being fetched.
+    Downloads(Vec<crate::node::DownloadView>),
+    DownloadsFailed,
     /// A finished action with something to tell the user.
     Notice(String),
     Error(String),
@@ -66,6 +74,10 @@ impl Bridge {
 
     pub fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
+    }
+
+    pub fn ctx(&self) -> &egui::Context {
+        &self.ctx
     }
 
     /// Run `task` on the runtime; its result reaches the UI as an update.

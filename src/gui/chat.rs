@@ -11,7 +11,6 @@ use chrono::{Datelike, Local, TimeZone};
 use egui::{Align, Color32, CornerRadius, Key, Layout, RichText, Sense, UiBuilder, vec2};
 
 use super::app::FlurfunkApp;
-use super::bridge::Update;
 use super::i18n::{Texts, fill};
 use super::style;
 use crate::node::{ConversationView, MessageItem};
@@ -108,7 +107,9 @@ fn estimate_height(m: &MessageItem, width: f32) -> f32 {
     if m.notice.is_some() {
         return 24.0;
     }
-    let file = if m.file.is_some() { 44.0 } else { 0.0 };
+    let file = m.file.as_ref().map_or(0.0, |f| {
+        super::files::estimated_height(f, width * style::BUBBLE_WIDTH_FRACTION - 20.0)
+    });
     let chars_per_line = ((width * style::BUBBLE_WIDTH_FRACTION - 20.0) / 7.0).max(10.0);
     let lines: f32 = m
         .text
@@ -276,8 +277,7 @@ impl FlurfunkApp {
             .map(|m| {
                 let caption = m.text.lines().next().unwrap_or_default();
                 let text = match &m.file {
-                    Some(f) if caption.is_empty() => format!("📎 {}", f.name),
-                    Some(_) => format!("📎 {caption}"),
+                    Some(f) => super::files::preview_line(f, caption, t),
                     None => caption.to_string(),
                 };
                 if m.own {
@@ -451,6 +451,9 @@ impl FlurfunkApp {
                 ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
         {
             self.open_send_file(&conv, path.display().to_string());
+        }
+        if is_member && self.dialog.is_none() {
+            self.take_pasted_picture(ui, &conv);
         }
         egui::Panel::bottom("composer").show(ui, |ui| {
             ui.add_space(6.0);
@@ -640,7 +643,7 @@ impl FlurfunkApp {
 
     /// One row of the history; true if the ticks of an own message were clicked.
     fn row_ui(
-        &self,
+        &mut self,
         ui: &mut egui::Ui,
         items: &[MessageItem],
         i: usize,
@@ -708,7 +711,7 @@ impl FlurfunkApp {
                             );
                         }
                         if let Some(file) = &m.file {
-                            self.file_row_ui(ui, m, file, t);
+                            self.file_ui(ui, m, file);
                         }
                         if !m.text.is_empty() || m.file.is_none() {
                             ui.add(
@@ -742,96 +745,6 @@ impl FlurfunkApp {
         });
         ui.add_space(6.0);
         ticks_clicked
-    }
-
-    /// A file in a bubble: its name and size, and what can be done with it now (save it,
-    /// fetch it, or wait while it loads).
-    fn file_row_ui(
-        &self,
-        ui: &mut egui::Ui,
-        m: &MessageItem,
-        file: &crate::node::FileItem,
-        t: &Texts,
-    ) {
-        ui.horizontal(|ui| {
-            let icon = if file.mime.starts_with("image/") {
-                "🖼"
-            } else {
-                "📄"
-            };
-            ui.label(RichText::new(icon).size(22.0));
-            ui.vertical(|ui| {
-                ui.add(
-                    egui::Label::new(
-                        RichText::new(&file.name)
-                            .strong()
-                            .color(ui.visuals().strong_text_color()),
-                    )
-                    .wrap(),
-                );
-                ui.horizontal(|ui| {
-                    ui.label(
-                        RichText::new(crate::files::human_size(file.size))
-                            .size(11.5)
-                            .weak(),
-                    );
-                    let (Some(node), Ok(conv), Ok(event)) = (
-                        self.node().cloned(),
-                        m.conversation.parse::<crate::wire::ConversationId>(),
-                        m.event_id.parse::<crate::wire::EventId>(),
-                    ) else {
-                        return;
-                    };
-                    if file.here {
-                        if ui.small_button(t.file_save).clicked() {
-                            let name = file.name.clone();
-                            let saved = t.file_saved;
-                            let folder = self.config.save_dir.clone();
-                            self.bridge.act(
-                                &node,
-                                move |n| async move {
-                                    let folder = folder
-                                        .or_else(dirs::download_dir)
-                                        .or_else(dirs::home_dir)
-                                        .unwrap_or_else(|| ".".into());
-                                    std::fs::create_dir_all(&folder).map_err(|e| {
-                                        crate::node::NodeError::Other(format!(
-                                            "{}: {e}",
-                                            folder.display()
-                                        ))
-                                    })?;
-                                    let path =
-                                        crate::app::save_path(&folder, &name).map_err(|e| {
-                                            crate::node::NodeError::Other(e.to_string())
-                                        })?;
-                                    n.save_file(conv, event, path.clone()).await?;
-                                    Ok(path)
-                                },
-                                move |path| {
-                                    Update::Notice(fill(
-                                        saved,
-                                        &[("path", &path.display().to_string())],
-                                    ))
-                                },
-                            );
-                        }
-                    } else if !file.fetching
-                        && file.size > crate::node::AUTO_DOWNLOAD_BYTES
-                        && !m.own
-                    {
-                        if ui.small_button(t.file_download).clicked() {
-                            self.bridge.act(
-                                &node,
-                                move |n| async move { n.download(conv, event).await },
-                                |_| Update::Reload,
-                            );
-                        }
-                    } else {
-                        ui.label(RichText::new(t.file_loading).size(11.5).weak());
-                    }
-                });
-            });
-        });
     }
 
     /// The ticks of an own message; hovering shows counts (and names, when few), a click

@@ -37,12 +37,26 @@ pub enum Dialog {
         conversation: String,
         event_id: String,
     },
-    /// A file to send to the open conversation (chosen by 📎, or dropped on the window).
+    /// A file to send to the open conversation (chosen by 📎, dropped on the window, or a
+    /// picture pasted: then `path` is only its name).
     SendFile {
         conversation: String,
         path: String,
         caption: String,
         error: Option<String>,
+        pasted: Option<super::files::Pasted>,
+    },
+    /// A picture as large as the window allows.
+    Picture {
+        conversation: String,
+        event_id: String,
+        name: String,
+    },
+    /// "This is a program: open it anyway?"
+    OpenProgram {
+        conversation: String,
+        event_id: String,
+        name: String,
     },
 }
 
@@ -102,6 +116,26 @@ impl FlurfunkApp {
         let Some(mut dialog) = self.dialog.take() else {
             return;
         };
+        // Esc closes any dialog, as everywhere else.
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Escape)) {
+            if let Dialog::Picture { event_id, .. } = &dialog {
+                self.pictures.forget(&format!("{event_id}/view"));
+            }
+            return;
+        }
+        if let Dialog::Picture {
+            conversation,
+            event_id,
+            name,
+        } = &dialog
+        {
+            // Its own full-window layer, not a small window.
+            let keep = self.picture_viewer_ui(ctx, conversation, event_id, name);
+            if keep && self.dialog.is_none() {
+                self.dialog = Some(dialog);
+            }
+            return;
+        }
         let t = self.t();
         let title = match &dialog {
             Dialog::People => t.people_title,
@@ -111,6 +145,8 @@ impl FlurfunkApp {
             Dialog::Settings { .. } => t.settings_title,
             Dialog::MessageInfo { .. } => t.message_info,
             Dialog::SendFile { .. } => t.send_file_title,
+            Dialog::Picture { .. } => t.file_photo,
+            Dialog::OpenProgram { .. } => t.open_program_title,
         };
         let mut open = true;
         let mut keep = true;
@@ -147,7 +183,14 @@ impl FlurfunkApp {
                         path,
                         caption,
                         error,
-                    } => self.send_file_ui(ui, conversation, path, caption, error),
+                        pasted,
+                    } => self.send_file_ui(ui, conversation, path, caption, error, pasted),
+                    Dialog::Picture { .. } => false,
+                    Dialog::OpenProgram {
+                        conversation,
+                        event_id,
+                        name,
+                    } => self.open_program_ui(ui, conversation, event_id, name),
                 };
             });
         // An action inside may have opened another dialog (or closed this one).
@@ -162,7 +205,44 @@ impl FlurfunkApp {
             path,
             caption: String::new(),
             error: None,
+            pasted: None,
         });
+    }
+
+    /// The warning before a program or script from a colleague is opened.
+    fn open_program_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        conversation: &str,
+        event_id: &str,
+        name: &str,
+    ) -> bool {
+        let t = self.t();
+        ui.add(egui::Label::new(fill(t.open_program_warning, &[("name", name)])).wrap());
+        ui.add_space(8.0);
+        let mut keep = true;
+        ui.horizontal(|ui| {
+            if ui.button(t.cancel).clicked() {
+                keep = false;
+            }
+            if ui
+                .button(RichText::new(t.open_anyway).color(ui.visuals().warn_fg_color))
+                .clicked()
+            {
+                keep = false;
+                let message = self
+                    .chat()
+                    .filter(|c| c.conversation == conversation)
+                    .and_then(|c| c.items.iter().find(|m| m.event_id == event_id))
+                    .cloned();
+                if let Some(m) = message
+                    && let Some(file) = m.file.clone()
+                {
+                    self.open_file(&m, &file, true);
+                }
+            }
+        });
+        keep
     }
 
     /// The file to send and a text with it; false once sent.
@@ -173,19 +253,31 @@ impl FlurfunkApp {
         path: &mut String,
         caption: &mut String,
         error: &mut Option<String>,
+        pasted: &mut Option<super::files::Pasted>,
     ) -> bool {
         let t = self.t();
         if let Some(dropped) =
             ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
         {
             *path = dropped.display().to_string();
+            *pasted = None;
         }
-        ui.label(t.file_path);
-        ui.add(
-            egui::TextEdit::singleline(path)
-                .hint_text(t.file_path_hint)
-                .desired_width(f32::INFINITY),
-        );
+        match pasted {
+            Some(picture) => {
+                let size = picture.preview.size_vec2();
+                let scale = (380.0 / size.x).min(260.0 / size.y).min(1.0);
+                ui.add(egui::Image::from_texture(&picture.preview).fit_to_exact_size(size * scale));
+                ui.label(RichText::new(path.as_str()).weak());
+            }
+            None => {
+                ui.label(t.file_path);
+                ui.add(
+                    egui::TextEdit::singleline(path)
+                        .hint_text(t.file_path_hint)
+                        .desired_width(f32::INFINITY),
+                );
+            }
+        }
         ui.label(t.file_caption);
         ui.add(
             egui::TextEdit::multiline(caption)
@@ -198,6 +290,37 @@ impl FlurfunkApp {
         ui.add_space(6.0);
         if !ui.button(t.send).clicked() {
             return true;
+        }
+        if let Some(picture) = pasted.take() {
+            let (Some(node), Ok(id)) =
+                (self.node().cloned(), conversation.parse::<ConversationId>())
+            else {
+                return false;
+            };
+            let (name, caption) = (path.clone(), caption.trim().to_string());
+            let png = picture.to_png();
+            if let Some(chat) = self.chat.as_mut() {
+                chat.stick_to_bottom();
+            }
+            self.bridge.act(
+                &node,
+                move |n| async move {
+                    let bytes = tokio::task::spawn_blocking(png)
+                        .await
+                        .map_err(|e| crate::node::NodeError::Other(e.to_string()))?
+                        .map_err(crate::node::NodeError::Other)?;
+                    n.send_file_bytes(
+                        id,
+                        name,
+                        bytes,
+                        caption,
+                        crate::files::DEFAULT_SEND_LIMIT_BYTES,
+                    )
+                    .await
+                },
+                |_| Update::Reload,
+            );
+            return false;
         }
         let file = std::path::PathBuf::from(path.trim().trim_matches('"'));
         if !file.is_file() {

@@ -19,6 +19,7 @@ mod app;
 mod bridge;
 mod chat;
 mod dialogs;
+mod files;
 pub mod i18n;
 mod notify;
 mod screen;

@@ -1226,6 +1226,11 @@ impl Core {
             fetching: self.fetching(&file.blob),
             width: a.image.as_ref().map(|i| i.width),
             height: a.image.as_ref().map(|i| i.height),
+            thumbnail: a
+                .image
+                .as_ref()
+                .filter(|i| !i.thumbnail.is_empty())
+                .map(|i| i.thumbnail.as_slice().into()),
         }
     }
 

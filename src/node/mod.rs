@@ -15,6 +15,7 @@ use std::sync::Arc;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::files::FileError;
 use crate::identity::{Identity, Profile, UserId};
 use crate::net::NetworkKey;
 use crate::store::DynStore;
@@ -245,7 +246,7 @@ impl NodeHandle {
 
     /// Send the file at `path` (with `caption`, which may be empty): encrypted into the
     /// files directory on a blocking thread, then announced like a text. Files over
-    /// `limit` bytes are refused.
+    /// `limit` bytes are refused. A picture gets a small preview in the announcement.
     pub async fn send_file(
         &self,
         conversation: ConversationId,
@@ -253,25 +254,70 @@ impl NodeHandle {
         caption: String,
         limit: u64,
     ) -> Result<EventId, NodeError> {
-        let store = self
-            .run(|core, _| {
-                core.files
-                    .as_ref()
-                    .map(|f| f.store.clone())
-                    .ok_or_else(|| NodeError::Other("this node keeps no files".into()))
-            })
-            .await?;
-        let source = path.clone();
-        let imported = tokio::task::spawn_blocking(move || store.import(&source, limit))
-            .await
-            .map_err(|e| NodeError::Other(e.to_string()))?
-            .map_err(|e| NodeError::Other(e.to_string()))?;
-        let ct_len = crate::files::ciphertext_len(imported.plain_len)
-            .ok_or_else(|| NodeError::Other("the file is too large".into()))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
+        let store = self.file_store().await?;
+        let picture = crate::files::picture::is_picture_name(&name);
+        let (imported, image) = blocking(move || {
+            let small = std::fs::metadata(&path)
+                .is_ok_and(|m| m.len() <= crate::files::picture::MAX_PICTURE_BYTES);
+            if picture && small {
+                // Read once: the preview and the ciphertext come from the same bytes.
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| FileError::io(format!("reading {}", path.display()), e))?;
+                let image = crate::files::picture::describe(&bytes);
+                Ok((store.import_bytes(&bytes, limit)?, image))
+            } else {
+                Ok((store.import(&path, limit)?, None))
+            }
+        })
+        .await?;
+        self.announce_file(conversation, name, imported, image, caption)
+            .await
+    }
+
+    /// Send `bytes` as a file named `name` (a picture pasted from the clipboard).
+    pub async fn send_file_bytes(
+        &self,
+        conversation: ConversationId,
+        name: String,
+        bytes: Vec<u8>,
+        caption: String,
+        limit: u64,
+    ) -> Result<EventId, NodeError> {
+        let store = self.file_store().await?;
+        let picture = crate::files::picture::is_picture_name(&name);
+        let (imported, image) = blocking(move || {
+            let image = picture
+                .then(|| crate::files::picture::describe(&bytes))
+                .flatten();
+            Ok((store.import_bytes(&bytes, limit)?, image))
+        })
+        .await?;
+        self.announce_file(conversation, name, imported, image, caption)
+            .await
+    }
+
+    async fn file_store(&self) -> Result<Arc<crate::files::blobs::BlobStore>, NodeError> {
+        self.run(|core, _| {
+            core.files
+                .as_ref()
+                .map(|f| f.store.clone())
+                .ok_or_else(|| NodeError::Other("this node keeps no files".into()))
+        })
+        .await
+    }
+
+    async fn announce_file(
+        &self,
+        conversation: ConversationId,
+        name: String,
+        imported: crate::files::blobs::Imported,
+        image: Option<crate::wire::ImageInfo>,
+        caption: String,
+    ) -> Result<EventId, NodeError> {
         let name = crate::files::shorten_name(&name, crate::wire::MAX_FILE_NAME_BYTES);
         let attachment = crate::wire::Attachment {
             mime: crate::files::guess_mime(&name).to_string(),
@@ -279,15 +325,59 @@ impl NodeHandle {
             size: imported.plain_len,
             key: imported.key,
             caption,
-            image: None,
+            image,
         };
         let blob = imported.blob;
-        debug_assert_eq!(blob.ct_len, ct_len);
         self.run(move |core, now_ms| {
             core.file_sent(conversation, blob);
             Ok(core
                 .engine
                 .send_attachment(now_ms, conversation, blob, attachment)?)
+        })
+        .await
+    }
+
+    /// The whole picture of message `event_id` (decrypted in memory, to be shown); it
+    /// must be here and at most `files::picture::MAX_PICTURE_BYTES`.
+    pub async fn read_picture(
+        &self,
+        conversation: ConversationId,
+        event_id: EventId,
+    ) -> Result<Vec<u8>, NodeError> {
+        let (store, file) = self.file_of(conversation, event_id).await?;
+        blocking(move || {
+            store.read_plain(
+                &file.blob,
+                file.attachment.size,
+                &file.attachment.key,
+                crate::files::picture::MAX_PICTURE_BYTES,
+            )
+        })
+        .await
+    }
+
+    async fn file_of(
+        &self,
+        conversation: ConversationId,
+        event_id: EventId,
+    ) -> Result<
+        (
+            Arc<crate::files::blobs::BlobStore>,
+            crate::sync::MessageFile,
+        ),
+        NodeError,
+    > {
+        self.run(move |core, _| {
+            let file = core
+                .engine
+                .message_file(&conversation, &event_id)?
+                .ok_or_else(|| NodeError::Other("no file in that message".into()))?;
+            let store = core
+                .files
+                .as_ref()
+                .map(|f| f.store.clone())
+                .ok_or_else(|| NodeError::Other("this node keeps no files".into()))?;
+            Ok((store, file))
         })
         .await
     }
@@ -333,21 +423,8 @@ impl NodeHandle {
         event_id: EventId,
         dest: std::path::PathBuf,
     ) -> Result<(), NodeError> {
-        let (store, file) = self
-            .run(move |core, _| {
-                let file = core
-                    .engine
-                    .message_file(&conversation, &event_id)?
-                    .ok_or_else(|| NodeError::Other("no file in that message".into()))?;
-                let store = core
-                    .files
-                    .as_ref()
-                    .map(|f| f.store.clone())
-                    .ok_or_else(|| NodeError::Other("this node keeps no files".into()))?;
-                Ok((store, file))
-            })
-            .await?;
-        tokio::task::spawn_blocking(move || {
+        let (store, file) = self.file_of(conversation, event_id).await?;
+        blocking(move || {
             store.export(
                 &file.blob,
                 file.attachment.size,
@@ -356,8 +433,6 @@ impl NodeHandle {
             )
         })
         .await
-        .map_err(|e| NodeError::Other(e.to_string()))?
-        .map_err(|e| NodeError::Other(e.to_string()))
     }
 
     /// Files being fetched, with their progress.
@@ -465,4 +540,14 @@ impl NodeHandle {
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)
     }
+}
+
+/// Run file work (disk, decryption) on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| NodeError::Other(e.to_string()))?
+        .map_err(|e| NodeError::Other(e.to_string()))
 }

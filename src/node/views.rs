@@ -101,7 +101,7 @@ pub struct MessageItem {
 }
 
 /// A file sent with a message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileItem {
     /// As the sender named it (shown; made safe before it names a file here).
     pub name: String,
@@ -121,6 +121,10 @@ pub struct FileItem {
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    /// For a picture: the small preview sent with it (JPEG, at most 16 KiB; decode with
+    /// `files::picture::decode_thumbnail`). Kept in the process: `--json` leaves it out.
+    #[serde(skip)]
+    pub thumbnail: Option<std::sync::Arc<[u8]>>,
 }
 
 impl MessageItem {
