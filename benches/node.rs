@@ -48,6 +48,7 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,
         files_dir: Some(dir.path().join("files")),
+        files_quota: flurfunk::node::DEFAULT_FILES_QUOTA,
     };
     let (handle, mut events) = node::start(identity, Box::new(store), config)
         .await

@@ -6,7 +6,7 @@ mod support;
 
 use flurfunk::node::{AUTO_DOWNLOAD_BYTES, MessageItem};
 use flurfunk::wire::ConversationId;
-use support::{TestNode, eventually, spawn};
+use support::{TestNode, eventually, spawn, spawn_with_quota};
 
 fn sample(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -141,4 +141,76 @@ async fn a_large_file_is_fetched_on_request_and_the_wish_survives_a_restart() {
     assert_eq!(saved(&ben, direct, &at_ben).await, big);
     assert!(ben.handle.downloads().await.unwrap().is_empty());
     drop(anna);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_its_quota_a_node_evicts_the_least_recently_used_files_and_fetches_one_again() {
+    let anna = spawn("Anna", &[]).await;
+    let quota = 2_500_000;
+    let ben = spawn_with_quota("Ben", &[&anna], quota).await;
+    anna.knows(&[&ben]).await;
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+    let mut sent = Vec::new();
+    for i in 0..4u8 {
+        let bytes = sample(1_000_000, i);
+        let path = anna.dir.path().join(format!("Aufmass {i}.bin"));
+        std::fs::write(&path, &bytes).unwrap();
+        anna.handle
+            .send_file(direct, path, String::new(), u64::MAX)
+            .await
+            .unwrap();
+        sent.push(bytes);
+    }
+    // All four arrive by themselves; then the two least recently used go again.
+    let files_here = || async {
+        ben.handle
+            .messages(direct, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.file.as_ref().is_some_and(|f| f.here))
+            .count()
+    };
+    eventually("all four fetched, or evicted after fetching", || async {
+        let stats = ben.handle.downloads().await.unwrap();
+        (stats.is_empty() && files_here().await <= 2).then_some(())
+    })
+    .await;
+    let on_disk: u64 = std::fs::read_dir(ben.dir.path().join("files"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".data"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= quota, "{on_disk} bytes kept, quota {quota}");
+    assert_eq!(files_here().await, 2);
+    // Anna's own files are never evicted at her end.
+    let at_anna = anna.handle.messages(direct, None, 100).await.unwrap();
+    assert!(
+        at_anna
+            .iter()
+            .all(|m| m.file.as_ref().is_none_or(|f| f.here))
+    );
+
+    // An evicted file is fetched again on request, whole and correct.
+    let messages = ben.handle.messages(direct, None, 100).await.unwrap();
+    let gone = messages
+        .iter()
+        .find(|m| m.file.as_ref().is_some_and(|f| !f.here))
+        .unwrap();
+    ben.handle
+        .download(direct, gone.event_id.parse().unwrap())
+        .await
+        .unwrap();
+    let again = eventually("fetched again", || async {
+        ben.handle
+            .messages(direct, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.event_id == gone.event_id && m.file.as_ref().is_some_and(|f| f.here))
+    })
+    .await;
+    let bytes = saved(&ben, direct, &again).await;
+    assert!(sent.contains(&bytes));
 }

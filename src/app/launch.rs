@@ -156,6 +156,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         max_peers: options.max_peers,
         identity_path: Some(dir.identity()),
         files_dir: Some(dir.files()),
+        files_quota: node::DEFAULT_FILES_QUOTA,
     };
     let (node, events) = node::start(identity, Box::new(store), config).await?;
     let control = match control::serve(dir, node.clone(), options.raise).await {

@@ -183,6 +183,20 @@ pub struct BlobStore {
 pub const MAX_BLOB_CONVERSATIONS: usize = 16;
 const WANT_MAGIC: &[u8; 8] = b"FFWANT1\n";
 
+/// A blob on disk (`BlobStore::stored`).
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub blob: BlobRef,
+    /// Bytes of ciphertext on disk.
+    pub bytes: u64,
+    /// Sent from here.
+    pub own: bool,
+    /// Still being fetched (a wish is recorded).
+    pub wanted: bool,
+    /// Last written, opened, saved or shown.
+    pub used: std::time::SystemTime,
+}
+
 /// A local file taken in (`BlobStore::import`).
 #[derive(Debug)]
 pub struct Imported {
@@ -302,6 +316,11 @@ impl BlobStore {
         fs::rename(&obao_tmp, self.path(&blob, "obao"))
             .map_err(|e| FileError::io("storing the hash tree", e))?;
         self.write_have(&blob, &Blocks::all(blob.blocks()))?;
+        // Sent from here: never evicted for the quota.
+        let _ = create(
+            &self.path(&blob, "own"),
+            "marking the file as sent from here",
+        );
         Ok(Imported {
             blob,
             key,
@@ -423,6 +442,7 @@ impl BlobStore {
             return Err(FileError::Incomplete);
         }
         let source = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
+        self.touch(blob);
         let parent = dest.parent().unwrap_or(Path::new("."));
         let tmp = parent.join(format!(
             ".{}.flurfunk-{:08x}.part",
@@ -473,6 +493,7 @@ impl BlobStore {
             return Err(FileError::Incomplete);
         }
         let source = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
+        self.touch(blob);
         let mut plain = Vec::with_capacity(plain_len as usize);
         seal::decrypt(key, plain_len, BufReader::new(source), &mut plain)?;
         Ok(plain)
@@ -480,9 +501,79 @@ impl BlobStore {
 
     /// Forget blob `id` (its data, hash tree and records).
     pub fn remove(&self, blob: &BlobRef) {
-        for ext in ["have", "want", "conv", "data", "obao"] {
+        for ext in ["have", "want", "conv", "data", "obao", "own"] {
             let _ = fs::remove_file(self.path(blob, ext));
         }
+    }
+
+    /// The user looked at blob `id` (opened, saved, shown): it is evicted last.
+    fn touch(&self, blob: &BlobRef) {
+        if let Ok(file) = OpenOptions::new().write(true).open(self.path(blob, "data")) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+    }
+
+    /// Every blob with data here: its size on disk, whether it was sent from here or is
+    /// being fetched, and when it was last used.
+    pub fn stored(&self) -> Vec<Stored> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some((hex_id, len)) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".data"))
+                .and_then(|n| n.split_once('-'))
+            else {
+                continue;
+            };
+            let mut hash = [0u8; 32];
+            let (Ok(()), Ok(ct_len)) = (hex::decode_to_slice(hex_id, &mut hash), len.parse())
+            else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let blob = BlobRef { hash, ct_len };
+            out.push(Stored {
+                blob,
+                bytes: meta.len(),
+                own: self.path(&blob, "own").exists(),
+                wanted: self.path(&blob, "want").exists(),
+                used: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+            });
+        }
+        out
+    }
+
+    /// Keep the files here within `quota` bytes: while over it, remove the least recently
+    /// used blobs fetched from others (never one sent from here, one being fetched, or one
+    /// in `keep`) until a tenth of the quota is free again. Returns what was removed.
+    pub fn evict(&self, quota: u64, keep: &std::collections::HashSet<BlobRef>) -> Vec<BlobRef> {
+        let stored = self.stored();
+        let mut total: u64 = stored.iter().map(|s| s.bytes).sum();
+        if total <= quota {
+            return Vec::new();
+        }
+        let target = quota - quota / 10;
+        let mut candidates: Vec<Stored> = stored
+            .into_iter()
+            .filter(|s| !s.own && !s.wanted && !keep.contains(&s.blob))
+            .collect();
+        candidates.sort_by_key(|s| s.used);
+        let mut removed = Vec::new();
+        for c in candidates {
+            if total <= target {
+                break;
+            }
+            self.remove(&c.blob);
+            total = total.saturating_sub(c.bytes);
+            removed.push(c.blob);
+        }
+        removed
     }
 
     /// Record that blob `id` belongs to conversation `conv` (it is served only to peers

@@ -194,7 +194,7 @@ impl Core {
         let (file_done_tx, file_done_rx) = mpsc::unbounded_channel();
         let files = match &config.files_dir {
             Some(dir) => Some(
-                super::files::Files::open(dir, file_done_tx, now)
+                super::files::Files::open(dir, config.files_quota, file_done_tx, now)
                     .map_err(|e| NodeError::Other(e.to_string()))?,
             ),
             None => None,

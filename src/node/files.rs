@@ -45,6 +45,11 @@ const REST_FAILED_MS: u64 = 10_000;
 const MAX_BACKOFF_MS: u64 = 5 * 60_000;
 /// A download with no new block for this long is reported (once) as waiting.
 const STALLED_MS: u64 = 60_000;
+/// Files kept here at most by default (bytes); others' files beyond it are evicted,
+/// least recently used first, and fetched again when asked for.
+pub const DEFAULT_FILES_QUOTA: u64 = 4 << 30;
+/// The quota is looked at no more often than this.
+const EVICT_EVERY_MS: u64 = 5_000;
 /// A download with no new block for this long is given up (and said so).
 pub const GIVE_UP_MS: u64 = 14 * 24 * 3600 * 1000;
 
@@ -104,6 +109,12 @@ pub(super) struct Files {
     /// the other way round).
     records: RecordWriter,
     next_generation: u64,
+    quota: u64,
+    /// When the quota was last looked at, and whether it should be again.
+    evicted_at_ms: u64,
+    evict_due: bool,
+    /// Blobs the record writer removed for the quota (their cached state is stale).
+    evicted: Arc<std::sync::Mutex<Vec<BlobRef>>>,
 }
 
 /// The thread that writes records; dropping it writes what is queued before the node
@@ -135,6 +146,12 @@ enum Record {
     Want(BlobRef, [u8; 32]),
     Unwant(BlobRef),
     Conversation(BlobRef, [u8; 32]),
+    /// Keep the store within `quota`, never touching `keep` (being fetched).
+    Evict {
+        quota: u64,
+        keep: std::collections::HashSet<BlobRef>,
+        evicted: Arc<std::sync::Mutex<Vec<BlobRef>>>,
+    },
 }
 
 /// Write records as they come, until the node's files are dropped.
@@ -151,6 +168,24 @@ fn spawn_record_writer(store: Arc<BlobStore>) -> RecordWriter {
                         Ok(())
                     }
                     Record::Conversation(blob, conv) => store.note_conversation(&blob, conv),
+                    Record::Evict {
+                        quota,
+                        keep,
+                        evicted,
+                    } => {
+                        let removed = store.evict(quota, &keep);
+                        if !removed.is_empty() {
+                            tracing::info!(
+                                files = removed.len(),
+                                "others' files evicted for the quota"
+                            );
+                            evicted
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .extend(removed);
+                        }
+                        Ok(())
+                    }
                 };
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot write a file's record");
@@ -200,6 +235,7 @@ pub struct DownloadView {
 impl Files {
     pub(super) fn open(
         dir: &std::path::Path,
+        quota: u64,
         done_tx: mpsc::UnboundedSender<FetchDone>,
         now: u64,
     ) -> Result<Self, FileError> {
@@ -215,6 +251,10 @@ impl Files {
             per_peer: HashMap::new(),
             done_tx,
             server: None,
+            quota,
+            evicted_at_ms: 0,
+            evict_due: true,
+            evicted: Default::default(),
         };
         for (blob, conv, moved_ms) in files.store.wanted() {
             let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
@@ -249,6 +289,28 @@ impl Files {
             stalled_told: false,
             seen: Default::default(),
         });
+    }
+
+    /// Look at the quota if it is due (at start, and after downloads complete).
+    fn evict_if_due(&mut self, now: u64) {
+        if !self.evict_due || now < self.evicted_at_ms + EVICT_EVERY_MS {
+            return;
+        }
+        self.evict_due = false;
+        self.evicted_at_ms = now;
+        self.records.send(Record::Evict {
+            quota: self.quota,
+            keep: self.downloads.keys().copied().collect(),
+            evicted: self.evicted.clone(),
+        });
+    }
+
+    /// Forget the cached state of blobs evicted since last time.
+    fn forget_evicted(&mut self) {
+        let evicted = std::mem::take(&mut *self.evicted.lock().unwrap_or_else(|e| e.into_inner()));
+        for blob in evicted {
+            self.known.remove(&blob);
+        }
     }
 
     /// The cached state of `blob`, read from its records once.
@@ -352,6 +414,8 @@ impl Core {
         let Some(files) = self.files.as_mut() else {
             return;
         };
+        files.forget_evicted();
+        files.evict_if_due(now);
         let mut starts = Vec::new();
         let mut given_up = Vec::new();
         let mut order: Vec<BlobRef> = files.downloads.keys().copied().collect();
@@ -548,6 +612,7 @@ impl Core {
             }
         }
         if complete && let Some(download) = files.downloads.remove(&done.blob) {
+            files.evict_due = true;
             files.known(&done.blob).complete = true;
             files.records.send(Record::Unwant(done.blob));
             self.emit(crate::node::NodeEvent::FileReady {
@@ -599,7 +664,10 @@ impl Core {
 
     /// Whether `blob` is wholly here (cached; read from its record once).
     pub(super) fn file_here(&mut self, blob: &BlobRef) -> bool {
-        self.files.as_mut().is_some_and(|f| f.known(blob).complete)
+        self.files.as_mut().is_some_and(|f| {
+            f.forget_evicted();
+            f.known(blob).complete
+        })
     }
 }
 

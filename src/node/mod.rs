@@ -23,7 +23,7 @@ use crate::sync::SyncError;
 use crate::wire::{ConversationId, EventId, Role};
 
 pub use event_loop::Core;
-pub use files::{AUTO_DOWNLOAD_BYTES, DownloadView};
+pub use files::{AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView};
 pub use views::{
     ConversationView, FileItem, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
 };
@@ -70,6 +70,9 @@ pub struct NodeConfig {
     /// Where attachments are kept (`files::BlobStore`); `None`: no files sent, fetched or
     /// served (tools that only read or queue).
     pub files_dir: Option<std::path::PathBuf>,
+    /// Bytes of files kept at most (`files::DEFAULT_FILES_QUOTA`): beyond, others' files
+    /// are evicted least recently used first; files sent from here never.
+    pub files_quota: u64,
 }
 
 impl NodeConfig {
@@ -85,6 +88,7 @@ impl NodeConfig {
             max_peers: DEFAULT_MAX_PEERS,
             identity_path: None,
             files_dir: None,
+            files_quota: files::DEFAULT_FILES_QUOTA,
         }
     }
 }

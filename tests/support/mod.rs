@@ -70,7 +70,17 @@ pub async fn spawn_with(name: &str, peers: &[&TestNode], key: NetworkKey, role: 
     let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
     identity.save_new(&key_path(&dir)).unwrap();
     let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
-    start_in(dir, name, peer_addrs, key, role).await
+    start_in(dir, name, peer_addrs, key, role, node::DEFAULT_FILES_QUOTA).await
+}
+
+/// A member node that keeps at most `quota` bytes of files.
+#[allow(dead_code)]
+pub async fn spawn_with_quota(name: &str, peers: &[&TestNode], quota: u64) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
+    identity.save_new(&key_path(&dir)).unwrap();
+    let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
+    start_in(dir, name, peer_addrs, test_key(), Role::Member, quota).await
 }
 
 async fn start_in(
@@ -79,6 +89,7 @@ async fn start_in(
     peers: Vec<Multiaddr>,
     key: NetworkKey,
     role: Role,
+    files_quota: u64,
 ) -> TestNode {
     let identity = Identity::load(&key_path(&dir)).unwrap();
     let store = SledStore::open(&dir.path().join("db")).unwrap();
@@ -92,6 +103,7 @@ async fn start_in(
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: Some(key_path(&dir)),
         files_dir: Some(dir.path().join("files")),
+        files_quota,
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await
@@ -164,7 +176,15 @@ pub struct StoppedNode {
 impl StoppedNode {
     pub async fn start(self, peers: &[&TestNode]) -> TestNode {
         let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
-        start_in(self.dir, &self.name, peer_addrs, test_key(), Role::Member).await
+        start_in(
+            self.dir,
+            &self.name,
+            peer_addrs,
+            test_key(),
+            Role::Member,
+            node::DEFAULT_FILES_QUOTA,
+        )
+        .await
     }
 }
 

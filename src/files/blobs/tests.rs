@@ -264,3 +264,65 @@ fn saving_never_replaces_a_file_and_leaves_no_part_file() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[test]
+fn over_the_quota_the_least_recently_used_fetched_files_go_first_never_own_ones() {
+    let s = setup();
+    let (a, b) = (store(&s, "a"), store(&s, "b"));
+    let block = RECORD_PLAIN_BYTES;
+    // Four files of 10 blocks each fetched by b from a, and one b sent itself.
+    let fetched: Vec<Imported> = (0..4)
+        .map(|_| import(&s, &a, &sample(10 * block)))
+        .collect();
+    for f in &fetched {
+        let got = fetch(&a, &b, &f.blob, &Blocks::all(f.blob.blocks()));
+        assert!(got.complete);
+    }
+    let own = import(&s, &b, &sample(10 * block));
+    // Used long ago in this order: 2, 0, 3, 1; b's own file oldest of all.
+    let ago = |secs: u64| std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    for (i, secs) in [(2, 4000), (0, 3000), (3, 2000), (1, 1000)] {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(b.path(&fetched[i].blob, "data"))
+            .unwrap();
+        file.set_modified(ago(secs)).unwrap();
+    }
+    OpenOptions::new()
+        .write(true)
+        .open(b.path(&own.blob, "data"))
+        .unwrap()
+        .set_modified(ago(9000))
+        .unwrap();
+    let each = fetched[0].blob.ct_len;
+    let total: u64 = b.stored().iter().map(|s| s.bytes).sum();
+    assert_eq!(total, 5 * each);
+
+    // Within the quota: nothing goes.
+    assert!(b.evict(5 * each, &Default::default()).is_empty());
+    // Room for 3.5 files: down to 90 % of it means three files stay (own + two).
+    let keep: std::collections::HashSet<BlobRef> = [fetched[0].blob].into_iter().collect();
+    let removed = b.evict(7 * each / 2, &keep);
+    assert_eq!(removed, vec![fetched[2].blob, fetched[3].blob]);
+    assert!(!b.is_complete(&fetched[2].blob) && !b.is_complete(&fetched[3].blob));
+    assert!(b.is_complete(&own.blob), "own files are never evicted");
+    assert!(b.is_complete(&fetched[0].blob), "kept: in use");
+    assert!(b.is_complete(&fetched[1].blob));
+    // Fetched again on demand, it is whole again.
+    assert!(
+        fetch(
+            &a,
+            &b,
+            &fetched[2].blob,
+            &Blocks::all(fetched[2].blob.blocks())
+        )
+        .complete
+    );
+    // Saving a file counts as using it: it then goes last.
+    let dest = s.root.join("saved");
+    b.export(&fetched[1].blob, 10 * block as u64, &fetched[1].key, &dest)
+        .unwrap();
+    let removed = b.evict(3 * each, &Default::default());
+    assert_eq!(removed, vec![fetched[0].blob, fetched[2].blob]);
+    assert!(b.is_complete(&fetched[1].blob) && b.is_complete(&own.blob));
+}
