@@ -542,8 +542,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Send a request to the running node, or, if none runs, do it on the store directly
-/// (a message then waits in the outbox until a node runs).
+/// Send a file (an absolute path: the node may run in another directory).
 async fn send_file(
     dir: &DataDir,
     to: String,
@@ -576,6 +575,9 @@ async fn send_file(
     Ok(())
 }
 
+/// How long `save` waits for a file that makes no progress.
+const SAVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Save a message's file; one not here yet is fetched first, with a progress line.
 async fn save_file(
     dir: &DataDir,
@@ -584,15 +586,29 @@ async fn save_file(
     dest: std::path::PathBuf,
 ) -> Result<()> {
     use std::io::Write;
+    // Fetching needs the running node (an offline one fetches nothing).
+    let call = |req: Request| async move {
+        control::call(dir, &req).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the file is not here yet, and fetching it needs the running node: start `flurfunk node` or the app"
+            )
+        })
+    };
     let mut asked = false;
     let mut missing_polls = 0;
+    let mut progress = (0u64, std::time::Instant::now());
     loop {
         let save = Request::SaveFile {
             conversation: conversation.clone(),
             event: event.clone(),
             dest: dest.display().to_string(),
         };
-        let blob = match request(dir, save).await? {
+        let response = if asked {
+            call(save).await?
+        } else {
+            request(dir, save).await?
+        };
+        let blob = match response {
             Response::SavedFile { path } => {
                 if asked {
                     println!();
@@ -608,15 +624,24 @@ async fn save_file(
                 conversation: conversation.clone(),
                 event: event.clone(),
             };
-            request(dir, fetch).await?;
+            call(fetch).await?;
             asked = true;
         }
-        let Response::Downloads { downloads } = request(dir, Request::Downloads).await? else {
+        let Response::Downloads { downloads } = call(Request::Downloads).await? else {
             bail!("unexpected reply");
         };
         match downloads.iter().find(|d| d.blob == blob) {
             Some(d) => {
                 missing_polls = 0;
+                if d.blocks_held > progress.0 {
+                    progress = (d.blocks_held, std::time::Instant::now());
+                } else if progress.1.elapsed() > SAVE_PATIENCE {
+                    println!();
+                    bail!(
+                        "no colleague who has the file was reachable for {} minutes; the node keeps trying (`flurfunk downloads`), save it later",
+                        SAVE_PATIENCE.as_secs() / 60
+                    );
+                }
                 let percent = d.blocks_held * 100 / d.blocks.max(1);
                 let state = if d.waiting {
                     "waiting for a colleague who has it"
@@ -634,6 +659,8 @@ async fn save_file(
     }
 }
 
+/// Send a request to the running node, or, if none runs, do it on the store directly
+/// (a message then waits in the outbox until a node runs).
 async fn request(dir: &DataDir, req: Request) -> Result<Response> {
     if let Some(response) = control::call(dir, &req).await? {
         return Ok(response);

@@ -203,76 +203,46 @@ pub fn guess_mime(name: &str) -> &'static str {
     }
 }
 
-/// Whether opening a file of this name would run something (a program, a script, a
-/// shortcut, an installer, a document with macros): the app warns first. Decided on the
-/// name made safe, as the file is written under it.
+/// Whether a file of this name may be opened without a warning: only documents,
+/// pictures and media of the kinds offices exchange; everything else (programs, scripts,
+/// shortcuts, installers, web pages, documents with macros, anything unknown) gets one.
+/// Decided on the name made safe, as the file is written under it.
 pub fn is_program_name(name: &str) -> bool {
     let safe = safe_file_name(name);
     let ext = safe
         .rsplit_once('.')
         .map(|(_, e)| e.trim_end_matches([' ', '.']).to_ascii_lowercase())
         .unwrap_or_default();
-    matches!(
+    !matches!(
         ext.as_str(),
-        "exe"
-            | "com"
-            | "bat"
-            | "cmd"
-            | "msi"
-            | "msp"
-            | "msix"
-            | "appx"
-            | "scr"
-            | "pif"
-            | "cpl"
-            | "dll"
-            | "sys"
-            | "ps1"
-            | "psm1"
-            | "psd1"
-            | "vbs"
-            | "vbe"
-            | "js"
-            | "jse"
-            | "wsf"
-            | "wsh"
-            | "hta"
-            | "lnk"
-            | "url"
-            | "reg"
-            | "inf"
-            | "jar"
-            | "sh"
-            | "run"
-            | "appimage"
-            | "desktop"
-            | "deb"
-            | "rpm"
-            | "py"
-            | "pl"
-            | "iso"
-            | "img"
-            | "vhd"
-            | "vhdx"
-            | "chm"
-            | "application"
-            | "gadget"
-            | "docm"
-            | "dotm"
-            | "xlsm"
-            | "xltm"
-            | "xlam"
-            | "pptm"
-            | "potm"
-            | "ppam"
-            | "ppsm"
-            | "sldm"
-            | "settingcontent-ms"
-            | "library-ms"
-            | "search-ms"
-            | "website"
-            | "xll"
-            | "xbap"
+        "pdf"
+            | "txt"
+            | "csv"
+            | "docx"
+            | "xlsx"
+            | "pptx"
+            | "odt"
+            | "ods"
+            | "odp"
+            | "rtf"
+            | "jpg"
+            | "jpeg"
+            | "png"
+            | "gif"
+            | "webp"
+            | "bmp"
+            | "tif"
+            | "tiff"
+            | "heic"
+            | "mp3"
+            | "m4a"
+            | "wav"
+            | "ogg"
+            | "mp4"
+            | "mov"
+            | "m4v"
+            | "webm"
+            | "zip"
     )
 }
 
@@ -369,7 +339,16 @@ mod name_tests {
         ] {
             assert!(is_program_name(name), "{name}");
         }
-        for name in ["Antrag.pdf", "Foto.jpg", "Liste.xlsx", "exe", "notes.txt"] {
+        for name in [
+            "Teamfoto.html",
+            "bild.svg",
+            "konsole.msc",
+            "Liste.xls",
+            "ohne",
+        ] {
+            assert!(is_program_name(name), "{name}");
+        }
+        for name in ["Antrag.pdf", "Foto.JPG", "Liste.xlsx", "notes.txt"] {
             assert!(!is_program_name(name), "{name}");
         }
     }

@@ -19,11 +19,12 @@ pub const THUMBNAIL_SIDE: u32 = 320;
 pub const MAX_PICTURE_BYTES: u64 = 64 << 20;
 /// Widest or tallest picture decoded (pixels).
 const MAX_SIDE: u32 = 16_384;
-/// The most a decoded picture may take in memory (a 48-megapixel photo needs 144 MiB).
-const MAX_DECODED_BYTES: u64 = 256 << 20;
+/// The most a decoded picture may take in memory: 40 megapixels of RGB (a decoder needs
+/// up to twice that again while it works).
+const MAX_DECODED_BYTES: u64 = 120 << 20;
 /// A preview from a peer: at most this side and this much memory once decoded.
-const MAX_THUMBNAIL_SIDE: u32 = 1024;
-const MAX_THUMBNAIL_DECODED: u64 = 4 << 20;
+const MAX_THUMBNAIL_SIDE: u32 = 640;
+const MAX_THUMBNAIL_DECODED: u64 = 2 << 20;
 
 /// Why a picture could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,11 @@ pub fn decode<R: BufRead + Seek>(
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| PictureError(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        // A GPU texture of no pixels is a crash, not an empty picture.
+        return Err(PictureError("the picture has no pixels".into()));
+    }
     if decoder.total_bytes() > max_bytes {
         return Err(PictureError("the picture is too large".into()));
     }
@@ -57,6 +63,9 @@ pub fn decode<R: BufRead + Seek>(
     let mut picture =
         DynamicImage::from_decoder(decoder).map_err(|e| PictureError(e.to_string()))?;
     picture.apply_orientation(orientation);
+    if picture.width() == 0 || picture.height() == 0 {
+        return Err(PictureError("the picture has no pixels".into()));
+    }
     Ok(picture)
 }
 
@@ -245,8 +254,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("too large"), "{err}");
-        // A preview from a peer may claim no more than 1,024 a side.
-        assert!(decode_thumbnail(&claiming(2000, 2000)).is_none());
+        // A preview from a peer may claim no more than 640 a side.
+        assert!(decode_thumbnail(&claiming(641, 10)).is_none());
+        // No pixels at all is refused (a texture of no pixels crashes the GPU layer).
+        assert!(decode_thumbnail(&claiming(0, 0)).is_none());
+        assert!(decode_for_screen(&claiming(5, 0), 100).is_err());
     }
 
     #[test]

@@ -803,18 +803,24 @@ fn remove_older(dir: &std::path::Path, age: Duration) {
             .is_some_and(|e| e > age);
         if old {
             let path = entry.path();
-            // Opened files are read-only (so edits are saved elsewhere); Windows removes
-            // no read-only file.
-            let files = std::fs::read_dir(&path).into_iter().flatten().flatten();
-            for file in files.map(|f| f.path()).chain([path.clone()]) {
-                if let Ok(meta) = std::fs::metadata(&file) {
+            // Opened files are read-only (so edits are saved elsewhere), and Windows
+            // removes no read-only file: clear the flag of plain files (never through a
+            // link), on Windows only (on Unix it would make them writable by everyone).
+            #[cfg(windows)]
+            for file in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                if let Ok(meta) = std::fs::symlink_metadata(file.path())
+                    && meta.is_file()
+                {
                     let mut perms = meta.permissions();
                     #[allow(clippy::permissions_set_readonly_false)]
                     perms.set_readonly(false);
-                    let _ = std::fs::set_permissions(&file, perms);
+                    let _ = std::fs::set_permissions(file.path(), perms);
                 }
             }
-            let _ = if path.is_dir() {
+            // `DirEntry::file_type` does not follow a link (a link is removed, not
+            // what it points to).
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let _ = if is_dir {
                 std::fs::remove_dir_all(&path)
             } else {
                 std::fs::remove_file(&path)

@@ -32,6 +32,10 @@ const TEXTURE_BUDGET: usize = 64 << 20;
 const PROGRESS_EVERY: Duration = Duration::from_millis(700);
 /// A block of ciphertext (what the node counts progress in).
 const BLOCK_BYTES: u64 = 16 * 1024;
+/// Pictures decoded at once.
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// A pasted picture's preview is made at most this large (the GPU refuses huge textures).
+const PASTE_PREVIEW_SIDE: u32 = 1024;
 
 /// Decoded pictures, by event id (and `<event id>/view` for the viewer).
 #[derive(Default)]
@@ -47,6 +51,8 @@ struct Picture {
     full: bool,
     loading: bool,
     failed: bool,
+    /// The preview sent with it did not decode (it is not tried again).
+    preview_failed: bool,
     used: u64,
 }
 
@@ -69,7 +75,7 @@ impl Pictures {
         let mut by_age: Vec<(u64, String)> = self
             .entries
             .iter()
-            .filter(|(_, p)| !p.loading)
+            .filter(|(_, p)| !p.loading && p.texture.is_some())
             .map(|(k, p)| (p.used, k.clone()))
             .collect();
         by_age.sort();
@@ -96,8 +102,16 @@ impl Pictures {
                 entry.texture = Some(ctx.load_texture(key, image, egui::TextureOptions::LINEAR));
                 entry.full = true;
             }
-            Err(_) => entry.failed = true,
+            Err(_) => {
+                // The sender's preview is not shown for a file that is no picture.
+                entry.failed = true;
+                entry.texture = None;
+            }
         }
+    }
+
+    fn set_loading(&mut self, key: &str) {
+        self.entries.entry(key.to_string()).or_default().loading = true;
     }
 
     /// The picture of `key` now, and whether its whole file should be decoded.
@@ -113,29 +127,30 @@ impl Pictures {
         entry.used = frame;
         if entry.texture.is_none()
             && !entry.failed
-            && let Some(rgba) = preview.and_then(crate::files::picture::decode_thumbnail)
+            && !entry.preview_failed
+            && let Some(preview) = preview
         {
-            let image = egui::ColorImage::from_rgba_unmultiplied(
-                [rgba.width() as usize, rgba.height() as usize],
-                rgba.as_raw(),
-            );
-            entry.texture = Some(ctx.load_texture(
-                format!("{key}/preview"),
-                image,
-                egui::TextureOptions::LINEAR,
-            ));
+            match crate::files::picture::decode_thumbnail(preview) {
+                Some(rgba) => {
+                    let image = egui::ColorImage::from_rgba_unmultiplied(
+                        [rgba.width() as usize, rgba.height() as usize],
+                        rgba.as_raw(),
+                    );
+                    entry.texture = Some(ctx.load_texture(
+                        format!("{key}/preview"),
+                        image,
+                        egui::TextureOptions::LINEAR,
+                    ));
+                }
+                None => entry.preview_failed = true,
+            }
         }
         let load = file_here && !entry.full && !entry.loading && !entry.failed;
-        if load {
-            entry.loading = true;
-        }
         (entry.texture.clone(), load)
     }
 
     fn failed(&self, key: &str) -> bool {
-        self.entries
-            .get(key)
-            .is_some_and(|p| p.failed && p.texture.is_none())
+        self.entries.get(key).is_some_and(|p| p.failed)
     }
 
     /// Forget the viewer's large picture (the dialog closed).
@@ -222,11 +237,11 @@ pub fn preview_line(file: &FileItem, caption: &str, t: &Texts) -> String {
     }
 }
 
+/// Shown as a picture: only a file named as one (a preview on a file named otherwise would
+/// hide its name and type), and small enough to be decoded here.
 fn is_picture(file: &FileItem) -> bool {
-    file.width.is_some() && file.height.is_some()
-        || file.thumbnail.is_some()
-        || crate::files::picture::is_picture_name(&file.name)
-            && file.size <= crate::files::picture::MAX_PICTURE_BYTES
+    crate::files::picture::is_picture_name(&file.name)
+        && file.size <= crate::files::picture::MAX_PICTURE_BYTES
 }
 
 fn icon_for(mime: &str) -> &'static str {
@@ -303,7 +318,7 @@ impl FlurfunkApp {
             self.pictures
                 .get(ui.ctx(), &m.event_id, file.thumbnail.as_deref(), file.here);
         if load {
-            self.decode_picture(m, m.event_id.clone(), BUBBLE_DECODE_SIDE);
+            self.decode_picture(m, &m.event_id, BUBBLE_DECODE_SIDE);
         }
         let (rect, response) = ui.allocate_exact_size(size, Sense::click());
         let response = response.on_hover_cursor(if file.here {
@@ -412,8 +427,9 @@ impl FlurfunkApp {
         });
     }
 
-    /// Decode the picture of message `m` off the UI thread, at most `side` pixels a side.
-    fn decode_picture(&self, m: &MessageItem, key: String, side: u32) {
+    /// Decode the picture of message `m` off the UI thread, at most `side` pixels a side;
+    /// one at a time (a chat full of large photos must not decode them all at once).
+    fn decode_picture(&mut self, m: &MessageItem, key: &str, side: u32) {
         let (Some(node), Ok(conv), Ok(event)) = (
             self.node().cloned(),
             m.conversation.parse::<ConversationId>(),
@@ -421,7 +437,10 @@ impl FlurfunkApp {
         ) else {
             return;
         };
+        self.pictures.set_loading(key);
+        let key = key.to_string();
         self.bridge.spawn(async move {
+            let _one_at_a_time = DECODES.acquire().await;
             let picture = match node.read_picture(conv, event).await {
                 Ok(bytes) => tokio::task::spawn_blocking(move || {
                     crate::files::picture::decode_for_screen(&bytes, side)
@@ -494,7 +513,7 @@ impl FlurfunkApp {
             .config
             .dir
             .opened()
-            .join(m.event_id.chars().take(16).collect::<String>());
+            .join(m.event_id.chars().take(32).collect::<String>());
         let path = folder.join(crate::files::safe_file_name(&file.name));
         self.bridge.act(
             &node,
@@ -573,7 +592,7 @@ impl FlurfunkApp {
         };
         let (texture, load) = self.pictures.get(ctx, &key, None, true);
         if load {
-            self.decode_picture(&m, key.clone(), VIEWER_DECODE_SIDE);
+            self.decode_picture(&m, &key, VIEWER_DECODE_SIDE);
         }
         let screen = ctx.content_rect().size();
         let mut keep = true;
@@ -636,7 +655,7 @@ impl FlurfunkApp {
         }
         let preview = ui.ctx().load_texture(
             "pasted-picture",
-            (*image).clone(),
+            small_copy(&image, PASTE_PREVIEW_SIDE),
             egui::TextureOptions::LINEAR,
         );
         let name = format!(
@@ -674,5 +693,31 @@ impl Pasted {
             crate::files::picture::encode_png(image.size[0] as u32, image.size[1] as u32, rgba)
                 .map_err(|e| e.to_string())
         }
+    }
+}
+
+/// A copy of `image` at most `side` pixels a side (a screenshot of three screens is wider
+/// than a GPU texture may be).
+fn small_copy(image: &egui::ColorImage, side: u32) -> egui::ColorImage {
+    let [w, h] = image.size;
+    if w as u32 <= side && h as u32 <= side {
+        return image.clone();
+    }
+    let rgba: Vec<u8> = image
+        .pixels
+        .iter()
+        .flat_map(|c| c.to_srgba_unmultiplied())
+        .collect();
+    match image::RgbaImage::from_raw(w as u32, h as u32, rgba) {
+        Some(full) => {
+            let small = image::DynamicImage::ImageRgba8(full)
+                .thumbnail(side, side)
+                .to_rgba8();
+            egui::ColorImage::from_rgba_unmultiplied(
+                [small.width() as usize, small.height() as usize],
+                small.as_raw(),
+            )
+        }
+        None => egui::ColorImage::new([1, 1], vec![egui::Color32::GRAY]),
     }
 }
