@@ -354,6 +354,7 @@ fn scrolling(dir: &Path) {
         language: Some(Lang::De),
         desktop_notifications: false,
         save_dir: None,
+        native_dialogs: false,
     };
     let handle = rt.handle().clone();
     struct State {

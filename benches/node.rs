@@ -331,7 +331,11 @@ async fn text_latencies(
 /// A large file fetched over the same link as texts: throughput, and the texts' latency
 /// during the transfer next to without (files travel on streams of their own).
 async fn file_transfer() {
-    const FILE_MB: usize = 200;
+    // `NODE_BENCH_FILE_MB=1024` for the 1 GiB figure.
+    let file_mb: usize = std::env::var("NODE_BENCH_FILE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let a = spawn("Anna", vec![]).await;
     let mut b = spawn("Ben", vec![a.addr.clone()]).await;
     wait_profiles(&a, 1).await;
@@ -342,10 +346,20 @@ async fn file_transfer() {
     let alone = text_latencies(&a, &mut b, conv, 100, gap).await;
 
     let path = a.dir.path().join("Vermessung.bin");
-    let mut bytes = vec![0u8; FILE_MB << 20];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-    std::fs::write(&path, &bytes).unwrap();
-    drop(bytes);
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..file_mb {
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut chunk);
+            out.write_all(&chunk).unwrap();
+        }
+        out.flush().unwrap();
+    }
+    // The baseline, in the same run: the same bytes over plain TCP on loopback, written
+    // to a file and made durable with one fsync.
+    let tcp_s = tcp_copy(&path, &b.dir.path().join("tcp-copy.bin")).await;
+    let _ = std::fs::remove_file(b.dir.path().join("tcp-copy.bin"));
+    let rss_before = common::rss_kib(std::process::id());
     let import = Instant::now();
     a.handle
         .send_file(conv, path, String::new(), u64::MAX)
@@ -363,11 +377,24 @@ async fn file_transfer() {
             Err(e) => panic!("{e}"),
         }
     };
+    let cpu_before = common::cpu_ticks(std::process::id());
     let transfer = Instant::now();
     b.handle
         .download(conv, event_id.parse().unwrap())
         .await
         .unwrap();
+    // The process's memory while the file moves (both nodes live in it).
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let kib = common::rss_kib(std::process::id());
+                peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let during = text_latencies(&a, &mut b, conv, 100, gap).await;
     let mut ready = b.handle.subscribe();
     let still_running = b.handle.downloads().await.unwrap().len();
@@ -381,15 +408,35 @@ async fn file_transfer() {
         }
     }
     let transfer_s = transfer.elapsed().as_secs_f64();
+    let cpu_s = (common::cpu_ticks(std::process::id()) - cpu_before) as f64 / 100.0;
+    sampler.abort();
+    let peak_kib = peak.load(std::sync::atomic::Ordering::Relaxed);
+    let served = a.handle.status().await.unwrap().load.file_bytes_served;
+    let fetched = b.handle.status().await.unwrap().load.file_bytes_fetched;
+    let mib = file_mb as f64;
     println!(
-        "file of {FILE_MB} MB, 1:1 on loopback: import (encrypt + hash) {import_s:.2} s ({:.0} MB/s), fetch {transfer_s:.2} s ({:.0} MB/s){}",
-        FILE_MB as f64 / import_s,
-        FILE_MB as f64 / transfer_s,
+        "file of {file_mb} MiB, 1:1 on loopback: import (encrypt + hash) {import_s:.2} s ({:.0} MiB/s), fetch {transfer_s:.2} s ({:.0} MiB/s){}",
+        mib / import_s,
+        mib / transfer_s,
         if still_running == 0 {
             " (done before the texts)"
         } else {
             ""
         }
+    );
+    println!(
+        "  plain TCP copy + one fsync: {tcp_s:.2} s ({:.0} MiB/s); Flurfunk's fetch {:.2}x of it; CPU {:.1} s per GiB (both nodes)",
+        mib / tcp_s,
+        tcp_s / transfer_s,
+        cpu_s * 1024.0 / mib
+    );
+    println!(
+        "  sender uploaded {:.1} MiB ({:.3}x the file), receiver got {:.1} MiB; process RSS {} MiB before, peak {} MiB while it moved",
+        served as f64 / 1048576.0,
+        served as f64 / (mib * 1048576.0),
+        fetched as f64 / 1048576.0,
+        rss_before / 1024,
+        peak_kib / 1024
     );
     println!(
         "  texts 1 KiB every 20 ms: alone p50 {:.2} ms, p99 {:.2} ms; during the transfer p50 {:.2} ms, p99 {:.2} ms (p50 {:.2}x)",
@@ -401,6 +448,134 @@ async fn file_transfer() {
     );
     a.handle.shutdown().await.unwrap();
     b.handle.shutdown().await.unwrap();
+}
+
+/// One file to a group on loopback, every member fetching it: what the sender uploads
+/// (the rest comes from members who already have blocks), each member's download, and
+/// the time until the last member has it, next to sequential plain TCP copies to all.
+/// `NODE_BENCH_GROUP` members (default 20), `NODE_BENCH_GROUP_FILE_MB` (default 20).
+async fn group_file() {
+    let n: usize = std::env::var("NODE_BENCH_GROUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let file_mb: usize = std::env::var("NODE_BENCH_GROUP_FILE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let sender = spawn("Sender", vec![]).await;
+    let mut members: Vec<BenchNode> = Vec::new();
+    for i in 1..n {
+        // As on a LAN found by mDNS, members know each other, not only the sender.
+        let mut peers = vec![sender.addr.clone()];
+        peers.extend(members.iter().rev().take(4).map(|m| m.addr.clone()));
+        members.push(spawn(&format!("Kollege {i}"), peers).await);
+    }
+    wait_profiles(&sender, n - 1).await;
+    let ids = members.iter().map(|m| m.handle.user_id()).collect();
+    let group = sender
+        .handle
+        .create_group("Alle".into(), ids)
+        .await
+        .unwrap();
+    for m in &members {
+        while m.handle.conversation(group).await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let path = sender.dir.path().join("Streuplan.bin");
+    let mut bytes = vec![0u8; file_mb << 20];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+    drop(bytes);
+    let tcp_one = tcp_copy(&path, &sender.dir.path().join("tcp-copy.bin")).await;
+    let _ = std::fs::remove_file(sender.dir.path().join("tcp-copy.bin"));
+    let start = Instant::now();
+    sender
+        .handle
+        .send_file(group, path, String::new(), u64::MAX)
+        .await
+        .unwrap();
+    let mut asked = vec![false; members.len()];
+    let mut done = vec![None; members.len()];
+    while done.iter().any(Option::is_none) {
+        for (k, m) in members.iter().enumerate() {
+            if done[k].is_some() {
+                continue;
+            }
+            let messages = m.handle.messages(group, None, 10).await.unwrap();
+            let Some(item) = messages.iter().find(|i| i.file.is_some()) else {
+                continue;
+            };
+            let file = item.file.as_ref().unwrap();
+            if file.here {
+                done[k] = Some(start.elapsed().as_secs_f64());
+            } else if !file.fetching && !asked[k] {
+                asked[k] = true;
+                m.handle
+                    .download(group, item.event_id.parse().unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the group never got it"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last = done.iter().flatten().copied().fold(0.0, f64::max);
+    let file_bytes = (file_mb << 20) as f64;
+    let uploaded = sender.handle.status().await.unwrap().load.file_bytes_served as f64;
+    let mut fetched = Vec::new();
+    for m in &members {
+        fetched.push(m.handle.status().await.unwrap().load.file_bytes_fetched as f64 / file_bytes);
+    }
+    fetched.sort_by(f64::total_cmp);
+    println!(
+        "file of {file_mb} MiB to a group of {n} on loopback (members dial the sender and up to 4 others): \
+         the last member has it after {last:.2} s; {} sequential TCP copies would take {:.2} s ({:.2}x)",
+        n - 1,
+        tcp_one * (n - 1) as f64,
+        last / (tcp_one * (n - 1) as f64)
+    );
+    println!(
+        "  the sender uploaded {:.2}x the file; each member downloaded median {:.3}x, at most {:.3}x",
+        uploaded / file_bytes,
+        pct(&fetched, 0.5),
+        fetched.last().copied().unwrap_or(0.0)
+    );
+    sender.handle.shutdown().await.unwrap();
+    for m in members {
+        m.handle.shutdown().await.unwrap();
+    }
+}
+
+/// Copy `from` to `to` over a TCP connection on loopback, the receiver writing to a file
+/// and syncing it once: seconds from connect to durable.
+async fn tcp_copy(from: &Path, to: &Path) -> f64 {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let to = to.to_path_buf();
+    let receiver = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut file = tokio::io::BufWriter::with_capacity(
+            256 * 1024,
+            tokio::fs::File::create(&to).await.unwrap(),
+        );
+        tokio::io::copy(&mut socket, &mut file).await.unwrap();
+        file.flush().await.unwrap();
+        file.into_inner().sync_all().await.unwrap();
+    });
+    let start = Instant::now();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut source = tokio::fs::File::open(from).await.unwrap();
+    tokio::io::copy(&mut source, &mut socket).await.unwrap();
+    socket.shutdown().await.unwrap();
+    drop(socket);
+    receiver.await.unwrap();
+    start.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -415,9 +590,15 @@ fn main() {
         rt.block_on(file_transfer());
         return;
     }
+    // `NODE_BENCH=group-file` runs the file to a group alone.
+    if std::env::var("NODE_BENCH").as_deref() == Ok("group-file") {
+        rt.block_on(group_file());
+        return;
+    }
     rt.block_on(latency());
     rt.block_on(fan_out());
     rt.block_on(file_transfer());
+    rt.block_on(group_file());
     let full = rt.block_on(catch_up());
     let empty = tempfile::tempdir().unwrap();
     Identity::generate(&mut rand::rngs::OsRng, "Depot")

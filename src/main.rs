@@ -152,6 +152,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The node: who, which network, colleagues online, messages waiting, load figures
+    /// (`--json`: everything, e.g. `load.file_bytes_served`).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Messages of one conversation.
     History {
         conversation: String,
@@ -309,6 +315,7 @@ fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
         language: lang.map(|l| gui::i18n::Lang::from_locale(&l)),
         desktop_notifications: true,
         save_dir: None,
+        native_dialogs: true,
     };
     let probe = probe.then_some(gui::StartupProbe { since: started });
     if gui::run(config, probe)? == gui::Started::Raised {
@@ -346,6 +353,35 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Node { net, relay, json } => {
             let role = if relay { Role::Relay } else { Role::Member };
             run_node(&dir, net.launch_options(role), json).await
+        }
+        Command::Status { json } => {
+            let Response::Status { status } = request(&dir, Request::Status).await? else {
+                bail!("unexpected reply");
+            };
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                println!("name:      {}", status.name);
+                println!("user id:   {}", status.user_id);
+                println!(
+                    "network:   {}{}",
+                    status.network,
+                    if status.demo_network {
+                        " (demo, open to anyone)"
+                    } else {
+                        ""
+                    }
+                );
+                println!("role:      {}", status.role);
+                println!("online:    {} colleagues", status.peers_online);
+                println!("outbox:    {} messages waiting", status.outbox);
+                println!(
+                    "files:     {} sent to colleagues, {} received",
+                    flurfunk::files::human_size(status.load.file_bytes_served),
+                    flurfunk::files::human_size(status.load.file_bytes_fetched)
+                );
+            }
+            Ok(())
         }
         Command::Peers { json } => {
             let Response::Peers { peers } = request(&dir, Request::Peers).await? else {
@@ -467,7 +503,9 @@ async fn run(cli: Cli) -> Result<()> {
                 if json {
                     println!("{}", serde_json::to_string(d)?);
                 } else {
-                    let state = if d.waiting {
+                    let state = if d.disk_full {
+                        "waiting for room on the disk"
+                    } else if d.waiting {
                         "waiting for a colleague who has it"
                     } else if d.fetching_from > 0 {
                         "fetching"
@@ -633,6 +671,12 @@ async fn save_file(
         match downloads.iter().find(|d| d.blob == blob) {
             Some(d) => {
                 missing_polls = 0;
+                if d.disk_full {
+                    println!();
+                    bail!(
+                        "the disk is full: the file waits for room (the node goes on by itself once there is some)"
+                    );
+                }
                 if d.blocks_held > progress.0 {
                     progress = (d.blocks_held, std::time::Instant::now());
                 } else if progress.1.elapsed() > SAVE_PATIENCE {
@@ -847,6 +891,9 @@ fn human_event(event: &NodeEvent) -> Option<String> {
             format!("new {kind} conversation: {name}")
         }
         NodeEvent::Warning { message } => format!("warning: {message}"),
+        NodeEvent::DiskFull { what } => format!(
+            "the disk is full ({what}): files wait until there is room; nothing saved is lost"
+        ),
         NodeEvent::Misbehaviour {
             what,
             conversation_name,

@@ -344,3 +344,107 @@ fn a_file_is_sent_fetched_and_saved_through_the_cli() {
     ben.stop();
     anna.stop();
 }
+
+/// A download killed with SIGKILL after half the file resumes after a restart from the
+/// blocks on disk: the sender sends again only what was on the way at the kill.
+#[test]
+fn a_download_killed_halfway_resumes_after_a_restart_from_what_is_on_disk() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
+    assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
+    let anna = RunningNode::start(a.path(), &[]);
+    let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_string();
+    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
+    anna.wait_for("ben's profile at anna", |v| {
+        v["event"] == "profile" && v["name"] == "Ben Krüger"
+    });
+    // Over the automatic limit: fetched only when asked.
+    let size = 120_000_000usize;
+    let plan: Vec<u8> = (0..size)
+        .map(|i| (i % 239) as u8 ^ (i >> 16) as u8)
+        .collect();
+    let source = a.path().join("Kanalkataster.bin");
+    std::fs::write(&source, &plan).unwrap();
+    let (ok, out, err) = flurfunk(
+        a.path(),
+        &["send", "--to", "ben", "--file", source.to_str().unwrap()],
+    );
+    assert!(ok, "{out}{err}");
+    ben.wait_for("the message", |v| v["event"] == "message");
+    let (_, out, _) = flurfunk(b.path(), &["history", "Anna", "--json"]);
+    let item: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let id = item["event_id"].as_str().unwrap()[..12].to_string();
+    let (ok, out, err) = flurfunk(b.path(), &["download", "Anna", &id]);
+    assert!(ok, "{out}{err}");
+    // SIGKILL once half is here.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let held_at_kill = loop {
+        let (_, out, _) = flurfunk(b.path(), &["downloads", "--json"]);
+        let progress = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|d| {
+                (
+                    d["blocks_held"].as_u64().unwrap(),
+                    d["blocks"].as_u64().unwrap(),
+                )
+            })
+            .next();
+        if let Some((held, blocks)) = progress
+            && held * 2 >= blocks
+        {
+            break (held, blocks);
+        }
+        assert!(
+            progress.is_some(),
+            "the download finished before it was killed"
+        );
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut ben = ben;
+    ben.child.kill().unwrap();
+    ben.child.wait().unwrap();
+    drop(ben);
+    // Restarted, it goes on from the blocks on disk.
+    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, out, _) = flurfunk(b.path(), &["history", "Anna", "--json"]);
+        let here = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|m| m["file"]["here"] == true);
+        if here {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the file never arrived whole");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let (ok, out, err) = flurfunk(
+        b.path(),
+        &["save", "Anna", &id, folder.path().to_str().unwrap()],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(std::fs::read(folder.path().join("Kanalkataster.bin")).unwrap() == plan);
+    let (ok, out, _) = flurfunk(a.path(), &["status", "--json"]);
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let served = status["load"]["file_bytes_served"].as_u64().unwrap();
+    let ciphertext = held_at_kill.1 * 16_384; // within one block of it
+    let again = served.saturating_sub(ciphertext);
+    eprintln!(
+        "killed at {} of {} blocks; served {served} bytes for {ciphertext}: {again} again ({:.2} %)",
+        held_at_kill.0,
+        held_at_kill.1,
+        again as f64 * 100.0 / ciphertext as f64
+    );
+    // At most what was on the way at the kill (2 requests of at most 1 MiB from the one
+    // peer), plus the hash tree's parent nodes that travel with the blocks (~0.4 %).
+    assert!(again <= 4 << 20, "sent again: {again} bytes");
+    ben.stop();
+    anna.stop();
+}

@@ -1,6 +1,8 @@
 //! A full disk gives a clear error, and what was saved before survives. Uses a tiny tmpfs,
 //! so it needs root (as in CI); elsewhere it says so and passes only when `CI` is unset.
 
+mod support;
+
 use flurfunk::identity::Identity;
 use flurfunk::store::SledStore;
 use flurfunk::sync::{Config, Engine, RngSeed};
@@ -14,7 +16,14 @@ fn id(seed: u64, name: &str) -> Identity {
 struct Mount(std::path::PathBuf);
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            // Still in use (a test that failed with a node running): detach it anyway.
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
     }
 }
 
@@ -109,4 +118,131 @@ fn full_disk_is_a_clear_error_and_saved_messages_survive() {
     .unwrap();
     let held = engine.messages(&conv).unwrap().len() as u64;
     assert!(held >= saved, "held {held} of {saved} saved messages");
+}
+
+/// A tmpfs of `size` mounted at `dir`; false where that is not allowed (not root).
+fn mount_tmpfs(dir: &std::path::Path, size: &str) -> bool {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs (run as root)"
+        );
+        eprintln!("skipping: cannot mount a tmpfs here (not root)");
+    }
+    mounted
+}
+
+/// Files sent to a node whose files directory fills up: the user is told once, what was
+/// fetched before stays whole, texts keep flowing, and the file continues once there is
+/// room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_during_a_download_is_told_keeps_what_was_saved_and_continues_later() {
+    use flurfunk::node::NodeEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    if !mount_tmpfs(&files, "4m") {
+        return;
+    }
+    let _guard = Mount(files.clone());
+    let anna = support::spawn("Anna", &[]).await;
+    let ben = support::spawn_in(dir, "Ben", &[&anna]).await;
+    anna.knows(&[&ben]).await;
+    let mut events = ben.handle.subscribe();
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+    let send = |name: &str, len: usize, seed: u8| {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ seed).collect();
+        let path = anna.dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        (path, bytes)
+    };
+    let here = |name: &'static str| {
+        let ben = &ben;
+        move || async move {
+            ben.handle
+                .messages(direct, None, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|m| m.file.as_ref().is_some_and(|f| f.name == name && f.here))
+        }
+    };
+    // 1 MB fits.
+    let (path, small) = send("Klein.bin", 1_000_000, 1);
+    anna.handle
+        .send_file(direct, path, String::new(), u64::MAX)
+        .await
+        .unwrap();
+    let first = support::eventually("the small file at Ben", here("Klein.bin")).await;
+    // 8 MB does not fit in what is left of 4 MiB.
+    let (path, big) = send("Gross.bin", 8_000_000, 2);
+    anna.handle
+        .send_file(direct, path, String::new(), u64::MAX)
+        .await
+        .unwrap();
+    let told = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::DiskFull { what }) => return what,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the full disk is reported");
+    eprintln!("told: {told}");
+    // While it is full, every download waits: nothing more is pulled from Anna.
+    let fetched = || async { ben.handle.status().await.unwrap().load.file_bytes_fetched };
+    let at_first = fetched().await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let later = fetched().await;
+    assert!(
+        later - at_first <= 2 << 20,
+        "{} bytes fetched while the disk was full",
+        later - at_first
+    );
+    // What was fetched before is whole.
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("Klein.bin");
+    ben.handle
+        .save_file(direct, first.event_id.parse().unwrap(), dest.clone())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), small);
+    // Texts keep flowing (the database is elsewhere; the node runs on).
+    anna.handle
+        .send_text(direct, "Noch da?".into())
+        .await
+        .unwrap();
+    support::wait_text(&ben, direct, "Noch da?").await;
+    // Room again: the big file continues and arrives whole.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=32m"])
+        .arg(&files)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let second = support::eventually("the big file at Ben", here("Gross.bin")).await;
+    let dest = out.path().join("Gross.bin");
+    ben.handle
+        .save_file(direct, second.event_id.parse().unwrap(), dest.clone())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), big);
+    // Told once, not once per try.
+    let mut told = 0;
+    while let Ok(event) = events.try_recv() {
+        told += usize::from(matches!(event, NodeEvent::DiskFull { .. }));
+    }
+    assert_eq!(told, 0, "the full disk was told again within ten minutes");
+    ben.handle.shutdown().await.unwrap();
+    drop(ben);
+    drop(_guard);
 }

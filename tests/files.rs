@@ -161,29 +161,58 @@ async fn over_its_quota_a_node_evicts_the_least_recently_used_files_and_fetches_
             .unwrap();
         sent.push(bytes);
     }
-    // All four arrive by themselves; then the two least recently used go again.
-    let files_here = || async {
-        ben.handle
-            .messages(direct, None, 100)
+    async fn files_here(node: &TestNode, conv: ConversationId) -> usize {
+        node.handle
+            .messages(conv, None, 100)
             .await
             .unwrap()
             .into_iter()
             .filter(|m| m.file.as_ref().is_some_and(|f| f.here))
             .count()
-    };
-    eventually("all four fetched, or evicted after fetching", || async {
-        let stats = ben.handle.downloads().await.unwrap();
-        (stats.is_empty() && files_here().await <= 2).then_some(())
+    }
+    // All four arrive by themselves; just fetched, they all stay (used in the last hour)
+    // although they are over the quota.
+    eventually("all four fetched", || async {
+        (files_here(&ben, direct).await == 4).then_some(())
     })
     .await;
-    let on_disk: u64 = std::fs::read_dir(ben.dir.path().join("files"))
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(files_here(&ben, direct).await, 4, "recent files stay");
+    // Two hours later (the files' times set back), at the next start, the two least
+    // recently used go: down to 90 % of the quota.
+    let files = ben.dir.path().join("files");
+    let data: Vec<std::path::PathBuf> = std::fs::read_dir(&files)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    assert_eq!(data.len(), 4);
+    for (k, path) in data.iter().enumerate() {
+        let ago = std::time::Duration::from_secs(7200 + 60 * k as u64);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - ago)
+            .unwrap();
+    }
+    let ben = ben.stop().await.start_with_quota(&[&anna], quota).await;
+    eventually("two evicted", || async {
+        (files_here(&ben, direct).await == 2).then_some(())
+    })
+    .await;
+    let on_disk: u64 = std::fs::read_dir(&files)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".data"))
         .map(|e| e.metadata().unwrap().len())
         .sum();
     assert!(on_disk <= quota, "{on_disk} bytes kept, quota {quota}");
-    assert_eq!(files_here().await, 2);
+    // The ones used longest ago went (set back furthest: the last two listed).
+    for path in &data[2..] {
+        assert!(!path.exists(), "{} should be evicted", path.display());
+    }
     // Anna's own files are never evicted at her end.
     let at_anna = anna.handle.messages(direct, None, 100).await.unwrap();
     assert!(
@@ -213,4 +242,59 @@ async fn over_its_quota_a_node_evicts_the_least_recently_used_files_and_fetches_
     .await;
     let bytes = saved(&ben, direct, &again).await;
     assert!(sent.contains(&bytes));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_gets_no_file_sent_after_its_removal() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let clara = spawn("Clara", &[&anna, &ben]).await;
+    anna.knows(&[&ben, &clara]).await;
+    let group = anna
+        .handle
+        .create_group("Bauhof".into(), vec![ben.user(), clara.user()])
+        .await
+        .unwrap();
+    anna.handle.send_text(group, "Vorher".into()).await.unwrap();
+    support::wait_texts(&clara, group, &["Vorher"]).await;
+    anna.handle
+        .remove_member(group, clara.user())
+        .await
+        .unwrap();
+    eventually("Clara knows she was removed", || async {
+        clara
+            .handle
+            .conversations()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.conversation == group.to_string() && !c.is_member)
+    })
+    .await;
+    let plan = sample(300_000, 9);
+    let path = anna.dir.path().join("Nachher.pdf");
+    std::fs::write(&path, &plan).unwrap();
+    anna.handle
+        .send_file(group, path, "Nur für euch".into(), u64::MAX)
+        .await
+        .unwrap();
+    let at_ben = file_here(&ben, group).await;
+    assert_eq!(saved(&ben, group, &at_ben).await, plan);
+    // Clara, still connected to both, gets neither the file's message nor its data.
+    anna.handle.send_text(group, "Danach".into()).await.unwrap();
+    support::wait_text(&ben, group, "Danach").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let at_clara = clara.handle.messages(group, None, 100).await.unwrap();
+    assert!(at_clara.iter().any(|m| m.text == "Vorher"));
+    assert!(
+        at_clara
+            .iter()
+            .all(|m| m.file.is_none() && m.text != "Danach")
+    );
+    let data = std::fs::read_dir(clara.dir.path().join("files"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".data"))
+        .count();
+    assert_eq!(data, 0, "no ciphertext of the file at Clara");
 }

@@ -64,6 +64,7 @@ impl Fixture {
             language: Some(lang),
             desktop_notifications: false,
             save_dir: Some(self.dir.path().join("Downloads")),
+            native_dialogs: false,
         };
         let runtime = self.rt.handle().clone();
         Harness::builder()
@@ -657,4 +658,60 @@ fn a_photo_shows_in_its_bubble_opens_large_closes_with_esc_and_a_pasted_screensh
     assert_eq!(file.mime, "image/png");
     assert_eq!((file.width, file.height), (Some(64), Some(48)));
     h.check_accessibility();
+}
+
+/// A file dropped on the window, as the OS hands it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_file_dropped_on_the_chat_opens_the_send_dialog_and_is_sent() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let node = app(&h).node().unwrap().clone();
+    let conv = f.rt.block_on(node.open_direct(ben.user())).unwrap();
+    f.rt.block_on(ben.knows_user(node.user_id()));
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .select_conversation(&conv.to_string());
+    h.run_steps(3);
+    let form = f.dir.path().join("Antrag Baumfällung.pdf");
+    std::fs::write(&form, vec![3u8; 30_000]).unwrap();
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(form.clone())));
+    settle(&mut h, "the send dialog with the dropped file", |h| {
+        has_label(h, "Datei senden")
+    });
+    for button in h.get_all_by_label("Senden") {
+        button.click();
+    }
+    settle(&mut h, "dialog closed", |h| !has_label(h, "Datei senden"));
+    let at_ben =
+        f.rt.block_on(eventually("the dropped file at Ben", || async {
+            ben.handle
+                .messages(conv, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|m| {
+                    m.file
+                        .as_ref()
+                        .is_some_and(|f| f.name == "Antrag Baumfällung.pdf" && f.here)
+                })
+        }));
+    assert_eq!(at_ben.file.unwrap().size, 30_000);
 }

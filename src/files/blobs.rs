@@ -183,6 +183,9 @@ pub struct BlobStore {
 pub const MAX_BLOB_CONVERSATIONS: usize = 16;
 const WANT_MAGIC: &[u8; 8] = b"FFWANT1\n";
 
+/// Others' files used more recently than this are not evicted for the quota.
+pub const EVICT_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// A blob on disk (`BlobStore::stored`).
 #[derive(Clone, Debug)]
 pub struct Stored {
@@ -550,8 +553,10 @@ impl BlobStore {
     }
 
     /// Keep the files here within `quota` bytes: while over it, remove the least recently
-    /// used blobs fetched from others (never one sent from here, one being fetched, or one
-    /// in `keep`) until a tenth of the quota is free again. Returns what was removed.
+    /// used whole blobs fetched from others until a tenth of the quota is free again.
+    /// Never one sent from here, one partly here or being fetched, one in `keep`, or one
+    /// used in the last hour (just fetched or opened: not removed under the user's hands,
+    /// and no fetch can still be writing to it). Returns what was removed.
     pub fn evict(&self, quota: u64, keep: &std::collections::HashSet<BlobRef>) -> Vec<BlobRef> {
         let stored = self.stored();
         let mut total: u64 = stored.iter().map(|s| s.bytes).sum();
@@ -561,13 +566,24 @@ impl BlobStore {
         let target = quota - quota / 10;
         let mut candidates: Vec<Stored> = stored
             .into_iter()
-            .filter(|s| !s.own && !s.wanted && !keep.contains(&s.blob))
+            .filter(|s| {
+                !s.own
+                    && !s.wanted
+                    && !keep.contains(&s.blob)
+                    && s.used.elapsed().is_ok_and(|idle| idle >= EVICT_IDLE)
+            })
             .collect();
         candidates.sort_by_key(|s| s.used);
         let mut removed = Vec::new();
         for c in candidates {
             if total <= target {
                 break;
+            }
+            // Checked again under the records' lock: a wish recorded since, or blocks
+            // being received, keep it.
+            let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            if self.path(&c.blob, "want").exists() || !self.is_complete(&c.blob) {
+                continue;
             }
             self.remove(&c.blob);
             total = total.saturating_sub(c.bytes);

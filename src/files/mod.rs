@@ -142,9 +142,13 @@ impl FileError {
 }
 
 fn is_disk_full(e: &std::io::Error) -> bool {
-    // ENOSPC on Unix, ERROR_DISK_FULL (112) and ERROR_HANDLE_DISK_FULL (39) on Windows.
+    // ENOSPC on Unix (with EDQUOT, a user's quota, and EFBIG, a file system's largest
+    // file, e.g. FAT32: no fault of a peer either), ERROR_DISK_FULL (112) and
+    // ERROR_HANDLE_DISK_FULL (39) on Windows.
     e.kind() == std::io::ErrorKind::StorageFull
-        || matches!(e.raw_os_error(), Some(28) if cfg!(unix))
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || e.kind() == std::io::ErrorKind::FileTooLarge
+        || matches!(e.raw_os_error(), Some(28 | 27 | 122) if cfg!(unix))
         || matches!(e.raw_os_error(), Some(112 | 39) if cfg!(windows))
 }
 

@@ -43,6 +43,8 @@ pub struct GuiConfig {
     pub desktop_notifications: bool,
     /// Where "Save" puts a received file; `None`: the user's Downloads folder.
     pub save_dir: Option<std::path::PathBuf>,
+    /// 📎 opens the system's file dialog (off in tests: they type the path).
+    pub native_dialogs: bool,
 }
 
 pub enum Phase {
@@ -115,6 +117,8 @@ pub struct FlurfunkApp {
     pub(super) alone_since: Option<Instant>,
     pub(super) pictures: super::files::Pictures,
     pub(super) transfers: super::files::Transfers,
+    /// The system's file dialog is open.
+    pub(super) picking: bool,
     reloads: Reloads,
     settings_writer: tokio::sync::watch::Sender<Option<Settings>>,
     title: String,
@@ -178,6 +182,7 @@ impl FlurfunkApp {
             alone_since: None,
             pictures: Default::default(),
             transfers: Default::default(),
+            picking: false,
             reloads: Reloads::default(),
             settings_writer,
             title: String::new(),
@@ -394,6 +399,25 @@ impl FlurfunkApp {
                 self.pictures.loaded(&ctx, key, picture);
             }
             Update::Downloads(list) => self.transfers.update(list),
+            Update::Picked {
+                conversation,
+                path,
+                quick,
+            } => {
+                let asked = std::mem::replace(&mut self.picking, false);
+                // Nothing replaces a dialog opened meanwhile (e.g. the typed path).
+                if !asked || self.dialog.is_some() {
+                    return;
+                }
+                match path {
+                    Some(path) => {
+                        self.open_send_file(&conversation, path.display().to_string());
+                    }
+                    // No dialog on this system: the send dialog, where a path can be typed.
+                    None if quick => self.open_send_file(&conversation, String::new()),
+                    None => {} // the user cancelled
+                }
+            }
             Update::DownloadsFailed => self.transfers.failed_poll(),
             Update::Notice(text) => self.notice(text),
             Update::Error(e) => {
@@ -472,6 +496,12 @@ impl FlurfunkApp {
             NodeEvent::Listening { .. } => self.reloads.status.dirty = true,
             NodeEvent::Stats { .. } => {}
             NodeEvent::Warning { message } => self.notice(message),
+            // Progress is asked for while a file is on screen (`poll_transfers`).
+            NodeEvent::FileProgress { .. } => {}
+            NodeEvent::DiskFull { .. } => {
+                let text = self.t().disk_full_files;
+                self.notice(text.to_string());
+            }
             NodeEvent::Misbehaviour {
                 what,
                 conversation_name,

@@ -42,6 +42,13 @@ pub enum Update {
         key: String,
         picture: Result<super::files::Decoded, String>,
     },
+    /// The system's file dialog closed: the file chosen, or none (`quick`: it closed at
+    /// once, so there is no dialog here, e.g. no desktop portal).
+    Picked {
+        conversation: String,
+        path: Option<std::path::PathBuf>,
+        quick: bool,
+    },
     /// Progress of the files being fetched.
     Downloads(Vec<crate::node::DownloadView>),
     DownloadsFailed,
@@ -111,6 +118,9 @@ impl Bridge {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 let update = match events.recv().await {
+                    // The app asks for progress while a file is on screen; a repaint per
+                    // block answer would be wasted.
+                    Ok(NodeEvent::FileProgress { .. }) => continue,
                     Ok(event) => Update::Event(event),
                     Err(RecvError::Lagged(_)) => Update::Lagged,
                     Err(RecvError::Closed) => break,

@@ -557,7 +557,7 @@ impl FlurfunkApp {
             self.send_draft();
         }
         if attach {
-            self.open_send_file(conv, String::new());
+            self.pick_file(conv);
         }
     }
 

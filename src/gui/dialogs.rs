@@ -256,6 +256,15 @@ impl FlurfunkApp {
         pasted: &mut Option<super::files::Pasted>,
     ) -> bool {
         let t = self.t();
+        // Whom it goes to, always in sight (the chat behind may have changed).
+        if let Some(name) = self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == conversation)
+            .map(|c| c.name.clone())
+        {
+            ui.label(RichText::new(fill(t.send_file_to, &[("name", &name)])).strong());
+        }
         if let Some(dropped) =
             ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
         {

@@ -540,6 +540,35 @@ impl FlurfunkApp {
         );
     }
 
+    /// 📎: the system's file dialog, then the send dialog with the file (and a text to go
+    /// with it); where no dialog exists, the send dialog with a typed path.
+    pub(super) fn pick_file(&mut self, conversation: &str) {
+        // A second 📎 while the system's dialog is open (or lost behind the window), or
+        // no system dialog: the send dialog, where a path can be typed.
+        if !self.config.native_dialogs || self.picking {
+            self.picking = false;
+            self.open_send_file(conversation, String::new());
+            return;
+        }
+        self.picking = true;
+        let conversation = conversation.to_string();
+        let title = self.t().send_file_title;
+        self.bridge.spawn(async move {
+            let started = Instant::now();
+            let picked = rfd::AsyncFileDialog::new()
+                .set_title(title)
+                .pick_file()
+                .await;
+            Update::Picked {
+                conversation,
+                path: picked.map(|f| f.path().to_path_buf()),
+                // A dialog that closed within a second was never shown (no portal, no
+                // zenity): a person takes longer to cancel.
+                quick: started.elapsed() < Duration::from_secs(1),
+            }
+        });
+    }
+
     /// Ask for the progress of files being fetched, while any is on screen.
     pub(super) fn poll_transfers(&mut self, ctx: &egui::Context) {
         let fetching = self.chat.as_ref().is_some_and(|c| {

@@ -116,6 +116,7 @@ pub struct Texts {
     // Files
     pub attach: &'static str,
     pub send_file_title: &'static str,
+    pub send_file_to: &'static str,
     pub file_path: &'static str,
     pub file_path_hint: &'static str,
     pub file_caption: &'static str,
@@ -171,6 +172,7 @@ pub struct Texts {
     pub notice_renamed: &'static str,
     pub misbehaviour_two_versions: &'static str,
     pub misbehaviour_wrong_key: &'static str,
+    pub disk_full_files: &'static str,
     // Settings
     pub settings_title: &'static str,
     pub settings_name: &'static str,
@@ -259,6 +261,7 @@ pub static DE: Texts = Texts {
     message_info: "Nachrichteninfo",
     attach: "Datei senden (oder in das Fenster ziehen)",
     send_file_title: "Datei senden",
+    send_file_to: "An: {name}",
     file_path: "Datei",
     file_path_hint: "Datei hierher ziehen oder Pfad eingeben",
     file_caption: "Text dazu (optional)",
@@ -318,6 +321,7 @@ pub static DE: Texts = Texts {
                                 einer Nachricht geschickt; Flurfunk behält für alle dieselbe. Bitte \
                                 das Gerät prüfen lassen (kopiertes Profil, zurückgespielte \
                                 Sicherung oder Manipulation).",
+    disk_full_files: "Der Speicher ist voll: Dateien werden erst wieder geladen, wenn Platz frei ist. Gespeichertes bleibt erhalten.",
     misbehaviour_wrong_key: "Das Gerät von {name} hat in „{group}“ einen Schlüssel geschickt, der \
                              nicht für alle passt. Ein Mitglied hat das nachgewiesen; niemand \
                              benutzt diesen Schlüssel. Bitte das Gerät prüfen lassen \
@@ -409,6 +413,7 @@ pub static EN: Texts = Texts {
     message_info: "Message info",
     attach: "Send a file (or drag it into the window)",
     send_file_title: "Send a file",
+    send_file_to: "To: {name}",
     file_path: "File",
     file_path_hint: "Drag a file here or type its path",
     file_caption: "Text with it (optional)",
@@ -468,6 +473,7 @@ pub static EN: Texts = Texts {
                                 “{group}”; Flurfunk keeps the same one for everyone. Have that \
                                 device checked (a copied profile, a restored backup, or \
                                 tampering).",
+    disk_full_files: "The disk is full: files are fetched again once there is room. Nothing saved is lost.",
     misbehaviour_wrong_key: "{name}'s device sent a key in “{group}” that does not fit for \
                              everyone. A member proved it, and nobody uses that key. Have that \
                              device checked (tampering or a faulty installation).",

@@ -210,6 +210,7 @@ pub fn spawn_server(
     mut incoming: IncomingStreams,
     asks: mpsc::Sender<BlobAsk>,
     store: Arc<crate::files::BlobStore>,
+    served_bytes: Arc<std::sync::atomic::AtomicU64>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let all = Arc::new(Semaphore::new(MAX_SERVING));
@@ -233,14 +234,19 @@ pub fn spawn_server(
                 continue;
             }
             let (asks, store, per_peer) = (asks.clone(), store.clone(), per_peer.clone());
+            let served_bytes = served_bytes.clone();
             tokio::spawn(async move {
                 let served = tokio::time::timeout(
                     REQUEST_TIMEOUT,
                     serve_one(peer, &mut stream, &asks, store),
                 )
                 .await;
-                if let Ok(Err(e)) = served {
-                    tracing::debug!(%peer, error = %e, "blob request not served");
+                match served {
+                    Ok(Ok(bytes)) => {
+                        served_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "blob request not served"),
+                    Err(_) => {}
                 }
                 let _ = stream.close().await;
                 let mut map = per_peer.lock().unwrap_or_else(|e| e.into_inner());
@@ -271,7 +277,7 @@ async fn serve_one(
     stream: &mut libp2p::swarm::Stream,
     asks: &mpsc::Sender<BlobAsk>,
     store: Arc<crate::files::BlobStore>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let mut bytes = Vec::new();
     // A slot is held while the request is read: it must come at once.
     let read = tokio::time::timeout(
@@ -313,10 +319,15 @@ async fn serve_one(
     } else {
         BlobReply::NotHere
     };
+    let sent = match &reply {
+        BlobReply::Blocks { bytes, .. } => bytes.len() as u64,
+        _ => 0,
+    };
     stream
         .write_all(&reply.encode())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(sent)
 }
 
 #[cfg(test)]

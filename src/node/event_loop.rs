@@ -1064,6 +1064,10 @@ impl Core {
             summaries_sent: s.summaries_sent,
             receipts_forwarded: s.receipts_forwarded,
             receipts_dropped: s.receipts_dropped,
+            file_bytes_served: self.files.as_ref().map_or(0, |f| {
+                f.served_bytes.load(std::sync::atomic::Ordering::Relaxed)
+            }),
+            file_bytes_fetched: self.files.as_ref().map_or(0, |f| f.fetched_bytes),
         }
     }
 

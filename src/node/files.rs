@@ -50,6 +50,13 @@ const STALLED_MS: u64 = 60_000;
 pub const DEFAULT_FILES_QUOTA: u64 = 4 << 30;
 /// The quota is looked at no more often than this.
 const EVICT_EVERY_MS: u64 = 5_000;
+/// With the disk full, every download waits: 10 s at first, doubling up to 5 minutes
+/// while it stays full; the user is told at most every 10 minutes.
+const DISK_FULL_RETRY_MS: u64 = 10_000;
+const DISK_FULL_MAX_RETRY_MS: u64 = 5 * 60_000;
+const DISK_FULL_TELL_EVERY_MS: u64 = 10 * 60_000;
+/// Progress of a download is reported (`NodeEvent::FileProgress`) at most this often.
+const PROGRESS_EVERY_MS: u64 = 1_000;
 /// A download with no new block for this long is given up (and said so).
 pub const GIVE_UP_MS: u64 = 14 * 24 * 3600 * 1000;
 
@@ -61,6 +68,8 @@ pub(super) struct FetchDone {
     generation: u64,
     peer: PeerId,
     asked: Blocks,
+    /// Bytes of blocks that came (whether or not they were new or verified).
+    bytes: u64,
     outcome: Outcome,
 }
 
@@ -70,6 +79,8 @@ enum Outcome {
     NotHere,
     Busy,
     Failed(String),
+    /// This node's disk is full (no fault of the peer).
+    DiskFull(String),
 }
 
 struct Download {
@@ -87,6 +98,9 @@ struct Download {
     stalled_told: bool,
     /// Members connected when it last looked: a new one is asked at once.
     seen: std::collections::HashSet<PeerId>,
+    /// Blocks held when progress was last reported, and when.
+    told_held: u64,
+    told_ms: u64,
 }
 
 /// What the event loop knows of a blob without reading a file.
@@ -115,6 +129,15 @@ pub(super) struct Files {
     evict_due: bool,
     /// Blobs the record writer removed for the quota (their cached state is stale).
     evicted: Arc<std::sync::Mutex<Vec<BlobRef>>>,
+    /// When a full disk was last reported.
+    disk_full_told_ms: Option<u64>,
+    /// The disk is full: no fetch starts before `disk_full_until_ms`.
+    disk_full: bool,
+    disk_full_until_ms: u64,
+    disk_full_backoff_ms: u64,
+    /// Bytes of blocks sent to peers, and received from them (duplicates included).
+    pub(super) served_bytes: Arc<std::sync::atomic::AtomicU64>,
+    pub(super) fetched_bytes: u64,
 }
 
 /// The thread that writes records; dropping it writes what is queued before the node
@@ -230,6 +253,9 @@ pub struct DownloadView {
     pub fetching_from: usize,
     /// No block came for a minute: nobody connected has it (yet).
     pub waiting: bool,
+    /// It waits for room on the disk.
+    #[serde(default)]
+    pub disk_full: bool,
 }
 
 impl Files {
@@ -255,6 +281,12 @@ impl Files {
             evicted_at_ms: 0,
             evict_due: true,
             evicted: Default::default(),
+            disk_full_told_ms: None,
+            disk_full: false,
+            disk_full_until_ms: 0,
+            disk_full_backoff_ms: DISK_FULL_RETRY_MS,
+            served_bytes: Default::default(),
+            fetched_bytes: 0,
         };
         for (blob, conv, moved_ms) in files.store.wanted() {
             let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
@@ -277,6 +309,7 @@ impl Files {
     ) {
         self.next_generation += 1;
         let generation = self.next_generation;
+        let told_held = blob.blocks() - missing.count();
         self.downloads.entry(blob).or_insert(Download {
             generation,
             conversation,
@@ -288,6 +321,8 @@ impl Files {
             backoff_ms: 1_000,
             stalled_told: false,
             seen: Default::default(),
+            told_held,
+            told_ms: 0,
         });
     }
 
@@ -346,7 +381,12 @@ impl Core {
         };
         match self.control.accept(blob::BLOB_PROTOCOL) {
             Ok(incoming) => {
-                files.server = Some(blob::spawn_server(incoming, asks, files.store.clone()));
+                files.server = Some(blob::spawn_server(
+                    incoming,
+                    asks,
+                    files.store.clone(),
+                    files.served_bytes.clone(),
+                ));
             }
             Err(e) => tracing::warn!(error = %e, "files cannot be served"),
         }
@@ -416,6 +456,10 @@ impl Core {
         };
         files.forget_evicted();
         files.evict_if_due(now);
+        if now < files.disk_full_until_ms {
+            // Fetching now would only throw the blocks away.
+            return;
+        }
         let mut starts = Vec::new();
         let mut given_up = Vec::new();
         let mut order: Vec<BlobRef> = files.downloads.keys().copied().collect();
@@ -514,14 +558,17 @@ impl Core {
             let done = files.done_tx.clone();
             tokio::spawn(async move {
                 let asked = request.blocks.clone();
+                let mut got = 0;
                 let outcome = match blob::fetch(control, peer, &request).await {
                     Ok(BlobReply::Blocks { blocks, bytes }) => {
+                        got = bytes.len() as u64;
                         match tokio::task::spawn_blocking(move || {
                             store.receive(&blob, &blocks, &bytes)
                         })
                         .await
                         {
                             Ok(Ok(received)) => Outcome::Received(received),
+                            Ok(Err(FileError::DiskFull { what })) => Outcome::DiskFull(what),
                             Ok(Err(e)) => Outcome::Failed(e.to_string()),
                             Err(e) => Outcome::Failed(e.to_string()),
                         }
@@ -535,6 +582,7 @@ impl Core {
                     generation,
                     peer,
                     asked,
+                    bytes: got,
                     outcome,
                 });
             });
@@ -561,6 +609,7 @@ impl Core {
             return;
         };
         files.in_flight = files.in_flight.saturating_sub(1);
+        files.fetched_bytes += done.bytes;
         if let Some(n) = files.per_peer.get_mut(&done.peer) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -571,8 +620,11 @@ impl Core {
         // while this request ran, or asked for again).
         let mut corrupt = false;
         let mut complete = false;
+        let mut disk_full = None;
+        let mut progressed = false;
         if let Outcome::Received(received) = &done.outcome {
             corrupt = received.refused.is_some();
+            progressed = !received.added.is_empty();
             if received.complete {
                 files.known(&done.blob).complete = true;
             }
@@ -602,6 +654,11 @@ impl Core {
                 }
                 Outcome::NotHere => Some(REST_NOT_HERE_MS),
                 Outcome::Busy => Some(REST_BUSY_MS),
+                Outcome::DiskFull(what) => {
+                    // Not the peer's fault: nobody rests; every download waits.
+                    disk_full = Some(what);
+                    None
+                }
                 Outcome::Failed(e) => {
                     tracing::debug!(peer = %done.peer, blob = %done.blob.id(), error = %e, "fetch failed");
                     Some(REST_FAILED_MS)
@@ -610,6 +667,18 @@ impl Core {
             if let Some(ms) = rest {
                 download.resting.insert(done.peer, now + ms);
             }
+        }
+        if disk_full.is_some() {
+            files.disk_full = true;
+            // Answers still on their way when it filled up do not prolong the wait.
+            if now >= files.disk_full_until_ms {
+                files.disk_full_until_ms = now + files.disk_full_backoff_ms;
+                files.disk_full_backoff_ms =
+                    (files.disk_full_backoff_ms * 2).min(DISK_FULL_MAX_RETRY_MS);
+            }
+        } else if progressed {
+            files.disk_full = false;
+            files.disk_full_backoff_ms = DISK_FULL_RETRY_MS;
         }
         if complete && let Some(download) = files.downloads.remove(&done.blob) {
             files.evict_due = true;
@@ -623,7 +692,43 @@ impl Core {
         if corrupt {
             self.penalize_peer(done.peer, now);
         }
+        self.report_progress(now);
+        if let Some(what) = disk_full
+            && let Some(files) = self.files.as_mut()
+            && files
+                .disk_full_told_ms
+                .is_none_or(|at| now >= at + DISK_FULL_TELL_EVERY_MS)
+        {
+            files.disk_full_told_ms = Some(now);
+            tracing::warn!(%what, "the disk is full: files wait until there is room");
+            self.emit(crate::node::NodeEvent::DiskFull { what });
+        }
         self.pump_downloads(now);
+    }
+
+    /// `FileProgress` for the downloads that moved, at most once a second each.
+    fn report_progress(&mut self, now: u64) {
+        let Some(files) = self.files.as_mut() else {
+            return;
+        };
+        let mut events = Vec::new();
+        for (blob, d) in files.downloads.iter_mut() {
+            let blocks = blob.blocks();
+            let held = blocks - d.missing.count();
+            if held != d.told_held && now >= d.told_ms + PROGRESS_EVERY_MS {
+                d.told_held = held;
+                d.told_ms = now;
+                events.push(crate::node::NodeEvent::FileProgress {
+                    conversation: d.conversation.to_string(),
+                    blob: blob.id().to_hex(),
+                    blocks_held: held,
+                    blocks,
+                });
+            }
+        }
+        for event in events {
+            self.emit(event);
+        }
     }
 
     /// An own file just imported: whole here.
@@ -649,7 +754,8 @@ impl Core {
                     blocks_held: n - d.missing.count(),
                     blocks: n,
                     fetching_from: d.asked.len(),
-                    waiting: d.stalled_told,
+                    waiting: d.stalled_told && !files.disk_full,
+                    disk_full: files.disk_full,
                 }
             })
             .collect()

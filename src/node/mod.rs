@@ -25,7 +25,7 @@ use crate::wire::{ConversationId, EventId, Role};
 pub use event_loop::Core;
 pub use files::{AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView};
 pub use views::{
-    ConversationView, FileItem, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
+    ConversationView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
 };
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)

@@ -46,6 +46,11 @@ pub struct LoadStats {
     pub summaries_sent: u64,
     pub receipts_forwarded: u64,
     pub receipts_dropped: u64,
+    /// Bytes of files' blocks sent to colleagues, and received (repeats included).
+    #[serde(default)]
+    pub file_bytes_served: u64,
+    #[serde(default)]
+    pub file_bytes_fetched: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,11 +216,25 @@ pub enum NodeEvent {
         user_id: String,
         name: String,
     },
+    /// A file being fetched moved on (at most once a second per file; blocks of 16 KiB).
+    FileProgress {
+        conversation: String,
+        blob: String,
+        blocks_held: u64,
+        blocks: u64,
+    },
     /// A file of a message is wholly here now (it can be opened or saved).
     FileReady {
         conversation: String,
         /// The blob (hex), as in `MessageItem::file`.
         blob: String,
+    },
+    /// The disk holding the files is full: files are not fetched until there is room
+    /// again (they continue by themselves; nothing saved before is touched). Said at
+    /// most every ten minutes.
+    DiskFull {
+        /// What could not be written, in words.
+        what: String,
     },
     /// Something went wrong that the user should know (disk full, ...).
     Warning {

@@ -73,8 +73,24 @@ pub async fn spawn_with(name: &str, peers: &[&TestNode], key: NetworkKey, role: 
     start_in(dir, name, peer_addrs, key, role, node::DEFAULT_FILES_QUOTA).await
 }
 
+/// A member node in `dir` (prepared by the caller, e.g. a small file system mounted at
+/// `dir/files`).
+pub async fn spawn_in(dir: tempfile::TempDir, name: &str, peers: &[&TestNode]) -> TestNode {
+    let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
+    identity.save_new(&key_path(&dir)).unwrap();
+    let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
+    start_in(
+        dir,
+        name,
+        peer_addrs,
+        test_key(),
+        Role::Member,
+        node::DEFAULT_FILES_QUOTA,
+    )
+    .await
+}
+
 /// A member node that keeps at most `quota` bytes of files.
-#[allow(dead_code)]
 pub async fn spawn_with_quota(name: &str, peers: &[&TestNode], quota: u64) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
@@ -175,6 +191,11 @@ pub struct StoppedNode {
 
 impl StoppedNode {
     pub async fn start(self, peers: &[&TestNode]) -> TestNode {
+        self.start_with_quota(peers, node::DEFAULT_FILES_QUOTA)
+            .await
+    }
+
+    pub async fn start_with_quota(self, peers: &[&TestNode], quota: u64) -> TestNode {
         let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
         start_in(
             self.dir,
@@ -182,7 +203,7 @@ impl StoppedNode {
             peer_addrs,
             test_key(),
             Role::Member,
-            node::DEFAULT_FILES_QUOTA,
+            quota,
         )
         .await
     }
@@ -207,6 +228,19 @@ where
 }
 
 /// Wait until `node` holds exactly `want` (in this order) in `conv`.
+/// Wait until `node` holds a message with text `text` in `conv` (among others).
+pub async fn wait_text(node: &TestNode, conv: ConversationId, text: &str) {
+    let label = format!("{} has {text:?}", node.name);
+    eventually(&label, || async {
+        node.texts(conv)
+            .await
+            .iter()
+            .any(|t| t == text)
+            .then_some(())
+    })
+    .await
+}
+
 pub async fn wait_texts(node: &TestNode, conv: ConversationId, want: &[&str]) {
     let label = format!("{} has {want:?}", node.name);
     eventually(&label, || async {

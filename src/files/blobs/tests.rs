@@ -279,9 +279,9 @@ fn over_the_quota_the_least_recently_used_fetched_files_go_first_never_own_ones(
         assert!(got.complete);
     }
     let own = import(&s, &b, &sample(10 * block));
-    // Used long ago in this order: 2, 0, 3, 1; b's own file oldest of all.
+    // Used hours ago in this order: 2, 0, 3, 1; b's own file oldest of all.
     let ago = |secs: u64| std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
-    for (i, secs) in [(2, 4000), (0, 3000), (3, 2000), (1, 1000)] {
+    for (i, secs) in [(2, 40_000), (0, 30_000), (3, 20_000), (1, 10_000)] {
         let file = OpenOptions::new()
             .write(true)
             .open(b.path(&fetched[i].blob, "data"))
@@ -292,7 +292,7 @@ fn over_the_quota_the_least_recently_used_fetched_files_go_first_never_own_ones(
         .write(true)
         .open(b.path(&own.blob, "data"))
         .unwrap()
-        .set_modified(ago(9000))
+        .set_modified(ago(90_000))
         .unwrap();
     let each = fetched[0].blob.ct_len;
     let total: u64 = b.stored().iter().map(|s| s.bytes).sum();
@@ -318,11 +318,24 @@ fn over_the_quota_the_least_recently_used_fetched_files_go_first_never_own_ones(
         )
         .complete
     );
-    // Saving a file counts as using it: it then goes last.
+    // Saving a file counts as using it; files used in the last hour (1 saved, 2 just
+    // fetched) stay even over the quota, the others go.
     let dest = s.root.join("saved");
     b.export(&fetched[1].blob, 10 * block as u64, &fetched[1].key, &dest)
         .unwrap();
-    let removed = b.evict(3 * each, &Default::default());
-    assert_eq!(removed, vec![fetched[0].blob, fetched[2].blob]);
-    assert!(b.is_complete(&fetched[1].blob) && b.is_complete(&own.blob));
+    let removed = b.evict(2 * each, &Default::default());
+    assert_eq!(removed, vec![fetched[0].blob]);
+    assert!(b.is_complete(&fetched[1].blob) && b.is_complete(&fetched[2].blob));
+    assert!(b.is_complete(&own.blob));
+    // A file only partly here is never evicted (it may be fetched on).
+    let partial = import(&s, &a, &sample(10 * block));
+    assert!(!fetch(&a, &b, &partial.blob, &Blocks::range(0, 3)).complete);
+    OpenOptions::new()
+        .write(true)
+        .open(b.path(&partial.blob, "data"))
+        .unwrap()
+        .set_modified(ago(100_000))
+        .unwrap();
+    assert!(b.evict(0, &Default::default()).is_empty());
+    assert_eq!(b.held(&partial.blob).count(), 3);
 }
