@@ -142,6 +142,24 @@ impl Blocks {
         Blocks(out)
     }
 
+    /// At most `max` blocks of this set from the first one at or after `from` on, wrapping
+    /// round to the start (in at most `MAX_RANGES` ranges). Downloaders of one file start
+    /// at different places, so that they soon hold blocks to give each other.
+    pub fn take_from(&self, from: u64, max: u64) -> Blocks {
+        let after = self.minus(&Blocks::range(0, from));
+        let first = after.take(max);
+        let left = max - first.count();
+        if left == 0 {
+            return first;
+        }
+        let wrapped = first.union(&self.minus(&after).take(left));
+        if wrapped.0.len() > MAX_RANGES {
+            first
+        } else {
+            wrapped
+        }
+    }
+
     /// The same blocks as chunk ranges of a blob of `ct_len` bytes (the last block runs
     /// to the end, so its size proof is included).
     pub fn to_chunks(&self, ct_len: u64) -> ChunkRanges {

@@ -38,7 +38,7 @@ pub const MAX_FETCHES_PER_FILE: usize = 4;
 pub const MAX_FETCHES_PER_PEER: usize = 2;
 /// How long a peer is not asked again for a file after it had none of the blocks, was
 /// busy, or failed.
-const REST_NOT_HERE_MS: u64 = 5_000;
+const REST_NOT_HERE_MS: u64 = 2_000;
 const REST_BUSY_MS: u64 = 2_000;
 const REST_FAILED_MS: u64 = 10_000;
 /// A file nobody connected serves is tried again after 1 s, doubling up to this.
@@ -510,7 +510,13 @@ impl Core {
                     .asked
                     .values()
                     .fold(Blocks::default(), |all, b| all.union(b));
-                let next = download.missing.minus(&taken).take(MAX_BLOCKS_PER_REQUEST);
+                // From a random place: members fetching one file at once then hold
+                // different blocks and serve each other, not all the sender.
+                let from = rand::Rng::gen_range(&mut rand::thread_rng(), 0..blob.blocks().max(1));
+                let next = download
+                    .missing
+                    .minus(&taken)
+                    .take_from(from, MAX_BLOCKS_PER_REQUEST);
                 if next.is_empty() {
                     break;
                 }

@@ -339,3 +339,18 @@ fn over_the_quota_the_least_recently_used_fetched_files_go_first_never_own_ones(
     assert!(b.evict(0, &Default::default()).is_empty());
     assert_eq!(b.held(&partial.blob).count(), 3);
 }
+
+#[test]
+fn blocks_taken_from_a_place_wrap_round_and_keep_the_range_limit() {
+    let set = Blocks::from_ranges(vec![(0, 10), (20, 30), (40, 50)], 50).unwrap();
+    assert_eq!(set.take_from(0, 5).ranges(), &[(0, 5)]);
+    assert_eq!(set.take_from(25, 8).ranges(), &[(25, 30), (40, 43)]);
+    assert_eq!(set.take_from(45, 8).ranges(), &[(0, 3), (45, 50)]);
+    assert_eq!(set.take_from(45, 8).count(), 8);
+    assert_eq!(set.take_from(60, 4).ranges(), &[(0, 4)]);
+    assert_eq!(set.take_from(3, 100).count(), 30);
+    // Many small ranges: never more than MAX_RANGES.
+    let holes: Vec<(u64, u64)> = (0..100).map(|i| (2 * i, 2 * i + 1)).collect();
+    let holey = Blocks::from_ranges(holes, 200).unwrap();
+    assert!(holey.take_from(150, 64).ranges().len() <= MAX_RANGES);
+}
