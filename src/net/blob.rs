@@ -99,6 +99,9 @@ pub enum BlobReply {
     Blocks { blocks: Blocks, bytes: Vec<u8> },
     /// None of them here (or not for this asker).
     NotHere,
+    /// None of them here, but these are (at most `MAX_RANGES_PER_REQUEST` ranges): a
+    /// member fetching the same file says what it could give.
+    Held { held: Blocks },
     /// Too many requests at once; ask again later.
     Busy,
 }
@@ -120,6 +123,16 @@ impl BlobReply {
             }
             BlobReply::NotHere => vec![1],
             BlobReply::Busy => vec![2],
+            BlobReply::Held { held } => {
+                let mut out = Vec::with_capacity(3 + 16 * held.ranges().len());
+                out.push(3);
+                out.extend_from_slice(&(held.ranges().len() as u16).to_be_bytes());
+                for &(a, b) in held.ranges() {
+                    out.extend_from_slice(&a.to_be_bytes());
+                    out.extend_from_slice(&b.to_be_bytes());
+                }
+                out
+            }
         }
     }
 
@@ -129,6 +142,21 @@ impl BlobReply {
         match status {
             1 if rest.is_empty() => return Some(BlobReply::NotHere),
             2 if rest.is_empty() => return Some(BlobReply::Busy),
+            3 => {
+                // Held: within the blob, none of the blocks asked for (it said it has none
+                // of them), never empty.
+                let n = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+                let body = rest.get(2..)?;
+                if n > MAX_RANGES_PER_REQUEST || body.len() != 16 * n {
+                    return None;
+                }
+                let held = Blocks::from_ranges(
+                    decode_ranges(body),
+                    crate::files::blobs::blocks(request.blob.ct_len),
+                )?;
+                let disjoint = held.intersect(&request.blocks).is_empty();
+                return (disjoint && !held.is_empty()).then_some(BlobReply::Held { held });
+            }
             0 => {}
             _ => return None,
         }
@@ -307,7 +335,18 @@ async fn serve_one(
             let mut bytes = Vec::new();
             match store.encode(&request.blob, &request.blocks, &mut bytes) {
                 Ok(blocks) if !blocks.is_empty() => BlobReply::Blocks { blocks, bytes },
-                Ok(_) => BlobReply::NotHere,
+                Ok(_) => {
+                    // Fetching it too: say what is here, so the asker can come back for it.
+                    let held = store
+                        .held(&request.blob)
+                        .minus(&request.blocks)
+                        .take(u64::MAX);
+                    if held.is_empty() {
+                        BlobReply::NotHere
+                    } else {
+                        BlobReply::Held { held }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(blob = %id, error = %e, "a stored file could not be served");
                     BlobReply::NotHere
@@ -343,6 +382,37 @@ mod tests {
             },
             blocks: Blocks::from_ranges(vec![(0, 10), (20, 30)], 100).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_peer_without_the_blocks_may_say_what_it_holds_and_nothing_else() {
+        let r = request();
+        let held = BlobReply::Held {
+            held: Blocks::from_ranges(vec![(10, 20), (40, 100)], 100).unwrap(),
+        };
+        assert_eq!(BlobReply::decode(&held.encode(), &r), Some(held));
+        // Holding a block it said it lacks, nothing at all, only past the end of the blob,
+        // more ranges than a request may have, a trailing byte.
+        for bad in [
+            vec![(5u64, 6u64)],
+            vec![],
+            vec![(100, 110)],
+            (0..33).map(|i| (40 + i, 40 + i + 1)).collect::<Vec<_>>(),
+        ] {
+            let mut bytes = vec![3];
+            bytes.extend_from_slice(&(bad.len() as u16).to_be_bytes());
+            for (a, b) in &bad {
+                bytes.extend_from_slice(&a.to_be_bytes());
+                bytes.extend_from_slice(&b.to_be_bytes());
+            }
+            assert_eq!(BlobReply::decode(&bytes, &r), None, "{bad:?}");
+        }
+        let mut bytes = BlobReply::Held {
+            held: Blocks::range(50, 60),
+        }
+        .encode();
+        bytes.push(0);
+        assert_eq!(BlobReply::decode(&bytes, &r), None);
     }
 
     #[test]

@@ -918,7 +918,7 @@ impl Core {
                     } else {
                         super::files::Fetch::No
                     };
-                    if let Err(e) = self.want_file(conversation, f.blob, fetch, now) {
+                    if let Err(e) = self.want_file(conversation, f.blob, fetch, Some(author), now) {
                         tracing::info!(error = %e, "a file is not fetched by itself");
                     }
                 }

@@ -55,6 +55,8 @@ const EVICT_EVERY_MS: u64 = 5_000;
 const DISK_FULL_RETRY_MS: u64 = 10_000;
 const DISK_FULL_MAX_RETRY_MS: u64 = 5 * 60_000;
 const DISK_FULL_TELL_EVERY_MS: u64 = 10 * 60_000;
+/// What a peer said it holds is trusted for this long (it fetches on meanwhile).
+const HOLDINGS_FRESH_MS: u64 = 3_000;
 /// Progress of a download is reported (`NodeEvent::FileProgress`) at most this often.
 const PROGRESS_EVERY_MS: u64 = 1_000;
 /// A download with no new block for this long is given up (and said so).
@@ -77,6 +79,8 @@ pub(super) struct FetchDone {
 enum Outcome {
     Received(Received),
     NotHere,
+    /// None of the blocks asked for, but these.
+    Held(Blocks),
     Busy,
     Failed(String),
     /// This node's disk is full (no fault of the peer).
@@ -101,6 +105,12 @@ struct Download {
     /// Blocks held when progress was last reported, and when.
     told_held: u64,
     told_ms: u64,
+    /// What peers hold as far as known, since when, and whether they said so (a `Held`
+    /// answer: all they hold) or it is only what they sent: asked for that first.
+    holdings: HashMap<PeerId, (Blocks, u64, bool)>,
+    /// The sender of the file: asked last, so that members who have blocks serve each
+    /// other and the sender does not upload a copy per member.
+    author: Option<PeerId>,
 }
 
 /// What the event loop knows of a blob without reading a file.
@@ -323,6 +333,8 @@ impl Files {
             seen: Default::default(),
             told_held,
             told_ms: 0,
+            holdings: HashMap::new(),
+            author: None,
         });
     }
 
@@ -415,6 +427,7 @@ impl Core {
         conversation: ConversationId,
         blob: BlobRef,
         fetch: Fetch,
+        author: Option<UserId>,
         now: u64,
     ) -> Result<(), FileError> {
         let Some(files) = self.files.as_mut() else {
@@ -436,6 +449,9 @@ impl Core {
         // What is here stays (a download cancelled at 90 % and asked for again).
         let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
         files.add_download(blob, conversation, missing, now);
+        if let Some(download) = files.downloads.get_mut(&blob) {
+            download.author = author.and_then(|a| a.to_peer_id());
+        }
         self.pump_downloads(now);
         Ok(())
     }
@@ -488,7 +504,27 @@ impl Core {
                 continue;
             }
             download.resting.retain(|_, until| *until > now);
+            download
+                .holdings
+                .retain(|_, (_, at, _)| now.saturating_sub(*at) < HOLDINGS_FRESH_MS);
             peers.shuffle(&mut rand::thread_rng());
+            // Members who said they hold blocks still missing first, the sender last: a
+            // file to a group is then passed on among the members, and the sender does
+            // not upload a copy to each of them.
+            let rank = |peer: &PeerId| -> u8 {
+                if Some(*peer) == download.author {
+                    2
+                } else if download
+                    .holdings
+                    .get(peer)
+                    .is_some_and(|(held, ..)| !held.intersect(&download.missing).is_empty())
+                {
+                    0
+                } else {
+                    1
+                }
+            };
+            peers.sort_by_key(|u| u.to_peer_id().map_or(3, |p| rank(&p)));
             let before = starts.len();
             for user in peers {
                 if download.asked.len() >= MAX_FETCHES_PER_FILE
@@ -510,15 +546,21 @@ impl Core {
                     .asked
                     .values()
                     .fold(Blocks::default(), |all, b| all.union(b));
-                // From a random place: members fetching one file at once then hold
-                // different blocks and serve each other, not all the sender.
-                let from = rand::Rng::gen_range(&mut rand::thread_rng(), 0..blob.blocks().max(1));
-                let next = download
-                    .missing
-                    .minus(&taken)
-                    .take_from(from, MAX_BLOCKS_PER_REQUEST);
-                if next.is_empty() {
+                let wanted = download.missing.minus(&taken);
+                if wanted.is_empty() {
                     break;
+                }
+                // From a random place: members fetching one file at once then hold
+                // different blocks and serve each other, not all the sender. Of a peer
+                // that said what it holds, only that.
+                let from = rand::Rng::gen_range(&mut rand::thread_rng(), 0..blob.blocks().max(1));
+                let next = match download.holdings.get(&peer) {
+                    Some((held, _, true)) => wanted.intersect(held),
+                    _ => wanted,
+                }
+                .take_from(from, MAX_BLOCKS_PER_REQUEST);
+                if next.is_empty() {
+                    continue;
                 }
                 download.asked.insert(peer, next.clone());
                 *files.per_peer.entry(peer).or_insert(0) += 1;
@@ -580,6 +622,7 @@ impl Core {
                         }
                     }
                     Ok(BlobReply::NotHere) => Outcome::NotHere,
+                    Ok(BlobReply::Held { held }) => Outcome::Held(held),
                     Ok(BlobReply::Busy) => Outcome::Busy,
                     Err(e) => Outcome::Failed(e),
                 };
@@ -643,6 +686,11 @@ impl Core {
             download.asked.remove(&done.peer);
             let rest = match done.outcome {
                 Outcome::Received(received) => {
+                    // It holds (at least) what it sent.
+                    let (had, ..) = download.holdings.remove(&done.peer).unwrap_or_default();
+                    download
+                        .holdings
+                        .insert(done.peer, (had.union(&received.added), now, false));
                     if !received.added.is_empty() {
                         download.missing = download.missing.minus(&received.added);
                         download.last_progress_ms = now;
@@ -659,6 +707,11 @@ impl Core {
                     }
                 }
                 Outcome::NotHere => Some(REST_NOT_HERE_MS),
+                Outcome::Held(held) => {
+                    // Asked again at once, for what it has.
+                    download.holdings.insert(done.peer, (held, now, true));
+                    None
+                }
                 Outcome::Busy => Some(REST_BUSY_MS),
                 Outcome::DiskFull(what) => {
                     // Not the peer's fault: nobody rests; every download waits.

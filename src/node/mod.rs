@@ -398,7 +398,7 @@ impl NodeHandle {
                 .engine
                 .message_file(&conversation, &event_id)?
                 .ok_or_else(|| NodeError::Other("no file in that message".into()))?;
-            core.want_file(conversation, file.blob, files::Fetch::Asked, now_ms)
+            core.want_file(conversation, file.blob, files::Fetch::Asked, None, now_ms)
                 .map_err(|e| NodeError::Other(e.to_string()))
         })
         .await
