@@ -409,18 +409,33 @@ fn thirty_hosts_on_one_segment_hold_few_links_and_a_group_message_reaches_all() 
         "{HOSTS} hosts: the group message reached all in {} ms",
         started.elapsed().as_millis()
     );
-    let mut links = Vec::new();
-    for h in &hosts {
-        let (ok, out, err) = lab.hosts[*h].cli(&["peers", "--json"]);
-        assert!(ok, "{err}");
-        let online = out
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["online"] == true)
-            .count();
-        links.push(online);
+    let count_links = || {
+        let mut links = Vec::new();
+        for h in &hosts {
+            let (ok, out, err) = lab.hosts[*h].cli(&["peers", "--json"]);
+            assert!(ok, "{err}");
+            let online = out
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["online"] == true)
+                .count();
+            links.push(online);
+        }
+        links.sort();
+        links
+    };
+    let mut links = count_links();
+    if links[HOSTS - 1] > MAX_PEERS + 8 {
+        // Under a loaded CI machine a count once caught a host at 15 while it was still
+        // closing the surplus (it had 11-13 in nine runs alone). What must hold is the
+        // settled state: counted again after 3 s, the same bound applies.
+        println!(
+            "links per host at first: max {}; counted again",
+            links[HOSTS - 1]
+        );
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        links = count_links();
     }
-    links.sort();
     println!(
         "links per host: min {} median {} max {}",
         links[0],
