@@ -17,7 +17,7 @@ use super::app::FlurfunkApp;
 use super::bridge::Update;
 use super::dialogs::Dialog;
 use super::i18n::{Texts, fill};
-use crate::node::{DownloadView, FileItem, MessageItem};
+use crate::node::{DownloadView, FileItem, MessageItem, NodeHandle};
 use crate::wire::{ConversationId, EventId};
 
 /// The largest a picture is drawn in a bubble (logical pixels a side).
@@ -280,6 +280,15 @@ pub fn estimated_height(file: &FileItem, max_w: f32) -> f32 {
 }
 
 impl FlurfunkApp {
+    /// The node and the ids a file action on message `m` needs (none while no node runs).
+    fn message_target(&self, m: &MessageItem) -> Option<(NodeHandle, ConversationId, EventId)> {
+        Some((
+            self.node().cloned()?,
+            m.conversation.parse().ok()?,
+            m.event_id.parse().ok()?,
+        ))
+    }
+
     /// A file in a bubble: a picture, or a card with name, size and what can be done now.
     pub(super) fn file_ui(&mut self, ui: &mut egui::Ui, m: &MessageItem, file: &FileItem) {
         let t = self.t();
@@ -368,11 +377,7 @@ impl FlurfunkApp {
     /// Size and state of a file: progress and cancel while it moves, open and save once
     /// here, download (again) when it is not.
     fn file_state_ui(&mut self, ui: &mut egui::Ui, m: &MessageItem, file: &FileItem, t: &Texts) {
-        let (Some(node), Ok(conv), Ok(event)) = (
-            self.node().cloned(),
-            m.conversation.parse::<ConversationId>(),
-            m.event_id.parse::<EventId>(),
-        ) else {
+        let Some((node, conv, event)) = self.message_target(m) else {
             return;
         };
         let size = crate::files::human_size(file.size);
@@ -430,11 +435,7 @@ impl FlurfunkApp {
     /// Decode the picture of message `m` off the UI thread, at most `side` pixels a side;
     /// one at a time (a chat full of large photos must not decode them all at once).
     fn decode_picture(&mut self, m: &MessageItem, key: &str, side: u32) {
-        let (Some(node), Ok(conv), Ok(event)) = (
-            self.node().cloned(),
-            m.conversation.parse::<ConversationId>(),
-            m.event_id.parse::<EventId>(),
-        ) else {
+        let Some((node, conv, event)) = self.message_target(m) else {
             return;
         };
         self.pictures.set_loading(key);
@@ -461,11 +462,7 @@ impl FlurfunkApp {
 
     /// Save a file that is here into the save folder (the user's Downloads).
     fn save_file(&self, m: &MessageItem, file: &FileItem) {
-        let (Some(node), Ok(conv), Ok(event)) = (
-            self.node().cloned(),
-            m.conversation.parse::<ConversationId>(),
-            m.event_id.parse::<EventId>(),
-        ) else {
+        let Some((node, conv, event)) = self.message_target(m) else {
             return;
         };
         let name = file.name.clone();
@@ -501,11 +498,7 @@ impl FlurfunkApp {
             });
             return;
         }
-        let (Some(node), Ok(conv), Ok(event)) = (
-            self.node().cloned(),
-            m.conversation.parse::<ConversationId>(),
-            m.event_id.parse::<EventId>(),
-        ) else {
+        let Some((node, conv, event)) = self.message_target(m) else {
             return;
         };
         // One folder per message: the file keeps its own name (programs show it).
