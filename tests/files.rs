@@ -298,3 +298,63 @@ async fn a_removed_member_gets_no_file_sent_after_its_removal() {
         .count();
     assert_eq!(data, 0, "no ciphertext of the file at Clara");
 }
+
+/// A member whose node serves blocks with a byte changed: the downloader refuses the
+/// answer at its first hash pair, writes none of it, penalises the liar and gets the file
+/// whole from another member. (The lie comes from the feature `fault-injection`, which
+/// only the tests build.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_serving_corrupt_blocks_is_caught_and_the_file_comes_from_another() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    let dora = spawn("Dora", &[&anna, &ben]).await;
+    let cora = spawn("Cora", &[&anna, &ben]).await;
+    anna.knows(&[&ben, &cora, &dora]).await;
+    let group = anna
+        .handle
+        .create_group("Bauhof".into(), vec![ben.user(), cora.user(), dora.user()])
+        .await
+        .unwrap();
+    eventually("Cora is in the group", || async {
+        cora.handle
+            .conversations()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.conversation == group.to_string() && c.is_member)
+    })
+    .await;
+    let cora = cora.stop().await;
+    let plan = sample(3_000_000, 5);
+    let path = anna.dir.path().join("Lageplan.pdf");
+    std::fs::write(&path, &plan).unwrap();
+    anna.handle
+        .send_file(group, path, String::new(), u64::MAX)
+        .await
+        .unwrap();
+    file_here(&ben, group).await;
+    file_here(&dora, group).await;
+    // The sender goes home and Dora too; Ben starts to lie. Cora comes back and meets
+    // only Ben.
+    anna.stop().await;
+    let dora = dora.stop().await;
+    ben.handle.lie_in_served_blocks().await.unwrap();
+    let cora = cora.start(&[&ben]).await;
+    file_message(&cora, group).await;
+    eventually("Cora refuses Ben's blocks", || async {
+        let load = cora.handle.status().await.unwrap().load;
+        (load.file_answers_refused >= 1).then_some(())
+    })
+    .await;
+    // Nothing of his answers was kept: no block of the file is here.
+    let downloads = cora.handle.downloads().await.unwrap();
+    assert_eq!(downloads.len(), 1, "{downloads:?}");
+    assert_eq!(downloads[0].blocks_held, 0, "{downloads:?}");
+    // Dora comes back: the file comes from her, whole.
+    let dora = dora.start(&[&cora]).await;
+    let at_cora = file_here(&cora, group).await;
+    assert_eq!(saved(&cora, group, &at_cora).await, plan);
+    let load = cora.handle.status().await.unwrap().load;
+    assert!(load.file_answers_refused >= 1);
+    drop((ben, dora));
+}

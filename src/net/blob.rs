@@ -239,6 +239,7 @@ pub fn spawn_server(
     asks: mpsc::Sender<BlobAsk>,
     store: Arc<crate::files::BlobStore>,
     served_bytes: Arc<std::sync::atomic::AtomicU64>,
+    lie: Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let all = Arc::new(Semaphore::new(MAX_SERVING));
@@ -263,10 +264,11 @@ pub fn spawn_server(
             }
             let (asks, store, per_peer) = (asks.clone(), store.clone(), per_peer.clone());
             let served_bytes = served_bytes.clone();
+            let lie = lie.load(std::sync::atomic::Ordering::Relaxed);
             tokio::spawn(async move {
                 let served = tokio::time::timeout(
                     REQUEST_TIMEOUT,
-                    serve_one(peer, &mut stream, &asks, store),
+                    serve_one(peer, &mut stream, &asks, store, lie),
                 )
                 .await;
                 match served {
@@ -305,6 +307,7 @@ async fn serve_one(
     stream: &mut libp2p::swarm::Stream,
     asks: &mpsc::Sender<BlobAsk>,
     store: Arc<crate::files::BlobStore>,
+    lie: bool,
 ) -> Result<u64, String> {
     let mut bytes = Vec::new();
     // A slot is held while the request is read: it must come at once.
@@ -334,7 +337,15 @@ async fn serve_one(
             let id = request.blob.id();
             let mut bytes = Vec::new();
             match store.encode(&request.blob, &request.blocks, &mut bytes) {
-                Ok(blocks) if !blocks.is_empty() => BlobReply::Blocks { blocks, bytes },
+                Ok(blocks) if !blocks.is_empty() => {
+                    // Only a build with the feature `fault-injection` can be told to lie
+                    // (`NodeHandle::lie_in_served_blocks`, for tests); the first byte
+                    // is the first hash pair or block the asker checks.
+                    if cfg!(feature = "fault-injection") && lie {
+                        bytes[0] ^= 0x55;
+                    }
+                    BlobReply::Blocks { blocks, bytes }
+                }
                 Ok(_) => {
                     // Fetching it too: say what is here, so the asker can come back for it.
                     let held = store

@@ -1068,6 +1068,7 @@ impl Core {
                 f.served_bytes.load(std::sync::atomic::Ordering::Relaxed)
             }),
             file_bytes_fetched: self.files.as_ref().map_or(0, |f| f.fetched_bytes),
+            file_answers_refused: self.files.as_ref().map_or(0, |f| f.refused_answers),
         }
     }
 

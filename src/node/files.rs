@@ -148,6 +148,10 @@ pub(super) struct Files {
     /// Bytes of blocks sent to peers, and received from them (duplicates included).
     pub(super) served_bytes: Arc<std::sync::atomic::AtomicU64>,
     pub(super) fetched_bytes: u64,
+    pub(super) refused_answers: u64,
+    /// Feature `fault-injection` only: serve blocks with one byte changed (a lying peer
+    /// for tests of the downloader).
+    pub(super) lie: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The thread that writes records; dropping it writes what is queued before the node
@@ -297,6 +301,8 @@ impl Files {
             disk_full_backoff_ms: DISK_FULL_RETRY_MS,
             served_bytes: Default::default(),
             fetched_bytes: 0,
+            refused_answers: 0,
+            lie: Default::default(),
         };
         for (blob, conv, moved_ms) in files.store.wanted() {
             let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
@@ -398,6 +404,7 @@ impl Core {
                     asks,
                     files.store.clone(),
                     files.served_bytes.clone(),
+                    files.lie.clone(),
                 ));
             }
             Err(e) => tracing::warn!(error = %e, "files cannot be served"),
@@ -673,6 +680,7 @@ impl Core {
         let mut progressed = false;
         if let Outcome::Received(received) = &done.outcome {
             corrupt = received.refused.is_some();
+            files.refused_answers += u64::from(corrupt);
             progressed = !received.added.is_empty();
             if received.complete {
                 files.known(&done.blob).complete = true;

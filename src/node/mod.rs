@@ -405,6 +405,19 @@ impl NodeHandle {
     }
 
     /// Stop fetching the file of message `event_id` (what is here stays).
+    /// Tests only (feature `fault-injection`): from now on, every block this node serves
+    /// has one byte changed, so a downloader's checks can be tried against a real node.
+    #[cfg(feature = "fault-injection")]
+    pub async fn lie_in_served_blocks(&self) -> Result<(), NodeError> {
+        self.run(|core, _| {
+            if let Some(files) = core.files.as_ref() {
+                files.lie.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn cancel_download(
         &self,
         conversation: ConversationId,

@@ -51,6 +51,9 @@ pub struct LoadStats {
     pub file_bytes_served: u64,
     #[serde(default)]
     pub file_bytes_fetched: u64,
+    /// Answers with a block that failed its hash (the sender was penalised for each).
+    #[serde(default)]
+    pub file_answers_refused: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -227,7 +227,6 @@ where
     }
 }
 
-/// Wait until `node` holds exactly `want` (in this order) in `conv`.
 /// Wait until `node` holds a message with text `text` in `conv` (among others).
 pub async fn wait_text(node: &TestNode, conv: ConversationId, text: &str) {
     let label = format!("{} has {text:?}", node.name);
@@ -241,6 +240,7 @@ pub async fn wait_text(node: &TestNode, conv: ConversationId, text: &str) {
     .await
 }
 
+/// Wait until `node` holds exactly `want` (in this order) in `conv`.
 pub async fn wait_texts(node: &TestNode, conv: ConversationId, want: &[&str]) {
     let label = format!("{} has {want:?}", node.name);
     eventually(&label, || async {
