@@ -79,7 +79,7 @@ async fn start(
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,
         files_dir: Some(d.files()),
-        files_quota: flurfunk::node::DEFAULT_FILES_QUOTA,
+        file_limits: flurfunk::node::FileLimits::default(),
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await

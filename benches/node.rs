@@ -48,7 +48,7 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,
         files_dir: Some(dir.path().join("files")),
-        files_quota: flurfunk::node::DEFAULT_FILES_QUOTA,
+        file_limits: flurfunk::node::FileLimits::default(),
     };
     let (handle, mut events) = node::start(identity, Box::new(store), config)
         .await
@@ -362,7 +362,7 @@ async fn file_transfer() {
     let rss_before = common::rss_kib(std::process::id());
     let import = Instant::now();
     a.handle
-        .send_file(conv, path, String::new(), u64::MAX)
+        .send_file(conv, path, String::new())
         .await
         .unwrap();
     let import_s = import.elapsed().as_secs_f64();
@@ -493,7 +493,7 @@ async fn group_file() {
     let start = Instant::now();
     sender
         .handle
-        .send_file(group, path, String::new(), u64::MAX)
+        .send_file(group, path, String::new())
         .await
         .unwrap();
     let mut asked = vec![false; members.len()];

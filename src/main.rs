@@ -54,10 +54,22 @@ struct NetOpts {
     /// that everyone in each conversation stays reachable.
     #[arg(long, value_name = "N", default_value_t = flurfunk::node::DEFAULT_MAX_PEERS)]
     max_peers: usize,
+    /// Largest file sent from here [default: 2GB].
+    #[arg(long, value_name = "SIZE", value_parser = flurfunk::files::parse_size)]
+    max_file_size: Option<u64>,
+    /// Files up to this size are fetched as soon as their message arrives; 0: only on
+    /// request [default: 25MB].
+    #[arg(long, value_name = "SIZE", value_parser = flurfunk::files::parse_size)]
+    auto_download: Option<u64>,
+    /// Space for files: beyond it, colleagues' files not used for an hour are removed,
+    /// least recently used first, and fetched again when opened [default: 4GB].
+    #[arg(long, value_name = "SIZE", value_parser = flurfunk::files::parse_size)]
+    files_quota: Option<u64>,
 }
 
 impl NetOpts {
     fn launch_options(self, role: Role) -> LaunchOptions {
+        let default = flurfunk::node::FileLimits::default();
         LaunchOptions {
             listen: self.listen,
             peers: self.peer,
@@ -65,6 +77,11 @@ impl NetOpts {
             role,
             max_peers: self.max_peers,
             raise: None,
+            file_limits: flurfunk::node::FileLimits {
+                max_send_bytes: self.max_file_size.unwrap_or(default.max_send_bytes),
+                auto_download_bytes: self.auto_download.unwrap_or(default.auto_download_bytes),
+                quota_bytes: self.files_quota.unwrap_or(default.quota_bytes),
+            },
         }
     }
 }

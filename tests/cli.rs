@@ -187,6 +187,10 @@ fn errors_are_one_clear_line_and_a_failure_exit() {
     assert!(!ok && err.contains("unknown recipient 'Niemand'"), "{err}");
     assert_eq!(err.lines().count(), 1);
 
+    // A size it cannot read is refused before anything starts.
+    let (ok, _, err) = flurfunk(dir.path(), &["node", "--files-quota", "5 parsecs"]);
+    assert!(!ok && err.contains("unknown unit \"parsecs\""), "{err}");
+
     let bad = dir.path().join("bad.key");
     std::fs::write(&bad, "not a key").unwrap();
     let (ok, _, err) = flurfunk(dir.path(), &["network", "join", bad.to_str().unwrap()]);

@@ -165,14 +165,14 @@ async fn a_full_disk_during_a_download_is_told_keeps_what_was_saved_and_continue
     // 1 MB fits.
     let (path, small) = send("Klein.bin", 1_000_000, 1);
     anna.handle
-        .send_file(direct, path, String::new(), u64::MAX)
+        .send_file(direct, path, String::new())
         .await
         .unwrap();
     let first = support::eventually("the small file at Ben", here("Klein.bin")).await;
     // 8 MB does not fit in what is left of 4 MiB.
     let (path, big) = send("Gross.bin", 8_000_000, 2);
     anna.handle
-        .send_file(direct, path, String::new(), u64::MAX)
+        .send_file(direct, path, String::new())
         .await
         .unwrap();
     let told = tokio::time::timeout(std::time::Duration::from_secs(30), async {

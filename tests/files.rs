@@ -4,7 +4,7 @@
 
 mod support;
 
-use flurfunk::node::{AUTO_DOWNLOAD_BYTES, MessageItem};
+use flurfunk::node::{DEFAULT_AUTO_DOWNLOAD_BYTES, MessageItem};
 use flurfunk::wire::ConversationId;
 use support::{TestNode, eventually, spawn, spawn_with_quota};
 
@@ -68,7 +68,7 @@ async fn a_file_reaches_every_member_also_after_the_sender_went_home() {
     let path = anna.dir.path().join("Straßenschild.jpg");
     std::fs::write(&path, &photo).unwrap();
     anna.handle
-        .send_file(group, path, "Schild an der B27".into(), u64::MAX)
+        .send_file(group, path, "Schild an der B27".into())
         .await
         .unwrap();
 
@@ -109,11 +109,11 @@ async fn a_large_file_is_fetched_on_request_and_the_wish_survives_a_restart() {
     let ben = spawn("Ben", &[&anna]).await;
     anna.knows(&[&ben]).await;
     let direct = anna.handle.open_direct(ben.user()).await.unwrap();
-    let big = sample(AUTO_DOWNLOAD_BYTES as usize + 100_000, 3);
+    let big = sample(DEFAULT_AUTO_DOWNLOAD_BYTES as usize + 100_000, 3);
     let path = anna.dir.path().join("Plan.pdf");
     std::fs::write(&path, &big).unwrap();
     anna.handle
-        .send_file(direct, path, String::new(), u64::MAX)
+        .send_file(direct, path, String::new())
         .await
         .unwrap();
     let message = file_message(&ben, direct).await;
@@ -156,7 +156,7 @@ async fn over_its_quota_a_node_evicts_the_least_recently_used_files_and_fetches_
         let path = anna.dir.path().join(format!("Aufmass {i}.bin"));
         std::fs::write(&path, &bytes).unwrap();
         anna.handle
-            .send_file(direct, path, String::new(), u64::MAX)
+            .send_file(direct, path, String::new())
             .await
             .unwrap();
         sent.push(bytes);
@@ -275,7 +275,7 @@ async fn a_removed_member_gets_no_file_sent_after_its_removal() {
     let path = anna.dir.path().join("Nachher.pdf");
     std::fs::write(&path, &plan).unwrap();
     anna.handle
-        .send_file(group, path, "Nur für euch".into(), u64::MAX)
+        .send_file(group, path, "Nur für euch".into())
         .await
         .unwrap();
     let at_ben = file_here(&ben, group).await;
@@ -329,7 +329,7 @@ async fn a_member_serving_corrupt_blocks_is_caught_and_the_file_comes_from_anoth
     let path = anna.dir.path().join("Lageplan.pdf");
     std::fs::write(&path, &plan).unwrap();
     anna.handle
-        .send_file(group, path, String::new(), u64::MAX)
+        .send_file(group, path, String::new())
         .await
         .unwrap();
     file_here(&ben, group).await;
@@ -357,4 +357,70 @@ async fn a_member_serving_corrupt_blocks_is_caught_and_the_file_comes_from_anoth
     let load = cora.handle.status().await.unwrap().load;
     assert!(load.file_answers_refused >= 1);
     drop((ben, dora));
+}
+
+/// The settings for files, changed while the nodes run: the largest file sent, and the
+/// size up to which files are fetched by themselves (0: only on request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_for_files_are_obeyed_and_can_change_while_the_node_runs() {
+    use flurfunk::node::FileLimits;
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    anna.knows(&[&ben]).await;
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+    let defaults = anna.handle.file_limits().await.unwrap();
+    assert_eq!(defaults, FileLimits::default());
+    let file = |name: &str, seed: u8| {
+        let path = anna.dir.path().join(name);
+        std::fs::write(&path, sample(300_000, seed)).unwrap();
+        path
+    };
+
+    // Anna may send at most 100 KB: the file is refused with a clear error.
+    let small = FileLimits {
+        max_send_bytes: 100_000,
+        ..defaults
+    };
+    anna.handle.set_file_limits(small).await.unwrap();
+    let err = anna
+        .handle
+        .send_file(direct, file("Zu groß.pdf", 1), String::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at most 98 KB"), "{err}");
+    anna.handle.set_file_limits(defaults).await.unwrap();
+
+    // Ben fetches nothing by himself.
+    let manual = FileLimits {
+        auto_download_bytes: 0,
+        ..defaults
+    };
+    ben.handle.set_file_limits(manual).await.unwrap();
+    assert_eq!(ben.handle.file_limits().await.unwrap(), manual);
+    anna.handle
+        .send_file(direct, file("Erster.pdf", 2), "eins".into())
+        .await
+        .unwrap();
+    support::wait_text(&ben, direct, "eins").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let first = file_message(&ben, direct).await;
+    assert!(!first.file.as_ref().unwrap().here);
+    assert!(ben.handle.downloads().await.unwrap().is_empty());
+
+    // Up to 25 MB again: the next file comes by itself, the first still waits for a click.
+    ben.handle.set_file_limits(defaults).await.unwrap();
+    anna.handle
+        .send_file(direct, file("Zweiter.pdf", 3), "zwei".into())
+        .await
+        .unwrap();
+    eventually("the second file is here", || async {
+        let messages = ben.handle.messages(direct, None, 100).await.unwrap();
+        let second = messages.iter().find(|m| m.text == "zwei")?;
+        second.file.as_ref()?.here.then_some(())
+    })
+    .await;
+    let messages = ben.handle.messages(direct, None, 100).await.unwrap();
+    let first = messages.iter().find(|m| m.text == "eins").unwrap();
+    assert!(!first.file.as_ref().unwrap().here);
 }

@@ -441,6 +441,49 @@ fn switching_the_language_changes_every_label_and_is_saved() {
 }
 
 #[test]
+fn the_settings_for_files_reach_the_node_and_are_saved() {
+    let f = Fixture::new();
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[], Lang::De);
+    let node = app(&h).node().unwrap().clone();
+    assert_eq!(
+        f.rt.block_on(node.file_limits()).unwrap().auto_download_bytes,
+        25 << 20
+    );
+    h.get_by_label("⚙").click();
+    h.run_steps(3);
+    h.get_by_label("Dateien automatisch laden").click();
+    h.run_steps(3);
+    h.get_by_label("Nie (nur auf Klick)").click();
+    h.run_steps(3);
+    h.get_by_label("Speicher für Dateien").click();
+    h.run_steps(3);
+    h.get_by_label("16.00 GB").click();
+    h.run_steps(3);
+    let limits = f.rt.block_on(eventually("the node has the new settings", || async {
+        let limits = node.file_limits().await.unwrap();
+        (limits.auto_download_bytes == 0).then_some(limits)
+    }));
+    assert_eq!(limits.quota_bytes, 16 << 30);
+    let combo = h.get_by_label("Dateien automatisch laden");
+    assert_eq!(
+        egui_kittest::kittest::NodeT::accesskit_node(&combo)
+            .value()
+            .as_deref(),
+        Some("Nie (nur auf Klick)"),
+        "the choice is shown"
+    );
+    let path = f.data_dir().root().join("app.json");
+    f.rt.block_on(eventually("settings saved", || async {
+        std::fs::read_to_string(&path).ok().filter(|s| {
+            s.contains("\"auto_download_bytes\": 0")
+                && s.contains("\"files_quota_bytes\": 17179869184")
+        })
+    }));
+    h.check_accessibility();
+}
+
+#[test]
 fn a_known_colleague_with_a_new_key_is_flagged() {
     let f = Fixture::new();
     let ben = f.spawn("Ben Müller", &[]);
@@ -507,7 +550,7 @@ fn a_file_arrives_as_a_bubble_is_saved_with_one_click_and_one_is_sent_by_the_cli
     std::fs::write(&source, &form).unwrap();
     f.rt.block_on(
         ben.handle
-            .send_file(conv, source, "Für nächste Woche".into(), u64::MAX),
+            .send_file(conv, source, "Für nächste Woche".into()),
     )
     .unwrap();
     h.state_mut()
@@ -583,7 +626,7 @@ fn a_photo_shows_in_its_bubble_opens_large_closes_with_esc_and_a_pasted_screensh
     std::fs::write(&source, &png).unwrap();
     f.rt.block_on(
         ben.handle
-            .send_file(conv, source, "Umgefahren".into(), u64::MAX),
+            .send_file(conv, source, "Umgefahren".into()),
     )
     .unwrap();
     h.state_mut()

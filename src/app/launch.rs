@@ -51,6 +51,8 @@ pub struct LaunchOptions {
     pub max_peers: usize,
     /// The desktop app's answer when a second start asks for its window.
     pub raise: Option<RaiseHook>,
+    /// The largest file sent, the largest fetched by itself, the quota.
+    pub file_limits: node::FileLimits,
 }
 
 impl Default for LaunchOptions {
@@ -62,6 +64,7 @@ impl Default for LaunchOptions {
             role: Role::Member,
             max_peers: node::DEFAULT_MAX_PEERS,
             raise: None,
+            file_limits: node::FileLimits::default(),
         }
     }
 }
@@ -156,7 +159,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         max_peers: options.max_peers,
         identity_path: Some(dir.identity()),
         files_dir: Some(dir.files()),
-        files_quota: node::DEFAULT_FILES_QUOTA,
+        file_limits: options.file_limits,
     };
     let (node, events) = node::start(identity, Box::new(store), config).await?;
     let control = match control::serve(dir, node.clone(), options.raise).await {

@@ -113,7 +113,7 @@ pub enum FileError {
     },
     #[error("the disk is full: {what}")]
     DiskFull { what: String },
-    #[error("the file has {size} bytes; the limit is {limit}")]
+    #[error("the file is {}; files of at most {} are sent", human_size(*size), human_size(*limit))]
     TooLarge { size: u64, limit: u64 },
     #[error("the file changed while it was read")]
     Changed,
@@ -177,6 +177,32 @@ pub fn human_size(bytes: u64) -> String {
         b if b < 1024 * 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
         b => format!("{:.2} GB", b as f64 / (1024.0 * 1024.0 * 1024.0)),
     }
+}
+
+/// A size as people write it, counted as `human_size` shows it (1 KB = 1024 bytes, as
+/// Windows does): "0", "800", "500 KB", "25MB", "25 MiB", "2.5G", "4 GiB".
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 25MB, 4GB)"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?} (B, KB, MB, GB or TB)")),
+    };
+    let bytes = number * factor as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{text:?} is too large"));
+    }
+    Ok(bytes as u64)
 }
 
 /// A media type from a file name's extension (what the sender's side says; receivers
@@ -364,5 +390,25 @@ mod name_tests {
         assert!(short.len() <= 255 && short.ends_with(".pdf"));
         assert_eq!(guess_mime("Foto.JPG"), "image/jpeg");
         assert_eq!(guess_mime("noext"), "application/octet-stream");
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_they_are_shown() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("800"), Ok(800));
+        assert_eq!(parse_size("500 KB"), Ok(500 * 1024));
+        assert_eq!(parse_size("25MB"), Ok(25 << 20));
+        assert_eq!(parse_size("25 mib"), Ok(25 << 20));
+        assert_eq!(parse_size("2.5G"), Ok(5 << 29));
+        assert_eq!(parse_size(" 4 GiB "), Ok(4 << 30));
+        assert_eq!(human_size(parse_size("38.1 MB").unwrap()), "38.1 MB");
+        for bad in ["", "MB", "-5MB", "5 parsecs", "1e30", "99999999999 TB", "1.2.3"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -253,7 +253,8 @@ impl FlurfunkApp {
     pub(super) fn start_node(&mut self, delay_ms: u64) {
         self.phase = Phase::Starting;
         let dir = self.config.dir.clone();
-        let options = self.config.launch.clone();
+        let mut options = self.config.launch.clone();
+        options.file_limits = self.file_limits();
         self.bridge.spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             let mut attempt = 0;
@@ -708,6 +709,32 @@ impl FlurfunkApp {
 
     /// Hand the settings to the writer task: the file is written (and synced) off the UI
     /// thread; of several quick changes only the latest is written.
+    /// The settings for files: what the user chose here, else what the app was started
+    /// with.
+    pub(super) fn file_limits(&self) -> crate::node::FileLimits {
+        let mut limits = self.config.launch.file_limits;
+        if let Some(bytes) = self.settings.auto_download_bytes {
+            limits.auto_download_bytes = bytes;
+        }
+        if let Some(bytes) = self.settings.files_quota_bytes {
+            limits.quota_bytes = bytes;
+        }
+        limits
+    }
+
+    /// Tell the running node the settings for files (after a change).
+    pub(super) fn apply_file_limits(&mut self) {
+        self.save_settings();
+        let limits = self.file_limits();
+        if let Some(node) = self.node().cloned() {
+            self.bridge.act(
+                &node,
+                move |n| async move { n.set_file_limits(limits).await },
+                |_| Update::Reload,
+            );
+        }
+    }
+
     pub(super) fn save_settings(&mut self) {
         let _ = self.settings_writer.send(Some(self.settings.clone()));
     }

@@ -323,7 +323,6 @@ impl FlurfunkApp {
                         name,
                         bytes,
                         caption,
-                        crate::files::DEFAULT_SEND_LIMIT_BYTES,
                     )
                     .await
                 },
@@ -347,8 +346,7 @@ impl FlurfunkApp {
         self.bridge.act(
             &node,
             move |n| async move {
-                n.send_file(id, file, caption, crate::files::DEFAULT_SEND_LIMIT_BYTES)
-                    .await
+                n.send_file(id, file, caption).await
             },
             |_| Update::Reload,
         );
@@ -809,6 +807,8 @@ impl FlurfunkApp {
                 });
                 ui.end_row();
 
+                self.file_settings_ui(ui);
+
                 ui.label(t.settings_data_dir);
                 ui.label(
                     RichText::new(self.config.dir.root().display().to_string())
@@ -822,6 +822,68 @@ impl FlurfunkApp {
                 ui.end_row();
             });
         self.running.is_some()
+    }
+}
+
+impl FlurfunkApp {
+    /// Two rows of the settings grid: what is fetched by itself, and the space for files.
+    fn file_settings_ui(&mut self, ui: &mut egui::Ui) {
+        let t = self.t();
+        let limits = self.file_limits();
+        let size = crate::files::human_size;
+        let label = |bytes: u64| {
+            if bytes == 0 {
+                t.settings_auto_never.to_string()
+            } else {
+                format!("{} {}", t.settings_up_to, size(bytes))
+            }
+        };
+        let l = ui.label(t.settings_auto_download);
+        let mut chosen = None;
+        egui::ComboBox::from_id_salt("auto-download")
+            .selected_text(label(limits.auto_download_bytes))
+            .show_ui(ui, |ui| {
+                for bytes in [0, 5 << 20, 25 << 20, 100 << 20, 500 << 20] {
+                    if ui
+                        .selectable_label(limits.auto_download_bytes == bytes, label(bytes))
+                        .clicked()
+                    {
+                        chosen = Some(bytes);
+                    }
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        if let Some(bytes) = chosen {
+            self.settings.auto_download_bytes = Some(bytes);
+            self.apply_file_limits();
+        }
+        ui.end_row();
+
+        let l = ui.label(t.settings_files_space);
+        let mut chosen = None;
+        ui.vertical(|ui| {
+            egui::ComboBox::from_id_salt("files-quota")
+                .selected_text(size(limits.quota_bytes))
+                .show_ui(ui, |ui| {
+                    for bytes in [1u64 << 30, 4 << 30, 16 << 30, 64 << 30] {
+                        if ui
+                            .selectable_label(limits.quota_bytes == bytes, size(bytes))
+                            .clicked()
+                        {
+                            chosen = Some(bytes);
+                        }
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+            ui.label(RichText::new(t.settings_files_space_hint).small());
+        });
+        if let Some(bytes) = chosen {
+            self.settings.files_quota_bytes = Some(bytes);
+            self.apply_file_limits();
+        }
+        ui.end_row();
     }
 }
 

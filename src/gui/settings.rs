@@ -29,6 +29,12 @@ pub struct Settings {
     /// user ids the user verified by comparing safety numbers.
     #[serde(default)]
     pub verified: BTreeMap<String, String>,
+    /// Files up to this size are fetched by themselves; `None`: the node's default.
+    #[serde(default)]
+    pub auto_download_bytes: Option<u64>,
+    /// Space for files; `None`: the node's default.
+    #[serde(default)]
+    pub files_quota_bytes: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -42,6 +48,8 @@ impl Default for Settings {
             notifications: true,
             contacts: BTreeMap::new(),
             verified: BTreeMap::new(),
+            auto_download_bytes: None,
+            files_quota_bytes: None,
         }
     }
 }

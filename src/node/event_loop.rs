@@ -194,7 +194,7 @@ impl Core {
         let (file_done_tx, file_done_rx) = mpsc::unbounded_channel();
         let files = match &config.files_dir {
             Some(dir) => Some(
-                super::files::Files::open(dir, config.files_quota, file_done_tx, now)
+                super::files::Files::open(dir, config.file_limits, file_done_tx, now)
                     .map_err(|e| NodeError::Other(e.to_string()))?,
             ),
             None => None,
@@ -913,7 +913,11 @@ impl Core {
                     let now = now_ms();
                     let recent =
                         wall_ms.saturating_add(super::files::AUTO_DOWNLOAD_MAX_AGE_MS) > now;
-                    let fetch = if recent && f.attachment.size <= super::AUTO_DOWNLOAD_BYTES {
+                    let auto = self
+                        .files
+                        .as_ref()
+                        .map_or(0, |files| files.limits.auto_download_bytes);
+                    let fetch = if recent && f.attachment.size <= auto {
                         super::files::Fetch::Auto
                     } else {
                         super::files::Fetch::No

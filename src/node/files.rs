@@ -25,9 +25,34 @@ use crate::identity::UserId;
 use crate::net::blob::{self, BlobAsk, BlobReply, BlobRequest, MAX_BLOCKS_PER_REQUEST};
 use crate::wire::ConversationId;
 
-/// Files up to this size are fetched as soon as their message arrives (if it is recent,
-/// `AUTO_DOWNLOAD_MAX_AGE_MS`); larger ones when the user asks (`NodeHandle::download`).
-pub const AUTO_DOWNLOAD_BYTES: u64 = 25 * 1024 * 1024;
+/// Files up to this size are fetched by default as soon as their message arrives (if it
+/// is recent, `AUTO_DOWNLOAD_MAX_AGE_MS`); larger ones when the user asks
+/// (`NodeHandle::download`). A setting: [`FileLimits::auto_download_bytes`].
+pub const DEFAULT_AUTO_DOWNLOAD_BYTES: u64 = 25 * 1024 * 1024;
+
+/// The node's settings for files (`NodeConfig::file_limits`, changed while it runs with
+/// `NodeHandle::set_file_limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileLimits {
+    /// Files larger than this are refused when sent from here.
+    pub max_send_bytes: u64,
+    /// Files up to this size are fetched as soon as their (recent) message arrives; 0:
+    /// only on request.
+    pub auto_download_bytes: u64,
+    /// Bytes of files kept here at most: beyond, others' files are evicted, least
+    /// recently used first; files sent from here never.
+    pub quota_bytes: u64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits {
+            max_send_bytes: crate::files::DEFAULT_SEND_LIMIT_BYTES,
+            auto_download_bytes: DEFAULT_AUTO_DOWNLOAD_BYTES,
+            quota_bytes: DEFAULT_FILES_QUOTA,
+        }
+    }
+}
 /// Older messages' files (a history caught up after weeks away) are fetched on request.
 pub const AUTO_DOWNLOAD_MAX_AGE_MS: u64 = 3 * 24 * 3600 * 1000;
 /// Files being fetched at most; those that arrive by themselves take at most half.
@@ -133,10 +158,10 @@ pub(super) struct Files {
     /// the other way round).
     records: RecordWriter,
     next_generation: u64,
-    quota: u64,
+    pub(super) limits: FileLimits,
     /// When the quota was last looked at, and whether it should be again.
     evicted_at_ms: u64,
-    evict_due: bool,
+    pub(super) evict_due: bool,
     /// Blobs the record writer removed for the quota (their cached state is stale).
     evicted: Arc<std::sync::Mutex<Vec<BlobRef>>>,
     /// When a full disk was last reported.
@@ -275,7 +300,7 @@ pub struct DownloadView {
 impl Files {
     pub(super) fn open(
         dir: &std::path::Path,
-        quota: u64,
+        limits: FileLimits,
         done_tx: mpsc::UnboundedSender<FetchDone>,
         now: u64,
     ) -> Result<Self, FileError> {
@@ -291,7 +316,7 @@ impl Files {
             per_peer: HashMap::new(),
             done_tx,
             server: None,
-            quota,
+            limits,
             evicted_at_ms: 0,
             evict_due: true,
             evicted: Default::default(),
@@ -352,7 +377,7 @@ impl Files {
         self.evict_due = false;
         self.evicted_at_ms = now;
         self.records.send(Record::Evict {
-            quota: self.quota,
+            quota: self.limits.quota_bytes,
             keep: self.downloads.keys().copied().collect(),
             evicted: self.evicted.clone(),
         });

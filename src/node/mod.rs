@@ -23,7 +23,7 @@ use crate::sync::SyncError;
 use crate::wire::{ConversationId, EventId, Role};
 
 pub use event_loop::Core;
-pub use files::{AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView};
+pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
     ConversationView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
 };
@@ -70,9 +70,8 @@ pub struct NodeConfig {
     /// Where attachments are kept (`files::BlobStore`); `None`: no files sent, fetched or
     /// served (tools that only read or queue).
     pub files_dir: Option<std::path::PathBuf>,
-    /// Bytes of files kept at most (`files::DEFAULT_FILES_QUOTA`): beyond, others' files
-    /// are evicted least recently used first; files sent from here never.
-    pub files_quota: u64,
+    /// The largest file sent, the largest fetched by itself, the quota.
+    pub file_limits: FileLimits,
 }
 
 impl NodeConfig {
@@ -88,7 +87,7 @@ impl NodeConfig {
             max_peers: DEFAULT_MAX_PEERS,
             identity_path: None,
             files_dir: None,
-            files_quota: files::DEFAULT_FILES_QUOTA,
+            file_limits: FileLimits::default(),
         }
     }
 }
@@ -250,19 +249,19 @@ impl NodeHandle {
 
     /// Send the file at `path` (with `caption`, which may be empty): encrypted into the
     /// files directory on a blocking thread, then announced like a text. Files over
-    /// `limit` bytes are refused. A picture gets a small preview in the announcement.
+    /// `FileLimits::max_send_bytes` are refused. A picture gets a small preview in the
+    /// announcement.
     pub async fn send_file(
         &self,
         conversation: ConversationId,
         path: std::path::PathBuf,
         caption: String,
-        limit: u64,
     ) -> Result<EventId, NodeError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
-        let store = self.file_store().await?;
+        let (store, limit) = self.file_store().await?;
         let picture = crate::files::picture::is_picture_name(&name);
         let (imported, image) = blocking(move || {
             let small = std::fs::metadata(&path)
@@ -289,9 +288,8 @@ impl NodeHandle {
         name: String,
         bytes: Vec<u8>,
         caption: String,
-        limit: u64,
     ) -> Result<EventId, NodeError> {
-        let store = self.file_store().await?;
+        let (store, limit) = self.file_store().await?;
         let picture = crate::files::picture::is_picture_name(&name);
         let (imported, image) = blocking(move || {
             let image = picture
@@ -304,12 +302,42 @@ impl NodeHandle {
             .await
     }
 
-    async fn file_store(&self) -> Result<Arc<crate::files::blobs::BlobStore>, NodeError> {
+    /// The node's files and the largest it sends.
+    async fn file_store(
+        &self,
+    ) -> Result<(Arc<crate::files::blobs::BlobStore>, u64), NodeError> {
         self.run(|core, _| {
             core.files
                 .as_ref()
-                .map(|f| f.store.clone())
+                .map(|f| (f.store.clone(), f.limits.max_send_bytes))
                 .ok_or_else(|| NodeError::Other("this node keeps no files".into()))
+        })
+        .await
+    }
+
+    /// The settings for files in force.
+    pub async fn file_limits(&self) -> Result<FileLimits, NodeError> {
+        self.run(|core, _| {
+            core.files
+                .as_ref()
+                .map(|f| f.limits)
+                .ok_or_else(|| NodeError::Other("this node keeps no files".into()))
+        })
+        .await
+    }
+
+    /// Change the settings for files: a smaller quota evicts at once (within its rules),
+    /// the automatic limit counts for messages that arrive from now on.
+    pub async fn set_file_limits(&self, limits: FileLimits) -> Result<(), NodeError> {
+        self.run(move |core, now| {
+            let files = core
+                .files
+                .as_mut()
+                .ok_or_else(|| NodeError::Other("this node keeps no files".into()))?;
+            files.limits = limits;
+            files.evict_due = true;
+            core.pump_downloads(now);
+            Ok(())
         })
         .await
     }

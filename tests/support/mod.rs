@@ -119,7 +119,10 @@ async fn start_in(
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: Some(key_path(&dir)),
         files_dir: Some(dir.path().join("files")),
-        files_quota,
+        file_limits: node::FileLimits {
+            quota_bytes: files_quota,
+            ..node::FileLimits::default()
+        },
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await
