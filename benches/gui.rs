@@ -80,6 +80,7 @@ async fn start(
         identity_path: None,
         files_dir: Some(d.files()),
         file_limits: flurfunk::node::FileLimits::default(),
+        relay_certificate: None,
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await

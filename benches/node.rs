@@ -49,6 +49,7 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         identity_path: None,
         files_dir: Some(dir.path().join("files")),
         file_limits: flurfunk::node::FileLimits::default(),
+        relay_certificate: None,
     };
     let (handle, mut events) = node::start(identity, Box::new(store), config)
         .await
@@ -361,10 +362,7 @@ async fn file_transfer() {
     let _ = std::fs::remove_file(b.dir.path().join("tcp-copy.bin"));
     let rss_before = common::rss_kib(std::process::id());
     let import = Instant::now();
-    a.handle
-        .send_file(conv, path, String::new())
-        .await
-        .unwrap();
+    a.handle.send_file(conv, path, String::new()).await.unwrap();
     let import_s = import.elapsed().as_secs_f64();
     let event_id = loop {
         match b.events.recv().await {

@@ -14,7 +14,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::scalar::{Scalar, clamp_integer};
-use ed25519_dalek::Signature;
+use ed25519_dalek::{Signature, VerifyingKey};
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -39,6 +39,8 @@ pub const LABEL_PROOF_NONCE: &[u8] = b"flurfunk/v3/proof-nonce";
 pub const LABEL_AT_REST: &[u8] = b"flurfunk/v1/at-rest-key";
 /// Associated data of an epoch key sealed in the store (with its rekey's id).
 pub const LABEL_RECALLED_KEY: &[u8] = b"flurfunk/v1/recalled-epoch-key";
+/// The network's admin key certifying a relay (`wire::RelayCertificate`).
+pub const LABEL_RELAY_CERTIFICATE: &[u8] = b"flurfunk/v1/relay-certificate";
 
 /// Nonce (24) + Poly1305 tag (16) added to every encrypted body.
 pub const BODY_OVERHEAD: usize = 24 + 16;
@@ -100,7 +102,17 @@ pub fn verify(
     msg: &[u8],
     signature: &[u8; 64],
 ) -> Result<(), CryptoError> {
-    let key = user.verifying_key().ok_or(CryptoError::BadSignature)?;
+    verify_with_key(&user.0, label, msg, signature)
+}
+
+/// `verify` for a key that is not a user's (the network's admin key).
+pub fn verify_with_key(
+    key: &[u8; 32],
+    label: &[u8],
+    msg: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), CryptoError> {
+    let key = VerifyingKey::from_bytes(key).map_err(|_| CryptoError::BadSignature)?;
     let sig = Signature::from_bytes(signature);
     key.verify_strict(&labelled(label, msg), &sig)
         .map_err(|_| CryptoError::BadSignature)

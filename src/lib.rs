@@ -17,6 +17,7 @@
 //! - [`gui`]: the desktop app (egui/eframe), a thin view over the node handle.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod app;
 pub mod conversation;
 pub mod crypto;

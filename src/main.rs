@@ -210,6 +210,23 @@ enum AdminAction {
         #[command(subcommand)]
         action: FirewallAction,
     },
+    /// Certify a relay (managed networks): only certified relays are given conversations
+    /// they are not members of. Prints the certificate, or writes it to --out.
+    CertifyRelay {
+        /// The relay's user id (`flurfunk whoami` on the relay).
+        user_id: String,
+        /// The network's admin key file (made by `flurfunk network new`).
+        #[arg(long, value_name = "FILE")]
+        admin_key: std::path::PathBuf,
+        /// Days it holds (at most 1826).
+        #[arg(long, default_value_t = 730)]
+        days: u64,
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Install a relay certificate into this data directory, after checking it names this
+    /// node and the network's admin key signed it.
+    InstallRelayCert { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -229,6 +246,13 @@ enum NetworkAction {
     New {
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
+        /// Where the admin key goes (default: beside FILE, NAME-admin.key). Keep it with
+        /// IT; never hand it out.
+        #[arg(long, value_name = "FILE", conflicts_with = "unmanaged")]
+        admin_key: Option<std::path::PathBuf>,
+        /// No admin key: anyone holding the network key may act as a relay.
+        #[arg(long)]
+        unmanaged: bool,
     },
     /// Join the network of a key file.
     Join { file: std::path::PathBuf },
@@ -366,7 +390,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Network { action } => network(&dir, action),
-        Command::Admin { action } => admin(action),
+        Command::Admin { action } => admin(&dir, action),
         Command::Node { net, relay, json } => {
             let role = if relay { Role::Relay } else { Role::Member };
             run_node(&dir, net.launch_options(role), json).await
@@ -384,9 +408,11 @@ async fn run(cli: Cli) -> Result<()> {
                     "network:   {}{}",
                     status.network,
                     if status.demo_network {
-                        " (demo, open to anyone)"
+                        " (demo, open to anyone)".to_string()
+                    } else if let Some(admin) = &status.network_admin {
+                        format!(" (managed, admin {admin})")
                     } else {
-                        ""
+                        " (unmanaged: any node may act as a relay)".to_string()
                     }
                 );
                 println!("role:      {}", status.role);
@@ -759,8 +785,26 @@ async fn request(dir: &DataDir, req: Request) -> Result<Response> {
 
 fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
     match action {
-        NetworkAction::New { out } => {
-            let key = NetworkKey::generate(&mut rand::rngs::OsRng);
+        NetworkAction::New {
+            out,
+            admin_key,
+            unmanaged,
+        } => {
+            let mut key = NetworkKey::generate(&mut rand::rngs::OsRng);
+            let admin_path =
+                (!unmanaged).then(|| admin_key.unwrap_or_else(|| admin_key_beside(&out)));
+            if let Some(path) = &admin_path {
+                if path.exists() {
+                    bail!(
+                        "{} exists already; refusing to overwrite an admin key",
+                        path.display()
+                    );
+                }
+                let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+                key = key.with_admin(admin.public());
+                // The admin key first: a network file naming a key nobody has is useless.
+                admin.save_new(path)?;
+            }
             key.save_new(&out)?;
             dir.create()?;
             key.save_replace(&dir.network_key())?;
@@ -770,6 +814,15 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
                 key.fingerprint(),
                 out.display()
             );
+            match &admin_path {
+                Some(path) => println!(
+                    "The network's admin key is in {} (admin {}). Keep it with IT, never hand \
+                     it out: it certifies relays (flurfunk admin certify-relay).",
+                    path.display(),
+                    flurfunk::admin::fingerprint(&key.admin().unwrap_or_default())
+                ),
+                None => println!("The network is unmanaged: any node may act as a relay."),
+            }
             Ok(())
         }
         NetworkAction::Join { file } => {
@@ -785,9 +838,75 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
     }
 }
 
-fn admin(action: AdminAction) -> Result<()> {
+/// `rathaus.key` -> `rathaus-admin.key` in the same folder.
+fn admin_key_beside(out: &std::path::Path) -> std::path::PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "network".into());
+    out.with_file_name(format!("{stem}-admin.key"))
+}
+
+fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
     use flurfunk::app::install;
     match action {
+        AdminAction::CertifyRelay {
+            user_id,
+            admin_key,
+            days,
+            out,
+        } => {
+            let relay: flurfunk::identity::UserId = user_id.parse()?;
+            let admin = flurfunk::admin::AdminKey::load(&admin_key)?;
+            let day = 24 * 3600 * 1000;
+            let certificate =
+                admin.certify_relay(relay, flurfunk::node::now_ms(), days.saturating_mul(day))?;
+            match out {
+                Some(path) => {
+                    flurfunk::identity::write_private_file(
+                        &path,
+                        certificate.to_text().as_bytes(),
+                        false,
+                    )
+                    .with_context(|| format!("writing {}", path.display()))?;
+                    println!(
+                        "certified relay {} for {days} days (admin {}): {}",
+                        relay.short(),
+                        flurfunk::admin::fingerprint(&admin.public()),
+                        path.display()
+                    );
+                }
+                None => print!("{}", certificate.to_text()),
+            }
+        }
+        AdminAction::InstallRelayCert { file } => {
+            let identity = launch::load_identity(dir)?;
+            let key = launch::load_network_key(dir)?;
+            if key.admin().is_none() {
+                bail!(
+                    "this node's network is unmanaged (its key file names no admin): relays need no certificate"
+                );
+            }
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let certificate = flurfunk::wire::RelayCertificate::from_text(&text)?;
+            certificate
+                .check(
+                    &key.admin().unwrap_or_default(),
+                    &identity.user_id(),
+                    flurfunk::node::now_ms(),
+                )
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            flurfunk::identity::write_private_file(
+                &dir.relay_certificate(),
+                certificate.to_text().as_bytes(),
+                true,
+            )?;
+            println!(
+                "relay certificate installed in {}; start the relay with: flurfunk node --relay",
+                dir.relay_certificate().display()
+            );
+        }
         AdminAction::InstallNetworkKey { file } => {
             let (path, fingerprint) = install::install_machine_key(&file)?;
             println!(
@@ -1002,7 +1121,13 @@ fn fingerprint(id: &Identity) -> String {
 fn network_label(key: &NetworkKey) -> String {
     if key.is_demo() {
         format!("DEMO network ({})", key.fingerprint())
+    } else if let Some(admin) = key.admin() {
+        format!(
+            "{} (managed, admin {})",
+            key.fingerprint(),
+            flurfunk::admin::fingerprint(&admin)
+        )
     } else {
-        key.fingerprint()
+        format!("{} (unmanaged)", key.fingerprint())
     }
 }

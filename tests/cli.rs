@@ -452,3 +452,89 @@ fn a_download_killed_halfway_resumes_after_a_restart_from_what_is_on_disk() {
     ben.stop();
     anna.stop();
 }
+
+/// IT makes a managed network (an admin key beside the key file), a relay without a
+/// certificate refuses to start with a clear error, a certificate for it is issued and
+/// installed, one for another node is refused, and the relay then runs.
+#[test]
+fn a_managed_network_certifies_its_relays_through_the_cli() {
+    let it = tempfile::tempdir().unwrap();
+    let relay = tempfile::tempdir().unwrap();
+    assert!(flurfunk(it.path(), &["init", "--name", "IT-Service"]).0);
+    assert!(flurfunk(relay.path(), &["init", "--name", "Bauhof-Relay"]).0);
+    let key = it.path().join("rathaus.key");
+    let (ok, out, err) = flurfunk(
+        it.path(),
+        &["network", "new", "--out", key.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let admin_key = it.path().join("rathaus-admin.key");
+    assert!(out.contains("rathaus-admin.key"), "{out}");
+    assert!(admin_key.exists());
+    assert_eq!(std::fs::read_to_string(&key).unwrap().lines().count(), 4);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&admin_key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // A second network never overwrites the admin key.
+    let (ok, _, err) = flurfunk(
+        it.path(),
+        &[
+            "network",
+            "new",
+            "--out",
+            it.path().join("x.key").to_str().unwrap(),
+            "--admin-key",
+            admin_key.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("refusing to overwrite"), "{err}");
+
+    assert!(flurfunk(relay.path(), &["network", "join", key.to_str().unwrap()]).0);
+    let (_, out, _) = flurfunk(relay.path(), &["whoami"]);
+    assert!(out.contains("managed, admin"), "{out}");
+    let listen = [
+        "node",
+        "--relay",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ];
+    let (ok, _, err) = flurfunk(relay.path(), &listen);
+    assert!(!ok && err.contains("no certificate"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let cert = it.path().join("relay.cert");
+    let (ok, out, err) = flurfunk(
+        it.path(),
+        &[
+            "admin",
+            "certify-relay",
+            &user_id(relay.path()),
+            "--admin-key",
+            admin_key.to_str().unwrap(),
+            "--out",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("730 days"), "{out}");
+    // Not for IT's own node: it names another.
+    let (ok, _, err) = flurfunk(
+        it.path(),
+        &["admin", "install-relay-cert", cert.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("for another relay"), "{err}");
+    let (ok, _, err) = flurfunk(
+        relay.path(),
+        &["admin", "install-relay-cert", cert.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let node = RunningNode::start(relay.path(), &["--relay"]);
+    node.wait_for("relay listening", |v| v["event"] == "listening");
+    let (ok, out, err) = flurfunk(relay.path(), &["status"]);
+    assert!(ok && out.contains("role:      relay"), "{out}{err}");
+    node.stop();
+}

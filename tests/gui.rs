@@ -447,7 +447,9 @@ fn the_settings_for_files_reach_the_node_and_are_saved() {
     let mut h = running(&f, &[], Lang::De);
     let node = app(&h).node().unwrap().clone();
     assert_eq!(
-        f.rt.block_on(node.file_limits()).unwrap().auto_download_bytes,
+        f.rt.block_on(node.file_limits())
+            .unwrap()
+            .auto_download_bytes,
         25 << 20
     );
     h.get_by_label("⚙").click();
@@ -460,10 +462,11 @@ fn the_settings_for_files_reach_the_node_and_are_saved() {
     h.run_steps(3);
     h.get_by_label("16.00 GB").click();
     h.run_steps(3);
-    let limits = f.rt.block_on(eventually("the node has the new settings", || async {
-        let limits = node.file_limits().await.unwrap();
-        (limits.auto_download_bytes == 0).then_some(limits)
-    }));
+    let limits =
+        f.rt.block_on(eventually("the node has the new settings", || async {
+            let limits = node.file_limits().await.unwrap();
+            (limits.auto_download_bytes == 0).then_some(limits)
+        }));
     assert_eq!(limits.quota_bytes, 16 << 30);
     let combo = h.get_by_label("Dateien automatisch laden");
     assert_eq!(
@@ -624,11 +627,8 @@ fn a_photo_shows_in_its_bubble_opens_large_closes_with_esc_and_a_pasted_screensh
     let png = flurfunk::files::picture::encode_png(800, 600, rgba).unwrap();
     let source = ben.dir.path().join("Schild.png");
     std::fs::write(&source, &png).unwrap();
-    f.rt.block_on(
-        ben.handle
-            .send_file(conv, source, "Umgefahren".into()),
-    )
-    .unwrap();
+    f.rt.block_on(ben.handle.send_file(conv, source, "Umgefahren".into()))
+        .unwrap();
     h.state_mut()
         .as_mut()
         .unwrap()

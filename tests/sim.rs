@@ -59,6 +59,89 @@ fn sender_and_recipient_never_online_together_relay_bridges() {
     assert_eq!(state.delivered_to, vec![sim.nodes[bernd].user_id]);
 }
 
+/// A managed network (docs/PROTOCOL.md, "Administration"): a node that only claims the
+/// relay role learns nothing of conversations it is not in and cannot clear an author's
+/// outbox; a certificate signed by another key, or naming another node, counts for
+/// nothing; with a certificate of the network's admin key the relay bridges as before.
+#[test]
+fn in_a_managed_network_only_a_certified_relay_carries_others_conversations() {
+    use flurfunk::admin::AdminKey;
+    use rand::SeedableRng;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let admin = AdminKey::generate(&mut keys);
+    let stranger = AdminKey::generate(&mut keys);
+    let day = 24 * 3600 * 1000;
+    for case in [
+        "claimed",
+        "signed by another key",
+        "naming another node",
+        "certified",
+    ] {
+        let mut sim = Sim::new(3);
+        sim.config.admin_key = Some(admin.public());
+        let anna = sim.add_node("Anna", Role::Member);
+        let bernd = sim.add_node("Bernd", Role::Member);
+        let carla = sim.add_node("Carla", Role::Member);
+        let relay = sim.add_node("Relay", Role::Relay);
+        let relay_user = sim.nodes[relay].user_id;
+        let now = sim.now;
+        let certificate = match case {
+            "claimed" => None,
+            "signed by another key" => stranger.certify_relay(relay_user, now, day).ok(),
+            "naming another node" => admin.certify_relay(sim.nodes[carla].user_id, now, day).ok(),
+            _ => admin.certify_relay(relay_user, now, day).ok(),
+        };
+        if let Some(certificate) = certificate {
+            sim.relay_certificates.insert(relay_user, certificate);
+            sim.stop(relay);
+            sim.restart(relay);
+        }
+        let (pb, pc) = (sim.profile(bernd), sim.profile(carla));
+        let direct = sim.nodes[anna].engine().open_direct(now, &pb).unwrap();
+        let group = sim.nodes[anna]
+            .engine()
+            .create_group(now, "Bauhof", &[pb, pc])
+            .unwrap();
+        sim.settle(20_000);
+        sim.stop(bernd);
+        sim.stop(carla);
+        sim.send(anna, direct, "Nur für Bernd");
+        sim.send(anna, group, "Streugut ist bestellt");
+        sim.settle(30_000);
+        let relay_knows = sim.nodes[relay].engine().conversation_ids();
+        let outbox = sim.nodes[anna].engine().outbox_len();
+        let refused = sim.nodes[anna].engine().stats().certificates_refused;
+        // Anna goes home before Bernd comes back: only the relay could bridge.
+        sim.stop(anna);
+        sim.restart(bernd);
+        sim.settle(30_000);
+        let mut at_bernd = |conv| {
+            sim.nodes[bernd]
+                .engine()
+                .messages(&conv)
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let (direct_at_bernd, group_at_bernd) = (at_bernd(direct), at_bernd(group));
+        if case == "certified" {
+            assert_eq!(relay_knows.len(), 2, "{case}");
+            assert_eq!((direct_at_bernd, group_at_bernd), (1, 1), "{case}");
+            assert_eq!(outbox, 0, "{case}: held by the relay for delivery");
+        } else {
+            assert!(
+                relay_knows.is_empty(),
+                "{case}: the relay learned {relay_knows:?}"
+            );
+            assert_eq!((direct_at_bernd, group_at_bernd), (0, 0), "{case}");
+            assert!(
+                outbox >= 2,
+                "{case}: Anna's outbox was cleared ({outbox} left)"
+            );
+            assert_eq!(refused > 0, case != "claimed", "{case}: {refused} refused");
+        }
+    }
+}
+
 #[test]
 fn third_member_delivers_after_sender_left() {
     let (mut sim, [a, b, _], conv) = three_member_group(2, "Bauhof");

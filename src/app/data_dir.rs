@@ -44,6 +44,12 @@ impl DataDir {
     }
 
     /// Attachments: encrypted, content-addressed (`files::BlobStore`).
+    /// A relay's certificate from the network's admin key (`flurfunk admin
+    /// install-relay-cert`).
+    pub fn relay_certificate(&self) -> PathBuf {
+        self.root.join("relay.cert")
+    }
+
     pub fn files(&self) -> PathBuf {
         self.root.join("files")
     }

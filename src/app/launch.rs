@@ -37,6 +37,14 @@ pub enum LaunchError {
     Control(#[from] ControlError),
     #[error("cannot create {dir}: {source}")]
     DataDir { dir: String, source: std::io::Error },
+    #[error(
+        "this relay has no certificate of the network's admin: members give it only their \
+         own conversations. Ask IT for one (flurfunk admin certify-relay {user}) and \
+         install it: flurfunk admin install-relay-cert FILE"
+    )]
+    NoRelayCertificate { user: String },
+    #[error("the relay certificate {path} cannot be used: {reason}")]
+    RelayCertificate { path: String, reason: String },
 }
 
 /// How the node should reach the network.
@@ -118,6 +126,46 @@ pub fn load_network_key(dir: &DataDir) -> Result<NetworkKey, LaunchError> {
     }
 }
 
+/// A relay's certificate in `dir`, checked against the network and the relay's own id: a
+/// relay of a managed network without a valid one is an error, not a relay that silently
+/// gets nothing. `None` in an unmanaged network (and for members).
+pub fn relay_certificate(
+    dir: &DataDir,
+    identity: &Identity,
+    network_key: &NetworkKey,
+    role: Role,
+) -> Result<Option<crate::wire::RelayCertificate>, LaunchError> {
+    let Some(admin) = network_key.admin() else {
+        return Ok(None);
+    };
+    if role != Role::Relay {
+        return Ok(None);
+    }
+    let path = dir.relay_certificate();
+    let refused = |reason: String| LaunchError::RelayCertificate {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() <= 4096 => {
+            String::from_utf8(bytes).map_err(|_| refused("not a certificate file".into()))?
+        }
+        Ok(_) => return Err(refused("not a certificate file".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LaunchError::NoRelayCertificate {
+                user: identity.user_id().to_string(),
+            });
+        }
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    let certificate =
+        crate::wire::RelayCertificate::from_text(&text).map_err(|e| refused(e.to_string()))?;
+    certificate
+        .check(&admin, &identity.user_id(), crate::node::now_ms())
+        .map_err(|e| refused(e.to_string()))?;
+    Ok(Some(certificate))
+}
+
 /// The machine-wide network key file, if an administrator installed one (next to the
 /// installed `flurfunk.exe`, `/etc/flurfunk/network.key`).
 pub fn machine_network_key() -> Option<std::path::PathBuf> {
@@ -142,6 +190,7 @@ pub fn ensure_identity(dir: &DataDir, name: &str) -> Result<Identity, LaunchErro
 pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, LaunchError> {
     let identity = load_identity(dir)?;
     let network_key = load_network_key(dir)?;
+    let relay_certificate = relay_certificate(dir, &identity, &network_key, options.role)?;
     let (listen, port_claim) = if options.listen.is_empty() {
         let (addr, claim) = default_listen();
         (vec![addr], claim)
@@ -160,6 +209,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         identity_path: Some(dir.identity()),
         files_dir: Some(dir.files()),
         file_limits: options.file_limits,
+        relay_certificate,
     };
     let (node, events) = node::start(identity, Box::new(store), config).await?;
     let control = match control::serve(dir, node.clone(), options.raise).await {

@@ -176,9 +176,7 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         }
         Request::SendFile { to, path, text } => {
             let conversation = resolve_recipient(node, &to).await?;
-            let event_id = node
-                .send_file(conversation, path.into(), text)
-                .await?;
+            let event_id = node.send_file(conversation, path.into(), text).await?;
             Response::Sent {
                 conversation: conversation.to_string(),
                 event_id: event_id.to_string(),

@@ -407,7 +407,15 @@ mod size_tests {
         assert_eq!(parse_size("2.5G"), Ok(5 << 29));
         assert_eq!(parse_size(" 4 GiB "), Ok(4 << 30));
         assert_eq!(human_size(parse_size("38.1 MB").unwrap()), "38.1 MB");
-        for bad in ["", "MB", "-5MB", "5 parsecs", "1e30", "99999999999 TB", "1.2.3"] {
+        for bad in [
+            "",
+            "MB",
+            "-5MB",
+            "5 parsecs",
+            "1e30",
+            "99999999999 TB",
+            "1.2.3",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
     }

@@ -318,13 +318,7 @@ impl FlurfunkApp {
                         .await
                         .map_err(|e| crate::node::NodeError::Other(e.to_string()))?
                         .map_err(crate::node::NodeError::Other)?;
-                    n.send_file_bytes(
-                        id,
-                        name,
-                        bytes,
-                        caption,
-                    )
-                    .await
+                    n.send_file_bytes(id, name, bytes, caption).await
                 },
                 |_| Update::Reload,
             );
@@ -345,9 +339,7 @@ impl FlurfunkApp {
         }
         self.bridge.act(
             &node,
-            move |n| async move {
-                n.send_file(id, file, caption).await
-            },
+            move |n| async move { n.send_file(id, file, caption).await },
             |_| Update::Reload,
         );
         false

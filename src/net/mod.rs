@@ -80,6 +80,8 @@ pub enum NetError {
 pub struct NetworkKey {
     psk: PreSharedKey,
     demo: bool,
+    /// The admin's public key: a managed network (docs/PROTOCOL.md, "Administration").
+    admin: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for NetworkKey {
@@ -95,7 +97,21 @@ impl NetworkKey {
         NetworkKey {
             psk: PreSharedKey::new(bytes),
             demo: false,
+            admin: None,
         }
+    }
+
+    /// The same key, managed by the admin key whose public half is `admin`.
+    pub fn with_admin(self, admin: [u8; 32]) -> Self {
+        NetworkKey {
+            admin: Some(admin),
+            ..self
+        }
+    }
+
+    /// The admin's public key, in a managed network.
+    pub fn admin(&self) -> Option<[u8; 32]> {
+        self.admin
     }
 
     /// The clearly labelled demo network every unconfigured node joins.
@@ -106,6 +122,7 @@ impl NetworkKey {
         NetworkKey {
             psk: PreSharedKey::new(bytes),
             demo: true,
+            admin: None,
         }
     }
 
@@ -122,18 +139,46 @@ impl NetworkKey {
         self.psk
     }
 
-    /// The standard `swarm.key` text (`/key/swarm/psk/1.0.0/`, base16), as IPFS tools use.
+    /// The standard `swarm.key` text (`/key/swarm/psk/1.0.0/`, base16), as IPFS tools use,
+    /// and in a managed network a fourth line with the admin's public key (which those
+    /// tools and older Flurfunk builds ignore).
     pub fn to_file_text(&self) -> String {
-        format!("{}\n", self.psk)
+        match self.admin {
+            Some(admin) => format!("{}{ADMIN_LINE}{}\n", self.psk, hex::encode(admin)),
+            None => format!("{}\n", self.psk),
+        }
     }
 
     pub fn parse(text: &str, path: &str) -> Result<Self, NetError> {
-        let psk: PreSharedKey = text.trim().parse().map_err(|e| NetError::KeyFileFormat {
+        let format = |reason: String| NetError::KeyFileFormat {
             path: path.to_string(),
-            reason: format!("{e}"),
-        })?;
+            reason,
+        };
+        let text = text.trim();
+        let psk: PreSharedKey = text.parse().map_err(|e| format(format!("{e}")))?;
         let demo = psk.fingerprint().to_string() == NetworkKey::demo().fingerprint();
-        Ok(NetworkKey { psk, demo })
+        // A fourth line, if any, must be the admin's key: never "unmanaged" by mistake.
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let admin = match lines.get(3) {
+            None => None,
+            Some(line) if lines.len() == 4 => {
+                let hex_key = line
+                    .strip_prefix(ADMIN_LINE)
+                    .ok_or_else(|| format(format!("the fourth line is not {ADMIN_LINE}<key>")))?;
+                let mut admin = [0u8; 32];
+                hex::decode_to_slice(hex_key, &mut admin)
+                    .map_err(|_| format("the admin key is not 64 hex digits".into()))?;
+                if ed25519_dalek::VerifyingKey::from_bytes(&admin).is_err() {
+                    return Err(format("the admin key is not a valid Ed25519 key".into()));
+                }
+                Some(admin)
+            }
+            _ => return Err(format("more lines than a network key has".into())),
+        };
+        if demo && admin.is_some() {
+            return Err(format("the demo network has no admin".into()));
+        }
+        Ok(NetworkKey { psk, demo, admin })
     }
 
     /// Read a key file: one handed out (plain text) or a data directory's copy (protected
@@ -190,6 +235,9 @@ impl NetworkKey {
         })
     }
 }
+
+/// The fourth line of a managed network's key file, before the admin's public key.
+const ADMIN_LINE: &str = "/flurfunk/admin/ed25519/";
 
 /// A network key file is ~100 bytes; anything beyond this is not one.
 const KEY_FILE_MAX_BYTES: u64 = 64 * 1024;
@@ -276,6 +324,36 @@ mod tests {
         let demo = NetworkKey::parse(&NetworkKey::demo().to_file_text(), "x").unwrap();
         assert!(demo.is_demo());
         assert_ne!(demo.fingerprint(), key.fingerprint());
+    }
+
+    #[test]
+    fn a_managed_key_file_carries_the_admin_key_and_a_bad_fourth_line_is_an_error() {
+        let admin = crate::admin::AdminKey::generate(&mut rand::rngs::OsRng).public();
+        let key = NetworkKey::generate(&mut rand::rngs::OsRng).with_admin(admin);
+        let text = key.to_file_text();
+        assert_eq!(text.lines().count(), 4);
+        let back = NetworkKey::parse(&text, "x").unwrap();
+        assert_eq!(back.admin(), Some(admin));
+        assert_eq!(back.fingerprint(), key.fingerprint());
+        // libp2p's own parser (older builds) reads the same PSK and ignores the line.
+        let psk: PreSharedKey = text.parse().unwrap();
+        assert_eq!(psk.fingerprint().to_string(), key.fingerprint());
+        let psk_lines: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+        for bad in [
+            format!("{psk_lines}/flurfunk/admin/ed25519/1234\n"),
+            format!("{psk_lines}something else\n"),
+            format!("{psk_lines}{}\nmore\n", text.lines().nth(3).unwrap()),
+            // y = 2 is not on the curve (x² would be a non-square).
+            format!("{psk_lines}/flurfunk/admin/ed25519/02{}\n", "00".repeat(31)),
+        ] {
+            let err = NetworkKey::parse(&bad, "net.key").unwrap_err().to_string();
+            assert!(
+                err.contains("net.key is not a Flurfunk network key"),
+                "{err}"
+            );
+        }
+        let demo = NetworkKey::demo().with_admin(admin).to_file_text();
+        assert!(NetworkKey::parse(&demo, "x").is_err());
     }
 
     #[test]

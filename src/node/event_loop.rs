@@ -176,6 +176,8 @@ impl Core {
                 role: config.role,
                 anti_entropy_interval_ms: config.anti_entropy_interval_ms,
                 verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+                admin_key: config.network_key.admin(),
+                relay_certificate: config.relay_certificate.clone(),
                 ..sync::Config::default()
             },
             now,
@@ -1034,6 +1036,7 @@ impl Core {
             name: self.engine.identity().display_name().to_string(),
             network: self.network.fingerprint(),
             demo_network: self.network.is_demo(),
+            network_admin: self.network.admin().map(|a| crate::admin::fingerprint(&a)),
             role: match self.config.role {
                 Role::Member => "member".into(),
                 Role::Relay => "relay".into(),

@@ -22,7 +22,7 @@ use crate::store::DynStore;
 use crate::sync::SyncError;
 use crate::wire::{ConversationId, EventId, Role};
 
-pub use event_loop::Core;
+pub use event_loop::{Core, now_ms};
 pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
     ConversationView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
@@ -72,6 +72,8 @@ pub struct NodeConfig {
     pub files_dir: Option<std::path::PathBuf>,
     /// The largest file sent, the largest fetched by itself, the quota.
     pub file_limits: FileLimits,
+    /// A relay's certificate from the network's admin key (managed networks).
+    pub relay_certificate: Option<crate::wire::RelayCertificate>,
 }
 
 impl NodeConfig {
@@ -88,6 +90,7 @@ impl NodeConfig {
             identity_path: None,
             files_dir: None,
             file_limits: FileLimits::default(),
+            relay_certificate: None,
         }
     }
 }
@@ -303,9 +306,7 @@ impl NodeHandle {
     }
 
     /// The node's files and the largest it sends.
-    async fn file_store(
-        &self,
-    ) -> Result<(Arc<crate::files::blobs::BlobStore>, u64), NodeError> {
+    async fn file_store(&self) -> Result<(Arc<crate::files::blobs::BlobStore>, u64), NodeError> {
         self.run(|core, _| {
             core.files
                 .as_ref()

@@ -12,6 +12,10 @@ pub struct NodeStatus {
     /// Fingerprint of the network key (not the key).
     pub network: String,
     pub demo_network: bool,
+    /// The fingerprint of the network's admin key; `None`: an unmanaged network (any node
+    /// may act as a relay).
+    #[serde(default)]
+    pub network_admin: Option<String>,
     pub role: String,
     pub listen: Vec<String>,
     pub peers_online: usize,

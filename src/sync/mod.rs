@@ -14,6 +14,7 @@
 //! peers a node stays connected to is planned per conversation (`links`). The rules, their
 //! parameters and the attacks they stop are in `docs/PROTOCOL.md`.
 
+mod admin;
 mod gossip;
 mod intake;
 mod key_update;
@@ -140,6 +141,11 @@ pub struct Config {
     /// thousands). 1 in tests and the simulator; a node uses the machine's cores. The
     /// result is the same whatever the number: each signature is checked alone.
     pub verify_threads: usize,
+    /// The network's admin key (a managed network): a peer counts as a relay only with
+    /// a certificate it signed. `None`: unmanaged, the role is taken as claimed.
+    pub admin_key: Option<[u8; 32]>,
+    /// This node's certificate, when it runs as a relay of a managed network.
+    pub relay_certificate: Option<crate::wire::RelayCertificate>,
 }
 
 impl Default for Config {
@@ -150,6 +156,8 @@ impl Default for Config {
             anti_entropy_peers: ANTI_ENTROPY_PEERS,
             push_fanout: PUSH_FANOUT,
             verify_threads: 1,
+            admin_key: None,
+            relay_certificate: None,
         }
     }
 }
@@ -215,6 +223,8 @@ pub struct Stats {
     pub equivocations: u64,
     pub duplicate_events: u64,
     pub malformed_frames: u64,
+    /// Relay certificates refused (also counted in `malformed_frames`).
+    pub certificates_refused: u64,
     pub pending_events: usize,
     /// Events not held back because a bound was reached, and held-back ones that expired.
     pub pending_dropped: u64,
@@ -316,6 +326,10 @@ pub struct ConversationSummary {
 #[derive(Debug, Default)]
 struct Peer {
     role: Option<Role>,
+    /// A managed network's relay: until when its certificate holds (`admin`).
+    certified_until: Option<u64>,
+    /// The signature of the last certificate checked for this peer (one check each).
+    certificate_checked: Option<[u8; 64]>,
     /// The node's queue towards this peer is long (see `set_peer_congested`).
     congested: bool,
     /// The peer sent something that shows it knows our hello.
@@ -680,6 +694,7 @@ impl<S: Store> Engine<S> {
         }
         let hello = self.hello();
         self.send(peer, hello);
+        self.send_certificate(peer);
     }
 
     pub fn handle_disconnected(&mut self, _now_ms: u64, peer: UserId) {
@@ -776,6 +791,10 @@ impl<S: Store> Engine<S> {
                 }
                 Ok(())
             }
+            SyncMessage::RelayCertificate { certificate } => {
+                self.handle_relay_certificate(now_ms, peer, certificate);
+                Ok(())
+            }
             SyncMessage::Profiles { profiles } => {
                 // Most copies a node receives are ones it has: those cost no signature
                 // check, and the new ones are stored in one batch.
@@ -867,8 +886,11 @@ impl<S: Store> Engine<S> {
             return false;
         };
         match p.role {
-            Some(Role::Relay) => true,
-            Some(Role::Member) => self
+            // In a managed network only with a certificate; otherwise as a member.
+            Some(Role::Relay) if self.config.admin_key.is_none() || p.certified_until.is_some() => {
+                true
+            }
+            Some(Role::Relay | Role::Member) => self
                 .convs
                 .get(conv)
                 .is_some_and(|s| s.membership.is_member(peer)),
@@ -1106,6 +1128,7 @@ impl<S: Store> Engine<S> {
 
     /// Periodic work: announcements, anti-entropy digests, due rekeys.
     pub fn handle_tick(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        self.expire_certificates(now_ms);
         self.forward_tick(now_ms);
         self.anti_entropy_tick(now_ms);
         self.stats.pending_expired += self.pending.expire(now_ms) as u64;

@@ -141,6 +141,7 @@ impl<S: Store> Engine<S> {
         for peer in peers {
             let hello = self.hello();
             self.send(peer, hello);
+            self.send_certificate(peer);
         }
         Ok(())
     }

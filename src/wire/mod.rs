@@ -832,6 +832,11 @@ pub enum SyncMessage {
     ProfileDigest {
         digest: [u8; DIGEST_BYTES],
     },
+    /// A relay's certificate from the network's admin key, sent after its hello
+    /// (docs/PROTOCOL.md, "Administration").
+    RelayCertificate {
+        certificate: RelayCertificate,
+    },
 }
 
 impl SyncMessage {
@@ -898,6 +903,10 @@ impl SyncMessage {
             SyncMessage::ProfileDigest { digest } => {
                 w.u8(9);
                 w.bytes(digest);
+            }
+            SyncMessage::RelayCertificate { certificate } => {
+                w.u8(10);
+                certificate.encode_into(&mut w);
             }
         }
         w.into_bytes()
@@ -982,6 +991,9 @@ impl SyncMessage {
                 SyncMessage::Receipts { receipts }
             }
             9 => SyncMessage::ProfileDigest { digest: r.array()? },
+            10 => SyncMessage::RelayCertificate {
+                certificate: RelayCertificate::decode_from(&mut r)?,
+            },
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "sync message",
@@ -1020,8 +1032,10 @@ fn decode_vv(r: &mut Reader<'_>) -> Result<VersionVector, WireError> {
     Ok(vv)
 }
 
+mod admin;
 mod codec;
 mod keys;
+pub use admin::*;
 pub use codec::*;
 pub use keys::*;
 

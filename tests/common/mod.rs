@@ -168,6 +168,9 @@ pub struct Sim {
     /// (from, to): every frame `from`'s engine sends to `to` is dropped (a node that
     /// withholds events from some peers).
     pub withhold: BTreeSet<(usize, usize)>,
+    /// Relays' certificates (a managed network: `config.admin_key`), given to a relay's
+    /// engine when it starts.
+    pub relay_certificates: HashMap<UserId, flurfunk::wire::RelayCertificate>,
 }
 
 /// Links are re-chosen this often in bounded mode (a real node re-chooses on its tick).
@@ -184,6 +187,7 @@ fn kind_of(bytes: &[u8]) -> &'static str {
         Some(7) => "want",
         Some(8) => "receipts",
         Some(9) => "profile digest",
+        Some(10) => "relay certificate",
         _ => "other",
     }
 }
@@ -218,12 +222,14 @@ impl Sim {
             max_inflight_to: 0,
             latency: None,
             withhold: BTreeSet::new(),
+            relay_certificates: HashMap::new(),
         }
     }
 
-    fn engine_config(&self, role: Role) -> Config {
+    fn engine_config(&self, role: Role, user: &UserId) -> Config {
         Config {
             role,
+            relay_certificate: self.relay_certificates.get(user).cloned(),
             ..self.config.clone()
         }
     }
@@ -235,7 +241,7 @@ impl Sim {
         let engine = Engine::new(
             id,
             MemoryStore::new(),
-            self.engine_config(role),
+            self.engine_config(role, &profile.user_id),
             RngSeed::fixed(self.rng.r#gen()),
             self.now,
         )
@@ -431,7 +437,7 @@ impl Sim {
         let engine = Engine::new(
             id,
             store,
-            self.engine_config(self.nodes[node].role),
+            self.engine_config(self.nodes[node].role, &self.nodes[node].user_id),
             RngSeed::fixed(self.rng.r#gen()),
             self.now,
         )

@@ -123,6 +123,7 @@ async fn start_in(
             quota_bytes: files_quota,
             ..node::FileLimits::default()
         },
+        relay_certificate: None,
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await

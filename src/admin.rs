@@ -1,0 +1,254 @@
+//! The network's admin key: made by `flurfunk network new`, kept by IT in a file of its
+//! own (0600; DPAPI on Windows), never handed out. Its public half travels in the network
+//! key file (`net::NetworkKey::admin`); what it signs is checked by every node offline
+//! (docs/PROTOCOL.md, "Administration").
+
+use std::io::Read;
+use std::path::Path;
+
+use ed25519_dalek::{Signer, SigningKey};
+use rand::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, LABEL_RELAY_CERTIFICATE};
+use crate::identity::UserId;
+use crate::wire::{MAX_CERTIFICATE_MS, RelayCertificate};
+
+const FILE_MAGIC: &[u8] = b"FLURFUNK-ADMIN-KEY-1\n";
+const FILE_MAX_BYTES: u64 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot read admin key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a Flurfunk admin key file")]
+    Format { path: String },
+    #[error("cannot write admin key file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("a certificate may be valid for at most 5 years")]
+    TooLong,
+}
+
+/// The admin's signing key.
+pub struct AdminKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminKey({})", fingerprint(&self.public()))
+    }
+}
+
+impl AdminKey {
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(secret.as_mut());
+        AdminKey {
+            signing: SigningKey::from_bytes(&secret),
+        }
+    }
+
+    /// The public key every node of the network checks statements with.
+    pub fn public(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// Certify `relay` from `issued_ms` for `valid_ms`.
+    pub fn certify_relay(
+        &self,
+        relay: UserId,
+        issued_ms: u64,
+        valid_ms: u64,
+    ) -> Result<RelayCertificate, AdminError> {
+        if valid_ms > MAX_CERTIFICATE_MS {
+            return Err(AdminError::TooLong);
+        }
+        let expires_ms = issued_ms.saturating_add(valid_ms);
+        let msg = RelayCertificate::signed_bytes(&self.public(), &relay, issued_ms, expires_ms);
+        let signature = self
+            .signing
+            .sign(&crypto::labelled(LABEL_RELAY_CERTIFICATE, &msg))
+            .to_bytes();
+        Ok(RelayCertificate {
+            relay,
+            issued_ms,
+            expires_ms,
+            signature,
+        })
+    }
+
+    /// Write a new admin key file (readable by its owner only, protected at rest on
+    /// Windows); never overwrites.
+    pub fn save_new(&self, path: &Path) -> Result<(), AdminError> {
+        let write = |source| AdminError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut bytes = Zeroizing::new(FILE_MAGIC.to_vec());
+        bytes.extend_from_slice(&self.signing.to_bytes());
+        let stored = Zeroizing::new(crate::platform::protect(&bytes).map_err(write)?);
+        crate::identity::write_private_file(path, &stored, false).map_err(write)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, AdminError> {
+        let shown = path.display().to_string();
+        let read = |source| AdminError::Read {
+            path: shown.clone(),
+            source,
+        };
+        let mut stored = Zeroizing::new(Vec::new());
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(FILE_MAX_BYTES + 1)
+            .read_to_end(&mut stored)
+            .map_err(read)?;
+        let format = || AdminError::Format {
+            path: shown.clone(),
+        };
+        if stored.len() as u64 > FILE_MAX_BYTES {
+            return Err(format());
+        }
+        let bytes = crate::platform::unprotect(&stored).map_err(read)?;
+        let secret: [u8; 32] = bytes
+            .strip_prefix(FILE_MAGIC)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(format)?;
+        let secret = Zeroizing::new(secret);
+        Ok(AdminKey {
+            signing: SigningKey::from_bytes(&secret),
+        })
+    }
+}
+
+/// A short form of an admin public key to compare by eye: "3f2a 91c0 …" (the first 8
+/// bytes of its BLAKE2b hash).
+pub fn fingerprint(public: &[u8; 32]) -> String {
+    use blake2::Digest;
+    let digest = blake2::Blake2b512::digest(public);
+    digest[..8]
+        .chunks(2)
+        .map(hex::encode)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::CertificateError;
+    use rand::SeedableRng;
+
+    fn rng() -> rand_chacha::ChaCha20Rng {
+        rand_chacha::ChaCha20Rng::seed_from_u64(11)
+    }
+
+    #[test]
+    fn a_certificate_holds_only_for_its_relay_its_network_and_its_time() {
+        let mut rng = rng();
+        let admin = AdminKey::generate(&mut rng);
+        let other_admin = AdminKey::generate(&mut rng);
+        let relay = crate::identity::Identity::generate(&mut rng, "Relay")
+            .unwrap()
+            .user_id();
+        let mallory = crate::identity::Identity::generate(&mut rng, "Mallory")
+            .unwrap()
+            .user_id();
+        let day = 24 * 3600 * 1000;
+        let cert = admin.certify_relay(relay, 1_000 * day, 365 * day).unwrap();
+        let public = admin.public();
+        let now = 1_010 * day;
+        assert_eq!(cert.check(&public, &relay, now), Ok(()));
+        // Through the wire and through its file.
+        let back = RelayCertificate::decode(&cert.encode()).unwrap();
+        assert_eq!(back, cert);
+        assert_eq!(RelayCertificate::from_text(&cert.to_text()).unwrap(), cert);
+        assert_eq!(cert.encode().len(), crate::wire::RELAY_CERTIFICATE_BYTES);
+        // Someone else presenting it, another network, before and after its time.
+        assert!(matches!(
+            cert.check(&public, &mallory, now),
+            Err(CertificateError::OtherRelay(_))
+        ));
+        assert_eq!(
+            cert.check(&other_admin.public(), &relay, now),
+            Err(CertificateError::BadSignature)
+        );
+        assert_eq!(
+            cert.check(&public, &relay, 999 * day),
+            Err(CertificateError::NotYetValid)
+        );
+        assert_eq!(
+            cert.check(&public, &relay, 1_365 * day),
+            Err(CertificateError::Expired)
+        );
+        // Any changed field breaks the signature.
+        for tamper in 0..4 {
+            let mut forged = cert.clone();
+            match tamper {
+                0 => forged.relay = mallory,
+                1 => forged.expires_ms += day,
+                2 => forged.issued_ms -= 1,
+                _ => forged.signature[5] ^= 1,
+            }
+            let who = if tamper == 0 { mallory } else { relay };
+            assert_eq!(
+                forged.check(&public, &who, now),
+                Err(CertificateError::BadSignature),
+                "tamper {tamper}"
+            );
+        }
+        // At most 5 years, from the issuer and at the checker.
+        assert!(admin.certify_relay(relay, 0, 6 * 366 * day).is_err());
+        let mut long = cert.clone();
+        long.expires_ms = long.issued_ms + 6 * 366 * day;
+        assert_eq!(
+            long.check(&public, &relay, now),
+            Err(CertificateError::TooLong)
+        );
+        // Malformed text is an error, never a panic.
+        for bad in [
+            "",
+            "/flurfunk/relay-certificate/1/zz",
+            "hello",
+            &cert.to_text()[..50],
+        ] {
+            assert!(RelayCertificate::from_text(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_admin_key_file_roundtrips_and_garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rathaus-admin.key");
+        let key = AdminKey::generate(&mut rng());
+        key.save_new(&path).unwrap();
+        assert!(key.save_new(&path).is_err(), "never overwritten");
+        assert_eq!(AdminKey::load(&path).unwrap().public(), key.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        std::fs::write(&path, b"FLURFUNK-ADMIN-KEY-1\nshort").unwrap();
+        assert!(matches!(
+            AdminKey::load(&path),
+            Err(AdminError::Format { .. })
+        ));
+        std::fs::write(&path, vec![0u8; 10_000]).unwrap();
+        assert!(matches!(
+            AdminKey::load(&path),
+            Err(AdminError::Format { .. })
+        ));
+        assert!(matches!(
+            AdminKey::load(&dir.path().join("missing")),
+            Err(AdminError::Read { .. })
+        ));
+    }
+}
