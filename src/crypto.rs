@@ -39,6 +39,8 @@ pub const LABEL_PROOF_NONCE: &[u8] = b"flurfunk/v3/proof-nonce";
 pub const LABEL_AT_REST: &[u8] = b"flurfunk/v1/at-rest-key";
 /// Associated data of an epoch key sealed in the store (with its rekey's id).
 pub const LABEL_RECALLED_KEY: &[u8] = b"flurfunk/v1/recalled-epoch-key";
+/// A managed network's wire key, derived from its key file's key and admin key.
+pub const LABEL_MANAGED_NETWORK: &[u8] = b"flurfunk/v1/managed-network-key";
 /// The network's admin key certifying a relay (`wire::RelayCertificate`).
 pub const LABEL_RELAY_CERTIFICATE: &[u8] = b"flurfunk/v1/relay-certificate";
 

@@ -218,8 +218,9 @@ enum AdminAction {
         /// The network's admin key file (made by `flurfunk network new`).
         #[arg(long, value_name = "FILE")]
         admin_key: std::path::PathBuf,
-        /// Days it holds (at most 1826).
-        #[arg(long, default_value_t = 730)]
+        /// Days it holds (1 to 1826). Short by default: there is no revocation yet, so a
+        /// relay taken out of service keeps its role until its certificate runs out.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=1826))]
         days: u64,
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
@@ -246,8 +247,8 @@ enum NetworkAction {
     New {
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
-        /// Where the admin key goes (default: beside FILE, NAME-admin.key). Keep it with
-        /// IT; never hand it out.
+        /// Where the admin key goes (default: admin.key in this data directory, never
+        /// beside FILE, which is handed out). Keep it with IT; never hand it out.
         #[arg(long, value_name = "FILE", conflicts_with = "unmanaged")]
         admin_key: Option<std::path::PathBuf>,
         /// No admin key: anyone holding the network key may act as a relay.
@@ -791,8 +792,13 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             unmanaged,
         } => {
             let mut key = NetworkKey::generate(&mut rand::rngs::OsRng);
-            let admin_path =
-                (!unmanaged).then(|| admin_key.unwrap_or_else(|| admin_key_beside(&out)));
+            let admin_path = (!unmanaged).then(|| admin_key.unwrap_or_else(|| dir.admin_key()));
+            // Refuse before anything is made: no admin key is left for a network that was
+            // never created.
+            if out.exists() {
+                bail!("{} exists already; refusing to overwrite it", out.display());
+            }
+            dir.create()?;
             if let Some(path) = &admin_path {
                 if path.exists() {
                     bail!(
@@ -806,7 +812,6 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
                 admin.save_new(path)?;
             }
             key.save_new(&out)?;
-            dir.create()?;
             key.save_replace(&dir.network_key())?;
             println!(
                 "created network {} in {}; this node joined it.\n\
@@ -836,15 +841,6 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// `rathaus.key` -> `rathaus-admin.key` in the same folder.
-fn admin_key_beside(out: &std::path::Path) -> std::path::PathBuf {
-    let stem = out
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "network".into());
-    out.with_file_name(format!("{stem}-admin.key"))
 }
 
 fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
@@ -887,8 +883,17 @@ fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                     "this node's network is unmanaged (its key file names no admin): relays need no certificate"
                 );
             }
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            // A certificate is one short line: nothing larger is read.
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(
+                    std::fs::File::open(&file)
+                        .with_context(|| format!("reading {}", file.display()))?,
+                    4096,
+                ),
+                &mut text,
+            )
+            .with_context(|| format!("reading {}", file.display()))?;
             let certificate = flurfunk::wire::RelayCertificate::from_text(&text)?;
             certificate
                 .check(

@@ -756,3 +756,123 @@ fn a_forged_signature_in_a_large_frame_is_refused_the_same_on_any_number_of_thre
     assert!(outcomes.windows(2).all(|w| w[0] == w[1]));
     assert!(outcomes[0].len() > 90, "held {}", outcomes[0].len());
 }
+
+/// Review of issue 23, part 1: a stranger (any holder of the network key, here one that
+/// claims to be a relay without a certificate, in a managed network) cannot tell which
+/// conversations a node holds (a digest or a `Have` for a held conversation is answered
+/// exactly as for an unknown one), nor clear the node's outbox with a summary that
+/// claims to hold everything.
+#[test]
+fn a_stranger_learns_not_which_conversations_exist_nor_clears_an_outbox() {
+    use std::collections::BTreeMap;
+    let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+    let anna_id = common::identity(1, "Anna");
+    let anna_user = anna_id.user_id();
+    let mut anna = Engine::new(
+        anna_id,
+        MemoryStore::new(),
+        Config {
+            admin_key: Some(admin.public()),
+            ..Config::default()
+        },
+        RngSeed::fixed(1),
+        1000,
+    )
+    .unwrap();
+    let bernd = common::identity(2, "Bernd").profile(0);
+    let held = anna.create_group(1000, "Bauhof", &[bernd]).unwrap();
+    anna.send_text(1001, held, "Streugut ist bestellt").unwrap();
+    anna.commit(1002).unwrap();
+    while anna.poll_transmit().is_some() {}
+    let waiting = anna.outbox_len();
+    assert!(waiting > 0);
+    let unknown = ConversationId([7; 32]);
+
+    let mallory = common::identity(9, "Mallory");
+    let m_user = mallory.user_id();
+    anna.handle_connected(2000, m_user);
+    anna.handle_message(
+        2000,
+        m_user,
+        SyncMessage::Hello {
+            role: flurfunk::wire::Role::Relay,
+            profile: mallory.profile(0),
+        },
+    )
+    .unwrap();
+    while anna.poll_transmit().is_some() {}
+    // What Anna answers about each conversation, by kind of frame.
+    let answers = |e: &mut Engine<MemoryStore>| {
+        let mut out: BTreeMap<ConversationId, usize> = BTreeMap::new();
+        while let Some((to, m)) = e.poll_transmit() {
+            assert_eq!(to, m_user);
+            if let SyncMessage::Summary { conversations } = m {
+                for (conv, vv, heads) in conversations {
+                    assert!(vv.is_empty() && heads.is_empty(), "a summary shows {conv}");
+                    *out.entry(conv).or_default() += 1;
+                }
+            }
+        }
+        out
+    };
+    anna.handle_message(
+        2001,
+        m_user,
+        SyncMessage::Digest {
+            conversations: vec![(held, [1; 16]), (unknown, [1; 16])],
+        },
+    )
+    .unwrap();
+    let by_digest = answers(&mut anna);
+    assert_eq!(
+        by_digest.get(&held),
+        by_digest.get(&unknown),
+        "{by_digest:?}"
+    );
+    let have = |conv| flurfunk::wire::Announce {
+        conversation: conv,
+        author: anna_user,
+        seq: 5,
+    };
+    anna.handle_message(
+        2002,
+        m_user,
+        SyncMessage::Have {
+            items: vec![have(held), have(unknown)],
+        },
+    )
+    .unwrap();
+    let by_have = answers(&mut anna);
+    assert_eq!(by_have.get(&held), by_have.get(&unknown), "{by_have:?}");
+    // "I hold all of your events": nothing leaves the outbox.
+    let all: BTreeMap<_, _> = [(anna_user, u64::MAX)].into_iter().collect();
+    anna.handle_message(
+        2003,
+        m_user,
+        SyncMessage::Summary {
+            conversations: vec![(held, all.clone(), BTreeMap::new())],
+        },
+    )
+    .unwrap();
+    let by_summary = answers(&mut anna);
+    anna.handle_message(
+        2004,
+        m_user,
+        SyncMessage::Summary {
+            conversations: vec![(unknown, all, BTreeMap::new())],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        by_summary,
+        answers(&mut anna)
+            .into_iter()
+            .map(|(_, n)| (held, n))
+            .collect()
+    );
+    assert_eq!(
+        anna.outbox_len(),
+        waiting,
+        "the outbox was cleared by a stranger"
+    );
+}

@@ -468,8 +468,10 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
         &["network", "new", "--out", key.to_str().unwrap()],
     );
     assert!(ok, "{err}");
-    let admin_key = it.path().join("rathaus-admin.key");
-    assert!(out.contains("rathaus-admin.key"), "{out}");
+    // The admin key stays in IT's data directory, not beside the file handed out.
+    let admin_key = it.path().join("admin.key");
+    assert!(out.contains("admin.key"), "{out}");
+    assert!(!it.path().join("rathaus-admin.key").exists());
     assert!(admin_key.exists());
     assert_eq!(std::fs::read_to_string(&key).unwrap().lines().count(), 4);
     #[cfg(unix)]
@@ -520,7 +522,7 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
         ],
     );
     assert!(ok, "{err}");
-    assert!(out.contains("730 days"), "{out}");
+    assert!(out.contains("90 days"), "{out}");
     // Not for IT's own node: it names another.
     let (ok, _, err) = flurfunk(
         it.path(),

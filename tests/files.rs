@@ -424,3 +424,51 @@ async fn the_settings_for_files_are_obeyed_and_can_change_while_the_node_runs() 
     let first = messages.iter().find(|m| m.text == "eins").unwrap();
     assert!(!first.file.as_ref().unwrap().here);
 }
+
+/// A managed network: the certified relay keeps what its conversations carry. A file sent
+/// to a group while the other member is away reaches him from the relay after the sender
+/// went home (the relay fetched the ciphertext; it holds no key to read it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certified_relay_keeps_a_groups_file_and_serves_it_after_the_sender_left() {
+    let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+    let key = support::test_key().with_admin(admin.public());
+    let anna = support::spawn_with("Anna", &[], key, flurfunk::wire::Role::Member).await;
+    let relay = support::spawn_certified_relay("Relay", &[&anna], key, &admin).await;
+    let ben = support::spawn_with("Ben", &[&anna], key, flurfunk::wire::Role::Member).await;
+    anna.knows(&[&ben]).await;
+    let group = anna
+        .handle
+        .create_group("Bauhof".into(), vec![ben.user()])
+        .await
+        .unwrap();
+    eventually("Ben is in the group", || async {
+        ben.handle
+            .conversations()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.conversation == group.to_string() && c.is_member)
+    })
+    .await;
+    let ben = ben.stop().await;
+    let plan = sample(1_500_000, 11);
+    let path = anna.dir.path().join("Winterdienst.pdf");
+    std::fs::write(&path, &plan).unwrap();
+    anna.handle
+        .send_file(group, path, "Plan".into())
+        .await
+        .unwrap();
+    eventually("the relay holds the file", || async {
+        let load = relay.handle.status().await.unwrap().load;
+        (load.file_bytes_fetched >= plan.len() as u64
+            && relay.handle.downloads().await.unwrap().is_empty())
+        .then_some(())
+    })
+    .await;
+    anna.stop().await;
+    let ben = ben.start_with_key(&[&relay], key).await;
+    let at_ben = file_here(&ben, group).await;
+    assert_eq!(saved(&ben, group, &at_ben).await, plan);
+    let served = relay.handle.status().await.unwrap().load.file_bytes_served;
+    assert!(served >= plan.len() as u64, "served {served} bytes");
+}

@@ -138,6 +138,7 @@ fn in_a_managed_network_only_a_certified_relay_carries_others_conversations() {
                 "{case}: Anna's outbox was cleared ({outbox} left)"
             );
             assert_eq!(refused > 0, case != "claimed", "{case}: {refused} refused");
+            assert_eq!(sim.certificates_refused > 0, case != "claimed", "{case}");
         }
     }
 }

@@ -44,6 +44,12 @@ impl DataDir {
     }
 
     /// Attachments: encrypted, content-addressed (`files::BlobStore`).
+    /// The network's admin key, when this installation made a managed network
+    /// (`flurfunk network new`); never read by the node.
+    pub fn admin_key(&self) -> PathBuf {
+        self.root.join("admin.key")
+    }
+
     /// A relay's certificate from the network's admin key (`flurfunk admin
     /// install-relay-cert`).
     pub fn relay_certificate(&self) -> PathBuf {

@@ -146,7 +146,12 @@ pub fn relay_certificate(
         path: path.display().to_string(),
         reason,
     };
-    let text = match std::fs::read(&path) {
+    let read = std::fs::File::open(&path).and_then(|f| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, 4097), &mut bytes)?;
+        Ok(bytes)
+    });
+    let text = match read {
         Ok(bytes) if bytes.len() <= 4096 => {
             String::from_utf8(bytes).map_err(|_| refused("not a certificate file".into()))?
         }

@@ -130,13 +130,30 @@ impl NetworkKey {
         self.demo
     }
 
-    /// Short public fingerprint: tells networks apart without revealing the key.
+    /// Short public fingerprint of the key used on the wire: tells networks apart
+    /// without revealing the key.
     pub fn fingerprint(&self) -> String {
-        self.psk.fingerprint().to_string()
+        self.psk().fingerprint().to_string()
     }
 
+    /// The key used on the wire. A managed network's is derived from the file's key and
+    /// the admin's public key, so a copy of the file without its admin line (or a build
+    /// that ignores it) is another network and connects to nobody, instead of joining as
+    /// "unmanaged", where any node may pose as a relay.
     pub fn psk(&self) -> PreSharedKey {
-        self.psk
+        match self.admin {
+            None => self.psk,
+            Some(admin) => {
+                let key_text = self.psk.to_string();
+                let mut input = key_text.into_bytes();
+                input.extend_from_slice(&admin);
+                let digest = crate::crypto::labelled(crate::crypto::LABEL_MANAGED_NETWORK, &input);
+                let digest = Blake2b512::digest(&digest);
+                let mut bytes = [0u8; 32];
+                bytes.copy_from_slice(&digest[..32]);
+                PreSharedKey::new(bytes)
+            }
+        }
     }
 
     /// The standard `swarm.key` text (`/key/swarm/psk/1.0.0/`, base16), as IPFS tools use,
@@ -335,9 +352,16 @@ mod tests {
         let back = NetworkKey::parse(&text, "x").unwrap();
         assert_eq!(back.admin(), Some(admin));
         assert_eq!(back.fingerprint(), key.fingerprint());
-        // libp2p's own parser (older builds) reads the same PSK and ignores the line.
+        // libp2p's own parser (older builds) reads the file's PSK and ignores the line:
+        // that is another network on the wire, so such a node (or a copy of the file
+        // without the admin line) connects to nobody rather than joining unmanaged.
         let psk: PreSharedKey = text.parse().unwrap();
-        assert_eq!(psk.fingerprint().to_string(), key.fingerprint());
+        assert_ne!(psk.fingerprint().to_string(), key.fingerprint());
+        let stripped: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+        let stripped = NetworkKey::parse(&stripped, "x").unwrap();
+        assert_eq!(stripped.admin(), None);
+        assert_ne!(stripped.fingerprint(), key.fingerprint());
+        assert_eq!(stripped.fingerprint(), psk.fingerprint().to_string());
         let psk_lines: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
         for bad in [
             format!("{psk_lines}/flurfunk/admin/ed25519/1234\n"),

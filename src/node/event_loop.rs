@@ -889,6 +889,29 @@ impl Core {
 
     fn node_event(&mut self, n: Notification) -> Option<NodeEvent> {
         Some(match n {
+            Notification::FileCarried {
+                conversation,
+                blob,
+                author,
+                wall_ms,
+            } => {
+                // A certified relay keeps recent files up to its automatic size.
+                let now = now_ms();
+                let recent = wall_ms.saturating_add(super::files::AUTO_DOWNLOAD_MAX_AGE_MS) > now;
+                let auto = self
+                    .files
+                    .as_ref()
+                    .map_or(0, |files| files.limits.auto_download_bytes);
+                let fetch = if recent && blob.ct_len <= auto {
+                    super::files::Fetch::Auto
+                } else {
+                    super::files::Fetch::No
+                };
+                if let Err(e) = self.want_file(conversation, blob, fetch, Some(author), now) {
+                    tracing::info!(error = %e, "a relayed file is not kept");
+                }
+                return None;
+            }
             // The engine settles both on its own; the user is told once per author.
             Notification::Equivocation {
                 conversation,

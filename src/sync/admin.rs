@@ -3,7 +3,7 @@
 //! network's admin key; until then it is treated like a member (`Engine::is_shareable`).
 
 use super::*;
-use crate::wire::RelayCertificate;
+use crate::wire::{CertificateError, RelayCertificate};
 
 impl<S: Store> Engine<S> {
     /// Our certificate goes after each hello of ours (when this node is a certified relay).
@@ -16,39 +16,56 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// A peer shows its certificate: checked once per distinct certificate; accepted, the
-    /// peer is a relay from now on, and gets a digest so that the sync starts.
+    /// A peer that said hello as a relay shows its certificate: checked once per distinct
+    /// certificate; accepted, the peer is a relay from now on, and gets a digest so that
+    /// the sync starts. A forged one, or one of another node, is an offence (the node
+    /// penalises the sender); one out of its time is refused without blame (an admin's
+    /// clock or a renewal), and checked again if shown again.
     pub(super) fn handle_relay_certificate(
         &mut self,
         now_ms: u64,
         peer: UserId,
         certificate: RelayCertificate,
-    ) {
+    ) -> Result<(), SyncError> {
         let Some(admin) = self.config.admin_key else {
             // Unmanaged: relays are taken as they claim; nothing to check.
-            return;
+            return Ok(());
         };
         let Some(p) = self.peers.get_mut(&peer) else {
-            return;
+            return Ok(());
         };
-        if p.certificate_checked == Some(certificate.signature) {
-            return;
+        if p.role != Some(Role::Relay) || p.certificate_checked == Some(certificate.signature) {
+            return Ok(());
         }
-        p.certificate_checked = Some(certificate.signature);
-        match certificate.check(&admin, &peer, now_ms) {
+        let result = certificate.check(&admin, &peer, now_ms);
+        if matches!(
+            result,
+            Ok(()) | Err(CertificateError::BadSignature | CertificateError::OtherRelay(_))
+        ) {
+            p.certificate_checked = Some(certificate.signature);
+        }
+        match result {
             Ok(()) => {
                 let newly = p.certified_until.is_none();
                 p.certified_until = Some(certificate.expires_ms);
-                let relay = p.role == Some(Role::Relay);
-                if newly && relay {
+                if newly {
                     self.send_digest(peer);
                 }
+                Ok(())
             }
             Err(e) => {
                 p.certified_until = None;
-                self.stats.malformed_frames += 1;
                 self.stats.certificates_refused += 1;
                 tracing::warn!(peer = %peer.short(), error = %e, "relay certificate refused");
+                match e {
+                    CertificateError::BadSignature | CertificateError::OtherRelay(_) => {
+                        self.stats.malformed_frames += 1;
+                        Err(SyncError::Wire(crate::wire::WireError::Invalid {
+                            what: "relay certificate",
+                        }))
+                    }
+                    _ => Ok(()),
+                }
             }
         }
     }
@@ -62,12 +79,20 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Whether `peer` is connected as a relay this node shares every conversation with
-    /// (certified in a managed network; as claimed in an unmanaged one).
-    pub fn is_relay_peer(&self, peer: &UserId) -> bool {
-        self.peers.get(peer).is_some_and(|p| {
-            p.role == Some(Role::Relay)
-                && (self.config.admin_key.is_none() || p.certified_until.is_some())
-        })
+    /// Whether `peer` is connected as a relay with a certificate this node accepted (a
+    /// managed network): it is served files of every conversation and asked for them.
+    pub fn is_certified_relay(&self, peer: &UserId) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|p| p.role == Some(Role::Relay) && p.certified_until.is_some())
+    }
+
+    /// The certified relays connected now.
+    pub fn certified_relays(&self) -> Vec<UserId> {
+        self.peers
+            .keys()
+            .filter(|p| self.is_certified_relay(p))
+            .copied()
+            .collect()
     }
 }

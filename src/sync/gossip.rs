@@ -103,6 +103,10 @@ impl<S: Store> Engine<S> {
                             author,
                             seq,
                         });
+                    } else {
+                        // Anyone else is answered as if it were unknown here: whether a
+                        // node holds a conversation is not told to strangers.
+                        differ.insert(conv);
                     }
                 }
                 Some(state) => {
@@ -161,19 +165,22 @@ impl<S: Store> Engine<S> {
             {
                 holders.insert(peer);
             }
+            let shareable = self.is_shareable(&a.conversation, &peer);
             let have = match self.convs.get(&a.conversation) {
                 // Only from a peer that may see the conversation, for the chain of a member
                 // or of someone removed (whose chain may hold a removal that holds, which
                 // would take us out): anything else would let a stranger steer requests.
                 Some(state)
-                    if !self.is_shareable(&a.conversation, &peer)
-                        || !(state.membership.is_member(&a.author)
+                    if shareable
+                        && !(state.membership.is_member(&a.author)
                             || state.removal_of(&a.author).is_some()) =>
                 {
                     continue;
                 }
-                Some(state) => state.vv.get(&a.author).copied().unwrap_or(0),
-                None => {
+                Some(state) if shareable => state.vv.get(&a.author).copied().unwrap_or(0),
+                // A stranger is answered as if the conversation were unknown here (the
+                // same empty summary, as rarely): whether a node holds it is not told.
+                _ => {
                     if self.want_due(now_ms, a.conversation, WHOLE_CONVERSATION, u64::MAX) {
                         tracing::debug!(conversation = %a.conversation, %peer, "announced conversation unknown here; asking");
                         ask.insert(a.conversation);

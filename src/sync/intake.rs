@@ -411,6 +411,18 @@ impl<S: Store> Engine<S> {
         );
         self.stats.events_stored += 1;
         let me = self.me.user_id();
+        if self.config.role == Role::Relay
+            && self.config.relay_certificate.is_some()
+            && event.header.kind == EventKind::Text
+            && let Some(blob) = crate::wire::BlobRef::decode(&event.public)
+        {
+            self.notifications.push_back(Notification::FileCarried {
+                conversation: conv,
+                blob,
+                author: event.header.author,
+                wall_ms: event.header.wall_ms,
+            });
+        }
         match (&event.header.kind, content) {
             (EventKind::Text, Some(content @ (Content::Text { .. } | Content::Attachment(_))))
                 if event.header.author != me =>

@@ -212,6 +212,14 @@ pub enum Notification {
         conversation: ConversationId,
         author: UserId,
     },
+    /// A certified relay stored a text event that carries a file (its public
+    /// `BlobRef`): the relay keeps the file's ciphertext too, within its quota.
+    FileCarried {
+        conversation: ConversationId,
+        blob: crate::wire::BlobRef,
+        author: UserId,
+        wall_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -792,8 +800,7 @@ impl<S: Store> Engine<S> {
                 Ok(())
             }
             SyncMessage::RelayCertificate { certificate } => {
-                self.handle_relay_certificate(now_ms, peer, certificate);
-                Ok(())
+                self.handle_relay_certificate(now_ms, peer, certificate)
             }
             SyncMessage::Profiles { profiles } => {
                 // Most copies a node receives are ones it has: those cost no signature
@@ -964,9 +971,11 @@ impl<S: Store> Engine<S> {
             }
         }
         if let Some(only) = only {
-            // Conversations we do not hold at all: ask with an empty vector.
+            // Conversations we do not hold at all: ask with an empty vector. Those held but
+            // not shared with this peer look the same (whether a node holds a conversation
+            // is not told to strangers).
             for id in only {
-                if !self.convs.contains_key(id) {
+                if !self.convs.contains_key(id) || !self.is_shareable(id, peer) {
                     conversations.push((*id, VersionVector::new(), wire::Heads::new()));
                 }
             }
@@ -999,20 +1008,28 @@ impl<S: Store> Engine<S> {
                 }
                 continue;
             }
-            // The peer holds our events up to this seq: they have left the outbox.
-            if let Some(seq) = theirs.get(&me) {
+            let shareable = self.is_shareable(&conv, &peer);
+            // The peer holds our events up to this seq: they have left the outbox. Only a
+            // peer we share the conversation with says so; anyone else's word (a node that
+            // merely claims to be a relay) clears nothing.
+            if shareable && let Some(seq) = theirs.get(&me) {
                 self.outbox_held(conv, *seq)?;
             }
             let Some(state) = self.convs.get(&conv) else {
                 continue;
             };
-            if theirs
-                .iter()
-                .any(|(a, s)| state.vv.get(a).copied().unwrap_or(0) < *s)
+            if shareable
+                && theirs
+                    .iter()
+                    .any(|(a, s)| state.vv.get(a).copied().unwrap_or(0) < *s)
             {
                 ask.insert(conv);
             }
-            if !self.is_shareable(&conv, &peer) {
+            if !shareable && !theirs.is_empty() && state.removal_of(&peer).is_none() {
+                // As for a conversation unknown here (above): asked with an empty vector.
+                ask.insert(conv);
+            }
+            if !shareable {
                 // A removed member is told of its own removal and nothing after it: the
                 // remover's events up to the removal, which it could read as a member.
                 if let Some((author, removal_seq)) = state.removal_of(&peer)

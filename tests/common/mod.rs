@@ -171,6 +171,8 @@ pub struct Sim {
     /// Relays' certificates (a managed network: `config.admin_key`), given to a relay's
     /// engine when it starts.
     pub relay_certificates: HashMap<UserId, flurfunk::wire::RelayCertificate>,
+    /// Relay certificates refused as forged or another node's (the frame was an error).
+    pub certificates_refused: u64,
 }
 
 /// Links are re-chosen this often in bounded mode (a real node re-chooses on its tick).
@@ -223,6 +225,7 @@ impl Sim {
             latency: None,
             withhold: BTreeSet::new(),
             relay_certificates: HashMap::new(),
+            certificates_refused: 0,
         }
     }
 
@@ -553,7 +556,15 @@ impl Sim {
             }
             let from_user = self.nodes[f.from].user_id;
             let engine = self.nodes[f.to].engine();
-            engine.handle_frame(now, from_user, &f.bytes).unwrap();
+            match engine.handle_frame(now, from_user, &f.bytes) {
+                Ok(()) => {}
+                // A relay showing a certificate that is not valid here (a test of a
+                // managed network): refused and counted, as a node penalises it.
+                Err(flurfunk::sync::SyncError::Wire(flurfunk::wire::WireError::Invalid {
+                    what: "relay certificate",
+                })) => self.certificates_refused += 1,
+                Err(e) => panic!("an engine refused a frame of another: {e}"),
+            }
             self.frames_delivered += 1;
             self.pump(f.to);
             if self.mid_step_crash > 0.0 && self.rng.gen_bool(self.mid_step_crash) {

@@ -70,7 +70,7 @@ pub async fn spawn_with(name: &str, peers: &[&TestNode], key: NetworkKey, role: 
     let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
     identity.save_new(&key_path(&dir)).unwrap();
     let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
-    start_in(dir, name, peer_addrs, key, role, node::DEFAULT_FILES_QUOTA).await
+    start_in(dir, name, peer_addrs, key, role, node::DEFAULT_FILES_QUOTA, None).await
 }
 
 /// A member node in `dir` (prepared by the caller, e.g. a small file system mounted at
@@ -86,6 +86,33 @@ pub async fn spawn_in(dir: tempfile::TempDir, name: &str, peers: &[&TestNode]) -
         test_key(),
         Role::Member,
         node::DEFAULT_FILES_QUOTA,
+        None,
+    )
+    .await
+}
+
+/// A relay of a managed network (`key` names `admin`'s public key), certified by it.
+pub async fn spawn_certified_relay(
+    name: &str,
+    peers: &[&TestNode],
+    key: NetworkKey,
+    admin: &flurfunk::admin::AdminKey,
+) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
+    identity.save_new(&key_path(&dir)).unwrap();
+    let certificate = admin
+        .certify_relay(identity.user_id(), node::now_ms(), 24 * 3600 * 1000)
+        .unwrap();
+    let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
+    start_in(
+        dir,
+        name,
+        peer_addrs,
+        key,
+        Role::Relay,
+        node::DEFAULT_FILES_QUOTA,
+        Some(certificate),
     )
     .await
 }
@@ -96,7 +123,7 @@ pub async fn spawn_with_quota(name: &str, peers: &[&TestNode], quota: u64) -> Te
     let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
     identity.save_new(&key_path(&dir)).unwrap();
     let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
-    start_in(dir, name, peer_addrs, test_key(), Role::Member, quota).await
+    start_in(dir, name, peer_addrs, test_key(), Role::Member, quota, None).await
 }
 
 async fn start_in(
@@ -106,6 +133,7 @@ async fn start_in(
     key: NetworkKey,
     role: Role,
     files_quota: u64,
+    relay_certificate: Option<flurfunk::wire::RelayCertificate>,
 ) -> TestNode {
     let identity = Identity::load(&key_path(&dir)).unwrap();
     let store = SledStore::open(&dir.path().join("db")).unwrap();
@@ -123,7 +151,7 @@ async fn start_in(
             quota_bytes: files_quota,
             ..node::FileLimits::default()
         },
-        relay_certificate: None,
+        relay_certificate,
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await
@@ -208,6 +236,22 @@ impl StoppedNode {
             test_key(),
             Role::Member,
             quota,
+            None,
+        )
+        .await
+    }
+
+    /// Start again in the network of `key` (a managed network's members).
+    pub async fn start_with_key(self, peers: &[&TestNode], key: NetworkKey) -> TestNode {
+        let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
+        start_in(
+            self.dir,
+            &self.name,
+            peer_addrs,
+            key,
+            Role::Member,
+            node::DEFAULT_FILES_QUOTA,
+            None,
         )
         .await
     }
