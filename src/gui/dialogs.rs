@@ -773,6 +773,17 @@ impl FlurfunkApp {
                             key.fingerprint()
                         };
                         ui.label(RichText::new(label).monospace());
+                        if !key.is_demo() {
+                            let managed = match key.admin() {
+                                Some(admin) => format!(
+                                    "{} {}",
+                                    t.settings_managed,
+                                    crate::admin::fingerprint(&admin)
+                                ),
+                                None => t.settings_unmanaged.to_string(),
+                            };
+                            ui.label(RichText::new(managed).small());
+                        }
                     }
                     ui.label(RichText::new(t.settings_join_other).small());
                     ui.add(

@@ -70,7 +70,16 @@ pub async fn spawn_with(name: &str, peers: &[&TestNode], key: NetworkKey, role: 
     let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
     identity.save_new(&key_path(&dir)).unwrap();
     let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
-    start_in(dir, name, peer_addrs, key, role, node::DEFAULT_FILES_QUOTA, None).await
+    start_in(
+        dir,
+        name,
+        peer_addrs,
+        key,
+        role,
+        node::DEFAULT_FILES_QUOTA,
+        None,
+    )
+    .await
 }
 
 /// A member node in `dir` (prepared by the caller, e.g. a small file system mounted at
