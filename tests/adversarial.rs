@@ -866,8 +866,8 @@ fn a_stranger_learns_not_which_conversations_exist_nor_clears_an_outbox() {
     assert_eq!(
         by_summary,
         answers(&mut anna)
-            .into_iter()
-            .map(|(_, n)| (held, n))
+            .into_values()
+            .map(|n| (held, n))
             .collect()
     );
     assert_eq!(
