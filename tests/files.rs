@@ -27,6 +27,19 @@ async fn file_message(node: &TestNode, conv: ConversationId) -> MessageItem {
     .await
 }
 
+/// Wait until `node` knows it is a member of `conv`.
+async fn in_group(node: &TestNode, conv: ConversationId) {
+    eventually(&format!("{} is in the group", node.name), || async {
+        node.handle
+            .conversations()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.conversation == conv.to_string() && c.is_member)
+    })
+    .await;
+}
+
 /// Wait until `node` holds the whole file of `message`.
 async fn file_here(node: &TestNode, conv: ConversationId) -> MessageItem {
     eventually(&format!("{} has the file", node.name), || async {
@@ -315,15 +328,7 @@ async fn a_member_serving_corrupt_blocks_is_caught_and_the_file_comes_from_anoth
         .create_group("Bauhof".into(), vec![ben.user(), cora.user(), dora.user()])
         .await
         .unwrap();
-    eventually("Cora is in the group", || async {
-        cora.handle
-            .conversations()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|c| c.conversation == group.to_string() && c.is_member)
-    })
-    .await;
+    in_group(&cora, group).await;
     let cora = cora.stop().await;
     let plan = sample(3_000_000, 5);
     let path = anna.dir.path().join("Lageplan.pdf");
@@ -441,15 +446,7 @@ async fn a_certified_relay_keeps_a_groups_file_and_serves_it_after_the_sender_le
         .create_group("Bauhof".into(), vec![ben.user()])
         .await
         .unwrap();
-    eventually("Ben is in the group", || async {
-        ben.handle
-            .conversations()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|c| c.conversation == group.to_string() && c.is_member)
-    })
-    .await;
+    in_group(&ben, group).await;
     let ben = ben.stop().await;
     let plan = sample(1_500_000, 11);
     let path = anna.dir.path().join("Winterdienst.pdf");

@@ -897,16 +897,7 @@ impl Core {
             } => {
                 // A certified relay keeps recent files up to its automatic size.
                 let now = now_ms();
-                let recent = wall_ms.saturating_add(super::files::AUTO_DOWNLOAD_MAX_AGE_MS) > now;
-                let auto = self
-                    .files
-                    .as_ref()
-                    .map_or(0, |files| files.limits.auto_download_bytes);
-                let fetch = if recent && blob.ct_len <= auto {
-                    super::files::Fetch::Auto
-                } else {
-                    super::files::Fetch::No
-                };
+                let fetch = self.fetch_by_itself(wall_ms, blob.ct_len, now);
                 if let Err(e) = self.want_file(conversation, blob, fetch, Some(author), now) {
                     tracing::info!(error = %e, "a relayed file is not kept");
                 }
@@ -936,17 +927,7 @@ impl Core {
                 }
                 if let Some(f) = &file {
                     let now = now_ms();
-                    let recent =
-                        wall_ms.saturating_add(super::files::AUTO_DOWNLOAD_MAX_AGE_MS) > now;
-                    let auto = self
-                        .files
-                        .as_ref()
-                        .map_or(0, |files| files.limits.auto_download_bytes);
-                    let fetch = if recent && f.attachment.size <= auto {
-                        super::files::Fetch::Auto
-                    } else {
-                        super::files::Fetch::No
-                    };
+                    let fetch = self.fetch_by_itself(wall_ms, f.attachment.size, now);
                     if let Err(e) = self.want_file(conversation, f.blob, fetch, Some(author), now) {
                         tracing::info!(error = %e, "a file is not fetched by itself");
                     }

@@ -551,6 +551,21 @@ impl Core {
         let _ = ask.allow.send(allowed);
     }
 
+    /// Whether a file of `size` bytes in a message written at `wall_ms` is fetched as
+    /// soon as it arrives: recent, and within the automatic size.
+    pub(super) fn fetch_by_itself(&self, wall_ms: u64, size: u64, now: u64) -> Fetch {
+        let recent = wall_ms.saturating_add(AUTO_DOWNLOAD_MAX_AGE_MS) > now;
+        let auto = self
+            .files
+            .as_ref()
+            .map_or(0, |files| files.limits.auto_download_bytes);
+        if recent && size <= auto {
+            Fetch::Auto
+        } else {
+            Fetch::No
+        }
+    }
+
     /// A file of a message in `conversation` arrived or was sent: it is recorded under the
     /// conversation, and fetched if `fetch` (kept across restarts until it is here).
     pub(super) fn want_file(

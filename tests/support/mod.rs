@@ -237,21 +237,16 @@ impl StoppedNode {
     }
 
     pub async fn start_with_quota(self, peers: &[&TestNode], quota: u64) -> TestNode {
-        let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
-        start_in(
-            self.dir,
-            &self.name,
-            peer_addrs,
-            test_key(),
-            Role::Member,
-            quota,
-            None,
-        )
-        .await
+        self.start_as_member(peers, test_key(), quota).await
     }
 
     /// Start again in the network of `key` (a managed network's members).
     pub async fn start_with_key(self, peers: &[&TestNode], key: NetworkKey) -> TestNode {
+        self.start_as_member(peers, key, node::DEFAULT_FILES_QUOTA)
+            .await
+    }
+
+    async fn start_as_member(self, peers: &[&TestNode], key: NetworkKey, quota: u64) -> TestNode {
         let peer_addrs = peers.iter().map(|p| p.addr.clone()).collect();
         start_in(
             self.dir,
@@ -259,7 +254,7 @@ impl StoppedNode {
             peer_addrs,
             key,
             Role::Member,
-            node::DEFAULT_FILES_QUOTA,
+            quota,
             None,
         )
         .await
