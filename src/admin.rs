@@ -10,9 +10,12 @@ use ed25519_dalek::{Signer, SigningKey};
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::crypto::{self, LABEL_RELAY_CERTIFICATE};
+use crate::crypto::{self, LABEL_ADMIN_STATEMENT, LABEL_RELAY_CERTIFICATE};
 use crate::identity::UserId;
-use crate::wire::{MAX_CERTIFICATE_MS, RelayCertificate};
+use crate::wire::{
+    AdminStatement, MAX_CERTIFICATE_MS, MAX_REVOCATIONS, MAX_STATEMENT_BODY, RelayCertificate,
+    Revocations, StatementKind,
+};
 
 const FILE_MAGIC: &[u8] = b"FLURFUNK-ADMIN-KEY-1\n";
 const FILE_MAX_BYTES: u64 = 4096;
@@ -33,6 +36,8 @@ pub enum AdminError {
     },
     #[error("a certificate may be valid for at most 5 years")]
     TooLong,
+    #[error("the statement is malformed or over its limit (at most 4,096 revocations)")]
+    StatementTooLarge,
 }
 
 /// The admin's signing key.
@@ -82,6 +87,64 @@ impl AdminKey {
             expires_ms,
             signature,
         })
+    }
+
+    /// Sign statement number `serial` of `kind` (docs/PROTOCOL.md, "Admin statements").
+    pub fn sign_statement(
+        &self,
+        kind: StatementKind,
+        serial: u64,
+        issued_ms: u64,
+        body: Vec<u8>,
+    ) -> Result<AdminStatement, AdminError> {
+        if body.len() > MAX_STATEMENT_BODY || serial == 0 {
+            return Err(AdminError::StatementTooLarge);
+        }
+        let msg = AdminStatement::signed_bytes(&self.public(), kind, serial, issued_ms, &body);
+        let signature = self
+            .signing
+            .sign(&crypto::labelled(LABEL_ADMIN_STATEMENT, &msg))
+            .to_bytes();
+        Ok(AdminStatement {
+            kind,
+            serial,
+            issued_ms,
+            body,
+            signature,
+        })
+    }
+
+    /// The revocation list after `current` with `user` revoked at `now_ms` (`revoke`) or
+    /// taken off the list again, signed with the next serial. `Ok(None)`: nothing changes.
+    pub fn change_revocations(
+        &self,
+        current: Option<&AdminStatement>,
+        user: UserId,
+        revoke: bool,
+        now_ms: u64,
+    ) -> Result<Option<AdminStatement>, AdminError> {
+        let mut list = match current {
+            Some(s) => Revocations::decode(&s.body).map_err(|_| AdminError::StatementTooLarge)?,
+            None => Revocations::default(),
+        };
+        let changed = if revoke {
+            if list.revoked.contains_key(&user) {
+                false
+            } else if list.revoked.len() >= MAX_REVOCATIONS {
+                return Err(AdminError::StatementTooLarge);
+            } else {
+                list.revoked.insert(user, now_ms);
+                true
+            }
+        } else {
+            list.revoked.remove(&user).is_some()
+        };
+        if !changed {
+            return Ok(None);
+        }
+        let serial = current.map_or(1, |s| s.serial.saturating_add(1));
+        self.sign_statement(StatementKind::Revocations, serial, now_ms, list.encode())
+            .map(Some)
     }
 
     /// Write a new admin key file (readable by its owner only, protected at rest on

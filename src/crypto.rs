@@ -43,6 +43,8 @@ pub const LABEL_RECALLED_KEY: &[u8] = b"flurfunk/v1/recalled-epoch-key";
 pub const LABEL_MANAGED_NETWORK: &[u8] = b"flurfunk/v1/managed-network-key";
 /// The network's admin key certifying a relay (`wire::RelayCertificate`).
 pub const LABEL_RELAY_CERTIFICATE: &[u8] = b"flurfunk/v1/relay-certificate";
+/// The network's admin key signing a statement (`wire::AdminStatement`).
+pub const LABEL_ADMIN_STATEMENT: &[u8] = b"flurfunk/v1/admin-statement";
 
 /// Nonce (24) + Poly1305 tag (16) added to every encrypted body.
 pub const BODY_OVERHEAD: usize = 24 + 16;

@@ -40,6 +40,10 @@ const PROTECTION_OVERHEAD: usize = 1024;
 pub enum IdentityError {
     #[error("display name must be 1 to {max} bytes, got {len}")]
     BadName { len: usize, max: usize },
+    #[error(
+        "display names may not contain control, invisible or text-direction characters (they make two names look alike)"
+    )]
+    NameCharacters,
     #[error("an identity already exists at {path}; refusing to overwrite it")]
     AlreadyExists { path: String },
     #[error("no identity at {path}; create one first")]
@@ -181,7 +185,36 @@ pub fn validate_name(name: &str) -> Result<(), IdentityError> {
             max: MAX_DISPLAY_NAME_BYTES,
         });
     }
+    if name.chars().any(|c| c.is_control() || is_deceptive_char(c)) {
+        return Err(IdentityError::NameCharacters);
+    }
     Ok(())
+}
+
+/// Characters that hide text or change the direction it is shown in (zero-width spaces
+/// and joiners, bidirectional marks, embeddings, overrides and isolates, the BOM, soft
+/// hyphen, invisible operators): with them two different names look alike, and a name
+/// can reorder the text after it. Refused in names; shown as U+FFFD by the CLI.
+pub fn is_deceptive_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
 }
 
 /// This installation's secret identity.
@@ -487,7 +520,26 @@ impl Identity {
         let name = rest.get(65..65 + name_len)?;
         let tail = &rest[65 + name_len..];
         let name = std::str::from_utf8(name).ok()?.to_string();
-        validate_name(&name).ok()?;
+        // A name chosen before such characters were refused is kept without them (peers
+        // would refuse the profile otherwise).
+        let name = match validate_name(&name) {
+            Err(IdentityError::NameCharacters) => {
+                let clean: String = name
+                    .chars()
+                    .filter(|c| !c.is_control() && !is_deceptive_char(*c))
+                    .collect();
+                let clean = clean.trim().to_string();
+                if clean.is_empty() {
+                    "?".to_string()
+                } else {
+                    clean
+                }
+            }
+            other => {
+                other.ok()?;
+                name
+            }
+        };
         let signing = SigningKey::from_bytes(&signing_bytes);
         let mut identity = Self::from_parts(signing, dh, name);
         if with_retired {
@@ -819,5 +871,22 @@ mod tests {
         assert!(validate_name(" Anna").is_err());
         assert!(validate_name(&"x".repeat(65)).is_err());
         assert!(validate_name("Jürgen Müller").is_ok());
+        assert!(validate_name("Anna ❤️ 👍🏽").is_ok());
+        // Two names that would look alike, or reorder what follows them: refused.
+        for bad in [
+            "Bürger\u{200B}meister",
+            "IT-Service\u{202E}ecivres",
+            "Anna\u{2066}",
+            "Anna\u{200F}",
+            "Anna\u{FEFF}",
+            "Anna\u{0007}",
+            "Anna\u{001B}[31m",
+            "An\u{00AD}na",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(IdentityError::NameCharacters)),
+                "{bad:?}"
+            );
+        }
     }
 }

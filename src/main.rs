@@ -19,6 +19,9 @@ use flurfunk::store::{SledStore, StoreError};
 use flurfunk::wire::Role;
 use libp2p::Multiaddr;
 
+#[path = "cli/admin.rs"]
+mod admin_cli;
+
 /// How often a command retries the control socket of a node that is still starting.
 const CONTROL_RETRIES: u32 = 15;
 
@@ -65,6 +68,10 @@ struct NetOpts {
     /// least recently used first, and fetched again when opened [default: 4GB].
     #[arg(long, value_name = "SIZE", value_parser = flurfunk::files::parse_size)]
     files_quota: Option<u64>,
+    /// Without a network key file, start in the open demo network (anyone running
+    /// Flurfunk can join it) instead of refusing.
+    #[arg(long)]
+    demo: bool,
 }
 
 impl NetOpts {
@@ -77,6 +84,7 @@ impl NetOpts {
             role,
             max_peers: self.max_peers,
             raise: None,
+            demo: self.demo,
             file_limits: flurfunk::node::FileLimits {
                 max_send_bytes: self.max_file_size.unwrap_or(default.max_send_bytes),
                 auto_download_bytes: self.auto_download.unwrap_or(default.auto_download_bytes),
@@ -196,49 +204,8 @@ enum Command {
     /// Windows Firewall rules).
     Admin {
         #[command(subcommand)]
-        action: AdminAction,
+        action: admin_cli::AdminAction,
     },
-}
-
-#[derive(Subcommand)]
-enum AdminAction {
-    /// Check a network key file and install it for every user of this machine
-    /// (Windows: %ProgramData%\Flurfunk\network.key, Linux: /etc/flurfunk/network.key).
-    InstallNetworkKey { file: std::path::PathBuf },
-    /// Windows Firewall rules for Flurfunk (the MSI runs these).
-    Firewall {
-        #[command(subcommand)]
-        action: FirewallAction,
-    },
-    /// Certify a relay (managed networks): only certified relays are given conversations
-    /// they are not members of. Prints the certificate, or writes it to --out.
-    CertifyRelay {
-        /// The relay's user id (`flurfunk whoami` on the relay).
-        user_id: String,
-        /// The network's admin key file (made by `flurfunk network new`).
-        #[arg(long, value_name = "FILE")]
-        admin_key: std::path::PathBuf,
-        /// Days it holds (1 to 1826). Short by default: there is no revocation yet, so a
-        /// relay taken out of service keeps its role until its certificate runs out.
-        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=1826))]
-        days: u64,
-        #[arg(long, value_name = "FILE")]
-        out: Option<std::path::PathBuf>,
-    },
-    /// Install a relay certificate into this data directory, after checking it names this
-    /// node and the network's admin key signed it.
-    InstallRelayCert { file: std::path::PathBuf },
-}
-
-#[derive(Subcommand)]
-enum FirewallAction {
-    /// Allow inbound TCP for the program and UDP 5353 (mDNS), domain and private networks.
-    Add {
-        /// The installed flurfunk.exe (default: this program).
-        program: Option<std::path::PathBuf>,
-    },
-    /// Remove the rules again.
-    Remove,
 }
 
 #[derive(Subcommand)]
@@ -257,6 +224,9 @@ enum NetworkAction {
     },
     /// Join the network of a key file.
     Join { file: std::path::PathBuf },
+    /// Join the open demo network on purpose (to try Flurfunk; anyone running Flurfunk can
+    /// join it).
+    Demo,
 }
 
 #[derive(Subcommand)]
@@ -383,15 +353,21 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Whoami => {
             let id = load_identity(&dir)?;
-            let key = load_network_key(&dir)?;
+            let network = match launch::load_network_key(&dir) {
+                Ok(key) => network_label(&key),
+                Err(launch::LaunchError::NoNetworkKey { .. }) => {
+                    "none yet (flurfunk network join FILE)".into()
+                }
+                Err(e) => return Err(e.into()),
+            };
             println!("user id:     {}", id.user_id());
             println!("name:        {}", id.display_name());
             println!("fingerprint: {}", fingerprint(&id));
-            println!("network:     {}", network_label(&key));
+            println!("network:     {network}");
             Ok(())
         }
         Command::Network { action } => network(&dir, action),
-        Command::Admin { action } => admin(&dir, action),
+        Command::Admin { action } => admin_cli::admin(&dir, action).await,
         Command::Node { net, relay, json } => {
             let role = if relay { Role::Relay } else { Role::Member };
             run_node(&dir, net.launch_options(role), json).await
@@ -446,7 +422,7 @@ async fn run(cli: Cli) -> Result<()> {
                             None => "offline".to_string(),
                         }
                     };
-                    println!("{:<24} {:<22} {}", p.name, state, p.user_id);
+                    println!("{:<24} {:<22} {}", printable(&p.name), state, p.user_id);
                 }
             }
             Ok(())
@@ -476,9 +452,9 @@ async fn run(cli: Cli) -> Result<()> {
                     "{}  {:<6} {:<24} {:<9} {}",
                     &c.conversation[..12],
                     c.kind,
-                    c.name,
+                    printable(&c.name),
                     unread,
-                    last
+                    printable(&last)
                 );
             }
             if !json && conversations.is_empty() {
@@ -588,13 +564,20 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("unexpected reply");
             };
             if !json {
-                println!("== {} ({})", conversation.name, conversation.kind);
+                println!(
+                    "== {} ({})",
+                    printable(&conversation.name),
+                    conversation.kind
+                );
             }
             for m in &messages {
                 if json {
                     println!("{}", serde_json::to_string(m)?);
                 } else {
-                    println!("{}", history_line(m, conversation.members.len()));
+                    println!(
+                        "{}",
+                        printable(&history_line(m, conversation.members.len()))
+                    );
                 }
             }
             Ok(())
@@ -830,6 +813,14 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             }
             Ok(())
         }
+        NetworkAction::Demo => {
+            dir.create()?;
+            NetworkKey::demo().save_replace(&dir.network_key())?;
+            println!(
+                "joined the DEMO network: anyone running Flurfunk can join it; for real use ask IT for the key file (flurfunk network join FILE)"
+            );
+            Ok(())
+        }
         NetworkAction::Join { file } => {
             let key = NetworkKey::load(&file)?;
             dir.create()?;
@@ -841,100 +832,6 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
-    use flurfunk::app::install;
-    match action {
-        AdminAction::CertifyRelay {
-            user_id,
-            admin_key,
-            days,
-            out,
-        } => {
-            let relay: flurfunk::identity::UserId = user_id.parse()?;
-            let admin = flurfunk::admin::AdminKey::load(&admin_key)?;
-            let day = 24 * 3600 * 1000;
-            let certificate =
-                admin.certify_relay(relay, flurfunk::node::now_ms(), days.saturating_mul(day))?;
-            match out {
-                Some(path) => {
-                    flurfunk::identity::write_private_file(
-                        &path,
-                        certificate.to_text().as_bytes(),
-                        false,
-                    )
-                    .with_context(|| format!("writing {}", path.display()))?;
-                    println!(
-                        "certified relay {} for {days} days (admin {}): {}",
-                        relay.short(),
-                        flurfunk::admin::fingerprint(&admin.public()),
-                        path.display()
-                    );
-                }
-                None => print!("{}", certificate.to_text()),
-            }
-        }
-        AdminAction::InstallRelayCert { file } => {
-            let identity = launch::load_identity(dir)?;
-            let key = launch::load_network_key(dir)?;
-            if key.admin().is_none() {
-                bail!(
-                    "this node's network is unmanaged (its key file names no admin): relays need no certificate"
-                );
-            }
-            // A certificate is one short line: nothing larger is read.
-            let mut text = String::new();
-            std::io::Read::read_to_string(
-                &mut std::io::Read::take(
-                    std::fs::File::open(&file)
-                        .with_context(|| format!("reading {}", file.display()))?,
-                    4096,
-                ),
-                &mut text,
-            )
-            .with_context(|| format!("reading {}", file.display()))?;
-            let certificate = flurfunk::wire::RelayCertificate::from_text(&text)?;
-            certificate
-                .check(
-                    &key.admin().unwrap_or_default(),
-                    &identity.user_id(),
-                    flurfunk::node::now_ms(),
-                )
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            flurfunk::identity::write_private_file(
-                &dir.relay_certificate(),
-                certificate.to_text().as_bytes(),
-                true,
-            )?;
-            println!(
-                "relay certificate installed in {}; start the relay with: flurfunk node --relay",
-                dir.relay_certificate().display()
-            );
-        }
-        AdminAction::InstallNetworkKey { file } => {
-            let (path, fingerprint) = install::install_machine_key(&file)?;
-            println!(
-                "installed network {fingerprint} for every user of this machine: {}",
-                path.display()
-            );
-        }
-        AdminAction::Firewall { action } => match action {
-            FirewallAction::Add { program } => {
-                let program = match program {
-                    Some(p) => p,
-                    None => std::env::current_exe()?,
-                };
-                install::run_netsh(&install::firewall_add_commands(&program))?;
-                println!("firewall rules added for {}", program.display());
-            }
-            FirewallAction::Remove => {
-                install::run_netsh(&install::firewall_remove_commands())?;
-                println!("firewall rules removed");
-            }
-        },
-    }
-    Ok(())
 }
 
 async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<()> {
@@ -989,7 +886,7 @@ async fn run_node(dir: &DataDir, options: LaunchOptions, json: bool) -> Result<(
                         serde_json::to_string(&event)?
                     } else {
                         match human_event(&event) {
-                            Some(l) => l,
+                            Some(l) => printable(&l),
                             None => continue,
                         }
                     };
@@ -1051,6 +948,9 @@ fn human_event(event: &NodeEvent) -> Option<String> {
         NodeEvent::Retracted { .. } => {
             "a message was withdrawn (its author had been removed)".into()
         }
+        NodeEvent::LeftOrganisation { name, user_id } => {
+            format!("{name} ({user_id}) has left the organisation (revoked by the network's admin)")
+        }
         _ => return None,
     })
 }
@@ -1104,6 +1004,20 @@ fn local_time(ms: u64, with_date: bool) -> String {
         Some(t) => t.format("%H:%M").to_string(),
         None => "?".into(),
     }
+}
+
+/// What a peer wrote, safe for a terminal: control characters (escape sequences) and
+/// characters that reorder or hide text are shown as U+FFFD; line breaks stay.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c != '\n' && (c.is_control() || flurfunk::identity::is_deceptive_char(c)) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn one_line(text: &str, max_chars: usize) -> String {

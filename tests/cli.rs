@@ -75,6 +75,9 @@ fn two_nodes_talk_through_the_control_socket_and_json_output() {
     let b = tempfile::tempdir().unwrap();
     assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
     assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
+    for d in [&a, &b] {
+        assert!(flurfunk(d.path(), &["network", "demo"]).0);
+    }
 
     let anna = RunningNode::start(a.path(), &[]);
     let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
@@ -183,6 +186,22 @@ fn errors_are_one_clear_line_and_a_failure_exit() {
     let (ok, _, err) = flurfunk(dir.path(), &["init", "--name", "Anna"]);
     assert!(!ok && err.contains("refusing to overwrite"), "{err}");
 
+    // No network key: a clear error, never the demo network by itself (issue 23).
+    let (ok, _, err) = flurfunk(dir.path(), &["send", "--to", "Niemand", "Hallo"]);
+    assert!(!ok && err.contains("no network key"), "{err}");
+    let (ok, _, err) = flurfunk(
+        dir.path(),
+        &["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
+    assert!(!ok && err.contains("flurfunk network join FILE"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (_, out, _) = flurfunk(dir.path(), &["whoami"]);
+    assert!(out.contains("none yet"), "{out}");
+    // Asked for, it is the demo network.
+    assert!(flurfunk(dir.path(), &["network", "demo"]).0);
+    let (_, out, _) = flurfunk(dir.path(), &["whoami"]);
+    assert!(out.contains("DEMO"), "{out}");
+
     let (ok, _, err) = flurfunk(dir.path(), &["send", "--to", "Niemand", "Hallo"]);
     assert!(!ok && err.contains("unknown recipient 'Niemand'"), "{err}");
     assert_eq!(err.lines().count(), 1);
@@ -255,6 +274,9 @@ fn a_file_is_sent_fetched_and_saved_through_the_cli() {
     let b = tempfile::tempdir().unwrap();
     assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
     assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
+    for d in [&a, &b] {
+        assert!(flurfunk(d.path(), &["network", "demo"]).0);
+    }
     let anna = RunningNode::start(a.path(), &[]);
     let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
     let addr = listening["address"].as_str().unwrap().to_string();
@@ -357,6 +379,9 @@ fn a_download_killed_halfway_resumes_after_a_restart_from_what_is_on_disk() {
     let b = tempfile::tempdir().unwrap();
     assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
     assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
+    for d in [&a, &b] {
+        assert!(flurfunk(d.path(), &["network", "demo"]).0);
+    }
     let anna = RunningNode::start(a.path(), &[]);
     let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
     let addr = listening["address"].as_str().unwrap().to_string();
@@ -535,8 +560,72 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
     );
     assert!(ok, "{err}");
     let node = RunningNode::start(relay.path(), &["--relay"]);
-    node.wait_for("relay listening", |v| v["event"] == "listening");
+    let listening = node.wait_for("relay listening", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_string();
     let (ok, out, err) = flurfunk(relay.path(), &["status"]);
     assert!(ok && out.contains("role:      relay"), "{out}{err}");
+
+    // The relay is taken out of service: IT revokes it from its own running node. The
+    // relay is disconnected for good, and the action is in IT's audit log.
+    assert!(flurfunk(it.path(), &["network", "join", key.to_str().unwrap()]).0);
+    let it_node = RunningNode::start(it.path(), &["--peer", &addr]);
+    let relay_id = user_id(relay.path());
+    it_node.wait_for("the relay online at IT", |v| {
+        v["event"] == "peer_online" && v["user_id"] == relay_id.as_str()
+    });
+    // An admin key of another network (made elsewhere) is refused.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stranger = elsewhere.path().join("admin.key");
+    assert!(
+        flurfunk(
+            elsewhere.path(),
+            &[
+                "network",
+                "new",
+                "--out",
+                elsewhere.path().join("y.key").to_str().unwrap(),
+            ],
+        )
+        .0
+    );
+    let (ok, _, err) = flurfunk(
+        it.path(),
+        &[
+            "admin",
+            "revoke",
+            &relay_id,
+            "--admin-key",
+            stranger.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !ok && err.contains("is not this network's admin key"),
+        "{err}"
+    );
+    let (ok, out, err) = flurfunk(it.path(), &["admin", "revoke", "Bauhof-Relay"]);
+    assert!(ok && out.contains("revoked Bauhof-Relay"), "{out}{err}");
+    it_node.wait_for("the relay left", |v| {
+        v["event"] == "left_organisation" && v["user_id"] == relay_id.as_str()
+    });
+    it_node.wait_for("the relay disconnected", |v| {
+        v["event"] == "peer_offline" && v["user_id"] == relay_id.as_str()
+    });
+    let (ok, out, _) = flurfunk(it.path(), &["admin", "revoke", &relay_id]);
+    assert!(ok && out.contains("already revoked"), "{out}");
+    let (ok, out, err) = flurfunk(it.path(), &["admin", "statements", "--json"]);
+    assert!(ok, "{err}");
+    let statements: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(statements[0]["kind"], "revocations");
+    assert_eq!(statements[0]["revoked"][0]["user_id"], relay_id.as_str());
+    let (ok, out, _) = flurfunk(it.path(), &["admin", "audit"]);
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "certify and revoke: {out}");
+    assert!(
+        lines[0].contains("certify-relay") && lines[1].contains("revoke"),
+        "{out}"
+    );
+    assert!(lines[1].contains(&relay_id), "{out}");
+    it_node.stop();
     node.stop();
 }

@@ -143,6 +143,191 @@ fn in_a_managed_network_only_a_certified_relay_carries_others_conversations() {
     }
 }
 
+/// Offboarding (docs/PROTOCOL.md, "Admin statements"): the admin revokes Dieter. The
+/// revocation reaches every node (also one that was away), nobody talks to Dieter's node
+/// any more, the group's admin removes him (the key rotates), what he writes afterwards
+/// reaches nobody and what the others write afterwards never reaches him. A forged
+/// statement and a replayed older one change nothing.
+#[test]
+fn a_revoked_colleague_is_removed_and_shut_out() {
+    use flurfunk::admin::AdminKey;
+    use flurfunk::wire::{AdminStatement, SyncMessage};
+    use rand::SeedableRng;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let admin = AdminKey::generate(&mut keys);
+    let stranger = AdminKey::generate(&mut keys);
+    let mut sim = Sim::new(11);
+    sim.config.admin_key = Some(admin.public());
+    let anna = sim.add_node("Anna", Role::Member);
+    let bernd = sim.add_node("Bernd", Role::Member);
+    let carla = sim.add_node("Carla", Role::Member);
+    let dieter = sim.add_node("Dieter", Role::Member);
+    let eva = sim.add_node("Eva", Role::Member);
+    let relay = sim.add_node("Relay", Role::Relay);
+    let d = sim.nodes[dieter].user_id;
+    let now = sim.now;
+    let others: Vec<_> = [bernd, carla, dieter, eva]
+        .iter()
+        .map(|i| sim.profile(*i))
+        .collect();
+    let group = sim.nodes[anna]
+        .engine()
+        .create_group(now, "Alle", &others)
+        .unwrap();
+    let pd = sim.profile(dieter);
+    let direct = sim.nodes[anna].engine().open_direct(now, &pd).unwrap();
+    sim.settle(20_000);
+    sim.send(dieter, group, "Bis morgen");
+    sim.settle(20_000);
+    // Eva is away while the admin acts (at Bernd's installation, which holds the key).
+    sim.stop(eva);
+    let first = admin
+        .change_revocations(None, sim.nodes[relay].user_id, true, sim.now)
+        .unwrap()
+        .unwrap();
+    let second = admin
+        .change_revocations(Some(&first), d, true, sim.now)
+        .unwrap()
+        .unwrap();
+    let now = sim.now;
+    sim.nodes[bernd]
+        .engine()
+        .publish_admin_statement(now, first.clone())
+        .unwrap();
+    sim.nodes[bernd]
+        .engine()
+        .publish_admin_statement(now, second.clone())
+        .unwrap();
+    assert!(matches!(
+        sim.nodes[bernd]
+            .engine()
+            .publish_admin_statement(now, first.clone()),
+        Err(flurfunk::sync::SyncError::StaleStatement)
+    ));
+    sim.pump(bernd);
+    sim.settle(30_000);
+    for i in [anna, bernd, carla] {
+        let e = sim.nodes[i].engine();
+        assert!(e.is_revoked(&d), "node {i} does not know of the revocation");
+        let members = e.conversation(&group).unwrap().members;
+        assert!(
+            members.iter().all(|(p, _)| p.user_id != d),
+            "node {i}: Dieter is still in the group"
+        );
+    }
+    // Dieter's node never heard of it (nobody talks to it) and still writes.
+    sim.run_ms(1_000);
+    let late = sim.send(dieter, group, "Ich lese noch mit");
+    let late_direct = sim.send(dieter, direct, "Privat, nach dem Austritt");
+    sim.send(anna, group, "Neue Schließzeiten");
+    sim.settle(30_000);
+    let texts = |sim: &mut Sim, i: usize| -> Vec<String> {
+        sim.nodes[i]
+            .engine()
+            .messages(&group)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+    };
+    assert!(
+        texts(&mut sim, dieter)
+            .iter()
+            .all(|t| t != "Neue Schließzeiten")
+    );
+    for i in [anna, bernd, carla] {
+        let t = texts(&mut sim, i);
+        assert!(t.contains(&"Bis morgen".to_string()), "node {i}: {t:?}");
+        assert!(
+            t.contains(&"Neue Schließzeiten".to_string()),
+            "node {i}: {t:?}"
+        );
+        assert!(
+            !t.contains(&"Ich lese noch mit".to_string()),
+            "node {i}: {t:?}"
+        );
+    }
+    let dropped: u64 = [anna, bernd, carla]
+        .iter()
+        .map(|i| sim.nodes[*i].engine().stats().revoked_frames)
+        .sum();
+    assert!(dropped > 0, "Dieter's node was still heard");
+    // Passed on by a colleague who took it before it heard of the revocation: refused
+    // all the same, without blame.
+    let late = sim.nodes[dieter]
+        .engine()
+        .store()
+        .event(&late)
+        .unwrap()
+        .unwrap();
+    let late_direct = sim.nodes[dieter]
+        .engine()
+        .store()
+        .event(&late_direct)
+        .unwrap()
+        .unwrap();
+    sim.inject(carla, anna, SyncMessage::Events { events: vec![late] });
+    sim.inject(
+        carla,
+        anna,
+        SyncMessage::Events {
+            events: vec![late_direct],
+        },
+    );
+    sim.settle(10_000);
+    assert!(!texts(&mut sim, anna).contains(&"Ich lese noch mit".to_string()));
+    // In the 1:1 chat no removal cuts his chain: only the revocation refuses it.
+    let direct_texts: Vec<String> = sim.nodes[anna]
+        .engine()
+        .messages(&direct)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert!(
+        !direct_texts.contains(&"Privat, nach dem Austritt".to_string()),
+        "{direct_texts:?}"
+    );
+    assert!(sim.nodes[anna].engine().stats().revoked_events > 0);
+    // Sending to him is refused, plainly.
+    let now = sim.now;
+    assert!(matches!(
+        sim.nodes[anna].engine().send_text(now, direct, "Hallo?"),
+        Err(flurfunk::sync::SyncError::LeftOrganisation)
+    ));
+    // A forged statement that takes the revocation back, and the older list replayed.
+    let forged = stranger
+        .change_revocations(Some(&second), d, false, sim.now)
+        .unwrap()
+        .unwrap();
+    sim.inject(
+        carla,
+        anna,
+        SyncMessage::AdminStatement { statement: forged },
+    );
+    sim.inject(
+        carla,
+        anna,
+        SyncMessage::AdminStatement { statement: first },
+    );
+    sim.settle(10_000);
+    assert_eq!(sim.statements_refused, 1);
+    assert!(sim.nodes[anna].engine().is_revoked(&d));
+    let held: Vec<AdminStatement> = sim.nodes[anna].engine().admin_statements();
+    assert_eq!(held, vec![second.clone()]);
+    // Eva comes back: she learns of it from whoever she meets, and catches up.
+    sim.restart(eva);
+    sim.settle(30_000);
+    assert!(sim.nodes[eva].engine().is_revoked(&d));
+    let t = texts(&mut sim, eva);
+    assert!(t.contains(&"Neue Schließzeiten".to_string()), "{t:?}");
+    assert!(!t.contains(&"Ich lese noch mit".to_string()), "{t:?}");
+    // It survives a restart (kept in the store).
+    sim.stop(anna);
+    sim.restart(anna);
+    assert!(sim.nodes[anna].engine().is_revoked(&d));
+}
+
 #[test]
 fn third_member_delivers_after_sender_left() {
     let (mut sim, [a, b, _], conv) = three_member_group(2, "Bauhof");

@@ -49,11 +49,15 @@ impl NetArgs {
 /// Create (or reuse) the identity in `dir` and put the network key file there.
 pub fn prepare(dir: &DataDir, name: &str, net: &NetArgs) -> Result<Identity> {
     let identity = launch::ensure_identity(dir, name)?;
-    if let Some(file) = &net.network_key {
-        let key = NetworkKey::load(file)?;
-        key.save_replace(&dir.network_key())
-            .with_context(|| format!("cannot write {}", dir.network_key().display()))?;
-    }
+    // Without --network-key the examples use the demo network, as their help says (a node
+    // itself never falls back to it).
+    let key = match &net.network_key {
+        Some(file) => NetworkKey::load(file)?,
+        None if launch::has_network_key(dir) => return Ok(identity),
+        None => NetworkKey::demo(),
+    };
+    key.save_replace(&dir.network_key())
+        .with_context(|| format!("cannot write {}", dir.network_key().display()))?;
     Ok(identity)
 }
 

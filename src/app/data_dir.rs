@@ -50,6 +50,12 @@ impl DataDir {
         self.root.join("admin.key")
     }
 
+    /// What this installation's admin did with the network's admin key, one line per
+    /// action (certify, revoke...): the audit trail IT prints or exports.
+    pub fn admin_audit_log(&self) -> PathBuf {
+        self.root.join("admin-audit.log")
+    }
+
     /// A relay's certificate from the network's admin key (`flurfunk admin
     /// install-relay-cert`).
     pub fn relay_certificate(&self) -> PathBuf {

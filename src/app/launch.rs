@@ -45,6 +45,12 @@ pub enum LaunchError {
     NoRelayCertificate { user: String },
     #[error("the relay certificate {path} cannot be used: {reason}")]
     RelayCertificate { path: String, reason: String },
+    #[error(
+        "no network key in {dir} and none installed for this machine: ask IT for the key \
+         file and run: flurfunk network join FILE (to try Flurfunk alone: flurfunk network \
+         demo, or --demo)"
+    )]
+    NoNetworkKey { dir: String },
 }
 
 /// How the node should reach the network.
@@ -61,6 +67,9 @@ pub struct LaunchOptions {
     pub raise: Option<RaiseHook>,
     /// The largest file sent, the largest fetched by itself, the quota.
     pub file_limits: node::FileLimits,
+    /// Without a network key file (in the data directory or for the machine), start in
+    /// the open demo network instead of refusing (`--demo`).
+    pub demo: bool,
 }
 
 impl Default for LaunchOptions {
@@ -73,6 +82,7 @@ impl Default for LaunchOptions {
             max_peers: node::DEFAULT_MAX_PEERS,
             raise: None,
             file_limits: node::FileLimits::default(),
+            demo: false,
         }
     }
 }
@@ -114,16 +124,32 @@ pub fn load_identity(dir: &DataDir) -> Result<Identity, LaunchError> {
 }
 
 /// The data directory's network key; else the one the administrator installed for the
-/// machine ([`machine_network_key`]); without either the node is in the demo network.
+/// machine ([`machine_network_key`]); without either an error: the demo network only
+/// when asked for ([`load_network_key_or_demo`], `flurfunk network demo`), never because
+/// a file is missing. An unreadable or malformed file is an error too.
 pub fn load_network_key(dir: &DataDir) -> Result<NetworkKey, LaunchError> {
+    load_network_key_or_demo(dir, false)
+}
+
+/// [`load_network_key`], with the demo network when there is no key and `demo` is asked.
+pub fn load_network_key_or_demo(dir: &DataDir, demo: bool) -> Result<NetworkKey, LaunchError> {
     let path = dir.network_key();
     if path.exists() {
         Ok(NetworkKey::load(&path)?)
     } else if let Some(machine) = machine_network_key() {
         Ok(NetworkKey::load(&machine)?)
-    } else {
+    } else if demo {
         Ok(NetworkKey::demo())
+    } else {
+        Err(LaunchError::NoNetworkKey {
+            dir: dir.root().display().to_string(),
+        })
     }
+}
+
+/// Whether a network key is there to start with (the data directory's or the machine's).
+pub fn has_network_key(dir: &DataDir) -> bool {
+    dir.network_key().exists() || machine_network_key().is_some()
 }
 
 /// A relay's certificate in `dir`, checked against the network and the relay's own id: a
@@ -194,7 +220,7 @@ pub fn ensure_identity(dir: &DataDir, name: &str) -> Result<Identity, LaunchErro
 /// Open the store, start the node and serve the control socket.
 pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, LaunchError> {
     let identity = load_identity(dir)?;
-    let network_key = load_network_key(dir)?;
+    let network_key = load_network_key_or_demo(dir, options.demo)?;
     let relay_certificate = relay_certificate(dir, &identity, &network_key, options.role)?;
     let (listen, port_claim) = if options.listen.is_empty() {
         let (addr, claim) = default_listen();

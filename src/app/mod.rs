@@ -39,6 +39,8 @@ pub enum AppError {
     UnknownMessage(String),
     #[error("{0}")]
     File(String),
+    #[error("the admin statement is malformed")]
+    BadStatement,
     #[error(transparent)]
     Node(#[from] NodeError),
 }
@@ -112,6 +114,17 @@ pub enum Request {
     KeyUpdate,
     /// Bring the desktop app's window forward (a second start of the app asks this).
     Raise,
+    /// Who a name or id means (`flurfunk admin revoke Anna`).
+    Whois {
+        who: String,
+    },
+    /// The statements of the network's admin key this node holds.
+    AdminStatements,
+    /// A statement signed with the admin key (hex of `wire::AdminStatement::encode`),
+    /// handed to the network.
+    PublishStatement {
+        encoded: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +163,13 @@ pub enum Response {
     },
     Downloads {
         downloads: Vec<crate::node::DownloadView>,
+    },
+    User {
+        user_id: String,
+        name: String,
+    },
+    Statements {
+        statements: Vec<crate::node::StatementView>,
     },
     Done,
 }
@@ -273,6 +293,31 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         }
         // Only the control server of the desktop app can answer this.
         Request::Raise => return Err(AppError::NoWindow),
+        Request::Whois { who } => {
+            let user = resolve_user(node, &who).await?;
+            let name = node
+                .profiles()
+                .await?
+                .into_iter()
+                .find(|p| p.user_id == user)
+                .map(|p| p.display_name)
+                .unwrap_or_default();
+            Response::User {
+                user_id: user.to_string(),
+                name,
+            }
+        }
+        Request::AdminStatements => Response::Statements {
+            statements: node.admin_statements().await?,
+        },
+        Request::PublishStatement { encoded } => {
+            let statement = hex::decode(encoded.trim())
+                .ok()
+                .and_then(|b| crate::wire::AdminStatement::decode(&b).ok())
+                .ok_or(AppError::BadStatement)?;
+            node.publish_admin_statement(statement).await?;
+            Response::Done
+        }
     })
 }
 

@@ -148,7 +148,11 @@ impl FlurfunkApp {
             }
         }));
         let settings = Settings::load(&Settings::path(&config.dir));
+        // Both an identity and a network key (never the demo network because a key file
+        // is missing): otherwise the wizard asks, at the network step if the identity is
+        // there (e.g. the key file was removed).
         let has_identity = config.dir.identity().exists();
+        let ready = has_identity && launch::has_network_key(&config.dir);
         let (settings_writer, mut latest) = tokio::sync::watch::channel(None::<Settings>);
         let path = Settings::path(&config.dir);
         runtime.spawn(async move {
@@ -196,10 +200,15 @@ impl FlurfunkApp {
         app.bridge
             .runtime()
             .spawn_blocking(move || remove_older(&opened, ONE_DAY));
-        if has_identity {
+        if ready {
             app.start_node(0);
         } else {
-            app.phase = Phase::Wizard(Box::default());
+            let mut wizard = Wizard::default();
+            if let Ok(identity) = launch::load_identity(&app.config.dir) {
+                wizard.name = identity.display_name().to_string();
+                wizard.step = super::wizard::Step::Network;
+            }
+            app.phase = Phase::Wizard(Box::new(wizard));
         }
         app
     }
@@ -493,6 +502,13 @@ impl FlurfunkApp {
                 self.observe(&user_id, &name);
                 self.reloads.peers.dirty = true;
                 self.reloads.conversations.dirty = true;
+            }
+            NodeEvent::LeftOrganisation { name, .. } => {
+                self.reloads.peers.dirty = true;
+                self.reloads.conversations.dirty = true;
+                self.reloads.messages.dirty = true;
+                let text = super::i18n::fill(self.t().left_organisation, &[("name", &name)]);
+                self.notice(text);
             }
             NodeEvent::Listening { .. } => self.reloads.status.dirty = true,
             NodeEvent::Stats { .. } => {}

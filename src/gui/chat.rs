@@ -442,7 +442,19 @@ impl FlurfunkApp {
             });
             ui.add_space(4.0);
         });
-        let is_member = view.as_ref().is_none_or(|v| v.is_member);
+        // A 1:1 partner the network's admin revoked: nothing can be sent there any more.
+        let left = view.as_ref().and_then(|v| {
+            let me = self.own_user();
+            (v.kind == "direct")
+                .then(|| {
+                    v.members
+                        .iter()
+                        .find(|m| m.user_id != me && m.left_organisation)
+                })
+                .flatten()
+                .map(|m| m.name.clone())
+        });
+        let is_member = view.as_ref().is_none_or(|v| v.is_member) && left.is_none();
         // A file dragged onto the chat opens the send dialog with it (a text can go with
         // it, and nothing is sent by a slip of the mouse).
         if is_member
@@ -457,7 +469,11 @@ impl FlurfunkApp {
         }
         egui::Panel::bottom("composer").show(ui, |ui| {
             ui.add_space(6.0);
-            if is_member {
+            if let Some(name) = &left {
+                ui.label(
+                    RichText::new(super::i18n::fill(t.left_organisation, &[("name", name)])).weak(),
+                );
+            } else if is_member {
                 self.composer_ui(ui, &conv);
             } else {
                 ui.label(RichText::new(t.not_member).weak());

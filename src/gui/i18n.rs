@@ -98,6 +98,8 @@ pub struct Texts {
     pub unread_n: &'static str,
     pub load_older: &'static str,
     pub not_member: &'static str,
+    /// A colleague the network's admin revoked ({name}).
+    pub left_organisation: &'static str,
     pub jump_to_newest: &'static str,
     // Ticks
     pub state_saved: &'static str,
@@ -253,6 +255,7 @@ pub static DE: Texts = Texts {
     unread_n: "{n} ungelesen",
     load_older: "Ältere Nachrichten laden",
     not_member: "Sie sind nicht mehr Mitglied dieser Gruppe.",
+    left_organisation: "{name} hat die Organisation verlassen.",
     jump_to_newest: "⬇ Neueste",
     state_saved: "gespeichert",
     for_some_members: "⚠ nicht für alle in der Gruppe lesbar",
@@ -412,6 +415,7 @@ pub static EN: Texts = Texts {
     unread_n: "{n} unread",
     load_older: "Load older messages",
     not_member: "You are no longer a member of this group.",
+    left_organisation: "{name} has left the organisation.",
     jump_to_newest: "⬇ Newest",
     state_saved: "saved",
     for_some_members: "⚠ not readable by everyone in the group",

@@ -249,11 +249,10 @@ impl FlurfunkApp {
                     ));
                 }
                 NetworkSetup::Machine => {}
-                NetworkSetup::Demo => {
-                    if dir.network_key().exists() {
-                        std::fs::remove_file(dir.network_key()).map_err(|e| e.to_string())?;
-                    }
-                }
+                // Chosen, so written down: a missing file never means the demo network.
+                NetworkSetup::Demo => NetworkKey::demo()
+                    .save_replace(&dir.network_key())
+                    .map_err(|e| e.to_string())?,
             }
             // Last, so a failed network step can be retried with another name.
             launch::ensure_identity(&dir, w.name.trim()).map_err(|e| e.to_string())?;

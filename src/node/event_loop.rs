@@ -85,6 +85,8 @@ pub struct Core {
     other_version: std::collections::HashSet<PeerId>,
     /// Misbehaviour already reported, by kind and author: said once per author and run.
     misbehaviour_told: std::collections::HashSet<(&'static str, UserId)>,
+    /// Users whose revocation this loop has acted on (closed, banned for good, told).
+    revoked_here: std::collections::BTreeSet<UserId>,
     /// The engine's link plan, recomputed when a conversation changed.
     plan: Option<sync::LinkPlan>,
     /// The peers the plan chose from those reachable: dialled and never trimmed.
@@ -231,6 +233,7 @@ impl Core {
             resync_deferred: Default::default(),
             other_version: Default::default(),
             misbehaviour_told: Default::default(),
+            revoked_here: Default::default(),
             plan: None,
             wanted: HashSet::new(),
             dialled: HashSet::new(),
@@ -275,7 +278,10 @@ impl Core {
                     self.swarm.close_connection(connection_id);
                     return;
                 };
-                if self.book.is_banned(&peer_id, now) || peer_id == *self.swarm.local_peer_id() {
+                if self.book.is_banned(&peer_id, now)
+                    || peer_id == *self.swarm.local_peer_id()
+                    || self.engine.is_revoked(&user)
+                {
                     self.swarm.close_connection(connection_id);
                     return;
                 }
@@ -991,7 +997,73 @@ impl Core {
                 user_id: profile.user_id.to_string(),
                 name: profile.display_name,
             },
+            Notification::AdminStatement { .. } => {
+                self.apply_revocations(now_ms(), true);
+                self.plan = None;
+                self.last_relink_ms = 0;
+                return None;
+            }
         })
+    }
+
+    /// The admin statements held, for `flurfunk admin statements` and the tools that make
+    /// the next one.
+    pub(super) fn statement_views(&self) -> Vec<super::StatementView> {
+        self.engine
+            .admin_statements()
+            .into_iter()
+            .map(|s| {
+                let revoked = match s.kind {
+                    crate::wire::StatementKind::Revocations => {
+                        crate::wire::Revocations::decode(&s.body)
+                            .map(|l| l.revoked)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(user, since_ms)| super::RevokedView {
+                                user_id: user.to_string(),
+                                name: self.name_of(&user),
+                                since_ms,
+                            })
+                            .collect()
+                    }
+                };
+                super::StatementView {
+                    kind: "revocations".into(),
+                    serial: s.serial,
+                    issued_ms: s.issued_ms,
+                    revoked,
+                    encoded: hex::encode(s.encode()),
+                }
+            })
+            .collect()
+    }
+
+    /// Act on the revocation list: a colleague who left is disconnected and never dialled
+    /// again (one taken off the list may be again); `tell`: say so to the app.
+    pub(super) fn apply_revocations(&mut self, now: u64, tell: bool) {
+        let revoked: std::collections::BTreeSet<UserId> =
+            self.engine.revoked_users().keys().copied().collect();
+        for user in revoked.difference(&self.revoked_here) {
+            let Some(peer) = user.to_peer_id() else {
+                continue;
+            };
+            self.book.ban_for_good(peer, now);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            tracing::info!(user = %user.short(), "revoked by the network's admin: disconnected for good");
+            if tell {
+                let name = self.name_of(user);
+                self.emit(NodeEvent::LeftOrganisation {
+                    user_id: user.to_string(),
+                    name,
+                });
+            }
+        }
+        for user in self.revoked_here.difference(&revoked) {
+            if let Some(peer) = user.to_peer_id() {
+                self.book.unban(&peer);
+            }
+        }
+        self.revoked_here = revoked;
     }
 
     fn finish(&mut self) {
@@ -1117,6 +1189,7 @@ impl Core {
                 user_id: p.user_id.to_string(),
                 name: p.display_name.clone(),
                 admin: *admin,
+                left_organisation: self.engine.is_revoked(&p.user_id),
             })
             .collect()
     }
@@ -1303,6 +1376,7 @@ fn kind_name(kind: ConversationKind) -> &'static str {
 pub(super) async fn run(mut core: Core, mut commands: mpsc::Receiver<Command>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    core.apply_revocations(now_ms(), false);
     core.dial_due(now_ms());
     let mut replies: Vec<Reply> = Vec::new();
     let mut shutdown = None;

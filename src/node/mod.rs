@@ -25,7 +25,8 @@ use crate::wire::{ConversationId, EventId, Role};
 pub use event_loop::{Core, now_ms};
 pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
-    ConversationView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
+    ConversationView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus,
+    PeerView, RevokedView, StatementView,
 };
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)
@@ -570,6 +571,21 @@ impl NodeHandle {
     /// wrapped to the new key, so a copy of the key file taken before opens none of them.
     pub async fn update_key(&self) -> Result<(), NodeError> {
         self.run(move |core, now_ms| core.update_key(now_ms)).await
+    }
+
+    /// The statements of the network's admin key this node holds.
+    pub async fn admin_statements(&self) -> Result<Vec<StatementView>, NodeError> {
+        self.run(|core, _| Ok(core.statement_views())).await
+    }
+
+    /// Hand a statement signed with the admin key (`admin::AdminKey`) to the network:
+    /// checked, kept (durable when this returns) and passed on to every peer.
+    pub async fn publish_admin_statement(
+        &self,
+        statement: crate::wire::AdminStatement,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, now_ms| Ok(core.engine.publish_admin_statement(now_ms, statement)?))
+            .await
     }
 
     /// Engine counters (stored, invalid, malformed, ...), for tests and diagnostics.

@@ -412,6 +412,20 @@ impl AddressBook {
         }
     }
 
+    /// Never dialled or accepted again (a colleague the admin revoked).
+    pub fn ban_for_good(&mut self, peer: PeerId, now_ms: u64) {
+        if let Some(e) = self.entry(peer, now_ms) {
+            e.banned_until_ms = u64::MAX;
+        }
+    }
+
+    /// Lift a ban (a revocation the admin took back).
+    pub fn unban(&mut self, peer: &PeerId) {
+        if let Some(e) = self.peers.get_mut(peer) {
+            e.banned_until_ms = 0;
+        }
+    }
+
     pub fn is_banned(&self, peer: &PeerId, now_ms: u64) -> bool {
         self.peers
             .get(peer)

@@ -75,6 +75,29 @@ pub struct MemberView {
     pub user_id: String,
     pub name: String,
     pub admin: bool,
+    /// The network's admin revoked this colleague (it left the organisation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left_organisation: bool,
+}
+
+/// A statement of the network's admin key, as `flurfunk admin statements` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementView {
+    /// "revocations".
+    pub kind: String,
+    pub serial: u64,
+    pub issued_ms: u64,
+    /// For revocations: who left, and since when.
+    pub revoked: Vec<RevokedView>,
+    /// The whole signed statement (hex), for tools that build the next one.
+    pub encoded: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedView {
+    pub user_id: String,
+    pub name: String,
+    pub since_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +269,12 @@ pub enum NodeEvent {
     /// Something went wrong that the user should know (disk full, ...).
     Warning {
         message: String,
+    },
+    /// The network's admin revoked this colleague: it left the organisation. Its node
+    /// is disconnected for good and removed from groups by their admins.
+    LeftOrganisation {
+        user_id: String,
+        name: String,
     },
     /// A member's device did what no honest installation does; said once per author and
     /// run. `what`: "two_versions" (two different versions of one message; one is kept

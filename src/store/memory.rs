@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Batch, ReaderPosition, Store, StoreError, vv_after_removal};
 use crate::identity::{Profile, UserId};
-use crate::wire::{ConversationId, Event, EventId, OrderKey, VersionVector};
+use crate::wire::{AdminStatement, ConversationId, Event, EventId, OrderKey, VersionVector};
 
 #[derive(Clone, Default, Debug)]
 struct State {
@@ -21,6 +21,7 @@ struct State {
     forks: BTreeMap<(ConversationId, UserId, u64), Event>,
     lost_rekeys: BTreeMap<EventId, Event>,
     sealed_keys: BTreeMap<EventId, Vec<u8>>,
+    admin: BTreeMap<u8, AdminStatement>,
 }
 
 impl State {
@@ -82,6 +83,9 @@ impl State {
         }
         for e in &batch.lost_rekeys {
             self.lost_rekeys.insert(e.id(), e.clone());
+        }
+        for statement in &batch.admin_statements {
+            self.admin.insert(statement.kind.code(), statement.clone());
         }
     }
 }
@@ -297,6 +301,10 @@ impl Store for MemoryStore {
 
     fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError> {
         Ok(self.current.lost_rekeys.values().cloned().collect())
+    }
+
+    fn admin_statements(&self) -> Result<Vec<AdminStatement>, StoreError> {
+        Ok(self.current.admin.values().cloned().collect())
     }
 
     fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError> {

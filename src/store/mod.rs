@@ -13,7 +13,7 @@ pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
 use crate::identity::{Profile, UserId};
-use crate::wire::{ConversationId, Event, EventId, OrderKey, VersionVector};
+use crate::wire::{AdminStatement, ConversationId, Event, EventId, OrderKey, VersionVector};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -52,6 +52,9 @@ pub struct Batch {
     /// Epoch keys opened with an X25519 key about to be deleted, by rekey, sealed with
     /// the node's at-rest key (`Identity::at_rest_key`): history stays readable.
     pub sealed_keys: Vec<(EventId, Vec<u8>)>,
+    /// Statements of the network's admin key that replace the held one of their kind
+    /// (checked by `sync` first).
+    pub admin_statements: Vec<AdminStatement>,
 }
 
 /// How far one reader of a group has received and read this node's own messages, as its
@@ -116,6 +119,7 @@ impl Batch {
             && self.forks_forget.is_empty()
             && self.lost_rekeys.is_empty()
             && self.sealed_keys.is_empty()
+            && self.admin_statements.is_empty()
     }
 }
 
@@ -175,6 +179,8 @@ pub trait Store {
     fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError>;
     /// Epoch keys sealed at rest (`Batch::sealed_keys`).
     fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError>;
+    /// The admin statements held, one per kind.
+    fn admin_statements(&self) -> Result<Vec<AdminStatement>, StoreError>;
 }
 
 pub(crate) fn seq_key(conversation: &ConversationId, author: &UserId, seq: u64) -> [u8; 72] {
@@ -289,5 +295,8 @@ impl Store for DynStore {
     }
     fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError> {
         (**self).sealed_keys()
+    }
+    fn admin_statements(&self) -> Result<Vec<AdminStatement>, StoreError> {
+        (**self).admin_statements()
     }
 }

@@ -6,7 +6,8 @@
 //! marker; conversation|reader -> that reader's position with own messages), `profiles`
 //! (user -> profile), `forks` (conversation|author|seq -> the winning version of an
 //! equivocation), `lost_rekeys` (id -> a rekey that lost an equivocation, kept read-only),
-//! `sealed_keys` (rekey id -> its epoch key sealed at rest). Every `Batch` is one
+//! `sealed_keys` (rekey id -> its epoch key sealed at rest), `admin` (statement kind -> the
+//! admin statement held). Every `Batch` is one
 //! multi-tree transaction; `flush` is the fsync.
 
 use std::path::Path;
@@ -16,7 +17,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::{Batch, ReaderPosition, Store, StoreError, order_index_key, seq_key, vv_after_removal};
 use crate::identity::{Profile, UserId};
-use crate::wire::{self, ConversationId, Event, EventId, OrderKey, VersionVector};
+use crate::wire::{self, AdminStatement, ConversationId, Event, EventId, OrderKey, VersionVector};
 
 /// sled defaults to a 1 GiB page cache; a desktop messenger needs a fraction of that.
 /// (8 MiB was tried: resident memory of a node with 10,000 messages did not change, the
@@ -47,6 +48,7 @@ pub struct SledStore {
     forks: sled::Tree,
     lost_rekeys: sled::Tree,
     sealed_keys: sled::Tree,
+    admin: sled::Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -116,6 +118,7 @@ impl SledStore {
             forks: tree("forks")?,
             lost_rekeys: tree("lost_rekeys")?,
             sealed_keys: tree("sealed_keys")?,
+            admin: tree("admin")?,
             db,
         })
     }
@@ -208,9 +211,10 @@ fn apply_tx(
         TransactionalTree,
         TransactionalTree,
         TransactionalTree,
+        TransactionalTree,
     ),
 ) -> Result<(), Tx> {
-    let (events, by_seq, order, vv, outbox, read, profiles, forks, lost_rekeys, sealed_keys) =
+    let (events, by_seq, order, vv, outbox, read, profiles, forks, lost_rekeys, sealed_keys, admin) =
         trees;
     for e in &batch.remove_events {
         let h = &e.header;
@@ -271,6 +275,9 @@ fn apply_tx(
     for (id, sealed) in &batch.sealed_keys {
         sealed_keys.insert(&id.0[..], &sealed[..])?;
     }
+    for statement in &batch.admin_statements {
+        admin.insert(&[statement.kind.code()][..], statement.encode())?;
+    }
     Ok(())
 }
 
@@ -291,6 +298,7 @@ impl Store for SledStore {
             &self.forks,
             &self.lost_rekeys,
             &self.sealed_keys,
+            &self.admin,
         );
         trees
             .transaction(|t| apply_tx(&batch, t))
@@ -491,6 +499,16 @@ impl Store for SledStore {
             .map(|item| {
                 let (_, v) = item.map_err(io)?;
                 Self::decode_event(&v)
+            })
+            .collect()
+    }
+
+    fn admin_statements(&self) -> Result<Vec<AdminStatement>, StoreError> {
+        self.admin
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(io)?;
+                AdminStatement::decode(&v).map_err(|e| corrupt(format!("admin statement: {e}")))
             })
             .collect()
     }

@@ -1,9 +1,11 @@
-//! Relay certificates (docs/PROTOCOL.md, "Administration"): in a managed network a peer
-//! that claims the relay role counts as one only while it holds a certificate of the
-//! network's admin key; until then it is treated like a member (`Engine::is_shareable`).
+//! The network's admin key at the engine (docs/PROTOCOL.md, "Administration"): relay
+//! certificates (in a managed network a peer that claims the relay role counts as one
+//! only while it holds a certificate of the admin key; until then it is treated like a
+//! member, `Engine::is_shareable`) and admin statements (newest per kind wins, spread by
+//! serial; revocations so far).
 
 use super::*;
-use crate::wire::{CertificateError, RelayCertificate};
+use crate::wire::{AdminStatement, CertificateError, RelayCertificate, Revocations, StatementKind};
 
 impl<S: Store> Engine<S> {
     /// Our certificate goes after each hello of ours (when this node is a certified relay).
@@ -82,9 +84,11 @@ impl<S: Store> Engine<S> {
     /// Whether `peer` is connected as a relay with a certificate this node accepted (a
     /// managed network): it is served files of every conversation and asked for them.
     pub fn is_certified_relay(&self, peer: &UserId) -> bool {
-        self.peers
-            .get(peer)
-            .is_some_and(|p| p.role == Some(Role::Relay) && p.certified_until.is_some())
+        !self.is_revoked(peer)
+            && self
+                .peers
+                .get(peer)
+                .is_some_and(|p| p.role == Some(Role::Relay) && p.certified_until.is_some())
     }
 
     /// The certified relays connected now.
@@ -95,4 +99,285 @@ impl<S: Store> Engine<S> {
             .copied()
             .collect()
     }
+}
+
+/// The non-revoked admins of a group remove a revoked member one after the other, this
+/// long apart in ascending user-id order: the first admin online does it, and the others
+/// find it done (docs/PROTOCOL.md, "Admin statements").
+pub const REVOCATION_REMOVAL_STEP_MS: u64 = 60_000;
+
+impl<S: Store> Engine<S> {
+    /// The admin statements kept in the store, applied at start-up. One that no longer
+    /// checks (another network's key file was put in place) is ignored.
+    pub(super) fn load_admin_statements(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        let Some(admin) = self.config.admin_key else {
+            return Ok(());
+        };
+        for statement in self.store.admin_statements()? {
+            if statement.check(&admin).is_ok() {
+                self.admin.statements.insert(statement.kind, statement);
+            }
+        }
+        self.apply_statements(now_ms);
+        Ok(())
+    }
+
+    /// Derived state from the statements held: who is revoked, and a pass over the
+    /// groups to remove them.
+    fn apply_statements(&mut self, now_ms: u64) {
+        self.admin.revoked = self
+            .admin
+            .statements
+            .get(&StatementKind::Revocations)
+            .and_then(|s| Revocations::decode(&s.body).ok())
+            .map(|list| list.revoked)
+            .unwrap_or_default();
+        self.admin.learned_ms = now_ms;
+        self.admin.removals_due_ms = (!self.admin.revoked.is_empty()).then_some(now_ms);
+    }
+
+    /// Our serials go after each hello of ours, in a managed network.
+    pub(super) fn send_admin_serials(&mut self, peer: UserId) {
+        if self.config.admin_key.is_none() {
+            return;
+        }
+        let serials = self
+            .admin
+            .statements
+            .values()
+            .map(|s| (s.kind, s.serial))
+            .collect();
+        self.send(peer, SyncMessage::AdminSerials { serials });
+    }
+
+    /// A peer's serials: whatever we hold newer goes to it.
+    pub(super) fn handle_admin_serials(
+        &mut self,
+        peer: UserId,
+        serials: Vec<(StatementKind, u64)>,
+    ) {
+        if self.config.admin_key.is_none() || !self.peers.contains_key(&peer) {
+            return;
+        }
+        let theirs: BTreeMap<StatementKind, u64> = serials.into_iter().collect();
+        let newer: Vec<AdminStatement> = self
+            .admin
+            .statements
+            .values()
+            .filter(|s| theirs.get(&s.kind).is_none_or(|t| *t < s.serial))
+            .cloned()
+            .collect();
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.admin_serials = theirs;
+            for s in &newer {
+                p.admin_serials.insert(s.kind, s.serial);
+            }
+        }
+        for statement in newer {
+            self.send(peer, SyncMessage::AdminStatement { statement });
+        }
+    }
+
+    /// A statement from a peer: a newer one is checked, kept and passed on; an older or
+    /// equal one costs a comparison; a forged or malformed one is an offence.
+    pub(super) fn handle_admin_statement(
+        &mut self,
+        now_ms: u64,
+        peer: UserId,
+        statement: AdminStatement,
+    ) -> Result<(), SyncError> {
+        let Some(admin) = self.config.admin_key else {
+            return Ok(());
+        };
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let known = p.admin_serials.entry(statement.kind).or_default();
+            *known = (*known).max(statement.serial);
+        }
+        if !self.is_newer_statement(&statement) {
+            return Ok(());
+        }
+        if let Err(e) = statement.check(&admin) {
+            self.stats.malformed_frames += 1;
+            tracing::warn!(peer = %peer.short(), error = %e, "admin statement refused");
+            return Err(SyncError::Wire(e));
+        }
+        self.accept_statement(now_ms, statement)
+    }
+
+    /// A statement made here (`flurfunk admin revoke`): checked like one from a peer, and
+    /// it must be newer than the one held.
+    pub fn publish_admin_statement(
+        &mut self,
+        now_ms: u64,
+        statement: AdminStatement,
+    ) -> Result<(), SyncError> {
+        let Some(admin) = self.config.admin_key else {
+            return Err(SyncError::Unmanaged);
+        };
+        statement
+            .check(&admin)
+            .map_err(|_| SyncError::NotThisAdmin)?;
+        if !self.is_newer_statement(&statement) {
+            return Err(SyncError::StaleStatement);
+        }
+        self.accept_statement(now_ms, statement)
+    }
+
+    fn is_newer_statement(&self, statement: &AdminStatement) -> bool {
+        self.admin
+            .statements
+            .get(&statement.kind)
+            .is_none_or(|held| statement.beats(held))
+    }
+
+    fn accept_statement(
+        &mut self,
+        now_ms: u64,
+        statement: AdminStatement,
+    ) -> Result<(), SyncError> {
+        self.store.apply(Batch {
+            admin_statements: vec![statement.clone()],
+            ..Batch::default()
+        })?;
+        // Durable with the next commit (the flag makes it flush).
+        self.positions_unflushed = true;
+        tracing::info!(kind = ?statement.kind, serial = statement.serial, "admin statement accepted");
+        let kind = statement.kind;
+        self.admin.statements.insert(kind, statement.clone());
+        self.apply_statements(now_ms);
+        self.notifications
+            .push_back(Notification::AdminStatement { kind });
+        let behind: Vec<UserId> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, p)| p.role.is_some())
+            .filter(|(_, p)| {
+                p.admin_serials
+                    .get(&kind)
+                    .is_none_or(|s| *s < statement.serial)
+            })
+            .map(|(u, p)| {
+                p.admin_serials.insert(kind, statement.serial);
+                *u
+            })
+            .collect();
+        for peer in behind {
+            if !self.is_revoked(&peer) {
+                self.send(
+                    peer,
+                    SyncMessage::AdminStatement {
+                        statement: statement.clone(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the network's admin revoked `user` (it left the organisation).
+    pub fn is_revoked(&self, user: &UserId) -> bool {
+        self.admin.revoked.contains_key(user)
+    }
+
+    /// Revoked users and since when (ms since the epoch).
+    pub fn revoked_users(&self) -> &BTreeMap<UserId, u64> {
+        &self.admin.revoked
+    }
+
+    /// The statements held, one per kind.
+    pub fn admin_statements(&self) -> Vec<AdminStatement> {
+        self.admin.statements.values().cloned().collect()
+    }
+
+    /// An event of a revoked author signed after its revocation (and not held): refused.
+    pub(super) fn is_after_revocation(&self, event: &Event) -> bool {
+        self.admin
+            .revoked
+            .get(&event.header.author)
+            .is_some_and(|at| event.header.wall_ms > *at)
+    }
+
+    /// Sending into a 1:1 chat with a colleague who left is refused (nobody would carry it).
+    pub(super) fn refuse_left_partner(&self, conv: &ConversationId) -> Result<(), SyncError> {
+        let Some(state) = self.convs.get(conv) else {
+            return Ok(());
+        };
+        if state.kind() == Some(ConversationKind::Direct)
+            && state.members().any(|m| self.is_revoked(&m.profile.user_id))
+        {
+            return Err(SyncError::LeftOrganisation);
+        }
+        Ok(())
+    }
+
+    /// Remove revoked users from the groups this node administers, when it is this node's
+    /// turn (`REVOCATION_REMOVAL_STEP_MS`). Checked when the list changes and then once a
+    /// minute while some removal waits for another admin: revoked users x conversations.
+    pub(super) fn remove_revoked_members(&mut self, now_ms: u64) {
+        if self.admin.removals_due_ms.is_none_or(|t| now_ms < t) {
+            return;
+        }
+        self.admin.removals_due_ms = None;
+        let me = self.me.user_id();
+        let mut due = Vec::new();
+        let mut waiting = false;
+        for (conv, state) in &self.convs {
+            if state.kind() != Some(ConversationKind::Group) {
+                continue;
+            }
+            let revoked_members: Vec<UserId> = self
+                .admin
+                .revoked
+                .keys()
+                .filter(|u| state.membership.is_member(u))
+                .copied()
+                .collect();
+            if revoked_members.is_empty() {
+                continue;
+            }
+            let admins: Vec<UserId> = state
+                .members()
+                .filter(|m| m.admin && !self.is_revoked(&m.profile.user_id))
+                .map(|m| m.profile.user_id)
+                .collect();
+            let Some(rank) = admins.iter().position(|a| *a == me) else {
+                continue;
+            };
+            let turn = self
+                .admin
+                .learned_ms
+                .saturating_add(rank as u64 * REVOCATION_REMOVAL_STEP_MS);
+            if now_ms >= turn {
+                due.extend(revoked_members.into_iter().map(|u| (*conv, u)));
+            } else {
+                waiting = true;
+            }
+        }
+        for (conv, user) in due {
+            match self.remove_member(now_ms, conv, &user) {
+                Ok(()) => {
+                    tracing::info!(conversation = %conv, user = %user.short(), "removed a colleague who left the organisation")
+                }
+                Err(e) => {
+                    waiting = true;
+                    tracing::warn!(conversation = %conv, user = %user.short(), error = %e, "could not remove a colleague who left")
+                }
+            }
+        }
+        if waiting {
+            self.admin.removals_due_ms = Some(now_ms.saturating_add(REVOCATION_REMOVAL_STEP_MS));
+        }
+    }
+}
+
+/// What the engine holds of the admin's statements.
+#[derive(Debug, Default)]
+pub(super) struct AdminState {
+    pub statements: BTreeMap<StatementKind, AdminStatement>,
+    /// Derived from the revocation statement: user -> revoked since (ms).
+    pub revoked: BTreeMap<UserId, u64>,
+    /// When this node learned the revocation list it holds (start-up counts).
+    pub learned_ms: u64,
+    /// When to look at the groups for revoked members next.
+    pub removals_due_ms: Option<u64>,
 }

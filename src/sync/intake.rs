@@ -164,6 +164,12 @@ impl<S: Store> Engine<S> {
             } else {
                 None
             };
+            if known.is_none() && self.is_after_revocation(&event) {
+                // Signed by a colleague after it left: refused without blame (an honest
+                // peer may have taken it before it heard of the revocation).
+                self.stats.revoked_events += 1;
+                continue;
+            }
             let fork_key = (conv, h.author, h.seq);
             let verdict = match (self.forks.get(&fork_key), self.convs.get(&conv)) {
                 (Some(low), _) if low.id() < event.id() => {

@@ -310,6 +310,7 @@ impl<S: Store> Engine<S> {
             });
         }
         self.member_state(&conv)?;
+        self.refuse_left_partner(&conv)?;
         let content = Content::Text {
             text: text.to_string(),
         };
@@ -346,6 +347,7 @@ impl<S: Store> Engine<S> {
             return Err(SyncError::BadAttachment);
         }
         self.member_state(&conv)?;
+        self.refuse_left_partner(&conv)?;
         Ok(self
             .author_event(
                 now_ms,

@@ -24,6 +24,7 @@ mod pending;
 mod profiles;
 mod receipts;
 
+pub use admin::REVOCATION_REMOVAL_STEP_MS;
 pub use gossip::{ANTI_ENTROPY_PEERS, OWN_PUSH_FANOUT, PUSH_FANOUT};
 pub use key_update::RETIRED_KEY_GRACE_MS;
 pub use links::{LinkCandidates, LinkPlan, MAX_IDLE_DIRECT_LINKS, RANDOM_PICKS};
@@ -126,6 +127,16 @@ pub enum SyncError {
     TooManyKeyUpdates,
     #[error("cannot save the key file: {0}")]
     KeyFile(String),
+    #[error("this network is unmanaged: it has no admin key, so there are no admin statements")]
+    Unmanaged,
+    #[error("a newer admin statement of this kind is held already")]
+    StaleStatement,
+    #[error(
+        "the statement is not signed by the admin key of the network this node runs in (restart the node after joining another network)"
+    )]
+    NotThisAdmin,
+    #[error("this colleague has left the organisation")]
+    LeftOrganisation,
 }
 
 #[derive(Clone, Debug)]
@@ -220,6 +231,10 @@ pub enum Notification {
         author: UserId,
         wall_ms: u64,
     },
+    /// A newer statement of the network's admin key holds (e.g. someone was revoked).
+    AdminStatement {
+        kind: crate::wire::StatementKind,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -254,6 +269,10 @@ pub struct Stats {
     pub frames_dropped: u64,
     /// Requests from congested peers left unanswered (digests repair later).
     pub requests_deferred: u64,
+    /// Frames from revoked users' nodes dropped unread, and events revoked users signed
+    /// after their revocation refused.
+    pub revoked_frames: u64,
+    pub revoked_events: u64,
 }
 
 /// What one peer sent since the node last asked (`Engine::take_offences`), for the node to
@@ -359,6 +378,8 @@ struct Peer {
     /// was sent never arrived (dropped on the way, or held back and dropped by the peer),
     /// since nothing else would ask for it before the next anti-entropy round.
     recheck_at: Option<u64>,
+    /// The serial of each admin statement the peer is known to hold.
+    admin_serials: BTreeMap<wire::StatementKind, u64>,
 }
 
 /// The seed of an engine's generator: 32 bytes, the full strength of ChaCha20. Every epoch
@@ -468,6 +489,8 @@ pub struct Engine<S: Store> {
     profile_learned: BTreeMap<UserId, u64>,
     profiles_sent: BTreeMap<UserId, u64>,
     last_forward_ms: u64,
+    /// The admin's statements and what follows from them (`admin`).
+    admin: admin::AdminState,
     stats: Stats,
 }
 
@@ -528,8 +551,10 @@ impl<S: Store> Engine<S> {
             profile_learned: BTreeMap::new(),
             profiles_sent: BTreeMap::new(),
             last_forward_ms: now_ms,
+            admin: admin::AdminState::default(),
             stats: Stats::default(),
         };
+        engine.load_admin_statements(now_ms)?;
         engine.recall_sealed_keys()?;
         engine.reload()?;
         engine.keep_own_profile()?;
@@ -703,6 +728,7 @@ impl<S: Store> Engine<S> {
         let hello = self.hello();
         self.send(peer, hello);
         self.send_certificate(peer);
+        self.send_admin_serials(peer);
     }
 
     pub fn handle_disconnected(&mut self, _now_ms: u64, peer: UserId) {
@@ -736,6 +762,11 @@ impl<S: Store> Engine<S> {
         peer: UserId,
         msg: SyncMessage,
     ) -> Result<(), SyncError> {
+        if self.is_revoked(&peer) {
+            // Whoever left the organisation is told nothing and heard from no more.
+            self.stats.revoked_frames += 1;
+            return Ok(());
+        }
         match msg {
             SyncMessage::Hello { role, profile } => {
                 if profile.user_id != peer || profile.verify().is_err() {
@@ -802,6 +833,13 @@ impl<S: Store> Engine<S> {
             SyncMessage::RelayCertificate { certificate } => {
                 self.handle_relay_certificate(now_ms, peer, certificate)
             }
+            SyncMessage::AdminSerials { serials } => {
+                self.handle_admin_serials(peer, serials);
+                Ok(())
+            }
+            SyncMessage::AdminStatement { statement } => {
+                self.handle_admin_statement(now_ms, peer, statement)
+            }
             SyncMessage::Profiles { profiles } => {
                 // Most copies a node receives are ones it has: those cost no signature
                 // check, and the new ones are stored in one batch.
@@ -850,9 +888,11 @@ impl<S: Store> Engine<S> {
     /// Whether the connected `peer` (with hello) is a member of `conv` as this node sees
     /// it, not merely a self-declared relay: whom it serves the conversation's files.
     pub fn is_member_peer(&self, conv: &ConversationId, peer: &UserId) -> bool {
-        self.peers
-            .get(peer)
-            .is_some_and(|p| p.role == Some(Role::Member))
+        !self.is_revoked(peer)
+            && self
+                .peers
+                .get(peer)
+                .is_some_and(|p| p.role == Some(Role::Member))
             && self
                 .convs
                 .get(conv)
@@ -892,6 +932,9 @@ impl<S: Store> Engine<S> {
         let Some(p) = self.peers.get(peer) else {
             return false;
         };
+        if self.is_revoked(peer) {
+            return false;
+        }
         match p.role {
             // In a managed network only with a certificate; otherwise as a member.
             Some(Role::Relay) if self.config.admin_key.is_none() || p.certified_until.is_some() => {
@@ -1146,6 +1189,7 @@ impl<S: Store> Engine<S> {
     /// Periodic work: announcements, anti-entropy digests, due rekeys.
     pub fn handle_tick(&mut self, now_ms: u64) -> Result<(), SyncError> {
         self.expire_certificates(now_ms);
+        self.remove_revoked_members(now_ms);
         self.forward_tick(now_ms);
         self.anti_entropy_tick(now_ms);
         self.stats.pending_expired += self.pending.expire(now_ms) as u64;

@@ -1,8 +1,8 @@
-//! What the network's admin key signs. So far: relay certificates (docs/PROTOCOL.md,
-//! "Administration").
+//! What the network's admin key signs: relay certificates and statements (revocations
+//! so far; docs/PROTOCOL.md, "Administration").
 
 use super::{Reader, WireError, Writer};
-use crate::crypto::{self, LABEL_RELAY_CERTIFICATE};
+use crate::crypto::{self, LABEL_ADMIN_STATEMENT, LABEL_RELAY_CERTIFICATE};
 use crate::identity::UserId;
 
 const CERTIFICATE_VERSION: u8 = 1;
@@ -136,5 +136,255 @@ impl RelayCertificate {
         }
         let bytes = hex::decode(body).map_err(|_| invalid())?;
         Self::decode(&bytes)
+    }
+}
+
+const STATEMENT_VERSION: u8 = 1;
+/// Largest body of one statement (a revocation list of `MAX_REVOCATIONS` fits).
+pub const MAX_STATEMENT_BODY: usize = 196_608;
+/// Kinds of statement a node keeps at most (one statement each).
+pub const MAX_STATEMENT_KINDS: usize = 8;
+/// Users one revocation list names at most (40 bytes each).
+pub const MAX_REVOCATIONS: usize = 4096;
+
+/// What an admin statement is about; each kind has its own serials (newest wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StatementKind {
+    /// The users who left the organisation (`Revocations`).
+    Revocations,
+}
+
+impl StatementKind {
+    pub fn code(self) -> u8 {
+        match self {
+            StatementKind::Revocations => 1,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(StatementKind::Revocations),
+            _ => None,
+        }
+    }
+}
+
+/// A statement of the network's admin key (docs/PROTOCOL.md, "Admin statements"): per
+/// kind, the one with the highest serial holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminStatement {
+    pub kind: StatementKind,
+    pub serial: u64,
+    pub issued_ms: u64,
+    pub body: Vec<u8>,
+    pub signature: [u8; 64],
+}
+
+impl AdminStatement {
+    /// What the admin key signs: it names the admin key, so a statement of one network
+    /// means nothing in another.
+    pub fn signed_bytes(
+        admin: &[u8; 32],
+        kind: StatementKind,
+        serial: u64,
+        issued_ms: u64,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut w = Writer::with_capacity(32 + 1 + 1 + 16 + 4 + body.len());
+        w.bytes(admin);
+        w.u8(STATEMENT_VERSION);
+        w.u8(kind.code());
+        w.u64(serial);
+        w.u64(issued_ms);
+        w.var_bytes(body);
+        w.into_bytes()
+    }
+
+    /// Whether the admin key `admin` signed this statement, and its body is well formed.
+    pub fn check(&self, admin: &[u8; 32]) -> Result<(), WireError> {
+        let msg = Self::signed_bytes(admin, self.kind, self.serial, self.issued_ms, &self.body);
+        crypto::verify_with_key(admin, LABEL_ADMIN_STATEMENT, &msg, &self.signature).map_err(
+            |_| WireError::Invalid {
+                what: "admin statement signature",
+            },
+        )?;
+        match self.kind {
+            StatementKind::Revocations => Revocations::decode(&self.body).map(|_| ()),
+        }
+    }
+
+    /// Of two statements of one kind, whether `self` wins over `other` (newest wins; at
+    /// one serial, the lower hash of the encoding, so every node settles alike).
+    pub fn beats(&self, other: &AdminStatement) -> bool {
+        (self.serial, other.hash()) > (other.serial, self.hash())
+    }
+
+    fn hash(&self) -> [u8; 32] {
+        super::hash32(&[&self.encode()])
+    }
+
+    pub(super) fn encode_into(&self, w: &mut Writer) {
+        w.u8(STATEMENT_VERSION);
+        w.u8(self.kind.code());
+        w.u64(self.serial);
+        w.u64(self.issued_ms);
+        w.var_bytes(&self.body);
+        w.bytes(&self.signature);
+    }
+
+    pub(super) fn decode_from(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let version = r.u8()?;
+        if version != STATEMENT_VERSION {
+            return Err(WireError::UnknownTag {
+                what: "admin statement version",
+                tag: version,
+            });
+        }
+        let code = r.u8()?;
+        let kind = StatementKind::from_code(code).ok_or(WireError::UnknownTag {
+            what: "admin statement kind",
+            tag: code,
+        })?;
+        let serial = r.u64()?;
+        if serial == 0 {
+            return Err(WireError::Invalid {
+                what: "admin statement serial",
+            });
+        }
+        Ok(AdminStatement {
+            kind,
+            serial,
+            issued_ms: r.u64()?,
+            body: r.var_bytes(MAX_STATEMENT_BODY)?.to_vec(),
+            signature: r.array()?,
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(self.body.len() + 96);
+        self.encode_into(&mut w);
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let statement = Self::decode_from(&mut r)?;
+        r.finish()?;
+        Ok(statement)
+    }
+}
+
+/// The body of a revocation statement: who left, and since when (ms since the epoch).
+/// Events those users sign later than that are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revocations {
+    pub revoked: std::collections::BTreeMap<UserId, u64>,
+}
+
+impl Revocations {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(2 + 40 * self.revoked.len());
+        w.u16(self.revoked.len() as u16);
+        for (user, at) in &self.revoked {
+            w.bytes(&user.0);
+            w.u64(*at);
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let n = r.count16("revocations", MAX_REVOCATIONS, 40)?;
+        let mut revoked = std::collections::BTreeMap::new();
+        let mut last: Option<UserId> = None;
+        for _ in 0..n {
+            let user = UserId(r.array()?);
+            // Canonical: strictly ascending, so one list has one encoding.
+            if last.is_some_and(|l| l >= user) {
+                return Err(WireError::Invalid {
+                    what: "revocation order",
+                });
+            }
+            last = Some(user);
+            revoked.insert(user, r.u64()?);
+        }
+        r.finish()?;
+        Ok(Revocations { revoked })
+    }
+}
+
+#[cfg(test)]
+mod statement_tests {
+    use super::*;
+
+    fn signed(admin: &ed25519_dalek::SigningKey, serial: u64, body: Vec<u8>) -> AdminStatement {
+        let msg = AdminStatement::signed_bytes(
+            &admin.verifying_key().to_bytes(),
+            StatementKind::Revocations,
+            serial,
+            7,
+            &body,
+        );
+        use ed25519_dalek::Signer;
+        AdminStatement {
+            kind: StatementKind::Revocations,
+            serial,
+            issued_ms: 7,
+            body,
+            signature: admin
+                .sign(&crypto::labelled(LABEL_ADMIN_STATEMENT, &msg))
+                .to_bytes(),
+        }
+    }
+
+    #[test]
+    fn statements_are_bound_to_the_admin_key_and_every_field() {
+        let admin = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let other = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+        let pk = admin.verifying_key().to_bytes();
+        let mut list = Revocations::default();
+        list.revoked.insert(UserId([9; 32]), 1_000);
+        let s = signed(&admin, 2, list.encode());
+        assert_eq!(s.check(&pk), Ok(()));
+        assert_eq!(AdminStatement::decode(&s.encode()), Ok(s.clone()));
+        assert!(s.check(&other.verifying_key().to_bytes()).is_err());
+        assert!(signed(&other, 2, list.encode()).check(&pk).is_err());
+        let mut t = s.clone();
+        t.serial = 3;
+        assert!(t.check(&pk).is_err());
+        let mut t = s.clone();
+        t.body[5] ^= 1;
+        assert!(t.check(&pk).is_err());
+        let mut t = s.clone();
+        t.issued_ms += 1;
+        assert!(t.check(&pk).is_err());
+        // A well-signed but malformed body is refused too.
+        assert!(signed(&admin, 4, vec![0, 1]).check(&pk).is_err());
+        // Newest wins; one serial: the same winner whichever is asked.
+        let newer = signed(&admin, 3, Revocations::default().encode());
+        assert!(newer.beats(&s) && !s.beats(&newer));
+        let twin = signed(&admin, 2, Revocations::default().encode());
+        assert!(twin.beats(&s) != s.beats(&twin));
+        assert!(!s.beats(&s));
+    }
+
+    #[test]
+    fn revocation_lists_are_canonical_and_bounded() {
+        let mut list = Revocations::default();
+        list.revoked.insert(UserId([2; 32]), 5);
+        list.revoked.insert(UserId([1; 32]), 6);
+        let bytes = list.encode();
+        assert_eq!(Revocations::decode(&bytes), Ok(list));
+        // Swapped order: refused.
+        let mut swapped = bytes.clone();
+        swapped[2..42].copy_from_slice(&bytes[42..82]);
+        swapped[42..82].copy_from_slice(&bytes[2..42]);
+        assert!(Revocations::decode(&swapped).is_err());
+        // A count beyond the bound or the bytes: refused before allocating.
+        assert!(Revocations::decode(&[0xff, 0xff]).is_err());
+        assert!(Revocations::decode(&[0, 3]).is_err());
+        assert!(Revocations::decode(&[0]).is_err());
+        assert!(AdminStatement::decode(&[1, 9, 0]).is_err());
+        assert!(AdminStatement::decode(&[]).is_err());
     }
 }

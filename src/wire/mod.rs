@@ -837,6 +837,15 @@ pub enum SyncMessage {
     RelayCertificate {
         certificate: RelayCertificate,
     },
+    /// The serial of each admin statement the sender holds, sent after its hello in a
+    /// managed network; a peer holding a newer one sends it.
+    AdminSerials {
+        serials: Vec<(StatementKind, u64)>,
+    },
+    /// One statement of the network's admin key (docs/PROTOCOL.md, "Admin statements").
+    AdminStatement {
+        statement: AdminStatement,
+    },
 }
 
 impl SyncMessage {
@@ -907,6 +916,18 @@ impl SyncMessage {
             SyncMessage::RelayCertificate { certificate } => {
                 w.u8(10);
                 certificate.encode_into(&mut w);
+            }
+            SyncMessage::AdminSerials { serials } => {
+                w.u8(11);
+                w.u8(serials.len() as u8);
+                for (kind, serial) in serials {
+                    w.u8(kind.code());
+                    w.u64(*serial);
+                }
+            }
+            SyncMessage::AdminStatement { statement } => {
+                w.u8(12);
+                statement.encode_into(&mut w);
             }
         }
         w.into_bytes()
@@ -993,6 +1014,27 @@ impl SyncMessage {
             9 => SyncMessage::ProfileDigest { digest: r.array()? },
             10 => SyncMessage::RelayCertificate {
                 certificate: RelayCertificate::decode_from(&mut r)?,
+            },
+            11 => {
+                let n = r.u8()? as usize;
+                if n > MAX_STATEMENT_KINDS || n * 9 > r.remaining() {
+                    return Err(WireError::Invalid {
+                        what: "admin serials",
+                    });
+                }
+                let mut serials = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let code = r.u8()?;
+                    let kind = StatementKind::from_code(code).ok_or(WireError::UnknownTag {
+                        what: "admin statement kind",
+                        tag: code,
+                    })?;
+                    serials.push((kind, r.u64()?));
+                }
+                SyncMessage::AdminSerials { serials }
+            }
+            12 => SyncMessage::AdminStatement {
+                statement: AdminStatement::decode_from(&mut r)?,
             },
             tag => {
                 return Err(WireError::UnknownTag {

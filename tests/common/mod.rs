@@ -173,6 +173,8 @@ pub struct Sim {
     pub relay_certificates: HashMap<UserId, flurfunk::wire::RelayCertificate>,
     /// Relay certificates refused as forged or another node's (the frame was an error).
     pub certificates_refused: u64,
+    /// Admin statements refused (forged), as `certificates_refused`.
+    pub statements_refused: u64,
 }
 
 /// Links are re-chosen this often in bounded mode (a real node re-chooses on its tick).
@@ -226,6 +228,7 @@ impl Sim {
             withhold: BTreeSet::new(),
             relay_certificates: HashMap::new(),
             certificates_refused: 0,
+            statements_refused: 0,
         }
     }
 
@@ -450,7 +453,7 @@ impl Sim {
     }
 
     /// Move frames from a node's engine into the network and notifications into records.
-    fn pump(&mut self, i: usize) {
+    pub fn pump(&mut self, i: usize) {
         loop {
             let Some(engine) = self.nodes[i].engine.as_mut() else {
                 return;
@@ -563,6 +566,11 @@ impl Sim {
                 Err(flurfunk::sync::SyncError::Wire(flurfunk::wire::WireError::Invalid {
                     what: "relay certificate",
                 })) => self.certificates_refused += 1,
+                // A forged admin statement (a test of a managed network): refused and
+                // counted, as a node penalises it.
+                Err(flurfunk::sync::SyncError::Wire(flurfunk::wire::WireError::Invalid {
+                    what: "admin statement signature",
+                })) => self.statements_refused += 1,
                 Err(e) => panic!("an engine refused a frame of another: {e}"),
             }
             self.frames_delivered += 1;

@@ -198,6 +198,10 @@ impl Lab {
         };
         let (ok, _, err) = host.cli(&["init", "--name", name]);
         assert!(ok, "{err}");
+        // The demo network until a test hands out a key (`network join`): chosen, as a
+        // node never falls back to it by itself.
+        let (ok, _, err) = host.cli(&["network", "demo"]);
+        assert!(ok, "{err}");
         self.hosts.push(host);
         self.hosts.len() - 1
     }
@@ -218,6 +222,10 @@ impl Lab {
             started: Instant::now(),
         };
         let (ok, _, err) = user.cli(&["init", "--name", name]);
+        assert!(ok, "{err}");
+        // The demo network until a test hands out a key (`network join`): chosen, as a
+        // node never falls back to it by itself.
+        let (ok, _, err) = user.cli(&["network", "demo"]);
         assert!(ok, "{err}");
         self.hosts.push(user);
         self.hosts.len() - 1
