@@ -161,7 +161,11 @@ impl Profile {
     }
 
     pub fn verify(&self) -> Result<(), crypto::CryptoError> {
-        validate_name(&self.display_name).map_err(|_| crypto::CryptoError::BadSignature)?;
+        // Only the wire rule (length, no outer spaces): the character rule is for names
+        // chosen here. Profiles are signed into group events, so a stricter check of a
+        // peer's profile would invalidate history written before the rule, and split
+        // nodes of two versions.
+        validate_wire_name(&self.display_name).map_err(|_| crypto::CryptoError::BadSignature)?;
         let msg = Self::signed_bytes(
             &self.user_id,
             &self.display_name,
@@ -177,16 +181,38 @@ impl Profile {
     }
 }
 
+/// A name chosen here (own display name, a group's name): the wire rule, and no
+/// control, invisible, direction or odd space characters (an emoji's zero-width joiner
+/// between two emoji stays allowed).
 pub fn validate_name(name: &str) -> Result<(), IdentityError> {
+    validate_wire_name(name)?;
+    let chars: Vec<char> = name.chars().collect();
+    let symbol = |c: Option<&char>| {
+        c.is_some_and(|c| !c.is_alphanumeric() && !c.is_whitespace() && !c.is_ascii())
+    };
+    for (i, c) in chars.iter().enumerate() {
+        if *c == '\u{200D}' {
+            // Inside an emoji sequence (👩‍💻): both neighbours are symbols.
+            if symbol(i.checked_sub(1).and_then(|j| chars.get(j))) && symbol(chars.get(i + 1)) {
+                continue;
+            }
+            return Err(IdentityError::NameCharacters);
+        }
+        if c.is_control() || is_deceptive_char(*c) || (c.is_whitespace() && *c != ' ') {
+            return Err(IdentityError::NameCharacters);
+        }
+    }
+    Ok(())
+}
+
+/// What every profile on the wire must satisfy: 1 to 64 bytes, no outer spaces.
+pub fn validate_wire_name(name: &str) -> Result<(), IdentityError> {
     let trimmed = name.trim();
     if trimmed.is_empty() || name.len() > MAX_DISPLAY_NAME_BYTES || trimmed.len() != name.len() {
         return Err(IdentityError::BadName {
             len: name.len(),
             max: MAX_DISPLAY_NAME_BYTES,
         });
-    }
-    if name.chars().any(|c| c.is_control() || is_deceptive_char(c)) {
-        return Err(IdentityError::NameCharacters);
     }
     Ok(())
 }
@@ -200,7 +226,11 @@ pub fn is_deceptive_char(c: char) -> bool {
         c,
         '\u{00AD}'
             | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
             | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{08E2}'
             | '\u{115F}'
             | '\u{1160}'
             | '\u{17B4}'
@@ -208,12 +238,21 @@ pub fn is_deceptive_char(c: char) -> bool {
             | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
+            | '\u{2028}'
+            | '\u{2029}'
             | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
             | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0E}'
             | '\u{FEFF}'
             | '\u{FFA0}'
             | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
     )
 }
 
@@ -520,26 +559,8 @@ impl Identity {
         let name = rest.get(65..65 + name_len)?;
         let tail = &rest[65 + name_len..];
         let name = std::str::from_utf8(name).ok()?.to_string();
-        // A name chosen before such characters were refused is kept without them (peers
-        // would refuse the profile otherwise).
-        let name = match validate_name(&name) {
-            Err(IdentityError::NameCharacters) => {
-                let clean: String = name
-                    .chars()
-                    .filter(|c| !c.is_control() && !is_deceptive_char(*c))
-                    .collect();
-                let clean = clean.trim().to_string();
-                if clean.is_empty() {
-                    "?".to_string()
-                } else {
-                    clean
-                }
-            }
-            other => {
-                other.ok()?;
-                name
-            }
-        };
+        // A name chosen before the character rule still loads (the wire rule holds).
+        validate_wire_name(&name).ok()?;
         let signing = SigningKey::from_bytes(&signing_bytes);
         let mut identity = Self::from_parts(signing, dh, name);
         if with_retired {
@@ -871,7 +892,9 @@ mod tests {
         assert!(validate_name(" Anna").is_err());
         assert!(validate_name(&"x".repeat(65)).is_err());
         assert!(validate_name("Jürgen Müller").is_ok());
-        assert!(validate_name("Anna ❤️ 👍🏽").is_ok());
+        assert!(validate_name("Anna ❤️ 👍🏽 👩\u{200D}💻").is_ok());
+        // A peer's profile is held to the wire rule only (history signed before stays).
+        assert!(validate_wire_name("Bürger\u{200B}meister").is_ok());
         // Two names that would look alike, or reorder what follows them: refused.
         for bad in [
             "Bürger\u{200B}meister",
@@ -882,6 +905,10 @@ mod tests {
             "Anna\u{0007}",
             "Anna\u{001B}[31m",
             "An\u{00AD}na",
+            "Bürger\u{200D}meister",
+            "Anna\u{2002}Meier",
+            "Anna\u{00A0}Meier",
+            "Anna\u{2028}IT removed Bernd",
         ] {
             assert!(
                 matches!(validate_name(bad), Err(IdentityError::NameCharacters)),

@@ -393,6 +393,18 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                 );
                 println!("role:      {}", status.role);
+                if let Some(p) = &status.policy {
+                    let size = |v: Option<u64>| {
+                        v.map_or("own setting".into(), flurfunk::files::human_size)
+                    };
+                    println!(
+                        "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {} (set by the organisation)",
+                        if p.read_receipts { "on" } else { "off" },
+                        p.presence,
+                        size(p.max_file_bytes),
+                        size(p.auto_download_bytes)
+                    );
+                }
                 println!("online:    {} colleagues", status.peers_online);
                 println!("outbox:    {} messages waiting", status.outbox);
                 println!(
@@ -1006,16 +1018,15 @@ fn local_time(ms: u64, with_date: bool) -> String {
     }
 }
 
-/// What a peer wrote, safe for a terminal: control characters (escape sequences) and
-/// characters that reorder or hide text are shown as U+FFFD; line breaks stay.
+/// What a peer wrote, safe for a terminal: one line (a line break shows as ↵, so no
+/// text can forge a line of its own), control characters (escape sequences) and
+/// characters that reorder or hide text shown as U+FFFD.
 fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c != '\n' && (c.is_control() || flurfunk::identity::is_deceptive_char(c)) {
-                '\u{FFFD}'
-            } else {
-                c
-            }
+        .map(|c| match c {
+            '\n' => '↵',
+            c if c.is_control() || flurfunk::identity::is_deceptive_char(c) => '\u{FFFD}',
+            c => c,
         })
         .collect()
 }

@@ -617,15 +617,41 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
     let statements: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(statements[0]["kind"], "revocations");
     assert_eq!(statements[0]["revoked"][0]["user_id"], relay_id.as_str());
+    // A part of a name is not enough to revoke someone.
+    let (ok, _, err) = flurfunk(it.path(), &["admin", "reinstate", "Bauhof"]);
+    assert!(
+        !ok && err.contains("give the full name or the user id"),
+        "{err}"
+    );
+    // The organisation's policy: read receipts off, presence online only.
+    let (ok, out, err) = flurfunk(
+        it.path(),
+        &[
+            "admin",
+            "policy",
+            "--read-receipts",
+            "off",
+            "--presence",
+            "online",
+        ],
+    );
+    assert!(ok && out.contains("policy no. 1"), "{out}{err}");
+    let (ok, out, _) = flurfunk(it.path(), &["admin", "policy"]);
+    assert!(ok && out.contains("read receipts: off"), "{out}");
+    assert!(out.contains("presence: online only"), "{out}");
     let (ok, out, _) = flurfunk(it.path(), &["admin", "audit"]);
     assert!(ok, "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "certify and revoke: {out}");
+    assert_eq!(lines.len(), 3, "certify, revoke, policy: {out}");
     assert!(
         lines[0].contains("certify-relay") && lines[1].contains("revoke"),
         "{out}"
     );
     assert!(lines[1].contains(&relay_id), "{out}");
+    assert!(
+        lines[2].contains("policy") && lines[2].contains("read receipts: off"),
+        "{out}"
+    );
     it_node.stop();
     node.stop();
 }

@@ -206,6 +206,9 @@ fn a_revoked_colleague_is_removed_and_shut_out() {
     ));
     sim.pump(bernd);
     sim.settle(30_000);
+    // Anna, the group's admin, waits a round of catching up before she removes him.
+    sim.run_ms(flurfunk::sync::REVOCATION_CATCH_UP_MS + 1_000);
+    sim.settle(30_000);
     for i in [anna, bernd, carla] {
         let e = sim.nodes[i].engine();
         assert!(e.is_revoked(&d), "node {i} does not know of the revocation");
@@ -295,6 +298,34 @@ fn a_revoked_colleague_is_removed_and_shut_out() {
         sim.nodes[anna].engine().send_text(now, direct, "Hallo?"),
         Err(flurfunk::sync::SyncError::LeftOrganisation)
     ));
+    // He cannot rename himself afterwards ("Bürgermeister"), even passed on by others.
+    let old_name = sim.nodes[anna]
+        .engine()
+        .known_profile(&d)
+        .unwrap()
+        .display_name
+        .clone();
+    sim.nodes[dieter]
+        .engine()
+        .set_display_name(now, "Bürgermeister")
+        .unwrap();
+    let renamed = sim.nodes[dieter].engine().profile().clone();
+    sim.inject(
+        carla,
+        anna,
+        SyncMessage::Profiles {
+            profiles: vec![renamed],
+        },
+    );
+    sim.settle(10_000);
+    assert_eq!(
+        sim.nodes[anna]
+            .engine()
+            .known_profile(&d)
+            .unwrap()
+            .display_name,
+        old_name
+    );
     // A forged statement that takes the revocation back, and the older list replayed.
     let forged = stranger
         .change_revocations(Some(&second), d, false, sim.now)
@@ -326,6 +357,136 @@ fn a_revoked_colleague_is_removed_and_shut_out() {
     sim.stop(anna);
     sim.restart(anna);
     assert!(sim.nodes[anna].engine().is_revoked(&d));
+}
+
+/// The organisation's policy turns read receipts off (docs/PROTOCOL.md, "Admin
+/// statements"): set at one node, it reaches every node, and nobody is shown as having
+/// read anything, in a group or a 1:1 chat, while delivery ticks stay. The same schedule
+/// with receipts on shows the reads (so the test can tell).
+#[test]
+fn a_policy_without_read_receipts_is_obeyed_by_every_node() {
+    use flurfunk::admin::AdminKey;
+    use flurfunk::wire::{Policy, StatementKind};
+    use rand::SeedableRng;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+    let admin = AdminKey::generate(&mut keys);
+    for receipts in [true, false] {
+        let mut sim = Sim::new(13);
+        sim.config.admin_key = Some(admin.public());
+        let anna = sim.add_node("Anna", Role::Member);
+        let bernd = sim.add_node("Bernd", Role::Member);
+        let carla = sim.add_node("Carla", Role::Member);
+        let (pb, pc) = (sim.profile(bernd), sim.profile(carla));
+        let now = sim.now;
+        let group = sim.nodes[anna]
+            .engine()
+            .create_group(now, "Bürgerbüro", &[pb.clone(), pc])
+            .unwrap();
+        let direct = sim.nodes[anna].engine().open_direct(now, &pb).unwrap();
+        sim.settle(20_000);
+        let policy = Policy {
+            read_receipts: receipts,
+            ..Policy::default()
+        };
+        let statement = admin
+            .sign_statement(StatementKind::Policy, 1, now, policy.encode())
+            .unwrap();
+        sim.nodes[carla]
+            .engine()
+            .publish_admin_statement(now, statement)
+            .unwrap();
+        sim.pump(carla);
+        sim.settle(20_000);
+        for i in [anna, bernd, carla] {
+            assert_eq!(sim.nodes[i].engine().policy().read_receipts, receipts);
+        }
+        let in_group = sim.send(anna, group, "Formular ist fertig");
+        let in_direct = sim.send(anna, direct, "Kannst du es abholen?");
+        sim.settle(20_000);
+        for (reader, conv) in [(bernd, group), (carla, group), (bernd, direct)] {
+            let last = sim.nodes[reader].engine().messages(&conv).unwrap();
+            let upto = last.last().unwrap().order;
+            let now = sim.now;
+            sim.nodes[reader]
+                .engine()
+                .mark_read(now, conv, upto)
+                .unwrap();
+            sim.pump(reader);
+        }
+        sim.settle(20_000);
+        for (conv, id, readers) in [(group, in_group, 2), (direct, in_direct, 1)] {
+            let state = sim.nodes[anna].engine().delivery_state(&conv, &id).unwrap();
+            assert_eq!(state.delivered_to.len(), readers, "receipts {receipts}");
+            let shown = if receipts { readers } else { 0 };
+            assert_eq!(state.read_by.len(), shown, "receipts {receipts}: {state:?}");
+        }
+        // Not only hidden at Anna's: Bernd's node never said it (no read event in the 1:1
+        // chat at all).
+        let b = sim.nodes[bernd].user_id;
+        let read_events = sim.nodes[anna]
+            .engine()
+            .store()
+            .events_in_order(&direct)
+            .unwrap()
+            .into_iter()
+            .filter(|e| {
+                e.header.author == b && e.header.kind == flurfunk::wire::EventKind::ReadReceipt
+            })
+            .count();
+        assert_eq!(read_events > 0, receipts, "receipts {receipts}");
+    }
+}
+
+/// Two admin statements with one serial (the admin key used at two installations, one
+/// behind): every node settles on the same one (the lower hash), however they meet.
+#[test]
+fn two_statements_with_one_serial_settle_on_the_same_everywhere() {
+    use flurfunk::admin::AdminKey;
+    use flurfunk::wire::{Policy, StatementKind};
+    use rand::SeedableRng;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(14);
+    let admin = AdminKey::generate(&mut keys);
+    let mut sim = Sim::new(15);
+    sim.config.admin_key = Some(admin.public());
+    let nodes: Vec<usize> = ["Anna", "Bernd", "Carla", "Dieter"]
+        .iter()
+        .map(|n| sim.add_node(n, Role::Member))
+        .collect();
+    sim.settle(10_000);
+    let now = sim.now;
+    let a = admin
+        .sign_statement(StatementKind::Policy, 1, now, Policy::default().encode())
+        .unwrap();
+    let off = Policy {
+        read_receipts: false,
+        ..Policy::default()
+    };
+    let b = admin
+        .sign_statement(StatementKind::Policy, 1, now, off.encode())
+        .unwrap();
+    let winner = if a.beats(&b) { a.clone() } else { b.clone() };
+    sim.nodes[nodes[0]]
+        .engine()
+        .publish_admin_statement(now, a)
+        .unwrap();
+    sim.nodes[nodes[3]]
+        .engine()
+        .publish_admin_statement(now, b)
+        .unwrap();
+    sim.pump(nodes[0]);
+    sim.pump(nodes[3]);
+    sim.settle(30_000);
+    // Also across a restart of one (its serials go out again).
+    sim.stop(nodes[1]);
+    sim.restart(nodes[1]);
+    sim.settle(30_000);
+    for i in &nodes {
+        assert_eq!(
+            sim.nodes[*i].engine().admin_statements(),
+            vec![winner.clone()],
+            "node {i}"
+        );
+    }
 }
 
 #[test]

@@ -9,6 +9,8 @@ use flurfunk::app::data_dir::DataDir;
 use flurfunk::app::launch;
 use flurfunk::app::{Request, Response};
 
+use flurfunk::wire::{AdminStatement, Policy, Presence, StatementKind};
+
 use super::request;
 
 #[derive(Subcommand)]
@@ -62,6 +64,52 @@ pub(crate) enum AdminAction {
     },
     /// Print this installation's admin audit log (every admin action, with time).
     Audit,
+    /// Show the organisation's policy for every node, or change the switches given.
+    Policy(PolicyArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct PolicyArgs {
+    /// Whether anyone is told that a message was read (delivery ticks stay).
+    #[arg(long, value_enum)]
+    read_receipts: Option<Switch>,
+    /// What the app shows of colleagues' presence.
+    #[arg(long, value_parser = parse_presence)]
+    presence: Option<Presence>,
+    /// Largest file any node sends (e.g. 100MB), or "none" (each node's setting).
+    #[arg(long, value_name = "SIZE|none", value_parser = parse_cap)]
+    max_file_size: Option<Cap>,
+    /// Largest file fetched without a click (e.g. 10MB, 0), or "none".
+    #[arg(long, value_name = "SIZE|none", value_parser = parse_cap)]
+    auto_download: Option<Cap>,
+    #[arg(long, value_name = "FILE")]
+    admin_key: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Switch {
+    On,
+    Off,
+}
+
+/// A size limit, or none.
+#[derive(Clone, Copy)]
+pub(crate) struct Cap(Option<u64>);
+
+fn parse_cap(text: &str) -> Result<Cap, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Cap(None));
+    }
+    flurfunk::files::parse_size(text).map(|n| Cap(Some(n)))
+}
+
+fn parse_presence(text: &str) -> Result<Presence, String> {
+    match text.trim() {
+        "full" => Ok(Presence::Full),
+        "online" | "online-only" => Ok(Presence::OnlineOnly),
+        "hidden" | "none" => Ok(Presence::Hidden),
+        other => Err(format!("\"{other}\": use full, online or hidden")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -179,6 +227,7 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                 }
             }
         }
+        AdminAction::Policy(change) => change_policy(dir, change).await?,
         AdminAction::Audit => match std::fs::read_to_string(dir.admin_audit_log()) {
             Ok(log) => print!("{log}"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -219,39 +268,22 @@ async fn change_revocation(
     admin_key: Option<std::path::PathBuf>,
     revoke: bool,
 ) -> Result<()> {
-    let key = launch::load_network_key(dir)?;
-    let Some(network_admin) = key.admin() else {
-        bail!(
-            "this node's network is unmanaged (its key file names no admin key): nobody can be revoked"
-        );
-    };
-    let path = admin_key.unwrap_or_else(|| dir.admin_key());
-    let admin = AdminKey::load(&path)?;
-    if admin.public() != network_admin {
-        bail!(
-            "{} is not this network's admin key (the network's is {})",
-            path.display(),
-            flurfunk::admin::fingerprint(&network_admin)
-        );
-    }
+    let admin = this_networks_admin(dir, admin_key)?;
     let Response::User { user_id, name } = request(dir, Request::Whois { who: who.into() }).await?
     else {
         bail!("unexpected reply");
     };
     let user: flurfunk::identity::UserId = user_id.parse()?;
-    let Response::Statements { statements } = request(dir, Request::AdminStatements).await? else {
-        bail!("unexpected reply");
-    };
-    let current = statements
-        .iter()
-        .find(|s| s.kind == "revocations")
-        .map(|s| {
-            hex::decode(&s.encoded)
-                .ok()
-                .and_then(|b| flurfunk::wire::AdminStatement::decode(&b).ok())
-                .context("the node holds a malformed statement")
-        })
-        .transpose()?;
+    // Revoking is serious: a part of a name is not enough.
+    if who.parse::<flurfunk::identity::UserId>().is_err()
+        && !name.trim().eq_ignore_ascii_case(who.trim())
+    {
+        bail!(
+            "'{who}' matches {} ({user}); give the full name or the user id",
+            super::printable(&name)
+        );
+    }
+    let current = held_statement(dir, StatementKind::Revocations).await?;
     let shown = if name.is_empty() {
         user.short()
     } else {
@@ -266,13 +298,7 @@ async fn change_revocation(
         return Ok(());
     };
     let serial = next.serial;
-    request(
-        dir,
-        Request::PublishStatement {
-            encoded: hex::encode(next.encode()),
-        },
-    )
-    .await?;
+    publish(dir, &next).await?;
     let action = if revoke { "revoke" } else { "reinstate" };
     audit(
         dir,
@@ -286,6 +312,119 @@ async fn change_revocation(
     } else {
         println!("reinstated {shown} (revocation list no. {serial})");
     }
+    Ok(())
+}
+
+/// The admin key (`DIR/admin.key` or `path`), checked to be the one this node's network
+/// names.
+fn this_networks_admin(dir: &DataDir, path: Option<std::path::PathBuf>) -> Result<AdminKey> {
+    let key = launch::load_network_key(dir)?;
+    let Some(network_admin) = key.admin() else {
+        bail!(
+            "this node's network is unmanaged (its key file names no admin key): there are no admin statements"
+        );
+    };
+    let path = path.unwrap_or_else(|| dir.admin_key());
+    let admin = AdminKey::load(&path)?;
+    if admin.public() != network_admin {
+        bail!(
+            "{} is not this network's admin key (the network's is {})",
+            path.display(),
+            flurfunk::admin::fingerprint(&network_admin)
+        );
+    }
+    Ok(admin)
+}
+
+/// The statement of `kind` this installation's node holds.
+async fn held_statement(dir: &DataDir, kind: StatementKind) -> Result<Option<AdminStatement>> {
+    let Response::Statements { statements } = request(dir, Request::AdminStatements).await? else {
+        bail!("unexpected reply");
+    };
+    statements
+        .iter()
+        .filter_map(|s| hex::decode(&s.encoded).ok())
+        .map(|b| AdminStatement::decode(&b).context("the node holds a malformed statement"))
+        .find(|s| s.as_ref().map_or(true, |s| s.kind == kind))
+        .transpose()
+}
+
+/// Hand a signed statement to this installation's node (which passes it on).
+async fn publish(dir: &DataDir, statement: &AdminStatement) -> Result<()> {
+    request(
+        dir,
+        Request::PublishStatement {
+            encoded: hex::encode(statement.encode()),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Show the organisation's policy, or change the switches given (the rest stay).
+async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
+    let current = held_statement(dir, StatementKind::Policy).await?;
+    let mut policy = current
+        .as_ref()
+        .and_then(|s| Policy::decode(&s.body).ok())
+        .unwrap_or_default();
+    let before = policy;
+    if let Some(on) = change.read_receipts {
+        policy.read_receipts = on == Switch::On;
+    }
+    if let Some(p) = change.presence {
+        policy.presence = p;
+    }
+    if let Some(size) = change.max_file_size {
+        policy.max_file_bytes = size.0;
+    }
+    if let Some(size) = change.auto_download {
+        policy.auto_download_bytes = size.0;
+    }
+    let size = |v: Option<u64>| {
+        v.map_or(
+            "each node's setting".to_string(),
+            flurfunk::files::human_size,
+        )
+    };
+    let show = |p: &Policy| {
+        format!(
+            "read receipts: {}\npresence: {}\nlargest file sent: {}\nfetched by itself up to: {}",
+            if p.read_receipts { "on" } else { "off" },
+            match p.presence {
+                Presence::Full => "online and last seen",
+                Presence::OnlineOnly => "online only",
+                Presence::Hidden => "not shown",
+            },
+            size(p.max_file_bytes),
+            size(p.auto_download_bytes)
+        )
+    };
+    if policy == before {
+        if current.is_none() {
+            println!("no policy set: every node decides for itself");
+        }
+        println!("{}", show(&policy));
+        return Ok(());
+    }
+    let admin = this_networks_admin(dir, change.admin_key)?;
+    let serial = current.as_ref().map_or(1, |s| s.serial.saturating_add(1));
+    let next = admin.sign_statement(
+        StatementKind::Policy,
+        serial,
+        flurfunk::node::now_ms(),
+        policy.encode(),
+    )?;
+    publish(dir, &next).await?;
+    audit(
+        dir,
+        &admin,
+        &format!(
+            "policy\tserial={serial}\t{}",
+            show(&policy).replace('\n', "; ")
+        ),
+    )?;
+    println!("policy no. {serial} set for every node:\n{}", show(&policy));
     Ok(())
 }
 

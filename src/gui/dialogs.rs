@@ -785,6 +785,9 @@ impl FlurfunkApp {
                             ui.label(RichText::new(managed).small());
                         }
                     }
+                    if let Some(policy) = self.status.as_ref().and_then(|s| s.policy) {
+                        ui.label(RichText::new(policy_lines(t, &policy)).small().weak());
+                    }
                     ui.label(RichText::new(t.settings_join_other).small());
                     ui.add(
                         egui::TextEdit::singleline(join_path)
@@ -914,4 +917,33 @@ pub fn qr_ui(ui: &mut egui::Ui, text: &str, size: f32) {
             );
         }
     }
+}
+
+/// What the organisation's policy sets, in one line for the settings ("Set by your
+/// organisation: no read receipts; files up to 100 MB").
+fn policy_lines(t: &super::i18n::Texts, policy: &crate::wire::Policy) -> String {
+    use crate::wire::Presence;
+    let mut parts: Vec<String> = Vec::new();
+    if !policy.read_receipts {
+        parts.push(t.policy_no_read_receipts.into());
+    }
+    match policy.presence {
+        Presence::Full => {}
+        Presence::OnlineOnly => parts.push(t.policy_online_only.into()),
+        Presence::Hidden => parts.push(t.policy_presence_hidden.into()),
+    }
+    let size = |n: u64| crate::files::human_size(n);
+    if let Some(n) = policy.max_file_bytes {
+        parts.push(super::i18n::fill(t.policy_max_file, &[("size", &size(n))]));
+    }
+    if let Some(n) = policy.auto_download_bytes {
+        parts.push(super::i18n::fill(
+            t.policy_auto_download,
+            &[("size", &size(n))],
+        ));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("{} {}", t.policy_set, parts.join("; "))
 }

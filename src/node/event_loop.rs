@@ -74,7 +74,7 @@ pub struct Core {
     book: AddressBook,
     listen_addrs: Vec<Multiaddr>,
     known_conversations: HashSet<ConversationId>,
-    config: NodeConfig,
+    pub(super) config: NodeConfig,
     network: NetworkKey,
     dirty: bool,
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
@@ -296,11 +296,13 @@ impl Core {
                     tracing::info!(peer = %user, %remote, "peer online");
                     self.engine.handle_connected(now, user);
                     self.send_peer_records(peer_id);
-                    let name = self.name_of(&user);
-                    self.emit(NodeEvent::PeerOnline {
-                        user_id: user.to_string(),
-                        name,
-                    });
+                    if self.engine.policy().presence != crate::wire::Presence::Hidden {
+                        let name = self.name_of(&user);
+                        self.emit(NodeEvent::PeerOnline {
+                            user_id: user.to_string(),
+                            name,
+                        });
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -324,11 +326,13 @@ impl Core {
                 {
                     tracing::info!(peer = %user, "peer offline");
                     self.engine.handle_disconnected(now, user);
-                    let name = self.name_of(&user);
-                    self.emit(NodeEvent::PeerOffline {
-                        user_id: user.to_string(),
-                        name,
-                    });
+                    if self.engine.policy().presence != crate::wire::Presence::Hidden {
+                        let name = self.name_of(&user);
+                        self.emit(NodeEvent::PeerOffline {
+                            user_id: user.to_string(),
+                            name,
+                        });
+                    }
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -1013,25 +1017,33 @@ impl Core {
             .admin_statements()
             .into_iter()
             .map(|s| {
+                use crate::wire::StatementKind;
                 let revoked = match s.kind {
-                    crate::wire::StatementKind::Revocations => {
-                        crate::wire::Revocations::decode(&s.body)
-                            .map(|l| l.revoked)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(user, since_ms)| super::RevokedView {
-                                user_id: user.to_string(),
-                                name: self.name_of(&user),
-                                since_ms,
-                            })
-                            .collect()
-                    }
+                    StatementKind::Revocations => crate::wire::Revocations::decode(&s.body)
+                        .map(|l| l.revoked)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(user, since_ms)| super::RevokedView {
+                            user_id: user.to_string(),
+                            name: self.name_of(&user),
+                            since_ms,
+                        })
+                        .collect(),
+                    StatementKind::Policy => Vec::new(),
                 };
+                let policy = (s.kind == StatementKind::Policy)
+                    .then(|| crate::wire::Policy::decode(&s.body).ok())
+                    .flatten();
                 super::StatementView {
-                    kind: "revocations".into(),
+                    kind: match s.kind {
+                        StatementKind::Revocations => "revocations",
+                        StatementKind::Policy => "policy",
+                    }
+                    .into(),
                     serial: s.serial,
                     issued_ms: s.issued_ms,
                     revoked,
+                    policy,
                     encoded: hex::encode(s.encode()),
                 }
             })
@@ -1113,6 +1125,12 @@ impl Core {
             network: self.network.fingerprint(),
             demo_network: self.network.is_demo(),
             network_admin: self.network.admin().map(|a| crate::admin::fingerprint(&a)),
+            policy: self
+                .engine
+                .admin_statements()
+                .iter()
+                .any(|s| s.kind == crate::wire::StatementKind::Policy)
+                .then(|| self.engine.policy()),
             role: match self.config.role {
                 Role::Member => "member".into(),
                 Role::Relay => "relay".into(),
@@ -1160,6 +1178,9 @@ impl Core {
     }
 
     pub(super) fn peer_views(&self) -> Vec<PeerView> {
+        use crate::wire::Presence;
+        // What the organisation lets the app show of colleagues' presence.
+        let presence = self.engine.policy().presence;
         let mut out: Vec<PeerView> = self
             .engine
             .known_profiles()
@@ -1170,8 +1191,11 @@ impl Core {
                 PeerView {
                     user_id: p.user_id.to_string(),
                     name: p.display_name,
-                    online: entry.is_some_and(|e| e.connections > 0),
-                    last_seen_ms: entry.and_then(|e| e.last_seen_ms),
+                    online: presence != Presence::Hidden
+                        && entry.is_some_and(|e| e.connections > 0),
+                    last_seen_ms: entry
+                        .and_then(|e| e.last_seen_ms)
+                        .filter(|_| presence == Presence::Full),
                     addresses: entry
                         .map(|e| e.addrs.iter().map(|a| a.to_string()).collect())
                         .unwrap_or_default(),

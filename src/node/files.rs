@@ -559,6 +559,11 @@ impl Core {
             .files
             .as_ref()
             .map_or(0, |files| files.limits.auto_download_bytes);
+        // The organisation's cap (members; a relay keeps what its own setting says).
+        let auto = match self.engine.policy().auto_download_bytes {
+            Some(cap) if self.config.role == crate::wire::Role::Member => auto.min(cap),
+            _ => auto,
+        };
         if recent && size <= auto {
             Fetch::Auto
         } else {

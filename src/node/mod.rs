@@ -309,9 +309,11 @@ impl NodeHandle {
     /// The node's files and the largest it sends.
     async fn file_store(&self) -> Result<(Arc<crate::files::blobs::BlobStore>, u64), NodeError> {
         self.run(|core, _| {
+            // The organisation's cap, if it set one, below the node's own.
+            let cap = core.engine.policy().max_file_bytes.unwrap_or(u64::MAX);
             core.files
                 .as_ref()
-                .map(|f| (f.store.clone(), f.limits.max_send_bytes))
+                .map(|f| (f.store.clone(), f.limits.max_send_bytes.min(cap)))
                 .ok_or_else(|| NodeError::Other("this node keeps no files".into()))
         })
         .await

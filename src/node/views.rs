@@ -16,6 +16,10 @@ pub struct NodeStatus {
     /// may act as a relay).
     #[serde(default)]
     pub network_admin: Option<String>,
+    /// The organisation's policy, if its admin set one (docs/PROTOCOL.md, "Admin
+    /// statements").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::wire::Policy>,
     pub role: String,
     pub listen: Vec<String>,
     pub peers_online: usize,
@@ -83,12 +87,17 @@ pub struct MemberView {
 /// A statement of the network's admin key, as `flurfunk admin statements` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementView {
-    /// "revocations".
+    /// "revocations" or "policy".
     pub kind: String,
     pub serial: u64,
     pub issued_ms: u64,
     /// For revocations: who left, and since when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked: Vec<RevokedView>,
+    /// For a policy: its switches (`read_receipts`, `presence`: `full`, `online_only` or
+    /// `hidden`, `max_file_bytes`, `auto_download_bytes`: null when each node decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::wire::Policy>,
     /// The whole signed statement (hex), for tools that build the next one.
     pub encoded: String,
 }

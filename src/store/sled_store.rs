@@ -504,13 +504,17 @@ impl Store for SledStore {
     }
 
     fn admin_statements(&self) -> Result<Vec<AdminStatement>, StoreError> {
-        self.admin
-            .iter()
-            .map(|item| {
-                let (_, v) = item.map_err(io)?;
-                AdminStatement::decode(&v).map_err(|e| corrupt(format!("admin statement: {e}")))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in self.admin.iter() {
+            let (_, v) = item.map_err(io)?;
+            // One this build cannot read (a later kind, or damage) is skipped, not fatal:
+            // peers send the statement again.
+            match AdminStatement::decode(&v) {
+                Ok(s) => out.push(s),
+                Err(e) => tracing::warn!(error = %e, "a stored admin statement is skipped"),
+            }
+        }
+        Ok(out)
     }
 
     fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError> {

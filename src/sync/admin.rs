@@ -5,7 +5,10 @@
 //! serial; revocations so far).
 
 use super::*;
-use crate::wire::{AdminStatement, CertificateError, RelayCertificate, Revocations, StatementKind};
+use crate::wire::{
+    AdminStatement, CertificateError, KNOWN_STATEMENT_KINDS, MAX_STATEMENT_KINDS, Policy,
+    RelayCertificate, Revocations, StatementKind,
+};
 
 impl<S: Store> Engine<S> {
     /// Our certificate goes after each hello of ours (when this node is a certified relay).
@@ -105,6 +108,9 @@ impl<S: Store> Engine<S> {
 /// long apart in ascending user-id order: the first admin online does it, and the others
 /// find it done (docs/PROTOCOL.md, "Admin statements").
 pub const REVOCATION_REMOVAL_STEP_MS: u64 = 60_000;
+/// An admin removes nobody until this long after it learned of the revocation list (or
+/// started): a round of catching up with the group first, which may show the removal done.
+pub const REVOCATION_CATCH_UP_MS: u64 = 10_000;
 
 impl<S: Store> Engine<S> {
     /// The admin statements kept in the store, applied at start-up. One that no longer
@@ -132,6 +138,12 @@ impl<S: Store> Engine<S> {
             .and_then(|s| Revocations::decode(&s.body).ok())
             .map(|list| list.revoked)
             .unwrap_or_default();
+        self.admin.policy = self
+            .admin
+            .statements
+            .get(&StatementKind::Policy)
+            .and_then(|s| Policy::decode(&s.body).ok())
+            .unwrap_or_default();
         self.admin.learned_ms = now_ms;
         self.admin.removals_due_ms = (!self.admin.revoked.is_empty()).then_some(now_ms);
     }
@@ -145,35 +157,55 @@ impl<S: Store> Engine<S> {
             .admin
             .statements
             .values()
-            .map(|s| (s.kind, s.serial))
+            .map(|s| {
+                let (serial, hash) = s.rank();
+                (s.kind.code(), serial, hash.0)
+            })
             .collect();
-        self.send(peer, SyncMessage::AdminSerials { serials });
+        self.send(
+            peer,
+            SyncMessage::AdminSerials {
+                known_kinds: KNOWN_STATEMENT_KINDS,
+                serials,
+            },
+        );
     }
 
-    /// A peer's serials: whatever we hold newer goes to it.
+    /// A peer's serials: whatever we hold that beats them goes to it, once. What the peer
+    /// is known to hold only ever grows (the better of its claim and what it was sent),
+    /// so repeating an empty list gets nothing sent again.
     pub(super) fn handle_admin_serials(
         &mut self,
         peer: UserId,
-        serials: Vec<(StatementKind, u64)>,
+        known_kinds: u8,
+        serials: Vec<(u8, u64, [u8; 8])>,
     ) {
-        if self.config.admin_key.is_none() || !self.peers.contains_key(&peer) {
+        if self.config.admin_key.is_none() {
             return;
         }
-        let theirs: BTreeMap<StatementKind, u64> = serials.into_iter().collect();
-        let newer: Vec<AdminStatement> = self
-            .admin
-            .statements
-            .values()
-            .filter(|s| theirs.get(&s.kind).is_none_or(|t| *t < s.serial))
-            .cloned()
-            .collect();
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.admin_serials = theirs;
-            for s in &newer {
-                p.admin_serials.insert(s.kind, s.serial);
+        let statements: Vec<AdminStatement> = self.admin.statements.values().cloned().collect();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.admin_known_kinds = known_kinds;
+        for (code, serial, hash) in serials.into_iter().take(MAX_STATEMENT_KINDS) {
+            let claimed = (serial, std::cmp::Reverse(hash));
+            let known = p.admin_serials.entry(code).or_insert(claimed);
+            *known = (*known).max(claimed);
+        }
+        let mut out = Vec::new();
+        for s in statements {
+            let code = s.kind.code();
+            if code > known_kinds {
+                continue;
+            }
+            let rank = s.rank();
+            if p.admin_serials.get(&code).is_none_or(|known| *known < rank) {
+                p.admin_serials.insert(code, rank);
+                out.push(s);
             }
         }
-        for statement in newer {
+        for statement in out {
             self.send(peer, SyncMessage::AdminStatement { statement });
         }
     }
@@ -189,17 +221,29 @@ impl<S: Store> Engine<S> {
         let Some(admin) = self.config.admin_key else {
             return Ok(());
         };
-        if let Some(p) = self.peers.get_mut(&peer) {
-            let known = p.admin_serials.entry(statement.kind).or_default();
-            *known = (*known).max(statement.serial);
-        }
+        let code = statement.kind.code();
         if !self.is_newer_statement(&statement) {
+            // The peer is behind (or equal): it gets ours, once.
+            if let Some(ours) = self.admin.statements.get(&statement.kind).cloned()
+                && ours.beats(&statement)
+                && let Some(p) = self.peers.get_mut(&peer)
+                && p.admin_serials.get(&code).is_none_or(|k| *k < ours.rank())
+            {
+                p.admin_serials.insert(code, ours.rank());
+                self.send(peer, SyncMessage::AdminStatement { statement: ours });
+            }
             return Ok(());
         }
         if let Err(e) = statement.check(&admin) {
             self.stats.malformed_frames += 1;
             tracing::warn!(peer = %peer.short(), error = %e, "admin statement refused");
             return Err(SyncError::Wire(e));
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            // It holds this one: not sent back.
+            let rank = statement.rank();
+            let known = p.admin_serials.entry(code).or_insert(rank);
+            *known = (*known).max(rank);
         }
         self.accept_statement(now_ms, statement)
     }
@@ -247,17 +291,14 @@ impl<S: Store> Engine<S> {
         self.apply_statements(now_ms);
         self.notifications
             .push_back(Notification::AdminStatement { kind });
+        let (code, rank) = (kind.code(), statement.rank());
         let behind: Vec<UserId> = self
             .peers
             .iter_mut()
-            .filter(|(_, p)| p.role.is_some())
-            .filter(|(_, p)| {
-                p.admin_serials
-                    .get(&kind)
-                    .is_none_or(|s| *s < statement.serial)
-            })
+            .filter(|(_, p)| p.role.is_some() && code <= p.admin_known_kinds)
+            .filter(|(_, p)| p.admin_serials.get(&code).is_none_or(|s| *s < rank))
             .map(|(u, p)| {
-                p.admin_serials.insert(kind, statement.serial);
+                p.admin_serials.insert(code, rank);
                 *u
             })
             .collect();
@@ -284,17 +325,33 @@ impl<S: Store> Engine<S> {
         &self.admin.revoked
     }
 
+    /// The organisation's policy (the default where the admin set none).
+    pub fn policy(&self) -> Policy {
+        self.admin.policy
+    }
+
     /// The statements held, one per kind.
     pub fn admin_statements(&self) -> Vec<AdminStatement> {
         self.admin.statements.values().cloned().collect()
     }
 
     /// An event of a revoked author signed after its revocation (and not held): refused.
-    pub(super) fn is_after_revocation(&self, event: &Event) -> bool {
-        self.admin
-            .revoked
-            .get(&event.header.author)
-            .is_some_and(|at| event.header.wall_ms > *at)
+    /// An event a revoked colleague authored that this node does not hold yet: refused,
+    /// unless it is a group text or receipt stamped before the revocation (what the
+    /// colleague wrote before leaving still reaches those who were away; in a group the
+    /// removal cuts its chain anyway). Everything else is refused whatever its stamp,
+    /// since the author chooses it: membership changes, rekeys and complaints (a
+    /// backdated Add of a new identity would keep it reading), and anything in a 1:1
+    /// chat, where no removal ever cuts the chain.
+    pub(super) fn is_refused_as_revoked(&self, event: &Event) -> bool {
+        let h = &event.header;
+        let Some(at) = self.admin.revoked.get(&h.author) else {
+            return false;
+        };
+        let group =
+            self.convs.get(&h.conversation).and_then(|s| s.kind()) == Some(ConversationKind::Group);
+        let harmless = matches!(h.kind, EventKind::Text) || h.kind.is_receipt();
+        !(group && harmless && h.wall_ms <= *at)
     }
 
     /// Sending into a 1:1 chat with a colleague who left is refused (nobody would carry it).
@@ -343,14 +400,20 @@ impl<S: Store> Engine<S> {
             let Some(rank) = admins.iter().position(|a| *a == me) else {
                 continue;
             };
-            let turn = self
-                .admin
-                .learned_ms
-                .saturating_add(rank as u64 * REVOCATION_REMOVAL_STEP_MS);
-            if now_ms >= turn {
-                due.extend(revoked_members.into_iter().map(|u| (*conv, u)));
-            } else {
-                waiting = true;
+            // Turns count from the revocation itself, so an admin who comes online late
+            // finds the removal done by the next one; and nobody acts before a round of
+            // catching up after it learned of the list (or started).
+            let settled = self.admin.learned_ms.saturating_add(REVOCATION_CATCH_UP_MS);
+            for user in revoked_members {
+                let since = self.admin.revoked.get(&user).copied().unwrap_or(0);
+                let turn = since
+                    .saturating_add(rank as u64 * REVOCATION_REMOVAL_STEP_MS)
+                    .max(settled);
+                if now_ms >= turn {
+                    due.push((*conv, user));
+                } else {
+                    waiting = true;
+                }
             }
         }
         for (conv, user) in due {
@@ -365,7 +428,7 @@ impl<S: Store> Engine<S> {
             }
         }
         if waiting {
-            self.admin.removals_due_ms = Some(now_ms.saturating_add(REVOCATION_REMOVAL_STEP_MS));
+            self.admin.removals_due_ms = Some(now_ms.saturating_add(REVOCATION_CATCH_UP_MS));
         }
     }
 }
@@ -376,6 +439,8 @@ pub(super) struct AdminState {
     pub statements: BTreeMap<StatementKind, AdminStatement>,
     /// Derived from the revocation statement: user -> revoked since (ms).
     pub revoked: BTreeMap<UserId, u64>,
+    /// Derived from the policy statement.
+    pub policy: Policy,
     /// When this node learned the revocation list it holds (start-up counts).
     pub learned_ms: u64,
     /// When to look at the groups for revoked members next.

@@ -164,9 +164,10 @@ impl<S: Store> Engine<S> {
             } else {
                 None
             };
-            if known.is_none() && self.is_after_revocation(&event) {
-                // Signed by a colleague after it left: refused without blame (an honest
-                // peer may have taken it before it heard of the revocation).
+            if known != Some(event.id()) && self.is_refused_as_revoked(&event) {
+                // Signed by a colleague who left, not held here (also another version of
+                // one held): refused without blame (an honest peer may have taken it
+                // before it heard of the revocation).
                 self.stats.revoked_events += 1;
                 continue;
             }

@@ -469,6 +469,11 @@ impl<S: Store> Engine<S> {
             read_markers: vec![(conv, upto)],
             ..Batch::default()
         })?;
+        if !self.policy().read_receipts {
+            // The organisation turned read receipts off: kept here (unread counts), told
+            // to nobody.
+            return Ok(());
+        }
         if is_group {
             // Routed to the authors alone (see `receipts`); nothing for others to store.
             return self.send_read_receipts(conv, old, upto);
@@ -669,15 +674,18 @@ impl<S: Store> Engine<S> {
             .ok_or(SyncError::UnknownConversation(*conv))?;
         let me = self.me.user_id();
         let mut out = DeliveryState::default();
+        // Read receipts off: whatever a reader still says (an older node, a liar) is not shown.
+        let reads_shown = self.policy().read_receipts;
         for m in state.members() {
             let user = m.profile.user_id;
             if user == me {
                 continue;
             }
-            let read = state
-                .read
-                .get(&user)
-                .is_some_and(|k| *k >= event.order_key());
+            let read = reads_shown
+                && state
+                    .read
+                    .get(&user)
+                    .is_some_and(|k| *k >= event.order_key());
             let delivered = read
                 || state
                     .delivered

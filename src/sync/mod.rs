@@ -24,7 +24,7 @@ mod pending;
 mod profiles;
 mod receipts;
 
-pub use admin::REVOCATION_REMOVAL_STEP_MS;
+pub use admin::{REVOCATION_CATCH_UP_MS, REVOCATION_REMOVAL_STEP_MS};
 pub use gossip::{ANTI_ENTROPY_PEERS, OWN_PUSH_FANOUT, PUSH_FANOUT};
 pub use key_update::RETIRED_KEY_GRACE_MS;
 pub use links::{LinkCandidates, LinkPlan, MAX_IDLE_DIRECT_LINKS, RANDOM_PICKS};
@@ -378,8 +378,11 @@ struct Peer {
     /// was sent never arrived (dropped on the way, or held back and dropped by the peer),
     /// since nothing else would ask for it before the next anti-entropy round.
     recheck_at: Option<u64>,
-    /// The serial of each admin statement the peer is known to hold.
-    admin_serials: BTreeMap<wire::StatementKind, u64>,
+    /// The rank (`AdminStatement::rank`) of each statement kind (by code) the peer is
+    /// known to hold: the better of its claims and what it was sent.
+    admin_serials: BTreeMap<u8, (u64, std::cmp::Reverse<[u8; 8]>)>,
+    /// The highest statement kind the peer understands (none until it says).
+    admin_known_kinds: u8,
 }
 
 /// The seed of an engine's generator: 32 bytes, the full strength of ChaCha20. Every epoch
@@ -833,8 +836,11 @@ impl<S: Store> Engine<S> {
             SyncMessage::RelayCertificate { certificate } => {
                 self.handle_relay_certificate(now_ms, peer, certificate)
             }
-            SyncMessage::AdminSerials { serials } => {
-                self.handle_admin_serials(peer, serials);
+            SyncMessage::AdminSerials {
+                known_kinds,
+                serials,
+            } => {
+                self.handle_admin_serials(peer, known_kinds, serials);
                 Ok(())
             }
             SyncMessage::AdminStatement { statement } => {

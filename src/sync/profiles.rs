@@ -15,9 +15,11 @@ impl<S: Store> Engine<S> {
         Ok(true)
     }
 
-    /// Whether this profile is newer than the one known (the own one never is).
+    /// Whether this profile is newer than the one known (the own one never is; nor is a
+    /// revoked colleague's: it cannot rename itself after it left).
     pub(super) fn is_newer_profile(&self, profile: &Profile) -> bool {
         profile.user_id != self.me.user_id()
+            && !self.is_revoked(&profile.user_id)
             && self
                 .profiles
                 .get(&profile.user_id)

@@ -65,7 +65,11 @@ impl<S: Store> Engine<S> {
     /// this node durably holds its events.
     pub(super) fn send_group_receipts(&mut self, conv: ConversationId) -> Result<(), SyncError> {
         let authors = self.receipt_authors.remove(&conv).unwrap_or_default();
-        let read = self.store.read_marker(&conv)?;
+        let read = if self.policy().read_receipts {
+            self.store.read_marker(&conv)?
+        } else {
+            None
+        };
         let me = self.me.user_id();
         for author in authors {
             if author == me {
@@ -252,6 +256,7 @@ impl<S: Store> Engine<S> {
             // Views of membership may differ for a moment; such a receipt is just not used.
             if !state.membership.is_member(&receipt.reader)
                 || !state.membership.is_member(&receipt.author)
+                || self.is_revoked(&receipt.reader)
             {
                 continue;
             }

@@ -144,6 +144,8 @@ const STATEMENT_VERSION: u8 = 1;
 pub const MAX_STATEMENT_BODY: usize = 196_608;
 /// Kinds of statement a node keeps at most (one statement each).
 pub const MAX_STATEMENT_KINDS: usize = 8;
+/// The highest statement kind code this build understands.
+pub const KNOWN_STATEMENT_KINDS: u8 = 2;
 /// Users one revocation list names at most (40 bytes each).
 pub const MAX_REVOCATIONS: usize = 4096;
 
@@ -152,18 +154,22 @@ pub const MAX_REVOCATIONS: usize = 4096;
 pub enum StatementKind {
     /// The users who left the organisation (`Revocations`).
     Revocations,
+    /// The organisation's switches for every node (`Policy`).
+    Policy,
 }
 
 impl StatementKind {
     pub fn code(self) -> u8 {
         match self {
             StatementKind::Revocations => 1,
+            StatementKind::Policy => 2,
         }
     }
 
     pub fn from_code(code: u8) -> Option<Self> {
         match code {
             1 => Some(StatementKind::Revocations),
+            2 => Some(StatementKind::Policy),
             _ => None,
         }
     }
@@ -210,17 +216,23 @@ impl AdminStatement {
         )?;
         match self.kind {
             StatementKind::Revocations => Revocations::decode(&self.body).map(|_| ()),
+            StatementKind::Policy => Policy::decode(&self.body).map(|_| ()),
         }
     }
 
     /// Of two statements of one kind, whether `self` wins over `other` (newest wins; at
     /// one serial, the lower hash of the encoding, so every node settles alike).
     pub fn beats(&self, other: &AdminStatement) -> bool {
-        (self.serial, other.hash()) > (other.serial, self.hash())
+        self.rank() > other.rank()
     }
 
-    fn hash(&self) -> [u8; 32] {
-        super::hash32(&[&self.encode()])
+    /// The order of `beats` as a value, as peers announce it (`SyncMessage::AdminSerials`):
+    /// serial, then the lower hash prefix.
+    pub fn rank(&self) -> (u64, std::cmp::Reverse<[u8; 8]>) {
+        let hash = super::hash32(&[&self.encode()]);
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&hash[..8]);
+        (self.serial, std::cmp::Reverse(prefix))
     }
 
     pub(super) fn encode_into(&self, w: &mut Writer) {
@@ -313,6 +325,117 @@ impl Revocations {
     }
 }
 
+/// How much of colleagues' presence nodes show (`Policy::presence`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Online, offline and "last seen".
+    #[default]
+    Full,
+    /// Online or offline, no "last seen".
+    OnlineOnly,
+    /// Neither.
+    Hidden,
+}
+
+/// Largest policy body (a few switches; room for later ones).
+pub const MAX_POLICY_BODY: usize = 1024;
+
+/// The organisation's switches (docs/PROTOCOL.md, "Admin statements"): what a staff
+/// council or data-protection officer decides for every node. Encoded as fields (tag,
+/// length, value) in ascending tag order; a node skips tags it does not know, so a newer
+/// admin tool's policy still applies its known switches on older nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Policy {
+    /// Whether anyone is told that a message was read (delivery ticks stay).
+    pub read_receipts: bool,
+    pub presence: Presence,
+    /// Largest file a node sends (`None`: each node's own setting).
+    pub max_file_bytes: Option<u64>,
+    /// Largest file fetched without a click (`None`: each node's own setting).
+    pub auto_download_bytes: Option<u64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            read_receipts: true,
+            presence: Presence::Full,
+            max_file_bytes: None,
+            auto_download_bytes: None,
+        }
+    }
+}
+
+impl Policy {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(32);
+        if !self.read_receipts {
+            w.u8(1);
+            w.u8(1);
+            w.u8(0);
+        }
+        if self.presence != Presence::Full {
+            w.u8(2);
+            w.u8(1);
+            w.u8(match self.presence {
+                Presence::Full => 0,
+                Presence::OnlineOnly => 1,
+                Presence::Hidden => 2,
+            });
+        }
+        for (tag, value) in [(3, self.max_file_bytes), (4, self.auto_download_bytes)] {
+            if let Some(v) = value {
+                w.u8(tag);
+                w.u8(8);
+                w.u64(v);
+            }
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        if bytes.len() > MAX_POLICY_BODY {
+            return Err(WireError::TooLarge {
+                len: bytes.len(),
+                max: MAX_POLICY_BODY,
+            });
+        }
+        let invalid = || WireError::Invalid { what: "policy" };
+        let mut r = Reader::new(bytes);
+        let mut policy = Policy::default();
+        let mut last = 0u8;
+        while r.remaining() > 0 {
+            let tag = r.u8()?;
+            // Canonical: ascending tags, each once.
+            if tag <= last {
+                return Err(invalid());
+            }
+            last = tag;
+            let value = r.var_bytes_u8()?;
+            match (tag, value) {
+                (1, [0]) => policy.read_receipts = false,
+                (1, [1]) => policy.read_receipts = true,
+                (2, [0]) => policy.presence = Presence::Full,
+                (2, [1]) => policy.presence = Presence::OnlineOnly,
+                (2, [2]) => policy.presence = Presence::Hidden,
+                (3 | 4, v) if v.len() == 8 => {
+                    let n = u64::from_be_bytes(v.try_into().map_err(|_| invalid())?);
+                    if tag == 3 {
+                        policy.max_file_bytes = Some(n);
+                    } else {
+                        policy.auto_download_bytes = Some(n);
+                    }
+                }
+                (1..=4, _) => return Err(invalid()),
+                // A switch of a newer Flurfunk: skipped.
+                _ => {}
+            }
+        }
+        Ok(policy)
+    }
+}
+
 #[cfg(test)]
 mod statement_tests {
     use super::*;
@@ -366,6 +489,29 @@ mod statement_tests {
         let twin = signed(&admin, 2, Revocations::default().encode());
         assert!(twin.beats(&s) != s.beats(&twin));
         assert!(!s.beats(&s));
+    }
+
+    #[test]
+    fn policies_round_trip_skip_unknown_switches_and_refuse_malformed_ones() {
+        let policy = Policy {
+            read_receipts: false,
+            presence: Presence::OnlineOnly,
+            max_file_bytes: Some(100 << 20),
+            auto_download_bytes: Some(0),
+        };
+        assert_eq!(Policy::decode(&policy.encode()), Ok(policy));
+        assert_eq!(Policy::decode(&[]), Ok(Policy::default()));
+        // An unknown switch of a newer tool is skipped; the known ones hold.
+        let mut newer = policy.encode();
+        newer.extend_from_slice(&[9, 2, 0xab, 0xcd]);
+        assert_eq!(Policy::decode(&newer), Ok(policy));
+        // Out of order, repeated, a wrong length or value, truncated: refused.
+        assert!(Policy::decode(&[2, 1, 1, 1, 1, 0]).is_err());
+        assert!(Policy::decode(&[1, 1, 0, 1, 1, 0]).is_err());
+        assert!(Policy::decode(&[1, 2, 0, 0]).is_err());
+        assert!(Policy::decode(&[2, 1, 7]).is_err());
+        assert!(Policy::decode(&[3, 8, 0, 0]).is_err());
+        assert!(Policy::decode(&vec![9; MAX_POLICY_BODY + 1]).is_err());
     }
 
     #[test]

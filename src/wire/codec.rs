@@ -141,6 +141,12 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
+    /// Bytes with a one-byte length (at most 255, so nothing to bound).
+    pub fn var_bytes_u8(&mut self) -> Result<&'a [u8], WireError> {
+        let n = self.u8()? as usize;
+        self.take(n)
+    }
+
     pub fn string(&mut self, max: usize) -> Result<String, WireError> {
         let bytes = self.var_bytes(max)?;
         std::str::from_utf8(bytes)

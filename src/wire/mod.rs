@@ -839,8 +839,13 @@ pub enum SyncMessage {
     },
     /// The serial of each admin statement the sender holds, sent after its hello in a
     /// managed network; a peer holding a newer one sends it.
+    /// Each entry: kind (its code; kinds this build does not know are passed through),
+    /// serial, and the first bytes of the statement's hash, so two statements of one
+    /// serial are told apart (`AdminStatement::rank`). `known_kinds`: the highest kind
+    /// code the sender understands; it is sent no statement of a later kind.
     AdminSerials {
-        serials: Vec<(StatementKind, u64)>,
+        known_kinds: u8,
+        serials: Vec<(u8, u64, [u8; 8])>,
     },
     /// One statement of the network's admin key (docs/PROTOCOL.md, "Admin statements").
     AdminStatement {
@@ -917,12 +922,17 @@ impl SyncMessage {
                 w.u8(10);
                 certificate.encode_into(&mut w);
             }
-            SyncMessage::AdminSerials { serials } => {
+            SyncMessage::AdminSerials {
+                known_kinds,
+                serials,
+            } => {
                 w.u8(11);
+                w.u8(*known_kinds);
                 w.u8(serials.len() as u8);
-                for (kind, serial) in serials {
-                    w.u8(kind.code());
+                for (kind, serial, hash) in serials {
+                    w.u8(*kind);
                     w.u64(*serial);
+                    w.bytes(hash);
                 }
             }
             SyncMessage::AdminStatement { statement } => {
@@ -1016,22 +1026,21 @@ impl SyncMessage {
                 certificate: RelayCertificate::decode_from(&mut r)?,
             },
             11 => {
+                let known_kinds = r.u8()?;
                 let n = r.u8()? as usize;
-                if n > MAX_STATEMENT_KINDS || n * 9 > r.remaining() {
+                if n > MAX_STATEMENT_KINDS || n * 17 > r.remaining() {
                     return Err(WireError::Invalid {
                         what: "admin serials",
                     });
                 }
                 let mut serials = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let code = r.u8()?;
-                    let kind = StatementKind::from_code(code).ok_or(WireError::UnknownTag {
-                        what: "admin statement kind",
-                        tag: code,
-                    })?;
-                    serials.push((kind, r.u64()?));
+                    serials.push((r.u8()?, r.u64()?, r.array()?));
                 }
-                SyncMessage::AdminSerials { serials }
+                SyncMessage::AdminSerials {
+                    known_kinds,
+                    serials,
+                }
             }
             12 => SyncMessage::AdminStatement {
                 statement: AdminStatement::decode_from(&mut r)?,
