@@ -1181,3 +1181,191 @@ fn counter_removal_schedules_0() {
 fn counter_removal_schedules_1() {
     run_seeds(500..1000, COUNTER_REMOVALS);
 }
+
+/// Offboarding under faults (issue 23): in a managed network the admin revokes Mallory at
+/// a random step, at a random honest installation; Mallory's node never hears of it and
+/// keeps writing, and forges statements (with her own key: one that reinstates her with a
+/// higher serial, one that revokes an honest member) and replays the older list, to
+/// random honest nodes. After healing:
+/// - every honest node holds the same, real statement: Mallory revoked, nobody else;
+/// - the group's honest admin removed her everywhere, and the honest members agree on
+///   events and order (`check_invariants`);
+/// - no honest node shows a text Mallory wrote after her revocation;
+/// - Mallory's node holds no text an honest member wrote after her revocation.
+fn revoked_member_schedule(seed: u64) -> Result<(), String> {
+    use flurfunk::admin::AdminKey;
+    let mut sim = Sim::new(seed);
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(seed ^ 0x5eed);
+    let admin = AdminKey::generate(&mut keys);
+    let forger = AdminKey::generate(&mut keys);
+    sim.config.admin_key = Some(admin.public());
+    let honest_count = sim.rng.gen_range(3..=4);
+    let names = ["Anna", "Bernd", "Carla", "Dieter"];
+    let honest: Vec<usize> = (0..honest_count)
+        .map(|i| sim.add_node(names[i], Role::Member))
+        .collect();
+    let mallory = sim.add_node("Mallory", Role::Member);
+    let m_user = sim.nodes[mallory].user_id;
+    let mut profiles: Vec<_> = honest[1..].iter().map(|n| sim.profile(*n)).collect();
+    profiles.push(sim.profile(mallory));
+    let now = sim.now;
+    let conv = sim.nodes[honest[0]]
+        .engine()
+        .create_group(now, "Bauhof", &profiles)
+        .map_err(|e| e.to_string())?;
+    sim.settle(20_000);
+    sim.faults = Faults {
+        drop: sim.rng.gen_range(0.0..0.2),
+        duplicate: sim.rng.gen_range(0.0..0.1),
+        max_delay_ms: sim.rng.gen_range(5..300),
+    };
+    // An earlier list (someone else revoked and reinstated: serial 2, empty).
+    let outsider = flurfunk::identity::Identity::generate(&mut keys, "Ehemalig")
+        .map_err(|e| e.to_string())?
+        .user_id();
+    let first = admin
+        .change_revocations(None, outsider, true, now)
+        .map_err(|e| e.to_string())?
+        .ok_or("no list")?;
+    let emptied = admin
+        .change_revocations(Some(&first), outsider, false, now)
+        .map_err(|e| e.to_string())?
+        .ok_or("no list")?;
+    let publisher = honest[sim.rng.gen_range(0..honest.len())];
+    for s in [first.clone(), emptied.clone()] {
+        sim.nodes[publisher]
+            .engine()
+            .publish_admin_statement(now, s)
+            .map_err(|e| e.to_string())?;
+    }
+    sim.pump(publisher);
+    let steps = sim.rng.gen_range(20..40);
+    let revoke_at = sim.rng.gen_range(3..steps - 3);
+    let mut revoked: Option<(u64, flurfunk::wire::AdminStatement)> = None;
+    let mut late_mallory: BTreeSet<EventId> = BTreeSet::new();
+    let mut late_honest: BTreeSet<EventId> = BTreeSet::new();
+    for step in 0..steps {
+        let now = sim.now;
+        if step == revoke_at {
+            let at = sim.nodes[publisher]
+                .engine()
+                .admin_statements()
+                .into_iter()
+                .find(|s| s.kind == flurfunk::wire::StatementKind::Revocations);
+            let list = admin
+                .change_revocations(at.as_ref(), m_user, true, now)
+                .map_err(|e| e.to_string())?
+                .ok_or("no list")?;
+            let admin_at = honest[sim.rng.gen_range(0..honest.len())];
+            sim.nodes[admin_at]
+                .engine()
+                .publish_admin_statement(now, list.clone())
+                .map_err(|e| e.to_string())?;
+            sim.pump(admin_at);
+            revoked = Some((now, list));
+        }
+        match sim.rng.gen_range(0..10) {
+            0..=3 => {
+                let who = honest[sim.rng.gen_range(0..honest.len())];
+                // Written after the writer saw her removed: she must never read it.
+                let after_removal = !members_seen(&mut sim, who, &conv).contains(&m_user);
+                let id = sim.send(who, conv, &format!("Runde {step}"));
+                if after_removal {
+                    late_honest.insert(id);
+                }
+            }
+            4..=6 => {
+                // Her node does not know (or learns of its removal from a node that has
+                // not heard of the revocation yet): it writes on while it can.
+                let text = format!("Mallory {step}");
+                if let Ok(id) = sim.nodes[mallory].engine().send_text(now, conv, &text) {
+                    sim.pump(mallory);
+                    // Stamped later than the revocation (the same millisecond is not).
+                    if revoked.as_ref().is_some_and(|(at, _)| now > *at) {
+                        late_mallory.insert(id);
+                    }
+                }
+            }
+            7 => {
+                // A forged list that reinstates her (and revokes an honest member).
+                let victim = sim.nodes[honest[sim.rng.gen_range(0..honest.len())]].user_id;
+                let base = revoked.as_ref().map(|(_, s)| s).unwrap_or(&emptied);
+                let mut forged = forger
+                    .change_revocations(Some(base), victim, true, now)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no list")?;
+                forged.serial += 5;
+                let to = honest[sim.rng.gen_range(0..honest.len())];
+                sim.inject(
+                    mallory,
+                    to,
+                    SyncMessage::AdminStatement { statement: forged },
+                );
+            }
+            8 => {
+                // The older list, replayed.
+                let to = honest[sim.rng.gen_range(0..honest.len())];
+                sim.inject(
+                    mallory,
+                    to,
+                    SyncMessage::AdminStatement {
+                        statement: first.clone(),
+                    },
+                );
+            }
+            _ => {}
+        }
+        let pause = sim.rng.gen_range(50..3_000);
+        sim.run_ms(pause);
+    }
+    sim.faults = Faults::none();
+    sim.run_ms(flurfunk::sync::REVOCATION_CATCH_UP_MS + 5_000);
+    sim.settle(120_000);
+    let (_, list) = revoked.ok_or("never revoked")?;
+    for &h in &honest {
+        let name = sim.nodes[h].name.clone();
+        let e = sim.nodes[h].engine();
+        if e.admin_statements() != vec![list.clone()] {
+            return Err(format!("{name} holds {:?}", e.admin_statements()));
+        }
+        if e.conversation(&conv)
+            .is_some_and(|c| c.members.iter().any(|(p, _)| p.user_id == m_user))
+        {
+            return Err(format!("{name} still has Mallory in the group"));
+        }
+        let shown: BTreeSet<EventId> = e
+            .messages(&conv)
+            .map_err(|err| err.to_string())?
+            .into_iter()
+            .map(|m| m.event_id)
+            .collect();
+        if let Some(late) = late_mallory.iter().find(|id| shown.contains(id)) {
+            return Err(format!(
+                "{name} shows Mallory's text {late} written after her revocation"
+            ));
+        }
+    }
+    common::check_invariants(&sim, conv, &[mallory])?;
+    let at_mallory: BTreeSet<EventId> = sim.nodes[mallory]
+        .engine()
+        .messages(&conv)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|m| m.event_id)
+        .collect();
+    if let Some(read) = late_honest.iter().find(|id| at_mallory.contains(id)) {
+        return Err(format!(
+            "Mallory holds {read}, written after her revocation"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn revoked_member_schedules() {
+    common::run_seeds(
+        0..200,
+        "cargo test --test dishonest revoked",
+        revoked_member_schedule,
+    );
+}

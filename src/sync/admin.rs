@@ -111,6 +111,9 @@ pub const REVOCATION_REMOVAL_STEP_MS: u64 = 60_000;
 /// An admin removes nobody until this long after it learned of the revocation list (or
 /// started): a round of catching up with the group first, which may show the removal done.
 pub const REVOCATION_CATCH_UP_MS: u64 = 10_000;
+/// A statement is sent to one peer at most this often per kind (a peer that claims an
+/// older one again, e.g. because the last copy was lost, gets it again after this).
+pub const ADMIN_RESEND_MS: u64 = 10_000;
 
 impl<S: Store> Engine<S> {
     /// The admin statements kept in the store, applied at start-up. One that no longer
@@ -176,6 +179,7 @@ impl<S: Store> Engine<S> {
     /// so repeating an empty list gets nothing sent again.
     pub(super) fn handle_admin_serials(
         &mut self,
+        now_ms: u64,
         peer: UserId,
         known_kinds: u8,
         serials: Vec<(u8, u64, [u8; 8])>,
@@ -188,10 +192,11 @@ impl<S: Store> Engine<S> {
             return;
         };
         p.admin_known_kinds = known_kinds;
+        // What it says it holds now (a statement sent may have been lost on the way).
+        p.admin_serials.clear();
         for (code, serial, hash) in serials.into_iter().take(MAX_STATEMENT_KINDS) {
-            let claimed = (serial, std::cmp::Reverse(hash));
-            let known = p.admin_serials.entry(code).or_insert(claimed);
-            *known = (*known).max(claimed);
+            p.admin_serials
+                .insert(code, (serial, std::cmp::Reverse(hash)));
         }
         let mut out = Vec::new();
         for s in statements {
@@ -200,8 +205,15 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             let rank = s.rank();
-            if p.admin_serials.get(&code).is_none_or(|known| *known < rank) {
+            // Sent again at most every `ADMIN_RESEND_MS` per kind, however often a peer
+            // repeats an old list.
+            let recently = p
+                .admin_sent_ms
+                .get(&code)
+                .is_some_and(|t| now_ms.saturating_sub(*t) < ADMIN_RESEND_MS);
+            if p.admin_serials.get(&code).is_none_or(|known| *known < rank) && !recently {
                 p.admin_serials.insert(code, rank);
+                p.admin_sent_ms.insert(code, now_ms);
                 out.push(s);
             }
         }
@@ -279,13 +291,38 @@ impl<S: Store> Engine<S> {
         now_ms: u64,
         statement: AdminStatement,
     ) -> Result<(), SyncError> {
+        // What revoked colleagues signed after their revocation goes in the same batch:
+        // every node that holds the list drops the same chain suffixes, also of events it
+        // took before it heard of the revocation, so all converge.
+        let purged = match statement.kind {
+            StatementKind::Revocations => Revocations::decode(&statement.body)
+                .map(|l| self.signed_after_revocation(&l.revoked))
+                .unwrap_or(Ok(Vec::new()))?,
+            StatementKind::Policy => Vec::new(),
+        };
+        let touched: BTreeSet<ConversationId> =
+            purged.iter().map(|e| e.header.conversation).collect();
         self.store.apply(Batch {
             admin_statements: vec![statement.clone()],
+            remove_events: purged.clone(),
             ..Batch::default()
         })?;
         // Durable with the next commit (the flag makes it flush).
         self.positions_unflushed = true;
-        tracing::info!(kind = ?statement.kind, serial = statement.serial, "admin statement accepted");
+        tracing::info!(kind = ?statement.kind, serial = statement.serial, purged = purged.len(), "admin statement accepted");
+        if !purged.is_empty() {
+            self.reload()?;
+            for e in &purged {
+                self.notifications.push_back(Notification::Retracted {
+                    conversation: e.header.conversation,
+                    event_id: e.id(),
+                });
+            }
+            for conversation in touched {
+                self.notifications
+                    .push_back(Notification::ConversationChanged { conversation });
+            }
+        }
         let kind = statement.kind;
         self.admin.statements.insert(kind, statement.clone());
         self.apply_statements(now_ms);
@@ -313,6 +350,36 @@ impl<S: Store> Engine<S> {
             }
         }
         Ok(())
+    }
+
+    /// The stored events revoked colleagues signed after their revocation: per
+    /// conversation and author, the chain from its first event stamped later than the
+    /// revocation on (a suffix, as `Batch::remove_events` needs). Reads the revoked
+    /// authors' events once, when a list arrives.
+    fn signed_after_revocation(
+        &self,
+        revoked: &BTreeMap<UserId, u64>,
+    ) -> Result<Vec<Event>, SyncError> {
+        let mut out = Vec::new();
+        for (conv, state) in &self.convs {
+            for (user, at) in revoked {
+                let head = state.vv.get(user).copied().unwrap_or(0);
+                let mut cut = false;
+                for seq in 1..=head {
+                    let Some(id) = self.store.event_id_by_seq(conv, user, seq)? else {
+                        continue;
+                    };
+                    let Some(event) = self.store.event(&id)? else {
+                        continue;
+                    };
+                    cut |= event.header.wall_ms > *at;
+                    if cut {
+                        out.push(event);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the network's admin revoked `user` (it left the organisation).

@@ -383,6 +383,8 @@ struct Peer {
     admin_serials: BTreeMap<u8, (u64, std::cmp::Reverse<[u8; 8]>)>,
     /// The highest statement kind the peer understands (none until it says).
     admin_known_kinds: u8,
+    /// When a statement of each kind was last sent to it from its serials.
+    admin_sent_ms: BTreeMap<u8, u64>,
 }
 
 /// The seed of an engine's generator: 32 bytes, the full strength of ChaCha20. Every epoch
@@ -840,7 +842,7 @@ impl<S: Store> Engine<S> {
                 known_kinds,
                 serials,
             } => {
-                self.handle_admin_serials(peer, known_kinds, serials);
+                self.handle_admin_serials(now_ms, peer, known_kinds, serials);
                 Ok(())
             }
             SyncMessage::AdminStatement { statement } => {
