@@ -81,6 +81,7 @@ async fn start(
         files_dir: Some(d.files()),
         file_limits: flurfunk::node::FileLimits::default(),
         relay_certificate: None,
+        machine_policy: flurfunk::wire::Policy::default(),
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await

@@ -50,6 +50,7 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         files_dir: Some(dir.path().join("files")),
         file_limits: flurfunk::node::FileLimits::default(),
         relay_certificate: None,
+        machine_policy: flurfunk::wire::Policy::default(),
     };
     let (handle, mut events) = node::start(identity, Box::new(store), config)
         .await

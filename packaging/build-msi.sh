@@ -3,6 +3,7 @@
 # with wixl and msibuild from Debian's msitools. Installs them when missing.
 #
 #   packaging/build-msi.sh      ->  target/windows/dist/flurfunk-VERSION-x64.msi
+#                                   and target/windows/dist/admx/ (group-policy template)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,3 +49,7 @@ cp packaging/windows/flurfunk.wxs "$stage/"
 )
 mv "$stage/$msi" "$dist/$msi"
 ls -l "$dist/$msi"
+# The group-policy template goes beside the MSI (docs/ADMIN.md, "Machine settings").
+rm -rf "$dist/admx"
+cp -r packaging/windows/admx "$dist/admx"
+ls -R "$dist/admx"

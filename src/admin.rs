@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 use crate::crypto::{self, LABEL_ADMIN_STATEMENT, LABEL_RELAY_CERTIFICATE};
 use crate::identity::UserId;
 use crate::wire::{
-    AdminStatement, MAX_CERTIFICATE_MS, MAX_REVOCATIONS, MAX_STATEMENT_BODY, RelayCertificate,
-    Revocations, StatementKind,
+    AdminStatement, MAX_CERTIFICATE_MS, MAX_REVOCATIONS, MAX_STATEMENT_BODY, Policy,
+    RelayCertificate, Revocations, StatementKind,
 };
 
 const FILE_MAGIC: &[u8] = b"FLURFUNK-ADMIN-KEY-1\n";
@@ -147,6 +147,23 @@ impl AdminKey {
             .map(Some)
     }
 
+    /// The policy statement after `current` saying `policy`, signed with the next serial.
+    /// `Ok(None)`: it says that already.
+    pub fn change_policy(
+        &self,
+        current: Option<&AdminStatement>,
+        policy: Policy,
+        now_ms: u64,
+    ) -> Result<Option<AdminStatement>, AdminError> {
+        let held = current.and_then(|s| Policy::decode(&s.body).ok());
+        if held == Some(policy) || (current.is_none() && policy == Policy::default()) {
+            return Ok(None);
+        }
+        let serial = current.map_or(1, |s| s.serial.saturating_add(1));
+        self.sign_statement(StatementKind::Policy, serial, now_ms, policy.encode())
+            .map(Some)
+    }
+
     /// Write a new admin key file (readable by its owner only, protected at rest on
     /// Windows); never overwrites.
     pub fn save_new(&self, path: &Path) -> Result<(), AdminError> {
@@ -188,6 +205,24 @@ impl AdminKey {
             signing: SigningKey::from_bytes(&secret),
         })
     }
+}
+
+/// Append one line to an installation's admin audit log (`DataDir::admin_audit_log`):
+/// UTC time, admin key fingerprint, what was done (tab-separated; line breaks in `what`
+/// become spaces). Synced before it returns: the log is what IT shows an auditor.
+pub fn append_audit(path: &Path, admin: &AdminKey, what: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let line = format!(
+        "{}\tadmin {}\t{}\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+        fingerprint(&admin.public()),
+        what.replace(['\n', '\r'], " ")
+    );
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_all()))
 }
 
 /// A short form of an admin public key to compare by eye: "3f2a 91c0 …" (the first 8

@@ -198,7 +198,11 @@ pub fn validate_name(name: &str) -> Result<(), IdentityError> {
             }
             return Err(IdentityError::NameCharacters);
         }
-        if c.is_control() || is_deceptive_char(*c) || (c.is_whitespace() && *c != ' ') {
+        if c.is_control()
+            || is_deceptive_char(*c)
+            || is_mark_char(*c)
+            || (c.is_whitespace() && *c != ' ')
+        {
             return Err(IdentityError::NameCharacters);
         }
     }
@@ -254,6 +258,72 @@ pub fn is_deceptive_char(c: char) -> bool {
             | '\u{E0000}'..='\u{E007F}'
             | '\u{E0100}'..='\u{E01EF}'
     )
+}
+
+/// The mark after an official name from the network's directory.
+pub const OFFICIAL_MARK: char = '\u{2714}';
+/// The mark after a self-chosen name that looks like someone else's official one.
+pub const DOUBTFUL_MARK: char = '\u{26A0}';
+
+/// Check marks and warning signs: the app puts them after names (directory names, look-
+/// alikes), so no chosen name may carry one; from peers' profiles they are dropped.
+pub fn is_mark_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2611}' | '\u{2705}' | '\u{2713}' | '\u{2714}' | '\u{1F5F8}' | '\u{26A0}'
+    )
+}
+
+/// How a name looks, to find look-alikes of an official name: lower case, letters and
+/// digits only, umlauts, accents and ß reduced, Cyrillic and Greek letters that look
+/// Latin taken as those ("Bürgermeisteramt", "Buergermeister-Amt", "BURGERMEISTERAMT"
+/// and one with a Cyrillic "е" give one key).
+pub fn name_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let latin = match c {
+            'А' | 'а' | 'Α' | 'α' => 'a',
+            'В' | 'Β' | 'β' => 'b',
+            'Е' | 'е' | 'Ε' | 'ε' => 'e',
+            'Ζ' => 'z',
+            'Н' | 'Η' => 'h',
+            'І' | 'і' | 'Ι' | 'ι' | 'ӏ' | '|' | '1' => 'l',
+            'Ј' | 'ј' => 'j',
+            'К' | 'к' | 'Κ' | 'κ' => 'k',
+            'М' | 'Μ' => 'm',
+            'Ν' | 'ν' => 'v',
+            'О' | 'о' | 'Ο' | 'ο' | '0' => 'o',
+            'Р' | 'р' | 'Ρ' | 'ρ' => 'p',
+            'С' | 'с' => 'c',
+            'Ѕ' | 'ѕ' => 's',
+            'Т' | 'Τ' | 'τ' => 't',
+            'У' | 'у' | 'Υ' | 'υ' => 'y',
+            'Х' | 'х' | 'Χ' | 'χ' => 'x',
+            'ԁ' => 'd',
+            c => c,
+        };
+        for l in latin.to_lowercase() {
+            let base = match l {
+                'ä' | 'á' | 'à' | 'â' | 'ã' | 'å' => 'a',
+                'é' | 'è' | 'ê' | 'ë' => 'e',
+                'í' | 'ì' | 'î' | 'ï' | 'i' => 'l',
+                'ö' | 'ó' | 'ò' | 'ô' | 'õ' | 'ø' => 'o',
+                'ü' | 'ú' | 'ù' | 'û' => 'u',
+                'ç' => 'c',
+                'ñ' => 'n',
+                'ß' => {
+                    out.push_str("ss");
+                    continue;
+                }
+                l => l,
+            };
+            if base.is_alphanumeric() {
+                out.push(base);
+            }
+        }
+    }
+    // "ae", "oe", "ue" as written for ä, ö, ü.
+    out.replace("ae", "a").replace("oe", "o").replace("ue", "u")
 }
 
 /// This installation's secret identity.
@@ -663,6 +733,35 @@ mod tests {
 
     fn rng() -> rand_chacha::ChaCha20Rng {
         rand_chacha::ChaCha20Rng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key_and_marks_are_refused() {
+        let key = name_key("Bürgermeisteramt");
+        for alike in [
+            "Buergermeister-Amt",
+            "BURGERMEISTERAMT",
+            "Bürgermeist\u{0435}ramt",
+            "B\u{00FC}rgermeisteramt ",
+            "Вürgermeisteramt",
+            "Bürgermeisteramt.",
+        ] {
+            assert_eq!(name_key(alike), key, "{alike:?}");
+        }
+        assert_eq!(name_key("Il1|"), name_key("llll"));
+        assert_eq!(name_key("Straße"), name_key("Strasse"));
+        for other in ["Bürgermeister", "Anna Schmidt", "Bauamt"] {
+            assert_ne!(name_key(other), key, "{other:?}");
+        }
+        for marked in [
+            "Anna \u{2714}",
+            "IT \u{2705}",
+            "Amt \u{26A0}",
+            "ok \u{2713}",
+        ] {
+            assert!(validate_name(marked).is_err(), "{marked:?}");
+        }
+        assert!(validate_name("Anna 👍").is_ok());
     }
 
     #[test]

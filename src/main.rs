@@ -286,12 +286,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--data-dir`, else the folder the machine settings give, else the OS's per-user one.
 fn data_dir(cli: &Cli) -> Result<DataDir> {
-    match &cli.data_dir {
-        Some(d) => Ok(DataDir::new(d)),
-        None => DataDir::default_location()
-            .context("cannot determine the per-user data directory; pass --data-dir"),
+    if let Some(d) = &cli.data_dir {
+        return Ok(DataDir::new(d));
     }
+    if let Some(d) = machine_policy()?.data_dir {
+        return Ok(DataDir::new(d));
+    }
+    DataDir::default_location()
+        .context("cannot determine the per-user data directory; pass --data-dir")
+}
+
+/// This machine's settings (`app::machine_policy`); invalid ones stop every command.
+fn machine_policy() -> Result<flurfunk::app::machine_policy::MachinePolicy> {
+    Ok(flurfunk::app::machine_policy::MachinePolicy::load()?)
 }
 
 fn load_identity(dir: &DataDir) -> Result<Identity> {
@@ -393,12 +402,23 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                 );
                 println!("role:      {}", status.role);
+                let machine = machine_policy()?;
+                if let Some(source) = &machine.source {
+                    println!(
+                        "machine:   settings from {source}{}",
+                        if machine.lock_network {
+                            " (network locked)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
                 if let Some(p) = &status.policy {
                     let size = |v: Option<u64>| {
                         v.map_or("own setting".into(), flurfunk::files::human_size)
                     };
                     println!(
-                        "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {} (set by the organisation)",
+                        "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {} (set by the organisation or this machine)",
                         if p.read_receipts { "on" } else { "off" },
                         p.presence,
                         size(p.max_file_bytes),
@@ -771,6 +791,7 @@ async fn request(dir: &DataDir, req: Request) -> Result<Response> {
         identity_path: Some(dir.identity()),
         // A file sent while no node runs is taken in now and announced on the next start.
         files_dir: Some(dir.files()),
+        machine_policy: machine_policy()?.policy,
         ..NodeConfig::offline(key)
     };
     let (handle, _) = node::start(identity, Box::new(store), config).await?;
@@ -786,6 +807,7 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             admin_key,
             unmanaged,
         } => {
+            machine_policy()?.check_unlocked("Making another network")?;
             let mut key = NetworkKey::generate(&mut rand::rngs::OsRng);
             let admin_path = (!unmanaged).then(|| admin_key.unwrap_or_else(|| dir.admin_key()));
             // Refuse before anything is made: no admin key is left for a network that was
@@ -826,6 +848,7 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             Ok(())
         }
         NetworkAction::Demo => {
+            machine_policy()?.check_unlocked("Joining the demo network")?;
             dir.create()?;
             NetworkKey::demo().save_replace(&dir.network_key())?;
             println!(
@@ -834,6 +857,7 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             Ok(())
         }
         NetworkAction::Join { file } => {
+            machine_policy()?.check_unlocked("Joining another network")?;
             let key = NetworkKey::load(&file)?;
             dir.create()?;
             key.save_replace(&dir.network_key())?;

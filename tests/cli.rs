@@ -655,3 +655,216 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
     it_node.stop();
     node.stop();
 }
+
+/// The directory: IT gives a colleague the official name "Bürgermeisteramt"; every node
+/// shows it with its mark, and a colleague who calls itself "Bürgermeister-Amt" is shown
+/// as doubtful. A file with a bad line changes nothing and names the line.
+#[test]
+fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
+    let it = tempfile::tempdir().unwrap();
+    let anna = tempfile::tempdir().unwrap();
+    let mallory = tempfile::tempdir().unwrap();
+    assert!(flurfunk(it.path(), &["init", "--name", "IT-Service"]).0);
+    assert!(flurfunk(anna.path(), &["init", "--name", "Anna"]).0);
+    assert!(flurfunk(mallory.path(), &["init", "--name", "Bürgermeister-Amt"]).0);
+    let key = it.path().join("rathaus.key");
+    assert!(
+        flurfunk(
+            it.path(),
+            &["network", "new", "--out", key.to_str().unwrap()]
+        )
+        .0
+    );
+    for dir in [&it, &anna, &mallory] {
+        assert!(flurfunk(dir.path(), &["network", "join", key.to_str().unwrap()]).0);
+    }
+    let it_node = RunningNode::start(it.path(), &[]);
+    let listening = it_node.wait_for("IT listening", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_string();
+    let anna_node = RunningNode::start(anna.path(), &["--peer", &addr]);
+    let mallory_node = RunningNode::start(mallory.path(), &["--peer", &addr]);
+    let (anna_id, mallory_id) = (user_id(anna.path()), user_id(mallory.path()));
+    // Both online at IT, in whichever order.
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    it_node.wait_for("both colleagues online at IT", |v| {
+        if v["event"] == "peer_online" {
+            seen.borrow_mut()
+                .insert(v["user_id"].as_str().unwrap_or("").to_string());
+        }
+        let seen = seen.borrow();
+        seen.contains(&anna_id) && seen.contains(&mallory_id)
+    });
+    let list = it.path().join("verzeichnis.csv");
+    std::fs::write(
+        &list,
+        format!("# user id;name;department\n{anna_id};Bürgermeisteramt;Büro des Bürgermeisters\nnot-an-id;Bauhof;\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = flurfunk(
+        it.path(),
+        &["admin", "directory", "import", list.to_str().unwrap()],
+    );
+    assert!(
+        !ok && err.contains("line 3") && err.contains("nothing changed"),
+        "{err}"
+    );
+    let (_, out, _) = flurfunk(it.path(), &["admin", "directory", "show"]);
+    assert!(out.contains("no directory"), "{out}");
+    std::fs::write(
+        &list,
+        format!("{anna_id};Bürgermeisteramt;Büro des Bürgermeisters\n"),
+    )
+    .unwrap();
+    let (ok, out, err) = flurfunk(
+        it.path(),
+        &["admin", "directory", "import", list.to_str().unwrap()],
+    );
+    assert!(
+        ok && out.contains("directory no. 1 with 1 colleagues"),
+        "{out}{err}"
+    );
+    for node in [&anna_node, &mallory_node] {
+        node.wait_for("the directory arrived", |v| {
+            v["event"] == "admin_statement" && v["kind"] == "directory"
+        });
+    }
+    // At every node: Anna by her official name with the mark, Mallory's look-alike with
+    // the doubtful one.
+    for (dir, whom) in [
+        (&it, vec![&anna_id, &mallory_id]),
+        (&mallory, vec![&anna_id]),
+    ] {
+        let (ok, out, err) = flurfunk(dir.path(), &["peers", "--json"]);
+        assert!(ok, "{err}");
+        // One JSON object per line.
+        let peers = serde_json::Value::Array(
+            out.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+        );
+        let name = |id: &str| {
+            peers
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["user_id"] == id)
+                .map(|p| (p["name"].clone(), p["department"].clone()))
+                .unwrap_or_else(|| panic!("{id} not among {peers}"))
+        };
+        if whom.contains(&&anna_id) {
+            let (n, d) = name(&anna_id);
+            assert_eq!(n, "Bürgermeisteramt \u{2714}", "{peers}");
+            assert_eq!(d, "Büro des Bürgermeisters");
+        }
+        if whom.contains(&&mallory_id) {
+            let (n, d) = name(&mallory_id);
+            assert_eq!(n, "Bürgermeister-Amt \u{26A0}", "{peers}");
+            assert!(d.is_null());
+        }
+    }
+    // A self-chosen name cannot carry the mark.
+    let other = tempfile::tempdir().unwrap();
+    let (ok, _, err) = flurfunk(
+        other.path(),
+        &["init", "--name", "Bürgermeisteramt \u{2714}"],
+    );
+    assert!(!ok, "{err}");
+    // One entry changed by name; the audit log has both.
+    let (ok, out, err) = flurfunk(
+        it.path(),
+        &[
+            "admin",
+            "directory",
+            "set",
+            "Bürgermeisteramt",
+            "Bürgermeisteramt",
+            "--department",
+            "Referat 1",
+        ],
+    );
+    assert!(ok && out.contains("directory no. 2"), "{out}{err}");
+    let (_, out, _) = flurfunk(it.path(), &["admin", "directory", "show"]);
+    assert!(out.contains("Referat 1") && out.contains(&anna_id), "{out}");
+    let (_, out, _) = flurfunk(it.path(), &["admin", "audit"]);
+    assert!(
+        out.contains("directory-import") && out.contains("directory-set"),
+        "{out}"
+    );
+    for node in [it_node, anna_node, mallory_node] {
+        node.stop();
+    }
+}
+
+/// Machine settings (`/etc/flurfunk/policy.toml`; here the debug build's
+/// `FLURFUNK_MACHINE_POLICY`): a locked network refuses the demo network and joining,
+/// and without a key installed for the machine nothing starts; the switches reach the
+/// node; a wrong file stops every command with a message naming it.
+#[test]
+fn machine_settings_lock_the_network_and_set_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = tempfile::tempdir().unwrap();
+    assert!(flurfunk(dir.path(), &["init", "--name", "Emil"]).0);
+    let policy = admin.path().join("policy.toml");
+    let with_policy = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("FLURFUNK_MACHINE_POLICY", &policy)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let key = admin.path().join("rathaus.key");
+    assert!(
+        flurfunk(
+            admin.path(),
+            &["network", "new", "--out", key.to_str().unwrap()]
+        )
+        .0
+    );
+
+    std::fs::write(&policy, "lock_network = true\n").unwrap();
+    let (ok, _, err) = with_policy(&["network", "demo"]);
+    assert!(!ok && err.contains("locked"), "{err}");
+    let (ok, _, err) = with_policy(&["network", "join", key.to_str().unwrap()]);
+    assert!(!ok && err.contains("locked"), "{err}");
+    assert!(!dir.path().join("network.key").exists());
+    if !std::path::Path::new("/etc/flurfunk/network.key").exists() {
+        let (ok, _, err) = with_policy(&["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        assert!(
+            !ok && err.contains("no network key is installed for the machine"),
+            "{err}"
+        );
+    }
+
+    // Not locked: the switches hold at the node (no network statement overrides them).
+    std::fs::write(
+        &policy,
+        "read_receipts = false\npresence = \"online_only\"\nmax_file_mb = 5\n",
+    )
+    .unwrap();
+    assert!(with_policy(&["network", "join", key.to_str().unwrap()]).0);
+    let (ok, out, err) = with_policy(&["status"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("machine:   settings from"), "{out}");
+    assert!(
+        out.contains("read receipts off") && out.contains("files up to 5.0 MB"),
+        "{out}"
+    );
+    let (ok, out, _) = with_policy(&["status", "--json"]);
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(status["policy"]["presence"], "online_only", "{status}");
+
+    std::fs::write(&policy, "lock_netwrok = true\n").unwrap();
+    let (ok, _, err) = with_policy(&["whoami"]);
+    assert!(
+        !ok && err.contains("ask IT") && err.contains("policy.toml"),
+        "{err}"
+    );
+}

@@ -758,3 +758,91 @@ fn a_file_dropped_on_the_chat_opens_the_send_dialog_and_is_sent() {
         }));
     assert_eq!(at_ben.file.unwrap().size, 30_000);
 }
+
+/// With this network's admin key in the data directory, the settings show the admin
+/// section: read receipts turned off there reach a colleague's node, and a colleague
+/// revoked there is told "left the organisation" everywhere; both are in the audit log.
+/// Without the key the section is not there.
+#[test]
+fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
+    let f = Fixture::new();
+    let dir = f.data_dir();
+    launch::ensure_identity(&dir, "IT-Service").unwrap();
+    let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+    let key = test_key().with_admin(admin.public());
+    key.save_replace(&dir.network_key()).unwrap();
+    // First without the admin key: no section.
+    let mut h = running(&f, &[], Lang::De);
+    h.get_by_label("⚙").click();
+    h.run_steps(3);
+    assert!(!has_label(&h, "Verwaltung (IT)"));
+    let first = app(&h).node().unwrap().clone();
+    drop(h);
+    f.rt.block_on(first.shutdown()).unwrap();
+    admin.save_new(&dir.admin_key()).unwrap();
+    let bernd =
+        f.rt.block_on(support::spawn_with("Bernd", &[], key.clone(), Role::Member));
+    let dora = f.rt.block_on(support::spawn_with(
+        "Dora",
+        &[&bernd],
+        key.clone(),
+        Role::Member,
+    ));
+    let mut h = running(&f, &[&bernd, &dora], Lang::De);
+    let node = app(&h).node().unwrap().clone();
+    f.rt.block_on(eventually("both colleagues online", || async {
+        let peers = node.peers().await.unwrap();
+        (peers.iter().filter(|p| p.online).count() == 2).then_some(())
+    }));
+    h.run_steps(5);
+    h.get_by_label("⚙").click();
+    h.run_steps(3);
+    assert!(has_label(&h, "Verwaltung (IT)"));
+    h.get_by_label("Lesebestätigungen für alle").click();
+    h.run_steps(3);
+    h.get_by_label("Für alle festlegen").click();
+    h.run_steps(3);
+    f.rt.block_on(eventually("Bernd's node has the policy", || async {
+        let status = bernd.handle.status().await.unwrap();
+        status
+            .policy
+            .is_some_and(|p| !p.read_receipts)
+            .then_some(())
+    }));
+    h.get_by_label("Hat die Organisation verlassen").click();
+    h.run_steps(3);
+    h.get_by_label("Dora").click();
+    h.run_steps(3);
+    h.get_by_label("Sperren …").click();
+    h.run_steps(3);
+    // One click is not enough.
+    let dora_id = dora.user();
+    assert!(
+        !f.rt
+            .block_on(bernd.handle.admin_statements())
+            .unwrap()
+            .iter()
+            .any(|s| s.kind == "revocations")
+    );
+    h.get_by_label_contains("Wirklich sperren?").click();
+    h.run_steps(3);
+    f.rt.block_on(eventually("Bernd's node refuses Dora", || async {
+        let statements = bernd.handle.admin_statements().await.unwrap();
+        statements
+            .iter()
+            .any(|s| {
+                s.kind == "revocations"
+                    && s.revoked.iter().any(|r| r.user_id == dora_id.to_string())
+            })
+            .then_some(())
+    }));
+    let log = std::fs::read_to_string(dir.admin_audit_log()).unwrap();
+    assert!(
+        log.contains("policy") && log.contains("revoke") && log.contains(&dora_id.to_string()),
+        "{log}"
+    );
+    settle(&mut h, "the audit lines shown", |h| {
+        has_label(h, "Admin-Protokoll")
+    });
+    h.check_accessibility();
+}

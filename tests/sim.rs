@@ -489,6 +489,60 @@ fn two_statements_with_one_serial_settle_on_the_same_everywhere() {
     }
 }
 
+/// The directory reaches every node, also one that was off when it was published; each
+/// then shows the official name and finds a look-alike of it.
+#[test]
+fn the_directory_reaches_every_node_and_finds_look_alikes() {
+    use flurfunk::admin::AdminKey;
+    use flurfunk::wire::{Directory, DirectoryEntry, StatementKind};
+    use rand::SeedableRng;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(16);
+    let admin = AdminKey::generate(&mut keys);
+    let mut sim = Sim::new(17);
+    sim.config.admin_key = Some(admin.public());
+    let nodes: Vec<usize> = ["IT", "Anna", "Bürgermeister-Amt", "Dieter"]
+        .iter()
+        .map(|n| sim.add_node(n, Role::Member))
+        .collect();
+    sim.settle(10_000);
+    sim.stop(nodes[3]);
+    let (anna, mallory) = (sim.nodes[nodes[1]].user_id, sim.nodes[nodes[2]].user_id);
+    let mut directory = Directory::default();
+    directory.entries.insert(
+        anna,
+        DirectoryEntry {
+            name: "Bürgermeisteramt".into(),
+            department: "Referat 1".into(),
+        },
+    );
+    let now = sim.now;
+    let statement = admin
+        .sign_statement(StatementKind::Directory, 1, now, directory.encode())
+        .unwrap();
+    sim.nodes[nodes[0]]
+        .engine()
+        .publish_admin_statement(now, statement)
+        .unwrap();
+    sim.pump(nodes[0]);
+    sim.settle(20_000);
+    sim.restart(nodes[3]);
+    sim.settle(30_000);
+    for i in &nodes {
+        let engine = sim.nodes[*i].engine();
+        let entry = engine.directory_entry(&anna).map(|e| e.name.clone());
+        assert_eq!(entry.as_deref(), Some("Bürgermeisteramt"), "node {i}");
+        assert!(
+            engine.looks_official(&mallory, "Bürgermeister-Amt"),
+            "node {i}"
+        );
+        assert!(
+            !engine.looks_official(&anna, "Bürgermeisteramt"),
+            "node {i}"
+        );
+        assert!(!engine.looks_official(&mallory, "Bauhof"), "node {i}");
+    }
+}
+
 #[test]
 fn third_member_delivers_after_sender_left() {
     let (mut sim, [a, b, _], conv) = three_member_group(2, "Bauhof");

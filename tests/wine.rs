@@ -490,18 +490,77 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
     assert!(ok, "{out}");
     assert!(out.contains(&want), "the machine's network is used: {out}");
 
-    let (ok, out) = wine(&["msiexec", "/x", &z(&msi), "/qn"]);
-    assert!(ok, "msiexec /x: {out}");
-    assert!(!program_dir.join("flurfunk.exe").exists(), "uninstalled");
-    assert!(!shortcut.exists(), "shortcut removed");
-    assert!(machine_key.is_file(), "the machine's network key stays");
-    assert!(user_dir.join("identity.key").is_file(), "users' data stays");
+    // Group policy (HKLM\Software\Policies\Flurfunk, as the ADMX template writes it):
+    // the network locked, a data folder per user. No demo network, no other network, a
+    // user's own key file of another network ignored; a value of the wrong type stops
+    // the program with its name instead of being ignored.
+    let policy_key = r"HKLM\Software\Policies\Flurfunk";
+    let shared = tmp.path().join("shared");
+    for (name, kind, data) in [
+        ("LockNetwork", "REG_DWORD", "1".to_string()),
+        ("ReadReceipts", "REG_DWORD", "0".to_string()),
+        (
+            "DataFolder",
+            "REG_EXPAND_SZ",
+            format!("{}\\%USERNAME%", z(&shared)),
+        ),
+    ] {
+        let (ok, out) = wine(&[
+            "reg", "add", policy_key, "/v", name, "/t", kind, "/d", &data, "/f",
+        ]);
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = wine(&[installed, "--data-dir", &z(&user_dir), "network", "demo"]);
+    assert!(!ok && out.contains("locked"), "demo refused: {out}");
+    let (ok, out) = wine(&[
+        installed,
+        "--data-dir",
+        &z(&user_dir),
+        "network",
+        "join",
+        &z(&key_file),
+    ]);
+    assert!(!ok && out.contains("locked"), "join refused: {out}");
+    flurfunk::net::NetworkKey::demo()
+        .save_new(&user_dir.join("network.key"))
+        .unwrap();
+    let (ok, out) = wine(&[installed, "--data-dir", &z(&user_dir), "whoami"]);
+    assert!(
+        ok && out.contains(&want),
+        "the user's own key is ignored: {out}"
+    );
+    std::fs::remove_file(user_dir.join("network.key")).unwrap();
+    // No --data-dir: the machine's data folder, one per user.
+    let (ok, out) = wine(&[installed, "init", "--name", "Emil"]);
+    assert!(ok, "{out}");
+    let made: Vec<PathBuf> = std::fs::read_dir(&shared)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        made.len() == 1
+            && made[0].join("identity.key").is_file()
+            && !made[0].ends_with("%USERNAME%"),
+        "one folder for this user under {}: {made:?} {out}",
+        shared.display()
+    );
+    let (ok, out) = wine(&[
+        "reg", "add", policy_key, "/v", "Presence", "/t", "REG_SZ", "/d", "x", "/f",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = wine(&[installed, "--data-dir", &z(&user_dir), "whoami"]);
+    assert!(
+        !ok && out.contains("Presence"),
+        "a wrong value is an error: {out}"
+    );
+    let (ok, out) = wine(&["reg", "delete", policy_key, "/v", "Presence", "/f"]);
+    assert!(ok, "{out}");
 
-    // Log-off: the node stops cleanly before Windows ends it (a console event never comes
-    // to a program that loads user32; its hidden window gets WM_ENDSESSION). This prefix is
-    // the test's own, so ending its session touches nothing else.
+    // Log-off: the installed node (the machine's key, no key of the user's own) stops
+    // cleanly before Windows ends it (a console event never comes to a program that loads
+    // user32; its hidden window gets WM_ENDSESSION). This prefix is the test's own, so
+    // ending its session touches nothing else.
     let mut node = Command::new("wine")
-        .arg(&exe)
+        .arg(installed)
         .args(["--data-dir", &z(&user_dir), "node", "--no-mdns", "--json"])
         .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
         .env("WINEPREFIX", &prefix)
@@ -542,4 +601,11 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
         status.success() && stderr.contains("stopping"),
         "a clean stop at log-off, not a kill: {status:?} {stderr}"
     );
+
+    let (ok, out) = wine(&["msiexec", "/x", &z(&msi), "/qn"]);
+    assert!(ok, "msiexec /x: {out}");
+    assert!(!program_dir.join("flurfunk.exe").exists(), "uninstalled");
+    assert!(!shortcut.exists(), "shortcut removed");
+    assert!(machine_key.is_file(), "the machine's network key stays");
+    assert!(user_dir.join("identity.key").is_file(), "users' data stays");
 }

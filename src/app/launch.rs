@@ -51,6 +51,16 @@ pub enum LaunchError {
          demo, or --demo)"
     )]
     NoNetworkKey { dir: String },
+    #[error(transparent)]
+    MachinePolicy(#[from] super::machine_policy::MachinePolicyError),
+    #[error(
+        "IT locked this computer to the organisation's network ({source_name}), but no \
+         network key is installed for the machine: ask IT to install it (the MSI's \
+         NETWORKKEYFILE, or flurfunk admin install-network-key FILE)"
+    )]
+    LockedWithoutKey { source_name: String },
+    #[error(transparent)]
+    Locked(#[from] super::machine_policy::LockedError),
 }
 
 /// How the node should reach the network.
@@ -133,6 +143,22 @@ pub fn load_network_key(dir: &DataDir) -> Result<NetworkKey, LaunchError> {
 
 /// [`load_network_key`], with the demo network when there is no key and `demo` is asked.
 pub fn load_network_key_or_demo(dir: &DataDir, demo: bool) -> Result<NetworkKey, LaunchError> {
+    let machine = super::machine_policy::MachinePolicy::load()?;
+    if machine.lock_network {
+        // Only the machine's key: a user's own key file (another network) is ignored.
+        let Some(path) = machine_network_key() else {
+            return Err(LaunchError::LockedWithoutKey {
+                source_name: machine.source.unwrap_or_default(),
+            });
+        };
+        if dir.network_key().exists() {
+            tracing::warn!(
+                file = %dir.network_key().display(),
+                "ignoring this user's own network key: IT locked the machine to its network"
+            );
+        }
+        return Ok(NetworkKey::load(&path)?);
+    }
     let path = dir.network_key();
     if path.exists() {
         Ok(NetworkKey::load(&path)?)
@@ -147,9 +173,11 @@ pub fn load_network_key_or_demo(dir: &DataDir, demo: bool) -> Result<NetworkKey,
     }
 }
 
-/// Whether a network key is there to start with (the data directory's or the machine's).
+/// Whether a network key is there to start with (the data directory's or the machine's;
+/// only the machine's where IT locked the machine to it).
 pub fn has_network_key(dir: &DataDir) -> bool {
-    dir.network_key().exists() || machine_network_key().is_some()
+    let locked = super::machine_policy::MachinePolicy::load().is_ok_and(|m| m.lock_network);
+    (!locked && dir.network_key().exists()) || machine_network_key().is_some()
 }
 
 /// A relay's certificate in `dir`, checked against the network and the relay's own id: a
@@ -219,6 +247,10 @@ pub fn ensure_identity(dir: &DataDir, name: &str) -> Result<Identity, LaunchErro
 
 /// Open the store, start the node and serve the control socket.
 pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, LaunchError> {
+    let machine = super::machine_policy::MachinePolicy::load()?;
+    if options.demo {
+        machine.check_unlocked("The demo network")?;
+    }
     let identity = load_identity(dir)?;
     let network_key = load_network_key_or_demo(dir, options.demo)?;
     let relay_certificate = relay_certificate(dir, &identity, &network_key, options.role)?;
@@ -241,6 +273,7 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         files_dir: Some(dir.files()),
         file_limits: options.file_limits,
         relay_certificate,
+        machine_policy: machine.policy,
     };
     let (node, events) = node::start(identity, Box::new(store), config).await?;
     let control = match control::serve(dir, node.clone(), options.raise).await {

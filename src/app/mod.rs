@@ -9,6 +9,7 @@ pub mod control;
 pub mod data_dir;
 pub mod install;
 pub mod launch;
+pub mod machine_policy;
 
 use serde::{Deserialize, Serialize};
 
@@ -295,12 +296,13 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         Request::Raise => return Err(AppError::NoWindow),
         Request::Whois { who } => {
             let user = resolve_user(node, &who).await?;
-            let name = node
-                .profiles()
+            // The official name where the directory has one (it comes last).
+            let name = known_names(node)
                 .await?
                 .into_iter()
-                .find(|p| p.user_id == user)
-                .map(|p| p.display_name)
+                .rev()
+                .find(|(u, _)| *u == user)
+                .map(|(_, name)| name)
                 .unwrap_or_default();
             Response::User {
                 user_id: user.to_string(),
@@ -493,11 +495,13 @@ pub async fn resolve_user(node: &NodeHandle, target: &str) -> Result<UserId, App
     if let Ok(user) = target.parse::<UserId>() {
         return Ok(user);
     }
-    let profiles = node.profiles().await?;
-    let hits: Vec<UserId> = best_matches(&profiles, target, |p| &p.display_name)
+    let names = known_names(node).await?;
+    let mut hits: Vec<UserId> = best_matches(&names, target, |(_, name)| name)
         .into_iter()
-        .map(|p| p.user_id)
+        .map(|(user, _)| *user)
         .collect();
+    hits.sort();
+    hits.dedup();
     match hits.as_slice() {
         [one] => Ok(*one),
         [] => Err(AppError::UnknownRecipient(target.into())),
@@ -510,6 +514,25 @@ pub async fn resolve_user(node: &NodeHandle, target: &str) -> Result<UserId, App
                 .join(", "),
         }),
     }
+}
+
+/// Every name a colleague is known by here: the self-chosen ones of the profiles, and the
+/// official ones of the network's directory.
+async fn known_names(node: &NodeHandle) -> Result<Vec<(UserId, String)>, AppError> {
+    let mut names: Vec<(UserId, String)> = node
+        .profiles()
+        .await?
+        .into_iter()
+        .map(|p| (p.user_id, p.display_name))
+        .collect();
+    for statement in node.admin_statements().await? {
+        for entry in statement.directory {
+            if let Ok(user) = entry.user_id.parse() {
+                names.push((user, entry.name));
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// Where a message "to X" goes: a conversation id (or prefix), a group name, a person's

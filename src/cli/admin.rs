@@ -9,7 +9,10 @@ use flurfunk::app::data_dir::DataDir;
 use flurfunk::app::launch;
 use flurfunk::app::{Request, Response};
 
-use flurfunk::wire::{AdminStatement, Policy, Presence, StatementKind};
+use flurfunk::wire::{
+    AdminStatement, Directory, DirectoryEntry, MAX_DIRECTORY_ENTRIES, Policy, Presence,
+    StatementKind,
+};
 
 use super::request;
 
@@ -66,6 +69,47 @@ pub(crate) enum AdminAction {
     Audit,
     /// Show the organisation's policy for every node, or change the switches given.
     Policy(PolicyArgs),
+    /// The network's directory (managed networks): official names and departments,
+    /// shown with a mark everywhere, so nobody can pose as "Bürgermeisteramt".
+    Directory {
+        #[command(subcommand)]
+        action: DirectoryAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DirectoryAction {
+    /// Show the directory this node holds.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a colleague's official name (and department).
+    Set {
+        /// The colleague's user id (`flurfunk whoami` on its machine), or its full name.
+        user: String,
+        /// The official name.
+        name: String,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<std::path::PathBuf>,
+    },
+    /// Take a colleague out of the directory (its self-chosen name shows again).
+    Remove {
+        /// User id or full name.
+        user: String,
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<std::path::PathBuf>,
+    },
+    /// Replace the whole directory with a file: one colleague per line,
+    /// "user id;name;department" (UTF-8, e.g. saved from a spreadsheet as CSV; lines
+    /// starting with # and empty lines are skipped).
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -217,6 +261,18 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                     s.serial,
                     super::local_time(s.issued_ms, true)
                 );
+                for d in &s.directory {
+                    println!(
+                        "  {}  {}{}",
+                        d.user_id,
+                        super::printable(&d.name),
+                        if d.department.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({})", super::printable(&d.department))
+                        }
+                    );
+                }
                 for r in &s.revoked {
                     println!(
                         "  {}  {}  since {}",
@@ -228,6 +284,7 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
             }
         }
         AdminAction::Policy(change) => change_policy(dir, change).await?,
+        AdminAction::Directory { action } => directory(dir, action).await?,
         AdminAction::Audit => match std::fs::read_to_string(dir.admin_audit_log()) {
             Ok(log) => print!("{log}"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -408,13 +465,12 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
         return Ok(());
     }
     let admin = this_networks_admin(dir, change.admin_key)?;
-    let serial = current.as_ref().map_or(1, |s| s.serial.saturating_add(1));
-    let next = admin.sign_statement(
-        StatementKind::Policy,
-        serial,
-        flurfunk::node::now_ms(),
-        policy.encode(),
-    )?;
+    let Some(next) = admin.change_policy(current.as_ref(), policy, flurfunk::node::now_ms())?
+    else {
+        println!("{}", show(&policy));
+        return Ok(());
+    };
+    let serial = next.serial;
     publish(dir, &next).await?;
     audit(
         dir,
@@ -428,20 +484,208 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     Ok(())
 }
 
+/// Show or change the directory: the next directory statement is built from the one the
+/// node holds, signed here and handed to the node.
+async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
+    let current = held_statement(dir, StatementKind::Directory).await?;
+    let mut directory = current
+        .as_ref()
+        .map(|s| Directory::decode(&s.body))
+        .transpose()
+        .context("the node holds a malformed directory")?
+        .unwrap_or_default();
+    let (admin_key, what) = match action {
+        DirectoryAction::Show { json } => {
+            let rows: Vec<flurfunk::node::DirectoryView> = directory
+                .entries
+                .iter()
+                .map(|(user, e)| flurfunk::node::DirectoryView {
+                    user_id: user.to_string(),
+                    name: e.name.clone(),
+                    department: e.department.clone(),
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else if rows.is_empty() {
+                println!("no directory: colleagues are shown with the names they chose");
+            }
+            for r in rows.iter().filter(|_| !json) {
+                println!(
+                    "{}  {}{}",
+                    r.user_id,
+                    super::printable(&r.name),
+                    if r.department.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  ({})", super::printable(&r.department))
+                    }
+                );
+            }
+            return Ok(());
+        }
+        DirectoryAction::Set {
+            user,
+            name,
+            department,
+            admin_key,
+        } => {
+            let user = whole_user(dir, &user).await?;
+            let entry = directory_entry(&name, department.as_deref().unwrap_or(""))?;
+            let what = format!(
+                "directory-set\t{user}\t{}\t{}",
+                entry.name, entry.department
+            );
+            directory.entries.insert(user, entry);
+            (admin_key, what)
+        }
+        DirectoryAction::Remove { user, admin_key } => {
+            let user = whole_user(dir, &user).await?;
+            if directory.entries.remove(&user).is_none() {
+                println!("{user} is not in the directory; nothing changed");
+                return Ok(());
+            }
+            (admin_key, format!("directory-remove\t{user}"))
+        }
+        DirectoryAction::Import { file, admin_key } => {
+            directory = read_directory_file(&file)?;
+            (
+                admin_key,
+                format!(
+                    "directory-import\t{}\t{} colleagues",
+                    file.display(),
+                    directory.entries.len()
+                ),
+            )
+        }
+    };
+    if current
+        .as_ref()
+        .is_some_and(|s| s.body == directory.encode())
+    {
+        println!("the directory is unchanged");
+        return Ok(());
+    }
+    let admin = this_networks_admin(dir, admin_key)?;
+    let serial = current.as_ref().map_or(1, |s| s.serial.saturating_add(1));
+    let next = admin
+        .sign_statement(
+            StatementKind::Directory,
+            serial,
+            flurfunk::node::now_ms(),
+            directory.encode(),
+        )
+        .context("the directory is too large for one statement")?;
+    publish(dir, &next).await?;
+    audit(dir, &admin, &format!("{what}\tserial={serial}"))?;
+    println!(
+        "directory no. {serial} with {} colleagues set for every node",
+        directory.entries.len()
+    );
+    Ok(())
+}
+
+/// A user id, or a full name this node knows (as for revoking: a part is not enough).
+async fn whole_user(dir: &DataDir, who: &str) -> Result<flurfunk::identity::UserId> {
+    if let Ok(user) = who.trim().parse() {
+        return Ok(user);
+    }
+    let Response::User { user_id, name } = request(dir, Request::Whois { who: who.into() }).await?
+    else {
+        bail!("unexpected reply");
+    };
+    if !name.trim().eq_ignore_ascii_case(who.trim()) {
+        bail!(
+            "'{who}' matches {} ({user_id}); give the full name or the user id",
+            super::printable(&name)
+        );
+    }
+    Ok(user_id.parse()?)
+}
+
+/// An official name and department, checked by the rule for names chosen here.
+fn directory_entry(name: &str, department: &str) -> Result<DirectoryEntry> {
+    let (name, department) = (name.trim(), department.trim());
+    flurfunk::identity::validate_name(name)
+        .with_context(|| format!("official name '{}'", super::printable(name)))?;
+    if !department.is_empty() {
+        flurfunk::identity::validate_name(department)
+            .with_context(|| format!("department '{}'", super::printable(department)))?;
+    }
+    Ok(DirectoryEntry {
+        name: name.into(),
+        department: department.into(),
+    })
+}
+
+/// A directory file: "user id;name;department" per line. Every bad line is reported
+/// with its number, and nothing is changed then.
+fn read_directory_file(path: &std::path::Path) -> Result<Directory> {
+    const MAX_FILE: u64 = 4 << 20;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?,
+            MAX_FILE + 1,
+        ),
+        &mut bytes,
+    )
+    .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE {
+        bail!(
+            "{} is larger than a directory file can be (4 MiB)",
+            path.display()
+        );
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
+    let mut directory = Directory::default();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim().trim_start_matches('\u{FEFF}');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(';').collect();
+        let result = match fields.as_slice() {
+            [user, name] | [user, name, ""] => Ok((user, name, "")),
+            [user, name, department] => Ok((user, name, *department)),
+            _ => Err(anyhow::anyhow!("expected \"user id;name;department\"")),
+        }
+        .and_then(|(user, name, department)| {
+            let user: flurfunk::identity::UserId = user
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("'{}' is not a user id", super::printable(user)))?;
+            let entry = directory_entry(name, department)?;
+            if directory.entries.insert(user, entry).is_some() {
+                bail!("{user} is listed twice");
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(format!("line {}: {e:#}", n + 1));
+        }
+    }
+    if directory.entries.len() > MAX_DIRECTORY_ENTRIES {
+        errors.push(format!(
+            "{} colleagues; a directory holds at most {MAX_DIRECTORY_ENTRIES}",
+            directory.entries.len()
+        ));
+    }
+    if !errors.is_empty() {
+        bail!(
+            "{} not imported; nothing changed:\n{}",
+            path.display(),
+            errors.join("\n")
+        );
+    }
+    Ok(directory)
+}
+
 /// One line in this installation's admin audit log: UTC time, admin key, action.
 fn audit(dir: &DataDir, admin: &AdminKey, what: &str) -> Result<()> {
-    use std::io::Write;
-    let line = format!(
-        "{}\tadmin {}\t{}\n",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
-        flurfunk::admin::fingerprint(&admin.public()),
-        what.replace(['\n', '\r'], " ")
-    );
     let path = dir.admin_audit_log();
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_all()))
+    flurfunk::admin::append_audit(&path, admin, what)
         .with_context(|| format!("writing the admin audit log {}", path.display()))
 }

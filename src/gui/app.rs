@@ -119,6 +119,10 @@ pub struct FlurfunkApp {
     pub(super) transfers: super::files::Transfers,
     /// The system's file dialog is open.
     pub(super) picking: bool,
+    /// This machine's settings (group policy, `/etc/flurfunk/policy.toml`), read at start.
+    pub(super) machine: crate::app::machine_policy::MachinePolicy,
+    /// The admin section of the settings (with this network's admin key only).
+    pub(super) admin: super::admin::AdminUi,
     reloads: Reloads,
     settings_writer: tokio::sync::watch::Sender<Option<Settings>>,
     title: String,
@@ -187,6 +191,10 @@ impl FlurfunkApp {
             pictures: Default::default(),
             transfers: Default::default(),
             picking: false,
+            // Invalid settings stop the node's start with their message; here only what
+            // the settings page shows.
+            machine: crate::app::machine_policy::MachinePolicy::load().unwrap_or_default(),
+            admin: Default::default(),
             reloads: Reloads::default(),
             settings_writer,
             title: String::new(),
@@ -348,6 +356,7 @@ impl FlurfunkApp {
                 if let Ok(mut node) = SESSION_NODE.lock() {
                     *node = Some(running.node.clone());
                 }
+                self.admin = super::admin::AdminUi::load(&self.config.dir, &running.network_key);
                 self.running = Some(running);
                 self.phase = Phase::Running;
                 self.alone_since = Some(Instant::now());
@@ -502,6 +511,13 @@ impl FlurfunkApp {
                 self.observe(&user_id, &name);
                 self.reloads.peers.dirty = true;
                 self.reloads.conversations.dirty = true;
+            }
+            NodeEvent::AdminStatement { .. } => {
+                // Official names, the policy or who left may have changed.
+                self.reloads.peers.dirty = true;
+                self.reloads.conversations.dirty = true;
+                self.reloads.messages.dirty = true;
+                self.reloads.status.dirty = true;
             }
             NodeEvent::LeftOrganisation { name, .. } => {
                 self.reloads.peers.dirty = true;

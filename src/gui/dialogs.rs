@@ -416,6 +416,9 @@ impl FlurfunkApp {
                                             .color(style::UNREAD),
                                     );
                                 }
+                                if let Some(department) = &p.department {
+                                    ui.label(RichText::new(department).small().weak());
+                                }
                             });
                             let state = if p.online {
                                 t.online.to_string()
@@ -574,6 +577,9 @@ impl FlurfunkApp {
                     m.name.clone()
                 };
                 ui.label(who);
+                if let Some(department) = &m.department {
+                    ui.label(RichText::new(department).small().weak());
+                }
                 ui.label(
                     RichText::new(if m.admin {
                         t.group_admin
@@ -788,32 +794,37 @@ impl FlurfunkApp {
                     if let Some(policy) = self.status.as_ref().and_then(|s| s.policy) {
                         ui.label(RichText::new(policy_lines(t, &policy)).small().weak());
                     }
-                    ui.label(RichText::new(t.settings_join_other).small());
-                    ui.add(
-                        egui::TextEdit::singleline(join_path)
-                            .desired_width(260.0)
-                            .hint_text("…/network.key"),
-                    );
-                    if ui.button(t.settings_join_apply).clicked() {
-                        match NetworkKey::load(std::path::Path::new(join_path.trim())) {
-                            Ok(key) => match key.save_replace(&self.config.dir.network_key()) {
-                                Ok(()) => {
-                                    *error = None;
-                                    self.notice(t.settings_restarting.to_string());
-                                    self.restart_node();
-                                }
+                    if self.machine.lock_network {
+                        ui.label(RichText::new(t.settings_network_locked).small().weak());
+                    } else {
+                        ui.label(RichText::new(t.settings_join_other).small());
+                        ui.add(
+                            egui::TextEdit::singleline(join_path)
+                                .desired_width(260.0)
+                                .hint_text("…/network.key"),
+                        );
+                        if ui.button(t.settings_join_apply).clicked() {
+                            match NetworkKey::load(std::path::Path::new(join_path.trim())) {
+                                Ok(key) => match key.save_replace(&self.config.dir.network_key()) {
+                                    Ok(()) => {
+                                        *error = None;
+                                        self.notice(t.settings_restarting.to_string());
+                                        self.restart_node();
+                                    }
+                                    Err(e) => *error = Some(e.to_string()),
+                                },
                                 Err(e) => *error = Some(e.to_string()),
-                            },
-                            Err(e) => *error = Some(e.to_string()),
+                            }
                         }
-                    }
-                    if let Some(e) = error {
-                        ui.colored_label(style::DEMO_TEXT, e.as_str());
+                        if let Some(e) = error {
+                            ui.colored_label(style::DEMO_TEXT, e.as_str());
+                        }
                     }
                 });
                 ui.end_row();
 
                 self.file_settings_ui(ui);
+                self.admin_settings_ui(ui);
 
                 ui.label(t.settings_data_dir);
                 ui.label(

@@ -15,6 +15,7 @@
 //! settings.rs app.json: language, notifications, contact book, verified keys
 //! ```
 
+mod admin;
 mod app;
 mod bridge;
 mod chat;

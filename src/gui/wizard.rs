@@ -140,8 +140,12 @@ impl FlurfunkApp {
                             .clicked();
                         if ok && (next || enter) {
                             w.error = None;
-                            if launch::machine_network_key().is_some() {
-                                // IT installed the town hall's key for everyone here.
+                            let locked = crate::app::machine_policy::MachinePolicy::load()
+                                .is_ok_and(|m| m.lock_network);
+                            if launch::machine_network_key().is_some() || locked {
+                                // IT installed the town hall's key for everyone here (or
+                                // locked the machine to it: then no other choice, and the
+                                // start says what is missing).
                                 w.choice = Choice::Machine;
                                 finish = true;
                             } else {

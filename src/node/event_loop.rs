@@ -180,6 +180,7 @@ impl Core {
                 verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
                 admin_key: config.network_key.admin(),
                 relay_certificate: config.relay_certificate.clone(),
+                machine_policy: config.machine_policy,
                 ..sync::Config::default()
             },
             now,
@@ -999,13 +1000,15 @@ impl Core {
             },
             Notification::PeerProfile { profile } => NodeEvent::Profile {
                 user_id: profile.user_id.to_string(),
-                name: profile.display_name,
+                name: self.shown_name(&profile.user_id, Some(&profile.display_name)),
             },
-            Notification::AdminStatement { .. } => {
+            Notification::AdminStatement { kind } => {
                 self.apply_revocations(now_ms(), true);
                 self.plan = None;
                 self.last_relink_ms = 0;
-                return None;
+                NodeEvent::AdminStatement {
+                    kind: super::statement_kind_name(kind).into(),
+                }
             }
         })
     }
@@ -1029,21 +1032,30 @@ impl Core {
                             since_ms,
                         })
                         .collect(),
-                    StatementKind::Policy => Vec::new(),
+                    StatementKind::Policy | StatementKind::Directory => Vec::new(),
                 };
                 let policy = (s.kind == StatementKind::Policy)
                     .then(|| crate::wire::Policy::decode(&s.body).ok())
                     .flatten();
+                let directory = (s.kind == StatementKind::Directory)
+                    .then(|| crate::wire::Directory::decode(&s.body).ok())
+                    .flatten()
+                    .map(|d| d.entries)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(user, entry)| super::DirectoryView {
+                        user_id: user.to_string(),
+                        name: entry.name,
+                        department: entry.department,
+                    })
+                    .collect();
                 super::StatementView {
-                    kind: match s.kind {
-                        StatementKind::Revocations => "revocations",
-                        StatementKind::Policy => "policy",
-                    }
-                    .into(),
+                    kind: super::statement_kind_name(s.kind).into(),
                     serial: s.serial,
                     issued_ms: s.issued_ms,
                     revoked,
                     policy,
+                    directory,
                     encoded: hex::encode(s.encode()),
                 }
             })
@@ -1090,14 +1102,49 @@ impl Core {
 
     // ----- views and operations (called from handle jobs) -----------------------------
 
+    /// `user`'s name as shown: the official one from the network's directory with its
+    /// mark, else the self-chosen one (marks a peer put in dropped), marked as doubtful
+    /// when it looks like someone else's official name.
     pub(super) fn name_of(&self, user: &UserId) -> String {
-        if *user == self.me() {
-            return self.engine.identity().display_name().to_string();
+        let chosen = if *user == self.me() {
+            Some(self.engine.identity().display_name())
+        } else {
+            self.engine
+                .known_profile(user)
+                .map(|p| p.display_name.as_str())
+        };
+        self.shown_name(user, chosen)
+    }
+
+    /// [`Self::name_of`] for a name already at hand (a profile of a conversation's member).
+    pub(super) fn shown_name(&self, user: &UserId, chosen: Option<&str>) -> String {
+        use crate::identity::{DOUBTFUL_MARK, OFFICIAL_MARK, is_mark_char};
+        if let Some(entry) = self.engine.directory_entry(user) {
+            return format!("{} {OFFICIAL_MARK}", entry.name);
         }
+        let Some(chosen) = chosen else {
+            return user.short();
+        };
+        let clean: String = chosen.chars().filter(|c| !is_mark_char(*c)).collect();
+        let clean = clean.trim();
+        let clean = if clean.is_empty() {
+            user.short()
+        } else {
+            clean.to_string()
+        };
+        if self.engine.looks_official(user, &clean) {
+            format!("{clean} {DOUBTFUL_MARK}")
+        } else {
+            clean
+        }
+    }
+
+    /// `user`'s department from the network's directory.
+    pub(super) fn department_of(&self, user: &UserId) -> Option<String> {
         self.engine
-            .known_profile(user)
-            .map(|p| p.display_name.clone())
-            .unwrap_or_else(|| user.short())
+            .directory_entry(user)
+            .map(|e| e.department.clone())
+            .filter(|d| !d.is_empty())
     }
 
     pub(super) fn profile_of(&self, user: &UserId) -> Result<Profile, NodeError> {
@@ -1125,12 +1172,14 @@ impl Core {
             network: self.network.fingerprint(),
             demo_network: self.network.is_demo(),
             network_admin: self.network.admin().map(|a| crate::admin::fingerprint(&a)),
-            policy: self
+            // The network's statement over the machine's settings, when either sets any.
+            policy: (self
                 .engine
                 .admin_statements()
                 .iter()
                 .any(|s| s.kind == crate::wire::StatementKind::Policy)
-                .then(|| self.engine.policy()),
+                || self.engine.policy() != crate::wire::Policy::default())
+            .then(|| self.engine.policy()),
             role: match self.config.role {
                 Role::Member => "member".into(),
                 Role::Relay => "relay".into(),
@@ -1190,7 +1239,8 @@ impl Core {
                 let entry = peer.and_then(|peer| self.book.peers.get(&peer));
                 PeerView {
                     user_id: p.user_id.to_string(),
-                    name: p.display_name,
+                    name: self.shown_name(&p.user_id, Some(&p.display_name)),
+                    department: self.department_of(&p.user_id),
                     online: presence != Presence::Hidden
                         && entry.is_some_and(|e| e.connections > 0),
                     last_seen_ms: entry
@@ -1211,7 +1261,8 @@ impl Core {
             .iter()
             .map(|(p, admin)| MemberView {
                 user_id: p.user_id.to_string(),
-                name: p.display_name.clone(),
+                name: self.shown_name(&p.user_id, Some(&p.display_name)),
+                department: self.department_of(&p.user_id),
                 admin: *admin,
                 left_organisation: self.engine.is_revoked(&p.user_id),
             })

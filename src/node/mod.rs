@@ -25,8 +25,8 @@ use crate::wire::{ConversationId, EventId, Role};
 pub use event_loop::{Core, now_ms};
 pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
-    ConversationView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus,
-    PeerView, RevokedView, StatementView,
+    ConversationView, DirectoryView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent,
+    NodeStatus, PeerView, RevokedView, StatementView, statement_kind_name,
 };
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)
@@ -75,6 +75,9 @@ pub struct NodeConfig {
     pub file_limits: FileLimits,
     /// A relay's certificate from the network's admin key (managed networks).
     pub relay_certificate: Option<crate::wire::RelayCertificate>,
+    /// The machine's settings (`app::machine_policy`), where the network's policy
+    /// statement sets nothing.
+    pub machine_policy: crate::wire::Policy,
 }
 
 impl NodeConfig {
@@ -92,6 +95,7 @@ impl NodeConfig {
             files_dir: None,
             file_limits: FileLimits::default(),
             relay_certificate: None,
+            machine_policy: crate::wire::Policy::default(),
         }
     }
 }

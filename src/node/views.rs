@@ -16,8 +16,8 @@ pub struct NodeStatus {
     /// may act as a relay).
     #[serde(default)]
     pub network_admin: Option<String>,
-    /// The organisation's policy, if its admin set one (docs/PROTOCOL.md, "Admin
-    /// statements").
+    /// The policy in force, if the network's admin or the machine's settings set one
+    /// (docs/PROTOCOL.md, "Admin statements"; docs/ADMIN.md, "Machine settings").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::wire::Policy>,
     pub role: String,
@@ -67,7 +67,13 @@ pub struct LoadStats {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerView {
     pub user_id: String,
+    /// As shown: an official name from the network's directory ends in
+    /// `identity::OFFICIAL_MARK`, a self-chosen one that looks like someone else's
+    /// official name in `identity::DOUBTFUL_MARK`.
     pub name: String,
+    /// The department from the network's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
     pub online: bool,
     /// Milliseconds since the Unix epoch when last connected; `None`: never this run.
     pub last_seen_ms: Option<u64>,
@@ -77,7 +83,11 @@ pub struct PeerView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberView {
     pub user_id: String,
+    /// As shown (see `PeerView::name`).
     pub name: String,
+    /// The department from the network's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
     pub admin: bool,
     /// The network's admin revoked this colleague (it left the organisation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -98,8 +108,30 @@ pub struct StatementView {
     /// `hidden`, `max_file_bytes`, `auto_download_bytes`: null when each node decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::wire::Policy>,
+    /// For a directory: the official names and departments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory: Vec<DirectoryView>,
     /// The whole signed statement (hex), for tools that build the next one.
     pub encoded: String,
+}
+
+/// How a statement kind is named in views and events.
+pub fn statement_kind_name(kind: crate::wire::StatementKind) -> &'static str {
+    use crate::wire::StatementKind;
+    match kind {
+        StatementKind::Revocations => "revocations",
+        StatementKind::Policy => "policy",
+        StatementKind::Directory => "directory",
+    }
+}
+
+/// One colleague in the network's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryView {
+    pub user_id: String,
+    pub name: String,
+    /// Empty: none given.
+    pub department: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,6 +316,11 @@ pub enum NodeEvent {
     LeftOrganisation {
         user_id: String,
         name: String,
+    },
+    /// The network's admin issued a new statement: `kind` "revocations", "policy" or
+    /// "directory" (official names: names shown may have changed).
+    AdminStatement {
+        kind: String,
     },
     /// A member's device did what no honest installation does; said once per author and
     /// run. `what`: "two_versions" (two different versions of one message; one is kept

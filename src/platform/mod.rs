@@ -52,6 +52,28 @@ pub fn machine_network_key() -> Option<PathBuf> {
     (path.is_file() && os::machine_file_trusted(&path)).then_some(path)
 }
 
+/// Where this machine's settings come from (`app::machine_policy`): Linux
+/// `/etc/flurfunk/policy.toml` (owned by root and writable by root only, else ignored
+/// with a warning, like the machine's network key); Windows the values under
+/// `HKLM\Software\Policies\Flurfunk` (group policy). `Ok(None)`: nothing set. `Err`:
+/// (where, why) when it is there but cannot be read.
+pub(crate) fn machine_settings() -> Result<Option<MachineSource>, (String, String)> {
+    os::machine_settings()
+}
+
+/// What [`machine_settings`] found.
+pub(crate) enum MachineSource {
+    /// A TOML file to read.
+    #[cfg_attr(windows, allow(dead_code))]
+    File(PathBuf),
+    /// Values already read (the registry), and where from.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    Values {
+        source_name: String,
+        settings: crate::app::machine_policy::MachineSettings,
+    },
+}
+
 /// Protect secret file contents at rest for the current user. Windows: DPAPI (the file
 /// is useless to another account or machine). Elsewhere the file's mode (0600) is the
 /// protection and the bytes are returned as they are.

@@ -12,6 +12,18 @@ pub(super) fn machine_network_key_path() -> Option<PathBuf> {
     Some(PathBuf::from("/etc/flurfunk/network.key"))
 }
 
+/// `/etc/flurfunk/policy.toml`, when there and trusted.
+pub(super) fn machine_settings() -> Result<Option<super::MachineSource>, (String, String)> {
+    let path = Path::new("/etc/flurfunk/policy.toml");
+    if !path.exists() {
+        return Ok(None);
+    }
+    if !machine_file_trusted(path) {
+        return Ok(None);
+    }
+    Ok(Some(super::MachineSource::File(path.to_path_buf())))
+}
+
 /// The file and its folder owned by root and not writable by group or others; a key
 /// anyone could have planted is ignored (with a warning), since it would silently move
 /// every user of the machine into someone else's network.

@@ -52,6 +52,126 @@ pub(super) fn claim_port(port: u16) -> Option<PortHold> {
     claim_mutex(&format!("Global\\flurfunk-tcp-{port}"))
 }
 
+/// The group-policy values under `HKLM\Software\Policies\Flurfunk` (the ADMX template
+/// in packaging/windows/admx writes them). A value of the wrong type is an error.
+pub(super) fn machine_settings() -> Result<Option<super::MachineSource>, (String, String)> {
+    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS};
+    use windows_sys::Win32::System::Registry::{
+        HKEY, HKEY_LOCAL_MACHINE, KEY_READ, RRF_RT_REG_DWORD, RRF_RT_REG_SZ, RegCloseKey,
+        RegGetValueW, RegOpenKeyExW,
+    };
+    const KEY: &str = r"Software\Policies\Flurfunk";
+    let source_name = format!(r"HKLM\{KEY}");
+    let mut key: HKEY = std::ptr::null_mut();
+    let name = wide(KEY);
+    let rc = unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, name.as_ptr(), 0, KEY_READ, &mut key) };
+    if rc == ERROR_FILE_NOT_FOUND {
+        return Ok(None);
+    }
+    if rc != ERROR_SUCCESS {
+        return Err((source_name, format!("cannot open the key (error {rc})")));
+    }
+    struct Key(HKEY);
+    impl Drop for Key {
+        fn drop(&mut self) {
+            unsafe { RegCloseKey(self.0) };
+        }
+    }
+    let key = Key(key);
+    let dword = |value: &str| -> Result<Option<u32>, String> {
+        let mut data: u32 = 0;
+        let mut size = 4u32;
+        let name = wide(value);
+        let rc = unsafe {
+            RegGetValueW(
+                key.0,
+                std::ptr::null(),
+                name.as_ptr(),
+                RRF_RT_REG_DWORD,
+                std::ptr::null_mut(),
+                (&mut data as *mut u32).cast(),
+                &mut size,
+            )
+        };
+        match rc {
+            ERROR_SUCCESS => Ok(Some(data)),
+            ERROR_FILE_NOT_FOUND => Ok(None),
+            e => Err(format!("{value}: not a DWORD value (error {e})")),
+        }
+    };
+    let string = |value: &str| -> Result<Option<String>, String> {
+        let name = wide(value);
+        // A REG_EXPAND_SZ is expanded by RegGetValueW and then counts as REG_SZ (asking
+        // for REG_EXPAND_SZ itself is allowed only without expanding: error 87).
+        let flags = RRF_RT_REG_SZ;
+        let mut size = 0u32;
+        let rc = unsafe {
+            RegGetValueW(
+                key.0,
+                std::ptr::null(),
+                name.as_ptr(),
+                flags,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut size,
+            )
+        };
+        match rc {
+            ERROR_SUCCESS => {}
+            ERROR_FILE_NOT_FOUND => return Ok(None),
+            e => return Err(format!("{value}: not a text value (error {e})")),
+        }
+        if size > 64 * 1024 {
+            return Err(format!("{value}: longer than 64 KiB"));
+        }
+        let mut buf = vec![0u16; (size as usize).div_ceil(2) + 1];
+        let mut size = (buf.len() * 2) as u32;
+        let rc = unsafe {
+            RegGetValueW(
+                key.0,
+                std::ptr::null(),
+                name.as_ptr(),
+                flags,
+                std::ptr::null_mut(),
+                buf.as_mut_ptr().cast(),
+                &mut size,
+            )
+        };
+        if rc != ERROR_SUCCESS {
+            return Err(format!("{value}: cannot be read (error {rc})"));
+        }
+        let len = buf.iter().position(|c| *c == 0).unwrap_or(buf.len());
+        String::from_utf16(&buf[..len])
+            .map(Some)
+            .map_err(|_| format!("{value}: not valid text"))
+    };
+    let read = || -> Result<crate::app::machine_policy::MachineSettings, String> {
+        use crate::app::machine_policy::registry;
+        let flag = |v: Option<u32>| v.map(|n| n != 0);
+        Ok(crate::app::machine_policy::MachineSettings {
+            lock_network: flag(dword(registry::LOCK_NETWORK)?),
+            read_receipts: flag(dword(registry::READ_RECEIPTS)?),
+            presence: match dword(registry::PRESENCE)? {
+                None => None,
+                Some(0) => Some("full".into()),
+                Some(1) => Some("online_only".into()),
+                Some(2) => Some("hidden".into()),
+                Some(n) => Some(format!("value {n}")),
+            },
+            max_file_mb: dword(registry::MAX_FILE_MB)?.map(u64::from),
+            auto_download_mb: dword(registry::AUTO_DOWNLOAD_MB)?.map(u64::from),
+            data_dir: string(registry::DATA_FOLDER)?,
+        })
+    };
+    match read() {
+        Ok(settings) => Ok(Some(super::MachineSource::Values {
+            source_name,
+            settings,
+        })),
+        Err(reason) => Err((source_name, reason)),
+    }
+}
+
 fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain(std::iter::once(0)).collect()
 }

@@ -2,13 +2,14 @@
 //! certificates (in a managed network a peer that claims the relay role counts as one
 //! only while it holds a certificate of the admin key; until then it is treated like a
 //! member, `Engine::is_shareable`) and admin statements (newest per kind wins, spread by
-//! serial; revocations so far).
+//! serial: revocations, policy, directory).
 
 use super::*;
 use crate::wire::{
-    AdminStatement, CertificateError, KNOWN_STATEMENT_KINDS, MAX_STATEMENT_KINDS, Policy,
-    RelayCertificate, Revocations, StatementKind,
+    AdminStatement, CertificateError, Directory, DirectoryEntry, KNOWN_STATEMENT_KINDS,
+    MAX_STATEMENT_KINDS, Policy, RelayCertificate, Revocations, StatementKind,
 };
+use std::collections::HashMap;
 
 impl<S: Store> Engine<S> {
     /// Our certificate goes after each hello of ours (when this node is a certified relay).
@@ -131,24 +132,41 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Derived state from the statements held: who is revoked, and a pass over the
-    /// groups to remove them.
+    /// Derived state from the statements held: who is revoked (and, when that changed,
+    /// a pass over the groups to remove them), the policy, the directory.
     fn apply_statements(&mut self, now_ms: u64) {
-        self.admin.revoked = self
+        let revoked = self
             .admin
             .statements
             .get(&StatementKind::Revocations)
             .and_then(|s| Revocations::decode(&s.body).ok())
             .map(|list| list.revoked)
             .unwrap_or_default();
+        let directory = self
+            .admin
+            .statements
+            .get(&StatementKind::Directory)
+            .and_then(|s| Directory::decode(&s.body).ok())
+            .map(|d| d.entries)
+            .unwrap_or_default();
+        if directory != self.admin.directory {
+            self.admin.official_keys = directory
+                .iter()
+                .map(|(user, entry)| (crate::identity::name_key(&entry.name), *user))
+                .collect();
+            self.admin.directory = directory;
+        }
         self.admin.policy = self
             .admin
             .statements
             .get(&StatementKind::Policy)
             .and_then(|s| Policy::decode(&s.body).ok())
             .unwrap_or_default();
-        self.admin.learned_ms = now_ms;
-        self.admin.removals_due_ms = (!self.admin.revoked.is_empty()).then_some(now_ms);
+        if revoked != self.admin.revoked || self.admin.learned_ms == 0 {
+            self.admin.revoked = revoked;
+            self.admin.learned_ms = now_ms;
+            self.admin.removals_due_ms = (!self.admin.revoked.is_empty()).then_some(now_ms);
+        }
     }
 
     /// Our serials go after each hello of ours, in a managed network.
@@ -174,9 +192,9 @@ impl<S: Store> Engine<S> {
         );
     }
 
-    /// A peer's serials: whatever we hold that beats them goes to it, once. What the peer
-    /// is known to hold only ever grows (the better of its claim and what it was sent),
-    /// so repeating an empty list gets nothing sent again.
+    /// A peer's serials: whatever we hold that beats them goes to it, and again (at most
+    /// every `ADMIN_RESEND_MS` per kind) while it still claims an older one, since a
+    /// statement sent may have been lost on the way.
     pub(super) fn handle_admin_serials(
         &mut self,
         now_ms: u64,
@@ -298,7 +316,7 @@ impl<S: Store> Engine<S> {
             StatementKind::Revocations => Revocations::decode(&statement.body)
                 .map(|l| self.signed_after_revocation(&l.revoked))
                 .unwrap_or(Ok(Vec::new()))?,
-            StatementKind::Policy => Vec::new(),
+            StatementKind::Policy | StatementKind::Directory => Vec::new(),
         };
         let touched: BTreeSet<ConversationId> =
             purged.iter().map(|e| e.header.conversation).collect();
@@ -392,9 +410,24 @@ impl<S: Store> Engine<S> {
         &self.admin.revoked
     }
 
-    /// The organisation's policy (the default where the admin set none).
+    /// The policy in force: the network's signed statement, over the machine's settings
+    /// (`Config::machine_policy`) where the statement sets nothing.
     pub fn policy(&self) -> Policy {
-        self.admin.policy
+        self.admin.policy.over(self.config.machine_policy)
+    }
+
+    /// `user`'s official name and department from the network's directory.
+    pub fn directory_entry(&self, user: &UserId) -> Option<&DirectoryEntry> {
+        self.admin.directory.get(user)
+    }
+
+    /// Whether `name`, chosen by `user`, looks like the official name of someone else
+    /// (`identity::name_key`): the app marks it as doubtful.
+    pub fn looks_official(&self, user: &UserId, name: &str) -> bool {
+        self.admin
+            .official_keys
+            .get(&crate::identity::name_key(name))
+            .is_some_and(|official| official != user)
     }
 
     /// The statements held, one per kind.
@@ -512,4 +545,8 @@ pub(super) struct AdminState {
     pub learned_ms: u64,
     /// When to look at the groups for revoked members next.
     pub removals_due_ms: Option<u64>,
+    /// Derived from the directory statement: official names and departments.
+    pub directory: BTreeMap<UserId, DirectoryEntry>,
+    /// The directory's names by `identity::name_key`, to find look-alikes.
+    pub official_keys: HashMap<String, UserId>,
 }

@@ -157,6 +157,9 @@ pub struct Config {
     pub admin_key: Option<[u8; 32]>,
     /// This node's certificate, when it runs as a relay of a managed network.
     pub relay_certificate: Option<crate::wire::RelayCertificate>,
+    /// The machine's settings (`app::machine_policy`): in force where the network's
+    /// policy statement sets nothing.
+    pub machine_policy: crate::wire::Policy,
 }
 
 impl Default for Config {
@@ -169,6 +172,7 @@ impl Default for Config {
             verify_threads: 1,
             admin_key: None,
             relay_certificate: None,
+            machine_policy: crate::wire::Policy::default(),
         }
     }
 }

@@ -140,12 +140,14 @@ impl RelayCertificate {
 }
 
 const STATEMENT_VERSION: u8 = 1;
-/// Largest body of one statement (a revocation list of `MAX_REVOCATIONS` fits).
-pub const MAX_STATEMENT_BODY: usize = 196_608;
+/// Largest body of one statement (a revocation list of `MAX_REVOCATIONS` fits, and a
+/// directory of some 4,000 colleagues with names and departments of usual length).
+/// Nodes that understand only kinds 1 and 2 (up to 192 KiB) are never sent a directory.
+pub const MAX_STATEMENT_BODY: usize = 512 * 1024;
 /// Kinds of statement a node keeps at most (one statement each).
 pub const MAX_STATEMENT_KINDS: usize = 8;
 /// The highest statement kind code this build understands.
-pub const KNOWN_STATEMENT_KINDS: u8 = 2;
+pub const KNOWN_STATEMENT_KINDS: u8 = 3;
 /// Users one revocation list names at most (40 bytes each).
 pub const MAX_REVOCATIONS: usize = 4096;
 
@@ -156,6 +158,8 @@ pub enum StatementKind {
     Revocations,
     /// The organisation's switches for every node (`Policy`).
     Policy,
+    /// Official names and departments (`Directory`).
+    Directory,
 }
 
 impl StatementKind {
@@ -163,6 +167,7 @@ impl StatementKind {
         match self {
             StatementKind::Revocations => 1,
             StatementKind::Policy => 2,
+            StatementKind::Directory => 3,
         }
     }
 
@@ -170,6 +175,7 @@ impl StatementKind {
         match code {
             1 => Some(StatementKind::Revocations),
             2 => Some(StatementKind::Policy),
+            3 => Some(StatementKind::Directory),
             _ => None,
         }
     }
@@ -217,6 +223,7 @@ impl AdminStatement {
         match self.kind {
             StatementKind::Revocations => Revocations::decode(&self.body).map(|_| ()),
             StatementKind::Policy => Policy::decode(&self.body).map(|_| ()),
+            StatementKind::Directory => Directory::decode(&self.body).map(|_| ()),
         }
     }
 
@@ -368,6 +375,27 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// This policy (the network's, signed) over `machine` (the machine's settings): each
+    /// switch the network sets holds, the machine's where it sets none. A switch at its
+    /// default (read receipts on, full presence) counts as not set.
+    pub fn over(self, machine: Policy) -> Policy {
+        let defaults = Policy::default();
+        Policy {
+            read_receipts: if self.read_receipts != defaults.read_receipts {
+                self.read_receipts
+            } else {
+                machine.read_receipts
+            },
+            presence: if self.presence != defaults.presence {
+                self.presence
+            } else {
+                machine.presence
+            },
+            max_file_bytes: self.max_file_bytes.or(machine.max_file_bytes),
+            auto_download_bytes: self.auto_download_bytes.or(machine.auto_download_bytes),
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(32);
         if !self.read_receipts {
@@ -433,6 +461,73 @@ impl Policy {
             }
         }
         Ok(policy)
+    }
+}
+
+/// Colleagues one directory names at most.
+pub const MAX_DIRECTORY_ENTRIES: usize = 4096;
+
+/// A colleague's official name and department, as the admin set them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirectoryEntry {
+    pub name: String,
+    /// Empty: none given.
+    pub department: String,
+}
+
+/// The body of a directory statement (docs/PROTOCOL.md, "Admin statements"): official
+/// names and departments by user id. Nodes show these instead of the names colleagues
+/// chose, with a mark; a self-chosen name that looks like an official one of someone
+/// else is shown as doubtful.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Directory {
+    pub entries: std::collections::BTreeMap<UserId, DirectoryEntry>,
+}
+
+impl Directory {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(2 + 64 * self.entries.len());
+        w.u16(self.entries.len() as u16);
+        for (user, entry) in &self.entries {
+            w.bytes(&user.0);
+            for text in [&entry.name, &entry.department] {
+                w.u8(text.len() as u8);
+                w.bytes(text.as_bytes());
+            }
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let invalid = |what| WireError::Invalid { what };
+        let mut r = Reader::new(bytes);
+        let n = r.count16("directory entries", MAX_DIRECTORY_ENTRIES, 32 + 2)?;
+        let mut entries = std::collections::BTreeMap::new();
+        let mut last: Option<UserId> = None;
+        for _ in 0..n {
+            let user = UserId(r.array()?);
+            // Canonical: strictly ascending, so one directory has one encoding.
+            if last.is_some_and(|l| l >= user) {
+                return Err(invalid("directory order"));
+            }
+            last = Some(user);
+            let name = std::str::from_utf8(r.var_bytes_u8()?)
+                .map_err(|_| invalid("directory name"))?
+                .to_string();
+            let department = std::str::from_utf8(r.var_bytes_u8()?)
+                .map_err(|_| invalid("directory department"))?
+                .to_string();
+            // The admin chose them: the rules for names chosen here (no invisible or
+            // direction characters, no marks), for both.
+            crate::identity::validate_name(&name).map_err(|_| invalid("directory name"))?;
+            if !department.is_empty() {
+                crate::identity::validate_name(&department)
+                    .map_err(|_| invalid("directory department"))?;
+            }
+            entries.insert(user, DirectoryEntry { name, department });
+        }
+        r.finish()?;
+        Ok(Directory { entries })
     }
 }
 
@@ -512,6 +607,50 @@ mod statement_tests {
         assert!(Policy::decode(&[2, 1, 7]).is_err());
         assert!(Policy::decode(&[3, 8, 0, 0]).is_err());
         assert!(Policy::decode(&vec![9; MAX_POLICY_BODY + 1]).is_err());
+    }
+
+    #[test]
+    fn directories_are_canonical_bounded_and_hold_clean_names_only() {
+        let mut dir = Directory::default();
+        let entry = |name: &str, department: &str| DirectoryEntry {
+            name: name.into(),
+            department: department.into(),
+        };
+        dir.entries
+            .insert(UserId([2; 32]), entry("Bürgermeisteramt", ""));
+        dir.entries
+            .insert(UserId([1; 32]), entry("Anna Schmidt", "Bürgerbüro"));
+        let bytes = dir.encode();
+        assert_eq!(Directory::decode(&bytes), Ok(dir.clone()));
+        assert_eq!(Directory::decode(&[0, 0]), Ok(Directory::default()));
+        // Out of order or repeated: refused; ascending: taken.
+        let one = |id: u8| {
+            let mut v = vec![id; 32];
+            v.extend_from_slice(&[1, b'A', 0]);
+            v
+        };
+        let two = |a: u8, b: u8| [vec![0, 2], one(a), one(b)].concat();
+        assert!(Directory::decode(&two(1, 2)).is_ok());
+        assert!(Directory::decode(&two(2, 1)).is_err());
+        assert!(Directory::decode(&two(1, 1)).is_err());
+        // Names with invisible or direction characters, an empty name, bad UTF-8, a
+        // lying count, trailing bytes: refused.
+        for bad in ["Anna\u{202E}tdimhcS", "", " Anna"] {
+            let mut d = Directory::default();
+            d.entries.insert(UserId([1; 32]), entry(bad, ""));
+            assert!(Directory::decode(&d.encode()).is_err(), "{bad:?}");
+        }
+        let mut d = Directory::default();
+        d.entries
+            .insert(UserId([1; 32]), entry("Anna", "Amt\u{200B}"));
+        assert!(Directory::decode(&d.encode()).is_err());
+        let mut utf = dir.encode();
+        utf[2 + 32 + 1] = 0xff;
+        assert!(Directory::decode(&utf).is_err());
+        assert!(Directory::decode(&[0xff, 0xff]).is_err());
+        let mut trailing = dir.encode();
+        trailing.push(0);
+        assert!(Directory::decode(&trailing).is_err());
     }
 
     #[test]

@@ -161,6 +161,7 @@ async fn start_in(
             ..node::FileLimits::default()
         },
         relay_certificate,
+        machine_policy: flurfunk::wire::Policy::default(),
     };
     let (handle, _) = node::start(identity, Box::new(store), config)
         .await

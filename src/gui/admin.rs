@@ -1,0 +1,258 @@
+//! The settings' section for the network's admin: shown only where the admin key of this
+//! node's network is in the data directory (`DIR/admin.key`, the installation that made
+//! the network). Sets the organisation's policy and revokes a colleague who left, as
+//! `flurfunk admin policy` and `admin revoke` do, and shows the last lines of the audit
+//! log. Signing happens here; the node checks and spreads what it is given.
+
+use std::sync::Arc;
+
+use egui::RichText;
+
+use super::app::FlurfunkApp;
+use super::bridge::Update;
+use crate::admin::AdminKey;
+use crate::wire::{AdminStatement, Policy, Presence, StatementKind};
+
+/// Lines of the audit log shown.
+const AUDIT_LINES: usize = 5;
+
+/// What the admin section holds between frames.
+#[derive(Default)]
+pub struct AdminUi {
+    /// The admin key, when it is this network's.
+    pub key: Option<Arc<AdminKey>>,
+    /// The policy being edited (`None`: not touched, the one in force is shown).
+    draft: Option<Policy>,
+    /// The colleague chosen to revoke, and whether "really?" was asked.
+    revoke: Option<String>,
+    confirm: bool,
+}
+
+impl AdminUi {
+    /// The admin key in `dir` if it is the one `network` names; none otherwise (an
+    /// unmanaged network, another network's key, no key here).
+    pub fn load(dir: &crate::app::data_dir::DataDir, network: &crate::net::NetworkKey) -> Self {
+        let key = network.admin().and_then(|public| {
+            let path = dir.admin_key();
+            if !path.exists() {
+                return None;
+            }
+            match AdminKey::load(&path) {
+                Ok(key) if key.public() == public => Some(Arc::new(key)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin key not usable");
+                    None
+                }
+            }
+        });
+        AdminUi {
+            key,
+            ..AdminUi::default()
+        }
+    }
+}
+
+impl FlurfunkApp {
+    /// The admin rows of the settings grid (nothing without the admin key).
+    pub(super) fn admin_settings_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(key) = self.admin.key.clone() else {
+            return;
+        };
+        let t = self.t();
+        ui.label(RichText::new(t.admin_title).strong());
+        ui.vertical(|ui| {
+            ui.label(RichText::new(t.admin_hint).small().weak());
+            let in_force = self
+                .status
+                .as_ref()
+                .and_then(|s| s.policy)
+                .unwrap_or_default();
+            let mut draft = self.admin.draft.unwrap_or(in_force);
+            ui.checkbox(&mut draft.read_receipts, t.admin_read_receipts);
+            ui.horizontal(|ui| {
+                let l = ui.label(t.admin_presence);
+                let label = |p: Presence| match p {
+                    Presence::Full => t.admin_presence_full,
+                    Presence::OnlineOnly => t.admin_presence_online,
+                    Presence::Hidden => t.admin_presence_hidden,
+                };
+                egui::ComboBox::from_id_salt("admin-presence")
+                    .selected_text(label(draft.presence))
+                    .show_ui(ui, |ui| {
+                        for p in [Presence::Full, Presence::OnlineOnly, Presence::Hidden] {
+                            ui.selectable_value(&mut draft.presence, p, label(p));
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+            });
+            if draft != in_force || self.admin.draft.is_some() {
+                self.admin.draft = Some(draft);
+            }
+            let changed = draft != in_force;
+            if ui
+                .add_enabled(changed, egui::Button::new(t.admin_apply_policy))
+                .clicked()
+            {
+                self.publish_policy(key.clone(), draft);
+            }
+
+            ui.add_space(6.0);
+            let others: Vec<(String, String)> = self
+                .peers
+                .iter()
+                .map(|p| (p.user_id.clone(), p.name.clone()))
+                .collect();
+            ui.horizontal(|ui| {
+                let l = ui.label(t.admin_revoke);
+                let shown = self
+                    .admin
+                    .revoke
+                    .as_ref()
+                    .and_then(|u| others.iter().find(|(id, _)| id == u))
+                    .map_or(t.admin_choose.to_string(), |(_, name)| name.clone());
+                egui::ComboBox::from_id_salt("admin-revoke")
+                    .selected_text(shown)
+                    .show_ui(ui, |ui| {
+                        for (id, name) in &others {
+                            if ui
+                                .selectable_label(self.admin.revoke.as_ref() == Some(id), name)
+                                .clicked()
+                            {
+                                self.admin.revoke = Some(id.clone());
+                                self.admin.confirm = false;
+                            }
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+            });
+            if let Some(user) = self.admin.revoke.clone() {
+                let text = if self.admin.confirm {
+                    t.admin_revoke_confirm
+                } else {
+                    t.admin_revoke_button
+                };
+                if ui
+                    .button(RichText::new(text).color(super::style::DEMO_TEXT))
+                    .clicked()
+                {
+                    if self.admin.confirm {
+                        self.revoke(key.clone(), user);
+                        self.admin.revoke = None;
+                        self.admin.confirm = false;
+                    } else {
+                        self.admin.confirm = true;
+                    }
+                }
+            }
+
+            let log =
+                std::fs::read_to_string(self.config.dir.admin_audit_log()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().rev().take(AUDIT_LINES).collect();
+            if !lines.is_empty() {
+                ui.add_space(6.0);
+                ui.label(RichText::new(t.admin_audit).small());
+                for line in lines {
+                    ui.label(RichText::new(line.replace('\t', "  ")).small().monospace());
+                }
+            }
+        });
+        ui.end_row();
+    }
+
+    /// Sign the next policy and hand it to the node; the audit log gets a line.
+    fn publish_policy(&mut self, key: Arc<AdminKey>, policy: Policy) {
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let audit = self.config.dir.admin_audit_log();
+        let done = self.t().admin_policy_done.to_string();
+        self.admin.draft = None;
+        self.bridge.spawn(async move {
+            let result = async {
+                let current = held(&node, StatementKind::Policy).await?;
+                let Some(next) = key
+                    .change_policy(current.as_ref(), policy, crate::node::now_ms())
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Ok(());
+                };
+                let serial = next.serial;
+                node.publish_admin_statement(next)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let what = format!(
+                    "policy\tserial={serial}\tread receipts {}; presence {:?} (app)",
+                    if policy.read_receipts { "on" } else { "off" },
+                    policy.presence
+                );
+                crate::admin::append_audit(&audit, &key, &what).map_err(|e| e.to_string())
+            }
+            .await;
+            match result {
+                Ok(()) => Update::Notice(done),
+                Err(e) => Update::Error(e),
+            }
+        });
+    }
+
+    /// Sign the next revocation list with `user` on it and hand it to the node.
+    fn revoke(&mut self, key: Arc<AdminKey>, user: String) {
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let audit = self.config.dir.admin_audit_log();
+        let name = self.name_of(&user);
+        self.bridge.spawn(async move {
+            let result = async {
+                let id: crate::identity::UserId =
+                    user.parse().map_err(|_| "user id".to_string())?;
+                let current = held(&node, StatementKind::Revocations).await?;
+                let Some(next) = key
+                    .change_revocations(current.as_ref(), id, true, crate::node::now_ms())
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Ok(());
+                };
+                let serial = next.serial;
+                node.publish_admin_statement(next)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                crate::admin::append_audit(
+                    &audit,
+                    &key,
+                    &format!("revoke\t{user}\t{name}\tserial={serial} (app)"),
+                )
+                .map_err(|e| e.to_string())
+            }
+            .await;
+            match result {
+                // The node says "left the organisation" itself (an event).
+                Ok(()) => Update::Reload,
+                Err(e) => Update::Error(e),
+            }
+        });
+    }
+}
+
+/// The statement of `kind` the node holds.
+async fn held(
+    node: &crate::node::NodeHandle,
+    kind: StatementKind,
+) -> Result<Option<AdminStatement>, String> {
+    let name = crate::node::statement_kind_name(kind);
+    let views = node.admin_statements().await.map_err(|e| e.to_string())?;
+    views
+        .into_iter()
+        .filter(|v| v.kind == name)
+        .map(|v| {
+            hex::decode(&v.encoded)
+                .ok()
+                .and_then(|b| AdminStatement::decode(&b).ok())
+                .ok_or_else(|| "the node holds a malformed statement".to_string())
+        })
+        .next()
+        .transpose()
+}
