@@ -8,6 +8,11 @@
 //!     --network-key /etc/flurfunk/network.key --town-hall /ip4/10.1.0.5/tcp/47110
 //! ```
 //!
+//! In a managed network (the key file names an admin key) it starts only with IT's
+//! certificate in `DATA_DIR/relay.cert` (`flurfunk admin certify-relay` at IT, then
+//! `flurfunk --data-dir DATA_DIR admin install-relay-cert FILE`); members give an
+//! uncertified relay nothing but its own conversations.
+//!
 //! `examples/depot_relay.service` is the matching systemd unit.
 
 mod common;

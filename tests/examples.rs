@@ -199,14 +199,27 @@ async fn echo_bot_answers_direct_messages_and_greets_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn depot_relay_delivers_after_the_sender_has_gone() {
+    // A managed network: the relay runs with IT's certificate, as the .deb's unit does.
     let tmp = tempfile::tempdir().unwrap();
-    let town_hall = spawn("Anna (Rathaus)", &[]).await;
+    let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+    let key = test_key().with_admin(admin.public());
+    let key_path = tmp.path().join("rathaus.key");
+    std::fs::write(&key_path, key.to_file_text()).unwrap();
+    let relay_dir = flurfunk::app::data_dir::DataDir::new(tmp.path().join("relay"));
+    let relay_id = flurfunk::app::launch::ensure_identity(&relay_dir, "Depot-Relay")
+        .unwrap()
+        .user_id();
+    let certificate = admin
+        .certify_relay(relay_id, flurfunk::node::now_ms(), 24 * 3600 * 1000)
+        .unwrap();
+    std::fs::write(relay_dir.relay_certificate(), certificate.to_text()).unwrap();
+    let town_hall = spawn_with("Anna (Rathaus)", &[], key.clone(), Role::Member).await;
     let relay_port = free_port();
     let relay = Command::new(example("depot_relay"))
         .arg("--data-dir")
-        .arg(tmp.path().join("relay"))
+        .arg(relay_dir.root())
         .arg("--network-key")
-        .arg(key_file(tmp.path()))
+        .arg(&key_path)
         .args([
             "--no-mdns",
             "--listen",
@@ -218,7 +231,7 @@ async fn depot_relay_delivers_after_the_sender_has_gone() {
         .unwrap();
     let _relay = Guard(relay);
     // The depot desktop knows only the relay.
-    let depot = spawn_with("Jürgen (Bauhof)", &[], test_key(), Role::Member).await;
+    let depot = spawn_with("Jürgen (Bauhof)", &[], key.clone(), Role::Member).await;
     depot
         .handle
         .dial(format!("/ip4/127.0.0.1/tcp/{relay_port}").parse().unwrap())
@@ -245,7 +258,7 @@ async fn depot_relay_delivers_after_the_sender_has_gone() {
     // by the next summary; the relay's database is its own process's, so wait a moment.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _gone = town_hall.stop().await;
-    let depot = stopped_depot.start(&[]).await;
+    let depot = stopped_depot.start_with_key(&[], key).await;
     depot
         .handle
         .dial(format!("/ip4/127.0.0.1/tcp/{relay_port}").parse().unwrap())

@@ -155,7 +155,7 @@ impl FlurfunkApp {
                 ui.add_space(6.0);
                 ui.label(RichText::new(t.admin_audit).small());
                 for line in lines {
-                    ui.label(RichText::new(line.replace('\t', "  ")).small().monospace());
+                    ui.label(RichText::new(line.replace('\t', "  ")).small().weak());
                 }
             }
         });

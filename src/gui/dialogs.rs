@@ -408,7 +408,8 @@ impl FlurfunkApp {
                         }
                         ui.vertical(|ui| {
                             ui.horizontal(|ui| {
-                                ui.label(RichText::new(&p.name).strong());
+                                let name = ui.label(RichText::new(&p.name).strong());
+                                super::screen::explain_marks(t, name, &p.name);
                                 if self.settings.is_verified(&p.user_id) {
                                     ui.label(
                                         RichText::new(t.verify_is_verified)

@@ -128,3 +128,14 @@ impl FlurfunkApp {
         }
     }
 }
+
+/// A tooltip on a shown name that ends in one of the directory's marks: what the mark
+/// means (an official name, or a self-chosen one that looks like someone's official one).
+pub(super) fn explain_marks(t: &super::i18n::Texts, label: egui::Response, name: &str) {
+    use crate::identity::{DOUBTFUL_MARK, OFFICIAL_MARK};
+    if name.ends_with(OFFICIAL_MARK) {
+        label.on_hover_text(t.mark_official);
+    } else if name.ends_with(DOUBTFUL_MARK) {
+        label.on_hover_text(t.mark_doubtful);
+    }
+}

@@ -70,7 +70,12 @@ pub fn name_color(id: &str) -> Color32 {
 /// Initials of up to two words.
 pub fn initials(name: &str) -> String {
     name.split_whitespace()
-        .filter_map(|w| w.chars().next())
+        // Not the directory's marks after a name (`identity::OFFICIAL_MARK`).
+        .filter_map(|w| {
+            w.chars()
+                .next()
+                .filter(|c| !crate::identity::is_mark_char(*c))
+        })
         .take(2)
         .flat_map(char::to_uppercase)
         .collect()
@@ -96,5 +101,7 @@ mod tests {
         assert_eq!(super::initials("Bauhof"), "B");
         assert_eq!(super::initials("jürgen becker müller"), "JB");
         assert_eq!(super::initials(""), "");
+        assert_eq!(super::initials("Bürgermeisteramt \u{2714}"), "B");
+        assert_eq!(super::initials("Bauamt \u{26A0}"), "B");
     }
 }
