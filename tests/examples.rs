@@ -213,7 +213,7 @@ async fn depot_relay_delivers_after_the_sender_has_gone() {
         .certify_relay(relay_id, flurfunk::node::now_ms(), 24 * 3600 * 1000)
         .unwrap();
     std::fs::write(relay_dir.relay_certificate(), certificate.to_text()).unwrap();
-    let town_hall = spawn_with("Anna (Rathaus)", &[], key.clone(), Role::Member).await;
+    let town_hall = spawn_with("Anna (Rathaus)", &[], key, Role::Member).await;
     let relay_port = free_port();
     let relay = Command::new(example("depot_relay"))
         .arg("--data-dir")
@@ -231,7 +231,7 @@ async fn depot_relay_delivers_after_the_sender_has_gone() {
         .unwrap();
     let _relay = Guard(relay);
     // The depot desktop knows only the relay.
-    let depot = spawn_with("Jürgen (Bauhof)", &[], key.clone(), Role::Member).await;
+    let depot = spawn_with("Jürgen (Bauhof)", &[], key, Role::Member).await;
     depot
         .handle
         .dial(format!("/ip4/127.0.0.1/tcp/{relay_port}").parse().unwrap())

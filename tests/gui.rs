@@ -781,13 +781,9 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     f.rt.block_on(first.shutdown()).unwrap();
     admin.save_new(&dir.admin_key()).unwrap();
     let bernd =
-        f.rt.block_on(support::spawn_with("Bernd", &[], key.clone(), Role::Member));
-    let dora = f.rt.block_on(support::spawn_with(
-        "Dora",
-        &[&bernd],
-        key.clone(),
-        Role::Member,
-    ));
+        f.rt.block_on(support::spawn_with("Bernd", &[], key, Role::Member));
+    let dora =
+        f.rt.block_on(support::spawn_with("Dora", &[&bernd], key, Role::Member));
     let mut h = running(&f, &[&bernd, &dora], Lang::De);
     let node = app(&h).node().unwrap().clone();
     f.rt.block_on(eventually("both colleagues online", || async {
