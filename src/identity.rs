@@ -270,8 +270,30 @@ pub const DOUBTFUL_MARK: char = '\u{26A0}';
 pub fn is_mark_char(c: char) -> bool {
     matches!(
         c,
-        '\u{2611}' | '\u{2705}' | '\u{2713}' | '\u{2714}' | '\u{1F5F8}' | '\u{26A0}'
+        '\u{221A}'
+            | '\u{237B}'
+            | '\u{2611}'
+            | '\u{2705}'
+            | '\u{2713}'
+            | '\u{2714}'
+            | '\u{26A0}'
+            | '\u{10102}'
+            | '\u{1F5F8}'
+            | '\u{1F5F9}'
+            | '\u{1F6C6}'
+            | '\u{1FBB1}'
     )
+}
+
+/// A name from a peer (a profile, a group's name, a directory entry), made fit to show:
+/// without marks, control, invisible or direction characters (which could make it look
+/// like another name, or reorder the text after it), trimmed.
+pub fn clean_peer_name(name: &str) -> String {
+    let kept: String = name
+        .chars()
+        .filter(|c| !(c.is_control() || is_deceptive_char(*c) || is_mark_char(*c)))
+        .collect();
+    kept.trim().to_string()
 }
 
 /// How a name looks, to find look-alikes of an official name: lower case, letters and
@@ -280,37 +302,45 @@ pub fn is_mark_char(c: char) -> bool {
 /// and one with a Cyrillic "е" give one key).
 pub fn name_key(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
+    for c in name.chars().filter(|c| !is_deceptive_char(*c)) {
         let latin = match c {
             'А' | 'а' | 'Α' | 'α' => 'a',
             'В' | 'Β' | 'β' => 'b',
             'Е' | 'е' | 'Ε' | 'ε' => 'e',
             'Ζ' => 'z',
-            'Н' | 'Η' => 'h',
-            'І' | 'і' | 'Ι' | 'ι' | 'ӏ' | '|' | '1' => 'l',
+            'Н' | 'Η' | 'һ' | 'հ' => 'h',
+            'І' | 'і' | 'Ι' | 'ι' | 'ӏ' | 'Ӏ' | 'ı' | 'ɪ' | '|' | '1' => 'l',
             'Ј' | 'ј' => 'j',
             'К' | 'к' | 'Κ' | 'κ' => 'k',
             'М' | 'Μ' => 'm',
             'Ν' | 'ν' => 'v',
             'О' | 'о' | 'Ο' | 'ο' | '0' => 'o',
             'Р' | 'р' | 'Ρ' | 'ρ' => 'p',
-            'С' | 'с' => 'c',
+            'С' | 'с' | 'ϲ' | 'Ϲ' => 'c',
             'Ѕ' | 'ѕ' => 's',
             'Т' | 'Τ' | 'τ' => 't',
             'У' | 'у' | 'Υ' | 'υ' => 'y',
             'Х' | 'х' | 'Χ' | 'χ' => 'x',
             'ԁ' => 'd',
+            'ԛ' => 'q',
+            'ԝ' | 'Ԝ' => 'w',
+            'օ' => 'o',
+            'ս' => 'u',
             c => c,
         };
         for l in latin.to_lowercase() {
             let base = match l {
-                'ä' | 'á' | 'à' | 'â' | 'ã' | 'å' => 'a',
-                'é' | 'è' | 'ê' | 'ë' => 'e',
-                'í' | 'ì' | 'î' | 'ï' | 'i' => 'l',
-                'ö' | 'ó' | 'ò' | 'ô' | 'õ' | 'ø' => 'o',
-                'ü' | 'ú' | 'ù' | 'û' => 'u',
-                'ç' => 'c',
-                'ñ' => 'n',
+                'ä' | 'á' | 'à' | 'â' | 'ã' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
+                'é' | 'è' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
+                'í' | 'ì' | 'î' | 'ï' | 'ī' | 'į' | 'i' | 'ł' => 'l',
+                'ö' | 'ó' | 'ò' | 'ô' | 'õ' | 'ø' | 'ō' | 'ő' => 'o',
+                'ü' | 'ú' | 'ù' | 'û' | 'ū' | 'ů' | 'ŭ' | 'ű' | 'ų' => 'u',
+                'ç' | 'ć' | 'č' => 'c',
+                'ñ' | 'ń' | 'ň' => 'n',
+                'ř' => 'r',
+                'ś' | 'š' | 'ş' => 's',
+                'ź' | 'ż' | 'ž' => 'z',
+                'ý' | 'ÿ' => 'y',
                 'ß' => {
                     out.push_str("ss");
                     continue;
@@ -749,6 +779,11 @@ mod tests {
             assert_eq!(name_key(alike), key, "{alike:?}");
         }
         assert_eq!(name_key("Il1|"), name_key("llll"));
+        // Invisible letters and look-alikes of I and accents found in review.
+        assert_eq!(name_key("Bürgermeisteramt\u{3164}"), key);
+        assert_eq!(name_key("\u{04C0}T-Service"), name_key("IT-Service"));
+        assert_eq!(name_key("Bűrgermeisteramt"), key);
+        assert_eq!(clean_peer_name(" Amt\u{202E}\u{2714} "), "Amt");
         assert_eq!(name_key("Straße"), name_key("Strasse"));
         for other in ["Bürgermeister", "Anna Schmidt", "Bauamt"] {
             assert_ne!(name_key(other), key, "{other:?}");

@@ -762,6 +762,21 @@ fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
             assert!(d.is_null());
         }
     }
+    // An unrelated name is shown as chosen, without a mark.
+    let (_, out, _) = flurfunk(mallory.path(), &["peers"]);
+    let it_line = out
+        .lines()
+        .find(|l| l.contains("IT-Service"))
+        .unwrap_or_default();
+    assert!(
+        !it_line.contains('\u{26A0}') && !it_line.contains('\u{2714}'),
+        "{out}"
+    );
+    // The 1:1 chat with Anna is named by her official name, mark included.
+    let (ok, _, err) = flurfunk(mallory.path(), &["send", "--to", &anna_id, "Guten Tag"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = flurfunk(mallory.path(), &["conversations", "--json"]);
+    assert!(out.contains("Bürgermeisteramt \u{2714}"), "{out}");
     // A self-chosen name cannot carry the mark.
     let other = tempfile::tempdir().unwrap();
     let (ok, _, err) = flurfunk(
@@ -776,7 +791,7 @@ fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
             "admin",
             "directory",
             "set",
-            "Bürgermeisteramt",
+            &anna_id,
             "Bürgermeisteramt",
             "--department",
             "Referat 1",
@@ -798,7 +813,9 @@ fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
 /// Machine settings (`/etc/flurfunk/policy.toml`; here the debug build's
 /// `FLURFUNK_MACHINE_POLICY`): a locked network refuses the demo network and joining,
 /// and without a key installed for the machine nothing starts; the switches reach the
-/// node; a wrong file stops every command with a message naming it.
+/// node; a wrong file stops every command with a message naming it. (Release builds do not
+/// read the variable.)
+#[cfg(debug_assertions)]
 #[test]
 fn machine_settings_lock_the_network_and_set_the_policy() {
     let dir = tempfile::tempdir().unwrap();

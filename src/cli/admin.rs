@@ -86,7 +86,8 @@ pub(crate) enum DirectoryAction {
     },
     /// Set a colleague's official name (and department).
     Set {
-        /// The colleague's user id (`flurfunk whoami` on its machine), or its full name.
+        /// The colleague's user id (`flurfunk whoami` on its machine; not a name: whoever
+        /// holds a name now need not be the colleague meant).
         user: String,
         /// The official name.
         name: String,
@@ -530,8 +531,17 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
             department,
             admin_key,
         } => {
-            let user = whole_user(dir, &user).await?;
+            let user: flurfunk::identity::UserId = user.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "give the colleague's user id (flurfunk whoami on its computer, or flurfunk peers here), not a name"
+                )
+            })?;
             let entry = directory_entry(&name, department.as_deref().unwrap_or(""))?;
+            if !directory.entries.contains_key(&user)
+                && directory.entries.len() >= MAX_DIRECTORY_ENTRIES
+            {
+                bail!("the directory holds at most {MAX_DIRECTORY_ENTRIES} colleagues");
+            }
             let what = format!(
                 "directory-set\t{user}\t{}\t{}",
                 entry.name, entry.department

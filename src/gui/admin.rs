@@ -26,6 +26,9 @@ pub struct AdminUi {
     /// The colleague chosen to revoke, and whether "really?" was asked.
     revoke: Option<String>,
     confirm: bool,
+    /// The audit log's last lines, and when they were read (not at every frame).
+    audit: Vec<String>,
+    audit_read: Option<std::time::Instant>,
 }
 
 impl AdminUi {
@@ -63,10 +66,12 @@ impl FlurfunkApp {
         ui.label(RichText::new(t.admin_title).strong());
         ui.vertical(|ui| {
             ui.label(RichText::new(t.admin_hint).small().weak());
+            // The network's own statement, not what is in force here: this machine's
+            // settings must not be signed into everyone's policy.
             let in_force = self
                 .status
                 .as_ref()
-                .and_then(|s| s.policy)
+                .and_then(|s| s.network_policy)
                 .unwrap_or_default();
             let mut draft = self.admin.draft.unwrap_or(in_force);
             ui.checkbox(&mut draft.read_receipts, t.admin_read_receipts);
@@ -99,10 +104,26 @@ impl FlurfunkApp {
             }
 
             ui.add_space(6.0);
+            // Name and the end of the user id: two colleagues called alike stay apart.
             let others: Vec<(String, String)> = self
                 .peers
                 .iter()
-                .map(|p| (p.user_id.clone(), p.name.clone()))
+                .map(|p| {
+                    let tail: String = p
+                        .user_id
+                        .chars()
+                        .skip(p.user_id.chars().count().saturating_sub(6))
+                        .collect();
+                    let department = p
+                        .department
+                        .as_deref()
+                        .map(|d| format!(", {d}"))
+                        .unwrap_or_default();
+                    (
+                        p.user_id.clone(),
+                        format!("{} (…{tail}{department})", p.name),
+                    )
+                })
                 .collect();
             ui.horizontal(|ui| {
                 let l = ui.label(t.admin_revoke);
@@ -148,22 +169,28 @@ impl FlurfunkApp {
                 }
             }
 
-            let log =
-                std::fs::read_to_string(self.config.dir.admin_audit_log()).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().rev().take(AUDIT_LINES).collect();
-            if !lines.is_empty() {
+            if self
+                .admin
+                .audit_read
+                .is_none_or(|at| at.elapsed() > std::time::Duration::from_secs(2))
+            {
+                self.admin.audit = read_audit_tail(&self.config.dir.admin_audit_log());
+                self.admin.audit_read = Some(std::time::Instant::now());
+            }
+            if !self.admin.audit.is_empty() {
                 ui.add_space(6.0);
                 ui.label(RichText::new(t.admin_audit).small());
-                for line in lines {
-                    ui.label(RichText::new(line.replace('\t', "  ")).small().weak());
+                for line in &self.admin.audit {
+                    ui.label(RichText::new(line).small().weak());
                 }
             }
         });
         ui.end_row();
     }
 
-    /// Sign the next policy and hand it to the node; the audit log gets a line.
-    fn publish_policy(&mut self, key: Arc<AdminKey>, policy: Policy) {
+    /// Sign the next policy (the switches shown here changed, the rest of the held
+    /// statement kept) and hand it to the node; the audit log gets a line.
+    fn publish_policy(&mut self, key: Arc<AdminKey>, draft: Policy) {
         let Some(node) = self.node().cloned() else {
             return;
         };
@@ -173,6 +200,14 @@ impl FlurfunkApp {
         self.bridge.spawn(async move {
             let result = async {
                 let current = held(&node, StatementKind::Policy).await?;
+                let policy = Policy {
+                    read_receipts: draft.read_receipts,
+                    presence: draft.presence,
+                    ..current
+                        .as_ref()
+                        .and_then(|s| Policy::decode(&s.body).ok())
+                        .unwrap_or_default()
+                };
                 let Some(next) = key
                     .change_policy(current.as_ref(), policy, crate::node::now_ms())
                     .map_err(|e| e.to_string())?
@@ -235,6 +270,31 @@ impl FlurfunkApp {
             }
         });
     }
+}
+
+/// The last `AUDIT_LINES` lines of the audit log, newest first (read from its end: the
+/// log only grows).
+fn read_audit_tail(path: &std::path::Path) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL_BYTES: u64 = 4096;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)));
+    let mut bytes = Vec::new();
+    let _ = file.take(TAIL_BYTES).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if len > TAIL_BYTES && !lines.is_empty() {
+        lines.remove(0); // cut off at its start
+    }
+    lines
+        .into_iter()
+        .rev()
+        .take(AUDIT_LINES)
+        .map(|l| l.replace('\t', "  "))
+        .collect()
 }
 
 /// The statement of `kind` the node holds.

@@ -891,7 +891,7 @@ impl Core {
             conversation_name: self
                 .engine
                 .conversation(conversation)
-                .map(|c| c.name)
+                .map(|c| self.conversation_name(&c))
                 .unwrap_or_default(),
             user_id: author.to_string(),
             name: self.name_of(author),
@@ -949,7 +949,7 @@ impl Core {
                     conversation_name: self
                         .engine
                         .conversation(&conversation)
-                        .map(|c| c.name)
+                        .map(|c| self.conversation_name(&c))
                         .unwrap_or_default(),
                     event_id: event_id.to_string(),
                     author: author.to_string(),
@@ -973,12 +973,12 @@ impl Core {
                     NodeEvent::ConversationCreated {
                         conversation: conversation.to_string(),
                         kind: kind_name(summary.kind).to_string(),
-                        name: summary.name,
+                        name: self.conversation_name(&summary),
                     }
                 } else {
                     NodeEvent::ConversationChanged {
                         conversation: conversation.to_string(),
-                        name: summary.name,
+                        name: self.conversation_name(&summary),
                         members: summary
                             .members
                             .iter()
@@ -1118,22 +1118,44 @@ impl Core {
 
     /// [`Self::name_of`] for a name already at hand (a profile of a conversation's member).
     pub(super) fn shown_name(&self, user: &UserId, chosen: Option<&str>) -> String {
-        use crate::identity::{DOUBTFUL_MARK, OFFICIAL_MARK, is_mark_char};
+        use crate::identity::{DOUBTFUL_MARK, OFFICIAL_MARK};
         if let Some(entry) = self.engine.directory_entry(user) {
-            return format!("{} {OFFICIAL_MARK}", entry.name);
+            let official = crate::identity::clean_peer_name(&entry.name);
+            // A colleague who left keeps the name, not the mark.
+            return if self.engine.is_revoked(user) {
+                official
+            } else {
+                format!("{official} {OFFICIAL_MARK}")
+            };
         }
         let Some(chosen) = chosen else {
             return user.short();
         };
-        let clean: String = chosen.chars().filter(|c| !is_mark_char(*c)).collect();
-        let clean = clean.trim();
+        let clean = crate::identity::clean_peer_name(chosen);
         let clean = if clean.is_empty() {
             user.short()
         } else {
-            clean.to_string()
+            clean
         };
         if self.engine.looks_official(user, &clean) {
             format!("{clean} {DOUBTFUL_MARK}")
+        } else {
+            clean
+        }
+    }
+
+    /// A conversation's name as shown: a 1:1 chat is named as its partner is
+    /// ([`Self::shown_name`], with the directory's marks); a group's name, chosen by a
+    /// member, without marks, control or invisible characters.
+    pub(super) fn conversation_name(&self, summary: &crate::sync::ConversationSummary) -> String {
+        if summary.kind == crate::conversation::ConversationKind::Direct
+            && let Some((partner, _)) = summary.members.iter().find(|(p, _)| p.user_id != self.me())
+        {
+            return self.shown_name(&partner.user_id, Some(&partner.display_name));
+        }
+        let clean = crate::identity::clean_peer_name(&summary.name);
+        if clean.is_empty() && !summary.name.is_empty() {
+            "?".into()
         } else {
             clean
         }
@@ -1143,7 +1165,7 @@ impl Core {
     pub(super) fn department_of(&self, user: &UserId) -> Option<String> {
         self.engine
             .directory_entry(user)
-            .map(|e| e.department.clone())
+            .map(|e| crate::identity::clean_peer_name(&e.department))
             .filter(|d| !d.is_empty())
     }
 
@@ -1180,6 +1202,12 @@ impl Core {
                 .any(|s| s.kind == crate::wire::StatementKind::Policy)
                 || self.engine.policy() != crate::wire::Policy::default())
             .then(|| self.engine.policy()),
+            network_policy: self
+                .engine
+                .admin_statements()
+                .iter()
+                .find(|s| s.kind == crate::wire::StatementKind::Policy)
+                .and_then(|s| crate::wire::Policy::decode(&s.body).ok()),
             role: match self.config.role {
                 Role::Member => "member".into(),
                 Role::Relay => "relay".into(),
@@ -1280,7 +1308,7 @@ impl Core {
         Ok(Some(ConversationView {
             conversation: conv.to_string(),
             kind: kind_name(summary.kind).to_string(),
-            name: summary.name.clone(),
+            name: self.conversation_name(&summary),
             members: self.member_views(&summary.members),
             is_member: summary.is_member,
             unread: self.engine.unread_count(conv)?,

@@ -20,6 +20,10 @@ pub struct NodeStatus {
     /// (docs/PROTOCOL.md, "Admin statements"; docs/ADMIN.md, "Machine settings").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::wire::Policy>,
+    /// The network's own policy statement, if its admin set one (without the machine's
+    /// settings): what the admin tools change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<crate::wire::Policy>,
     pub role: String,
     pub listen: Vec<String>,
     pub peers_online: usize,

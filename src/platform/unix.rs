@@ -12,14 +12,23 @@ pub(super) fn machine_network_key_path() -> Option<PathBuf> {
     Some(PathBuf::from("/etc/flurfunk/network.key"))
 }
 
-/// `/etc/flurfunk/policy.toml`, when there and trusted.
+/// `/etc/flurfunk/policy.toml`. Fails closed: a file (or folder) that is there but cannot
+/// be looked at, or that is not owned and writable by root only, is an error, never "no
+/// settings" (a lock that silently does not hold is worse than none).
 pub(super) fn machine_settings() -> Result<Option<super::MachineSource>, (String, String)> {
     let path = Path::new("/etc/flurfunk/policy.toml");
-    if !path.exists() {
-        return Ok(None);
+    let shown = path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err((shown, e.to_string())),
     }
     if !machine_file_trusted(path) {
-        return Ok(None);
+        return Err((
+            shown,
+            "it and /etc/flurfunk must be owned by root and writable by root only (mode 0644)"
+                .into(),
+        ));
     }
     Ok(Some(super::MachineSource::File(path.to_path_buf())))
 }

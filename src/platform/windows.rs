@@ -147,10 +147,18 @@ pub(super) fn machine_settings() -> Result<Option<super::MachineSource>, (String
     };
     let read = || -> Result<crate::app::machine_policy::MachineSettings, String> {
         use crate::app::machine_policy::registry;
-        let flag = |v: Option<u32>| v.map(|n| n != 0);
+        // On or off: 1 or 0, anything else is an error (as a wrong value in the file).
+        let flag = |name: &str| -> Result<Option<bool>, String> {
+            match dword(name)? {
+                None => Ok(None),
+                Some(0) => Ok(Some(false)),
+                Some(1) => Ok(Some(true)),
+                Some(n) => Err(format!("{name}: {n} (use 0 or 1)")),
+            }
+        };
         Ok(crate::app::machine_policy::MachineSettings {
-            lock_network: flag(dword(registry::LOCK_NETWORK)?),
-            read_receipts: flag(dword(registry::READ_RECEIPTS)?),
+            lock_network: flag(registry::LOCK_NETWORK)?,
+            read_receipts: flag(registry::READ_RECEIPTS)?,
             presence: match dword(registry::PRESENCE)? {
                 None => None,
                 Some(0) => Some("full".into()),

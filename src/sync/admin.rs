@@ -205,7 +205,6 @@ impl<S: Store> Engine<S> {
         if self.config.admin_key.is_none() {
             return;
         }
-        let statements: Vec<AdminStatement> = self.admin.statements.values().cloned().collect();
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -217,7 +216,7 @@ impl<S: Store> Engine<S> {
                 .insert(code, (serial, std::cmp::Reverse(hash)));
         }
         let mut out = Vec::new();
-        for s in statements {
+        for s in self.admin.statements.values() {
             let code = s.kind.code();
             if code > known_kinds {
                 continue;
@@ -232,7 +231,7 @@ impl<S: Store> Engine<S> {
             if p.admin_serials.get(&code).is_none_or(|known| *known < rank) && !recently {
                 p.admin_serials.insert(code, rank);
                 p.admin_sent_ms.insert(code, now_ms);
-                out.push(s);
+                out.push(s.clone());
             }
         }
         for statement in out {
@@ -253,13 +252,20 @@ impl<S: Store> Engine<S> {
         };
         let code = statement.kind.code();
         if !self.is_newer_statement(&statement) {
-            // The peer is behind (or equal): it gets ours, once.
-            if let Some(ours) = self.admin.statements.get(&statement.kind).cloned()
+            // The peer is behind (or equal): it gets ours, at most every
+            // `ADMIN_RESEND_MS` per kind (an unsigned old statement costs the sender a
+            // frame; it must not buy a large answer each time).
+            if let Some(ours) = self.admin.statements.get(&statement.kind)
                 && ours.beats(&statement)
                 && let Some(p) = self.peers.get_mut(&peer)
                 && p.admin_serials.get(&code).is_none_or(|k| *k < ours.rank())
+                && p.admin_sent_ms
+                    .get(&code)
+                    .is_none_or(|t| now_ms.saturating_sub(*t) >= ADMIN_RESEND_MS)
             {
+                let ours = ours.clone();
                 p.admin_serials.insert(code, ours.rank());
+                p.admin_sent_ms.insert(code, now_ms);
                 self.send(peer, SyncMessage::AdminStatement { statement: ours });
             }
             return Ok(());
@@ -424,10 +430,14 @@ impl<S: Store> Engine<S> {
     /// Whether `name`, chosen by `user`, looks like the official name of someone else
     /// (`identity::name_key`): the app marks it as doubtful.
     pub fn looks_official(&self, user: &UserId, name: &str) -> bool {
-        self.admin
-            .official_keys
-            .get(&crate::identity::name_key(name))
-            .is_some_and(|official| official != user)
+        let key = crate::identity::name_key(name);
+        // A name of symbols only has no letters to compare.
+        !key.is_empty()
+            && self
+                .admin
+                .official_keys
+                .get(&key)
+                .is_some_and(|official| official != user)
     }
 
     /// The statements held, one per kind.

@@ -517,11 +517,13 @@ impl Directory {
             let department = std::str::from_utf8(r.var_bytes_u8()?)
                 .map_err(|_| invalid("directory department"))?
                 .to_string();
-            // The admin chose them: the rules for names chosen here (no invisible or
-            // direction characters, no marks), for both.
-            crate::identity::validate_name(&name).map_err(|_| invalid("directory name"))?;
+            // The wire rule only (as for profiles): the stricter character rule is the
+            // admin tool's when it writes, and nodes clean what they show
+            // (`identity::clean_peer_name`), so nodes of two versions never disagree on
+            // whether a signed directory is valid.
+            crate::identity::validate_wire_name(&name).map_err(|_| invalid("directory name"))?;
             if !department.is_empty() {
-                crate::identity::validate_name(&department)
+                crate::identity::validate_wire_name(&department)
                     .map_err(|_| invalid("directory department"))?;
             }
             entries.insert(user, DirectoryEntry { name, department });
@@ -610,7 +612,7 @@ mod statement_tests {
     }
 
     #[test]
-    fn directories_are_canonical_bounded_and_hold_clean_names_only() {
+    fn directories_are_canonical_bounded_and_hold_wire_valid_names() {
         let mut dir = Directory::default();
         let entry = |name: &str, department: &str| DirectoryEntry {
             name: name.into(),
@@ -633,17 +635,18 @@ mod statement_tests {
         assert!(Directory::decode(&two(1, 2)).is_ok());
         assert!(Directory::decode(&two(2, 1)).is_err());
         assert!(Directory::decode(&two(1, 1)).is_err());
-        // Names with invisible or direction characters, an empty name, bad UTF-8, a
-        // lying count, trailing bytes: refused.
-        for bad in ["Anna\u{202E}tdimhcS", "", " Anna"] {
+        // An empty name or one with outer spaces, bad UTF-8, a lying count, trailing
+        // bytes: refused. Invisible or direction characters pass the wire rule (the
+        // admin tool refuses them, nodes drop them when showing).
+        for bad in ["", " Anna", "Anna "] {
             let mut d = Directory::default();
             d.entries.insert(UserId([1; 32]), entry(bad, ""));
             assert!(Directory::decode(&d.encode()).is_err(), "{bad:?}");
         }
         let mut d = Directory::default();
         d.entries
-            .insert(UserId([1; 32]), entry("Anna", "Amt\u{200B}"));
-        assert!(Directory::decode(&d.encode()).is_err());
+            .insert(UserId([1; 32]), entry("Anna\u{202E}", "Amt\u{200B}"));
+        assert!(Directory::decode(&d.encode()).is_ok());
         let mut utf = dir.encode();
         utf[2 + 32 + 1] = 0xff;
         assert!(Directory::decode(&utf).is_err());
