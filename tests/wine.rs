@@ -530,6 +530,20 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
         "the user's own key is ignored: {out}"
     );
     std::fs::remove_file(user_dir.join("network.key")).unwrap();
+    // A copy of the program in the user's folder, with a key of the user's beside it,
+    // does not count as the machine's key on a locked machine.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(program_dir.join("flurfunk.exe"), copy.join("flurfunk.exe")).unwrap();
+    flurfunk::net::NetworkKey::demo()
+        .save_new(&copy.join("network.key"))
+        .unwrap();
+    let copied = z(&copy.join("flurfunk.exe"));
+    let (ok, out) = wine(&[&copied, "--data-dir", &z(&user_dir), "whoami"]);
+    assert!(
+        ok && out.contains(&want),
+        "the copy's key is ignored: {out}"
+    );
     // No --data-dir: the machine's data folder, one per user.
     let (ok, out) = wine(&[installed, "init", "--name", "Emil"]);
     assert!(ok, "{out}");

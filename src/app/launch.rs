@@ -145,8 +145,9 @@ pub fn load_network_key(dir: &DataDir) -> Result<NetworkKey, LaunchError> {
 pub fn load_network_key_or_demo(dir: &DataDir, demo: bool) -> Result<NetworkKey, LaunchError> {
     let machine = super::machine_policy::MachinePolicy::load()?;
     if machine.lock_network {
-        // Only the machine's key: a user's own key file (another network) is ignored.
-        let Some(path) = machine_network_key() else {
+        // Only the machine's key, from the installed program's folder: a user's own key
+        // file (another network), or one beside a copy of the program, is ignored.
+        let Some(path) = crate::platform::installed_network_key() else {
             return Err(LaunchError::LockedWithoutKey {
                 source_name: machine.source.unwrap_or_default(),
             });
@@ -177,7 +178,10 @@ pub fn load_network_key_or_demo(dir: &DataDir, demo: bool) -> Result<NetworkKey,
 /// only the machine's where IT locked the machine to it).
 pub fn has_network_key(dir: &DataDir) -> bool {
     let locked = super::machine_policy::MachinePolicy::load().is_ok_and(|m| m.lock_network);
-    (!locked && dir.network_key().exists()) || machine_network_key().is_some()
+    if locked {
+        return crate::platform::installed_network_key().is_some();
+    }
+    dir.network_key().exists() || machine_network_key().is_some()
 }
 
 /// A relay's certificate in `dir`, checked against the network and the relay's own id: a

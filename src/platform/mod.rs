@@ -74,6 +74,15 @@ pub(crate) enum MachineSource {
     },
 }
 
+/// The machine's network key where a locked machine takes it from: Windows the installed
+/// program's folder found by the OS (`%ProgramFiles%\Flurfunk\network.key` by its known
+/// folder, not beside whichever copy of the program runs), Linux `/etc/flurfunk/network.key`;
+/// under the same trust rule as [`machine_network_key`].
+pub fn installed_network_key() -> Option<PathBuf> {
+    let path = os::installed_network_key_path()?;
+    (path.is_file() && os::machine_file_trusted(&path)).then_some(path)
+}
+
 /// Protect secret file contents at rest for the current user. Windows: DPAPI (the file
 /// is useless to another account or machine). Elsewhere the file's mode (0600) is the
 /// protection and the bytes are returned as they are.

@@ -12,6 +12,11 @@ pub(super) fn machine_network_key_path() -> Option<PathBuf> {
     Some(PathBuf::from("/etc/flurfunk/network.key"))
 }
 
+/// The same file as `machine_network_key_path` (it does not depend on the program's path).
+pub(super) fn installed_network_key_path() -> Option<PathBuf> {
+    machine_network_key_path()
+}
+
 /// `/etc/flurfunk/policy.toml`. Fails closed: a file (or folder) that is there but cannot
 /// be looked at, or that is not owned and writable by root only, is an error, never "no
 /// settings" (a lock that silently does not hold is worse than none).

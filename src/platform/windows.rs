@@ -33,6 +33,35 @@ pub(super) fn machine_network_key_path() -> Option<std::path::PathBuf> {
         .and_then(|exe| exe.parent().map(|dir| dir.join("network.key")))
 }
 
+/// Where the MSI puts the machine's key, found by the OS's Program Files folder, not by
+/// where this program runs from: on a locked machine a copy of `flurfunk.exe` in a user's
+/// folder, with a key file of the user's beside it, must not count.
+pub(super) fn installed_network_key_path() -> Option<std::path::PathBuf> {
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramFiles, SHGetKnownFolderPath};
+    let mut path: windows_sys::core::PWSTR = std::ptr::null_mut();
+    let hr =
+        unsafe { SHGetKnownFolderPath(&FOLDERID_ProgramFiles, 0, std::ptr::null_mut(), &mut path) };
+    if hr < 0 || path.is_null() {
+        if !path.is_null() {
+            unsafe { CoTaskMemFree(path as *const core::ffi::c_void) };
+        }
+        return None;
+    }
+    let mut len = 0usize;
+    // SAFETY: the OS returned a NUL-terminated UTF-16 string, freed below.
+    while unsafe { *path.add(len) } != 0 {
+        len += 1;
+    }
+    let folder = String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(path, len) });
+    unsafe { CoTaskMemFree(path as *const core::ffi::c_void) };
+    Some(
+        std::path::PathBuf::from(folder)
+            .join("Flurfunk")
+            .join("network.key"),
+    )
+}
+
 /// The program's folder is writable by administrators only (the installer's ACLs).
 pub(super) fn machine_file_trusted(_path: &std::path::Path) -> bool {
     true
