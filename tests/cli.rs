@@ -777,6 +777,14 @@ fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
     assert!(ok, "{err}");
     let (_, out, _) = flurfunk(mallory.path(), &["conversations", "--json"]);
     assert!(out.contains("Bürgermeisteramt \u{2714}"), "{out}");
+    // Typing the official name reaches its holder, never the look-alike.
+    let (ok, _, err) = flurfunk(it.path(), &["send", "--to", "Bürgermeisteramt", "Termin"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = flurfunk(it.path(), &["conversations", "--json"]);
+    assert!(
+        out.contains("Bürgermeisteramt \u{2714}") && !out.contains("Bürgermeister-Amt"),
+        "{out}"
+    );
     // A self-chosen name cannot carry the mark.
     let other = tempfile::tempdir().unwrap();
     let (ok, _, err) = flurfunk(

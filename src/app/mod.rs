@@ -516,23 +516,35 @@ pub async fn resolve_user(node: &NodeHandle, target: &str) -> Result<UserId, App
     }
 }
 
-/// Every name a colleague is known by here: the self-chosen ones of the profiles, and the
-/// official ones of the network's directory.
+/// Every name a colleague is known by here: the official ones of the network's directory,
+/// and the self-chosen ones of the profiles, except a self-chosen name that looks like
+/// someone else's official one (`identity::name_key`): typing "Bürgermeisteramt" never
+/// reaches an impostor who chose that name.
 async fn known_names(node: &NodeHandle) -> Result<Vec<(UserId, String)>, AppError> {
-    let mut names: Vec<(UserId, String)> = node
-        .profiles()
-        .await?
-        .into_iter()
-        .map(|p| (p.user_id, p.display_name))
-        .collect();
+    use crate::identity::name_key;
+    let mut official: Vec<(UserId, String)> = Vec::new();
     for statement in node.admin_statements().await? {
         for entry in statement.directory {
             if let Ok(user) = entry.user_id.parse() {
-                names.push((user, entry.name));
+                official.push((user, entry.name));
             }
         }
     }
-    Ok(names)
+    let keys: std::collections::HashMap<String, UserId> = official
+        .iter()
+        .map(|(user, name)| (name_key(name), *user))
+        .collect();
+    let chosen = node
+        .profiles()
+        .await?
+        .into_iter()
+        .filter(|p| {
+            keys.get(&name_key(&p.display_name))
+                .is_none_or(|holder| *holder == p.user_id)
+        })
+        .map(|p| (p.user_id, p.display_name));
+    // Chosen names first, official ones last (`Whois` shows the last one found).
+    Ok(chosen.chain(official).collect())
 }
 
 /// Where a message "to X" goes: a conversation id (or prefix), a group name, a person's
@@ -554,21 +566,21 @@ pub async fn resolve_recipient(
         .into_iter()
         .filter(|c| c.kind == "group" && c.is_member)
         .collect();
-    let profiles = node.profiles().await?;
+    let names = known_names(node).await?;
     let exact = groups.iter().any(|g| name_match(&g.name, target) == 2)
-        || profiles
-            .iter()
-            .any(|p| name_match(&p.display_name, target) == 2);
+        || names.iter().any(|(_, name)| name_match(name, target) == 2);
     let level = if exact { 2 } else { 1 };
     let groups: Vec<&ConversationView> = groups
         .iter()
         .filter(|c| name_match(&c.name, target) == level)
         .collect();
-    let people: Vec<UserId> = profiles
+    let mut people: Vec<UserId> = names
         .iter()
-        .filter(|p| name_match(&p.display_name, target) == level)
-        .map(|p| p.user_id)
+        .filter(|(_, name)| name_match(name, target) == level)
+        .map(|(user, _)| *user)
         .collect();
+    people.sort();
+    people.dedup();
     match (groups.as_slice(), people.as_slice()) {
         ([group], []) => group
             .conversation
