@@ -221,6 +221,9 @@ fn wizard_creates_a_network_and_saves_its_key_file() {
     let joined = flurfunk::net::NetworkKey::load(&f.data_dir().network_key()).unwrap();
     assert_eq!(handed_out.fingerprint(), joined.fingerprint());
     assert!(!joined.is_demo());
+    // A managed network: the admin key stays here, its public half is in the file.
+    let admin = flurfunk::admin::AdminKey::load(&f.data_dir().admin_key()).expect("admin key");
+    assert_eq!(handed_out.admin(), Some(admin.public()));
     settle(&mut h, "notice shown", |h| has_label(h, "Key file saved"));
 }
 

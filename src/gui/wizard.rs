@@ -244,7 +244,21 @@ impl FlurfunkApp {
                     .save_replace(&dir.network_key())
                     .map_err(|e| e.to_string())?,
                 NetworkSetup::Create(key, path) => {
+                    // A managed network, as `flurfunk network new` makes: the admin key
+                    // stays in this data directory (the settings' admin section), its
+                    // public half goes into the key file handed out.
+                    if dir.admin_key().exists() {
+                        return Err(format!(
+                            "{} exists already; refusing to overwrite an admin key",
+                            dir.admin_key().display()
+                        ));
+                    }
+                    let admin = crate::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+                    let key = key.with_admin(admin.public());
                     key.save_new(path).map_err(|e| e.to_string())?;
+                    admin
+                        .save_new(&dir.admin_key())
+                        .map_err(|e| e.to_string())?;
                     key.save_replace(&dir.network_key())
                         .map_err(|e| e.to_string())?;
                     saved = Some(fill(
