@@ -263,16 +263,7 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                     super::local_time(s.issued_ms, true)
                 );
                 for d in &s.directory {
-                    println!(
-                        "  {}  {}{}",
-                        d.user_id,
-                        super::printable(&d.name),
-                        if d.department.is_empty() {
-                            String::new()
-                        } else {
-                            format!("  ({})", super::printable(&d.department))
-                        }
-                    );
+                    println!("  {}", directory_line(d));
                 }
                 for r in &s.revoked {
                     println!(
@@ -399,12 +390,22 @@ async fn held_statement(dir: &DataDir, kind: StatementKind) -> Result<Option<Adm
     let Response::Statements { statements } = request(dir, Request::AdminStatements).await? else {
         bail!("unexpected reply");
     };
-    statements
-        .iter()
-        .filter_map(|s| hex::decode(&s.encoded).ok())
-        .map(|b| AdminStatement::decode(&b).context("the node holds a malformed statement"))
-        .find(|s| s.as_ref().map_or(true, |s| s.kind == kind))
-        .transpose()
+    flurfunk::node::held_statement(&statements, kind)
+        .context("the node holds a malformed statement")
+}
+
+/// One colleague of the directory in a line: user id, name, (department).
+fn directory_line(d: &flurfunk::node::DirectoryView) -> String {
+    format!(
+        "{}  {}{}",
+        d.user_id,
+        super::printable(&d.name),
+        if d.department.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", super::printable(&d.department))
+        }
+    )
 }
 
 /// Hand a signed statement to this installation's node (which passes it on).
@@ -512,16 +513,7 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
                 println!("no directory: colleagues are shown with the names they chose");
             }
             for r in rows.iter().filter(|_| !json) {
-                println!(
-                    "{}  {}{}",
-                    r.user_id,
-                    super::printable(&r.name),
-                    if r.department.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  ({})", super::printable(&r.department))
-                    }
-                );
+                println!("{}", directory_line(r));
             }
             return Ok(());
         }

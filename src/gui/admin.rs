@@ -208,22 +208,17 @@ impl FlurfunkApp {
                         .and_then(|s| Policy::decode(&s.body).ok())
                         .unwrap_or_default()
                 };
-                let Some(next) = key
+                let next = key
                     .change_policy(current.as_ref(), policy, crate::node::now_ms())
-                    .map_err(|e| e.to_string())?
-                else {
-                    return Ok(());
-                };
-                let serial = next.serial;
-                node.publish_admin_statement(next)
-                    .await
                     .map_err(|e| e.to_string())?;
-                let what = format!(
-                    "policy\tserial={serial}\tread receipts {}; presence {:?} (app)",
-                    if policy.read_receipts { "on" } else { "off" },
-                    policy.presence
-                );
-                crate::admin::append_audit(&audit, &key, &what).map_err(|e| e.to_string())
+                publish_logged(&node, &key, &audit, next, |serial| {
+                    format!(
+                        "policy\tserial={serial}\tread receipts {}; presence {:?} (app)",
+                        if policy.read_receipts { "on" } else { "off" },
+                        policy.presence
+                    )
+                })
+                .await
             }
             .await;
             match result {
@@ -245,22 +240,13 @@ impl FlurfunkApp {
                 let id: crate::identity::UserId =
                     user.parse().map_err(|_| "user id".to_string())?;
                 let current = held(&node, StatementKind::Revocations).await?;
-                let Some(next) = key
+                let next = key
                     .change_revocations(current.as_ref(), id, true, crate::node::now_ms())
-                    .map_err(|e| e.to_string())?
-                else {
-                    return Ok(());
-                };
-                let serial = next.serial;
-                node.publish_admin_statement(next)
-                    .await
                     .map_err(|e| e.to_string())?;
-                crate::admin::append_audit(
-                    &audit,
-                    &key,
-                    &format!("revoke\t{user}\t{name}\tserial={serial} (app)"),
-                )
-                .map_err(|e| e.to_string())
+                publish_logged(&node, &key, &audit, next, |serial| {
+                    format!("revoke\t{user}\t{name}\tserial={serial} (app)")
+                })
+                .await
             }
             .await;
             match result {
@@ -302,17 +288,26 @@ async fn held(
     node: &crate::node::NodeHandle,
     kind: StatementKind,
 ) -> Result<Option<AdminStatement>, String> {
-    let name = crate::node::statement_kind_name(kind);
     let views = node.admin_statements().await.map_err(|e| e.to_string())?;
-    views
-        .into_iter()
-        .filter(|v| v.kind == name)
-        .map(|v| {
-            hex::decode(&v.encoded)
-                .ok()
-                .and_then(|b| AdminStatement::decode(&b).ok())
-                .ok_or_else(|| "the node holds a malformed statement".to_string())
-        })
-        .next()
-        .transpose()
+    crate::node::held_statement(&views, kind)
+        .map_err(|e| format!("the node holds a malformed statement: {e}"))
+}
+
+/// Hand `next` (when there is a change) to the node, then write `what(serial)` to the
+/// audit log: the tail both admin actions share.
+async fn publish_logged(
+    node: &crate::node::NodeHandle,
+    key: &AdminKey,
+    audit: &std::path::Path,
+    next: Option<AdminStatement>,
+    what: impl FnOnce(u64) -> String,
+) -> Result<(), String> {
+    let Some(next) = next else {
+        return Ok(());
+    };
+    let serial = next.serial;
+    node.publish_admin_statement(next)
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::admin::append_audit(audit, key, &what(serial)).map_err(|e| e.to_string())
 }

@@ -26,7 +26,7 @@ pub use event_loop::{Core, now_ms};
 pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
     ConversationView, DirectoryView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent,
-    NodeStatus, PeerView, RevokedView, StatementView, statement_kind_name,
+    NodeStatus, PeerView, RevokedView, StatementView, held_statement, statement_kind_name,
 };
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)

@@ -207,6 +207,27 @@ pub struct FileItem {
     pub thumbnail: Option<std::sync::Arc<[u8]>>,
 }
 
+/// Of the statements a node holds (`NodeHandle::admin_statements`), the one of `kind`,
+/// decoded from its `encoded` form (for tools that make the next one). `Err`: the node
+/// holds one that does not decode.
+pub fn held_statement(
+    views: &[StatementView],
+    kind: crate::wire::StatementKind,
+) -> Result<Option<crate::wire::AdminStatement>, crate::wire::WireError> {
+    let name = statement_kind_name(kind);
+    views
+        .iter()
+        .find(|v| v.kind == name)
+        .map(|v| {
+            hex::decode(&v.encoded)
+                .map_err(|_| crate::wire::WireError::Invalid {
+                    what: "admin statement (hex)",
+                })
+                .and_then(|b| crate::wire::AdminStatement::decode(&b))
+        })
+        .transpose()
+}
+
 impl MessageItem {
     pub fn order_key(&self) -> Option<crate::wire::OrderKey> {
         crate::wire::OrderKey::decode(&hex::decode(&self.order).ok()?)
