@@ -23,6 +23,8 @@ use crate::identity::UserId;
 pub const LABEL_PROFILE: &[u8] = b"flurfunk/v1/profile";
 pub const LABEL_EVENT_SIGNATURE: &[u8] = b"flurfunk/v1/event-signature";
 pub const LABEL_EVENT_ID: &[u8] = b"flurfunk/v1/event-id";
+/// Hash of an event's sealed body, which its signature and id cover (wire version 5).
+pub const LABEL_BODY_HASH: &[u8] = b"flurfunk/v1/body-hash";
 pub const LABEL_EVENT_BODY: &[u8] = b"flurfunk/v1/event-body";
 pub const LABEL_SEALED_KEY: &[u8] = b"flurfunk/v1/sealed-epoch-key";
 pub const LABEL_DIRECT_CONVERSATION: &[u8] = b"flurfunk/v1/direct-conversation";

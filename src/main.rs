@@ -21,6 +21,8 @@ use libp2p::Multiaddr;
 
 #[path = "cli/admin.rs"]
 mod admin_cli;
+#[path = "cli/messages.rs"]
+mod messages_cli;
 
 /// How often a command retries the control socket of a node that is still starting.
 const CONTROL_RETRIES: u32 = 15;
@@ -183,6 +185,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Message(messages_cli::MessageAction),
     /// Messages of one conversation.
     History {
         conversation: String,
@@ -377,6 +381,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Network { action } => network(&dir, action),
         Command::Admin { action } => admin_cli::admin(&dir, action).await,
+        Command::Message(action) => messages_cli::run(&dir, action).await,
         Command::Node { net, relay, json } => {
             let role = if relay { Role::Relay } else { Role::Member };
             run_node(&dir, net.launch_options(role), json).await
@@ -1015,6 +1020,34 @@ fn history_line(m: &MessageItem, members: usize) -> String {
     } else {
         "  ✓"
     };
+    if m.deleted {
+        return format!(
+            "{}  {}: (message deleted)  #{}",
+            local_time(m.wall_ms, true),
+            m.author_name,
+            &m.event_id[..8]
+        );
+    }
+    let quote = m.reply_to.as_ref().map_or(String::new(), |q| {
+        if q.deleted {
+            "[re: deleted message] ".to_string()
+        } else if q.author_name.is_empty() {
+            "[re: a message not here] ".to_string()
+        } else {
+            format!("[re {}: \"{}\"] ", q.author_name, q.text)
+        }
+    });
+    let edited = if m.edited { " (edited)" } else { "" };
+    let reactions = if m.reactions.is_empty() {
+        String::new()
+    } else {
+        let each: Vec<String> = m
+            .reactions
+            .iter()
+            .map(|r| format!("{} {}", r.emoji, r.users.len()))
+            .collect();
+        format!("  [{}]", each.join(", "))
+    };
     let file = m.file.as_ref().map_or(String::new(), |f| {
         let here = if f.here { "" } else { ", not here yet" };
         format!(
@@ -1025,10 +1058,11 @@ fn history_line(m: &MessageItem, members: usize) -> String {
         )
     });
     format!(
-        "{}  {}: {file}{}{}",
+        "{}  {}: {quote}{file}{}{edited}{reactions}  #{}{}",
         local_time(m.wall_ms, true),
         m.author_name,
         m.text,
+        &m.event_id[..8],
         ticks
     )
 }

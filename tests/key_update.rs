@@ -75,7 +75,7 @@ fn texts(e: &Eng, conv: &ConversationId) -> Vec<String> {
         .iter()
         .filter(|ev| ev.header.kind == EventKind::Text)
         .filter_map(|ev| match e.decrypt(ev)? {
-            flurfunk::wire::Content::Text { text } => Some(text),
+            flurfunk::wire::Content::Text { text, .. } => Some(text),
             _ => None,
         })
         .collect()

@@ -10,6 +10,7 @@ pub mod data_dir;
 pub mod install;
 pub mod launch;
 pub mod machine_policy;
+pub mod messages;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,8 @@ pub enum AppError {
     NoWindow,
     #[error("no message '{0}' with a file in that conversation (see `history --json`)")]
     UnknownMessage(String),
+    #[error("no message '{0}' in that conversation (its id from `history`, 8+ characters)")]
+    NoSuchMessage(String),
     #[error("{0}")]
     File(String),
     #[error("the admin statement is malformed")]
@@ -70,6 +73,35 @@ pub enum Request {
     Send {
         to: String,
         text: String,
+    },
+    /// Answer a message (`event`: its id or the first 8+ characters); "@Name" in the
+    /// text calls a member.
+    Reply {
+        to: String,
+        event: String,
+        text: String,
+    },
+    /// Replace the text of an own message.
+    Edit {
+        to: String,
+        event: String,
+        text: String,
+    },
+    /// Delete a message for everyone (own ones; others' as a group admin).
+    Delete {
+        to: String,
+        event: String,
+    },
+    /// React with one emoji; an empty one takes the reaction back.
+    React {
+        to: String,
+        event: String,
+        emoji: String,
+    },
+    /// Every version of an edited message.
+    Versions {
+        to: String,
+        event: String,
     },
     History {
         conversation: String,
@@ -172,6 +204,10 @@ pub enum Response {
     Statements {
         statements: Vec<crate::node::StatementView>,
     },
+    /// Every version of a message, oldest first.
+    Versions {
+        versions: Vec<messages::VersionItem>,
+    },
     Done,
 }
 
@@ -188,7 +224,10 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         },
         Request::Send { to, text } => {
             let conversation = resolve_recipient(node, &to).await?;
-            let event_id = node.send_text(conversation, text).await?;
+            let mentions = messages::mentions_in(node, conversation, &text).await?;
+            let event_id = node
+                .send_message(conversation, text, None, mentions)
+                .await?;
             Response::Sent {
                 conversation: conversation.to_string(),
                 event_id: event_id.to_string(),
@@ -312,6 +351,11 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         Request::AdminStatements => Response::Statements {
             statements: node.admin_statements().await?,
         },
+        request @ (Request::Reply { .. }
+        | Request::Edit { .. }
+        | Request::Delete { .. }
+        | Request::React { .. }
+        | Request::Versions { .. }) => messages::execute(node, request).await?,
         Request::PublishStatement { encoded } => {
             let statement = hex::decode(encoded.trim())
                 .ok()
@@ -412,6 +456,39 @@ pub async fn resolve_group(node: &NodeHandle, target: &str) -> Result<Conversati
 /// (exactly, or else by word starts).
 /// Messages searched for an id prefix at most (newest first).
 const MESSAGE_SEARCH_LIMIT: usize = 10_000;
+
+/// The conversation and the message whose id is or starts with `event` (among the
+/// newest `MESSAGE_SEARCH_LIMIT`), of those `keep` takes.
+pub(crate) async fn find_message(
+    node: &NodeHandle,
+    conversation: &str,
+    event: &str,
+    keep: impl Fn(&MessageItem) -> bool,
+) -> Result<(crate::wire::ConversationId, MessageItem), AppError> {
+    let conv = resolve_recipient(node, conversation).await?;
+    let event = event.trim().trim_start_matches('#').to_ascii_lowercase();
+    if event.len() < 8 {
+        return Err(AppError::NoSuchMessage(event));
+    }
+    let found: Vec<MessageItem> = node
+        .messages(conv, None, MESSAGE_SEARCH_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|m| m.notice.is_none() && keep(m) && m.event_id.starts_with(&event))
+        .collect();
+    match <[MessageItem; 1]>::try_from(found) {
+        Ok([m]) => Ok((conv, m)),
+        Err(found) if found.is_empty() => Err(AppError::NoSuchMessage(event)),
+        Err(found) => Err(AppError::Ambiguous {
+            name: event,
+            candidates: found
+                .iter()
+                .map(|m| m.event_id[..16].to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
 
 /// The conversation and the message with a file whose id is or starts with `event`.
 async fn file_message(

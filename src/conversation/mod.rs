@@ -5,6 +5,7 @@
 //! replays a conversation's stored events in order, which is how a node starts up and how
 //! it re-decides validity when a membership event arrives late.
 
+mod actions;
 mod authority;
 mod keys;
 mod notice;
@@ -18,6 +19,7 @@ use crate::wire::{
     MembershipOp, OpenError, OrderKey, RekeyBody, VersionVector, hash32,
 };
 
+pub use actions::{Actions, Deletion, MAX_EDITS};
 pub use authority::Authority;
 pub use notice::Notice;
 
@@ -136,7 +138,7 @@ impl Membership {
         self.members.contains_key(user)
     }
 
-    fn is_admin(&self, user: &UserId) -> bool {
+    pub fn is_admin(&self, user: &UserId) -> bool {
         self.members.get(user).is_some_and(|m| m.admin)
     }
 
@@ -355,6 +357,8 @@ pub struct ConversationState {
     pub read: BTreeMap<UserId, OrderKey>,
     /// Wall clock of the newest text, for sorting chat lists.
     pub last_activity_ms: u64,
+    /// Edits, reactions and deletions by the text they act on.
+    pub actions: Actions,
 }
 
 impl ConversationState {
@@ -383,6 +387,7 @@ impl ConversationState {
             delivered: BTreeMap::new(),
             read: BTreeMap::new(),
             last_activity_ms: 0,
+            actions: Actions::default(),
         }
     }
 
@@ -519,7 +524,7 @@ impl ConversationState {
             ),
             _ => None,
         };
-        if event.sealed.is_empty() != (h.key == EventId([0; 32])) {
+        if event.has_body() == (h.key == EventId([0; 32])) {
             return Err(Invalid("a sealed body names its key, nothing else does"));
         }
         let key = event.order_key();
@@ -564,7 +569,7 @@ impl ConversationState {
                 if matches!(op, MembershipOp::Create { .. }) && h.epoch != 0 {
                     return Err(Invalid("create carries no sealed content"));
                 }
-                if matches!(op, MembershipOp::Rename) && event.sealed.is_empty() {
+                if matches!(op, MembershipOp::Rename) && !event.has_body() {
                     return Err(Invalid("rename without a name"));
                 }
                 if matches!(op, MembershipOp::KeyUpdate { .. })
@@ -596,13 +601,23 @@ impl ConversationState {
                 if !membership.is_member(&h.author) {
                     return Err(Invalid("author is not a member at this point"));
                 }
-                if matches!(h.kind, EventKind::Text) && (h.epoch == 0 || event.sealed.is_empty()) {
+                if matches!(
+                    h.kind,
+                    EventKind::Text | EventKind::Edit | EventKind::Reaction
+                ) && (h.epoch == 0 || !event.has_body())
+                {
                     return Err(Invalid("text must be encrypted"));
+                }
+                if h.kind.has_target() && event.target().is_none() {
+                    return Err(Invalid("names no message it acts on"));
+                }
+                if h.kind == EventKind::Delete && (h.epoch != 0 || event.has_body()) {
+                    return Err(Invalid("a deletion carries nothing sealed"));
                 }
                 if h.kind == EventKind::KeyComplaint {
                     let body = ComplaintBody::decode(&event.public)
                         .ok()
-                        .filter(|_| h.epoch == 0 && event.sealed.is_empty())
+                        .filter(|_| h.epoch == 0 && !event.has_body())
                         .ok_or(Invalid("complaint does not decode"))?;
                     // One per author and rekey: a member cannot make others verify
                     // proofs without end. (Its own chain decides, so every node agrees.)
@@ -620,7 +635,7 @@ impl ConversationState {
     fn rekey_rules(conversation: &ConversationId, event: &Event) -> Result<(), Rejection> {
         use Rejection::Invalid;
         let h = &event.header;
-        if h.epoch == 0 || !event.sealed.is_empty() {
+        if h.epoch == 0 || event.has_body() {
             return Err(Invalid("rekey epoch must be positive and nothing sealed"));
         }
         let body =
@@ -758,6 +773,13 @@ impl ConversationState {
                 return None;
             }
             _ => {}
+        }
+        if h.kind.has_target() {
+            let by_admin = h.kind == EventKind::Delete && {
+                let m = self.membership_before(&event.order_key());
+                m.kind == Some(ConversationKind::Group) && m.is_admin(&h.author)
+            };
+            self.actions.record(event, by_admin);
         }
         if h.kind == EventKind::Text && !self.key_reaches_members(event) {
             self.partial.insert(event.id());

@@ -487,6 +487,7 @@ impl FlurfunkApp {
                 }
             }
             NodeEvent::Saved { conversation, .. }
+            | NodeEvent::MessageChanged { conversation, .. }
             | NodeEvent::Receipt { conversation }
             | NodeEvent::Retracted { conversation, .. } => {
                 self.reloads.conversations.dirty = true;

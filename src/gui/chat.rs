@@ -882,6 +882,7 @@ mod tests {
             subject: None,
             subject_name: None,
             file: None,
+            ..Default::default()
         }
     }
 

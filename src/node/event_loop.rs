@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::peers::{AddressBook, Verdict};
 use super::views::{
     ConversationView, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
+    QuoteItem, ReactionItem,
 };
 use super::{Command, NodeConfig, NodeError, Reply};
 use crate::conversation::ConversationKind;
@@ -931,11 +932,14 @@ impl Core {
                 text,
                 for_some_members,
                 file,
+                mentions,
+                reply_to,
                 ..
             } => {
                 if author == self.me() {
                     return None;
                 }
+                let me = self.me();
                 if let Some(f) = &file {
                     let now = now_ms();
                     let fetch = self.fetch_by_itself(wall_ms, f.attachment.size, now);
@@ -958,7 +962,20 @@ impl Core {
                     text,
                     for_some_members,
                     file,
+                    mentions_me: mentions.contains(&me),
+                    reply_to: reply_to.map(|id| id.to_string()),
                 }
+            }
+            Notification::MessageChanged {
+                conversation,
+                target,
+            } => NodeEvent::MessageChanged {
+                conversation: conversation.to_string(),
+                event_id: target.to_string(),
+            },
+            Notification::FilePurged { blob } => {
+                self.purge_file(&blob);
+                return None;
             }
             Notification::Saved {
                 conversation,
@@ -1366,6 +1383,27 @@ impl Core {
                     subject: None,
                     subject_name: None,
                     file: m.file.as_ref().map(|f| self.file_item(f)),
+                    reply_to: m.actions.reply_to.as_ref().map(|q| QuoteItem {
+                        event_id: q.event_id.to_string(),
+                        author: q.author.map(|a| a.to_string()).unwrap_or_default(),
+                        author_name: q.author.map(|a| self.name_of(&a)).unwrap_or_default(),
+                        text: q.snippet.clone(),
+                        deleted: q.deleted,
+                    }),
+                    edited: m.actions.edited,
+                    deleted: m.actions.deleted,
+                    reactions: m
+                        .actions
+                        .reactions
+                        .iter()
+                        .map(|(emoji, users)| ReactionItem {
+                            emoji: emoji.clone(),
+                            users: users.iter().map(|u| u.to_string()).collect(),
+                            names: users.iter().map(|u| self.name_of(u)).collect(),
+                        })
+                        .collect(),
+                    mentions_me: m.actions.mentions.contains(&me),
+                    mentions: ids(m.actions.mentions.clone()),
                 })
             })
             .collect()
@@ -1404,6 +1442,7 @@ impl Core {
             subject: subject.map(|u| u.to_string()),
             subject_name: subject.map(|u| self.name_of(&u)),
             file: None,
+            ..Default::default()
         }
     }
 

@@ -207,6 +207,8 @@ impl Drop for RecordWriter {
 enum Record {
     Want(BlobRef, [u8; 32]),
     Unwant(BlobRef),
+    /// Its message was deleted for everyone: data, hash tree and records go.
+    Purge(BlobRef),
     Conversation(BlobRef, [u8; 32]),
     /// Keep the store within `quota`, never touching `keep` (being fetched).
     Evict {
@@ -307,6 +309,11 @@ fn spawn_record_writer(store: Arc<BlobStore>) -> RecordWriter {
                     Record::Unwant(blob) => {
                         retry.forget_wish(&blob);
                         store.unwant(&blob);
+                        Ok(())
+                    }
+                    Record::Purge(blob) => {
+                        retry.forget_wish(&blob);
+                        store.remove(&blob);
                         Ok(())
                     }
                     Record::Conversation(blob, conv) => {
@@ -605,6 +612,15 @@ impl Core {
         }
         self.pump_downloads(now);
         Ok(())
+    }
+
+    /// The message that carried `blob` was deleted for everyone: stop fetching it and
+    /// remove every block of it here (on the records thread).
+    pub(super) fn purge_file(&mut self, blob: &BlobRef) {
+        if let Some(files) = self.files.as_mut() {
+            files.downloads.remove(blob);
+            files.records.send(Record::Purge(*blob));
+        }
     }
 
     /// Stop fetching `blob` (what is here stays, and is served).

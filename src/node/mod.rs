@@ -255,6 +255,75 @@ impl NodeHandle {
             .await
     }
 
+    /// Send a text answering `reply_to` (None: a plain message) and calling `mentions`
+    /// with @; returns once it is durably saved.
+    pub async fn send_message(
+        &self,
+        conversation: ConversationId,
+        text: String,
+        reply_to: Option<EventId>,
+        mentions: Vec<UserId>,
+    ) -> Result<EventId, NodeError> {
+        self.run(move |core, now_ms| {
+            Ok(core
+                .engine
+                .send_message(now_ms, conversation, &text, reply_to, mentions)?)
+        })
+        .await
+    }
+
+    /// Replace the text (or caption) of an own message; shown as "edited" everywhere.
+    pub async fn edit(
+        &self,
+        conversation: ConversationId,
+        target: EventId,
+        text: String,
+        mentions: Vec<UserId>,
+    ) -> Result<EventId, NodeError> {
+        self.run(move |core, now_ms| {
+            Ok(core
+                .engine
+                .edit(now_ms, conversation, target, &text, mentions)?)
+        })
+        .await
+    }
+
+    /// Delete a message for everyone (own ones; others' as a group admin): its text,
+    /// edits, reactions and file are purged here and on every node that learns of it.
+    pub async fn delete_for_everyone(
+        &self,
+        conversation: ConversationId,
+        target: EventId,
+    ) -> Result<EventId, NodeError> {
+        self.run(move |core, now_ms| {
+            Ok(core
+                .engine
+                .delete_for_everyone(now_ms, conversation, target)?)
+        })
+        .await
+    }
+
+    /// React with one emoji (empty: take the reaction back).
+    pub async fn react(
+        &self,
+        conversation: ConversationId,
+        target: EventId,
+        emoji: String,
+    ) -> Result<EventId, NodeError> {
+        self.run(move |core, now_ms| Ok(core.engine.react(now_ms, conversation, target, &emoji)?))
+            .await
+    }
+
+    /// Every version of a message, oldest first: (wall clock ms, text).
+    pub async fn versions(
+        &self,
+        conversation: ConversationId,
+        target: EventId,
+    ) -> Result<Vec<(u64, String)>, NodeError> {
+        self.run(move |core, _| Ok(core.engine.versions(&conversation, &target)?))
+            .await
+    }
+
     /// Send the file at `path` (with `caption`, which may be empty): encrypted into the
     /// files directory on a blocking thread, then announced like a text. Files over
     /// `FileLimits::max_send_bytes` are refused. A picture gets a small preview in the

@@ -145,7 +145,7 @@ pub struct RevokedView {
     pub since_ms: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageItem {
     pub conversation: String,
     pub event_id: String,
@@ -178,6 +178,45 @@ pub struct MessageItem {
     /// A file sent with the message (`text` is then its caption).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileItem>,
+    /// The message this one answers, as it reads now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<QuoteItem>,
+    /// Edited by its author: `text` is the newest version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edited: bool,
+    /// Deleted for everyone: `text` is empty and there is no file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Each emoji given, with who gave it (user ids), in order of first use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionItem>,
+    /// Colleagues called with @ (user ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// This node's user is among `mentions`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_me: bool,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteItem {
+    pub event_id: String,
+    /// Empty when the original is not held here.
+    pub author: String,
+    pub author_name: String,
+    /// The start of its text (newest version) or its file's name.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// One emoji under a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionItem {
+    pub emoji: String,
+    pub users: Vec<String>,
+    pub names: Vec<String>,
 }
 
 /// A file sent with a message.
@@ -274,6 +313,17 @@ pub enum NodeEvent {
         /// A file sent with it (`text` is then its caption).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file: Option<FileItem>,
+        /// This node's user is called with @ in it (notify even in a muted chat).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mentions_me: bool,
+        /// The id of the message it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
+    },
+    /// A message was edited, reacted to or deleted for everyone: read it again.
+    MessageChanged {
+        conversation: String,
+        event_id: String,
     },
     /// An own message is durably stored (one tick).
     Saved {

@@ -13,6 +13,7 @@ impl<S: Store> Engine<S> {
         events: Vec<Event>,
     ) -> Result<(), SyncError> {
         let verified = self.verify_signatures(from, events);
+        self.note_deletions(&verified);
         let mut accepted: Vec<Event> = Vec::new();
         let mut fetch: BTreeSet<ConversationId> = BTreeSet::new();
         let mut batch = Batch::default();
@@ -164,6 +165,12 @@ impl<S: Store> Engine<S> {
             } else {
                 None
             };
+            if known.is_none() && event.is_purged() && !self.purge_justified(&event, batch) {
+                // A body withheld, not a deletion we can check: refused without blame
+                // (the deletion may follow); other peers still hold the whole event.
+                self.stats.withheld_bodies += 1;
+                continue;
+            }
             if known != Some(event.id()) && self.is_refused_as_revoked(&event) {
                 // Signed by a colleague who left, not held here (also another version of
                 // one held): refused without blame (an honest peer may have taken it
@@ -396,6 +403,7 @@ impl<S: Store> Engine<S> {
                 ..Batch::default()
             })?;
             if kept {
+                let event = self.purge_on_arrival(event, batch)?;
                 batch.insert_events.push(event.clone());
                 self.stats.events_stored += 1;
                 accepted.push(event);
@@ -407,6 +415,11 @@ impl<S: Store> Engine<S> {
         }
         let content = state.apply(&event, Some(&self.me));
         let for_some_members = state.for_some_members(&event);
+        let event = self.purge_on_arrival(event, batch)?;
+        let content = if event.is_purged() { None } else { content };
+        let Some(state) = self.convs.get_mut(&conv) else {
+            return Ok(());
+        };
         let blamed = state.take_newly_blamed();
         self.notifications.extend(
             blamed
@@ -437,10 +450,16 @@ impl<S: Store> Engine<S> {
                 let file = MessageFile::of(&event, &content).map(Box::new);
                 // A file whose public reference does not fit its description is stored
                 // (validity does not read the public part) but not announced.
-                let text = match content {
-                    Content::Text { text } => Some(text),
-                    Content::Attachment(a) => file.is_some().then_some(a.caption),
-                    _ => None,
+                let (text, mentions, reply_to) = match content {
+                    Content::Text {
+                        text,
+                        mentions,
+                        reply_to,
+                    } => (Some(text), mentions, reply_to),
+                    Content::Attachment(a) => {
+                        (file.is_some().then_some(a.caption), Vec::new(), None)
+                    }
+                    _ => (None, Vec::new(), None),
                 };
                 self.receipt_due.insert(conv);
                 self.receipt_authors
@@ -457,6 +476,8 @@ impl<S: Store> Engine<S> {
                         text,
                         for_some_members,
                         file,
+                        mentions,
+                        reply_to,
                     });
                 }
             }
@@ -471,6 +492,14 @@ impl<S: Store> Engine<S> {
             (EventKind::DeliveryReceipt | EventKind::ReadReceipt, _) => {
                 self.notifications
                     .push_back(Notification::ReceiptsChanged { conversation: conv });
+            }
+            (EventKind::Edit | EventKind::Reaction, _) => {
+                if let Some(target) = event.target() {
+                    self.notifications.push_back(Notification::MessageChanged {
+                        conversation: conv,
+                        target,
+                    });
+                }
             }
             _ => {}
         }

@@ -82,7 +82,10 @@ impl<S: Store> Engine<S> {
         Ok(event)
     }
 
-    fn member_state(&self, conv: &ConversationId) -> Result<&ConversationState, SyncError> {
+    pub(super) fn member_state(
+        &self,
+        conv: &ConversationId,
+    ) -> Result<&ConversationState, SyncError> {
         let state = self
             .convs
             .get(conv)
@@ -304,26 +307,7 @@ impl<S: Store> Engine<S> {
         conv: ConversationId,
         text: &str,
     ) -> Result<EventId, SyncError> {
-        if text.trim().is_empty() || text.len() > MAX_TEXT_BYTES {
-            return Err(SyncError::BadText {
-                max: MAX_TEXT_BYTES,
-            });
-        }
-        self.member_state(&conv)?;
-        self.refuse_left_partner(&conv)?;
-        let content = Content::Text {
-            text: text.to_string(),
-        };
-        Ok(self
-            .author_event(
-                now_ms,
-                conv,
-                EventKind::Text,
-                Vec::new(),
-                Some(content),
-                None,
-            )?
-            .id())
+        self.send_message(now_ms, conv, text, None, Vec::new())
     }
 
     /// Send a file already in the blob store (`files::BlobStore::import`): its
@@ -615,21 +599,48 @@ impl<S: Store> Engine<S> {
                 .events_before(conv, cursor, limit.clamp(64, 4096))?;
             let Some(first) = page.first() else { break };
             cursor = Some(first.order_key());
-            let view = |e: &Event, text: String, notice, file| MessageView {
-                event_id: e.id(),
-                author: e.header.author,
-                order: e.order_key(),
-                wall_ms: e.header.wall_ms,
-                text,
-                for_some_members: e.header.kind == EventKind::Text && state.for_some_members(e),
-                notice,
-                file,
+            let view = |e: &Event,
+                        text: String,
+                        notice: Option<crate::conversation::Notice>,
+                        file: Option<MessageFile>| {
+                let actions = if e.header.kind == EventKind::Text && notice.is_none() {
+                    self.actions_of(state, e)
+                } else {
+                    MessageActions::default()
+                };
+                let (text, file) = if actions.deleted {
+                    (String::new(), None)
+                } else if actions.edited {
+                    (
+                        self.newest_edit(state, e).map(|(t, _)| t).unwrap_or(text),
+                        file,
+                    )
+                } else {
+                    (text, file)
+                };
+                MessageView {
+                    event_id: e.id(),
+                    author: e.header.author,
+                    order: e.order_key(),
+                    wall_ms: e.header.wall_ms,
+                    text,
+                    for_some_members: e.header.kind == EventKind::Text && state.for_some_members(e),
+                    notice,
+                    file,
+                    actions,
+                }
             };
             let mut texts: Vec<MessageView> = page
                 .iter()
                 .filter_map(|e| match e.header.kind {
+                    EventKind::Text
+                        if !state.is_outside(e)
+                            && (e.is_purged() || state.actions.deletion_of(e).is_some()) =>
+                    {
+                        Some(view(e, String::new(), None, None))
+                    }
                     EventKind::Text if !state.is_outside(e) => match state.decrypt(e) {
-                        Some(Content::Text { text }) => Some(view(e, text, None, None)),
+                        Some(Content::Text { text, .. }) => Some(view(e, text, None, None)),
                         Some(content @ Content::Attachment(_)) => {
                             let file = MessageFile::of(e, &content)?;
                             let caption = file.attachment.caption.clone();

@@ -14,6 +14,7 @@
 //! peers a node stays connected to is planned per conversation (`links`). The rules, their
 //! parameters and the attacks they stop are in `docs/PROTOCOL.md`.
 
+mod actions;
 mod admin;
 mod gossip;
 mod intake;
@@ -24,6 +25,7 @@ mod pending;
 mod profiles;
 mod receipts;
 
+pub use actions::{MessageActions, QUOTE_CHARS, Quote, snippet};
 pub use admin::{REVOCATION_CATCH_UP_MS, REVOCATION_REMOVAL_STEP_MS};
 pub use gossip::{ANTI_ENTROPY_PEERS, OWN_PUSH_FANOUT, PUSH_FANOUT};
 pub use key_update::RETIRED_KEY_GRACE_MS;
@@ -137,6 +139,14 @@ pub enum SyncError {
     NotThisAdmin,
     #[error("this colleague has left the organisation")]
     LeftOrganisation,
+    #[error("no such message here (deleted, or not a text)")]
+    NoSuchMessage,
+    #[error("that is someone else's message")]
+    NotYours,
+    #[error("a message can be edited at most {max} times")]
+    TooManyEdits { max: usize },
+    #[error("a reaction is one emoji (at most {max} bytes, no spaces)")]
+    BadReaction { max: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +202,10 @@ pub enum Notification {
         for_some_members: bool,
         /// A file sent with it (`text` is then its caption).
         file: Option<Box<MessageFile>>,
+        /// Colleagues called with @ in it.
+        mentions: Vec<UserId>,
+        /// The message it answers.
+        reply_to: Option<EventId>,
     },
     /// Own event is durably stored.
     Saved {
@@ -239,6 +253,15 @@ pub enum Notification {
     AdminStatement {
         kind: crate::wire::StatementKind,
     },
+    /// A message was edited, reacted to or deleted.
+    MessageChanged {
+        conversation: ConversationId,
+        target: EventId,
+    },
+    /// A deleted message carried this file: its ciphertext goes too.
+    FilePurged {
+        blob: crate::wire::BlobRef,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -249,6 +272,10 @@ pub struct Stats {
     /// in `invalid_events`).
     pub equivocations: u64,
     pub duplicate_events: u64,
+    /// Bodies dropped because their message was deleted for everyone.
+    pub bodies_purged: u64,
+    /// Purged events refused: no deletion of them was known (a peer withheld a body).
+    pub withheld_bodies: u64,
     pub malformed_frames: u64,
     /// Relay certificates refused (also counted in `malformed_frames`).
     pub certificates_refused: u64,
@@ -331,6 +358,8 @@ pub struct MessageView {
     pub notice: Option<crate::conversation::Notice>,
     /// A file sent with it (`text` is then its caption).
     pub file: Option<MessageFile>,
+    /// Reply, edits, reactions, deletion.
+    pub actions: MessageActions,
 }
 
 /// Delivery state of one own message.
@@ -486,6 +515,8 @@ pub struct Engine<S: Store> {
     positions_unflushed: bool,
     /// Conversations in which the frame being handled carried an invalid event.
     rejected_in: BTreeSet<ConversationId>,
+    /// Deletions seen in frames, by target (`actions::MAX_DELETIONS_SEEN`).
+    deletions_seen: BTreeMap<EventId, Vec<UserId>>,
     /// (conversation, author, seq we hold) of events in this frame whose `prev` names
     /// another version of our head: ask the sender for its version.
     forks_in: BTreeSet<(ConversationId, UserId, u64)>,
@@ -554,6 +585,7 @@ impl<S: Store> Engine<S> {
             receipt_authors: BTreeMap::new(),
             positions_unflushed: false,
             rejected_in: BTreeSet::new(),
+            deletions_seen: BTreeMap::new(),
             forks_in: BTreeSet::new(),
             winners_out: Vec::new(),
             profile_clock: 1,
@@ -713,11 +745,16 @@ impl<S: Store> Engine<S> {
         std::mem::take(&mut self.offences).into_iter().collect()
     }
 
-    fn send(&mut self, peer: UserId, msg: SyncMessage) {
+    fn send(&mut self, peer: UserId, mut msg: SyncMessage) {
         if self.transmit.len() >= MAX_QUEUED_FRAMES {
             // The driver is not draining; the periodic digests repair whatever is lost.
             self.stats.frames_dropped += 1;
             return;
+        }
+        if let SyncMessage::Events { events } = &mut msg
+            && events.iter().any(Event::is_purged)
+        {
+            self.add_deletions(events);
         }
         self.transmit.push_back((peer, msg));
     }

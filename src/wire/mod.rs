@@ -11,10 +11,10 @@ use std::fmt;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
-use crate::crypto::{LABEL_EVENT_ID, LABEL_VV_DIGEST};
+use crate::crypto::{LABEL_BODY_HASH, LABEL_EVENT_ID, LABEL_VV_DIGEST};
 use crate::identity::{MAX_DISPLAY_NAME_BYTES, Profile, UserId};
 
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 /// Largest encoded event. A text of a few pages fits; attachments will travel separately.
 /// The largest events are a group's creation (a profile per member, at most 201 bytes
 /// each) and its rekeys (96 bytes per member): 448 KiB holds those of `MAX_MEMBERS`.
@@ -97,6 +97,11 @@ macro_rules! id_type {
 id_type!(ConversationId);
 id_type!(EventId);
 
+/// What an event's signature covers of its sealed body.
+fn body_hash(sealed: &[u8]) -> [u8; 32] {
+    hash32(&[LABEL_BODY_HASH, sealed])
+}
+
 pub(crate) fn hash32(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Blake2b::<U32>::new();
     for p in parts {
@@ -114,6 +119,12 @@ pub enum EventKind {
     ReadReceipt,
     /// A recipient proves that a rekey's wrap for it does not hold the committed key.
     KeyComplaint,
+    /// A new text for an earlier own text (public part: the target's id).
+    Edit,
+    /// Deletes an earlier text for everyone (public part: the target's id; nothing sealed).
+    Delete,
+    /// An emoji under an earlier text, or none (public part: the target's id).
+    Reaction,
     /// A kind from a newer version: stored and forwarded, never shown.
     Unknown(u8),
 }
@@ -127,6 +138,9 @@ impl EventKind {
             EventKind::DeliveryReceipt => 4,
             EventKind::ReadReceipt => 5,
             EventKind::KeyComplaint => 6,
+            EventKind::Edit => 7,
+            EventKind::Delete => 8,
+            EventKind::Reaction => 9,
             EventKind::Unknown(c) => c,
         }
     }
@@ -139,6 +153,9 @@ impl EventKind {
             4 => EventKind::DeliveryReceipt,
             5 => EventKind::ReadReceipt,
             6 => EventKind::KeyComplaint,
+            7 => EventKind::Edit,
+            8 => EventKind::Delete,
+            9 => EventKind::Reaction,
             c => EventKind::Unknown(c),
         }
     }
@@ -150,6 +167,14 @@ impl EventKind {
 
     pub fn is_receipt(self) -> bool {
         matches!(self, EventKind::DeliveryReceipt | EventKind::ReadReceipt)
+    }
+
+    /// Kinds that act on an earlier text, named by id in their public part.
+    pub fn has_target(self) -> bool {
+        matches!(
+            self,
+            EventKind::Edit | EventKind::Delete | EventKind::Reaction
+        )
     }
 }
 
@@ -252,13 +277,18 @@ impl EventHeader {
 }
 
 /// A signed event. `public` is readable by relays (membership, key recipients); `sealed`
-/// is encrypted with the conversation's epoch key. Construct with `Event::new`.
+/// is encrypted with the conversation's epoch key. The signature covers the hash of
+/// `sealed`, so a deleted message's body can be dropped (`purged`) while the event keeps
+/// its id, signature and place in its author's chain. Construct with `Event::new`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Event {
     pub header: EventHeader,
     pub public: Vec<u8>,
+    /// The sealed body; empty when there is none or it was purged.
     pub sealed: Vec<u8>,
     pub signature: [u8; 64],
+    body_hash: [u8; 32],
+    purged: bool,
     event_id: EventId,
 }
 
@@ -276,27 +306,71 @@ impl fmt::Debug for Event {
 
 impl Event {
     pub fn new(header: EventHeader, public: Vec<u8>, sealed: Vec<u8>, signature: [u8; 64]) -> Self {
+        let body_hash = body_hash(&sealed);
+        Self::assemble(header, public, sealed, body_hash, false, signature)
+    }
+
+    fn assemble(
+        header: EventHeader,
+        public: Vec<u8>,
+        sealed: Vec<u8>,
+        body_hash: [u8; 32],
+        purged: bool,
+        signature: [u8; 64],
+    ) -> Self {
         let mut e = Event {
             header,
             public,
             sealed,
             signature,
+            body_hash,
+            purged,
             event_id: EventId([0; 32]),
         };
         e.event_id = EventId(hash32(&[LABEL_EVENT_ID, &e.signed_bytes()]));
         e
     }
 
-    /// Bytes covered by the signature: header, public part, sealed part.
+    /// This event without its sealed body: same id, same signature, same place.
+    pub fn purge(&self) -> Event {
+        let mut e = self.clone();
+        e.sealed = Vec::new();
+        e.purged = true;
+        e
+    }
+
+    /// Whether the body was dropped (a deleted message).
+    pub fn is_purged(&self) -> bool {
+        self.purged
+    }
+
+    /// Whether the event was signed with a sealed body (held or purged since).
+    pub fn has_body(&self) -> bool {
+        self.purged || !self.sealed.is_empty()
+    }
+
+    /// For the kinds that act on an earlier text (`EventKind::has_target`): its id.
+    pub fn target(&self) -> Option<EventId> {
+        if !self.header.kind.has_target() {
+            return None;
+        }
+        Some(EventId(self.public.as_slice().try_into().ok()?))
+    }
+
+    /// Bytes covered by the signature: header, public part, hash of the sealed part.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        Self::signed_bytes_of(&self.header, &self.public, &self.sealed)
+        Self::signed_with_hash(&self.header, &self.public, &self.body_hash)
     }
 
     pub fn signed_bytes_of(header: &EventHeader, public: &[u8], sealed: &[u8]) -> Vec<u8> {
-        let mut w = Writer::with_capacity(EVENT_HEADER_LEN + 8 + public.len() + sealed.len());
+        Self::signed_with_hash(header, public, &body_hash(sealed))
+    }
+
+    fn signed_with_hash(header: &EventHeader, public: &[u8], body_hash: &[u8; 32]) -> Vec<u8> {
+        let mut w = Writer::with_capacity(EVENT_HEADER_LEN + 4 + public.len() + 32);
         header.encode_into(&mut w);
         w.var_bytes(public);
-        w.var_bytes(sealed);
+        w.bytes(body_hash);
         w.into_bytes()
     }
 
@@ -317,14 +391,30 @@ impl Event {
         self.header.order_key()
     }
 
+    /// Header, public part, then the body (0 and the sealed bytes) or, for a purged
+    /// event, 1 and the body's hash; then the signature.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.signed_bytes();
-        out.extend_from_slice(&self.signature);
-        out
+        let mut w = Writer::with_capacity(self.encoded_len());
+        self.header.encode_into(&mut w);
+        w.var_bytes(&self.public);
+        if self.purged {
+            w.u8(1);
+            w.bytes(&self.body_hash);
+        } else {
+            w.u8(0);
+            w.var_bytes(&self.sealed);
+        }
+        w.bytes(&self.signature);
+        w.into_bytes()
     }
 
     pub fn encoded_len(&self) -> usize {
-        EVENT_HEADER_LEN + 8 + self.public.len() + self.sealed.len() + 64
+        let body = if self.purged {
+            32
+        } else {
+            4 + self.sealed.len()
+        };
+        EVENT_HEADER_LEN + 4 + self.public.len() + 1 + body + 64
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
@@ -337,10 +427,21 @@ impl Event {
         let mut r = Reader::new(bytes);
         let header = EventHeader::decode_from(&mut r)?;
         let public = r.var_bytes(MAX_EVENT_BYTES)?.to_vec();
-        let sealed = r.var_bytes(MAX_EVENT_BYTES)?.to_vec();
-        let signature = r.array::<64>()?;
+        let event = match r.u8()? {
+            0 => {
+                let sealed = r.var_bytes(MAX_EVENT_BYTES)?.to_vec();
+                let signature = r.array::<64>()?;
+                Event::new(header, public, sealed, signature)
+            }
+            1 => {
+                let hash = r.array::<32>()?;
+                let signature = r.array::<64>()?;
+                Event::assemble(header, public, Vec::new(), hash, true, signature)
+            }
+            _ => return Err(WireError::Invalid { what: "event body" }),
+        };
         r.finish()?;
-        Ok(Event::new(header, public, sealed, signature))
+        Ok(event)
     }
 }
 
@@ -619,6 +720,11 @@ pub const MAX_FILE_NAME_BYTES: usize = 255;
 pub const MAX_MIME_BYTES: usize = 100;
 /// The largest thumbnail an image attachment carries inside its event.
 pub const MAX_THUMBNAIL_BYTES: usize = 16 * 1024;
+/// Colleagues one message can call with @: enough for a department, small enough that a
+/// message cannot notify a whole town hall by listing it.
+pub const MAX_MENTIONS: usize = 64;
+/// One emoji with its modifiers (a family with skin tones is about 30 bytes).
+pub const MAX_EMOJI_BYTES: usize = 32;
 
 pub use crate::files::BlobRef;
 
@@ -704,8 +810,13 @@ impl Attachment {
 /// The decrypted sealed part of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
+    /// A message, or (in an `Edit`) the new text of one.
     Text {
         text: String,
+        /// The message this one answers (its quote is drawn from the target as held).
+        reply_to: Option<EventId>,
+        /// Colleagues called with @ (at most `MAX_MENTIONS`).
+        mentions: Vec<UserId>,
     },
     GroupName {
         name: String,
@@ -720,6 +831,10 @@ pub enum Content {
     },
     /// A file, in a text event whose public part is its `BlobRef`.
     Attachment(Box<Attachment>),
+    /// In a `Reaction` event: one emoji (empty: the reaction is taken back).
+    Reaction {
+        emoji: String,
+    },
     Unknown {
         tag: u8,
     },
@@ -729,9 +844,24 @@ impl Content {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(32);
         match self {
-            Content::Text { text } => {
+            Content::Text {
+                text,
+                reply_to,
+                mentions,
+            } => {
                 w.u8(1);
                 w.var_bytes(text.as_bytes());
+                match reply_to {
+                    None => w.u8(0),
+                    Some(id) => {
+                        w.u8(1);
+                        w.bytes(&id.0);
+                    }
+                }
+                w.u16(mentions.len().min(MAX_MENTIONS) as u16);
+                for user in mentions.iter().take(MAX_MENTIONS) {
+                    w.bytes(&user.0);
+                }
             }
             Content::GroupName { name } => {
                 w.u8(2);
@@ -749,6 +879,10 @@ impl Content {
                 w.u8(5);
                 attachment.encode(&mut w);
             }
+            Content::Reaction { emoji } => {
+                w.u8(6);
+                w.var_bytes(emoji.as_bytes());
+            }
             Content::Unknown { tag } => w.u8(*tag),
         }
         w.into_bytes()
@@ -757,9 +891,27 @@ impl Content {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes);
         let content = match r.u8()? {
-            1 => Content::Text {
-                text: r.string(MAX_TEXT_BYTES)?,
-            },
+            1 => {
+                let text = r.string(MAX_TEXT_BYTES)?;
+                let reply_to = match r.u8()? {
+                    0 => None,
+                    1 => Some(EventId(r.array()?)),
+                    _ => return Err(WireError::Invalid { what: "reply" }),
+                };
+                let n = r.u16()? as usize;
+                if n > MAX_MENTIONS {
+                    return Err(WireError::Invalid { what: "mentions" });
+                }
+                let mut mentions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    mentions.push(UserId(r.array()?));
+                }
+                Content::Text {
+                    text,
+                    reply_to,
+                    mentions,
+                }
+            }
             2 => Content::GroupName {
                 name: r.string(MAX_DISPLAY_NAME_BYTES)?,
             },
@@ -771,6 +923,9 @@ impl Content {
                     .ok_or(WireError::Invalid { what: "order key" })?,
             },
             5 => Content::Attachment(Box::new(Attachment::decode(&mut r)?)),
+            6 => Content::Reaction {
+                emoji: r.string(MAX_EMOJI_BYTES)?,
+            },
             tag => return Ok(Content::Unknown { tag }),
         };
         r.finish()?;

@@ -37,7 +37,7 @@ fn event_layout_snapshot() {
     );
     let hex = hex::encode(e.encode());
     let expected = concat!(
-        "04",
+        "05",
         "1111111111111111111111111111111111111111111111111111111111111111",
         "2222222222222222222222222222222222222222222222222222222222222222",
         "0000000000000003",
@@ -48,6 +48,7 @@ fn event_layout_snapshot() {
         "9999999999999999999999999999999999999999999999999999999999999999",
         "01",
         "00000001aa",
+        "00",
         "00000002bbcc",
         "77777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777",
     );
@@ -62,7 +63,7 @@ fn sync_digest_layout_snapshot() {
     assert_eq!(
         hex::encode(msg.encode()),
         concat!(
-            "0405",
+            "0505",
             "00000001",
             "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
             "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
@@ -98,7 +99,7 @@ fn sync_summary_layout_snapshot() {
     assert_eq!(
         hex::encode(msg.encode()),
         concat!(
-            "0402",
+            "0502",
             "00000001",
             "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
             "0001",
@@ -130,8 +131,69 @@ fn hello_rejects_overlong_names() {
 fn content_layout_snapshot() {
     let c = Content::Text {
         text: "Moin".into(),
+        reply_to: None,
+        mentions: vec![],
     };
-    assert_eq!(hex::encode(c.encode()), "01000000044d6f696e");
+    assert_eq!(hex::encode(c.encode()), "01000000044d6f696e000000");
+    let c = Content::Text {
+        text: "Ja".into(),
+        reply_to: Some(EventId([0xab; 32])),
+        mentions: vec![UserId([0x01; 32])],
+    };
+    assert_eq!(
+        hex::encode(c.encode()),
+        concat!(
+            "01",
+            "000000024a61",
+            "01abababababababababababababababababababababababababababababababab",
+            "0001",
+            "0101010101010101010101010101010101010101010101010101010101010101",
+        )
+    );
+    let c = Content::Reaction {
+        emoji: "👍".into()
+    };
+    assert_eq!(hex::encode(c.encode()), "0600000004f09f918d");
+}
+
+/// A purged event (a message deleted for everyone) keeps its id and its signature: the
+/// signature covers the body's hash, not the body.
+#[test]
+fn a_purged_event_keeps_id_and_signature_and_its_layout_is_pinned() {
+    let signer = crate::identity::Identity::generate(&mut rand::thread_rng(), "Anna").unwrap();
+    let mut h = header(EventKind::Text);
+    h.author = signer.user_id();
+    let sealed = vec![0xBB, 0xCC];
+    let sig = signer.sign(
+        crate::crypto::LABEL_EVENT_SIGNATURE,
+        &Event::signed_bytes_of(&h, &[], &sealed),
+    );
+    let e = Event::new(h, vec![], sealed, sig);
+    let p = e.purge();
+    assert_eq!(p.id(), e.id());
+    assert!(p.is_purged() && p.sealed.is_empty() && p.has_body());
+    assert_eq!(p.signed_bytes(), e.signed_bytes());
+    assert!(
+        crate::crypto::verify(
+            &signer.user_id(),
+            crate::crypto::LABEL_EVENT_SIGNATURE,
+            &p.signed_bytes(),
+            &p.signature
+        )
+        .is_ok()
+    );
+    let back = Event::decode(&p.encode()).unwrap();
+    assert_eq!(back, p);
+    assert_eq!(back.id(), e.id());
+    // Body flag 1, then the 32-byte hash where the body was.
+    let bytes = p.encode();
+    let body = EVENT_HEADER_LEN + 4;
+    assert_eq!(bytes[body], 1);
+    assert_eq!(bytes.len(), EVENT_HEADER_LEN + 4 + 1 + 32 + 64);
+    // A flag that is neither is refused.
+    let mut bad = bytes.clone();
+    bad[body] = 2;
+    assert!(Event::decode(&bad).is_err());
 }
 
 #[test]
@@ -300,7 +362,16 @@ proptest! {
 
     #[test]
     fn content_roundtrip(text in ".{0,100}", vv in proptest::collection::btree_map(arb_user(), any::<u64>(), 0..6)) {
-        for c in [Content::Text { text: text.clone() }, Content::Delivered { upto: vv }] {
+        let texts = [
+            Content::Text { text: text.clone(), reply_to: None, mentions: vec![] },
+            Content::Text {
+                text: text.clone(),
+                reply_to: Some(EventId([7; 32])),
+                mentions: vv.keys().copied().collect(),
+            },
+            Content::Reaction { emoji: text.chars().take(4).collect() },
+        ];
+        for c in texts.into_iter().chain([Content::Delivered { upto: vv }]) {
             prop_assert_eq!(Content::decode(&c.encode()).unwrap(), c);
         }
     }

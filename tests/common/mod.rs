@@ -768,7 +768,11 @@ pub fn forge_text_under(
         key: rekey,
         kind: EventKind::Text,
     };
-    let content = Content::Text { text: text.into() };
+    let content = Content::Text {
+        text: text.into(),
+        reply_to: None,
+        mentions: Vec::new(),
+    };
     let sealed = key.encrypt(
         &mut rand_chacha::ChaCha20Rng::seed_from_u64(lamport),
         &Event::body_aad(&header, &[]),
@@ -867,6 +871,32 @@ pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> R
                     "{} sees a different message list",
                     sim.nodes[h].name
                 ));
+            }
+        }
+    }
+    // A message deleted for everyone (a deletion that counts) is held purged by every
+    // holder, with every edit and reaction of it: no body of it is left anywhere.
+    {
+        let all = ref_engine.store().events_in_order(&conv).unwrap();
+        let (state, _) = ConversationState::rebuild(conv, all.clone(), None);
+        for target in all.iter().filter(|e| e.header.kind == EventKind::Text) {
+            if state.actions.deletion_of(target).is_none() {
+                continue;
+            }
+            let mut gone = state.actions.all_of(&target.id());
+            gone.push(target.id());
+            for &h in &holders {
+                let store = sim.nodes[h].engine.as_ref().unwrap().store();
+                for id in &gone {
+                    if let Some(held) = store.event(id).map_err(|e| e.to_string())?
+                        && !held.is_purged()
+                    {
+                        return Err(format!(
+                            "{} keeps the body of a message deleted for everyone",
+                            sim.nodes[h].name
+                        ));
+                    }
+                }
             }
         }
     }

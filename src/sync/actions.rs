@@ -1,0 +1,497 @@
+//! Replies, edits, reactions and deletion for everyone at the engine
+//! (`docs/PROTOCOL.md`, "Replies, edits, reactions and deletion"): authoring them, purging
+//! what a deletion that counts names (in the deletion's own batch, so a crash never leaves
+//! half of it), storing purged whatever arrives after its deletion, refusing purged events
+//! nobody deleted, sending each purged event with the deletion that purged it, and what a
+//! message view shows of all this.
+//!
+//! It must never purge on a peer's word alone: only a deletion signed by the author or a
+//! group admin, held or checked in a frame, does.
+
+use super::*;
+use crate::conversation::MAX_EDITS;
+use crate::wire::{MAX_EMOJI_BYTES, MAX_MENTIONS};
+
+/// Deletions seen in frames whose events were not all accepted yet (a purged event and
+/// its deletion can arrive out of chain order): target -> signers. Bounded: the oldest
+/// are forgotten, and a purged event refused for lack of one is asked for again.
+pub(super) const MAX_DELETIONS_SEEN: usize = 4096;
+
+/// Characters of the original shown in a reply's quote.
+pub const QUOTE_CHARS: usize = 120;
+
+/// What a reply shows of the message it answers, as held now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    pub event_id: EventId,
+    /// None: the original is not held here (yet).
+    pub author: Option<UserId>,
+    /// The start of its text (its newest edit), or its file's name.
+    pub snippet: String,
+    pub deleted: bool,
+}
+
+/// Edits, reactions, deletion and quote of one message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageActions {
+    /// The message was edited (its text is the newest edit).
+    pub edited: bool,
+    /// Deleted for everyone: no text, no file.
+    pub deleted: bool,
+    pub reply_to: Option<Quote>,
+    /// Colleagues called with @ in it (its newest version).
+    pub mentions: Vec<UserId>,
+    /// Each emoji with who gave it, in order of first appearance by emoji.
+    pub reactions: Vec<(String, Vec<UserId>)>,
+}
+
+impl<S: Store> Engine<S> {
+    /// Send a text, maybe answering `reply_to` and calling colleagues with @.
+    pub fn send_message(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        text: &str,
+        reply_to: Option<EventId>,
+        mentions: Vec<UserId>,
+    ) -> Result<EventId, SyncError> {
+        if text.trim().is_empty() || text.len() > MAX_TEXT_BYTES {
+            return Err(SyncError::BadText {
+                max: MAX_TEXT_BYTES,
+            });
+        }
+        self.member_state(&conv)?;
+        self.refuse_left_partner(&conv)?;
+        if let Some(target) = reply_to {
+            self.readable_text(&conv, &target)?;
+        }
+        let content = Content::Text {
+            text: text.to_string(),
+            reply_to,
+            mentions: dedup_mentions(mentions),
+        };
+        Ok(self
+            .author_event(
+                now_ms,
+                conv,
+                EventKind::Text,
+                Vec::new(),
+                Some(content),
+                None,
+            )?
+            .id())
+    }
+
+    /// Replace the text (or a file's caption) of an own message.
+    pub fn edit(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        target: EventId,
+        text: &str,
+        mentions: Vec<UserId>,
+    ) -> Result<EventId, SyncError> {
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(SyncError::BadText {
+                max: MAX_TEXT_BYTES,
+            });
+        }
+        self.member_state(&conv)?;
+        let original = self.readable_text(&conv, &target)?;
+        if original.header.author != self.me.user_id() {
+            return Err(SyncError::NotYours);
+        }
+        let is_file = crate::wire::BlobRef::decode(&original.public).is_some();
+        if text.trim().is_empty() && !is_file {
+            return Err(SyncError::BadText {
+                max: MAX_TEXT_BYTES,
+            });
+        }
+        let state = self.member_state(&conv)?;
+        if state.actions.edits_of(&original).len() >= MAX_EDITS {
+            return Err(SyncError::TooManyEdits { max: MAX_EDITS });
+        }
+        let content = Content::Text {
+            text: text.to_string(),
+            reply_to: None,
+            mentions: dedup_mentions(mentions),
+        };
+        Ok(self
+            .author_event(
+                now_ms,
+                conv,
+                EventKind::Edit,
+                target.0.to_vec(),
+                Some(content),
+                None,
+            )?
+            .id())
+    }
+
+    /// Delete a message for everyone: own messages anywhere, others' as an admin of a
+    /// group. Its text, edits, reactions and file are purged here at once and on every
+    /// node that learns of the deletion.
+    pub fn delete_for_everyone(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        target: EventId,
+    ) -> Result<EventId, SyncError> {
+        let state = self.member_state(&conv)?;
+        let original = self
+            .store
+            .event(&target)?
+            .filter(|e| e.header.conversation == conv && e.header.kind == EventKind::Text)
+            .ok_or(SyncError::NoSuchMessage)?;
+        if state.actions.deletion_of(&original).is_some() || original.is_purged() {
+            return Err(SyncError::NoSuchMessage);
+        }
+        let me = self.me.user_id();
+        let group_admin =
+            state.kind() == Some(ConversationKind::Group) && state.membership.is_admin(&me);
+        if original.header.author != me && !group_admin {
+            return Err(SyncError::NotYours);
+        }
+        Ok(self
+            .author_event(
+                now_ms,
+                conv,
+                EventKind::Delete,
+                target.0.to_vec(),
+                None,
+                None,
+            )?
+            .id())
+    }
+
+    /// React to a message with one emoji; an empty one takes the reaction back.
+    pub fn react(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        target: EventId,
+        emoji: &str,
+    ) -> Result<EventId, SyncError> {
+        if emoji.len() > MAX_EMOJI_BYTES
+            || emoji.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(SyncError::BadReaction {
+                max: MAX_EMOJI_BYTES,
+            });
+        }
+        self.member_state(&conv)?;
+        self.readable_text(&conv, &target)?;
+        Ok(self
+            .author_event(
+                now_ms,
+                conv,
+                EventKind::Reaction,
+                target.0.to_vec(),
+                Some(Content::Reaction {
+                    emoji: emoji.to_string(),
+                }),
+                None,
+            )?
+            .id())
+    }
+
+    /// A held text of `conv` that is not deleted.
+    fn readable_text(&self, conv: &ConversationId, target: &EventId) -> Result<Event, SyncError> {
+        let state = self
+            .convs
+            .get(conv)
+            .ok_or(SyncError::UnknownConversation(*conv))?;
+        self.store
+            .event(target)?
+            .filter(|e| {
+                e.header.conversation == *conv
+                    && e.header.kind == EventKind::Text
+                    && !e.is_purged()
+                    && !state.is_outside(e)
+                    && state.actions.deletion_of(e).is_none()
+            })
+            .ok_or(SyncError::NoSuchMessage)
+    }
+
+    /// An event accepted in this batch or stored before.
+    fn held_event(&self, id: &EventId, batch: &Batch) -> Result<Option<Event>, SyncError> {
+        if let Some(e) = batch.insert_events.iter().rev().find(|e| e.id() == *id) {
+            return Ok(Some(e.clone()));
+        }
+        Ok(self.store.event(id)?)
+    }
+
+    /// After `event` was applied to its conversation: what it deletes is purged in
+    /// `batch`; returns the event as it is to be stored (purged if it, or the message it
+    /// acts on, was deleted before it came).
+    pub(super) fn purge_on_arrival(
+        &mut self,
+        event: Event,
+        batch: &mut Batch,
+    ) -> Result<Event, SyncError> {
+        let conv = event.header.conversation;
+        let kind = event.header.kind;
+        if !(kind == EventKind::Text || kind.has_target()) {
+            return Ok(event);
+        }
+        let target = match event.target() {
+            None => Some(event.clone()),
+            Some(id) => self.held_event(&id, batch)?,
+        };
+        let Some(target) = target else {
+            return Ok(event);
+        };
+        let Some(state) = self.convs.get(&conv) else {
+            return Ok(event);
+        };
+        if state.actions.deletion_of(&target).is_none() {
+            return Ok(event);
+        }
+        if kind == EventKind::Delete {
+            // Everything the deleted message carries goes: its body, its edits and
+            // reactions, its file.
+            let mut ids = state.actions.all_of(&target.id());
+            ids.push(target.id());
+            for id in ids {
+                if let Some(held) = self.held_event(&id, batch)?
+                    && !held.is_purged()
+                {
+                    if let Some(blob) = crate::wire::BlobRef::decode(&held.public) {
+                        self.notifications
+                            .push_back(Notification::FilePurged { blob });
+                    }
+                    self.stats.bodies_purged += 1;
+                    batch.insert_events.push(held.purge());
+                }
+            }
+            self.notifications.push_back(Notification::MessageChanged {
+                conversation: conv,
+                target: target.id(),
+            });
+            return Ok(event);
+        }
+        // The message (or the one it acts on) was deleted before this came: keep only
+        // what the chain needs.
+        if !event.is_purged() {
+            self.stats.bodies_purged += 1;
+            if let Some(blob) = crate::wire::BlobRef::decode(&event.public) {
+                self.notifications
+                    .push_back(Notification::FilePurged { blob });
+            }
+        }
+        Ok(event.purge())
+    }
+
+    /// Whether a purged event from a peer may be stored: a deletion of it (or of the
+    /// message it acts on) that counts is held, or one signed by that message's author or
+    /// a group admin came in a frame. Otherwise a peer could strip bodies.
+    pub(super) fn purge_justified(&self, event: &Event, batch: &Batch) -> bool {
+        let Some(state) = self.convs.get(&event.header.conversation) else {
+            return false;
+        };
+        let target = match event.header.kind {
+            EventKind::Text => event.clone(),
+            EventKind::Edit | EventKind::Reaction => match event
+                .target()
+                .and_then(|id| self.held_event(&id, batch).ok().flatten())
+            {
+                Some(t) => t,
+                None => return false,
+            },
+            _ => return false,
+        };
+        if state.actions.deletion_of(&target).is_some() {
+            return true;
+        }
+        let group = state.kind() == Some(ConversationKind::Group);
+        self.deletions_seen
+            .get(&target.id())
+            .is_some_and(|signers| {
+                signers
+                    .iter()
+                    .any(|s| *s == target.header.author || (group && state.membership.is_admin(s)))
+            })
+    }
+
+    /// Remember the deletions of a frame (signatures checked) before its events are
+    /// offered: a purged event may sort before the deletion that explains it.
+    pub(super) fn note_deletions(&mut self, events: &[Event]) {
+        for e in events {
+            if e.header.kind != EventKind::Delete {
+                continue;
+            }
+            let Some(target) = e.target() else { continue };
+            let signers = self.deletions_seen.entry(target).or_default();
+            if !signers.contains(&e.header.author) && signers.len() < 4 {
+                signers.push(e.header.author);
+            }
+            while self.deletions_seen.len() > MAX_DELETIONS_SEEN {
+                self.deletions_seen.pop_first();
+            }
+        }
+    }
+
+    /// Add to a frame of events the deletion behind each purged event in it, so the
+    /// receiver can tell a deleted message from a withheld body.
+    pub(super) fn add_deletions(&self, events: &mut Vec<Event>) {
+        let mut extra: Vec<Event> = Vec::new();
+        for e in events.iter().filter(|e| e.is_purged()) {
+            let Some(state) = self.convs.get(&e.header.conversation) else {
+                continue;
+            };
+            let target = match e.target() {
+                None => Some(e.clone()),
+                Some(id) => self.store.event(&id).ok().flatten(),
+            };
+            let Some(deletion) = target.and_then(|t| state.actions.deletion_of(&t)) else {
+                continue;
+            };
+            if events
+                .iter()
+                .chain(&extra)
+                .any(|x| x.id() == deletion.event_id)
+            {
+                continue;
+            }
+            if let Ok(Some(d)) = self.store.event(&deletion.event_id) {
+                extra.push(d);
+            }
+        }
+        events.extend(extra);
+    }
+
+    /// Edits, reactions, deletion and quote of a text event, as held now.
+    pub(super) fn actions_of(&self, state: &ConversationState, event: &Event) -> MessageActions {
+        let mut out = MessageActions::default();
+        if event.is_purged() || state.actions.deletion_of(event).is_some() {
+            out.deleted = true;
+            return out;
+        }
+        if let Some(Content::Text {
+            reply_to, mentions, ..
+        }) = state.decrypt(event)
+        {
+            out.mentions = mentions;
+            out.reply_to = reply_to.map(|id| self.quote(state, &id));
+        }
+        if let Some((_, mentions)) = self.newest_edit(state, event) {
+            out.edited = true;
+            out.mentions = mentions;
+        }
+        let mut reactions: Vec<(String, Vec<UserId>)> = Vec::new();
+        for (user, id) in state.actions.reactions_of(&event.id()) {
+            let Ok(Some(r)) = self.store.event(&id) else {
+                continue;
+            };
+            if let Some(Content::Reaction { emoji }) = state.decrypt(&r)
+                && !emoji.is_empty()
+            {
+                match reactions.iter_mut().find(|(e, _)| *e == emoji) {
+                    Some((_, users)) => users.push(user),
+                    None => reactions.push((emoji, vec![user])),
+                }
+            }
+        }
+        out.reactions = reactions;
+        out
+    }
+
+    /// The newest edit of a text that counts and opens: (text, mentions).
+    pub(super) fn newest_edit(
+        &self,
+        state: &ConversationState,
+        event: &Event,
+    ) -> Option<(String, Vec<UserId>)> {
+        state.actions.edits_of(event).iter().rev().find_map(|id| {
+            match self.store.event(id).ok().flatten() {
+                Some(e) => match state.decrypt(&e) {
+                    Some(Content::Text { text, mentions, .. }) => Some((text, mentions)),
+                    _ => None,
+                },
+                None => None,
+            }
+        })
+    }
+
+    /// Every version of a text, oldest first (the original, then each edit that counts).
+    pub fn versions(
+        &self,
+        conv: &ConversationId,
+        event_id: &EventId,
+    ) -> Result<Vec<(u64, String)>, SyncError> {
+        let state = self
+            .convs
+            .get(conv)
+            .ok_or(SyncError::UnknownConversation(*conv))?;
+        let original = self.readable_text(conv, event_id)?;
+        let mut out = Vec::new();
+        match state.decrypt(&original) {
+            Some(Content::Text { text, .. }) => out.push((original.header.wall_ms, text)),
+            Some(Content::Attachment(a)) => out.push((original.header.wall_ms, a.caption)),
+            _ => {}
+        }
+        for id in state.actions.edits_of(&original) {
+            if let Some(e) = self.store.event(&id)?
+                && let Some(Content::Text { text, .. }) = state.decrypt(&e)
+            {
+                out.push((e.header.wall_ms, text));
+            }
+        }
+        Ok(out)
+    }
+
+    fn quote(&self, state: &ConversationState, id: &EventId) -> Quote {
+        let mut quote = Quote {
+            event_id: *id,
+            author: None,
+            snippet: String::new(),
+            deleted: false,
+        };
+        let Ok(Some(original)) = self.store.event(id) else {
+            return quote;
+        };
+        if original.header.conversation != state.id || original.header.kind != EventKind::Text {
+            return quote;
+        }
+        quote.author = Some(original.header.author);
+        if original.is_purged() || state.actions.deletion_of(&original).is_some() {
+            quote.deleted = true;
+            return quote;
+        }
+        let text = match self.newest_edit(state, &original) {
+            Some((text, _)) => Some(text),
+            None => match state.decrypt(&original) {
+                Some(Content::Text { text, .. }) => Some(text),
+                Some(Content::Attachment(a)) if a.caption.trim().is_empty() => Some(a.name),
+                Some(Content::Attachment(a)) => Some(a.caption),
+                _ => None,
+            },
+        };
+        quote.snippet = text.map(|t| snippet(&t)).unwrap_or_default();
+        quote
+    }
+}
+
+/// The first `QUOTE_CHARS` characters of a text on one line.
+pub fn snippet(text: &str) -> String {
+    let line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(QUOTE_CHARS + 1)
+        .collect();
+    if line.chars().count() > QUOTE_CHARS {
+        let cut: String = line.chars().take(QUOTE_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        line
+    }
+}
+
+fn dedup_mentions(mut mentions: Vec<UserId>) -> Vec<UserId> {
+    let mut seen = BTreeSet::new();
+    mentions.retain(|u| seen.insert(*u));
+    mentions.truncate(MAX_MENTIONS);
+    mentions
+}

@@ -1,0 +1,324 @@
+//! Replies, edits, reactions and deletion for everyone (docs/PROTOCOL.md, "Replies, edits,
+//! reactions and deletion"), proven by simulation: every member shows the same newest
+//! text, the same reactions and the same deletions whatever the order of arrival; a
+//! deletion purges the body from every node, also one that was away, and a late node gets
+//! the purged event with its deletion; a peer that strips bodies is refused; nobody edits
+//! or deletes what is not theirs.
+
+mod common;
+
+use common::*;
+use flurfunk::store::Store;
+use flurfunk::sync::SyncError;
+use flurfunk::wire::{ConversationId, EventId, EventKind, Role, SyncMessage};
+
+/// Anna (admin), Bernd and Carla in a group, created and synced.
+fn group(seed: u64) -> (Sim, [usize; 3], ConversationId) {
+    let mut sim = Sim::new(seed);
+    let a = sim.add_node("Anna", Role::Member);
+    let b = sim.add_node("Bernd", Role::Member);
+    let c = sim.add_node("Carla", Role::Member);
+    let (pb, pc) = (sim.profile(b), sim.profile(c));
+    let now = sim.now;
+    let conv = sim.nodes[a]
+        .engine()
+        .create_group(now, "Bauhof", &[pb, pc])
+        .unwrap();
+    sim.settle(20_000);
+    (sim, [a, b, c], conv)
+}
+
+fn view(
+    sim: &mut Sim,
+    node: usize,
+    conv: ConversationId,
+    id: EventId,
+) -> flurfunk::sync::MessageView {
+    sim.nodes[node]
+        .engine()
+        .messages(&conv)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.event_id == id)
+        .expect("message shown")
+}
+
+#[test]
+fn edits_reactions_replies_and_a_deletion_read_the_same_everywhere() {
+    for seed in 0..8 {
+        let (mut sim, [a, b, c], conv) = group(100 + seed);
+        let salt = sim.send(a, conv, "Salz kommt Dienstag");
+        let wrong = sim.send(a, conv, "Passwort Drucker: 1234");
+        sim.settle(20_000);
+        let now = sim.now;
+        let carla = sim.nodes[c].user_id;
+        let reply = sim.nodes[b]
+            .engine()
+            .send_message(now, conv, "Danke @Carla", Some(salt), vec![carla])
+            .unwrap();
+        // Two edits and reactions from both sides, partly while Carla is cut off, so
+        // the edits and reactions reach her in another order.
+        sim.set_partition(c, 1);
+        sim.nodes[a]
+            .engine()
+            .edit(now, conv, salt, "Salz kommt Mittwoch", vec![])
+            .unwrap();
+        sim.run_ms(500);
+        let now = sim.now;
+        sim.nodes[a]
+            .engine()
+            .edit(now, conv, salt, "Salz kommt Donnerstag", vec![])
+            .unwrap();
+        sim.nodes[b].engine().react(now, conv, salt, "👍").unwrap();
+        sim.nodes[c].engine().react(now, conv, salt, "😮").unwrap();
+        sim.nodes[c]
+            .engine()
+            .react(now + 1, conv, salt, "👍")
+            .unwrap();
+        sim.nodes[a]
+            .engine()
+            .edit(now, conv, wrong, "(falsche Gruppe)", vec![])
+            .unwrap();
+        sim.nodes[b].engine().react(now, conv, wrong, "😂").unwrap();
+        sim.run_ms(500);
+        let now = sim.now;
+        sim.nodes[a]
+            .engine()
+            .delete_for_everyone(now, conv, wrong)
+            .unwrap();
+        sim.heal();
+        sim.settle(60_000);
+        check_invariants(&sim, conv, &[]).unwrap();
+        for n in [a, b, c] {
+            let m = view(&mut sim, n, conv, salt);
+            assert_eq!(m.text, "Salz kommt Donnerstag", "seed {seed}, node {n}");
+            assert!(m.actions.edited);
+            assert_eq!(m.actions.reactions.len(), 1, "seed {seed}: {:?}", m.actions);
+            assert_eq!(m.actions.reactions[0].0, "👍");
+            assert_eq!(m.actions.reactions[0].1.len(), 2);
+            let w = view(&mut sim, n, conv, wrong);
+            assert!(w.actions.deleted && w.text.is_empty(), "seed {seed}");
+            let r = view(&mut sim, n, conv, reply);
+            let quote = r.actions.reply_to.expect("quote");
+            assert_eq!(quote.event_id, salt);
+            assert_eq!(quote.snippet, "Salz kommt Donnerstag");
+            assert_eq!(r.actions.mentions, vec![carla]);
+            // The deleted message's body and everything that acted on it are gone from
+            // the store, its event (and chain) stays.
+            let store = sim.nodes[n].engine().store();
+            let held = store.event(&wrong).unwrap().expect("event kept");
+            assert!(held.is_purged());
+            let acting: Vec<_> = store
+                .events_in_order(&conv)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.target() == Some(wrong) && e.header.kind != EventKind::Delete)
+                .collect();
+            assert_eq!(acting.len(), 2, "the edit and the reaction");
+            assert!(acting.iter().all(|e| e.is_purged()));
+        }
+        // Earlier versions stay readable to members.
+        let versions = sim.nodes[b].engine().versions(&conv, &salt).unwrap();
+        let texts: Vec<&str> = versions.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Salz kommt Dienstag",
+                "Salz kommt Mittwoch",
+                "Salz kommt Donnerstag"
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_member_away_at_the_deletion_purges_when_it_comes_back_and_a_late_one_gets_it_purged() {
+    let mut sim = Sim::new(7);
+    let a = sim.add_node("Anna", Role::Member);
+    let b = sim.add_node("Bernd", Role::Member);
+    let c = sim.add_node("Carla", Role::Member);
+    let d = sim.add_node("Dieter", Role::Member);
+    let profiles = [sim.profile(b), sim.profile(c), sim.profile(d)];
+    let now = sim.now;
+    let conv = sim.nodes[a]
+        .engine()
+        .create_group(now, "Bauhof", &profiles)
+        .unwrap();
+    sim.settle(20_000);
+    // Dieter is away from here on; Carla gets the message, then goes away too.
+    sim.stop(d);
+    let wrong = sim.send(a, conv, "Gehaltsliste.xlsx ist im Anhang");
+    sim.settle(20_000);
+    sim.stop(c);
+    let now = sim.now;
+    sim.nodes[a]
+        .engine()
+        .delete_for_everyone(now, conv, wrong)
+        .unwrap();
+    let after = sim.send(a, conv, "Sorry, falsche Gruppe");
+    sim.settle(20_000);
+    // Anna goes home: Bernd alone holds the conversation for the others.
+    sim.stop(a);
+    sim.restart(c);
+    sim.restart(d);
+    sim.settle(60_000);
+    for n in [c, d] {
+        let held = sim.nodes[n].engine().store().event(&wrong).unwrap();
+        assert!(
+            held.as_ref().is_some_and(|e| e.is_purged()),
+            "{}: {held:?}",
+            sim.nodes[n].name
+        );
+        let texts = sim.nodes[n].engine().messages(&conv).unwrap();
+        let shown: Vec<(&str, bool)> = texts
+            .iter()
+            .map(|m| (m.text.as_str(), m.actions.deleted))
+            .collect();
+        assert_eq!(shown, [("", true), ("Sorry, falsche Gruppe", false)]);
+        assert_eq!(texts[1].event_id, after);
+        assert_eq!(sim.nodes[n].engine().stats().withheld_bodies, 0);
+    }
+    check_invariants(&sim, conv, &[]).unwrap();
+}
+
+#[test]
+fn a_peer_that_strips_a_body_is_refused_and_the_message_still_arrives() {
+    let (mut sim, [a, b, c], conv) = group(11);
+    sim.set_partition(c, 1);
+    let text = sim.send(a, conv, "Streudienst ab 4 Uhr");
+    sim.settle(20_000);
+    // Bernd (dishonest) hands Carla the event without its body, and no deletion.
+    let stripped = sim.nodes[b]
+        .engine()
+        .store()
+        .event(&text)
+        .unwrap()
+        .unwrap()
+        .purge();
+    sim.set_partition(c, 0);
+    sim.inject(
+        b,
+        c,
+        SyncMessage::Events {
+            events: vec![stripped],
+        },
+    );
+    sim.run_ms(50);
+    let refused = sim.nodes[c].engine().stats().withheld_bodies;
+    assert!(refused >= 1, "the stripped event was taken");
+    sim.settle(30_000);
+    let held = sim.nodes[c].engine().store().event(&text).unwrap().unwrap();
+    assert!(!held.is_purged());
+    let m = view(&mut sim, c, conv, text);
+    assert_eq!(m.text, "Streudienst ab 4 Uhr");
+    check_invariants(&sim, conv, &[]).unwrap();
+}
+
+#[test]
+fn nobody_edits_or_deletes_what_is_not_theirs() {
+    let (mut sim, [a, b, c], conv) = group(12);
+    let annas = sim.send(a, conv, "Treffen 10 Uhr");
+    let bernds = sim.send(b, conv, "Ich bringe Kaffee");
+    sim.settle(20_000);
+    let now = sim.now;
+    // Through the API: refused.
+    assert!(matches!(
+        sim.nodes[b]
+            .engine()
+            .edit(now, conv, annas, "Treffen 11 Uhr", vec![]),
+        Err(SyncError::NotYours)
+    ));
+    assert!(matches!(
+        sim.nodes[c].engine().delete_for_everyone(now, conv, annas),
+        Err(SyncError::NotYours)
+    ));
+    // Signed anyway (a dishonest Bernd): stored, but counts for nothing anywhere.
+    let last = sim.nodes[b]
+        .engine()
+        .store()
+        .event(&bernds)
+        .unwrap()
+        .unwrap();
+    let lamport = last.header.lamport + 1;
+    let key = last.header.key;
+    let bernd = sim.nodes[b].identity();
+    let forged_delete = forge(
+        &bernd,
+        Some(&last),
+        conv,
+        EventKind::Delete,
+        lamport,
+        0,
+        annas.0.to_vec(),
+        Vec::new(),
+    );
+    sim.inject(
+        b,
+        c,
+        SyncMessage::Events {
+            events: vec![forged_delete.clone()],
+        },
+    );
+    sim.inject(
+        b,
+        a,
+        SyncMessage::Events {
+            events: vec![forged_delete],
+        },
+    );
+    let _ = key;
+    sim.settle(30_000);
+    for n in [a, c] {
+        let m = view(&mut sim, n, conv, annas);
+        assert!(!m.actions.deleted);
+        assert_eq!(m.text, "Treffen 10 Uhr");
+        let held = sim.nodes[n]
+            .engine()
+            .store()
+            .event(&annas)
+            .unwrap()
+            .unwrap();
+        assert!(!held.is_purged());
+    }
+    // Anna, an admin of the group, may delete Bernd's message.
+    let now = sim.now;
+    sim.nodes[a]
+        .engine()
+        .delete_for_everyone(now, conv, bernds)
+        .unwrap();
+    sim.settle(30_000);
+    for n in [a, b, c] {
+        assert!(view(&mut sim, n, conv, bernds).actions.deleted);
+    }
+    check_invariants(&sim, conv, &[]).unwrap();
+}
+
+#[test]
+fn an_edit_that_arrives_before_its_message_waits_for_it() {
+    let (mut sim, [a, _b, c], conv) = group(13);
+    sim.set_partition(c, 1);
+    let text = sim.send(a, conv, "Abfahrt 7:00");
+    sim.settle(5_000);
+    let now = sim.now;
+    let edit = sim.nodes[a]
+        .engine()
+        .edit(now, conv, text, "Abfahrt 7:30", vec![])
+        .unwrap();
+    sim.settle(5_000);
+    // Carla gets the edit first (it waits for its chain), then everything.
+    let edit_event = sim.nodes[a].engine().store().event(&edit).unwrap().unwrap();
+    sim.set_partition(c, 0);
+    sim.inject(
+        a,
+        c,
+        SyncMessage::Events {
+            events: vec![edit_event],
+        },
+    );
+    sim.run_ms(20);
+    sim.settle(30_000);
+    let m = view(&mut sim, c, conv, text);
+    assert_eq!(m.text, "Abfahrt 7:30");
+    assert!(m.actions.edited);
+    check_invariants(&sim, conv, &[]).unwrap();
+}
