@@ -930,6 +930,36 @@ impl ConversationState {
             (None, None) => None,
         }
     }
+
+    /// Every chain a former member must see up to a point to learn that it is out, as
+    /// (author, seq), one per author: the removal that holds, and the refuter of an add
+    /// after it. `removal_of` names only the one that decides; sending only that one left
+    /// a member that was removed, added again and had the add refuted without the removal
+    /// itself, so it never learned it was out (dishonest schedules, counter-removals seed
+    /// 446, after wire version 5 changed every event id).
+    pub fn removal_marks(&self, user: &UserId) -> Vec<(UserId, u64)> {
+        if self.membership.is_member(user) {
+            return Vec::new();
+        }
+        let mut marks: BTreeMap<UserId, u64> = BTreeMap::new();
+        let removal = self.control.iter().rev().find(|e| {
+            e.header.kind == EventKind::Membership
+                && matches!(MembershipOp::decode(&e.public), Ok(MembershipOp::Remove { user: u, .. }) if u == *user)
+                && self.authority.holds(&e.id())
+        });
+        if let Some(r) = removal {
+            marks.insert(r.header.author, r.header.seq);
+        }
+        // The refuter of an add that came after the removal (as `removal_of` decides);
+        // one of an earlier add says nothing the removal does not.
+        if let Some((add, refuter)) = self.authority.refuted_add_of(user)
+            && removal.is_none_or(|r| add >= r.order_key())
+        {
+            let seq = marks.entry(refuter.author).or_insert(refuter.seq);
+            *seq = (*seq).max(refuter.seq);
+        }
+        marks.into_iter().collect()
+    }
 }
 
 /// Replays a conversation from events fed in total order, one at a time, so a caller can

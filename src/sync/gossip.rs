@@ -97,13 +97,15 @@ impl<S: Store> Engine<S> {
                 Some(state) if !self.is_shareable(&conv, &peer) => {
                     // A former member: it may learn of its removal (the remover's events
                     // up to it, which it could read as a member), nothing after.
-                    if let Some((author, seq)) = state.removal_of(&peer) {
+                    let marks = state.removal_marks(&peer);
+                    for &(author, seq) in &marks {
                         removals.push(Announce {
                             conversation: conv,
                             author,
                             seq,
                         });
-                    } else {
+                    }
+                    if marks.is_empty() {
                         // Anyone else is answered as if it were unknown here: whether a
                         // node holds a conversation is not told to strangers.
                         differ.insert(conv);
@@ -264,14 +266,18 @@ impl<S: Store> Engine<S> {
                     .unwrap_or(0)
             } else {
                 // A former member gets the remover's events up to its removal, no more.
-                match state.removal_of(&peer) {
-                    Some((author, seq)) if author == a.author => seq.min(
+                match state
+                    .removal_marks(&peer)
+                    .into_iter()
+                    .find(|(author, _)| *author == a.author)
+                {
+                    Some((author, seq)) => seq.min(
                         self.durable_vv(&a.conversation, state)
                             .get(&author)
                             .copied()
                             .unwrap_or(0),
                     ),
-                    _ => continue,
+                    None => continue,
                 }
             };
             if held <= a.seq {

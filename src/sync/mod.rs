@@ -1124,17 +1124,17 @@ impl<S: Store> Engine<S> {
             if !shareable {
                 // A removed member is told of its own removal and nothing after it: the
                 // remover's events up to the removal, which it could read as a member.
-                if let Some((author, removal_seq)) = state.removal_of(&peer)
-                    && let removal_seq = removal_seq.min(
+                for (author, removal_seq) in state.removal_marks(&peer) {
+                    let removal_seq = removal_seq.min(
                         self.durable_vv(&conv, state)
                             .get(&author)
                             .copied()
                             .unwrap_or(0),
-                    )
-                    && let their_seq = theirs.get(&author).copied().unwrap_or(0)
-                    && their_seq < removal_seq
-                    && budget > 0
-                {
+                    );
+                    let their_seq = theirs.get(&author).copied().unwrap_or(0);
+                    if their_seq >= removal_seq || budget == 0 {
+                        continue;
+                    }
                     let batch = self.store.events_after(&conv, &author, their_seq, budget)?;
                     let batch: Vec<Event> = batch
                         .into_iter()
