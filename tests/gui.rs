@@ -110,6 +110,14 @@ fn has_label(h: &Harness<'static, App>, text: &str) -> bool {
     h.query_all_by_label_contains(text).next().is_some()
 }
 
+/// Whether some text on screen (a label's value) contains `text`.
+fn shows(h: &Harness<'static, App>, text: &str) -> bool {
+    let text = text.to_string();
+    h.query_all_by(move |n| n.value().is_some_and(|v| v.contains(text.as_str())))
+        .next()
+        .is_some()
+}
+
 /// The composer: a text field whose accessible name is its placeholder.
 fn composer<'h>(h: &'h Harness<'static, App>, hint: &str) -> egui_kittest::Node<'h> {
     let hint = hint.to_string();
@@ -810,6 +818,9 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     }));
     h.get_by_label("Hat die Organisation verlassen").click();
     h.run_steps(3);
+    // The colleagues to pick come from a node call: wait for them (once in about ten
+    // full runs three frames were not enough).
+    settle(&mut h, "colleagues to pick", |h| has_label(h, "Dora ("));
     h.get_by_label_contains("Dora (…").click();
     h.run_steps(3);
     h.get_by_label("Sperren …").click();
@@ -851,6 +862,105 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     );
     settle(&mut h, "the audit lines shown", |h| {
         has_label(h, "Admin-Protokoll")
+    });
+    h.check_accessibility();
+}
+
+/// Replies, reactions, edits and deletion as on a phone: the bubble's menu (…) gives a
+/// 👍 and "Antworten" (the answer carries the quote), the Up arrow edits the last own
+/// message, and a colleague's edit and deletion show as "bearbeitet" and "Nachricht
+/// gelöscht", also in the quote of the answer.
+#[test]
+fn replies_reactions_edits_and_deletion_from_the_bubble_menu() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let anna = app(&h).node().unwrap().user_id();
+    f.rt.block_on(ben.knows_user(anna));
+    let conv = f.rt.block_on(ben.handle.open_direct(anna)).unwrap();
+    let original =
+        f.rt.block_on(ben.handle.send_text(conv, "Streuwagen ist fertig".into()))
+            .unwrap();
+    settle(&mut h, "the chat", |h| has_label(h, "Ben Müller"));
+    h.get_by_label_contains("Ben Müller").click();
+    settle(&mut h, "Ben's message", |h| {
+        shows(h, "Streuwagen ist fertig")
+    });
+    // 👍 from the menu reaches Ben.
+    h.get_by_label("…").click();
+    h.run_steps(2);
+    h.get_by_label("👍").click();
+    h.run_steps(2);
+    f.rt.block_on(eventually("reaction at Ben", || async {
+        let items = ben.handle.messages(conv, None, 10).await.unwrap();
+        items
+            .iter()
+            .any(|m| {
+                m.reactions
+                    .iter()
+                    .any(|r| r.emoji == "👍" && r.users == [anna.to_string()])
+            })
+            .then_some(())
+    }));
+    settle(&mut h, "the reaction under the bubble", |h| {
+        has_label(h, "👍 1") || shows(h, "👍 1")
+    });
+    // "Antworten": the answer quotes the original.
+    h.get_by_label("…").click();
+    h.run_steps(2);
+    h.get_by_label("Antworten").click();
+    settle(&mut h, "the reply bar", |h| {
+        shows(h, "Antwort an Ben Müller")
+    });
+    let hint = "Nachricht schreiben (Enter sendet, Umschalt+Enter neue Zeile)";
+    composer(&h, hint).type_text("Bin gleich da");
+    h.step();
+    h.key_press(Key::Enter);
+    h.step();
+    f.rt.block_on(eventually("the answer at Ben, with its quote", || async {
+        let items = ben.handle.messages(conv, None, 10).await.unwrap();
+        items
+            .iter()
+            .find(|m| m.text == "Bin gleich da")
+            .and_then(|m| m.reply_to.as_ref())
+            .filter(|q| q.event_id == original.to_string() && q.text == "Streuwagen ist fertig")
+            .map(|_| ())
+    }));
+    // The Up arrow in the empty composer edits the answer.
+    settle(&mut h, "own answer shown", |h| shows(h, "Bin gleich da"));
+    composer(&h, hint).click();
+    h.step();
+    h.key_press(Key::ArrowUp);
+    settle(&mut h, "editing bar", |h| shows(h, "Nachricht bearbeiten"));
+    composer(&h, hint).type_text("!");
+    h.step();
+    h.key_press(Key::Enter);
+    h.step();
+    f.rt.block_on(support::wait_texts(
+        &ben,
+        conv,
+        &["Streuwagen ist fertig", "Bin gleich da!"],
+    ));
+    // Ben edits, then deletes his message: Anna sees both, the quote too.
+    f.rt.block_on(ben.handle.edit(
+        conv,
+        original,
+        "Streuwagen ist fertig und getankt".into(),
+        vec![],
+    ))
+    .unwrap();
+    settle(&mut h, "Ben's edit", |h| {
+        shows(h, "Streuwagen ist fertig und getankt") && shows(h, "bearbeitet")
+    });
+    f.rt.block_on(ben.handle.delete_for_everyone(conv, original))
+        .unwrap();
+    settle(&mut h, "Ben's deletion", |h| {
+        let text = "Nachricht gelöscht";
+        !shows(h, "Streuwagen ist fertig und getankt")
+            && h.query_all_by(|n| n.value().is_some_and(|v| v.contains(text)))
+                .count()
+                >= 2
     });
     h.check_accessibility();
 }

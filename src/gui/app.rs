@@ -110,6 +110,10 @@ pub struct FlurfunkApp {
     pub(super) selected: Option<String>,
     pub(super) chat: Option<ChatState>,
     pub(super) drafts: HashMap<String, String>,
+    /// Per chat: answering or editing a message (`actions::Compose`).
+    pub(super) compose: HashMap<String, super::actions::Compose>,
+    /// Put the keyboard in the composer at the next frame (after "reply", "edit").
+    pub(super) focus_composer: bool,
     pub(super) dialog: Option<Dialog>,
     pub(super) notices: Vec<String>,
     pub(super) key_changes: Vec<KeyChange>,
@@ -183,6 +187,8 @@ impl FlurfunkApp {
             selected: None,
             chat: None,
             drafts: HashMap::new(),
+            compose: HashMap::new(),
+            focus_composer: false,
             dialog: None,
             notices: Vec::new(),
             key_changes: Vec::new(),
@@ -439,6 +445,20 @@ impl FlurfunkApp {
             }
             Update::DownloadsFailed => self.transfers.failed_poll(),
             Update::Notice(text) => self.notice(text),
+            Update::Versions {
+                event_id,
+                versions: loaded,
+            } => {
+                if let Some(Dialog::Versions {
+                    event_id: shown,
+                    versions,
+                    ..
+                }) = self.dialog.as_mut()
+                    && *shown == event_id
+                {
+                    *versions = Some(loaded);
+                }
+            }
             Update::Error(e) => {
                 // A failed reload must not block the next one.
                 self.reloads.status.busy = false;
@@ -704,11 +724,39 @@ impl FlurfunkApp {
         if let Some(chat) = self.chat.as_mut() {
             chat.stick_to_bottom();
         }
-        self.bridge.act(
-            &node,
-            move |n| async move { n.send_text(id, text).await },
-            |_| Update::Reload,
-        );
+        let members = self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == conv)
+            .map(|c| c.members.clone())
+            .unwrap_or_default();
+        let mentions = crate::app::messages::mentioned(&text, &members);
+        let target = |event_id: &str| event_id.parse::<crate::wire::EventId>().ok();
+        match self.compose.remove(&conv) {
+            Some(super::actions::Compose::Edit { event_id }) => {
+                let Some(target) = target(&event_id) else {
+                    return;
+                };
+                self.bridge.act(
+                    &node,
+                    move |n| async move { n.edit(id, target, text, mentions).await },
+                    |_| Update::Reload,
+                );
+            }
+            Some(super::actions::Compose::Reply { event_id, .. }) => {
+                let reply_to = target(&event_id);
+                self.bridge.act(
+                    &node,
+                    move |n| async move { n.send_message(id, text, reply_to, mentions).await },
+                    |_| Update::Reload,
+                );
+            }
+            None => self.bridge.act(
+                &node,
+                move |n| async move { n.send_message(id, text, None, mentions).await },
+                |_| Update::Reload,
+            ),
+        }
     }
 
     pub(super) fn notice(&mut self, text: String) {

@@ -52,6 +52,11 @@ pub enum Update {
     /// Progress of the files being fetched.
     Downloads(Vec<crate::node::DownloadView>),
     DownloadsFailed,
+    /// Every version of an edited message (for the versions dialog).
+    Versions {
+        event_id: String,
+        versions: Vec<(u64, String)>,
+    },
     /// A finished action with something to tell the user.
     Notice(String),
     Error(String),

@@ -17,6 +17,17 @@ use crate::node::{ConversationView, MessageItem};
 
 /// Pixels from the top of the loaded history at which the previous page is requested.
 const LOAD_OLDER_MARGIN: f32 = 600.0;
+/// How long a message jumped to stays highlighted.
+const HIGHLIGHT_FOR: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// What was clicked in a row.
+enum RowAction {
+    None,
+    /// The ticks of an own message: open the message info.
+    Info,
+    /// The quote of a reply: go to the original.
+    Jump(String),
+}
 
 /// The loaded part of the open conversation.
 pub struct ChatState {
@@ -32,6 +43,10 @@ pub struct ChatState {
     /// Content added above the viewport: scroll down by this much to stay in place.
     prepend_adjust: Option<f32>,
     to_bottom: bool,
+    /// A message to scroll to (a quote was clicked); older pages load until it is found.
+    pub jump_to: Option<String>,
+    /// The message jumped to, shown highlighted for a moment.
+    highlight: Option<(String, std::time::Instant)>,
 }
 
 impl ChatState {
@@ -47,6 +62,8 @@ impl ChatState {
             last_offset: 0.0,
             prepend_adjust: None,
             to_bottom: true,
+            jump_to: None,
+            highlight: None,
         }
     }
 
@@ -117,7 +134,9 @@ fn estimate_height(m: &MessageItem, width: f32) -> f32 {
         .map(|l| (l.chars().count() as f32 / chars_per_line).ceil().max(1.0))
         .sum::<f32>()
         .max(1.0);
-    lines * 18.0 + 46.0 + file
+    let quote = if m.reply_to.is_some() { 44.0 } else { 0.0 };
+    let reactions = if m.reactions.is_empty() { 0.0 } else { 28.0 };
+    lines * 18.0 + 46.0 + file + quote + reactions
 }
 
 pub fn local_day(ms: u64) -> Option<chrono::NaiveDate> {
@@ -531,12 +550,22 @@ impl FlurfunkApp {
         let t = self.t();
         let mut send = false;
         let mut attach = false;
+        let mut edit_last = false;
+        let view = self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == conv)
+            .cloned();
+        self.compose_bar_ui(ui, conv);
+        self.mention_suggestions_ui(ui, conv, view.as_ref());
+        let focus = std::mem::take(&mut self.focus_composer);
         ui.horizontal(|ui| {
             attach = ui
                 .add_sized(vec2(30.0, 30.0), egui::Button::new("📎"))
                 .on_hover_text(t.attach)
                 .clicked();
             let draft = self.drafts.entry(conv.to_string()).or_default();
+            let empty = draft.is_empty();
             let send_w = 80.0;
             let edit = egui::TextEdit::multiline(draft)
                 .id_salt(("composer", conv))
@@ -553,6 +582,23 @@ impl FlurfunkApp {
                 && ui.input(|i| i.key_pressed(Key::Enter) && !i.modifiers.shift);
             if enter {
                 send = true;
+            }
+            // The Up arrow in an empty composer edits the last own message.
+            if response.has_focus() && empty && ui.input(|i| i.key_pressed(Key::ArrowUp)) {
+                edit_last = true;
+            }
+            if focus {
+                // Reply or edit chosen: the keyboard goes here, the cursor after the text.
+                response.request_focus();
+                if let Some(mut state) = egui::TextEdit::load_state(ui.ctx(), response.id) {
+                    let end = egui::text::CCursor::new(
+                        self.drafts.get(conv).map_or(0, |d| d.chars().count()),
+                    );
+                    state
+                        .cursor
+                        .set_char_range(Some(egui::text::CCursorRange::one(end)));
+                    state.store(ui.ctx(), response.id);
+                }
             }
             if ui
                 .add_sized(vec2(send_w - 8.0, 30.0), egui::Button::new(t.send))
@@ -572,6 +618,9 @@ impl FlurfunkApp {
         if send {
             self.send_draft();
         }
+        if edit_last {
+            self.edit_last_own(conv);
+        }
         if attach {
             self.pick_file(conv);
         }
@@ -581,7 +630,6 @@ impl FlurfunkApp {
         let Some(mut chat) = self.chat.take() else {
             return;
         };
-        let group = view.is_some_and(|v| v.kind == "group");
         let width = ui.available_width();
         if (chat.width - width).abs() > 0.5 {
             chat.heights.clear();
@@ -597,11 +645,27 @@ impl FlurfunkApp {
             });
         }
         let total = y + 8.0;
+        // A quote was clicked: scroll to its original, loading older pages until it is
+        // here (or there are none).
+        let mut jump_offset = None;
+        if let Some(target) = chat.jump_to.clone() {
+            match chat.items.iter().position(|m| m.event_id == target) {
+                Some(i) => {
+                    jump_offset = Some((tops[i] - 60.0).max(0.0));
+                    chat.highlight = Some((target, std::time::Instant::now()));
+                    chat.jump_to = None;
+                }
+                None if !chat.has_older => chat.jump_to = None,
+                None => {}
+            }
+        }
         let mut area = egui::ScrollArea::vertical()
             .id_salt(("history", &chat.conversation))
             .auto_shrink(false)
             .stick_to_bottom(true);
-        if let Some(adjust) = chat.prepend_adjust.take() {
+        if let Some(offset) = jump_offset {
+            area = area.vertical_scroll_offset(offset);
+        } else if let Some(adjust) = chat.prepend_adjust.take() {
             area = area.vertical_scroll_offset(chat.last_offset + adjust);
         } else if chat.to_bottom && chat.loaded {
             area = area.vertical_scroll_offset(total);
@@ -611,6 +675,12 @@ impl FlurfunkApp {
         let german = self.lang() == super::i18n::Lang::De;
         let mut measured = Vec::new();
         let mut info = None;
+        let mut jump = None;
+        let highlighted = chat
+            .highlight
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < HIGHLIGHT_FOR)
+            .map(|(id, _)| id.clone());
         let output = area.show_viewport(ui, |ui, viewport| {
             ui.set_min_height(total);
             let origin = ui.min_rect().min;
@@ -623,11 +693,14 @@ impl FlurfunkApp {
                 }
                 let rect =
                     egui::Rect::from_min_size(origin + vec2(0.0, tops[i]), vec2(width, 10_000.0));
+                let lit = highlighted.as_deref() == Some(chat.items[i].event_id.as_str());
                 let drawn = ui.scope_builder(UiBuilder::new().max_rect(rect).id_salt(i), |ui| {
-                    self.row_ui(ui, &chat.items, i, group, t, german)
+                    self.row_ui(ui, &chat.items, i, view, lit, t, german)
                 });
-                if drawn.inner {
-                    info = Some(chat.items[i].event_id.clone());
+                match drawn.inner {
+                    RowAction::Info => info = Some(chat.items[i].event_id.clone()),
+                    RowAction::Jump(id) => jump = Some(id),
+                    RowAction::None => {}
                 }
                 measured.push((chat.items[i].event_id.clone(), drawn.response.rect.height()));
             }
@@ -646,7 +719,16 @@ impl FlurfunkApp {
         }
         chat.last_offset = output.state.clamped_offset().y;
         let near_top = output.state.clamped_offset().y < LOAD_OLDER_MARGIN;
-        let wants_older = near_top && chat.has_older && !chat.loading_older && chat.loaded;
+        if let Some(id) = jump {
+            chat.jump_to = Some(id);
+            ui.ctx().request_repaint();
+        }
+        if highlighted.is_some() {
+            ui.ctx().request_repaint_after(HIGHLIGHT_FOR);
+        }
+        let searching = chat.jump_to.is_some();
+        let wants_older =
+            (near_top || searching) && chat.has_older && !chat.loading_older && chat.loaded;
         let conversation = chat.conversation.clone();
         self.chat = Some(chat);
         if wants_older {
@@ -657,17 +739,20 @@ impl FlurfunkApp {
         }
     }
 
-    /// One row of the history; true if the ticks of an own message were clicked.
+    /// One row of the history; what was clicked in it.
+    #[allow(clippy::too_many_arguments)]
     fn row_ui(
         &mut self,
         ui: &mut egui::Ui,
         items: &[MessageItem],
         i: usize,
-        group: bool,
+        view: Option<&ConversationView>,
+        highlighted: bool,
         t: &Texts,
         german: bool,
-    ) -> bool {
-        let mut ticks_clicked = false;
+    ) -> RowAction {
+        let group = view.is_some_and(|v| v.kind == "group");
+        let mut action = RowAction::None;
         let m = &items[i];
         let day_changed = new_day(items, i);
         if day_changed {
@@ -695,7 +780,7 @@ impl FlurfunkApp {
                 ui.add(egui::Label::new(RichText::new(text).size(12.5).weak()).wrap());
             });
             ui.add_space(6.0);
-            return false;
+            return RowAction::None;
         }
         let show_name = group
             && !m.own
@@ -709,58 +794,96 @@ impl FlurfunkApp {
             Layout::left_to_right(Align::Min)
         };
         let max_w = (ui.available_width() * style::BUBBLE_WIDTH_FRACTION).max(160.0);
+        let stroke = if highlighted {
+            egui::Stroke::new(2.0, ui.visuals().selection.stroke.color)
+        } else if m.mentions_me {
+            egui::Stroke::new(1.5, style::MENTION)
+        } else {
+            egui::Stroke::NONE
+        };
         ui.with_layout(layout, |ui| {
             ui.add_space(10.0);
-            egui::Frame::NONE
-                .fill(style::bubble_fill(ui.visuals(), m.own))
-                .corner_radius(CornerRadius::same(10))
-                .inner_margin(egui::Margin::symmetric(10, 6))
-                .show(ui, |ui| {
-                    ui.set_max_width(max_w);
-                    ui.vertical(|ui| {
-                        if show_name {
-                            ui.label(
-                                RichText::new(&m.author_name)
-                                    .strong()
-                                    .size(12.5)
-                                    .color(style::name_color(&m.author)),
-                            );
-                        }
-                        if let Some(file) = &m.file {
-                            self.file_ui(ui, m, file);
-                        }
-                        if !m.text.is_empty() || m.file.is_none() {
-                            ui.add(
-                                egui::Label::new(
-                                    RichText::new(&m.text)
-                                        .size(14.5)
-                                        .color(ui.visuals().strong_text_color()),
-                                )
-                                .wrap(),
-                            );
-                        }
-                        if m.for_some_members {
-                            ui.add(
-                                egui::Label::new(
-                                    RichText::new(t.for_some_members)
-                                        .size(11.5)
-                                        .color(ui.visuals().warn_fg_color),
-                                )
-                                .wrap(),
-                            )
-                            .on_hover_text(t.for_some_members_hint);
-                        }
-                        ui.horizontal(|ui| {
-                            ui.label(RichText::new(time_of_day(m.wall_ms)).size(11.0).weak());
-                            if m.own {
-                                ticks_clicked = self.ticks_ui(ui, m, t);
+            // Sensing clicks below its contents: buttons inside keep theirs, a right-click
+            // anywhere else on the bubble opens its menu (as a long press on a phone).
+            let bubble = ui.scope_builder(UiBuilder::new().sense(Sense::click()), |ui| {
+                egui::Frame::NONE
+                    .fill(style::bubble_fill(ui.visuals(), m.own))
+                    .stroke(stroke)
+                    .corner_radius(CornerRadius::same(10))
+                    .inner_margin(egui::Margin::symmetric(10, 6))
+                    .show(ui, |ui| {
+                        ui.set_max_width(max_w);
+                        ui.vertical(|ui| {
+                            if show_name {
+                                ui.label(
+                                    RichText::new(&m.author_name)
+                                        .strong()
+                                        .size(12.5)
+                                        .color(style::name_color(&m.author)),
+                                );
                             }
+                            if m.deleted {
+                                ui.label(
+                                    RichText::new(t.message_deleted).size(13.5).weak().italics(),
+                                );
+                            }
+                            if self.quote_ui(ui, m, t)
+                                && let Some(q) = &m.reply_to
+                            {
+                                action = RowAction::Jump(q.event_id.clone());
+                            }
+                            if let Some(file) = &m.file {
+                                self.file_ui(ui, m, file);
+                            }
+                            if !m.deleted && (!m.text.is_empty() || m.file.is_none()) {
+                                ui.add(
+                                    egui::Label::new(
+                                        RichText::new(&m.text)
+                                            .size(14.5)
+                                            .color(ui.visuals().strong_text_color()),
+                                    )
+                                    .wrap(),
+                                );
+                            }
+                            if m.for_some_members {
+                                ui.add(
+                                    egui::Label::new(
+                                        RichText::new(t.for_some_members)
+                                            .size(11.5)
+                                            .color(ui.visuals().warn_fg_color),
+                                    )
+                                    .wrap(),
+                                )
+                                .on_hover_text(t.for_some_members_hint);
+                            }
+                            self.reactions_ui(ui, m);
+                            ui.horizontal(|ui| {
+                                if m.edited && !m.deleted {
+                                    ui.label(RichText::new(t.edited).size(11.0).weak().italics());
+                                }
+                                ui.label(RichText::new(time_of_day(m.wall_ms)).size(11.0).weak());
+                                if m.own && !m.deleted && self.ticks_ui(ui, m, t) {
+                                    action = RowAction::Info;
+                                }
+                                if !m.deleted {
+                                    ui.menu_button(RichText::new("…").size(12.0).weak(), |ui| {
+                                        self.message_menu_ui(ui, m, view);
+                                    })
+                                    .response
+                                    .on_hover_text(t.message_menu);
+                                }
+                            });
                         });
                     });
-                });
+            });
+            if !m.deleted {
+                bubble
+                    .response
+                    .context_menu(|ui| self.message_menu_ui(ui, m, view));
+            }
         });
         ui.add_space(6.0);
-        ticks_clicked
+        action
     }
 
     /// The ticks of an own message; hovering shows counts (and names, when few), a click

@@ -52,6 +52,18 @@ pub enum Dialog {
         event_id: String,
         name: String,
     },
+    /// "Delete for everyone?"
+    DeleteMessage {
+        conversation: String,
+        event_id: String,
+        own: bool,
+        author_name: String,
+    },
+    /// Every version of an edited message (None: still loading).
+    Versions {
+        event_id: String,
+        versions: Option<Vec<(u64, String)>>,
+    },
     /// "This is a program: open it anyway?"
     OpenProgram {
         conversation: String,
@@ -147,6 +159,8 @@ impl FlurfunkApp {
             Dialog::SendFile { .. } => t.send_file_title,
             Dialog::Picture { .. } => t.file_photo,
             Dialog::OpenProgram { .. } => t.open_program_title,
+            Dialog::DeleteMessage { .. } => t.delete_title,
+            Dialog::Versions { .. } => t.versions,
         };
         let mut open = true;
         let mut keep = true;
@@ -191,6 +205,13 @@ impl FlurfunkApp {
                         event_id,
                         name,
                     } => self.open_program_ui(ui, conversation, event_id, name),
+                    Dialog::DeleteMessage {
+                        conversation,
+                        event_id,
+                        own,
+                        author_name,
+                    } => self.delete_message_ui(ui, conversation, event_id, *own, author_name),
+                    Dialog::Versions { versions, .. } => self.versions_ui(ui, versions),
                 };
             });
         // An action inside may have opened another dialog (or closed this one).

@@ -10,11 +10,13 @@
 //! wizard.rs   first start: name, network (join / create / demo)
 //! screen.rs   main screen: banners, status bar, panels
 //! chat.rs     chat list, conversation (virtualised rows), composer, ticks
+//! actions.rs  reply, edit, delete for everyone, reactions, @mentions
 //! dialogs.rs  people, new group, group info, safety number + QR, settings
 //! i18n.rs     every string in German and English
 //! settings.rs app.json: language, notifications, contact book, verified keys
 //! ```
 
+mod actions;
 mod admin;
 mod app;
 mod bridge;

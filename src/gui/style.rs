@@ -8,6 +8,8 @@ pub const BUBBLE_WIDTH_FRACTION: f32 = 0.72;
 pub const ONLINE: Color32 = Color32::from_rgb(0x25, 0xD3, 0x66);
 pub const UNREAD: Color32 = Color32::from_rgb(0x1F, 0xA8, 0x55);
 pub const READ: Color32 = Color32::from_rgb(0x34, 0xB7, 0xF1);
+/// The edge of a bubble that calls this user with @.
+pub const MENTION: Color32 = Color32::from_rgb(0xF2, 0xA9, 0x00);
 pub const WARNING_FILL: Color32 = Color32::from_rgb(0xFF, 0xF3, 0xCD);
 pub const WARNING_TEXT: Color32 = Color32::from_rgb(0x66, 0x4D, 0x03);
 pub const DEMO_FILL: Color32 = Color32::from_rgb(0xFD, 0xE2, 0xE1);
