@@ -49,6 +49,14 @@ until ff anna peers 2>/dev/null | grep -q "Petra Hoffmann.*online" \
    && ff anna peers | grep -q "Sabine Wagner.*online"; do sleep 0.3; done
 
 say() { ff "$1" send --to "$2" "$3" >/dev/null; sleep 0.4; }
+# The id (first 12 characters) of the newest message in the group starting with $2, as
+# node $1 holds it.
+idof() {
+    ff "$1" history "Bauhof Winterdienst" --json --limit 100 | python3 -c '
+import json, sys
+hits = [m["event_id"] for m in map(json.loads, sys.stdin) if m.get("text", "").startswith(sys.argv[1])]
+print(hits[-1][:12])' "$2"
+}
 ff anna group create "Bauhof Winterdienst" --member "Jürgen" --member "Thomas" --member "Sabine" >/dev/null
 sleep 1
 say petra "Anna" "Hallo Anna, kannst du mir die Liste der Sperrmülltermine schicken?"
@@ -58,10 +66,19 @@ say juergen "Bauhof Winterdienst" "Guten Morgen! Heute Nacht sind −6 °C anges
 say thomas "Bauhof Winterdienst" "Der Streuwagen ist vollgetankt, Salz reicht noch für zwei Einsätze."
 say anna "Bauhof Winterdienst" "Danke! Ich bestelle heute noch 20 Tonnen nach."
 say juergen "Bauhof Winterdienst" "Wer übernimmt die Bereitschaft am Wochenende?"
-say thomas "Bauhof Winterdienst" "Ich mache Samstag, Sonntag kann Klaus."
+ff thomas reply "Bauhof Winterdienst" "$(idof thomas 'Wer übernimmt')" \
+    "Ich mache Samstag, Sonntag kann Klaus." >/dev/null
+sleep 0.4
 say anna "Bauhof Winterdienst" "Super, ich trage es in den Plan ein.
 Bitte denkt an die Rufbereitschaftsliste am Empfang."
-say sabine "Bauhof Winterdienst" "Die Tablets für die Streckenkontrolle sind eingerichtet 👍"
+say sabine "Bauhof Winterdienst" "Die Tablets für die Streckenkontrolle sind eingerichtet."
+for who in juergen thomas; do
+    ff "$who" react "Bauhof Winterdienst" "$(idof "$who" 'Die Tablets')" 👍 >/dev/null
+done
+ff anna react "Bauhof Winterdienst" "$(idof anna 'Die Tablets')" 🙏 >/dev/null
+ff sabine edit "Bauhof Winterdienst" "$(idof sabine 'Die Tablets')" \
+    "Die Tablets für die Streckenkontrolle sind eingerichtet, die Karten aktuell." >/dev/null
+sleep 0.4
 # A photo from the depot (drawn here: a sign by a road under a winter sky) and a PDF.
 convert -size 1200x900 gradient:'#8fb8de'-'#e8eef3' \
     -fill '#d9dde2' -draw 'polygon 0,640 1200,560 1200,900 0,900' \
@@ -77,7 +94,12 @@ ff thomas send --to "Bauhof Winterdienst" --file "$T/Schild_Bahnhofstrasse.jpg" 
 sleep 0.4
 ff sabine send --to "Bauhof Winterdienst" --file "$T/Streuplan_KW49.pdf" >/dev/null
 sleep 0.4
-say juergen "Bauhof Winterdienst" "Perfekt, dann starten wir morgen um 5:30 Uhr."
+ff juergen reply "Bauhof Winterdienst" "$(idof juergen 'Schild an der')" \
+    "Danke Thomas! Ich melde es der Straßenverkehrsbehörde." >/dev/null
+sleep 0.4
+for who in anna sabine; do
+    ff "$who" react "Bauhof Winterdienst" "$(idof "$who" 'Schild an der')" 👍 >/dev/null
+done
 sleep 4
 kill "$anna_pid"; wait "$anna_pid" 2>/dev/null || true
 

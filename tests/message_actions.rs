@@ -322,3 +322,137 @@ fn an_edit_that_arrives_before_its_message_waits_for_it() {
     assert!(m.actions.edited);
     check_invariants(&sim, conv, &[]).unwrap();
 }
+
+/// A file in a group, as its sender announces it (the blob need not exist for the engine).
+fn file_message(
+    sim: &mut Sim,
+    node: usize,
+    conv: ConversationId,
+    name: &str,
+) -> (EventId, flurfunk::wire::BlobRef) {
+    let size = 40_000;
+    let blob = flurfunk::wire::BlobRef {
+        hash: [name.len() as u8; 32],
+        ct_len: flurfunk::files::ciphertext_len(size).unwrap(),
+    };
+    let attachment = flurfunk::wire::Attachment {
+        name: name.into(),
+        mime: "application/pdf".into(),
+        size,
+        key: flurfunk::files::FileKey::from_bytes([7; 32]),
+        caption: String::new(),
+        image: None,
+    };
+    let now = sim.now;
+    let id = sim.nodes[node]
+        .engine()
+        .send_attachment(now, conv, blob, attachment)
+        .unwrap();
+    (id, blob)
+}
+
+/// Found by review: a deletion names its target by id only, and an index that did not
+/// check the conversation let an admin of one group delete a text of another.
+#[test]
+fn a_deletion_in_one_conversation_cannot_purge_a_message_of_another() {
+    let (mut sim, [a, b, c], conv) = group(21);
+    let text = sim.send(a, conv, "Protokoll der Sitzung");
+    // Bernd makes a group of his own with Anna (he is its admin) and deletes Anna's
+    // text of the other group from there.
+    let now = sim.now;
+    let pa = sim.profile(a);
+    let own = sim.nodes[b]
+        .engine()
+        .create_group(now, "Bernds Gruppe", &[pa])
+        .unwrap();
+    sim.settle(20_000);
+    sim.send(b, own, "Hallo");
+    sim.settle(5_000);
+    let last = sim.nodes[b].engine().store().events_in_order(&own).unwrap();
+    let last = last
+        .iter()
+        .rfind(|e| e.header.author == sim.nodes[b].user_id)
+        .unwrap()
+        .clone();
+    let bernd = sim.nodes[b].identity();
+    let forged = forge(
+        &bernd,
+        Some(&last),
+        own,
+        EventKind::Delete,
+        last.header.lamport + 1,
+        0,
+        text.0.to_vec(),
+        Vec::new(),
+    );
+    sim.inject(
+        b,
+        a,
+        SyncMessage::Events {
+            events: vec![forged],
+        },
+    );
+    sim.settle(30_000);
+    for n in [a, b, c] {
+        let held = sim.nodes[n].engine().store().event(&text).unwrap().unwrap();
+        assert!(!held.is_purged(), "{}", sim.nodes[n].name);
+        assert_eq!(view(&mut sim, n, conv, text).text, "Protokoll der Sitzung");
+    }
+    check_invariants(&sim, conv, &[]).unwrap();
+}
+
+/// Found by review: anyone can name anyone's file in a text of their own; deleting that
+/// text must not remove the file the real message still carries.
+#[test]
+fn deleting_a_copy_of_a_file_reference_keeps_the_file() {
+    let (mut sim, [a, b, _c], conv) = group(22);
+    let (original, blob) = file_message(&mut sim, a, conv, "Haushaltsplan.pdf");
+    sim.settle(20_000);
+    // Bernd posts the same file reference himself, then deletes his message.
+    let held = sim.nodes[b]
+        .engine()
+        .store()
+        .event(&original)
+        .unwrap()
+        .unwrap();
+    let attachment = match sim.nodes[b].engine().decrypt(&held) {
+        Some(flurfunk::wire::Content::Attachment(a)) => *a,
+        other => panic!("{other:?}"),
+    };
+    let now = sim.now;
+    let copy = sim.nodes[b]
+        .engine()
+        .send_attachment(now, conv, blob, attachment)
+        .unwrap();
+    sim.settle(20_000);
+    let now = sim.now;
+    sim.nodes[b]
+        .engine()
+        .delete_for_everyone(now, conv, copy)
+        .unwrap();
+    sim.settle(20_000);
+    for n in 0..3 {
+        assert!(
+            sim.nodes[n].files_purged.is_empty(),
+            "{} was told to remove the file",
+            sim.nodes[n].name
+        );
+        assert!(view(&mut sim, n, conv, copy).actions.deleted);
+    }
+    // Anna deletes the real message: now the file goes everywhere.
+    let now = sim.now;
+    sim.nodes[a]
+        .engine()
+        .delete_for_everyone(now, conv, original)
+        .unwrap();
+    sim.settle(20_000);
+    for n in 0..3 {
+        assert_eq!(
+            sim.nodes[n].files_purged,
+            vec![blob],
+            "{}",
+            sim.nodes[n].name
+        );
+    }
+    check_invariants(&sim, conv, &[]).unwrap();
+}

@@ -387,7 +387,7 @@ impl ConversationState {
             delivered: BTreeMap::new(),
             read: BTreeMap::new(),
             last_activity_ms: 0,
-            actions: Actions::default(),
+            actions: Actions::new(id),
         }
     }
 
@@ -741,6 +741,13 @@ impl ConversationState {
             *self.outside.entry(h.author).or_default() += 1;
         }
         if cut && !holds {
+            if h.kind == EventKind::Delete {
+                // An author's deletion of its own message counts wherever its chain is
+                // cut (it signed it; the message is its own), so whether a removal is
+                // learned before or after it never changes what is purged. As an admin
+                // it counts only inside.
+                self.actions.record(event, false);
+            }
             if h.kind == EventKind::Rekey {
                 // Read-only: members may have written under this key before they learned
                 // that its author was out (`current_key` never picks it for writing).
@@ -774,7 +781,7 @@ impl ConversationState {
             }
             _ => {}
         }
-        if h.kind.has_target() {
+        if h.kind.has_target() || h.kind == EventKind::Text {
             let by_admin = h.kind == EventKind::Delete && {
                 let m = self.membership_before(&event.order_key());
                 m.kind == Some(ConversationKind::Group) && m.is_admin(&h.author)

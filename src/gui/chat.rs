@@ -866,11 +866,14 @@ impl FlurfunkApp {
                                     action = RowAction::Info;
                                 }
                                 if !m.deleted {
-                                    ui.menu_button(RichText::new("…").size(12.0).weak(), |ui| {
-                                        self.message_menu_ui(ui, m, view);
-                                    })
-                                    .response
-                                    .on_hover_text(t.message_menu);
+                                    // Quiet (no frame), as the chevron on a phone's bubble.
+                                    let dots =
+                                        egui::Button::new(RichText::new("…").size(13.0).weak())
+                                            .frame(false);
+                                    egui::containers::menu::MenuButton::from_button(dots)
+                                        .ui(ui, |ui| self.message_menu_ui(ui, m, view))
+                                        .0
+                                        .on_hover_text(t.message_menu);
                                 }
                             });
                         });

@@ -12,10 +12,9 @@ use super::*;
 use crate::conversation::MAX_EDITS;
 use crate::wire::{MAX_EMOJI_BYTES, MAX_MENTIONS};
 
-/// Deletions seen in frames whose events were not all accepted yet (a purged event and
-/// its deletion can arrive out of chain order): target -> signers. Bounded: the oldest
-/// are forgotten, and a purged event refused for lack of one is asked for again.
-pub(super) const MAX_DELETIONS_SEEN: usize = 4096;
+/// Signers of one target's deletions noted from one frame: the author and an admin or
+/// two; more in one frame is junk.
+const MAX_SIGNERS_NOTED: usize = 4;
 
 /// Characters of the original shown in a reply's quote.
 pub const QUOTE_CHARS: usize = 120;
@@ -213,12 +212,18 @@ impl<S: Store> Engine<S> {
             .ok_or(SyncError::NoSuchMessage)
     }
 
-    /// An event accepted in this batch or stored before.
-    fn held_event(&self, id: &EventId, batch: &Batch) -> Result<Option<Event>, SyncError> {
-        if let Some(e) = batch.insert_events.iter().rev().find(|e| e.id() == *id) {
-            return Ok(Some(e.clone()));
-        }
-        Ok(self.store.event(id)?)
+    /// An event of `conv` accepted in this batch or stored before.
+    fn held_event(
+        &self,
+        id: &EventId,
+        conv: &ConversationId,
+        batch: &Batch,
+    ) -> Result<Option<Event>, SyncError> {
+        let found = match batch.insert_events.iter().rev().find(|e| e.id() == *id) {
+            Some(e) => Some(e.clone()),
+            None => self.store.event(id)?,
+        };
+        Ok(found.filter(|e| e.header.conversation == *conv))
     }
 
     /// After `event` was applied to its conversation: what it deletes is purged in
@@ -236,64 +241,150 @@ impl<S: Store> Engine<S> {
         }
         let target = match event.target() {
             None => Some(event.clone()),
-            Some(id) => self.held_event(&id, batch)?,
+            Some(id) => self.held_event(&id, &conv, batch)?,
         };
         let Some(target) = target else {
             return Ok(event);
         };
-        let Some(state) = self.convs.get(&conv) else {
+        let Some(deletion) = self
+            .convs
+            .get(&conv)
+            .and_then(|s| s.actions.deletion_of(&target))
+        else {
             return Ok(event);
         };
-        if state.actions.deletion_of(&target).is_none() {
-            return Ok(event);
-        }
-        if kind == EventKind::Delete {
-            // Everything the deleted message carries goes: its body, its edits and
-            // reactions, its file.
-            let mut ids = state.actions.all_of(&target.id());
-            ids.push(target.id());
-            for id in ids {
-                if let Some(held) = self.held_event(&id, batch)?
-                    && !held.is_purged()
-                {
-                    if let Some(blob) = crate::wire::BlobRef::decode(&held.public) {
-                        self.notifications
-                            .push_back(Notification::FilePurged { blob });
-                    }
+        match kind {
+            // Only the deletion that counts purges (another finds it done already).
+            EventKind::Delete if deletion.event_id == event.id() => {
+                self.purge_message(&target, batch)?;
+                Ok(event)
+            }
+            EventKind::Delete => Ok(event),
+            // The text came after its deletion: it and whatever acted on it before it
+            // came are kept purged.
+            EventKind::Text => {
+                self.purge_message(&target, batch)?;
+                Ok(event.purge())
+            }
+            // An edit or reaction of a deleted message.
+            _ => {
+                if !event.is_purged() {
                     self.stats.bodies_purged += 1;
-                    batch.insert_events.push(held.purge());
+                }
+                Ok(event.purge())
+            }
+        }
+    }
+
+    /// Purge a deleted text, its edits and reactions (held in `batch` or the store), and
+    /// its file where no other text still names it.
+    fn purge_message(&mut self, target: &Event, batch: &mut Batch) -> Result<(), SyncError> {
+        let conv = target.header.conversation;
+        let Some(state) = self.convs.get(&conv) else {
+            return Ok(());
+        };
+        let mut ids = state.actions.all_of(&target.id());
+        ids.push(target.id());
+        for id in &ids {
+            let held = if *id == target.id() {
+                Some(target.clone())
+            } else {
+                self.held_event(id, &conv, batch)?
+            };
+            if let Some(held) = held
+                && !held.is_purged()
+            {
+                self.stats.bodies_purged += 1;
+                batch.insert_events.push(held.purge());
+            }
+        }
+        if let Some(blob) = crate::wire::BlobRef::decode(&target.public)
+            && !self.file_still_named(&blob, &target.id(), batch)?
+        {
+            self.notifications
+                .push_back(Notification::FilePurged { blob });
+        }
+        self.notifications.push_back(Notification::MessageChanged {
+            conversation: conv,
+            target: target.id(),
+        });
+        Ok(())
+    }
+
+    /// Whether a text other than `except`, in any conversation, that is not deleted still
+    /// carries `blob`: then its file stays (a member may name anyone's file in a text of
+    /// its own and delete that).
+    fn file_still_named(
+        &self,
+        blob: &crate::wire::BlobRef,
+        except: &EventId,
+        batch: &Batch,
+    ) -> Result<bool, SyncError> {
+        for (conv, state) in &self.convs {
+            for id in state.actions.texts_with_file(&blob.hash) {
+                if id == except {
+                    continue;
+                }
+                if let Some(e) = self.held_event(id, conv, batch)?
+                    && !e.is_purged()
+                    && state.actions.deletion_of(&e).is_none()
+                {
+                    return Ok(true);
                 }
             }
-            self.notifications.push_back(Notification::MessageChanged {
-                conversation: conv,
-                target: target.id(),
-            });
-            return Ok(event);
         }
-        // The message (or the one it acts on) was deleted before this came: keep only
-        // what the chain needs.
-        if !event.is_purged() {
-            self.stats.bodies_purged += 1;
-            if let Some(blob) = crate::wire::BlobRef::decode(&event.public) {
-                self.notifications
-                    .push_back(Notification::FilePurged { blob });
+        Ok(false)
+    }
+
+    /// After a rebuild re-decided a conversation: purge what a deletion now counts for
+    /// (an admin's deletion whose author's promotion arrived late).
+    pub(super) fn purge_sweep(
+        &mut self,
+        conv: ConversationId,
+        batch: &mut Batch,
+    ) -> Result<(), SyncError> {
+        let Some(state) = self.convs.get(&conv) else {
+            return Ok(());
+        };
+        let targets = state.actions.deleted_targets();
+        for id in targets {
+            let Some(target) = self.held_event(&id, &conv, batch)? else {
+                continue;
+            };
+            let counts = self
+                .convs
+                .get(&conv)
+                .is_some_and(|s| s.actions.deletion_of(&target).is_some());
+            let undone = !target.is_purged()
+                || self.convs.get(&conv).is_some_and(|s| {
+                    s.actions.all_of(&id).iter().any(|a| {
+                        self.held_event(a, &conv, batch)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|e| !e.is_purged())
+                    })
+                });
+            if counts && undone {
+                self.purge_message(&target, batch)?;
             }
         }
-        Ok(event.purge())
+        Ok(())
     }
 
     /// Whether a purged event from a peer may be stored: a deletion of it (or of the
-    /// message it acts on) that counts is held, or one signed by that message's author or
-    /// a group admin came in a frame. Otherwise a peer could strip bodies.
+    /// message it acts on) that counts is held, or the frame it came in carries one
+    /// signed by that message's author or by an admin of the group. Otherwise a peer
+    /// could strip bodies.
     pub(super) fn purge_justified(&self, event: &Event, batch: &Batch) -> bool {
-        let Some(state) = self.convs.get(&event.header.conversation) else {
+        let conv = event.header.conversation;
+        let Some(state) = self.convs.get(&conv) else {
             return false;
         };
         let target = match event.header.kind {
             EventKind::Text => event.clone(),
             EventKind::Edit | EventKind::Reaction => match event
                 .target()
-                .and_then(|id| self.held_event(&id, batch).ok().flatten())
+                .and_then(|id| self.held_event(&id, &conv, batch).ok().flatten())
             {
                 Some(t) => t,
                 None => return false,
@@ -307,26 +398,30 @@ impl<S: Store> Engine<S> {
         self.deletions_seen
             .get(&target.id())
             .is_some_and(|signers| {
-                signers
-                    .iter()
-                    .any(|s| *s == target.header.author || (group && state.membership.is_admin(s)))
+                signers.iter().any(|(c, s)| {
+                    *c == conv
+                        && (*s == target.header.author || (group && state.membership.is_admin(s)))
+                })
             })
     }
 
-    /// Remember the deletions of a frame (signatures checked) before its events are
-    /// offered: a purged event may sort before the deletion that explains it.
+    /// Remember the deletions of this frame (signatures checked) before its events are
+    /// offered: a purged event sorts before the deletion that explains it when the
+    /// author deleted its own message. Only for conversations held here; forgotten with
+    /// the frame.
     pub(super) fn note_deletions(&mut self, events: &[Event]) {
+        self.deletions_seen.clear();
         for e in events {
-            if e.header.kind != EventKind::Delete {
+            if e.header.kind != EventKind::Delete
+                || !self.convs.contains_key(&e.header.conversation)
+            {
                 continue;
             }
             let Some(target) = e.target() else { continue };
             let signers = self.deletions_seen.entry(target).or_default();
-            if !signers.contains(&e.header.author) && signers.len() < 4 {
-                signers.push(e.header.author);
-            }
-            while self.deletions_seen.len() > MAX_DELETIONS_SEEN {
-                self.deletions_seen.pop_first();
+            let signer = (e.header.conversation, e.header.author);
+            if !signers.contains(&signer) && signers.len() < MAX_SIGNERS_NOTED {
+                signers.push(signer);
             }
         }
     }
@@ -336,12 +431,18 @@ impl<S: Store> Engine<S> {
     pub(super) fn add_deletions(&self, events: &mut Vec<Event>) {
         let mut extra: Vec<Event> = Vec::new();
         for e in events.iter().filter(|e| e.is_purged()) {
-            let Some(state) = self.convs.get(&e.header.conversation) else {
+            let conv = e.header.conversation;
+            let Some(state) = self.convs.get(&conv) else {
                 continue;
             };
             let target = match e.target() {
                 None => Some(e.clone()),
-                Some(id) => self.store.event(&id).ok().flatten(),
+                Some(id) => self
+                    .store
+                    .event(&id)
+                    .ok()
+                    .flatten()
+                    .filter(|t| t.header.conversation == conv),
             };
             let Some(deletion) = target.and_then(|t| state.actions.deletion_of(&t)) else {
                 continue;

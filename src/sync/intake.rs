@@ -165,7 +165,10 @@ impl<S: Store> Engine<S> {
             } else {
                 None
             };
-            if known.is_none() && event.is_purged() && !self.purge_justified(&event, batch) {
+            if event.is_purged()
+                && known != Some(event.id())
+                && !self.purge_justified(&event, batch)
+            {
                 // A body withheld, not a deletion we can check: refused without blame
                 // (the deletion may follow); other peers still hold the whole event.
                 self.stats.withheld_bodies += 1;
@@ -342,6 +345,7 @@ impl<S: Store> Engine<S> {
             })?;
         }
         self.convs.insert(conv, state);
+        self.purge_sweep(conv, batch)?;
         self.notifications
             .push_back(Notification::ConversationChanged { conversation: conv });
         // A losing version may have been a complaint: the rekey it blamed is current again
@@ -402,6 +406,7 @@ impl<S: Store> Engine<S> {
                 remove_events: removal,
                 ..Batch::default()
             })?;
+            self.purge_sweep(conv, batch)?;
             if kept {
                 let event = self.purge_on_arrival(event, batch)?;
                 batch.insert_events.push(event.clone());
@@ -434,6 +439,7 @@ impl<S: Store> Engine<S> {
         if self.config.role == Role::Relay
             && self.config.relay_certificate.is_some()
             && event.header.kind == EventKind::Text
+            && !event.is_purged()
             && let Some(blob) = crate::wire::BlobRef::decode(&event.public)
         {
             self.notifications.push_back(Notification::FileCarried {

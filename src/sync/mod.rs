@@ -515,8 +515,8 @@ pub struct Engine<S: Store> {
     positions_unflushed: bool,
     /// Conversations in which the frame being handled carried an invalid event.
     rejected_in: BTreeSet<ConversationId>,
-    /// Deletions seen in frames, by target (`actions::MAX_DELETIONS_SEEN`).
-    deletions_seen: BTreeMap<EventId, Vec<UserId>>,
+    /// Deletions in the frame being handled, by target: (conversation, signer).
+    deletions_seen: BTreeMap<EventId, Vec<(ConversationId, UserId)>>,
     /// (conversation, author, seq we hold) of events in this frame whose `prev` names
     /// another version of our head: ask the sender for its version.
     forks_in: BTreeSet<(ConversationId, UserId, u64)>,

@@ -344,9 +344,10 @@ impl Event {
         self.purged
     }
 
-    /// Whether the event was signed with a sealed body (held or purged since).
+    /// Whether the event was signed with a sealed body (held or purged since). Decided by
+    /// the signed hash, so a whole and a purged copy of one event always agree.
     pub fn has_body(&self) -> bool {
-        self.purged || !self.sealed.is_empty()
+        self.body_hash != body_hash(&[])
     }
 
     /// For the kinds that act on an earlier text (`EventKind::has_target`): its id.
@@ -435,6 +436,12 @@ impl Event {
             }
             1 => {
                 let hash = r.array::<32>()?;
+                if hash == body_hash(&[]) {
+                    // Nothing to purge: an event without a body travels whole.
+                    return Err(WireError::Invalid {
+                        what: "purged event without a body",
+                    });
+                }
                 let signature = r.array::<64>()?;
                 Event::assemble(header, public, Vec::new(), hash, true, signature)
             }
@@ -880,8 +887,13 @@ impl Content {
                 attachment.encode(&mut w);
             }
             Content::Reaction { emoji } => {
+                // Padded to one length: a relay cannot tell 👍 from ❤️ or a reaction taken
+                // back by the size of the body.
                 w.u8(6);
-                w.var_bytes(emoji.as_bytes());
+                let bytes = &emoji.as_bytes()[..emoji.len().min(MAX_EMOJI_BYTES)];
+                w.u8(bytes.len() as u8);
+                w.bytes(bytes);
+                w.bytes(&[0u8; MAX_EMOJI_BYTES][bytes.len()..]);
             }
             Content::Unknown { tag } => w.u8(*tag),
         }
@@ -923,9 +935,17 @@ impl Content {
                     .ok_or(WireError::Invalid { what: "order key" })?,
             },
             5 => Content::Attachment(Box::new(Attachment::decode(&mut r)?)),
-            6 => Content::Reaction {
-                emoji: r.string(MAX_EMOJI_BYTES)?,
-            },
+            6 => {
+                let len = r.u8()? as usize;
+                let padded = r.take(MAX_EMOJI_BYTES)?;
+                let emoji = padded
+                    .get(..len)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .ok_or(WireError::Invalid { what: "reaction" })?;
+                Content::Reaction {
+                    emoji: emoji.to_string(),
+                }
+            }
             tag => return Ok(Content::Unknown { tag }),
         };
         r.finish()?;

@@ -153,7 +153,15 @@ fn content_layout_snapshot() {
     let c = Content::Reaction {
         emoji: "👍".into()
     };
-    assert_eq!(hex::encode(c.encode()), "0600000004f09f918d");
+    assert_eq!(
+        hex::encode(c.encode()),
+        format!("0604f09f918d{}", "00".repeat(MAX_EMOJI_BYTES - 4))
+    );
+    // Every reaction is one size, taken back or not.
+    let none = Content::Reaction {
+        emoji: String::new(),
+    };
+    assert_eq!(none.encode().len(), c.encode().len());
 }
 
 /// A purged event (a message deleted for everyone) keeps its id and its signature: the
@@ -194,6 +202,11 @@ fn a_purged_event_keeps_id_and_signature_and_its_layout_is_pinned() {
     let mut bad = bytes.clone();
     bad[body] = 2;
     assert!(Event::decode(&bad).is_err());
+    // An event signed without a body cannot pass for a purged one (it would be valid
+    // one way and invalid the other under one id).
+    let empty = Event::new(header(EventKind::Text), vec![], vec![], [0; 64]);
+    assert!(!empty.has_body() && !empty.purge().has_body());
+    assert!(Event::decode(&empty.purge().encode()).is_err());
 }
 
 #[test]

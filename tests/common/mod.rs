@@ -64,6 +64,8 @@ pub struct Node {
     pub saved: BTreeSet<EventId>,
     pub retracted: BTreeSet<EventId>,
     pub received_texts: Vec<EventId>,
+    /// Files the engine said to remove (their message was deleted for everyone).
+    pub files_purged: Vec<flurfunk::wire::BlobRef>,
     pub user_id: UserId,
     pub profile: Profile,
 }
@@ -265,6 +267,7 @@ impl Sim {
             saved: BTreeSet::new(),
             retracted: BTreeSet::new(),
             received_texts: Vec::new(),
+            files_purged: Vec::new(),
         });
         self.plans.push(None);
         self.traffic.push(Traffic::default());
@@ -537,6 +540,7 @@ impl Sim {
                     node.received_texts.push(event_id);
                 }
                 Notification::ConversationChanged { .. } => self.plans[i] = None,
+                Notification::FilePurged { blob } => node.files_purged.push(blob),
                 _ => {}
             }
         }
