@@ -893,3 +893,95 @@ fn machine_settings_lock_the_network_and_set_the_policy() {
         "{err}"
     );
 }
+
+/// Reply, react, edit, delete for everyone and search from the command line, through the
+/// running nodes' control sockets: the other node sees each (`message_changed`, the quote,
+/// "(edited)", "(message deleted)"), and search folds case and umlauts.
+#[test]
+fn reply_react_edit_delete_and_search_from_the_command_line() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
+    assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
+    for d in [&a, &b] {
+        assert!(flurfunk(d.path(), &["network", "demo"]).0);
+    }
+    let anna = RunningNode::start(a.path(), &[]);
+    let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
+    let addr = listening["address"].as_str().unwrap().to_string();
+    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
+    anna.wait_for("ben's profile", |v| {
+        v["event"] == "profile" && v["name"] == "Ben Krüger"
+    });
+    let (ok, out, err) = flurfunk(
+        a.path(),
+        &["send", "--to", "ben", "Die Straße am Bauhof ist gesperrt"],
+    );
+    assert!(ok, "{out}{err}");
+    let msg = ben.wait_for("message", |v| v["event"] == "message");
+    let id = msg["event_id"].as_str().unwrap()[..8].to_string();
+
+    // Ben answers (the answer names what it answers) and reacts.
+    let (ok, out, err) = flurfunk(b.path(), &["reply", "Anna", &id, "@Anna Schmidt danke!"]);
+    assert!(ok, "{out}{err}");
+    let answer = anna.wait_for("the answer", |v| {
+        v["event"] == "message" && v["text"] == "@Anna Schmidt danke!"
+    });
+    assert_eq!(answer["reply_to"], msg["event_id"]);
+    assert_eq!(answer["mentions_me"], true);
+    let (ok, out, err) = flurfunk(b.path(), &["react", "Anna", &id, "👍"]);
+    assert!(ok, "{out}{err}");
+    anna.wait_for("the reaction", |v| v["event"] == "message_changed");
+    // Ben cannot edit Anna's message; Anna can.
+    let (ok, _, err) = flurfunk(b.path(), &["edit", "Anna", &id, "Unsinn"]);
+    assert!(!ok && err.lines().count() == 1, "{err}");
+    let (ok, out, err) = flurfunk(
+        a.path(),
+        &["edit", "ben", &id, "Die Straße am Bauhof ist wieder frei"],
+    );
+    assert!(ok, "{out}{err}");
+    ben.wait_for("the edit", |v| v["event"] == "message_changed");
+    let (ok, out, _) = flurfunk(b.path(), &["history", "Anna"]);
+    assert!(ok);
+    assert!(out.contains("ist wieder frei (edited)  [👍 1]"), "{out}");
+    assert!(
+        out.contains("[re Anna Schmidt: \"Die Straße am Bauhof ist wieder frei\"]"),
+        "{out}"
+    );
+    let (ok, out, _) = flurfunk(b.path(), &["versions", "Anna", &id, "--json"]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    // Search: case and umlauts folded, every word needed, newest first.
+    let (ok, out, err) = flurfunk(b.path(), &["search", "STRASSE", "frei", "--json"]);
+    assert!(ok, "{err}");
+    let hits: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 1, "{out}");
+    assert_eq!(hits[0]["conversation_name"], "Anna Schmidt");
+    assert_eq!(hits[0]["event_id"], msg["event_id"]);
+    let (ok, out, _) = flurfunk(b.path(), &["search", "gesperrt"]);
+    assert!(
+        ok && out.trim() == "nothing found",
+        "the old version is not found: {out}"
+    );
+
+    // Anna deletes her message for everyone.
+    let (ok, out, err) = flurfunk(a.path(), &["delete", "ben", &id]);
+    assert!(ok, "{out}{err}");
+    ben.wait_for("the deletion", |v| v["event"] == "message_changed");
+    let (ok, out, _) = flurfunk(b.path(), &["history", "Anna"]);
+    assert!(ok);
+    assert!(out.contains("Anna Schmidt: (message deleted)"), "{out}");
+    assert!(
+        out.contains("[re: deleted message] @Anna Schmidt danke!"),
+        "{out}"
+    );
+    assert!(!out.contains("wieder frei"), "{out}");
+    let (ok, out, _) = flurfunk(b.path(), &["search", "strasse"]);
+    assert!(ok && out.trim() == "nothing found", "{out}");
+    ben.stop();
+    anna.stop();
+}

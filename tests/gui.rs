@@ -118,7 +118,7 @@ fn shows(h: &Harness<'static, App>, text: &str) -> bool {
         .is_some()
 }
 
-/// The composer: a text field whose accessible name is its placeholder.
+/// A text field (the composer, the search box) by its placeholder, its accessible name.
 fn composer<'h>(h: &'h Harness<'static, App>, hint: &str) -> egui_kittest::Node<'h> {
     let hint = hint.to_string();
     h.get_by(move |n| n.data().placeholder() == Some(hint.as_str()))
@@ -961,6 +961,45 @@ fn replies_reactions_edits_and_deletion_from_the_bubble_menu() {
             && h.query_all_by(|n| n.value().is_some_and(|v| v.contains(text)))
                 .count()
                 >= 2
+    });
+    h.check_accessibility();
+}
+
+/// The search box finds messages in every chat (case and umlauts folded, inside German
+/// compounds), and a click opens the chat at the message.
+#[test]
+fn the_search_box_finds_messages_and_opens_their_chat() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let anna = app(&h).node().unwrap().user_id();
+    f.rt.block_on(ben.knows_user(anna));
+    let conv = f.rt.block_on(ben.handle.open_direct(anna)).unwrap();
+    for text in ["Die Streusalz-Lieferung kommt Dienstag", "Kaffee ist alle"] {
+        f.rt.block_on(ben.handle.send_text(conv, text.into()))
+            .unwrap();
+    }
+    settle(&mut h, "the chat", |h| {
+        has_label(h, "Ben Müller, 2 ungelesen")
+    });
+    composer(&h, "Suchen").click();
+    h.step();
+    composer(&h, "Suchen").type_text("SALZ dienst");
+    settle(&mut h, "the message found", |h| {
+        has_label(h, "Die Streusalz-Lieferung kommt Dienstag")
+    });
+    assert!(
+        !has_label(&h, "Kaffee ist alle"),
+        "only what matches every word"
+    );
+    // The result is a button named by chat, author, day and the message.
+    h.get_by_label_contains(": Die Streusalz-Lieferung").click();
+    settle(&mut h, "the chat open at the message", |h| {
+        app(h)
+            .chat()
+            .is_some_and(|c| c.conversation == conv.to_string() && c.is_loaded())
+            && shows(h, "Kaffee ist alle")
     });
     h.check_accessibility();
 }

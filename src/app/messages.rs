@@ -61,6 +61,19 @@ pub(super) async fn execute(node: &NodeHandle, request: Request) -> Result<Respo
                     .collect(),
             }
         }
+        Request::Search {
+            words,
+            in_conversation,
+            limit,
+        } => {
+            let only = match in_conversation {
+                Some(who) => Some(super::resolve_recipient(node, &who).await?),
+                None => None,
+            };
+            Response::Found {
+                hits: node.search(words, only, limit.min(1_000)).await?,
+            }
+        }
         other => unreachable_request(other)?,
     })
 }

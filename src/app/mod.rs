@@ -22,6 +22,12 @@ use crate::wire::ConversationId;
 pub const MIN_ID_PREFIX: usize = 8;
 /// History lines returned when the caller does not say.
 pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+/// Messages a search returns when the caller does not say.
+pub const DEFAULT_SEARCH_LIMIT: usize = 50;
+
+fn default_search_limit() -> usize {
+    DEFAULT_SEARCH_LIMIT
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -102,6 +108,15 @@ pub enum Request {
     Versions {
         to: String,
         event: String,
+    },
+    /// Messages containing every word (prefixes; case and umlauts folded), newest first,
+    /// in the conversation `in` names or in all.
+    Search {
+        words: String,
+        #[serde(default, rename = "in")]
+        in_conversation: Option<String>,
+        #[serde(default = "default_search_limit")]
+        limit: usize,
     },
     History {
         conversation: String,
@@ -207,6 +222,10 @@ pub enum Response {
     /// Every version of a message, oldest first.
     Versions {
         versions: Vec<messages::VersionItem>,
+    },
+    /// Messages found, newest first.
+    Found {
+        hits: Vec<crate::node::SearchItem>,
     },
     Done,
 }
@@ -355,7 +374,8 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         | Request::Edit { .. }
         | Request::Delete { .. }
         | Request::React { .. }
-        | Request::Versions { .. }) => messages::execute(node, request).await?,
+        | Request::Versions { .. }
+        | Request::Search { .. }) => messages::execute(node, request).await?,
         Request::PublishStatement { encoded } => {
             let statement = hex::decode(encoded.trim())
                 .ok()

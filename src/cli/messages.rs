@@ -36,6 +36,19 @@ pub enum MessageAction {
         #[arg(long)]
         remove: bool,
     },
+    /// Find messages: every word must occur (at a word's start, or inside one from four
+    /// letters on; case and umlauts do not matter: "strasse" finds "Straße"), newest first.
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Only in this conversation (a name, group or conversation id).
+        #[arg(long = "in", value_name = "WHO")]
+        in_conversation: Option<String>,
+        #[arg(long, default_value_t = flurfunk::app::DEFAULT_SEARCH_LIMIT)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every version of an edited message, oldest first.
     Versions {
         conversation: String,
@@ -102,6 +115,46 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
                 "reacted"
             },
         ),
+        MessageAction::Search {
+            words,
+            in_conversation,
+            limit,
+            json,
+        } => {
+            let Response::Found { hits } = request(
+                dir,
+                Request::Search {
+                    words: words.join(" "),
+                    in_conversation,
+                    limit,
+                },
+            )
+            .await?
+            else {
+                bail!("unexpected reply");
+            };
+            for h in &hits {
+                if json {
+                    println!("{}", serde_json::to_string(h)?);
+                } else {
+                    println!(
+                        "{}",
+                        printable(&format!(
+                            "{}  [{}] {}: {}  #{}",
+                            local_time(h.wall_ms, true),
+                            h.conversation_name,
+                            h.author_name,
+                            h.text,
+                            &h.event_id[..8]
+                        ))
+                    );
+                }
+            }
+            if hits.is_empty() && !json {
+                println!("nothing found");
+            }
+            return Ok(());
+        }
         MessageAction::Versions {
             conversation,
             event,

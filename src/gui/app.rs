@@ -118,6 +118,8 @@ pub struct FlurfunkApp {
     pub(super) notices: Vec<String>,
     pub(super) key_changes: Vec<KeyChange>,
     pub(super) search: String,
+    /// Messages found for `search` (`search::SearchState`).
+    pub(super) found: super::search::SearchState,
     pub(super) alone_since: Option<Instant>,
     pub(super) pictures: super::files::Pictures,
     pub(super) transfers: super::files::Transfers,
@@ -188,6 +190,7 @@ impl FlurfunkApp {
             chat: None,
             drafts: HashMap::new(),
             compose: HashMap::new(),
+            found: Default::default(),
             focus_composer: false,
             dialog: None,
             notices: Vec::new(),
@@ -445,6 +448,7 @@ impl FlurfunkApp {
             }
             Update::DownloadsFailed => self.transfers.failed_poll(),
             Update::Notice(text) => self.notice(text),
+            Update::Found { query, results } => self.found(query, results),
             Update::Versions {
                 event_id,
                 versions: loaded,

@@ -52,6 +52,11 @@ pub enum Update {
     /// Progress of the files being fetched.
     Downloads(Vec<crate::node::DownloadView>),
     DownloadsFailed,
+    /// Messages found for a query (the search box).
+    Found {
+        query: String,
+        results: Vec<crate::node::SearchItem>,
+    },
     /// Every version of an edited message (for the versions dialog).
     Versions {
         event_id: String,

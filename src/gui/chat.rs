@@ -246,11 +246,19 @@ impl FlurfunkApp {
                 }
             });
         });
-        ui.add(
+        let search = ui.add(
             egui::TextEdit::singleline(&mut self.search)
                 .hint_text(t.search_hint)
                 .desired_width(f32::INFINITY),
         );
+        // Ctrl+F searches, as everywhere; Esc in the box clears it.
+        if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, Key::F)) {
+            search.request_focus();
+        }
+        if search.has_focus() && ui.input(|i| i.key_pressed(Key::Escape)) {
+            self.search.clear();
+        }
+        self.search_if_changed();
         ui.add_space(4.0);
         if self.conversations.is_empty() {
             ui.add_space(20.0);
@@ -262,6 +270,7 @@ impl FlurfunkApp {
         }
         let needle = self.search.to_lowercase();
         let mut clicked = None;
+        let mut found = None;
         egui::ScrollArea::vertical()
             .auto_shrink(false)
             .show(ui, |ui| {
@@ -274,9 +283,13 @@ impl FlurfunkApp {
                         clicked = Some(c.conversation.clone());
                     }
                 }
+                found = self.search_results_ui(ui);
             });
         if let Some(c) = clicked {
             self.select(c);
+        }
+        if let Some((conversation, event_id)) = found {
+            self.open_found(conversation, event_id);
         }
     }
 
@@ -652,6 +665,7 @@ impl FlurfunkApp {
             match chat.items.iter().position(|m| m.event_id == target) {
                 Some(i) => {
                     jump_offset = Some((tops[i] - 60.0).max(0.0));
+                    chat.to_bottom = false;
                     chat.highlight = Some((target, std::time::Instant::now()));
                     chat.jump_to = None;
                 }

@@ -11,6 +11,7 @@
 //! screen.rs   main screen: banners, status bar, panels
 //! chat.rs     chat list, conversation (virtualised rows), composer, ticks
 //! actions.rs  reply, edit, delete for everyone, reactions, @mentions
+//! search.rs   messages found across all chats (the box above the chat list)
 //! dialogs.rs  people, new group, group info, safety number + QR, settings
 //! i18n.rs     every string in German and English
 //! settings.rs app.json: language, notifications, contact book, verified keys
@@ -26,6 +27,7 @@ mod files;
 pub mod i18n;
 mod notify;
 mod screen;
+mod search;
 pub mod settings;
 mod style;
 mod wizard;

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::peers::{AddressBook, Verdict};
 use super::views::{
     ConversationView, LoadStats, MemberView, MessageItem, NodeEvent, NodeStatus, PeerView,
-    QuoteItem, ReactionItem,
+    QuoteItem, ReactionItem, SearchItem,
 };
 use super::{Command, NodeConfig, NodeError, Reply};
 use crate::conversation::ConversationKind;
@@ -1407,6 +1407,31 @@ impl Core {
                 })
             })
             .collect()
+    }
+
+    pub(super) fn search_items(
+        &mut self,
+        query: &str,
+        only: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<SearchItem>, NodeError> {
+        let hits = self.engine.search(query, only, limit)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| SearchItem {
+                conversation: h.conversation.to_string(),
+                conversation_name: self
+                    .engine
+                    .conversation(&h.conversation)
+                    .map(|c| self.conversation_name(&c))
+                    .unwrap_or_default(),
+                event_id: h.event_id.to_string(),
+                author: h.author.to_string(),
+                author_name: self.name_of(&h.author),
+                wall_ms: h.wall_ms,
+                text: h.text,
+            })
+            .collect())
     }
 
     fn notice_item(

@@ -26,7 +26,8 @@ pub use event_loop::{Core, now_ms};
 pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
     ConversationView, DirectoryView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent,
-    NodeStatus, PeerView, RevokedView, StatementView, held_statement, statement_kind_name,
+    NodeStatus, PeerView, QuoteItem, ReactionItem, RevokedView, SearchItem, StatementView,
+    held_statement, statement_kind_name,
 };
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)
@@ -311,6 +312,18 @@ impl NodeHandle {
         emoji: String,
     ) -> Result<EventId, NodeError> {
         self.run(move |core, now_ms| Ok(core.engine.react(now_ms, conversation, target, &emoji)?))
+            .await
+    }
+
+    /// Messages containing every word of `query` (prefixes; umlauts and case folded),
+    /// newest first, in one conversation or all (`sync::MAX_SEARCH_SCAN` texts at most).
+    pub async fn search(
+        &self,
+        query: String,
+        only: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<SearchItem>, NodeError> {
+        self.run(move |core, _| core.search_items(&query, only, limit))
             .await
     }
 

@@ -198,6 +198,19 @@ pub struct MessageItem {
     pub mentions_me: bool,
 }
 
+/// A message found by `flurfunk search` (newest first).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchItem {
+    pub conversation: String,
+    pub conversation_name: String,
+    pub event_id: String,
+    pub author: String,
+    pub author_name: String,
+    pub wall_ms: u64,
+    /// The message as it reads now (newest edit; a file: its name, then the caption).
+    pub text: String,
+}
+
 /// What a reply shows of the message it answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuoteItem {

@@ -24,6 +24,7 @@ mod local;
 mod pending;
 mod profiles;
 mod receipts;
+mod search;
 
 pub use actions::{MessageActions, QUOTE_CHARS, Quote, snippet};
 pub use admin::{REVOCATION_CATCH_UP_MS, REVOCATION_REMOVAL_STEP_MS};
@@ -31,6 +32,7 @@ pub use gossip::{ANTI_ENTROPY_PEERS, OWN_PUSH_FANOUT, PUSH_FANOUT};
 pub use key_update::RETIRED_KEY_GRACE_MS;
 pub use links::{LinkCandidates, LinkPlan, MAX_IDLE_DIRECT_LINKS, RANDOM_PICKS};
 pub use receipts::MAX_RECEIPT_HOPS;
+pub use search::{MAX_SEARCH_SCAN, SearchHit};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
