@@ -374,7 +374,58 @@ fn bench_key_proofs() {
     );
 }
 
+/// Search over 20,000 short texts (`Engine::search`: decrypt newest first, fold, match):
+/// a word in none of them (the whole scan) and one in the newest (stops at once), against
+/// listing the same texts (decrypt and show) in the same run.
+fn bench_search() {
+    const TEXTS: usize = flurfunk::sync::MAX_SEARCH_SCAN;
+    let mut a = Engine::new(
+        id(1, "Anna"),
+        MemoryStore::new(),
+        Config::default(),
+        RngSeed::fixed(3),
+        0,
+    )
+    .unwrap();
+    let conv = a.open_direct(0, &id(2, "Bernd").profile(0)).unwrap();
+    let phrases = [
+        "Streusalz kommt am Dienstag, bitte Tor 3 offen lassen",
+        "Wer übernimmt die Bereitschaft am Wochenende?",
+        "Die Straße am Bauhof ist gesperrt bis Freitag",
+        "Kaffee ist alle, ich bringe morgen welchen mit",
+    ];
+    for i in 0..TEXTS {
+        let text = format!("{} ({i})", phrases[i % phrases.len()]);
+        a.send_text(i as u64, conv, &text).unwrap();
+    }
+    a.commit(0).unwrap();
+    let time = |f: &dyn Fn() -> usize| {
+        let mut runs = Vec::new();
+        let mut n = 0;
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            n = f();
+            runs.push(start.elapsed());
+        }
+        (median(runs), n)
+    };
+    let (listing, shown) = time(&|| a.messages(&conv).unwrap().len());
+    let (miss, none) = time(&|| a.search("Gehaltsliste", None, 50).unwrap().len());
+    let (hit, some) = time(&|| a.search("salz dienst", None, 50).unwrap().len());
+    println!(
+        "search over {TEXTS} texts: nothing found {:.0} ms ({none} hits, whole scan; {:.2}x listing them, {:.1} us per text); 50 newest hits {:.1} ms ({some}); listing all {:.0} ms ({shown}); medians of {RUNS}",
+        miss.as_secs_f64() * 1e3,
+        miss.as_secs_f64() / listing.as_secs_f64(),
+        miss.as_secs_f64() * 1e6 / TEXTS as f64,
+        hit.as_secs_f64() * 1e3,
+        listing.as_secs_f64() * 1e3,
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "search") {
+        return bench_search(); // `cargo bench --bench core -- search`
+    }
     bench_group_size();
     bench_key_proofs();
     if std::env::args().any(|a| a == "group") {
@@ -383,4 +434,5 @@ fn main() {
     bench_crypto();
     bench_store();
     bench_catch_up();
+    bench_search();
 }
