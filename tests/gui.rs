@@ -1003,3 +1003,88 @@ fn the_search_box_finds_messages_and_opens_their_chat() {
     });
     h.check_accessibility();
 }
+
+/// Right-click on a chat: pin it to the top, mute it, mark it as unread; all three are
+/// kept in app.json (which the next start reads), opening the chat ends the mark.
+#[test]
+fn chats_can_be_pinned_muted_and_marked_unread_and_stay_so() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    let clara = f.spawn("Clara Wolf", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben, &clara], Lang::De);
+    let anna = app(&h).node().unwrap().user_id();
+    for (node, text) in [(&clara, "Hallo von Clara"), (&ben, "Hallo von Ben")] {
+        f.rt.block_on(node.knows_user(anna));
+        let conv = f.rt.block_on(node.handle.open_direct(anna)).unwrap();
+        f.rt.block_on(node.handle.send_text(conv, text.into()))
+            .unwrap();
+    }
+    settle(&mut h, "both chats", |h| {
+        has_label(h, "Ben Müller, 1 ungelesen") && has_label(h, "Clara Wolf, 1 ungelesen")
+    });
+    // Read both, so "mark as unread" is offered.
+    for name in ["Ben Müller", "Clara Wolf"] {
+        h.get_by_label_contains(&format!("{name}, 1 ungelesen"))
+            .click();
+        settle(&mut h, "read", |h| {
+            !has_label(h, &format!("{name}, 1 ungelesen"))
+        });
+    }
+    use egui_kittest::kittest::NodeT;
+    let order = |h: &Harness<'static, App>| -> Vec<String> {
+        h.query_all_by(|n| {
+            n.role() == egui::Role::Button
+                && n.label()
+                    .is_some_and(|l| l.starts_with("Ben Müller") || l.starts_with("Clara Wolf"))
+        })
+        .filter_map(|n| n.accesskit_node().label())
+        .collect()
+    };
+    // Ben wrote last, so he is on top; pinned, Clara comes first.
+    assert!(order(&h)[0].starts_with("Ben Müller"), "{:?}", order(&h));
+    h.get_by_label_contains("Clara Wolf, Hallo")
+        .click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Anheften").click();
+    settle(&mut h, "Clara pinned on top", |h| {
+        order(h)
+            .first()
+            .is_some_and(|l| l.starts_with("Clara Wolf, angeheftet"))
+    });
+    // Ben muted for an hour, then marked unread.
+    h.get_by_label_contains("Ben Müller, Hallo")
+        .click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Stummschalten").click();
+    h.run_steps(2);
+    h.get_by_label("1 Stunde").click();
+    settle(&mut h, "Ben muted", |h| has_label(h, "Ben Müller, stumm"));
+    h.get_by_label_contains("Ben Müller, stumm")
+        .click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Als ungelesen markieren").click();
+    settle(&mut h, "Ben marked unread", |h| {
+        has_label(h, "Ben Müller, stumm, 1 ungelesen")
+    });
+    // Kept in app.json, which the next start reads.
+    let path = f.data_dir().root().join("app.json");
+    let (bens, claras) = (ben.user(), clara.user());
+    let kept = move || {
+        let s = flurfunk::gui::settings::Settings::load(&path);
+        let conv_of = |u: flurfunk::identity::UserId, me: flurfunk::identity::UserId| {
+            flurfunk::conversation::direct_conversation_id(&u, &me).to_string()
+        };
+        s.pinned.contains(&conv_of(claras, anna))
+            && s.muted.contains_key(&conv_of(bens, anna))
+            && s.marked_unread.contains(&conv_of(bens, anna))
+    };
+    settle(&mut h, "app.json written", |_| kept());
+    // Opening Ben's chat ends the mark.
+    h.get_by_label_contains("Ben Müller, stumm, 1 ungelesen")
+        .click();
+    settle(&mut h, "mark gone", |h| {
+        has_label(h, "Ben Müller, stumm, Hallo")
+    });
+    h.check_accessibility();
+}

@@ -486,6 +486,7 @@ impl FlurfunkApp {
                 text,
                 for_some_members,
                 file,
+                mentions_me,
                 ..
             } => {
                 let text = match file {
@@ -496,7 +497,9 @@ impl FlurfunkApp {
                 if is_selected(&conversation) {
                     self.reloads.messages.dirty = true;
                 }
-                if !self.focused || !is_selected(&conversation) {
+                // A muted chat is quiet, unless the message calls the user with @.
+                let quiet = self.is_muted(&conversation) && !mentions_me;
+                if !quiet && (!self.focused || !is_selected(&conversation)) {
                     let text = if for_some_members {
                         format!("{}\n{}", text, self.t().for_some_members)
                     } else {
@@ -634,6 +637,7 @@ impl FlurfunkApp {
         if self.selected.as_deref() == Some(conversation.as_str()) {
             return;
         }
+        self.clear_marked_unread(&conversation);
         self.selected = Some(conversation.clone());
         self.chat = Some(ChatState::new(conversation));
         self.reloads.messages = Refresh {

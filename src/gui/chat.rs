@@ -271,20 +271,31 @@ impl FlurfunkApp {
         let needle = self.search.to_lowercase();
         let mut clicked = None;
         let mut found = None;
+        let mut chat_action = None;
+        let chats = self.ordered_chats();
         egui::ScrollArea::vertical()
             .auto_shrink(false)
             .show(ui, |ui| {
-                for c in &self.conversations {
+                for c in &chats {
                     if !needle.is_empty() && !c.name.to_lowercase().contains(&needle) {
                         continue;
                     }
                     let selected = self.selected.as_deref() == Some(c.conversation.as_str());
-                    if self.chat_row_ui(ui, c, selected, t, german).clicked() {
+                    let row = self.chat_row_ui(ui, c, selected, t, german);
+                    if row.clicked() {
                         clicked = Some(c.conversation.clone());
                     }
+                    row.context_menu(|ui| {
+                        if let Some(a) = self.chat_menu_ui(ui, c) {
+                            chat_action = Some((c.conversation.clone(), a));
+                        }
+                    });
                 }
                 found = self.search_results_ui(ui);
             });
+        if let Some((conversation, action)) = chat_action {
+            self.apply_chat_action(conversation, action);
+        }
         if let Some(c) = clicked {
             self.select(c);
         }
@@ -322,14 +333,29 @@ impl FlurfunkApp {
             })
             .unwrap_or_default();
         let online = c.kind == "direct" && self.direct_partner(c).is_some_and(|p| p.online);
-        let label = if c.unread > 0 {
+        // Marked as unread by hand: a badge of one until opened.
+        let unread = if c.unread == 0 && self.is_marked_unread(&c.conversation) {
+            1
+        } else {
+            c.unread
+        };
+        let mut marks = String::new();
+        if self.is_pinned(&c.conversation) {
+            marks.push_str(", ");
+            marks.push_str(t.pinned);
+        }
+        if self.is_muted(&c.conversation) {
+            marks.push_str(", ");
+            marks.push_str(t.muted);
+        }
+        let label = if unread > 0 {
             format!(
-                "{}, {}, {preview}",
+                "{}{marks}, {}, {preview}",
                 c.name,
-                fill(t.unread_n, &[("n", &c.unread.to_string())])
+                fill(t.unread_n, &[("n", &unread.to_string())])
             )
         } else {
-            format!("{}, {preview}", c.name)
+            format!("{}{marks}, {preview}", c.name)
         };
         response
             .widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &label));
@@ -365,6 +391,32 @@ impl FlurfunkApp {
             time_galley,
             weak,
         );
+        // 📌 and 🔕 beside the time, as phones show them.
+        let icons = format!(
+            "{}{}",
+            if self.is_muted(&c.conversation) {
+                "🔕"
+            } else {
+                ""
+            },
+            if self.is_pinned(&c.conversation) {
+                "📌"
+            } else {
+                ""
+            }
+        );
+        let time_w = if icons.is_empty() {
+            time_w
+        } else {
+            let g = painter.layout_no_wrap(icons, egui::FontId::proportional(11.0), weak);
+            let w = g.size().x;
+            painter.galley(
+                egui::pos2(right - time_w - w - 4.0, rect.top() + 10.0),
+                g,
+                weak,
+            );
+            time_w + w + 4.0
+        };
         let name_w = (right - time_w - 8.0 - text_left).max(10.0);
         let name = painter.layout(
             c.name.clone(),
@@ -382,9 +434,9 @@ impl FlurfunkApp {
         );
         painter.galley(egui::pos2(text_left, rect.top() + 8.0), name, strong);
         let mut preview_right = right;
-        if c.unread > 0 {
+        if unread > 0 {
             let badge = painter.layout_no_wrap(
-                c.unread.to_string(),
+                unread.to_string(),
                 egui::FontId::proportional(11.0),
                 Color32::WHITE,
             );

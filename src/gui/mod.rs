@@ -10,6 +10,7 @@
 //! wizard.rs   first start: name, network (join / create / demo)
 //! screen.rs   main screen: banners, status bar, panels
 //! chat.rs     chat list, conversation (virtualised rows), composer, ticks
+//! chat_prefs.rs  pin, mute, mark as unread (kept in app.json)
 //! actions.rs  reply, edit, delete for everyone, reactions, @mentions
 //! search.rs   messages found across all chats (the box above the chat list)
 //! dialogs.rs  people, new group, group info, safety number + QR, settings
@@ -22,6 +23,7 @@ mod admin;
 mod app;
 mod bridge;
 mod chat;
+mod chat_prefs;
 mod dialogs;
 mod files;
 pub mod i18n;

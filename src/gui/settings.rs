@@ -35,6 +35,15 @@ pub struct Settings {
     /// Space for files; `None`: the node's default.
     #[serde(default)]
     pub files_quota_bytes: Option<u64>,
+    /// Chats pinned to the top of the list (conversation ids).
+    #[serde(default)]
+    pub pinned: std::collections::BTreeSet<String>,
+    /// Chats muted until (ms since 1970; `u64::MAX`: until turned on again).
+    #[serde(default)]
+    pub muted: BTreeMap<String, u64>,
+    /// Chats marked as unread by hand (until opened).
+    #[serde(default)]
+    pub marked_unread: std::collections::BTreeSet<String>,
 }
 
 fn yes() -> bool {
@@ -50,6 +59,9 @@ impl Default for Settings {
             verified: BTreeMap::new(),
             auto_download_bytes: None,
             files_quota_bytes: None,
+            pinned: Default::default(),
+            muted: BTreeMap::new(),
+            marked_unread: Default::default(),
         }
     }
 }
