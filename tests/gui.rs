@@ -101,7 +101,20 @@ fn settle(
             h.step();
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        if Instant::now() >= deadline {
+            // What was on screen instead, for the failure message.
+            let seen = std::cell::RefCell::new(Vec::new());
+            let _ = h
+                .query_all_by(|n| {
+                    if let Some(l) = n.label().or(n.value()) {
+                        seen.borrow_mut().push(l);
+                    }
+                    false
+                })
+                .count();
+            let seen = seen.into_inner();
+            panic!("timed out waiting for: {what}; on screen: {seen:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -467,10 +480,15 @@ fn the_settings_for_files_reach_the_node_and_are_saved() {
     h.run_steps(3);
     h.get_by_label("Dateien automatisch laden").click();
     h.run_steps(3);
+    // Each list opens in a popup a frame or two later (under load, more).
+    settle(&mut h, "the choices", |h| {
+        has_label(h, "Nie (nur auf Klick)")
+    });
     h.get_by_label("Nie (nur auf Klick)").click();
     h.run_steps(3);
     h.get_by_label("Speicher für Dateien").click();
     h.run_steps(3);
+    settle(&mut h, "the sizes", |h| has_label(h, "16.00 GB"));
     h.get_by_label("16.00 GB").click();
     h.run_steps(3);
     let limits =
@@ -816,10 +834,14 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
             .is_some_and(|p| !p.read_receipts)
             .then_some(())
     }));
+    // The notice that the policy went out moves the window's contents down: wait for it,
+    // or the next click lands where the list was a frame before (a race seen under load).
+    settle(&mut h, "the policy notice", |h| {
+        shows(h, "Die Regeln gelten jetzt für alle")
+    });
+    h.run_steps(2);
     h.get_by_label("Hat die Organisation verlassen").click();
     h.run_steps(3);
-    // The colleagues to pick come from a node call: wait for them (once in about ten
-    // full runs three frames were not enough).
     settle(&mut h, "colleagues to pick", |h| has_label(h, "Dora ("));
     h.get_by_label_contains("Dora (…").click();
     h.run_steps(3);
@@ -916,19 +938,24 @@ fn replies_reactions_edits_and_deletion_from_the_bubble_menu() {
     let hint = "Nachricht schreiben (Enter sendet, Umschalt+Enter neue Zeile)";
     composer(&h, hint).type_text("Bin gleich da");
     h.step();
+    // An emoji from the picker beside the composer goes into the draft.
+    h.get_by_label("☺").click();
+    h.run_steps(2);
+    h.get_by_label("🙏").click();
+    h.run_steps(2);
     h.key_press(Key::Enter);
     h.step();
     f.rt.block_on(eventually("the answer at Ben, with its quote", || async {
         let items = ben.handle.messages(conv, None, 10).await.unwrap();
         items
             .iter()
-            .find(|m| m.text == "Bin gleich da")
+            .find(|m| m.text == "Bin gleich da🙏")
             .and_then(|m| m.reply_to.as_ref())
             .filter(|q| q.event_id == original.to_string() && q.text == "Streuwagen ist fertig")
             .map(|_| ())
     }));
     // The Up arrow in the empty composer edits the answer.
-    settle(&mut h, "own answer shown", |h| shows(h, "Bin gleich da"));
+    settle(&mut h, "own answer shown", |h| shows(h, "Bin gleich da🙏"));
     composer(&h, hint).click();
     h.step();
     h.key_press(Key::ArrowUp);
@@ -940,7 +967,7 @@ fn replies_reactions_edits_and_deletion_from_the_bubble_menu() {
     f.rt.block_on(support::wait_texts(
         &ben,
         conv,
-        &["Streuwagen ist fertig", "Bin gleich da!"],
+        &["Streuwagen ist fertig", "Bin gleich da🙏!"],
     ));
     // Ben edits, then deletes his message: Anna sees both, the quote too.
     f.rt.block_on(ben.handle.edit(

@@ -19,6 +19,11 @@ use crate::wire::{ConversationId, EventId};
 
 /// The reactions offered at once; others can be typed in the menu.
 pub const QUICK_REACTIONS: [&str; 6] = ["👍", "❤", "😂", "😮", "😢", "🙏"];
+/// The emoji the composer's picker offers (what staff use most; all drawn by egui's font).
+pub const PICKER_EMOJI: [&str; 24] = [
+    "👍", "👎", "❤", "😂", "😮", "😢", "🙏", "👏", "😊", "😉", "😃", "🎉", "✅", "❌", "⚠", "❄",
+    "☕", "🚗", "🚧", "📞", "📅", "⏰", "👋", "💪",
+];
 /// Members offered after "@" (the best matches).
 const MENTION_SUGGESTIONS: usize = 6;
 
@@ -247,6 +252,30 @@ impl FlurfunkApp {
             draft.push(' ');
             self.focus_composer = true;
         }
+    }
+
+    /// ☺ beside the composer: a grid of emoji; the one clicked is added to the draft.
+    pub(super) fn emoji_picker_ui(&self, ui: &mut egui::Ui) -> Option<&'static str> {
+        let t = self.t();
+        let mut picked = None;
+        let button = egui::Button::new("☺").min_size(egui::vec2(30.0, 30.0));
+        egui::containers::menu::MenuButton::from_button(button)
+            .ui(ui, |ui| {
+                egui::Grid::new("emoji_picker").show(ui, |ui| {
+                    for (i, emoji) in PICKER_EMOJI.iter().enumerate() {
+                        if ui.button(RichText::new(*emoji).size(18.0)).clicked() {
+                            picked = Some(*emoji);
+                            ui.close();
+                        }
+                        if i % 6 == 5 {
+                            ui.end_row();
+                        }
+                    }
+                });
+            })
+            .0
+            .on_hover_text(t.emoji);
+        picked
     }
 
     /// The quote above a reply; true if clicked (jump to the original).

@@ -629,7 +629,11 @@ impl FlurfunkApp {
                 .add_sized(vec2(30.0, 30.0), egui::Button::new("📎"))
                 .on_hover_text(t.attach)
                 .clicked();
+            let picked = self.emoji_picker_ui(ui);
             let draft = self.drafts.entry(conv.to_string()).or_default();
+            if let Some(emoji) = picked {
+                draft.push_str(emoji);
+            }
             let empty = draft.is_empty();
             let send_w = 80.0;
             let edit = egui::TextEdit::multiline(draft)
@@ -652,7 +656,7 @@ impl FlurfunkApp {
             if response.has_focus() && empty && ui.input(|i| i.key_pressed(Key::ArrowUp)) {
                 edit_last = true;
             }
-            if focus {
+            if focus || picked.is_some() {
                 // Reply or edit chosen: the keyboard goes here, the cursor after the text.
                 response.request_focus();
                 if let Some(mut state) = egui::TextEdit::load_state(ui.ctx(), response.id) {
