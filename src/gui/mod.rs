@@ -9,7 +9,8 @@
 //! bridge.rs   tasks on the runtime -> bounded channel -> App::logic
 //! wizard.rs   first start: name, network (join / create / demo)
 //! screen.rs   main screen: banners, status bar, panels
-//! chat.rs     chat list, conversation (virtualised rows), composer, ticks
+//! chat_list.rs the chat list and the search box
+//! chat.rs     conversation (virtualised rows), composer, ticks
 //! chat_prefs.rs  pin, mute, mark as unread (kept in app.json)
 //! actions.rs  reply, edit, delete for everyone, reactions, @mentions
 //! search.rs   messages found across all chats (the box above the chat list)
@@ -23,6 +24,7 @@ mod admin;
 mod app;
 mod bridge;
 mod chat;
+mod chat_list;
 mod chat_prefs;
 mod dialogs;
 mod files;
