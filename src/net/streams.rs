@@ -33,7 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 /// The sync protocol: a sequence of frames, each a 4-byte big-endian length and the frame.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/flurfunk/sync/3");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/flurfunk/sync/4");
 
 /// A sync frame (4 MiB, see `wire::MAX_FRAME_BYTES`) plus the frame tag.
 pub const MAX_NET_FRAME_BYTES: usize = crate::wire::MAX_FRAME_BYTES + 16;
