@@ -69,8 +69,16 @@ impl RunningNode {
     }
 }
 
-#[test]
-fn two_nodes_talk_through_the_control_socket_and_json_output() {
+/// Anna Schmidt and Ben Krüger in the demo network, each running a node on loopback,
+/// Ben linked to Anna, Anna knowing Ben's profile: (Anna's dir, Ben's dir, Anna, Ben,
+/// Anna's address).
+fn anna_and_ben() -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    RunningNode,
+    RunningNode,
+    String,
+) {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
@@ -78,7 +86,6 @@ fn two_nodes_talk_through_the_control_socket_and_json_output() {
     for d in [&a, &b] {
         assert!(flurfunk(d.path(), &["network", "demo"]).0);
     }
-
     let anna = RunningNode::start(a.path(), &[]);
     let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
     let addr = listening["address"].as_str().unwrap().to_string();
@@ -86,6 +93,12 @@ fn two_nodes_talk_through_the_control_socket_and_json_output() {
     anna.wait_for("ben's profile at anna", |v| {
         v["event"] == "profile" && v["name"] == "Ben Krüger"
     });
+    (a, b, anna, ben, addr)
+}
+
+#[test]
+fn two_nodes_talk_through_the_control_socket_and_json_output() {
+    let (a, b, anna, ben, addr) = anna_and_ben();
 
     // Partial names resolve when unique.
     let (ok, out, err) = flurfunk(
@@ -270,20 +283,7 @@ fn without_a_display_the_app_says_so_and_points_to_the_headless_node() {
 
 #[test]
 fn a_file_is_sent_fetched_and_saved_through_the_cli() {
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
-    assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
-    for d in [&a, &b] {
-        assert!(flurfunk(d.path(), &["network", "demo"]).0);
-    }
-    let anna = RunningNode::start(a.path(), &[]);
-    let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
-    let addr = listening["address"].as_str().unwrap().to_string();
-    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
-    anna.wait_for("ben's profile at anna", |v| {
-        v["event"] == "profile" && v["name"] == "Ben Krüger"
-    });
+    let (a, b, anna, ben, _) = anna_and_ben();
 
     let form: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
     let source = a.path().join("Antrag Sondernutzung.pdf");
@@ -375,20 +375,7 @@ fn a_file_is_sent_fetched_and_saved_through_the_cli() {
 /// blocks on disk: the sender sends again only what was on the way at the kill.
 #[test]
 fn a_download_killed_halfway_resumes_after_a_restart_from_what_is_on_disk() {
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
-    assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
-    for d in [&a, &b] {
-        assert!(flurfunk(d.path(), &["network", "demo"]).0);
-    }
-    let anna = RunningNode::start(a.path(), &[]);
-    let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
-    let addr = listening["address"].as_str().unwrap().to_string();
-    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
-    anna.wait_for("ben's profile at anna", |v| {
-        v["event"] == "profile" && v["name"] == "Ben Krüger"
-    });
+    let (a, b, anna, ben, addr) = anna_and_ben();
     // Over the automatic limit: fetched only when asked.
     let size = 120_000_000usize;
     let plan: Vec<u8> = (0..size)
@@ -899,20 +886,7 @@ fn machine_settings_lock_the_network_and_set_the_policy() {
 /// "(edited)", "(message deleted)"), and search folds case and umlauts.
 #[test]
 fn reply_react_edit_delete_and_search_from_the_command_line() {
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
-    assert!(flurfunk(a.path(), &["init", "--name", "Anna Schmidt"]).0);
-    assert!(flurfunk(b.path(), &["init", "--name", "Ben Krüger"]).0);
-    for d in [&a, &b] {
-        assert!(flurfunk(d.path(), &["network", "demo"]).0);
-    }
-    let anna = RunningNode::start(a.path(), &[]);
-    let listening = anna.wait_for("anna listening", |v| v["event"] == "listening");
-    let addr = listening["address"].as_str().unwrap().to_string();
-    let ben = RunningNode::start(b.path(), &["--peer", &addr]);
-    anna.wait_for("ben's profile", |v| {
-        v["event"] == "profile" && v["name"] == "Ben Krüger"
-    });
+    let (a, b, anna, ben, _) = anna_and_ben();
     let (ok, out, err) = flurfunk(
         a.path(),
         &["send", "--to", "ben", "Die Straße am Bauhof ist gesperrt"],

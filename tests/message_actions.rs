@@ -12,20 +12,9 @@ use flurfunk::store::Store;
 use flurfunk::sync::SyncError;
 use flurfunk::wire::{ConversationId, EventId, EventKind, Role, SyncMessage};
 
-/// Anna (admin), Bernd and Carla in a group, created and synced.
+/// Anna (admin), Bernd and Carla in the group "Bauhof", created and synced.
 fn group(seed: u64) -> (Sim, [usize; 3], ConversationId) {
-    let mut sim = Sim::new(seed);
-    let a = sim.add_node("Anna", Role::Member);
-    let b = sim.add_node("Bernd", Role::Member);
-    let c = sim.add_node("Carla", Role::Member);
-    let (pb, pc) = (sim.profile(b), sim.profile(c));
-    let now = sim.now;
-    let conv = sim.nodes[a]
-        .engine()
-        .create_group(now, "Bauhof", &[pb, pc])
-        .unwrap();
-    sim.settle(20_000);
-    (sim, [a, b, c], conv)
+    three_member_group(seed, "Bauhof")
 }
 
 fn view(
@@ -92,7 +81,7 @@ fn edits_reactions_replies_and_a_deletion_read_the_same_everywhere() {
         for n in [a, b, c] {
             let m = view(&mut sim, n, conv, salt);
             assert_eq!(m.text, "Salz kommt Donnerstag", "seed {seed}, node {n}");
-            assert!(m.actions.edited);
+            assert!(m.actions.edited());
             assert_eq!(m.actions.reactions.len(), 1, "seed {seed}: {:?}", m.actions);
             assert_eq!(m.actions.reactions[0].0, "👍");
             assert_eq!(m.actions.reactions[0].1.len(), 2);
@@ -319,7 +308,7 @@ fn an_edit_that_arrives_before_its_message_waits_for_it() {
     sim.settle(30_000);
     let m = view(&mut sim, c, conv, text);
     assert_eq!(m.text, "Abfahrt 7:30");
-    assert!(m.actions.edited);
+    assert!(m.actions.edited());
     check_invariants(&sim, conv, &[]).unwrap();
 }
 

@@ -9,22 +9,6 @@ use flurfunk::store::Store;
 use flurfunk::wire::Role;
 use rand::Rng;
 
-/// Anna (admin), Bernd and Carla in a group, created and synced.
-fn three_member_group(seed: u64, name: &str) -> (Sim, [usize; 3], flurfunk::wire::ConversationId) {
-    let mut sim = Sim::new(seed);
-    let a = sim.add_node("Anna", Role::Member);
-    let b = sim.add_node("Bernd", Role::Member);
-    let c = sim.add_node("Carla", Role::Member);
-    let (pb, pc) = (sim.profile(b), sim.profile(c));
-    let now = sim.now;
-    let conv = sim.nodes[a]
-        .engine()
-        .create_group(now, name, &[pb, pc])
-        .unwrap();
-    sim.settle(20_000);
-    (sim, [a, b, c], conv)
-}
-
 #[test]
 fn sender_and_recipient_never_online_together_relay_bridges() {
     let mut sim = Sim::new(1);

@@ -472,42 +472,26 @@ pub async fn resolve_group(node: &NodeHandle, target: &str) -> Result<Conversati
     }
 }
 
-/// The one group of which this node is no longer a member whose name matches `target`
-/// (exactly, or else by word starts).
 /// Messages searched for an id prefix at most (newest first).
 const MESSAGE_SEARCH_LIMIT: usize = 10_000;
 
-/// The conversation and the message whose id is or starts with `event` (among the
-/// newest `MESSAGE_SEARCH_LIMIT`), of those `keep` takes.
+/// The conversation and the message whose id is or starts with `event` (as `history`
+/// prints it, after `#`; among the newest `MESSAGE_SEARCH_LIMIT`), of those `keep` takes.
 pub(crate) async fn find_message(
     node: &NodeHandle,
     conversation: &str,
     event: &str,
     keep: impl Fn(&MessageItem) -> bool,
 ) -> Result<(crate::wire::ConversationId, MessageItem), AppError> {
-    let conv = resolve_recipient(node, conversation).await?;
     let event = event.trim().trim_start_matches('#').to_ascii_lowercase();
-    if event.len() < 8 {
-        return Err(AppError::NoSuchMessage(event));
-    }
-    let found: Vec<MessageItem> = node
-        .messages(conv, None, MESSAGE_SEARCH_LIMIT)
-        .await?
-        .into_iter()
-        .filter(|m| m.notice.is_none() && keep(m) && m.event_id.starts_with(&event))
-        .collect();
-    match <[MessageItem; 1]>::try_from(found) {
-        Ok([m]) => Ok((conv, m)),
-        Err(found) if found.is_empty() => Err(AppError::NoSuchMessage(event)),
-        Err(found) => Err(AppError::Ambiguous {
-            name: event,
-            candidates: found
-                .iter()
-                .map(|m| m.event_id[..16].to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
+    message_by_prefix(
+        node,
+        conversation,
+        event,
+        |m| m.notice.is_none() && keep(m),
+        AppError::NoSuchMessage,
+    )
+    .await
 }
 
 /// The conversation and the message with a file whose id is or starts with `event`.
@@ -516,20 +500,39 @@ async fn file_message(
     conversation: &str,
     event: &str,
 ) -> Result<(crate::wire::ConversationId, MessageItem), AppError> {
-    let conv = resolve_recipient(node, conversation).await?;
     let event = event.trim().to_ascii_lowercase();
+    message_by_prefix(
+        node,
+        conversation,
+        event,
+        |m| m.file.is_some(),
+        AppError::UnknownMessage,
+    )
+    .await
+}
+
+/// The one message of `keep` whose id starts with `event` (8+ characters); `missing`
+/// names the error for none.
+async fn message_by_prefix(
+    node: &NodeHandle,
+    conversation: &str,
+    event: String,
+    keep: impl Fn(&MessageItem) -> bool,
+    missing: fn(String) -> AppError,
+) -> Result<(crate::wire::ConversationId, MessageItem), AppError> {
+    let conv = resolve_recipient(node, conversation).await?;
     if event.len() < 8 {
-        return Err(AppError::UnknownMessage(event));
+        return Err(missing(event));
     }
     let found: Vec<MessageItem> = node
         .messages(conv, None, MESSAGE_SEARCH_LIMIT)
         .await?
         .into_iter()
-        .filter(|m| m.file.is_some() && m.event_id.starts_with(&event))
+        .filter(|m| keep(m) && m.event_id.starts_with(&event))
         .collect();
     match <[MessageItem; 1]>::try_from(found) {
         Ok([m]) => Ok((conv, m)),
-        Err(found) if found.is_empty() => Err(AppError::UnknownMessage(event)),
+        Err(found) if found.is_empty() => Err(missing(event)),
         Err(found) => Err(AppError::Ambiguous {
             name: event,
             candidates: found
@@ -568,6 +571,8 @@ pub fn save_path(dest: &std::path::Path, name: &str) -> Result<std::path::PathBu
     )))
 }
 
+/// The one group of which this node is no longer a member whose name matches `target`
+/// (exactly, or else by word starts).
 fn former_group(conversations: &[ConversationView], target: &str) -> Option<ConversationView> {
     let former: Vec<&ConversationView> = conversations
         .iter()

@@ -348,12 +348,21 @@ impl FlurfunkApp {
         }
     }
 
+    /// The node and a message named by the ids the views carry (None: no node yet).
+    fn message_ref(
+        &self,
+        conv: &str,
+        event_id: &str,
+    ) -> Option<(crate::node::NodeHandle, ConversationId, EventId)> {
+        Some((
+            self.node()?.clone(),
+            conv.parse().ok()?,
+            event_id.parse().ok()?,
+        ))
+    }
+
     pub(super) fn react(&mut self, conv: &str, event_id: &str, emoji: &str) {
-        let (Some(node), Ok(conv), Ok(target)) = (
-            self.node().cloned(),
-            conv.parse::<ConversationId>(),
-            event_id.parse::<EventId>(),
-        ) else {
+        let Some((node, conv, target)) = self.message_ref(conv, event_id) else {
             return;
         };
         let emoji = emoji.to_string();
@@ -365,11 +374,7 @@ impl FlurfunkApp {
     }
 
     pub(super) fn delete_for_everyone(&mut self, conv: &str, event_id: &str) {
-        let (Some(node), Ok(conv), Ok(target)) = (
-            self.node().cloned(),
-            conv.parse::<ConversationId>(),
-            event_id.parse::<EventId>(),
-        ) else {
+        let Some((node, conv, target)) = self.message_ref(conv, event_id) else {
             return;
         };
         self.bridge.act(
@@ -380,11 +385,7 @@ impl FlurfunkApp {
     }
 
     fn open_versions(&mut self, conv: &str, event_id: &str) {
-        let (Some(node), Ok(c), Ok(target)) = (
-            self.node().cloned(),
-            conv.parse::<ConversationId>(),
-            event_id.parse::<EventId>(),
-        ) else {
+        let Some((node, c, target)) = self.message_ref(conv, event_id) else {
             return;
         };
         self.dialog = Some(Dialog::Versions {

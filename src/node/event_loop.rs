@@ -1390,7 +1390,7 @@ impl Core {
                         text: q.snippet.clone(),
                         deleted: q.deleted,
                     }),
-                    edited: m.actions.edited,
+                    edited: m.actions.edited(),
                     deleted: m.actions.deleted,
                     reactions: m
                         .actions

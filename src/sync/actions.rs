@@ -33,8 +33,8 @@ pub struct Quote {
 /// Edits, reactions, deletion and quote of one message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageActions {
-    /// The message was edited (its text is the newest edit).
-    pub edited: bool,
+    /// The newest edit's text, if the message was edited.
+    pub newest_text: Option<String>,
     /// Deleted for everyone: no text, no file.
     pub deleted: bool,
     pub reply_to: Option<Quote>,
@@ -42,6 +42,13 @@ pub struct MessageActions {
     pub mentions: Vec<UserId>,
     /// Each emoji with who gave it, in order of first appearance by emoji.
     pub reactions: Vec<(String, Vec<UserId>)>,
+}
+
+impl MessageActions {
+    /// The message was edited (its text is `newest_text`).
+    pub fn edited(&self) -> bool {
+        self.newest_text.is_some()
+    }
 }
 
 impl<S: Store> Engine<S> {
@@ -462,21 +469,23 @@ impl<S: Store> Engine<S> {
     }
 
     /// Edits, reactions, deletion and quote of a text event, as held now.
-    pub(super) fn actions_of(&self, state: &ConversationState, event: &Event) -> MessageActions {
+    /// `reply_to` and `mentions` as its (already opened) body says.
+    pub(super) fn actions_of(
+        &self,
+        state: &ConversationState,
+        event: &Event,
+        reply_to: Option<EventId>,
+        mentions: Vec<UserId>,
+    ) -> MessageActions {
         let mut out = MessageActions::default();
         if event.is_purged() || state.actions.deletion_of(event).is_some() {
             out.deleted = true;
             return out;
         }
-        if let Some(Content::Text {
-            reply_to, mentions, ..
-        }) = state.decrypt(event)
-        {
-            out.mentions = mentions;
-            out.reply_to = reply_to.map(|id| self.quote(state, &id));
-        }
-        if let Some((_, mentions)) = self.newest_edit(state, event) {
-            out.edited = true;
+        out.mentions = mentions;
+        out.reply_to = reply_to.map(|id| self.quote(state, &id));
+        if let Some((text, mentions)) = self.newest_edit(state, event) {
+            out.newest_text = Some(text);
             out.mentions = mentions;
         }
         let mut reactions: Vec<(String, Vec<UserId>)> = Vec::new();

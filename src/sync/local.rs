@@ -599,24 +599,21 @@ impl<S: Store> Engine<S> {
                 .events_before(conv, cursor, limit.clamp(64, 4096))?;
             let Some(first) = page.first() else { break };
             cursor = Some(first.order_key());
+            // `sent`: for a message (not a notice), what its body says it answers and whom
+            // it calls.
             let view = |e: &Event,
                         text: String,
                         notice: Option<crate::conversation::Notice>,
-                        file: Option<MessageFile>| {
-                let actions = if e.header.kind == EventKind::Text && notice.is_none() {
-                    self.actions_of(state, e)
-                } else {
-                    MessageActions::default()
+                        file: Option<MessageFile>,
+                        sent: Option<(Option<EventId>, Vec<UserId>)>| {
+                let actions = match sent {
+                    Some((reply_to, mentions)) => self.actions_of(state, e, reply_to, mentions),
+                    None => MessageActions::default(),
                 };
-                let (text, file) = if actions.deleted {
-                    (String::new(), None)
-                } else if actions.edited {
-                    (
-                        self.newest_edit(state, e).map(|(t, _)| t).unwrap_or(text),
-                        file,
-                    )
-                } else {
-                    (text, file)
+                let (text, file) = match (&actions.newest_text, actions.deleted) {
+                    (_, true) => (String::new(), None),
+                    (Some(newest), false) => (newest.clone(), file),
+                    (None, false) => (text, file),
                 };
                 MessageView {
                     event_id: e.id(),
@@ -637,20 +634,24 @@ impl<S: Store> Engine<S> {
                         if !state.is_outside(e)
                             && (e.is_purged() || state.actions.deletion_of(e).is_some()) =>
                     {
-                        Some(view(e, String::new(), None, None))
+                        Some(view(e, String::new(), None, None, Some((None, Vec::new()))))
                     }
                     EventKind::Text if !state.is_outside(e) => match state.decrypt(e) {
-                        Some(Content::Text { text, .. }) => Some(view(e, text, None, None)),
+                        Some(Content::Text {
+                            text,
+                            reply_to,
+                            mentions,
+                        }) => Some(view(e, text, None, None, Some((reply_to, mentions)))),
                         Some(content @ Content::Attachment(_)) => {
                             let file = MessageFile::of(e, &content)?;
                             let caption = file.attachment.caption.clone();
-                            Some(view(e, caption, None, Some(file)))
+                            Some(view(e, caption, None, Some(file), Some((None, Vec::new()))))
                         }
                         _ => None,
                     },
                     EventKind::Membership if notices => state
                         .notice(e)
-                        .map(|n| view(e, String::new(), Some(n), None)),
+                        .map(|n| view(e, String::new(), Some(n), None, None)),
                     _ => None,
                 })
                 .collect();

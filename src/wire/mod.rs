@@ -910,10 +910,7 @@ impl Content {
                     1 => Some(EventId(r.array()?)),
                     _ => return Err(WireError::Invalid { what: "reply" }),
                 };
-                let n = r.u16()? as usize;
-                if n > MAX_MENTIONS {
-                    return Err(WireError::Invalid { what: "mentions" });
-                }
+                let n = r.count16("mentions", MAX_MENTIONS, 32)?;
                 let mut mentions = Vec::with_capacity(n);
                 for _ in 0..n {
                     mentions.push(UserId(r.array()?));

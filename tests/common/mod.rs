@@ -1046,3 +1046,19 @@ pub fn sign_with_torsion(key_seed: u64, msg: &[u8]) -> [u8; 64] {
     signature[32..].copy_from_slice(s.as_bytes());
     signature
 }
+
+/// Anna (admin), Bernd and Carla in a group, created and synced.
+pub fn three_member_group(seed: u64, name: &str) -> (Sim, [usize; 3], ConversationId) {
+    let mut sim = Sim::new(seed);
+    let a = sim.add_node("Anna", Role::Member);
+    let b = sim.add_node("Bernd", Role::Member);
+    let c = sim.add_node("Carla", Role::Member);
+    let (pb, pc) = (sim.profile(b), sim.profile(c));
+    let now = sim.now;
+    let conv = sim.nodes[a]
+        .engine()
+        .create_group(now, name, &[pb, pc])
+        .unwrap();
+    sim.settle(20_000);
+    (sim, [a, b, c], conv)
+}
