@@ -964,6 +964,12 @@ fn human_event(event: &NodeEvent) -> Option<String> {
             };
             format!("[{conversation_name}] {author_name}: {text}{mark}")
         }
+        NodeEvent::Mentioned {
+            conversation_name,
+            author_name,
+            text,
+            ..
+        } => format!("[{conversation_name}] {author_name} mentions you (edited): {text}"),
         NodeEvent::PeerOnline { name, .. } => format!("{name} is online"),
         NodeEvent::PeerOffline { name, .. } => format!("{name} went offline"),
         NodeEvent::ConversationCreated { name, kind, .. } => {

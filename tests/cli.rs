@@ -620,12 +620,24 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
             "off",
             "--presence",
             "online",
+            "--delete-for-everyone",
+            "off",
+            "--edit-window",
+            "15m",
         ],
     );
     assert!(ok && out.contains("policy no. 1"), "{out}{err}");
     let (ok, out, _) = flurfunk(it.path(), &["admin", "policy"]);
     assert!(ok && out.contains("read receipts: off"), "{out}");
     assert!(out.contains("presence: online only"), "{out}");
+    assert!(out.contains("delete for everyone: not allowed"), "{out}");
+    assert!(out.contains("edit within: 15 minutes"), "{out}");
+    assert!(
+        out.contains("delete for everyone within: any time"),
+        "{out}"
+    );
+    let (ok, _, err) = flurfunk(it.path(), &["admin", "policy", "--edit-window", "15 weeks"]);
+    assert!(!ok && err.contains("use m, h or d"), "{err}");
     let (ok, out, _) = flurfunk(it.path(), &["admin", "audit"]);
     assert!(ok, "{out}");
     let lines: Vec<&str> = out.lines().collect();
@@ -956,6 +968,22 @@ fn reply_react_edit_delete_and_search_from_the_command_line() {
     assert!(!out.contains("wieder frei"), "{out}");
     let (ok, out, _) = flurfunk(b.path(), &["search", "strasse"]);
     assert!(ok && out.trim() == "nothing found", "{out}");
+
+    // Ben deletes the line that remains, and his own answer, for himself alone: gone
+    // from his history (sled keeps the list), still in Anna's.
+    let (ok, out, err) = flurfunk(b.path(), &["delete", "--for-me", "Anna", &id]);
+    assert!(ok && out.contains("deleted here"), "{out}{err}");
+    let answer_id = answer["event_id"].as_str().unwrap()[..8].to_string();
+    let (ok, out, err) = flurfunk(b.path(), &["delete", "Anna", &answer_id, "--for-me"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = flurfunk(b.path(), &["history", "Anna"]);
+    assert!(ok);
+    assert!(
+        !out.contains("message deleted") && !out.contains("danke"),
+        "{out}"
+    );
+    let (ok, out, _) = flurfunk(a.path(), &["history", "ben"]);
+    assert!(ok && out.contains("danke!"), "{out}");
     ben.stop();
     anna.stop();
 }

@@ -928,6 +928,23 @@ fn replies_reactions_edits_and_deletion_from_the_bubble_menu() {
     settle(&mut h, "the reaction under the bubble", |h| {
         has_label(h, "👍 1") || shows(h, "👍 1")
     });
+    // "+" opens the whole picker; 🎉 replaces her 👍 (one reaction per person).
+    h.get_by_label("…").click();
+    settle(&mut h, "the menu", |h| has_label(h, "+"));
+    h.get_by_label("+").click();
+    settle(&mut h, "the picker", |h| has_label(h, "🎉"));
+    h.get_by_label("🎉").click();
+    h.run_steps(2);
+    f.rt.block_on(eventually("🎉 at Ben", || async {
+        let items = ben.handle.messages(conv, None, 10).await.unwrap();
+        items
+            .iter()
+            .any(|m| m.reactions.len() == 1 && m.reactions[0].emoji == "🎉")
+            .then_some(())
+    }));
+    settle(&mut h, "the menu closed and 🎉 under the bubble", |h| {
+        !has_label(h, "Antworten") && (has_label(h, "🎉 1") || shows(h, "🎉 1"))
+    });
     // "Antworten": the answer quotes the original.
     h.get_by_label("…").click();
     h.run_steps(2);
@@ -989,6 +1006,20 @@ fn replies_reactions_edits_and_deletion_from_the_bubble_menu() {
                 .count()
                 >= 2
     });
+    // Anna deletes her answer for herself alone (the only bubble with a menu left):
+    // the dialog offers both ways, she takes "Für mich löschen"; Ben keeps it.
+    h.get_by_label("…").click();
+    settle(&mut h, "the menu", |h| has_label(h, "Löschen …"));
+    h.get_by_label("Löschen …").click();
+    settle(&mut h, "the delete dialog", |h| {
+        has_label(h, "Für mich löschen") && has_label(h, "Für alle löschen")
+    });
+    h.get_by_label("Für mich löschen").click();
+    settle(&mut h, "the answer gone here", |h| {
+        !shows(h, "Bin gleich da🙏!")
+    });
+    let items = f.rt.block_on(ben.handle.messages(conv, None, 10)).unwrap();
+    assert!(items.iter().any(|m| m.text == "Bin gleich da🙏!"));
     h.check_accessibility();
 }
 

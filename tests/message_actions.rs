@@ -445,3 +445,185 @@ fn deleting_a_copy_of_a_file_reference_keeps_the_file() {
     }
     check_invariants(&sim, conv, &[]).unwrap();
 }
+
+#[test]
+fn delete_for_me_hides_a_message_here_only_and_survives_a_restart() {
+    let (mut sim, [a, b, c], conv) = group(31);
+    let private = sim.send(a, conv, "Zahnarzttermin Dienstag 8 Uhr");
+    sim.settle(20_000);
+    let now = sim.now;
+    let reply = sim.nodes[c]
+        .engine()
+        .send_message(now, conv, "Gute Besserung", Some(private), vec![])
+        .unwrap();
+    let (file, blob) = file_message(&mut sim, a, conv, "Dienstplan.pdf");
+    sim.settle(20_000);
+    let unread_before = sim.nodes[b].engine().unread_count(&conv).unwrap();
+    // Bernd deletes Anna's text and her file for himself alone.
+    sim.nodes[b].engine().delete_for_me(conv, private).unwrap();
+    sim.nodes[b].engine().delete_for_me(conv, file).unwrap();
+    let now = sim.now;
+    sim.nodes[b].engine().commit(now).unwrap();
+    sim.settle(5_000);
+    assert_eq!(
+        sim.nodes[b].files_purged,
+        vec![blob],
+        "his copy of the file"
+    );
+    assert!(sim.nodes[a].files_purged.is_empty() && sim.nodes[c].files_purged.is_empty());
+    assert_eq!(
+        sim.nodes[b].engine().unread_count(&conv).unwrap(),
+        unread_before - 2
+    );
+    sim.stop(b);
+    sim.restart(b);
+    let shown = |sim: &mut Sim, n: usize| -> Vec<EventId> {
+        sim.nodes[n]
+            .engine()
+            .messages(&conv)
+            .unwrap()
+            .iter()
+            .map(|m| m.event_id)
+            .collect()
+    };
+    let bernd = shown(&mut sim, b);
+    assert!(!bernd.contains(&private) && !bernd.contains(&file) && bernd.contains(&reply));
+    for n in [a, c] {
+        let others = shown(&mut sim, n);
+        assert!(others.contains(&private) && others.contains(&file));
+        assert_eq!(
+            sim.nodes[n]
+                .engine()
+                .search("zahnarzt", None, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    assert!(
+        sim.nodes[b]
+            .engine()
+            .search("zahnarzt", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // The quote of Carla's answer no longer shows the text on Bernd's screen.
+    let quote = view(&mut sim, b, conv, reply).actions.reply_to.unwrap();
+    assert!(quote.deleted && quote.snippet.is_empty());
+    // The event stays whole in his store: he still passes it on.
+    let held = sim.nodes[b]
+        .engine()
+        .store()
+        .event(&private)
+        .unwrap()
+        .unwrap();
+    assert!(!held.is_purged());
+    assert!(matches!(
+        sim.nodes[b].engine().delete_for_me(conv, private),
+        Err(SyncError::NoSuchMessage)
+    ));
+    // Anna deletes her own file for herself: she sent it, so she keeps serving it.
+    sim.nodes[a].engine().delete_for_me(conv, file).unwrap();
+    sim.settle(5_000);
+    assert!(sim.nodes[a].files_purged.is_empty());
+    check_invariants(&sim, conv, &[]).unwrap();
+}
+
+#[test]
+fn an_edit_that_adds_a_mention_tells_only_the_newly_called_once() {
+    for seed in 0..4 {
+        let (mut sim, [a, b, c], conv) = group(40 + seed);
+        let (bernd, carla) = (sim.nodes[b].user_id, sim.nodes[c].user_id);
+        let msg = sim.send(a, conv, "Wer hat den Schlüssel zum Streugutlager?");
+        sim.settle(20_000);
+        // Carla is away while Anna edits twice, so the edits may reach her in any order.
+        sim.set_partition(c, 1);
+        let now = sim.now;
+        sim.nodes[a]
+            .engine()
+            .edit(now, conv, msg, "@Bernd wer hat den Schlüssel?", vec![bernd])
+            .unwrap();
+        sim.run_ms(500);
+        let now = sim.now;
+        sim.nodes[a]
+            .engine()
+            .edit(
+                now,
+                conv,
+                msg,
+                "@Bernd @Carla wer hat den Schlüssel?",
+                vec![bernd, carla],
+            )
+            .unwrap();
+        sim.run_ms(500);
+        let now = sim.now;
+        sim.nodes[a]
+            .engine()
+            .edit(
+                now,
+                conv,
+                msg,
+                "@Bernd @Carla wer hat ihn?",
+                vec![bernd, carla],
+            )
+            .unwrap();
+        sim.heal();
+        sim.settle(30_000);
+        assert_eq!(sim.nodes[b].mentioned, vec![msg], "seed {seed}: Bernd once");
+        assert_eq!(sim.nodes[c].mentioned, vec![msg], "seed {seed}: Carla once");
+        assert!(sim.nodes[a].mentioned.is_empty(), "the author is not told");
+        check_invariants(&sim, conv, &[]).unwrap();
+    }
+}
+
+#[test]
+fn the_organisation_s_rules_stop_late_edits_and_deletion_for_everyone() {
+    let (mut sim, [a, _b, _c], conv) = group(50);
+    let first = sim.send(a, conv, "Sitzung um 10");
+    let second = sim.send(a, conv, "Raum 2.14");
+    sim.settle(5_000);
+    // This computer's settings: edits within a minute, deletion within two.
+    sim.config.machine_policy = flurfunk::wire::Policy {
+        edit_window_s: Some(60),
+        delete_window_s: Some(120),
+        ..flurfunk::wire::Policy::default()
+    };
+    sim.stop(a);
+    sim.restart(a);
+    let now = sim.now;
+    sim.nodes[a]
+        .engine()
+        .edit(now, conv, first, "Sitzung um 11", vec![])
+        .unwrap();
+    sim.run_ms(61_000);
+    let now = sim.now;
+    assert!(matches!(
+        sim.nodes[a]
+            .engine()
+            .edit(now, conv, first, "Sitzung um 12", vec![]),
+        Err(SyncError::TooLate { minutes: 1 })
+    ));
+    sim.nodes[a]
+        .engine()
+        .delete_for_everyone(now, conv, first)
+        .unwrap();
+    sim.run_ms(60_000);
+    let now = sim.now;
+    assert!(matches!(
+        sim.nodes[a].engine().delete_for_everyone(now, conv, second),
+        Err(SyncError::TooLate { minutes: 2 })
+    ));
+    // Retention: no deletion for everyone at all; deleting for oneself stays.
+    sim.config.machine_policy.delete_for_everyone = false;
+    sim.config.machine_policy.delete_window_s = None;
+    sim.stop(a);
+    sim.restart(a);
+    let now = sim.now;
+    assert!(matches!(
+        sim.nodes[a].engine().delete_for_everyone(now, conv, second),
+        Err(SyncError::DeletionForbidden)
+    ));
+    sim.nodes[a].engine().delete_for_me(conv, second).unwrap();
+    sim.settle(10_000);
+    check_invariants(&sim, conv, &[]).unwrap();
+}

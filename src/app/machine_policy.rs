@@ -19,6 +19,8 @@ use crate::wire::{Policy, Presence};
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// Largest size in MB a setting may give (1 TiB).
 const MAX_MB: u64 = 1 << 20;
+/// Longest edit or delete window in minutes a setting may give (about ten years).
+const MAX_WINDOW_MINUTES: u64 = 10 * 366 * 24 * 60;
 
 /// The value names under `HKLM\Software\Policies\Flurfunk` (DWORDs, `DATA_FOLDER` text),
 /// as the ADMX template writes them.
@@ -29,13 +31,20 @@ pub mod registry {
     pub const PRESENCE: &str = "Presence";
     pub const MAX_FILE_MB: &str = "MaxFileSizeMB";
     pub const AUTO_DOWNLOAD_MB: &str = "AutoDownloadMB";
+    /// 0: messages cannot be deleted for everyone; 1: they can.
+    pub const DELETE_FOR_EVERYONE: &str = "DeleteForEveryone";
+    pub const EDIT_WINDOW_MINUTES: &str = "EditWindowMinutes";
+    pub const DELETE_WINDOW_MINUTES: &str = "DeleteWindowMinutes";
     pub const DATA_FOLDER: &str = "DataFolder";
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 9] = [
         LOCK_NETWORK,
         READ_RECEIPTS,
         PRESENCE,
         MAX_FILE_MB,
         AUTO_DOWNLOAD_MB,
+        DELETE_FOR_EVERYONE,
+        EDIT_WINDOW_MINUTES,
+        DELETE_WINDOW_MINUTES,
         DATA_FOLDER,
     ];
 }
@@ -67,6 +76,9 @@ pub(crate) struct MachineSettings {
     pub presence: Option<String>,
     pub max_file_mb: Option<u64>,
     pub auto_download_mb: Option<u64>,
+    pub delete_for_everyone: Option<bool>,
+    pub edit_window_minutes: Option<u64>,
+    pub delete_window_minutes: Option<u64>,
     pub data_dir: Option<String>,
 }
 
@@ -157,6 +169,12 @@ impl MachinePolicy {
             Some(n) if n > MAX_MB => Err(invalid(format!("{name} {n} is more than 1 TiB"))),
             v => Ok(v.map(|n| n << 20)),
         };
+        let minutes = |name: &str, value: Option<u64>| match value {
+            Some(n) if n > MAX_WINDOW_MINUTES => {
+                Err(invalid(format!("{name} {n} is more than ten years")))
+            }
+            v => Ok(v.map(|n| n * 60)),
+        };
         let data_dir = match settings.data_dir.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(dir) => {
@@ -178,6 +196,9 @@ impl MachinePolicy {
                 presence,
                 max_file_bytes: mb("max_file_mb", settings.max_file_mb)?,
                 auto_download_bytes: mb("auto_download_mb", settings.auto_download_mb)?,
+                delete_for_everyone: settings.delete_for_everyone.unwrap_or(true),
+                edit_window_s: minutes("edit_window_minutes", settings.edit_window_minutes)?,
+                delete_window_s: minutes("delete_window_minutes", settings.delete_window_minutes)?,
             },
             data_dir,
         })
@@ -238,7 +259,8 @@ mod tests {
     fn settings_are_read_and_nothing_set_is_the_default() {
         let p = parse(
             "lock_network = true\nread_receipts = false\npresence = \"online_only\"\n\
-             max_file_mb = 100\nauto_download_mb = 0\ndata_dir = \"/srv/flurfunk/$USER\"\n",
+             max_file_mb = 100\nauto_download_mb = 0\ndata_dir = \"/srv/flurfunk/$USER\"\n\
+             delete_for_everyone = false\nedit_window_minutes = 15\ndelete_window_minutes = 2880\n",
         )
         .unwrap();
         assert!(p.lock_network && p.is_set());
@@ -246,6 +268,9 @@ mod tests {
         assert_eq!(p.policy.presence, Presence::OnlineOnly);
         assert_eq!(p.policy.max_file_bytes, Some(100 << 20));
         assert_eq!(p.policy.auto_download_bytes, Some(0));
+        assert!(!p.policy.delete_for_everyone);
+        assert_eq!(p.policy.edit_window_s, Some(15 * 60));
+        assert_eq!(p.policy.delete_window_s, Some(2 * 86_400));
         let dir = p.data_dir.clone().unwrap();
         assert!(dir.starts_with("/srv/flurfunk") && !dir.to_string_lossy().contains('$'));
         assert!(p.check_unlocked("joining").is_err());
@@ -263,6 +288,8 @@ mod tests {
             "presence = \"invisible\"",
             "max_file_mb = -1",
             "max_file_mb = 2000000",
+            "edit_window_minutes = 99999999",
+            "delete_for_everyone = 0",
             "data_dir = \"relative/path\"",
             "lock_network = true\nlock_network = false",
             "[section]\nx = 1",
@@ -330,6 +357,7 @@ mod tests {
             presence: Presence::Hidden,
             max_file_bytes: Some(10),
             auto_download_bytes: Some(5),
+            ..Policy::default()
         };
         // Nothing set by the network: the machine's settings hold.
         assert_eq!(Policy::default().over(machine), machine);
@@ -338,6 +366,7 @@ mod tests {
             presence: Presence::OnlineOnly,
             max_file_bytes: Some(100),
             auto_download_bytes: None,
+            ..Policy::default()
         };
         let both = network.over(machine);
         assert_eq!(both.presence, Presence::OnlineOnly);

@@ -93,10 +93,13 @@ pub enum Request {
         event: String,
         text: String,
     },
-    /// Delete a message for everyone (own ones; others' as a group admin).
+    /// Delete a message for everyone (own ones; others' as a group admin), or with
+    /// `for_me` for this user only (any message; the others keep it).
     Delete {
         to: String,
         event: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        for_me: bool,
     },
     /// React with one emoji; an empty one takes the reaction back.
     React {

@@ -127,6 +127,17 @@ pub(crate) struct PolicyArgs {
     /// Largest file fetched without a click (e.g. 10MB, 0), or "none".
     #[arg(long, value_name = "SIZE|none", value_parser = parse_cap)]
     auto_download: Option<Cap>,
+    /// Whether messages can be deleted for everyone ("off" where retention duties
+    /// forbid it; deleting for oneself stays).
+    #[arg(long, value_enum)]
+    delete_for_everyone: Option<Switch>,
+    /// How long after sending its author can edit a message (e.g. 15m, 24h, 2d), or
+    /// "none" (any time).
+    #[arg(long, value_name = "TIME|none", value_parser = parse_window)]
+    edit_window: Option<Cap>,
+    /// How long after sending a message can be deleted for everyone, or "none".
+    #[arg(long, value_name = "TIME|none", value_parser = parse_window)]
+    delete_window: Option<Cap>,
     #[arg(long, value_name = "FILE")]
     admin_key: Option<std::path::PathBuf>,
 }
@@ -146,6 +157,31 @@ fn parse_cap(text: &str) -> Result<Cap, String> {
         return Ok(Cap(None));
     }
     flurfunk::files::parse_size(text).map(|n| Cap(Some(n)))
+}
+
+/// "15m", "24h", "2d" (a number alone: minutes) as seconds, or "none".
+fn parse_window(text: &str) -> Result<Cap, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(Cap(None));
+    }
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&text[..i], text[i..].trim()),
+        None => (text, "m"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\": use minutes, hours or days, e.g. 15m, 24h, 2d"))?;
+    let unit_s = match unit {
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("\"{text}\": use m, h or d (e.g. 15m, 24h, 2d)")),
+    };
+    match n.checked_mul(unit_s) {
+        Some(s) if s <= 10 * 366 * 86_400 => Ok(Cap(Some(s))),
+        _ => Err(format!("\"{text}\" is more than ten years")),
+    }
 }
 
 fn parse_presence(text: &str) -> Result<Presence, String> {
@@ -440,6 +476,16 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     if let Some(size) = change.auto_download {
         policy.auto_download_bytes = size.0;
     }
+    if let Some(on) = change.delete_for_everyone {
+        policy.delete_for_everyone = on == Switch::On;
+    }
+    if let Some(window) = change.edit_window {
+        policy.edit_window_s = window.0;
+    }
+    if let Some(window) = change.delete_window {
+        policy.delete_window_s = window.0;
+    }
+    let window = |v: Option<u64>| v.map_or("any time".to_string(), human_duration);
     let size = |v: Option<u64>| {
         v.map_or(
             "each node's setting".to_string(),
@@ -448,7 +494,8 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     };
     let show = |p: &Policy| {
         format!(
-            "read receipts: {}\npresence: {}\nlargest file sent: {}\nfetched by itself up to: {}",
+            "read receipts: {}\npresence: {}\nlargest file sent: {}\nfetched by itself up to: {}\n\
+             delete for everyone: {}\nedit within: {}\ndelete for everyone within: {}",
             if p.read_receipts { "on" } else { "off" },
             match p.presence {
                 Presence::Full => "online and last seen",
@@ -456,7 +503,14 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
                 Presence::Hidden => "not shown",
             },
             size(p.max_file_bytes),
-            size(p.auto_download_bytes)
+            size(p.auto_download_bytes),
+            if p.delete_for_everyone {
+                "allowed"
+            } else {
+                "not allowed"
+            },
+            window(p.edit_window_s),
+            window(p.delete_window_s)
         )
     };
     if policy == before {
@@ -484,6 +538,15 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     )?;
     println!("policy no. {serial} set for every node:\n{}", show(&policy));
     Ok(())
+}
+
+/// Seconds as the largest whole unit: "15 minutes", "2 days".
+fn human_duration(s: u64) -> String {
+    match s {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} hours", s / 3_600),
+        s => format!("{} minutes", s / 60),
+    }
 }
 
 /// Show or change the directory: the next directory statement is built from the one the

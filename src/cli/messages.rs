@@ -26,7 +26,13 @@ pub enum MessageAction {
     },
     /// Delete a message for everyone: yours, or anyone's in a group you are an admin of.
     /// Its text, file, edits and reactions are removed from every computer.
-    Delete { conversation: String, event: String },
+    /// `--for-me`: any message, from this computer only (the others keep it).
+    Delete {
+        conversation: String,
+        event: String,
+        #[arg(long)]
+        for_me: bool,
+    },
     /// React with an emoji (e.g. 👍); `--remove` takes your reaction back.
     React {
         conversation: String,
@@ -87,12 +93,18 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
         MessageAction::Delete {
             conversation,
             event,
+            for_me,
         } => (
             Request::Delete {
                 to: conversation,
                 event,
+                for_me,
             },
-            "deleted for everyone",
+            if for_me {
+                "deleted here (the others keep it)"
+            } else {
+                "deleted for everyone"
+            },
         ),
         MessageAction::React {
             conversation,
@@ -188,6 +200,10 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
             } else {
                 println!("{done}; sending");
             }
+            Ok(())
+        }
+        Response::Done => {
+            println!("{done}");
             Ok(())
         }
         _ => bail!("unexpected reply"),

@@ -1,5 +1,5 @@
 //! What a user does to one message, the way phones taught them: right-click (or the
-//! small … beside a bubble) for reply, edit, delete for everyone and reactions; the quote
+//! small … beside a bubble) for reply, edit, delete (for everyone or for me) and reactions; the quote
 //! above a reply (a click jumps to the original); reactions under a bubble (a click on
 //! one's own takes it back); "@" in the composer offers the chat's members; the Up arrow
 //! in an empty composer edits the last own message.
@@ -27,6 +27,20 @@ pub const PICKER_EMOJI: [&str; 24] = [
 /// Members offered after "@" (the best matches).
 const MENTION_SUGGESTIONS: usize = 6;
 
+/// The message the delete dialog asks about, and which ways are open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteChoice {
+    pub conversation: String,
+    pub event_id: String,
+    pub own: bool,
+    /// The user may delete it for everyone (own, or as a group admin, within the
+    /// organisation's rules).
+    pub for_everyone: bool,
+    /// Why not, where only the organisation's rules stop it.
+    pub not_allowed: Option<String>,
+    pub author_name: String,
+}
+
 /// What the composer of a chat is doing besides writing a new message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Compose {
@@ -51,6 +65,11 @@ impl FlurfunkApp {
         let t = self.t();
         if m.deleted {
             ui.label(RichText::new(t.message_deleted).weak());
+            // The line that remains can go from this computer.
+            if ui.button(t.delete_for_me).clicked() {
+                self.delete_for_me(&m.conversation, &m.event_id);
+                ui.close();
+            }
             return;
         }
         let me = self.own_user();
@@ -67,13 +86,23 @@ impl FlurfunkApp {
                     ui.close();
                 }
             }
+            // "+": the whole picker, as on a phone.
+            let more = egui::Button::new(RichText::new("+").size(18.0));
+            let (button, picked) = egui::containers::menu::SubMenuButton::from_button(more)
+                .ui(ui, |ui| emoji_grid(ui, "reaction_picker"));
+            button.on_hover_text(t.more_reactions);
+            if let Some(emoji) = picked.and_then(|p| p.inner) {
+                self.react(&m.conversation, &m.event_id, emoji);
+            }
         });
         ui.separator();
         if ui.button(t.reply).clicked() {
             self.start_reply(m);
             ui.close();
         }
-        if m.own && ui.button(t.edit).clicked() {
+        let policy = self.policy();
+        let now = crate::node::now_ms();
+        if m.own && policy.may_edit(m.wall_ms, now) && ui.button(t.edit).clicked() {
             self.start_edit(m);
             ui.close();
         }
@@ -88,13 +117,26 @@ impl FlurfunkApp {
         let admin = view.is_some_and(|v| {
             v.kind == "group" && v.members.iter().any(|x| x.user_id == me && x.admin)
         });
-        if (m.own || admin) && ui.button(t.delete_for_everyone).clicked() {
-            self.dialog = Some(Dialog::DeleteMessage {
+        if ui.button(t.delete_menu).clicked() {
+            // Where the organisation's rules stop it, the dialog says why.
+            let (for_everyone, not_allowed) = if !(m.own || admin) {
+                (false, None)
+            } else if !policy.delete_for_everyone {
+                (false, Some(t.delete_not_allowed.to_string()))
+            } else if !policy.may_delete_for_everyone(m.wall_ms, now) {
+                let time = super::dialogs::duration(t, policy.delete_window_s.unwrap_or_default());
+                (false, Some(fill(t.delete_too_late, &[("time", &time)])))
+            } else {
+                (true, None)
+            };
+            self.dialog = Some(Dialog::DeleteMessage(DeleteChoice {
                 conversation: m.conversation.clone(),
                 event_id: m.event_id.clone(),
                 own: m.own,
+                for_everyone,
+                not_allowed,
                 author_name: m.author_name.clone(),
-            });
+            }));
             ui.close();
         }
         if m.own {
@@ -135,7 +177,17 @@ impl FlurfunkApp {
     }
 
     /// The Up arrow in an empty composer: edit the last own message, as in Element.
+    /// The rules in force (the organisation's, over this machine's).
+    pub(super) fn policy(&self) -> crate::wire::Policy {
+        self.status
+            .as_ref()
+            .and_then(|s| s.policy)
+            .unwrap_or_default()
+    }
+
     pub(super) fn edit_last_own(&mut self, conv: &str) {
+        let now = crate::node::now_ms();
+        let policy = self.policy();
         let last = self.chat.as_ref().and_then(|c| {
             (c.conversation == conv)
                 .then(|| {
@@ -147,7 +199,9 @@ impl FlurfunkApp {
                 .flatten()
                 .cloned()
         });
-        if let Some(m) = last {
+        if let Some(m) = last
+            && policy.may_edit(m.wall_ms, now)
+        {
             self.start_edit(&m);
         }
     }
@@ -260,19 +314,7 @@ impl FlurfunkApp {
         let mut picked = None;
         let button = egui::Button::new("☺").min_size(egui::vec2(30.0, 30.0));
         egui::containers::menu::MenuButton::from_button(button)
-            .ui(ui, |ui| {
-                egui::Grid::new("emoji_picker").show(ui, |ui| {
-                    for (i, emoji) in PICKER_EMOJI.iter().enumerate() {
-                        if ui.button(RichText::new(*emoji).size(18.0)).clicked() {
-                            picked = Some(*emoji);
-                            ui.close();
-                        }
-                        if i % 6 == 5 {
-                            ui.end_row();
-                        }
-                    }
-                });
-            })
+            .ui(ui, |ui| picked = emoji_grid(ui, "emoji_picker"))
             .0
             .on_hover_text(t.emoji);
         picked
@@ -384,6 +426,17 @@ impl FlurfunkApp {
         );
     }
 
+    pub(super) fn delete_for_me(&mut self, conv: &str, event_id: &str) {
+        let Some((node, conv, target)) = self.message_ref(conv, event_id) else {
+            return;
+        };
+        self.bridge.act(
+            &node,
+            move |n| async move { n.delete_for_me(conv, target).await },
+            |_| Update::Reload,
+        );
+    }
+
     fn open_versions(&mut self, conv: &str, event_id: &str) {
         let Some((node, c, target)) = self.message_ref(conv, event_id) else {
             return;
@@ -400,30 +453,46 @@ impl FlurfunkApp {
         );
     }
 
-    /// "Delete for everyone?" with what it means.
-    pub(super) fn delete_message_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        conversation: &str,
-        event_id: &str,
-        own: bool,
-        author_name: &str,
-    ) -> bool {
+    /// "Delete the message?": for everyone (where allowed) or for me, with what each means.
+    pub(super) fn delete_message_ui(&mut self, ui: &mut egui::Ui, choice: &DeleteChoice) -> bool {
+        let DeleteChoice {
+            conversation,
+            event_id,
+            own,
+            for_everyone,
+            not_allowed,
+            author_name,
+        } = choice;
+        let (own, for_everyone) = (*own, *for_everyone);
         let t = self.t();
-        let text = if own {
-            t.delete_explain.to_string()
-        } else {
-            fill(t.delete_explain_admin, &[("name", author_name)])
-        };
-        ui.label(text);
+        if let Some(why) = not_allowed {
+            ui.label(RichText::new(why.as_str()).weak());
+            ui.add_space(4.0);
+        }
+        if for_everyone {
+            let text = if own {
+                t.delete_explain.to_string()
+            } else {
+                fill(t.delete_explain_admin, &[("name", author_name)])
+            };
+            ui.label(text);
+            ui.add_space(4.0);
+        }
+        ui.label(t.delete_for_me_explain);
         ui.add_space(8.0);
         let mut keep = true;
         ui.horizontal(|ui| {
-            let delete =
-                egui::Button::new(RichText::new(t.delete_for_everyone).color(Color32::WHITE))
-                    .fill(ui.visuals().error_fg_color);
-            if ui.add(delete).clicked() {
-                self.delete_for_everyone(conversation, event_id);
+            if for_everyone {
+                let delete =
+                    egui::Button::new(RichText::new(t.delete_for_everyone).color(Color32::WHITE))
+                        .fill(ui.visuals().error_fg_color);
+                if ui.add(delete).clicked() {
+                    self.delete_for_everyone(conversation, event_id);
+                    keep = false;
+                }
+            }
+            if ui.button(t.delete_for_me).clicked() {
+                self.delete_for_me(conversation, event_id);
                 keep = false;
             }
             if ui.button(t.cancel).clicked() {
@@ -469,4 +538,21 @@ impl FlurfunkApp {
         }
         true
     }
+}
+
+/// The picker's emoji in rows of six; the one clicked (the menu closes).
+fn emoji_grid(ui: &mut egui::Ui, id: &str) -> Option<&'static str> {
+    let mut picked = None;
+    egui::Grid::new(id).show(ui, |ui| {
+        for (i, emoji) in PICKER_EMOJI.iter().enumerate() {
+            if ui.button(RichText::new(*emoji).size(18.0)).clicked() {
+                picked = Some(*emoji);
+                ui.close();
+            }
+            if i % 6 == 5 {
+                ui.end_row();
+            }
+        }
+    });
+    picked
 }

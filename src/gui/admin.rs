@@ -92,6 +92,23 @@ impl FlurfunkApp {
                     .response
                     .labelled_by(l.id);
             });
+            ui.checkbox(&mut draft.delete_for_everyone, t.admin_delete_for_everyone);
+            window_choice(
+                ui,
+                t,
+                "admin-edit-window",
+                t.admin_edit_window,
+                &mut draft.edit_window_s,
+            );
+            if draft.delete_for_everyone {
+                window_choice(
+                    ui,
+                    t,
+                    "admin-delete-window",
+                    t.admin_delete_window,
+                    &mut draft.delete_window_s,
+                );
+            }
             if draft != in_force || self.admin.draft.is_some() {
                 self.admin.draft = Some(draft);
             }
@@ -203,6 +220,9 @@ impl FlurfunkApp {
                 let policy = Policy {
                     read_receipts: draft.read_receipts,
                     presence: draft.presence,
+                    delete_for_everyone: draft.delete_for_everyone,
+                    edit_window_s: draft.edit_window_s,
+                    delete_window_s: draft.delete_window_s,
                     ..current
                         .as_ref()
                         .and_then(|s| Policy::decode(&s.body).ok())
@@ -213,9 +233,12 @@ impl FlurfunkApp {
                     .map_err(|e| e.to_string())?;
                 publish_logged(&node, &key, &audit, next, |serial| {
                     format!(
-                        "policy\tserial={serial}\tread receipts {}; presence {:?} (app)",
+                        "policy\tserial={serial}\tread receipts {}; presence {:?}; delete for everyone {}; edit window {:?} s; delete window {:?} s (app)",
                         if policy.read_receipts { "on" } else { "off" },
-                        policy.presence
+                        policy.presence,
+                        if policy.delete_for_everyone { "allowed" } else { "not allowed" },
+                        policy.edit_window_s,
+                        policy.delete_window_s
                     )
                 })
                 .await
@@ -310,4 +333,45 @@ async fn publish_logged(
         .await
         .map_err(|e| e.to_string())?;
     crate::admin::append_audit(audit, key, &what(serial)).map_err(|e| e.to_string())
+}
+
+/// Windows offered for editing and deleting (seconds; `None`: any time).
+const WINDOWS: [Option<u64>; 7] = [
+    None,
+    Some(15 * 60),
+    Some(3_600),
+    Some(24 * 3_600),
+    Some(2 * 86_400),
+    Some(7 * 86_400),
+    Some(30 * 86_400),
+];
+
+/// One row: a label and a choice of windows (a window set elsewhere is offered too).
+fn window_choice(
+    ui: &mut egui::Ui,
+    t: &super::i18n::Texts,
+    id: &str,
+    label: &str,
+    value: &mut Option<u64>,
+) {
+    let name = |w: Option<u64>| match w {
+        None => t.any_time.to_string(),
+        Some(s) => super::dialogs::duration(t, s),
+    };
+    ui.horizontal(|ui| {
+        let l = ui.label(label);
+        egui::ComboBox::from_id_salt(id)
+            .selected_text(name(*value))
+            .show_ui(ui, |ui| {
+                let mut offered = WINDOWS.to_vec();
+                if !offered.contains(value) {
+                    offered.push(*value);
+                }
+                for w in offered {
+                    ui.selectable_value(value, w, name(w));
+                }
+            })
+            .response
+            .labelled_by(l.id);
+    });
 }

@@ -508,6 +508,18 @@ impl FlurfunkApp {
                     self.notify(&author_name, &conversation_name, &text);
                 }
             }
+            NodeEvent::Mentioned {
+                conversation,
+                conversation_name,
+                author_name,
+                text,
+                ..
+            } => {
+                // An @ added by an edit: told even in a muted chat, as a new mention is.
+                if !self.focused || !is_selected(&conversation) {
+                    self.notify(&author_name, &conversation_name, &text);
+                }
+            }
             NodeEvent::FileReady { conversation, .. } => {
                 if is_selected(&conversation) {
                     self.reloads.messages.dirty = true;

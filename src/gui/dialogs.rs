@@ -53,12 +53,7 @@ pub enum Dialog {
         name: String,
     },
     /// "Delete for everyone?"
-    DeleteMessage {
-        conversation: String,
-        event_id: String,
-        own: bool,
-        author_name: String,
-    },
+    DeleteMessage(super::actions::DeleteChoice),
     /// Every version of an edited message (None: still loading).
     Versions {
         event_id: String,
@@ -159,7 +154,7 @@ impl FlurfunkApp {
             Dialog::SendFile { .. } => t.send_file_title,
             Dialog::Picture { .. } => t.file_photo,
             Dialog::OpenProgram { .. } => t.open_program_title,
-            Dialog::DeleteMessage { .. } => t.delete_title,
+            Dialog::DeleteMessage(_) => t.delete_title,
             Dialog::Versions { .. } => t.versions,
         };
         let mut open = true;
@@ -205,12 +200,7 @@ impl FlurfunkApp {
                         event_id,
                         name,
                     } => self.open_program_ui(ui, conversation, event_id, name),
-                    Dialog::DeleteMessage {
-                        conversation,
-                        event_id,
-                        own,
-                        author_name,
-                    } => self.delete_message_ui(ui, conversation, event_id, *own, author_name),
+                    Dialog::DeleteMessage(choice) => self.delete_message_ui(ui, choice),
                     Dialog::Versions { versions, .. } => self.versions_ui(ui, versions),
                 };
             });
@@ -954,6 +944,16 @@ pub fn qr_ui(ui: &mut egui::Ui, text: &str, size: f32) {
 
 /// What the organisation's policy sets, in one line for the settings ("Set by your
 /// organisation: no read receipts; files up to 100 MB").
+/// Seconds in the largest whole unit: "15 Minuten", "2 Tage".
+pub(super) fn duration(t: &super::i18n::Texts, s: u64) -> String {
+    let (n, unit) = match s {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, t.days),
+        s if s >= 3_600 && s % 3_600 == 0 => (s / 3_600, t.hours),
+        s => (s / 60, t.minutes),
+    };
+    super::i18n::fill(unit, &[("n", &n.to_string())])
+}
+
 fn policy_lines(t: &super::i18n::Texts, policy: &crate::wire::Policy) -> String {
     use crate::wire::Presence;
     let mut parts: Vec<String> = Vec::new();
@@ -973,6 +973,22 @@ fn policy_lines(t: &super::i18n::Texts, policy: &crate::wire::Policy) -> String 
         parts.push(super::i18n::fill(
             t.policy_auto_download,
             &[("size", &size(n))],
+        ));
+    }
+    if !policy.delete_for_everyone {
+        parts.push(t.policy_no_delete_for_everyone.into());
+    }
+    if let Some(s) = policy.edit_window_s {
+        let time = duration(t, s);
+        parts.push(super::i18n::fill(t.policy_edit_window, &[("time", &time)]));
+    }
+    if let Some(s) = policy.delete_window_s
+        && policy.delete_for_everyone
+    {
+        let time = duration(t, s);
+        parts.push(super::i18n::fill(
+            t.policy_delete_window,
+            &[("time", &time)],
         ));
     }
     if parts.is_empty() {

@@ -973,6 +973,25 @@ impl Core {
                 conversation: conversation.to_string(),
                 event_id: target.to_string(),
             },
+            Notification::Mentioned {
+                conversation,
+                target,
+                author,
+                wall_ms,
+                text,
+            } => NodeEvent::Mentioned {
+                conversation: conversation.to_string(),
+                conversation_name: self
+                    .engine
+                    .conversation(&conversation)
+                    .map(|c| self.conversation_name(&c))
+                    .unwrap_or_default(),
+                event_id: target.to_string(),
+                author: author.to_string(),
+                author_name: self.name_of(&author),
+                wall_ms,
+                text,
+            },
             Notification::FilePurged { blob } => {
                 self.purge_file(&blob);
                 return None;

@@ -304,6 +304,17 @@ impl NodeHandle {
         .await
     }
 
+    /// Delete a message for this user only: it no longer shows here; the others keep it.
+    /// A file someone else sent goes from this computer too.
+    pub async fn delete_for_me(
+        &self,
+        conversation: ConversationId,
+        target: EventId,
+    ) -> Result<(), NodeError> {
+        self.run(move |core, _| Ok(core.engine.delete_for_me(conversation, target)?))
+            .await
+    }
+
     /// React with one emoji (empty: take the reaction back).
     pub async fn react(
         &self,

@@ -338,6 +338,18 @@ pub enum NodeEvent {
         conversation: String,
         event_id: String,
     },
+    /// Someone's edit calls this node's user with @ for the first time in that message
+    /// (follows its `message_changed`; notify even in a muted chat).
+    Mentioned {
+        conversation: String,
+        conversation_name: String,
+        event_id: String,
+        author: String,
+        author_name: String,
+        wall_ms: u64,
+        /// The message's text as edited.
+        text: String,
+    },
     /// An own message is durably stored (one tick).
     Saved {
         conversation: String,

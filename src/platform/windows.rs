@@ -197,6 +197,9 @@ pub(super) fn machine_settings() -> Result<Option<super::MachineSource>, (String
             },
             max_file_mb: dword(registry::MAX_FILE_MB)?.map(u64::from),
             auto_download_mb: dword(registry::AUTO_DOWNLOAD_MB)?.map(u64::from),
+            delete_for_everyone: flag(registry::DELETE_FOR_EVERYONE)?,
+            edit_window_minutes: dword(registry::EDIT_WINDOW_MINUTES)?.map(u64::from),
+            delete_window_minutes: dword(registry::DELETE_WINDOW_MINUTES)?.map(u64::from),
             data_dir: string(registry::DATA_FOLDER)?,
         })
     };

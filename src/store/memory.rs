@@ -22,6 +22,7 @@ struct State {
     lost_rekeys: BTreeMap<EventId, Event>,
     sealed_keys: BTreeMap<EventId, Vec<u8>>,
     admin: BTreeMap<u8, AdminStatement>,
+    hidden: BTreeSet<(ConversationId, EventId)>,
 }
 
 impl State {
@@ -87,6 +88,7 @@ impl State {
         for statement in &batch.admin_statements {
             self.admin.insert(statement.kind.code(), statement.clone());
         }
+        self.hidden.extend(batch.hidden.iter().copied());
     }
 }
 
@@ -314,5 +316,9 @@ impl Store for MemoryStore {
             .iter()
             .map(|(id, s)| (*id, s.clone()))
             .collect())
+    }
+
+    fn hidden(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError> {
+        Ok(self.current.hidden.iter().copied().collect())
     }
 }

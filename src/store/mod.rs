@@ -55,6 +55,9 @@ pub struct Batch {
     /// Statements of the network's admin key that replace the held one of their kind
     /// (checked by `sync` first).
     pub admin_statements: Vec<AdminStatement>,
+    /// Messages deleted for this node only (`Engine::delete_for_me`): never shown here
+    /// again; the events stay, others keep them.
+    pub hidden: Vec<(ConversationId, EventId)>,
 }
 
 /// How far one reader of a group has received and read this node's own messages, as its
@@ -120,6 +123,7 @@ impl Batch {
             && self.lost_rekeys.is_empty()
             && self.sealed_keys.is_empty()
             && self.admin_statements.is_empty()
+            && self.hidden.is_empty()
     }
 }
 
@@ -179,6 +183,8 @@ pub trait Store {
     fn lost_rekeys(&self) -> Result<Vec<Event>, StoreError>;
     /// Epoch keys sealed at rest (`Batch::sealed_keys`).
     fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError>;
+    /// Messages deleted for this node only (`Batch::hidden`).
+    fn hidden(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError>;
     /// The admin statements held, one per kind.
     fn admin_statements(&self) -> Result<Vec<AdminStatement>, StoreError>;
 }
@@ -295,6 +301,9 @@ impl Store for DynStore {
     }
     fn sealed_keys(&self) -> Result<Vec<(EventId, Vec<u8>)>, StoreError> {
         (**self).sealed_keys()
+    }
+    fn hidden(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError> {
+        (**self).hidden()
     }
     fn admin_statements(&self) -> Result<Vec<AdminStatement>, StoreError> {
         (**self).admin_statements()

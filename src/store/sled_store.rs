@@ -7,7 +7,8 @@
 //! (user -> profile), `forks` (conversation|author|seq -> the winning version of an
 //! equivocation), `lost_rekeys` (id -> a rekey that lost an equivocation, kept read-only),
 //! `sealed_keys` (rekey id -> its epoch key sealed at rest), `admin` (statement kind -> the
-//! admin statement held). Every `Batch` is one
+//! admin statement held), `hidden` (conversation|id of a message deleted for this node
+//! only -> nothing). Every `Batch` is one
 //! multi-tree transaction; `flush` is the fsync.
 
 use std::path::Path;
@@ -49,6 +50,7 @@ pub struct SledStore {
     lost_rekeys: sled::Tree,
     sealed_keys: sled::Tree,
     admin: sled::Tree,
+    hidden: sled::Tree,
 }
 
 fn io(e: impl std::fmt::Display) -> StoreError {
@@ -119,6 +121,7 @@ impl SledStore {
             lost_rekeys: tree("lost_rekeys")?,
             sealed_keys: tree("sealed_keys")?,
             admin: tree("admin")?,
+            hidden: tree("hidden")?,
             db,
         })
     }
@@ -198,24 +201,44 @@ fn vv_key(conv: &ConversationId, author: &UserId) -> [u8; 64] {
     k
 }
 
-fn apply_tx(
-    batch: &Batch,
-    trees: &(
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-        TransactionalTree,
-    ),
-) -> Result<(), Tx> {
-    let (events, by_seq, order, vv, outbox, read, profiles, forks, lost_rekeys, sealed_keys, admin) =
-        trees;
+fn hidden_key(conv: &ConversationId, id: &EventId) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(&conv.0);
+    k[32..].copy_from_slice(&id.0);
+    k
+}
+
+/// The views of the twelve trees inside one transaction, in `apply`'s order.
+type Trees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+);
+
+fn apply_tx(batch: &Batch, trees: &Trees) -> Result<(), Tx> {
+    let (
+        events,
+        by_seq,
+        order,
+        vv,
+        outbox,
+        read,
+        profiles,
+        forks,
+        lost_rekeys,
+        sealed_keys,
+        admin,
+        hidden,
+    ) = trees;
     for e in &batch.remove_events {
         let h = &e.header;
         events.remove(&e.id().0[..])?;
@@ -278,6 +301,9 @@ fn apply_tx(
     for statement in &batch.admin_statements {
         admin.insert(&[statement.kind.code()][..], statement.encode())?;
     }
+    for (conv, id) in &batch.hidden {
+        hidden.insert(&hidden_key(conv, id)[..], &[][..])?;
+    }
     Ok(())
 }
 
@@ -299,6 +325,7 @@ impl Store for SledStore {
             &self.lost_rekeys,
             &self.sealed_keys,
             &self.admin,
+            &self.hidden,
         );
         trees
             .transaction(|t| apply_tx(&batch, t))
@@ -523,6 +550,19 @@ impl Store for SledStore {
             .map(|item| {
                 let (k, v) = item.map_err(io)?;
                 Ok((EventId(id32(&k)?), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn hidden(&self) -> Result<Vec<(ConversationId, EventId)>, StoreError> {
+        self.hidden
+            .iter()
+            .map(|item| {
+                let (k, _) = item.map_err(io)?;
+                if k.len() != 64 {
+                    return Err(corrupt("hidden message"));
+                }
+                Ok((ConversationId(id32(&k[..32])?), EventId(id32(&k[32..])?)))
             })
             .collect()
     }

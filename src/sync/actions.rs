@@ -107,6 +107,12 @@ impl<S: Store> Engine<S> {
         if original.header.author != self.me.user_id() {
             return Err(SyncError::NotYours);
         }
+        let policy = self.policy();
+        if !policy.may_edit(original.header.wall_ms, now_ms) {
+            return Err(SyncError::TooLate {
+                minutes: policy.edit_window_s.unwrap_or_default() / 60,
+            });
+        }
         let is_file = crate::wire::BlobRef::decode(&original.public).is_some();
         if text.trim().is_empty() && !is_file {
             return Err(SyncError::BadText {
@@ -158,6 +164,17 @@ impl<S: Store> Engine<S> {
         if original.header.author != me && !group_admin {
             return Err(SyncError::NotYours);
         }
+        // The organisation's rules, checked where the deletion is written (see
+        // docs/PROTOCOL.md: receivers do not enforce them).
+        let policy = self.policy();
+        if !policy.delete_for_everyone {
+            return Err(SyncError::DeletionForbidden);
+        }
+        if !policy.may_delete_for_everyone(original.header.wall_ms, now_ms) {
+            return Err(SyncError::TooLate {
+                minutes: policy.delete_window_s.unwrap_or_default() / 60,
+            });
+        }
         Ok(self
             .author_event(
                 now_ms,
@@ -168,6 +185,53 @@ impl<S: Store> Engine<S> {
                 None,
             )?
             .id())
+    }
+
+    /// Delete a message for this node only: no view here shows it again (history, search,
+    /// quotes, unread counts); the others keep it, and so does this node's store (it may
+    /// still pass the event on). A file someone else sent goes from this disk too,
+    /// unless another message still shows it. Durable at the next commit.
+    pub fn delete_for_me(
+        &mut self,
+        conv: ConversationId,
+        target: EventId,
+    ) -> Result<(), SyncError> {
+        let state = self
+            .convs
+            .get(&conv)
+            .ok_or(SyncError::UnknownConversation(conv))?;
+        let original = self
+            .store
+            .event(&target)?
+            .filter(|e| {
+                e.header.conversation == conv
+                    && e.header.kind == EventKind::Text
+                    && !state.is_outside(e)
+                    && !self.hidden.contains(&e.id())
+            })
+            .ok_or(SyncError::NoSuchMessage)?;
+        self.store.apply(Batch {
+            hidden: vec![(conv, target)],
+            ..Batch::default()
+        })?;
+        self.hidden.insert(target);
+        if original.header.author != self.me.user_id()
+            && let Some(blob) = crate::wire::BlobRef::decode(&original.public)
+            && !self.file_still_named(&blob, &target, &Batch::default())?
+        {
+            self.notifications
+                .push_back(Notification::FilePurged { blob });
+        }
+        self.notifications.push_back(Notification::MessageChanged {
+            conversation: conv,
+            target,
+        });
+        Ok(())
+    }
+
+    /// Whether this node's user deleted the message for itself (`delete_for_me`).
+    pub fn is_hidden(&self, event_id: &EventId) -> bool {
+        self.hidden.contains(event_id)
     }
 
     /// React to a message with one emoji; an empty one takes the reaction back.
@@ -335,6 +399,9 @@ impl<S: Store> Engine<S> {
                 if let Some(e) = self.held_event(id, conv, batch)?
                     && !e.is_purged()
                     && state.actions.deletion_of(&e).is_none()
+                    // Deleted here only: keeps no file, unless it was sent from here
+                    // (others may still fetch it from this node).
+                    && (!self.hidden.contains(id) || e.header.author == self.me.user_id())
                 {
                     return Ok(true);
                 }
@@ -468,6 +535,45 @@ impl<S: Store> Engine<S> {
         events.extend(extra);
     }
 
+    /// Whether `edit` (one that calls this node's user) counts for `target` and neither
+    /// the message nor another edit of it held here calls the user: an edit that adds a
+    /// mention notifies the newly called alone, once, in any order of arrival.
+    pub(super) fn newly_mentions_me(
+        &self,
+        edit: &Event,
+        target: &EventId,
+        batch: &Batch,
+    ) -> Result<bool, SyncError> {
+        let conv = edit.header.conversation;
+        let (Some(state), Some(original)) = (
+            self.convs.get(&conv),
+            self.held_event(target, &conv, batch)?,
+        ) else {
+            return Ok(false);
+        };
+        if self.hidden.contains(target) || state.actions.deletion_of(&original).is_some() {
+            return Ok(false);
+        }
+        let edits = state.actions.edits_of(&original);
+        if !edits.contains(&edit.id()) {
+            return Ok(false);
+        }
+        let me = self.me.user_id();
+        let called = |e: &Event| matches!(state.decrypt(e), Some(Content::Text { mentions, .. }) if mentions.contains(&me));
+        if called(&original) {
+            return Ok(false);
+        }
+        for id in edits.iter().filter(|id| **id != edit.id()) {
+            if self
+                .held_event(id, &conv, batch)?
+                .is_some_and(|e| called(&e))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Edits, reactions, deletion and quote of a text event, as held now.
     /// `reply_to` and `mentions` as its (already opened) body says.
     pub(super) fn actions_of(
@@ -564,7 +670,10 @@ impl<S: Store> Engine<S> {
             return quote;
         }
         quote.author = Some(original.header.author);
-        if original.is_purged() || state.actions.deletion_of(&original).is_some() {
+        if original.is_purged()
+            || state.actions.deletion_of(&original).is_some()
+            || self.hidden.contains(id)
+        {
             quote.deleted = true;
             return quote;
         }

@@ -499,12 +499,26 @@ impl<S: Store> Engine<S> {
                 self.notifications
                     .push_back(Notification::ReceiptsChanged { conversation: conv });
             }
-            (EventKind::Edit | EventKind::Reaction, _) => {
+            (EventKind::Edit | EventKind::Reaction, content) => {
                 if let Some(target) = event.target() {
                     self.notifications.push_back(Notification::MessageChanged {
                         conversation: conv,
                         target,
                     });
+                    if let Some(Content::Text { text, mentions, .. }) = content
+                        && event.header.kind == EventKind::Edit
+                        && event.header.author != me
+                        && mentions.contains(&me)
+                        && self.newly_mentions_me(&event, &target, batch)?
+                    {
+                        self.notifications.push_back(Notification::Mentioned {
+                            conversation: conv,
+                            target,
+                            author: event.header.author,
+                            wall_ms: event.header.wall_ms,
+                            text,
+                        });
+                    }
                 }
             }
             _ => {}

@@ -629,6 +629,7 @@ impl<S: Store> Engine<S> {
             };
             let mut texts: Vec<MessageView> = page
                 .iter()
+                .filter(|e| !self.hidden.contains(&e.id()))
                 .filter_map(|e| match e.header.kind {
                     EventKind::Text
                         if !state.is_outside(e)
@@ -760,6 +761,7 @@ impl<S: Store> Engine<S> {
                 if e.header.kind == EventKind::Text
                     && e.header.author != me
                     && !state.is_outside(e)
+                    && !self.hidden.contains(&e.id())
                     && matches!(
                         state.decrypt(e),
                         Some(Content::Text { .. } | Content::Attachment(_))

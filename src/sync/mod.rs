@@ -149,6 +149,12 @@ pub enum SyncError {
     TooManyEdits { max: usize },
     #[error("a reaction is one emoji (at most {max} bytes, no spaces)")]
     BadReaction { max: usize },
+    #[error(
+        "your organisation does not allow deleting messages for everyone (retention); delete it for yourself instead"
+    )]
+    DeletionForbidden,
+    #[error("too late: your organisation allows this only within {minutes} minutes of sending")]
+    TooLate { minutes: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -259,6 +265,16 @@ pub enum Notification {
     MessageChanged {
         conversation: ConversationId,
         target: EventId,
+    },
+    /// Someone else's edit calls this node's user with @, and neither the message nor an
+    /// earlier edit of it did: told once, like a new message that mentions one.
+    Mentioned {
+        conversation: ConversationId,
+        target: EventId,
+        author: UserId,
+        wall_ms: u64,
+        /// The message's text as edited.
+        text: String,
     },
     /// A deleted message carried this file: its ciphertext goes too.
     FilePurged {
@@ -533,6 +549,8 @@ pub struct Engine<S: Store> {
     last_forward_ms: u64,
     /// The admin's statements and what follows from them (`admin`).
     admin: admin::AdminState,
+    /// Messages deleted for this node only: no view shows them (`delete_for_me`).
+    hidden: BTreeSet<EventId>,
     stats: Stats,
 }
 
@@ -595,6 +613,7 @@ impl<S: Store> Engine<S> {
             profiles_sent: BTreeMap::new(),
             last_forward_ms: now_ms,
             admin: admin::AdminState::default(),
+            hidden: BTreeSet::new(),
             stats: Stats::default(),
         };
         engine.load_admin_statements(now_ms)?;
@@ -682,6 +701,7 @@ impl<S: Store> Engine<S> {
         while self.forks.len() > MAX_FORKS {
             self.forks.pop_first();
         }
+        self.hidden = self.store.hidden()?.into_iter().map(|(_, id)| id).collect();
         self.outbox.clear();
         for (conv, id) in self.store.outbox()? {
             if let Some(e) = self.store.event(&id)? {

@@ -106,7 +106,11 @@ impl<S: Store> Engine<S> {
                 *cursor = Some(first.order_key());
                 progressed = true;
                 for e in page.iter().rev() {
-                    if e.header.kind != EventKind::Text || e.is_purged() || state.is_outside(e) {
+                    if e.header.kind != EventKind::Text
+                        || e.is_purged()
+                        || state.is_outside(e)
+                        || self.hidden.contains(&e.id())
+                    {
                         continue;
                     }
                     scanned += 1;

@@ -361,6 +361,22 @@ pub struct Policy {
     pub max_file_bytes: Option<u64>,
     /// Largest file fetched without a click (`None`: each node's own setting).
     pub auto_download_bytes: Option<u64>,
+    /// Whether messages may be deleted for everyone (off where retention duties forbid
+    /// it; deleting for oneself stays).
+    #[serde(default = "yes")]
+    pub delete_for_everyone: bool,
+    /// Seconds after sending within which its author may edit a message (`None`: any
+    /// time).
+    #[serde(default)]
+    pub edit_window_s: Option<u64>,
+    /// Seconds after sending within which a message may be deleted for everyone
+    /// (`None`: any time).
+    #[serde(default)]
+    pub delete_window_s: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Policy {
@@ -370,6 +386,9 @@ impl Default for Policy {
             presence: Presence::Full,
             max_file_bytes: None,
             auto_download_bytes: None,
+            delete_for_everyone: true,
+            edit_window_s: None,
+            delete_window_s: None,
         }
     }
 }
@@ -393,7 +412,20 @@ impl Policy {
             },
             max_file_bytes: self.max_file_bytes.or(machine.max_file_bytes),
             auto_download_bytes: self.auto_download_bytes.or(machine.auto_download_bytes),
+            delete_for_everyone: self.delete_for_everyone && machine.delete_for_everyone,
+            edit_window_s: self.edit_window_s.or(machine.edit_window_s),
+            delete_window_s: self.delete_window_s.or(machine.delete_window_s),
         }
+    }
+
+    /// Whether a message sent at `sent_ms` may still be edited by its author at `now_ms`.
+    pub fn may_edit(&self, sent_ms: u64, now_ms: u64) -> bool {
+        within(self.edit_window_s, sent_ms, now_ms)
+    }
+
+    /// Whether a message sent at `sent_ms` may still be deleted for everyone at `now_ms`.
+    pub fn may_delete_for_everyone(&self, sent_ms: u64, now_ms: u64) -> bool {
+        self.delete_for_everyone && within(self.delete_window_s, sent_ms, now_ms)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -413,6 +445,18 @@ impl Policy {
             });
         }
         for (tag, value) in [(3, self.max_file_bytes), (4, self.auto_download_bytes)] {
+            if let Some(v) = value {
+                w.u8(tag);
+                w.u8(8);
+                w.u64(v);
+            }
+        }
+        if !self.delete_for_everyone {
+            w.u8(5);
+            w.u8(1);
+            w.u8(0);
+        }
+        for (tag, value) in [(6, self.edit_window_s), (7, self.delete_window_s)] {
             if let Some(v) = value {
                 w.u8(tag);
                 w.u8(8);
@@ -447,21 +491,29 @@ impl Policy {
                 (2, [0]) => policy.presence = Presence::Full,
                 (2, [1]) => policy.presence = Presence::OnlineOnly,
                 (2, [2]) => policy.presence = Presence::Hidden,
-                (3 | 4, v) if v.len() == 8 => {
-                    let n = u64::from_be_bytes(v.try_into().map_err(|_| invalid())?);
-                    if tag == 3 {
-                        policy.max_file_bytes = Some(n);
-                    } else {
-                        policy.auto_download_bytes = Some(n);
+                (3 | 4 | 6 | 7, v) if v.len() == 8 => {
+                    let n = Some(u64::from_be_bytes(v.try_into().map_err(|_| invalid())?));
+                    match tag {
+                        3 => policy.max_file_bytes = n,
+                        4 => policy.auto_download_bytes = n,
+                        6 => policy.edit_window_s = n,
+                        _ => policy.delete_window_s = n,
                     }
                 }
-                (1..=4, _) => return Err(invalid()),
+                (5, [0]) => policy.delete_for_everyone = false,
+                (5, [1]) => policy.delete_for_everyone = true,
+                (1..=7, _) => return Err(invalid()),
                 // A switch of a newer Flurfunk: skipped.
                 _ => {}
             }
         }
         Ok(policy)
     }
+}
+
+/// Whether `now_ms` is within `window_s` seconds after `sent_ms` (no window: always).
+fn within(window_s: Option<u64>, sent_ms: u64, now_ms: u64) -> bool {
+    window_s.is_none_or(|w| now_ms.saturating_sub(sent_ms) <= w.saturating_mul(1000))
 }
 
 /// Colleagues one directory names at most.
@@ -595,6 +647,9 @@ mod statement_tests {
             presence: Presence::OnlineOnly,
             max_file_bytes: Some(100 << 20),
             auto_download_bytes: Some(0),
+            delete_for_everyone: false,
+            edit_window_s: Some(15 * 60),
+            delete_window_s: Some(0),
         };
         assert_eq!(Policy::decode(&policy.encode()), Ok(policy));
         assert_eq!(Policy::decode(&[]), Ok(Policy::default()));
@@ -608,7 +663,40 @@ mod statement_tests {
         assert!(Policy::decode(&[1, 2, 0, 0]).is_err());
         assert!(Policy::decode(&[2, 1, 7]).is_err());
         assert!(Policy::decode(&[3, 8, 0, 0]).is_err());
+        assert!(Policy::decode(&[5, 1, 2]).is_err());
+        assert!(Policy::decode(&[6, 4, 0, 0, 0, 1]).is_err());
         assert!(Policy::decode(&vec![9; MAX_POLICY_BODY + 1]).is_err());
+    }
+
+    #[test]
+    fn edit_and_delete_windows_count_from_sending() {
+        let mut p = Policy::default();
+        assert!(p.may_edit(0, u64::MAX) && p.may_delete_for_everyone(0, u64::MAX));
+        p.edit_window_s = Some(15 * 60);
+        p.delete_window_s = Some(2 * 86_400);
+        let sent = 1_000_000;
+        assert!(p.may_edit(sent, sent + 15 * 60_000));
+        assert!(!p.may_edit(sent, sent + 15 * 60_000 + 1));
+        assert!(p.may_delete_for_everyone(sent, sent + 86_400_000));
+        assert!(!p.may_delete_for_everyone(sent, sent + 3 * 86_400_000));
+        // A clock behind the message's own: still inside.
+        assert!(p.may_edit(sent, sent - 5_000));
+        p.delete_for_everyone = false;
+        assert!(!p.may_delete_for_everyone(sent, sent));
+        // Over the machine's settings: the stricter "no" holds, a window set by the
+        // network wins over the machine's.
+        let machine = Policy {
+            edit_window_s: Some(60),
+            ..Policy::default()
+        };
+        let net = Policy {
+            delete_for_everyone: false,
+            ..Policy::default()
+        };
+        let both = net.over(machine);
+        assert!(!both.delete_for_everyone);
+        assert_eq!(both.edit_window_s, Some(60));
+        assert!(!Policy::default().over(net).delete_for_everyone);
     }
 
     #[test]

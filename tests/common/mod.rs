@@ -66,6 +66,8 @@ pub struct Node {
     pub received_texts: Vec<EventId>,
     /// Files the engine said to remove (their message was deleted for everyone).
     pub files_purged: Vec<flurfunk::wire::BlobRef>,
+    /// Messages an edit newly called this node's user in (`Notification::Mentioned`).
+    pub mentioned: Vec<EventId>,
     pub user_id: UserId,
     pub profile: Profile,
 }
@@ -268,6 +270,7 @@ impl Sim {
             retracted: BTreeSet::new(),
             received_texts: Vec::new(),
             files_purged: Vec::new(),
+            mentioned: Vec::new(),
         });
         self.plans.push(None);
         self.traffic.push(Traffic::default());
@@ -541,6 +544,7 @@ impl Sim {
                 }
                 Notification::ConversationChanged { .. } => self.plans[i] = None,
                 Notification::FilePurged { blob } => node.files_purged.push(blob),
+                Notification::Mentioned { target, .. } => node.mentioned.push(target),
                 _ => {}
             }
         }
@@ -869,8 +873,15 @@ pub fn check_invariants(sim: &Sim, conv: ConversationId, removed: &[usize]) -> R
             ));
         }
         if sim.nodes[h].role == Role::Member {
-            let texts = text_ids(e, conv)?;
-            if texts != ref_texts && sim.nodes[reference].role == Role::Member {
+            // Messages either node deleted for itself alone are left out on both sides.
+            let shared = |ids: &[EventId]| -> Vec<EventId> {
+                ids.iter()
+                    .copied()
+                    .filter(|id| !e.is_hidden(id) && !ref_engine.is_hidden(id))
+                    .collect()
+            };
+            let texts = shared(&text_ids(e, conv)?);
+            if texts != shared(&ref_texts) && sim.nodes[reference].role == Role::Member {
                 return Err(format!(
                     "{} sees a different message list",
                     sim.nodes[h].name
