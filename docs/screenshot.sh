@@ -62,13 +62,14 @@ sleep 1
 say petra "Anna" "Hallo Anna, kannst du mir die Liste der Sperrmülltermine schicken?"
 say anna "Petra" "Klar, kommt gleich per Mail."
 say sabine "Anna" "Das Update für die Fachverfahren läuft heute ab 18 Uhr."
-say juergen "Bauhof Winterdienst" "Guten Morgen! Heute Nacht sind −6 °C angesagt."
+say juergen "Bauhof Winterdienst" "Guten Morgen! ❄️ Heute Nacht sind −6 °C angesagt."
 say thomas "Bauhof Winterdienst" "Der Streuwagen ist vollgetankt, Salz reicht noch für zwei Einsätze."
 say anna "Bauhof Winterdienst" "Danke! Ich bestelle heute noch 20 Tonnen nach."
 say juergen "Bauhof Winterdienst" "Wer übernimmt die Bereitschaft am Wochenende?"
 ff thomas reply "Bauhof Winterdienst" "$(idof thomas 'Wer übernimmt')" \
     "Ich mache Samstag, Sonntag kann Klaus." >/dev/null
 sleep 0.4
+say juergen "Bauhof Winterdienst" "👍"
 say anna "Bauhof Winterdienst" "Super, ich trage es in den Plan ein.
 Bitte denkt an die Rufbereitschaftsliste am Empfang."
 say sabine "Bauhof Winterdienst" "Die Tablets für die Streckenkontrolle sind eingerichtet."

@@ -42,6 +42,10 @@ done
 cat > "$root/usr/share/doc/flurfunk/copyright" <<COPY
 Flurfunk $version, by the Flurfunk project.
 Serverless, end-to-end encrypted messenger for a town hall's local network.
+
+Emoji graphics: Twemoji, Copyright 2019 Twitter, Inc and other contributors,
+licensed under CC-BY 4.0 (https://creativecommons.org/licenses/by/4.0/),
+embedded through the twemoji-assets crate.
 COPY
 
 installed_kb=$(du -sk --exclude=DEBIAN "$root" | cut -f1)

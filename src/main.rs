@@ -19,6 +19,24 @@ use flurfunk::store::{SledStore, StoreError};
 use flurfunk::wire::Role;
 use libp2p::Multiaddr;
 
+/// `println!` for the terminal: a reader that went away (`flurfunk peers | grep -q ..`,
+/// `| head -1`) ends the program quietly instead of a panic.
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` with the same care as `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
 #[path = "cli/admin.rs"]
 mod admin_cli;
 #[path = "cli/messages.rs"]
@@ -344,7 +362,7 @@ fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
     };
     let probe = probe.then_some(gui::StartupProbe { since: started });
     if gui::run(config, probe)? == gui::Started::Raised {
-        println!("Flurfunk already runs for this data directory; its window was brought forward.");
+        outln!("Flurfunk already runs for this data directory; its window was brought forward.");
     }
     Ok(())
 }
@@ -361,7 +379,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("cannot create {}", dir.root().display()))?;
             let id = Identity::generate(&mut rand::rngs::OsRng, &name)?;
             id.save_new(&dir.identity())?;
-            println!("created identity {} ({})", id.user_id(), id.display_name());
+            outln!("created identity {} ({})", id.user_id(), id.display_name());
             Ok(())
         }
         Command::Whoami => {
@@ -373,10 +391,10 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            println!("user id:     {}", id.user_id());
-            println!("name:        {}", id.display_name());
-            println!("fingerprint: {}", fingerprint(&id));
-            println!("network:     {network}");
+            outln!("user id:     {}", id.user_id());
+            outln!("name:        {}", id.display_name());
+            outln!("fingerprint: {}", fingerprint(&id));
+            outln!("network:     {network}");
             Ok(())
         }
         Command::Network { action } => network(&dir, action),
@@ -391,11 +409,11 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("unexpected reply");
             };
             if json {
-                println!("{}", serde_json::to_string(&status)?);
+                outln!("{}", serde_json::to_string(&status)?);
             } else {
-                println!("name:      {}", status.name);
-                println!("user id:   {}", status.user_id);
-                println!(
+                outln!("name:      {}", status.name);
+                outln!("user id:   {}", status.user_id);
+                outln!(
                     "network:   {}{}",
                     status.network,
                     if status.demo_network {
@@ -406,10 +424,10 @@ async fn run(cli: Cli) -> Result<()> {
                         " (unmanaged: any node may act as a relay)".to_string()
                     }
                 );
-                println!("role:      {}", status.role);
+                outln!("role:      {}", status.role);
                 let machine = machine_policy()?;
                 if let Some(source) = &machine.source {
-                    println!(
+                    outln!(
                         "machine:   settings from {source}{}",
                         if machine.lock_network {
                             " (network locked)"
@@ -422,7 +440,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let size = |v: Option<u64>| {
                         v.map_or("own setting".into(), flurfunk::files::human_size)
                     };
-                    println!(
+                    outln!(
                         "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {} (set by the organisation or this machine)",
                         if p.read_receipts { "on" } else { "off" },
                         p.presence,
@@ -430,9 +448,9 @@ async fn run(cli: Cli) -> Result<()> {
                         size(p.auto_download_bytes)
                     );
                 }
-                println!("online:    {} colleagues", status.peers_online);
-                println!("outbox:    {} messages waiting", status.outbox);
-                println!(
+                outln!("online:    {} colleagues", status.peers_online);
+                outln!("outbox:    {} messages waiting", status.outbox);
+                outln!(
                     "files:     {} sent to colleagues, {} received",
                     flurfunk::files::human_size(status.load.file_bytes_served),
                     flurfunk::files::human_size(status.load.file_bytes_fetched)
@@ -445,11 +463,11 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("unexpected reply");
             };
             if !json && peers.is_empty() {
-                println!("nobody seen yet");
+                outln!("nobody seen yet");
             }
             for p in &peers {
                 if json {
-                    println!("{}", serde_json::to_string(p)?);
+                    outln!("{}", serde_json::to_string(p)?);
                 } else {
                     let state = if p.online {
                         "online".to_string()
@@ -459,7 +477,7 @@ async fn run(cli: Cli) -> Result<()> {
                             None => "offline".to_string(),
                         }
                     };
-                    println!("{:<24} {:<22} {}", printable(&p.name), state, p.user_id);
+                    outln!("{:<24} {:<22} {}", printable(&p.name), state, p.user_id);
                 }
             }
             Ok(())
@@ -472,7 +490,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             for c in &conversations {
                 if json {
-                    println!("{}", serde_json::to_string(c)?);
+                    outln!("{}", serde_json::to_string(c)?);
                     continue;
                 }
                 let last = c
@@ -485,7 +503,7 @@ async fn run(cli: Cli) -> Result<()> {
                 } else {
                     String::new()
                 };
-                println!(
+                outln!(
                     "{}  {:<6} {:<24} {:<9} {}",
                     &c.conversation[..12],
                     c.kind,
@@ -495,7 +513,7 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
             if !json && conversations.is_empty() {
-                println!("no conversations yet");
+                outln!("no conversations yet");
             }
             Ok(())
         }
@@ -519,12 +537,12 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("unexpected reply");
             };
             if peers_online == 0 {
-                println!(
+                outln!(
                     "saved in {}; nobody reachable now, it waits in the outbox",
                     &conversation[..12]
                 );
             } else {
-                println!("saved in {}; sending", &conversation[..12]);
+                outln!("saved in {}; sending", &conversation[..12]);
             }
             Ok(())
         }
@@ -549,7 +567,7 @@ async fn run(cli: Cli) -> Result<()> {
                 },
             )
             .await?;
-            println!("fetching; `flurfunk downloads` shows how far it is");
+            outln!("fetching; `flurfunk downloads` shows how far it is");
             Ok(())
         }
         Command::Downloads { json } => {
@@ -558,7 +576,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             for d in &downloads {
                 if json {
-                    println!("{}", serde_json::to_string(d)?);
+                    outln!("{}", serde_json::to_string(d)?);
                 } else {
                     let state = if d.disk_full {
                         "waiting for room on the disk"
@@ -569,7 +587,7 @@ async fn run(cli: Cli) -> Result<()> {
                     } else {
                         "queued"
                     };
-                    println!(
+                    outln!(
                         "{}  {:>3} %  {state}",
                         &d.blob[..12],
                         d.blocks_held * 100 / d.blocks.max(1)
@@ -577,7 +595,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             if downloads.is_empty() && !json {
-                println!("no files being fetched");
+                outln!("no files being fetched");
             }
             Ok(())
         }
@@ -601,7 +619,7 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("unexpected reply");
             };
             if !json {
-                println!(
+                outln!(
                     "== {} ({})",
                     printable(&conversation.name),
                     conversation.kind
@@ -609,9 +627,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             for m in &messages {
                 if json {
-                    println!("{}", serde_json::to_string(m)?);
+                    outln!("{}", serde_json::to_string(m)?);
                 } else {
-                    println!(
+                    outln!(
                         "{}",
                         printable(&history_line(m, conversation.members.len()))
                     );
@@ -621,7 +639,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::KeyUpdate => {
             request(&dir, Request::KeyUpdate).await?;
-            println!(
+            outln!(
                 "new key made; every conversation gets a key wrapped to it as soon as its members are reachable"
             );
             Ok(())
@@ -635,9 +653,9 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let removing = matches!(req, Request::GroupRemove { .. });
             match request(&dir, req).await? {
-                Response::Group { conversation } => println!("created group {conversation}"),
-                _ if removing => println!("removed; the group key was rotated"),
-                _ => println!("done"),
+                Response::Group { conversation } => outln!("created group {conversation}"),
+                _ if removing => outln!("removed; the group key was rotated"),
+                _ => outln!("done"),
             }
             Ok(())
         }
@@ -667,12 +685,12 @@ async fn send_file(
         bail!("unexpected reply");
     };
     if peers_online == 0 {
-        println!(
+        outln!(
             "file saved in {}; nobody reachable now, it waits in the outbox",
             &conversation[..12]
         );
     } else {
-        println!("file saved in {}; sending", &conversation[..12]);
+        outln!("file saved in {}; sending", &conversation[..12]);
     }
     Ok(())
 }
@@ -713,9 +731,9 @@ async fn save_file(
         let blob = match response {
             Response::SavedFile { path } => {
                 if asked {
-                    println!();
+                    outln!();
                 }
-                println!("saved {path}");
+                outln!("saved {path}");
                 return Ok(());
             }
             Response::NotHere { blob } => blob,
@@ -736,7 +754,7 @@ async fn save_file(
             Some(d) => {
                 missing_polls = 0;
                 if d.disk_full {
-                    println!();
+                    outln!();
                     bail!(
                         "the disk is full: the file waits for room (the node goes on by itself once there is some)"
                     );
@@ -744,7 +762,7 @@ async fn save_file(
                 if d.blocks_held > progress.0 {
                     progress = (d.blocks_held, std::time::Instant::now());
                 } else if progress.1.elapsed() > SAVE_PATIENCE {
-                    println!();
+                    outln!();
                     bail!(
                         "no colleague who has the file was reachable for {} minutes; the node keeps trying (`flurfunk downloads`), save it later",
                         SAVE_PATIENCE.as_secs() / 60
@@ -756,7 +774,7 @@ async fn save_file(
                 } else {
                     "fetching"
                 };
-                print!("\r{percent:>3} %  {state}          ");
+                out!("\r{percent:>3} %  {state}          ");
                 std::io::stdout().flush()?;
             }
             // Done between the two requests, or given up (then the node said why).
@@ -835,20 +853,20 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             }
             key.save_new(&out)?;
             key.save_replace(&dir.network_key())?;
-            println!(
+            outln!(
                 "created network {} in {}; this node joined it.\n\
                  Hand the file to colleagues (USB stick, not e-mail): flurfunk network join FILE",
                 key.fingerprint(),
                 out.display()
             );
             match &admin_path {
-                Some(path) => println!(
+                Some(path) => outln!(
                     "The network's admin key is in {} (admin {}). Keep it with IT, never hand \
                      it out: it certifies relays (flurfunk admin certify-relay).",
                     path.display(),
                     flurfunk::admin::fingerprint(&key.admin().unwrap_or_default())
                 ),
-                None => println!("The network is unmanaged: any node may act as a relay."),
+                None => outln!("The network is unmanaged: any node may act as a relay."),
             }
             Ok(())
         }
@@ -856,7 +874,7 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             machine_policy()?.check_unlocked("Joining the demo network")?;
             dir.create()?;
             NetworkKey::demo().save_replace(&dir.network_key())?;
-            println!(
+            outln!(
                 "joined the DEMO network: anyone running Flurfunk can join it; for real use ask IT for the key file (flurfunk network join FILE)"
             );
             Ok(())
@@ -866,7 +884,7 @@ fn network(dir: &DataDir, action: NetworkAction) -> Result<()> {
             let key = NetworkKey::load(&file)?;
             dir.create()?;
             key.save_replace(&dir.network_key())?;
-            println!(
+            outln!(
                 "joined network {}; restart the node to use it",
                 network_label(&key)
             );
@@ -1123,5 +1141,17 @@ fn network_label(key: &NetworkKey) -> String {
         )
     } else {
         format!("{} (unmanaged)", key.fingerprint())
+    }
+}
+
+/// Write to standard output; a closed pipe ends the program quietly (exit 0), any other
+/// failure with a one-line error.
+fn write_out(args: std::fmt::Arguments) {
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("flurfunk: cannot write the output: {e}");
+        std::process::exit(1);
     }
 }

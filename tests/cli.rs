@@ -987,3 +987,24 @@ fn reply_react_edit_delete_and_search_from_the_command_line() {
     ben.stop();
     anna.stop();
 }
+
+/// A reader that goes away (`flurfunk peers | grep -q ..`) ends a command quietly: no
+/// panic about a broken pipe (found by the screenshot script).
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let d = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(d.path())
+        .args(["init", "--name", "Anna Schmidt"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -226,14 +226,14 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                         false,
                     )
                     .with_context(|| format!("writing {}", path.display()))?;
-                    println!(
+                    outln!(
                         "certified relay {} for {days} days (admin {}): {}",
                         relay.short(),
                         flurfunk::admin::fingerprint(&admin.public()),
                         path.display()
                     );
                 }
-                None => print!("{}", certificate.to_text()),
+                None => out!("{}", certificate.to_text()),
             }
             audit(dir, &admin, &format!("certify-relay\t{relay}\tdays={days}"))?;
         }
@@ -269,7 +269,7 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                 certificate.to_text().as_bytes(),
                 true,
             )?;
-            println!(
+            outln!(
                 "relay certificate installed in {}; start the relay with: flurfunk node --relay",
                 dir.relay_certificate().display()
             );
@@ -287,22 +287,22 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                 bail!("unexpected reply");
             };
             if json {
-                println!("{}", serde_json::to_string(&statements)?);
+                outln!("{}", serde_json::to_string(&statements)?);
             } else if statements.is_empty() {
-                println!("no admin statements");
+                outln!("no admin statements");
             }
             for s in statements.iter().filter(|_| !json) {
-                println!(
+                outln!(
                     "{} no. {} of {}",
                     s.kind,
                     s.serial,
                     super::local_time(s.issued_ms, true)
                 );
                 for d in &s.directory {
-                    println!("  {}", directory_line(d));
+                    outln!("  {}", directory_line(d));
                 }
                 for r in &s.revoked {
-                    println!(
+                    outln!(
                         "  {}  {}  since {}",
                         r.user_id,
                         super::printable(&r.name),
@@ -314,15 +314,15 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
         AdminAction::Policy(change) => change_policy(dir, change).await?,
         AdminAction::Directory { action } => directory(dir, action).await?,
         AdminAction::Audit => match std::fs::read_to_string(dir.admin_audit_log()) {
-            Ok(log) => print!("{log}"),
+            Ok(log) => out!("{log}"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                println!("no admin actions recorded in {}", dir.root().display())
+                outln!("no admin actions recorded in {}", dir.root().display())
             }
             Err(e) => return Err(e).context("reading the admin audit log"),
         },
         AdminAction::InstallNetworkKey { file } => {
             let (path, fingerprint) = install::install_machine_key(&file)?;
-            println!(
+            outln!(
                 "installed network {fingerprint} for every user of this machine: {}",
                 path.display()
             );
@@ -334,11 +334,11 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                     None => std::env::current_exe()?,
                 };
                 install::run_netsh(&install::firewall_add_commands(&program))?;
-                println!("firewall rules added for {}", program.display());
+                outln!("firewall rules added for {}", program.display());
             }
             FirewallAction::Remove => {
                 install::run_netsh(&install::firewall_remove_commands())?;
-                println!("firewall rules removed");
+                outln!("firewall rules removed");
             }
         },
     }
@@ -376,7 +376,7 @@ async fn change_revocation(
     };
     let now = flurfunk::node::now_ms();
     let Some(next) = admin.change_revocations(current.as_ref(), user, revoke, now)? else {
-        println!(
+        outln!(
             "{shown} is {} revoked; nothing changed",
             if revoke { "already" } else { "not" }
         );
@@ -391,11 +391,11 @@ async fn change_revocation(
         &format!("{action}\t{user}\t{name}\tserial={serial}"),
     )?;
     if revoke {
-        println!(
+        outln!(
             "revoked {shown} (revocation list no. {serial}): nodes stop talking to it as they hear of it; group admins remove it from their groups"
         );
     } else {
-        println!("reinstated {shown} (revocation list no. {serial})");
+        outln!("reinstated {shown} (revocation list no. {serial})");
     }
     Ok(())
 }
@@ -515,15 +515,15 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     };
     if policy == before {
         if current.is_none() {
-            println!("no policy set: every node decides for itself");
+            outln!("no policy set: every node decides for itself");
         }
-        println!("{}", show(&policy));
+        outln!("{}", show(&policy));
         return Ok(());
     }
     let admin = this_networks_admin(dir, change.admin_key)?;
     let Some(next) = admin.change_policy(current.as_ref(), policy, flurfunk::node::now_ms())?
     else {
-        println!("{}", show(&policy));
+        outln!("{}", show(&policy));
         return Ok(());
     };
     let serial = next.serial;
@@ -536,7 +536,7 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
             show(&policy).replace('\n', "; ")
         ),
     )?;
-    println!("policy no. {serial} set for every node:\n{}", show(&policy));
+    outln!("policy no. {serial} set for every node:\n{}", show(&policy));
     Ok(())
 }
 
@@ -571,12 +571,12 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
                 })
                 .collect();
             if json {
-                println!("{}", serde_json::to_string(&rows)?);
+                outln!("{}", serde_json::to_string(&rows)?);
             } else if rows.is_empty() {
-                println!("no directory: colleagues are shown with the names they chose");
+                outln!("no directory: colleagues are shown with the names they chose");
             }
             for r in rows.iter().filter(|_| !json) {
-                println!("{}", directory_line(r));
+                outln!("{}", directory_line(r));
             }
             return Ok(());
         }
@@ -607,7 +607,7 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
         DirectoryAction::Remove { user, admin_key } => {
             let user = whole_user(dir, &user).await?;
             if directory.entries.remove(&user).is_none() {
-                println!("{user} is not in the directory; nothing changed");
+                outln!("{user} is not in the directory; nothing changed");
                 return Ok(());
             }
             (admin_key, format!("directory-remove\t{user}"))
@@ -628,7 +628,7 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
         .as_ref()
         .is_some_and(|s| s.body == directory.encode())
     {
-        println!("the directory is unchanged");
+        outln!("the directory is unchanged");
         return Ok(());
     }
     let admin = this_networks_admin(dir, admin_key)?;
@@ -643,7 +643,7 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
         .context("the directory is too large for one statement")?;
     publish(dir, &next).await?;
     audit(dir, &admin, &format!("{what}\tserial={serial}"))?;
-    println!(
+    outln!(
         "directory no. {serial} with {} colleagues set for every node",
         directory.entries.len()
     );

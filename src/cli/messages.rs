@@ -147,9 +147,9 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
             };
             for h in &hits {
                 if json {
-                    println!("{}", serde_json::to_string(h)?);
+                    outln!("{}", serde_json::to_string(h)?);
                 } else {
-                    println!(
+                    outln!(
                         "{}",
                         printable(&format!(
                             "{}  [{}] {}: {}  #{}",
@@ -163,7 +163,7 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
                 }
             }
             if hits.is_empty() && !json {
-                println!("nothing found");
+                outln!("nothing found");
             }
             return Ok(());
         }
@@ -185,9 +185,9 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
             };
             for v in &versions {
                 if json {
-                    println!("{}", serde_json::to_string(v)?);
+                    outln!("{}", serde_json::to_string(v)?);
                 } else {
-                    println!("{}  {}", local_time(v.wall_ms, true), printable(&v.text));
+                    outln!("{}  {}", local_time(v.wall_ms, true), printable(&v.text));
                 }
             }
             return Ok(());
@@ -196,14 +196,14 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
     match request(dir, req).await? {
         Response::Sent { peers_online, .. } => {
             if peers_online == 0 {
-                println!("{done}; nobody reachable now, it waits in the outbox");
+                outln!("{done}; nobody reachable now, it waits in the outbox");
             } else {
-                println!("{done}; sending");
+                outln!("{done}; sending");
             }
             Ok(())
         }
         Response::Done => {
-            println!("{done}");
+            outln!("{done}");
             Ok(())
         }
         _ => bail!("unexpected reply"),

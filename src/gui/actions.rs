@@ -79,8 +79,8 @@ impl FlurfunkApp {
                     .reactions
                     .iter()
                     .any(|r| r.emoji == emoji && r.users.contains(&me));
-                let button = egui::Button::new(RichText::new(emoji).size(18.0)).selected(mine);
-                if ui.add(button).on_hover_text(t.react).clicked() {
+                let button = super::emoji::emoji_button(ui, emoji, 22.0, mine);
+                if button.on_hover_text(t.react).clicked() {
                     let emoji = if mine { "" } else { emoji };
                     self.react(&m.conversation, &m.event_id, emoji);
                     ui.close();
@@ -375,11 +375,20 @@ impl FlurfunkApp {
             for r in &m.reactions {
                 let mine = r.users.contains(&me);
                 let label = format!("{} {}", r.emoji, r.users.len());
-                let chip = egui::Button::new(RichText::new(&label).size(12.5))
-                    .selected(mine)
-                    .corner_radius(10);
+                let count = RichText::new(r.users.len().to_string()).size(12.5);
+                let chip = match super::emoji::image_of(ui.ctx(), &r.emoji, 16.0) {
+                    Some(image) => egui::Button::image_and_text(image, count),
+                    None => egui::Button::new(RichText::new(&label).size(12.5)),
+                }
+                .selected(mine)
+                .corner_radius(10);
                 let names = r.names.join(", ");
-                if ui.add(chip).on_hover_text(names).clicked() {
+                let response = ui.add(chip);
+                // Named "👍 2" for screen readers, as it reads.
+                response.widget_info(|| {
+                    egui::WidgetInfo::labeled(egui::Role::Button, true, label.clone())
+                });
+                if response.on_hover_text(names).clicked() {
                     clicked = Some((r.emoji.clone(), mine));
                 }
             }
@@ -545,7 +554,7 @@ fn emoji_grid(ui: &mut egui::Ui, id: &str) -> Option<&'static str> {
     let mut picked = None;
     egui::Grid::new(id).show(ui, |ui| {
         for (i, emoji) in PICKER_EMOJI.iter().enumerate() {
-            if ui.button(RichText::new(*emoji).size(18.0)).clicked() {
+            if super::emoji::emoji_button(ui, emoji, 22.0, false).clicked() {
                 picked = Some(*emoji);
                 ui.close();
             }

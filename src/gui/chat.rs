@@ -657,14 +657,8 @@ impl FlurfunkApp {
                                 self.file_ui(ui, m, file);
                             }
                             if !m.deleted && (!m.text.is_empty() || m.file.is_none()) {
-                                ui.add(
-                                    egui::Label::new(
-                                        RichText::new(&m.text)
-                                            .size(14.5)
-                                            .color(ui.visuals().strong_text_color()),
-                                    )
-                                    .wrap(),
-                                );
+                                let color = ui.visuals().strong_text_color();
+                                super::emoji::text_label(ui, &m.text, 14.5, color);
                             }
                             if m.for_some_members {
                                 ui.add(

@@ -15,6 +15,7 @@
 //! actions.rs  reply, edit, delete for everyone, reactions, @mentions
 //! search.rs   messages found across all chats (the box above the chat list)
 //! dialogs.rs  people, new group, group info, safety number + QR, settings
+//! emoji.rs    emoji in colour (Twemoji pictures inline with the text)
 //! i18n.rs     every string in German and English
 //! settings.rs app.json: language, notifications, contact book, verified keys
 //! ```
@@ -27,6 +28,7 @@ mod chat;
 mod chat_list;
 mod chat_prefs;
 mod dialogs;
+mod emoji;
 mod files;
 pub mod i18n;
 mod notify;
