@@ -440,12 +440,21 @@ async fn run(cli: Cli) -> Result<()> {
                     let size = |v: Option<u64>| {
                         v.map_or("own setting".into(), flurfunk::files::human_size)
                     };
+                    let window =
+                        |v: Option<u64>| v.map_or("any time".into(), flurfunk::wire::human_window);
                     outln!(
-                        "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {} (set by the organisation or this machine)",
+                        "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {}, delete for everyone {}, edit within {}, delete within {} (set by the organisation or this machine)",
                         if p.read_receipts { "on" } else { "off" },
                         p.presence,
                         size(p.max_file_bytes),
-                        size(p.auto_download_bytes)
+                        size(p.auto_download_bytes),
+                        if p.delete_for_everyone {
+                            "allowed"
+                        } else {
+                            "not allowed"
+                        },
+                        window(p.edit_window_s),
+                        window(p.delete_window_s)
                     );
                 }
                 outln!("online:    {} colleagues", status.peers_online);

@@ -601,7 +601,7 @@ fn the_organisation_s_rules_stop_late_edits_and_deletion_for_everyone() {
         sim.nodes[a]
             .engine()
             .edit(now, conv, first, "Sitzung um 12", vec![]),
-        Err(SyncError::TooLate { minutes: 1 })
+        Err(SyncError::TooLate { window }) if window == "1 minute"
     ));
     sim.nodes[a]
         .engine()
@@ -611,7 +611,7 @@ fn the_organisation_s_rules_stop_late_edits_and_deletion_for_everyone() {
     let now = sim.now;
     assert!(matches!(
         sim.nodes[a].engine().delete_for_everyone(now, conv, second),
-        Err(SyncError::TooLate { minutes: 2 })
+        Err(SyncError::TooLate { window }) if window == "2 minutes"
     ));
     // Retention: no deletion for everyone at all; deleting for oneself stays.
     sim.config.machine_policy.delete_for_everyone = false;
@@ -626,4 +626,92 @@ fn the_organisation_s_rules_stop_late_edits_and_deletion_for_everyone() {
     sim.nodes[a].engine().delete_for_me(conv, second).unwrap();
     sim.settle(10_000);
     check_invariants(&sim, conv, &[]).unwrap();
+}
+
+/// The in-memory search index proposes and the message as it reads now decides: after
+/// edits, a deletion for everyone, a deletion for me and a restart (the index rebuilt in
+/// slices on the tick), the index finds exactly what the scan found before it was ready.
+#[test]
+fn the_search_index_finds_what_the_scan_finds() {
+    let (mut sim, [a, b, c], conv) = group(60);
+    let salt = sim.send(a, conv, "Streusalz kommt Dienstag");
+    let road = sim.send(b, conv, "Die Straße am Bauhof ist gesperrt");
+    let wrong = sim.send(a, conv, "Passwort Drucker: 1234");
+    let coffee = sim.send(c, conv, "Kaffee ist alle, ich bringe Salz mit");
+    let (plan, _) = file_message(&mut sim, b, conv, "Haushaltsplan.pdf");
+    sim.settle(20_000);
+    let now = sim.now;
+    sim.nodes[a]
+        .engine()
+        .edit(now, conv, salt, "Streusalz kommt Mittwoch", vec![])
+        .unwrap();
+    sim.nodes[a]
+        .engine()
+        .delete_for_everyone(now, conv, wrong)
+        .unwrap();
+    sim.settle(20_000);
+    sim.nodes[c].engine().delete_for_me(conv, road).unwrap();
+    let now = sim.now;
+    sim.nodes[c].engine().commit(now).unwrap();
+    let queries = [
+        "salz",
+        "streu",
+        "dienstag",
+        "mittwoch",
+        "strasse",
+        "passwort",
+        "haushalt",
+        "salz kaffee",
+        "al",
+        "nichts",
+    ];
+    let found = |sim: &mut Sim, n: usize| -> Vec<Vec<EventId>> {
+        queries
+            .iter()
+            .map(|q| {
+                let mut ids: Vec<EventId> = sim.nodes[n]
+                    .engine()
+                    .search(q, None, 50)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.event_id)
+                    .collect();
+                ids.sort();
+                ids
+            })
+            .collect()
+    };
+    sim.stop(c);
+    sim.restart(c);
+    assert!(
+        !sim.nodes[c].engine().search_index_state().0,
+        "not ready at start"
+    );
+    let scanned = found(&mut sim, c);
+    sim.run_ms(2_000);
+    assert!(
+        sim.nodes[c].engine().search_index_state().0,
+        "built on the tick"
+    );
+    assert_eq!(found(&mut sim, c), scanned, "index and scan agree");
+    // What they agree on is right: the newest text counts, deleted and hidden never.
+    let sorted = |mut v: Vec<EventId>| {
+        v.sort();
+        v
+    };
+    assert_eq!(scanned[0], sorted(vec![salt, coffee]));
+    assert!(scanned[2].is_empty(), "an old version is not found");
+    assert_eq!(scanned[3], vec![salt]);
+    assert!(scanned[4].is_empty(), "deleted for me");
+    assert!(scanned[5].is_empty(), "deleted for everyone");
+    assert_eq!(scanned[6], vec![plan]);
+    assert_eq!(scanned[7], vec![coffee]);
+    // Live: the others' indexes were kept up to date as the texts and the edit came in.
+    for n in [a, b] {
+        assert!(sim.nodes[n].engine().search_index_state().0);
+        let live = found(&mut sim, n);
+        assert_eq!(live[3], vec![salt], "the edit's words");
+        assert_eq!(live[4], vec![road], "only Carla deleted it for herself");
+        assert!(live[2].is_empty() && live[5].is_empty());
+    }
 }

@@ -40,16 +40,12 @@ pub(super) async fn execute(node: &NodeHandle, request: Request) -> Result<Respo
             let event_id = node.edit(conv, id(&m)?, text, mentions).await?;
             with_online(node, sent(conv, event_id)).await?
         }
-        Request::Delete {
-            to,
-            event,
-            for_me: true,
-        } => {
+        Request::DeleteForMe { to, event } => {
             let (conv, m) = find_message(node, &to, &event, |_| true).await?;
             node.delete_for_me(conv, id(&m)?).await?;
             Response::Done
         }
-        Request::Delete { to, event, .. } => {
+        Request::Delete { to, event } => {
             let (conv, m) = find_message(node, &to, &event, |m| !m.deleted).await?;
             let event_id = node.delete_for_everyone(conv, id(&m)?).await?;
             with_online(node, sent(conv, event_id)).await?

@@ -93,13 +93,17 @@ pub enum Request {
         event: String,
         text: String,
     },
-    /// Delete a message for everyone (own ones; others' as a group admin), or with
-    /// `for_me` for this user only (any message; the others keep it).
+    /// Delete a message for everyone (own ones; others' as a group admin).
     Delete {
         to: String,
         event: String,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        for_me: bool,
+    },
+    /// Delete a message for this user only (any message; the others keep it). A request
+    /// of its own, so a node of an earlier version refuses it instead of deleting for
+    /// everyone.
+    DeleteForMe {
+        to: String,
+        event: String,
     },
     /// React with one emoji; an empty one takes the reaction back.
     React {
@@ -376,6 +380,7 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         request @ (Request::Reply { .. }
         | Request::Edit { .. }
         | Request::Delete { .. }
+        | Request::DeleteForMe { .. }
         | Request::React { .. }
         | Request::Versions { .. }
         | Request::Search { .. }) => messages::execute(node, request).await?,

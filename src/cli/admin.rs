@@ -485,7 +485,7 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     if let Some(window) = change.delete_window {
         policy.delete_window_s = window.0;
     }
-    let window = |v: Option<u64>| v.map_or("any time".to_string(), human_duration);
+    let window = |v: Option<u64>| v.map_or("any time".to_string(), flurfunk::wire::human_window);
     let size = |v: Option<u64>| {
         v.map_or(
             "each node's setting".to_string(),
@@ -538,15 +538,6 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     )?;
     outln!("policy no. {serial} set for every node:\n{}", show(&policy));
     Ok(())
-}
-
-/// Seconds as the largest whole unit: "15 minutes", "2 days".
-fn human_duration(s: u64) -> String {
-    match s {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
-        s if s >= 3_600 && s % 3_600 == 0 => format!("{} hours", s / 3_600),
-        s => format!("{} minutes", s / 60),
-    }
 }
 
 /// Show or change the directory: the next directory statement is built from the one the

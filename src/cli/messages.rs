@@ -94,17 +94,31 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
             conversation,
             event,
             for_me,
+        } if for_me => {
+            let Response::Done = request(
+                dir,
+                Request::DeleteForMe {
+                    to: conversation,
+                    event,
+                },
+            )
+            .await?
+            else {
+                bail!("unexpected reply");
+            };
+            outln!("deleted here (the others keep it)");
+            return Ok(());
+        }
+        MessageAction::Delete {
+            conversation,
+            event,
+            ..
         } => (
             Request::Delete {
                 to: conversation,
                 event,
-                for_me,
             },
-            if for_me {
-                "deleted here (the others keep it)"
-            } else {
-                "deleted for everyone"
-            },
+            "deleted for everyone",
         ),
         MessageAction::React {
             conversation,
@@ -200,10 +214,6 @@ pub async fn run(dir: &DataDir, action: MessageAction) -> Result<()> {
             } else {
                 outln!("{done}; sending");
             }
-            Ok(())
-        }
-        Response::Done => {
-            outln!("{done}");
             Ok(())
         }
         _ => bail!("unexpected reply"),

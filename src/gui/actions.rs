@@ -123,7 +123,7 @@ impl FlurfunkApp {
                 (false, None)
             } else if !policy.delete_for_everyone {
                 (false, Some(t.delete_not_allowed.to_string()))
-            } else if !policy.may_delete_for_everyone(m.wall_ms, now) {
+            } else if m.own && !policy.may_delete_for_everyone(m.wall_ms, now) {
                 let time = super::dialogs::duration(t, policy.delete_window_s.unwrap_or_default());
                 (false, Some(fill(t.delete_too_late, &[("time", &time)])))
             } else {
@@ -176,7 +176,6 @@ impl FlurfunkApp {
         self.focus_composer = true;
     }
 
-    /// The Up arrow in an empty composer: edit the last own message, as in Element.
     /// The rules in force (the organisation's, over this machine's).
     pub(super) fn policy(&self) -> crate::wire::Policy {
         self.status
@@ -185,6 +184,7 @@ impl FlurfunkApp {
             .unwrap_or_default()
     }
 
+    /// The Up arrow in an empty composer: edit the last own message, as in Element.
     pub(super) fn edit_last_own(&mut self, conv: &str) {
         let now = crate::node::now_ms();
         let policy = self.policy();

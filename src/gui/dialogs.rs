@@ -942,18 +942,21 @@ pub fn qr_ui(ui: &mut egui::Ui, text: &str, size: f32) {
     }
 }
 
-/// What the organisation's policy sets, in one line for the settings ("Set by your
-/// organisation: no read receipts; files up to 100 MB").
 /// Seconds in the largest whole unit: "15 Minuten", "2 Tage".
 pub(super) fn duration(t: &super::i18n::Texts, s: u64) -> String {
-    let (n, unit) = match s {
-        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, t.days),
-        s if s >= 3_600 && s % 3_600 == 0 => (s / 3_600, t.hours),
-        s => (s / 60, t.minutes),
+    let (n, one, many) = match s {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, t.day, t.days),
+        s if s >= 3_600 && s % 3_600 == 0 => (s / 3_600, t.hour, t.hours),
+        s => (s / 60, t.minute, t.minutes),
     };
-    super::i18n::fill(unit, &[("n", &n.to_string())])
+    if n == 1 {
+        return one.to_string();
+    }
+    super::i18n::fill(many, &[("n", &n.to_string())])
 }
 
+/// What the organisation's policy sets, in one line for the settings ("Set by your
+/// organisation: no read receipts; files up to 100 MB").
 fn policy_lines(t: &super::i18n::Texts, policy: &crate::wire::Policy) -> String {
     use crate::wire::Presence;
     let mut parts: Vec<String> = Vec::new();

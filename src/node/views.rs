@@ -109,7 +109,9 @@ pub struct StatementView {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked: Vec<RevokedView>,
     /// For a policy: its switches (`read_receipts`, `presence`: `full`, `online_only` or
-    /// `hidden`, `max_file_bytes`, `auto_download_bytes`: null when each node decides).
+    /// `hidden`, `max_file_bytes`, `auto_download_bytes`: null when each node decides;
+    /// `delete_for_everyone`, `edit_window_s`, `delete_window_s`: seconds after sending,
+    /// null for any time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::wire::Policy>,
     /// For a directory: the official names and departments.

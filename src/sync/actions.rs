@@ -110,7 +110,7 @@ impl<S: Store> Engine<S> {
         let policy = self.policy();
         if !policy.may_edit(original.header.wall_ms, now_ms) {
             return Err(SyncError::TooLate {
-                minutes: policy.edit_window_s.unwrap_or_default() / 60,
+                window: crate::wire::human_window(policy.edit_window_s.unwrap_or_default()),
             });
         }
         let is_file = crate::wire::BlobRef::decode(&original.public).is_some();
@@ -170,9 +170,14 @@ impl<S: Store> Engine<S> {
         if !policy.delete_for_everyone {
             return Err(SyncError::DeletionForbidden);
         }
-        if !policy.may_delete_for_everyone(original.header.wall_ms, now_ms) {
+        // The window is the author's: measured from the time its author gave the message,
+        // it must not let a sender who backdates its messages keep admins from deleting
+        // them.
+        if original.header.author == me
+            && !policy.may_delete_for_everyone(original.header.wall_ms, now_ms)
+        {
             return Err(SyncError::TooLate {
-                minutes: policy.delete_window_s.unwrap_or_default() / 60,
+                window: crate::wire::human_window(policy.delete_window_s.unwrap_or_default()),
             });
         }
         Ok(self
@@ -279,6 +284,7 @@ impl<S: Store> Engine<S> {
                     && !e.is_purged()
                     && !state.is_outside(e)
                     && state.actions.deletion_of(e).is_none()
+                    && !self.hidden.contains(&e.id())
             })
             .ok_or(SyncError::NoSuchMessage)
     }

@@ -422,6 +422,9 @@ impl<S: Store> Engine<S> {
         let for_some_members = state.for_some_members(&event);
         let event = self.purge_on_arrival(event, batch)?;
         let content = if event.is_purged() { None } else { content };
+        if let Some(content) = &content {
+            self.index_content(&event, content);
+        }
         let Some(state) = self.convs.get_mut(&conv) else {
             return Ok(());
         };

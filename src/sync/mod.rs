@@ -25,6 +25,7 @@ mod pending;
 mod profiles;
 mod receipts;
 mod search;
+mod search_index;
 
 pub use actions::{MessageActions, QUOTE_CHARS, Quote, snippet};
 pub use admin::{REVOCATION_CATCH_UP_MS, REVOCATION_REMOVAL_STEP_MS};
@@ -153,8 +154,8 @@ pub enum SyncError {
         "your organisation does not allow deleting messages for everyone (retention); delete it for yourself instead"
     )]
     DeletionForbidden,
-    #[error("too late: your organisation allows this only within {minutes} minutes of sending")]
-    TooLate { minutes: u64 },
+    #[error("too late: your organisation allows this only within {window} of sending")]
+    TooLate { window: String },
 }
 
 #[derive(Clone, Debug)]
@@ -551,6 +552,8 @@ pub struct Engine<S: Store> {
     admin: admin::AdminState,
     /// Messages deleted for this node only: no view shows them (`delete_for_me`).
     hidden: BTreeSet<EventId>,
+    /// Words of the texts this node can read, in memory only (`search_index`).
+    search_index: search_index::SearchIndex,
     stats: Stats,
 }
 
@@ -614,11 +617,14 @@ impl<S: Store> Engine<S> {
             last_forward_ms: now_ms,
             admin: admin::AdminState::default(),
             hidden: BTreeSet::new(),
+            search_index: search_index::SearchIndex::default(),
             stats: Stats::default(),
         };
         engine.load_admin_statements(now_ms)?;
         engine.recall_sealed_keys()?;
         engine.reload()?;
+        engine.search_index =
+            search_index::SearchIndex::new(engine.convs.keys().copied().collect());
         engine.keep_own_profile()?;
         engine.receipts_after_start()?;
         Ok(engine)
@@ -991,7 +997,10 @@ impl<S: Store> Engine<S> {
         let Some(event) = self.store.event(event_id)? else {
             return Ok(None);
         };
-        if event.header.conversation != *conv || state.is_outside(&event) {
+        if event.header.conversation != *conv
+            || state.is_outside(&event)
+            || self.hidden.contains(event_id)
+        {
             return Ok(None);
         }
         Ok(state
@@ -1259,6 +1268,9 @@ impl<S: Store> Engine<S> {
 
     /// Periodic work: announcements, anti-entropy digests, due rekeys.
     pub fn handle_tick(&mut self, now_ms: u64) -> Result<(), SyncError> {
+        if !self.search_index.is_ready() {
+            self.index_step(search::INDEX_STEP_EVENTS)?;
+        }
         self.expire_certificates(now_ms);
         self.remove_revoked_members(now_ms);
         self.forward_tick(now_ms);

@@ -3,14 +3,14 @@
 //! umlauts folded (ä/ae, ö/oe, ü/ue, ß/ss), every word of the query required. Edited
 //! messages are found by their newest text, deleted ones never, files by name and caption.
 //!
-//! Nothing is indexed or written: a search decrypts newest first, page by page, and stops
-//! at `limit` hits or `MAX_SEARCH_SCAN` texts, so no plaintext index exists on disk and a
-//! search costs a store read and a decryption per text looked at (`cargo bench --bench
-//! core -- search`: 6 to 15 µs per text; 20,000 in 0.12 s, 100,000 in 1.5 s, 2 busy cores).
+//! The index (`search_index`) lives in memory only and is built in slices after start;
+//! until it is ready a search decrypts newest first, page by page, and stops at `limit`
+//! hits or `MAX_SEARCH_SCAN` texts. Either way every hit is opened and checked as the
+//! message reads now. Nothing of it is written to disk.
 
 use super::*;
 
-/// Texts one search looks at, newest first, across the conversations searched: the node's
+/// Texts one search opens, newest first, across the conversations searched: the node's
 /// event loop answers nothing else meanwhile, so a search must end (0.5 s here).
 pub const MAX_SEARCH_SCAN: usize = 50_000;
 
@@ -67,7 +67,8 @@ pub fn matches(query: &[String], text: &str) -> bool {
 
 impl<S: Store> Engine<S> {
     /// Messages containing every word of `query`, newest first, at most `limit`, in one
-    /// conversation or all.
+    /// conversation or all. With the index ready, the whole history; before, the newest
+    /// `MAX_SEARCH_SCAN` texts (decrypted one by one).
     pub fn search(
         &self,
         query: &str,
@@ -78,14 +79,64 @@ impl<S: Store> Engine<S> {
         if query.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let mut hits = if self.search_index.is_ready() {
+            self.search_indexed(&query, only, limit)?
+        } else {
+            self.search_scan(&query, only, limit)?
+        };
+        hits.sort_by(|a, b| b.wall_ms.cmp(&a.wall_ms).then(b.order.cmp(&a.order)));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    /// The index proposes, each proposal is opened and checked as it reads now; at most
+    /// `MAX_SEARCH_SCAN` are opened.
+    fn search_indexed(
+        &self,
+        query: &[String],
+        only: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, SyncError> {
+        let mut hits = Vec::new();
+        for doc in self
+            .search_index
+            .candidates(query, only)
+            .into_iter()
+            .take(MAX_SEARCH_SCAN)
+        {
+            if hits.len() >= limit {
+                break;
+            }
+            let (Some(state), Some(e)) = (
+                self.convs.get(&doc.conversation),
+                self.store.event(&doc.event_id)?,
+            ) else {
+                continue;
+            };
+            if e.header.conversation == doc.conversation
+                && let Some(hit) = self.hit_of(state, &e, query)
+            {
+                hits.push(hit);
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Before the index is ready: newest first across conversations, page by page.
+    fn search_scan(
+        &self,
+        query: &[String],
+        only: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, SyncError> {
         let convs: Vec<ConversationId> = match only {
             Some(c) => vec![c],
             None => self.convs.keys().copied().collect(),
         };
         let mut hits = Vec::new();
         let mut scanned = 0usize;
-        // Newest first across conversations: each conversation is paged back on its
-        // own; the pages' newest texts are merged by time.
+        // Each conversation is paged back on its own; the pages' newest texts are merged
+        // by time.
         let mut cursors: Vec<(ConversationId, Option<OrderKey>, bool)> =
             convs.into_iter().map(|c| (c, None, false)).collect();
         while scanned < MAX_SEARCH_SCAN && hits.len() < limit {
@@ -106,34 +157,12 @@ impl<S: Store> Engine<S> {
                 *cursor = Some(first.order_key());
                 progressed = true;
                 for e in page.iter().rev() {
-                    if e.header.kind != EventKind::Text
-                        || e.is_purged()
-                        || state.is_outside(e)
-                        || self.hidden.contains(&e.id())
-                    {
+                    if e.header.kind != EventKind::Text || e.is_purged() || state.is_outside(e) {
                         continue;
                     }
                     scanned += 1;
-                    if state.actions.deletion_of(e).is_some() {
-                        continue;
-                    }
-                    let text = match self.newest_edit(state, e) {
-                        Some((text, _)) => text,
-                        None => match state.decrypt(e) {
-                            Some(Content::Text { text, .. }) => text,
-                            Some(Content::Attachment(a)) => format!("{} {}", a.name, a.caption),
-                            _ => continue,
-                        },
-                    };
-                    if matches(&query, &text) {
-                        hits.push(SearchHit {
-                            conversation: *conv,
-                            event_id: e.id(),
-                            author: e.header.author,
-                            order: e.order_key(),
-                            wall_ms: e.header.wall_ms,
-                            text,
-                        });
+                    if let Some(hit) = self.hit_of(state, e, query) {
+                        hits.push(hit);
                     }
                 }
             }
@@ -141,11 +170,99 @@ impl<S: Store> Engine<S> {
                 break;
             }
         }
-        hits.sort_by(|a, b| b.wall_ms.cmp(&a.wall_ms).then(b.order.cmp(&a.order)));
-        hits.truncate(limit);
         Ok(hits)
     }
+
+    /// `e` as a hit, if it is a readable text of its conversation, not deleted (for
+    /// everyone or here) and its text as it reads now has every query word.
+    fn hit_of(&self, state: &ConversationState, e: &Event, query: &[String]) -> Option<SearchHit> {
+        if e.header.kind != EventKind::Text
+            || e.is_purged()
+            || state.is_outside(e)
+            || self.hidden.contains(&e.id())
+            || state.actions.deletion_of(e).is_some()
+        {
+            return None;
+        }
+        let text = match self.newest_edit(state, e) {
+            Some((text, _)) => text,
+            None => match state.decrypt(e)? {
+                Content::Text { text, .. } => text,
+                Content::Attachment(a) => format!("{} {}", a.name, a.caption),
+                _ => return None,
+            },
+        };
+        matches(query, &text).then(|| SearchHit {
+            conversation: e.header.conversation,
+            event_id: e.id(),
+            author: e.header.author,
+            order: e.order_key(),
+            wall_ms: e.header.wall_ms,
+            text,
+        })
+    }
+
+    /// Add a text's or an edit's words to the index (its body just opened).
+    pub(super) fn index_content(&mut self, event: &Event, content: &Content) {
+        let h = &event.header;
+        match (h.kind, content, event.target()) {
+            (EventKind::Text, Content::Text { text, .. }, _) => {
+                self.search_index
+                    .add(h.conversation, event.id(), h.wall_ms, true, text);
+            }
+            (EventKind::Text, Content::Attachment(a), _) => {
+                let text = format!("{} {}", a.name, a.caption);
+                self.search_index
+                    .add(h.conversation, event.id(), h.wall_ms, true, &text);
+            }
+            (EventKind::Edit, Content::Text { text, .. }, Some(target)) => {
+                self.search_index
+                    .add(h.conversation, target, h.wall_ms, false, text);
+            }
+            _ => {}
+        }
+    }
+
+    /// Read up to about `budget` stored events into the index (the node calls it on its
+    /// tick until it is ready). True once every conversation has been read.
+    pub fn index_step(&mut self, budget: usize) -> Result<bool, SyncError> {
+        let mut left = budget;
+        while left > 0 {
+            let Some((conv, after)) = self.search_index.next_slice() else {
+                break;
+            };
+            let page = self.store.events_after_key(&conv, after, SEARCH_PAGE)?;
+            let Some(last) = page.last().map(Event::order_key) else {
+                self.search_index.slice_read(None);
+                continue;
+            };
+            left = left.saturating_sub(page.len());
+            for e in &page {
+                if !matches!(e.header.kind, EventKind::Text | EventKind::Edit) || e.is_purged() {
+                    continue;
+                }
+                let content = match self.convs.get(&conv) {
+                    Some(state) if !state.is_outside(e) => state.decrypt(e),
+                    _ => None,
+                };
+                if let Some(content) = content {
+                    self.index_content(e, &content);
+                }
+            }
+            self.search_index.slice_read(Some(last));
+        }
+        Ok(self.search_index.is_ready())
+    }
+
+    /// Whether the index has read every stored text, and (texts, distinct words,
+    /// postings) in it.
+    pub fn search_index_state(&self) -> (bool, (usize, usize, usize)) {
+        (self.search_index.is_ready(), self.search_index.size())
+    }
 }
+
+/// Stored events read into the search index per tick after start (a few ms).
+pub(super) const INDEX_STEP_EVENTS: usize = 2_000;
 
 /// Events read per page while searching.
 const SEARCH_PAGE: usize = 256;

@@ -511,6 +511,21 @@ impl Policy {
     }
 }
 
+/// A window in its largest whole unit, in English: "15 minutes", "2 days", "30 seconds".
+pub fn human_window(s: u64) -> String {
+    let (n, unit) = match s {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
 /// Whether `now_ms` is within `window_s` seconds after `sent_ms` (no window: always).
 fn within(window_s: Option<u64>, sent_ms: u64, now_ms: u64) -> bool {
     window_s.is_none_or(|w| now_ms.saturating_sub(sent_ms) <= w.saturating_mul(1000))
@@ -666,6 +681,15 @@ mod statement_tests {
         assert!(Policy::decode(&[5, 1, 2]).is_err());
         assert!(Policy::decode(&[6, 4, 0, 0, 0, 1]).is_err());
         assert!(Policy::decode(&vec![9; MAX_POLICY_BODY + 1]).is_err());
+    }
+
+    #[test]
+    fn windows_read_in_their_largest_unit() {
+        assert_eq!(human_window(60), "1 minute");
+        assert_eq!(human_window(15 * 60), "15 minutes");
+        assert_eq!(human_window(86_400), "1 day");
+        assert_eq!(human_window(2 * 86_400), "2 days");
+        assert_eq!(human_window(90), "90 seconds");
     }
 
     #[test]
