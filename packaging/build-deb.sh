@@ -2,6 +2,8 @@
 # Flurfunk's .deb for Linux desktops and depot servers, with dpkg-deb:
 #   /usr/bin/flurfunk                           the program (app, node, CLI)
 #   /usr/share/applications/flurfunk.desktop    the app in the desktop's menu
+#   /etc/xdg/autostart/flurfunk.desktop         `flurfunk app --autostart` at log-on (opens
+#                                               the app where the settings want it)
 #   /usr/share/icons/hicolor/*/apps/flurfunk.png
 #   /usr/lib/systemd/system/flurfunk-relay.service  a relay for depots (installed, not enabled)
 #
@@ -28,11 +30,13 @@ out="${CARGO_TARGET_DIR:-target}/dist"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$out" "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/applications" \
-    "$root/usr/lib/systemd/system" "$root/usr/share/doc/flurfunk" "$root/etc/flurfunk"
+    "$root/usr/lib/systemd/system" "$root/usr/share/doc/flurfunk" "$root/etc/flurfunk" \
+    "$root/etc/xdg/autostart"
 
 install -m 0755 "$binary" "$root/usr/bin/flurfunk"
 strip "$root/usr/bin/flurfunk"
 install -m 0644 packaging/linux/flurfunk.desktop "$root/usr/share/applications/"
+install -m 0644 packaging/linux/flurfunk-autostart.desktop "$root/etc/xdg/autostart/flurfunk.desktop"
 install -m 0644 packaging/linux/flurfunk-relay.service "$root/usr/lib/systemd/system/"
 for size in 48 128 256; do
     dir="$root/usr/share/icons/hicolor/${size}x${size}/apps"

@@ -38,6 +38,8 @@ cp packaging/windows/flurfunk.wxs "$stage/"
     # wixl ignores Execute="rollback": give the rollback actions their type by hand, the
     # deferred one's (exe from an installed file, in script, no impersonation, return
     # ignored: 3154) plus msidbCustomActionTypeRollback (256).
+    # wixl has no component conditions: the log-on entry only where AUTOSTART is 1.
+    msibuild "$msi" -q "UPDATE \`Component\` SET \`Condition\` = 'AUTOSTART=\"1\"' WHERE \`Component\` = 'Autostart'"
     msibuild "$msi" -q "UPDATE \`CustomAction\` SET \`Type\` = 3410 WHERE \`Action\` = 'FirewallAddRollback' OR \`Action\` = 'FirewallRemoveRollback'"
     # Checks on captured text, not on a pipe: `grep -q` leaves at its first match, and the
     # writer's SIGPIPE fails the pipe under pipefail (CI once stopped here with exit 141).
@@ -46,6 +48,10 @@ cp packaging/windows/flurfunk.wxs "$stage/"
     test "$(grep -c $'\t3410\t' <<<"$actions")" = 2
     grep -q Flurfunk.Messenger <<<"$shortcuts"
     grep -q 'install-network-key' <<<"$actions"
+    registry=$(msiinfo export "$msi" Registry)
+    grep -q -- '--autostart' <<<"$registry"
+    components=$(msiinfo export "$msi" Component)
+    grep -q 'AUTOSTART="1"' <<<"$components"
 )
 mv "$stage/$msi" "$dist/$msi"
 ls -l "$dist/$msi"

@@ -132,6 +132,10 @@ enum Command {
         /// Benchmark: print when the first frame and the chat list were drawn, then quit.
         #[arg(long, hide = true)]
         startup_probe: bool,
+        /// Started at log-on (the installers register this): opens the app only where the
+        /// machine's settings, else the user's own setting, want it.
+        #[arg(long)]
+        autostart: bool,
     },
     /// Create this installation's identity (refuses to overwrite one).
     Init {
@@ -355,7 +359,18 @@ fn run_app(cli: Cli, started: std::time::Instant) -> Result<()> {
             net,
             lang,
             startup_probe,
-        }) => (net, lang, startup_probe),
+            autostart,
+        }) => {
+            if autostart {
+                let user_wants =
+                    gui::settings::Settings::load(&gui::settings::Settings::path(&dir))
+                        .start_at_logon;
+                if !machine_policy()?.autostart_wanted(user_wants) {
+                    return Ok(());
+                }
+            }
+            (net, lang, startup_probe)
+        }
         _ => (NetOpts::default(), None, false),
     };
     let config = gui::GuiConfig {

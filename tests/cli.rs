@@ -279,6 +279,21 @@ fn without_a_display_the_app_says_so_and_points_to_the_headless_node() {
         assert!(stderr.contains(why), "{stderr}");
         assert!(stderr.contains("flurfunk node"), "{stderr}");
     }
+    // At log-on (`app --autostart`, what the installers register) with the user's "start
+    // at log-on" off: nothing opens and nothing is said, display or not.
+    if cfg!(feature = "gui") {
+        std::fs::write(dir.path().join("app.json"), r#"{"start_at_logon": false}"#).unwrap();
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["app", "--autostart"])
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    }
 }
 
 #[test]

@@ -505,11 +505,16 @@ fn the_settings_for_files_reach_the_node_and_are_saved() {
         Some("Nie (nur auf Klick)"),
         "the choice is shown"
     );
+    // "Beim Anmelden starten" (on by default) turned off: what runs at log-on reads it.
+    h.get_by_role_and_label(egui::accesskit::Role::CheckBox, "Beim Anmelden starten")
+        .click();
+    h.run_steps(3);
     let path = f.data_dir().root().join("app.json");
     f.rt.block_on(eventually("settings saved", || async {
         std::fs::read_to_string(&path).ok().filter(|s| {
             s.contains("\"auto_download_bytes\": 0")
                 && s.contains("\"files_quota_bytes\": 17179869184")
+                && s.contains("\"start_at_logon\": false")
         })
     }));
     h.check_accessibility();

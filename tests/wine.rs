@@ -450,8 +450,21 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
         &z(&msi),
         "/qn",
         &format!("NETWORKKEYFILE={}", z(&key_file)),
+        // No log-on entry here: Wine would start the app at its next boot of the prefix.
+        "AUTOSTART=0",
     ]);
     assert!(ok, "msiexec /i: {out}");
+    let (registered, _) = wine(&[
+        "reg",
+        "query",
+        r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run",
+        "/v",
+        "Flurfunk",
+    ]);
+    assert!(
+        !registered,
+        "AUTOSTART=0 registers nothing to start at log-on"
+    );
     let program_dir = prefix.join("drive_c/Program Files/Flurfunk");
     assert!(program_dir.join("flurfunk.exe").is_file(), "{out}");
     assert!(program_dir.join("flurfunk-app.exe").is_file());
@@ -499,6 +512,9 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
     for (name, kind, data) in [
         ("LockNetwork", "REG_DWORD", "1".to_string()),
         ("ReadReceipts", "REG_DWORD", "0".to_string()),
+        ("DeleteForEveryone", "REG_DWORD", "0".to_string()),
+        ("EditWindowMinutes", "REG_DWORD", "15".to_string()),
+        ("Autostart", "REG_DWORD", "0".to_string()),
         (
             "DataFolder",
             "REG_EXPAND_SZ",
@@ -512,6 +528,10 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
     }
     let (ok, out) = wine(&[installed, "--data-dir", &z(&user_dir), "network", "demo"]);
     assert!(!ok && out.contains("locked"), "demo refused: {out}");
+    // Autostart 0: what the log-on entry starts opens nothing and ends at once (the
+    // values above are read, or the program would stop with their name).
+    let (ok, out) = wine(&[installed, "--data-dir", &z(&user_dir), "app", "--autostart"]);
+    assert!(ok && out.trim().is_empty(), "autostart off: {out}");
     let (ok, out) = wine(&[
         installed,
         "--data-dir",

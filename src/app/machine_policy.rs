@@ -36,7 +36,10 @@ pub mod registry {
     pub const EDIT_WINDOW_MINUTES: &str = "EditWindowMinutes";
     pub const DELETE_WINDOW_MINUTES: &str = "DeleteWindowMinutes";
     pub const DATA_FOLDER: &str = "DataFolder";
-    pub const ALL: [&str; 9] = [
+    /// 1: the app starts at every user's log-on; 0: never (the installer registers it).
+    pub const AUTOSTART: &str = "Autostart";
+    pub const ALL: [&str; 10] = [
+        AUTOSTART,
         LOCK_NETWORK,
         READ_RECEIPTS,
         PRESENCE,
@@ -63,6 +66,8 @@ pub struct MachinePolicy {
     /// The data folder of every user, instead of the per-user default (e.g.
     /// `D:\Flurfunk\%USERNAME%` on a terminal server). A `--data-dir` given still wins.
     pub data_dir: Option<PathBuf>,
+    /// Whether the app starts at log-on for every user (`None`: each user decides).
+    pub autostart: Option<bool>,
 }
 
 /// The settings as written (TOML on Linux; Windows' registry values are read into the
@@ -80,6 +85,7 @@ pub(crate) struct MachineSettings {
     pub edit_window_minutes: Option<u64>,
     pub delete_window_minutes: Option<u64>,
     pub data_dir: Option<String>,
+    pub autostart: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,7 +207,14 @@ impl MachinePolicy {
                 delete_window_s: minutes("delete_window_minutes", settings.delete_window_minutes)?,
             },
             data_dir,
+            autostart: settings.autostart,
         })
+    }
+
+    /// Whether `flurfunk app --autostart` (what the installer registers to run at log-on)
+    /// opens the app: this machine's setting where it has one, else the user's own.
+    pub fn autostart_wanted(&self, user_wants: bool) -> bool {
+        self.autostart.unwrap_or(user_wants)
     }
 
     /// Whether anything is set.
@@ -260,7 +273,8 @@ mod tests {
         let p = parse(
             "lock_network = true\nread_receipts = false\npresence = \"online_only\"\n\
              max_file_mb = 100\nauto_download_mb = 0\ndata_dir = \"/srv/flurfunk/$USER\"\n\
-             delete_for_everyone = false\nedit_window_minutes = 15\ndelete_window_minutes = 2880\n",
+             delete_for_everyone = false\nedit_window_minutes = 15\ndelete_window_minutes = 2880\n\
+             autostart = false\n",
         )
         .unwrap();
         assert!(p.lock_network && p.is_set());
@@ -271,6 +285,7 @@ mod tests {
         assert!(!p.policy.delete_for_everyone);
         assert_eq!(p.policy.edit_window_s, Some(15 * 60));
         assert_eq!(p.policy.delete_window_s, Some(2 * 86_400));
+        assert!(!p.autostart_wanted(true), "the machine's \"never\" wins");
         let dir = p.data_dir.clone().unwrap();
         assert!(dir.starts_with("/srv/flurfunk") && !dir.to_string_lossy().contains('$'));
         assert!(p.check_unlocked("joining").is_err());
@@ -278,6 +293,8 @@ mod tests {
         assert_eq!(empty.policy, Policy::default());
         assert!(!empty.lock_network && empty.check_unlocked("joining").is_ok());
         assert_eq!(MachinePolicy::default().policy, Policy::default());
+        assert!(empty.autostart_wanted(true) && !empty.autostart_wanted(false));
+        assert!(parse("autostart = true").unwrap().autostart_wanted(false));
     }
 
     #[test]

@@ -781,6 +781,25 @@ impl FlurfunkApp {
                 }
                 ui.end_row();
 
+                // Read at log-on by `flurfunk app --autostart` (what the installers
+                // register); the machine's setting, where there is one, decides instead.
+                let l = ui.label(t.settings_autostart);
+                ui.horizontal(|ui| match self.machine.autostart {
+                    Some(mut set) => {
+                        ui.add_enabled(false, egui::Checkbox::without_text(&mut set))
+                            .labelled_by(l.id);
+                        ui.label(RichText::new(t.settings_autostart_machine).small().weak());
+                    }
+                    None => {
+                        let mut on = self.settings.start_at_logon;
+                        if ui.checkbox(&mut on, "").labelled_by(l.id).changed() {
+                            self.settings.start_at_logon = on;
+                            self.save_settings();
+                        }
+                    }
+                });
+                ui.end_row();
+
                 ui.label(t.settings_network);
                 ui.vertical(|ui| {
                     if let Some(r) = &self.running {

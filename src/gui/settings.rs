@@ -44,6 +44,9 @@ pub struct Settings {
     /// Chats marked as unread by hand (until opened).
     #[serde(default)]
     pub marked_unread: std::collections::BTreeSet<String>,
+    /// Open the app when the user logs on (unless the machine's settings decide).
+    #[serde(default = "yes")]
+    pub start_at_logon: bool,
 }
 
 fn yes() -> bool {
@@ -62,6 +65,7 @@ impl Default for Settings {
             pinned: Default::default(),
             muted: BTreeMap::new(),
             marked_unread: Default::default(),
+            start_at_logon: true,
         }
     }
 }

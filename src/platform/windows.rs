@@ -201,6 +201,7 @@ pub(super) fn machine_settings() -> Result<Option<super::MachineSource>, (String
             edit_window_minutes: dword(registry::EDIT_WINDOW_MINUTES)?.map(u64::from),
             delete_window_minutes: dword(registry::DELETE_WINDOW_MINUTES)?.map(u64::from),
             data_dir: string(registry::DATA_FOLDER)?,
+            autostart: flag(registry::AUTOSTART)?,
         })
     };
     match read() {
