@@ -328,8 +328,12 @@ impl<S: Store> Engine<S> {
         engine.load_admin_statements(now_ms)?;
         engine.recall_sealed_keys()?;
         engine.reload()?;
-        engine.search_index =
-            search_index::SearchIndex::new(engine.convs.keys().copied().collect());
+        // A relay reads no bodies: nothing to index, nothing to read for it at start.
+        let backlog = match engine.config.role {
+            Role::Relay => Vec::new(),
+            Role::Member => engine.convs.keys().copied().collect(),
+        };
+        engine.search_index = search_index::SearchIndex::new(backlog);
         engine.keep_own_profile()?;
         engine.receipts_after_start()?;
         Ok(engine)
