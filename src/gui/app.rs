@@ -127,6 +127,10 @@ pub struct FlurfunkApp {
     pub(super) picking: bool,
     /// This machine's settings (group policy, `/etc/flurfunk/policy.toml`), read at start.
     pub(super) machine: crate::app::machine_policy::MachinePolicy,
+    /// File settings on their way to the node, and changed again meanwhile: one call at a
+    /// time, so two quick changes cannot reach it in the wrong order.
+    limits_busy: bool,
+    limits_dirty: bool,
     /// The admin section of the settings (with this network's admin key only).
     pub(super) admin: super::admin::AdminUi,
     reloads: Reloads,
@@ -203,6 +207,8 @@ impl FlurfunkApp {
             // Invalid settings stop the node's start with their message; here only what
             // the settings page shows.
             machine: crate::app::machine_policy::MachinePolicy::load().unwrap_or_default(),
+            limits_busy: false,
+            limits_dirty: false,
             admin: Default::default(),
             reloads: Reloads::default(),
             settings_writer,
@@ -417,6 +423,13 @@ impl FlurfunkApp {
             }
             Update::Event(event) => self.on_event(event),
             Update::Lagged | Update::Reload => self.reload_all(),
+            Update::LimitsApplied => {
+                self.limits_busy = false;
+                if std::mem::take(&mut self.limits_dirty) {
+                    self.apply_file_limits();
+                }
+                self.reload_all();
+            }
             Update::Open(conv) => {
                 self.dialog = None;
                 self.reloads.conversations.dirty = true;
@@ -464,7 +477,11 @@ impl FlurfunkApp {
                 }
             }
             Update::Error(e) => {
-                // A failed reload must not block the next one.
+                // A failed reload (or file settings call) must not block the next one.
+                self.limits_busy = false;
+                if std::mem::take(&mut self.limits_dirty) {
+                    self.apply_file_limits();
+                }
                 self.reloads.status.busy = false;
                 self.reloads.conversations.busy = false;
                 self.reloads.peers.busy = false;
@@ -826,12 +843,17 @@ impl FlurfunkApp {
     /// Tell the running node the settings for files (after a change).
     pub(super) fn apply_file_limits(&mut self) {
         self.save_settings();
+        if self.limits_busy {
+            self.limits_dirty = true;
+            return;
+        }
         let limits = self.file_limits();
         if let Some(node) = self.node().cloned() {
+            self.limits_busy = true;
             self.bridge.act(
                 &node,
                 move |n| async move { n.set_file_limits(limits).await },
-                |_| Update::Reload,
+                |_| Update::LimitsApplied,
             );
         }
     }

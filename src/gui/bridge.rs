@@ -19,6 +19,8 @@ pub const UPDATE_QUEUE: usize = 1024;
 /// What a finished request or the node tells the UI.
 pub enum Update {
     Started(Box<Running>),
+    /// The node took the file settings sent last (`FlurfunkApp::apply_file_limits`).
+    LimitsApplied,
     StartFailed(String),
     Status(NodeStatus),
     Conversations(Vec<ConversationView>),
