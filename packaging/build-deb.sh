@@ -106,6 +106,8 @@ if [ -d /run/systemd/system ]; then
     systemctl daemon-reload || true
 fi
 POSTRM
+# An admin's edit (or removal) of the log-on entry survives upgrades.
+echo /etc/xdg/autostart/flurfunk.desktop > "$root/DEBIAN/conffiles"
 chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
 deb="$out/flurfunk_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null

@@ -35,11 +35,15 @@ cp packaging/windows/flurfunk.wxs "$stage/"
     printf 'MsiShortcutProperty\tShortcut_\tPropertyKey\tPropVariantValue\r\ns72\ts72\ts0\ts0\r\nMsiShortcutProperty\tMsiShortcutProperty\r\nAppUserModelID\tFlurfunkShortcut\tSystem.AppUserModel.ID\tFlurfunk.Messenger\r\n' \
         > MsiShortcutProperty.idt
     msibuild "$msi" -i MsiShortcutProperty.idt
+    # wixl has no component conditions: the log-on entry only where AUTOSTART is 1.
+    msibuild "$msi" -q "UPDATE \`Component\` SET \`Condition\` = 'AUTOSTART=\"1\"' WHERE \`Component\` = 'Autostart'"
+    # AUTOSTART=0 must also hold when the install elevates from a user's prompt: a secure
+    # (public, passed to the server side) property.
+    secure=$(msiinfo export "$msi" Property | sed -n 's/^SecureCustomProperties\t//p' | tr -d '\r')
+    msibuild "$msi" -q "UPDATE \`Property\` SET \`Value\` = '${secure:+$secure;}AUTOSTART' WHERE \`Property\` = 'SecureCustomProperties'"
     # wixl ignores Execute="rollback": give the rollback actions their type by hand, the
     # deferred one's (exe from an installed file, in script, no impersonation, return
     # ignored: 3154) plus msidbCustomActionTypeRollback (256).
-    # wixl has no component conditions: the log-on entry only where AUTOSTART is 1.
-    msibuild "$msi" -q "UPDATE \`Component\` SET \`Condition\` = 'AUTOSTART=\"1\"' WHERE \`Component\` = 'Autostart'"
     msibuild "$msi" -q "UPDATE \`CustomAction\` SET \`Type\` = 3410 WHERE \`Action\` = 'FirewallAddRollback' OR \`Action\` = 'FirewallRemoveRollback'"
     # Checks on captured text, not on a pipe: `grep -q` leaves at its first match, and the
     # writer's SIGPIPE fails the pipe under pipefail (CI once stopped here with exit 141).
@@ -52,6 +56,8 @@ cp packaging/windows/flurfunk.wxs "$stage/"
     grep -q -- '--autostart' <<<"$registry"
     components=$(msiinfo export "$msi" Component)
     grep -q 'AUTOSTART="1"' <<<"$components"
+    properties=$(msiinfo export "$msi" Property)
+    grep -q $'^SecureCustomProperties\t.*AUTOSTART' <<<"$properties"
 )
 mv "$stage/$msi" "$dist/$msi"
 ls -l "$dist/$msi"

@@ -293,6 +293,21 @@ fn without_a_display_the_app_says_so_and_points_to_the_headless_node() {
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+        // Left on (the default): it tries to open the app (and says there is no display).
+        std::fs::write(dir.path().join("app.json"), r#"{"start_at_logon": true}"#).unwrap();
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["app", "--autostart"])
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("no graphical display"),
+            "{stderr}"
+        );
     }
 }
 

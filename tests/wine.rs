@@ -530,8 +530,27 @@ fn the_msi_installs_silently_with_a_network_key_and_uninstalls_under_wine() {
     assert!(!ok && out.contains("locked"), "demo refused: {out}");
     // Autostart 0: what the log-on entry starts opens nothing and ends at once (the
     // values above are read, or the program would stop with their name).
-    let (ok, out) = wine(&[installed, "--data-dir", &z(&user_dir), "app", "--autostart"]);
-    assert!(ok && out.trim().is_empty(), "autostart off: {out}");
+    // Under a time limit: were the program to fail here, it would show its error in a
+    // message box that nobody closes.
+    let autostart = Command::new("timeout")
+        .args([
+            "60",
+            "wine",
+            installed,
+            "--data-dir",
+            &z(&user_dir),
+            "app",
+            "--autostart",
+        ])
+        .env("WINEPREFIX", &prefix)
+        .env("WINEDEBUG", "-all")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&autostart.stderr);
+    assert!(
+        autostart.status.success() && autostart.stdout.is_empty() && !said.contains("flurfunk"),
+        "autostart off: {autostart:?}"
+    );
     let (ok, out) = wine(&[
         installed,
         "--data-dir",

@@ -375,6 +375,10 @@ impl FlurfunkApp {
                 self.running = Some(running);
                 self.phase = Phase::Running;
                 self.alone_since = Some(Instant::now());
+                // The file settings as they are now: a change made while the node was
+                // starting found no node to tell (it started with the older values).
+                self.limits_busy = false;
+                self.apply_file_limits();
                 self.reload_all();
             }
             Update::StartFailed(e) => self.phase = Phase::Failed(e),
@@ -423,8 +427,12 @@ impl FlurfunkApp {
             }
             Update::Event(event) => self.on_event(event),
             Update::Lagged | Update::Reload => self.reload_all(),
-            Update::LimitsApplied => {
+            Update::LimitsApplied(error) => {
                 self.limits_busy = false;
+                if let Some(e) = error {
+                    let prefix = self.t().error_prefix;
+                    self.notice(format!("{prefix}: {e}"));
+                }
                 if std::mem::take(&mut self.limits_dirty) {
                     self.apply_file_limits();
                 }
@@ -477,11 +485,7 @@ impl FlurfunkApp {
                 }
             }
             Update::Error(e) => {
-                // A failed reload (or file settings call) must not block the next one.
-                self.limits_busy = false;
-                if std::mem::take(&mut self.limits_dirty) {
-                    self.apply_file_limits();
-                }
+                // A failed reload must not block the next one.
                 self.reloads.status.busy = false;
                 self.reloads.conversations.busy = false;
                 self.reloads.peers.busy = false;
@@ -850,11 +854,14 @@ impl FlurfunkApp {
         let limits = self.file_limits();
         if let Some(node) = self.node().cloned() {
             self.limits_busy = true;
-            self.bridge.act(
-                &node,
-                move |n| async move { n.set_file_limits(limits).await },
-                |_| Update::LimitsApplied,
-            );
+            self.bridge.spawn(async move {
+                Update::LimitsApplied(
+                    node.set_file_limits(limits)
+                        .await
+                        .err()
+                        .map(|e| e.to_string()),
+                )
+            });
         }
     }
 

@@ -19,8 +19,9 @@ pub const UPDATE_QUEUE: usize = 1024;
 /// What a finished request or the node tells the UI.
 pub enum Update {
     Started(Box<Running>),
-    /// The node took the file settings sent last (`FlurfunkApp::apply_file_limits`).
-    LimitsApplied,
+    /// The node took the file settings sent last (`FlurfunkApp::apply_file_limits`), or
+    /// refused them (the error).
+    LimitsApplied(Option<String>),
     StartFailed(String),
     Status(NodeStatus),
     Conversations(Vec<ConversationView>),
