@@ -133,7 +133,7 @@ impl FromStr for UserId {
 
 /// The public, signed description of a user that travels to everyone: who they are, what
 /// they are called and which X25519 key conversation keys are sealed to.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Profile {
     pub user_id: UserId,
     pub display_name: String,

@@ -10,6 +10,7 @@ pub fn headless_node(bin: &str, dir: &Path) -> Command {
     let mut command = Command::new(bin);
     command.arg("--data-dir").arg(dir).args([
         "node",
+        "--demo",
         "--no-mdns",
         "--listen",
         "/ip4/127.0.0.1/tcp/0",
@@ -19,12 +20,17 @@ pub fn headless_node(bin: &str, dir: &Path) -> Command {
 
 /// Start `command` with its output discarded and give it `settle` to start up.
 pub fn spawn_settled(command: &mut Command, settle: Duration) -> Child {
-    let child = command
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(settle);
+    // A process that ended at start (e.g. refusing to run without a network key) must
+    // stop the benchmark, not be measured as 0 MB.
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!("{command:?} ended during start-up: {status}");
+    }
     child
 }
 

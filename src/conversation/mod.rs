@@ -9,8 +9,10 @@ mod actions;
 mod authority;
 mod keys;
 mod notice;
+mod profiles;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::crypto::{EpochKey, LABEL_DIRECT_CONVERSATION, LABEL_GROUP_CONVERSATION};
 use crate::identity::{Identity, Profile, UserId};
@@ -18,6 +20,7 @@ use crate::wire::{
     self, ComplaintBody, Content, ConversationId, Event, EventId, EventKind, MAX_MEMBERS,
     MembershipOp, OpenError, OrderKey, RekeyBody, VersionVector, hash32,
 };
+pub use profiles::VerifiedProfiles;
 
 pub use actions::{Actions, Deletion, MAX_EDITS};
 pub use authority::Authority;
@@ -153,6 +156,7 @@ impl Membership {
         author: &UserId,
         op: &MembershipOp,
         place: &OrderKey,
+        profiles: &VerifiedProfiles,
     ) -> Result<(), Rejection> {
         use Rejection::Invalid;
         if let MembershipOp::Create {
@@ -161,13 +165,13 @@ impl Membership {
             admins,
         } = op
         {
-            return self.apply_create(conversation, author, nonce, members, admins);
+            return self.apply_create(conversation, author, nonce, members, admins, profiles);
         }
         if self.kind.is_none() {
             return Err(Rejection::NotCreated);
         }
         if let MembershipOp::KeyUpdate { profile } = op {
-            return self.update_key(author, profile, place);
+            return self.update_key(author, profile, place, profiles);
         }
         if self.kind == Some(ConversationKind::Direct) {
             return Err(Invalid("1:1 conversations have fixed members"));
@@ -190,7 +194,7 @@ impl Membership {
             // By a non-admin (its rights taken away concurrently): a no-op.
             MembershipOp::Add { .. } | MembershipOp::Promote { .. } if !self.is_admin(author) => {}
             MembershipOp::Add { profile, .. } => {
-                if profile.verify().is_err() {
+                if !profiles.verify(profile) {
                     return Err(Invalid("added profile does not verify"));
                 }
                 if self.is_member(&profile.user_id) {
@@ -223,13 +227,14 @@ impl Membership {
         nonce: &[u8; 16],
         members: &[Profile],
         admins: &[UserId],
+        profiles: &VerifiedProfiles,
     ) -> Result<(), Rejection> {
         use Rejection::Invalid;
         let ids: BTreeSet<UserId> = members.iter().map(|p| p.user_id).collect();
         if ids.len() != members.len() || members.len() > MAX_MEMBERS {
             return Err(Invalid("create lists duplicate or too many members"));
         }
-        if members.iter().any(|p| p.verify().is_err()) {
+        if members.iter().any(|p| !profiles.verify(p)) {
             return Err(Invalid("create carries a profile that does not verify"));
         }
         if !ids.contains(author) || admins.iter().any(|a| !ids.contains(a)) {
@@ -272,6 +277,7 @@ impl Membership {
         author: &UserId,
         profile: &Profile,
         place: &OrderKey,
+        profiles: &VerifiedProfiles,
     ) -> Result<(), Rejection> {
         use Rejection::Invalid;
         let Some(m) = self.members.get_mut(author) else {
@@ -280,7 +286,7 @@ impl Membership {
         if profile.user_id != *author {
             return Err(Invalid("a key update for someone else"));
         }
-        if profile.verify().is_err() {
+        if !profiles.verify(profile) {
             return Err(Invalid("key update profile does not verify"));
         }
         if profile.updated_ms <= m.profile.updated_ms || profile.dh_public == m.profile.dh_public {
@@ -347,6 +353,8 @@ pub struct ConversationState {
     /// Which removals hold and the marks they leave (decided from membership events,
     /// those kept outside included).
     authority: Authority,
+    /// Profiles checked once (shared with the rebuilds of this conversation).
+    profiles: Arc<VerifiedProfiles>,
     /// Events kept outside per author (`MAX_OUTSIDE_EVENTS`).
     outside: BTreeMap<UserId, u64>,
     pub max_key: Option<OrderKey>,
@@ -363,6 +371,12 @@ pub struct ConversationState {
 
 impl ConversationState {
     pub fn new(id: ConversationId) -> Self {
+        Self::with_profiles(id, Arc::default())
+    }
+
+    /// A new state that remembers checked profiles in `profiles` (the node's, shared by
+    /// all its conversations).
+    pub fn with_profiles(id: ConversationId, profiles: Arc<VerifiedProfiles>) -> Self {
         ConversationState {
             id,
             control: Vec::new(),
@@ -388,6 +402,7 @@ impl ConversationState {
             read: BTreeMap::new(),
             last_activity_ms: 0,
             actions: Actions::new(id),
+            profiles,
         }
     }
 
@@ -471,7 +486,13 @@ impl ConversationState {
                 && let Ok(op) = MembershipOp::decode(&e.public)
                 && self.takes_effect(e, &op)
             {
-                let _ = m.apply(&self.id, &e.header.author, &op, &e.order_key());
+                let _ = m.apply(
+                    &self.id,
+                    &e.header.author,
+                    &op,
+                    &e.order_key(),
+                    &self.profiles,
+                );
             }
         }
         std::borrow::Cow::Owned(m)
@@ -578,7 +599,7 @@ impl ConversationState {
                     return Err(Invalid("too many key updates"));
                 }
                 let mut m = membership.into_owned();
-                m.apply(&self.id, &h.author, &op, &key)
+                m.apply(&self.id, &h.author, &op, &key, &self.profiles)
                     .map(|()| Standing::Inside)
             }
             EventKind::Rekey => {
@@ -762,9 +783,13 @@ impl ConversationState {
                     && self.takes_effect(event, &op)
                 {
                     let before = notice::Before::of(&self.membership, &h.author, &op);
-                    let _ = self
-                        .membership
-                        .apply(&self.id, &h.author, &op, &event.order_key());
+                    let _ = self.membership.apply(
+                        &self.id,
+                        &h.author,
+                        &op,
+                        &event.order_key(),
+                        &self.profiles,
+                    );
                     if let Some(n) = before.notice(&self.membership, &h.author, &op) {
                         self.notices.insert(event.id(), n);
                     }
@@ -863,6 +888,16 @@ impl ConversationState {
         events: impl IntoIterator<Item = Event>,
         me: Option<&Identity>,
     ) -> (Self, Vec<Event>) {
+        Self::rebuild_with(id, events, me, Arc::default())
+    }
+
+    /// `rebuild`, remembering checked profiles in `profiles`.
+    pub fn rebuild_with(
+        id: ConversationId,
+        events: impl IntoIterator<Item = Event>,
+        me: Option<&Identity>,
+        profiles: Arc<VerifiedProfiles>,
+    ) -> (Self, Vec<Event>) {
         let mut events: Vec<Event> = events.into_iter().collect();
         events.sort_by_key(|e| e.order_key());
         // Which removals hold is decided over the membership events first; events the
@@ -871,7 +906,7 @@ impl ConversationState {
         let mut authority = Authority::from_events(&events);
         let mut all_dropped = Vec::new();
         loop {
-            let mut rebuild = Rebuild::new(id, authority.clone());
+            let mut rebuild = Rebuild::new(id, authority.clone(), profiles.clone());
             for event in &events {
                 rebuild.push(event.clone(), me);
             }
@@ -982,9 +1017,10 @@ impl Rebuild {
     /// `authority`: decided over the conversation's membership events beforehand
     /// (`Authority::from_events`), since a removal late in the order decides about events
     /// before it.
-    pub fn new(id: ConversationId, authority: Authority) -> Self {
+    pub fn new(id: ConversationId, authority: Authority, profiles: Arc<VerifiedProfiles>) -> Self {
         let mut state = ConversationState::new(id);
         state.authority = authority;
+        state.profiles = profiles;
         Rebuild {
             state,
             cut: BTreeSet::new(),

@@ -54,8 +54,11 @@ pub fn max_established(max_peers: u32) -> u32 {
 /// pass addresses on to their peers anyway; mDNS is for finding the first ones.
 pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub const MDNS_TTL: Duration = Duration::from_secs(60 * 60);
-/// Pings detect a dead link (cable pulled, host frozen) long before TCP would.
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Pings detect a dead link (cable pulled, host frozen) long before TCP would: within
+/// this interval plus libp2p's 20 s timeout. 15 s (libp2p's default) instead of 5 s: every
+/// connection pings both ways, and an office of 100 nodes spent about 5 % of its CPU on
+/// pings at 5 s; a dead link is found after 35 s at most instead of 25 s.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

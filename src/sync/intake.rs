@@ -190,7 +190,8 @@ impl<S: Store> Engine<S> {
                     continue;
                 }
                 (_, Some(state)) => state.check(&event, known),
-                (_, None) => ConversationState::new(conv).check(&event, None),
+                (_, None) => ConversationState::with_profiles(conv, self.profiles_ok.clone())
+                    .check(&event, None),
             };
             match verdict {
                 Ok(_) => {
@@ -333,7 +334,8 @@ impl<S: Store> Engine<S> {
             ..Batch::default()
         })?;
         let events = self.store.events_in_order(&conv)?;
-        let (mut state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+        let (mut state, dropped) =
+            ConversationState::rebuild_with(conv, events, Some(&self.me), self.profiles_ok.clone());
         self.reopen_lost_rekeys(&mut state);
         if !dropped.is_empty() {
             for d in &dropped {
@@ -363,16 +365,22 @@ impl<S: Store> Engine<S> {
         accepted: &mut Vec<Event>,
     ) -> Result<(), SyncError> {
         let conv = event.header.conversation;
+        let profiles = self.profiles_ok.clone();
         let state = self.convs.entry(conv).or_insert_with(|| {
             tracing::debug!(conversation = %conv, "first event of a conversation");
-            ConversationState::new(conv)
+            ConversationState::with_profiles(conv, profiles)
         });
         if state.needs_rebuild(&event) {
             // A control event arrived late: re-decide everything after it.
             self.store.apply(std::mem::take(batch))?;
             let mut events = self.store.events_in_order(&conv)?;
             events.push(event.clone());
-            let (mut new_state, dropped) = ConversationState::rebuild(conv, events, Some(&self.me));
+            let (mut new_state, dropped) = ConversationState::rebuild_with(
+                conv,
+                events,
+                Some(&self.me),
+                self.profiles_ok.clone(),
+            );
             self.reopen_lost_rekeys(&mut new_state);
             let mut removal = Vec::new();
             for d in dropped {

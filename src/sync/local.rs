@@ -26,7 +26,7 @@ impl<S: Store> Engine<S> {
             // that did not open): rotate before writing anything under it.
             self.rekey(now_ms, conv)?;
         }
-        let fresh = ConversationState::new(conv);
+        let fresh = ConversationState::with_profiles(conv, self.profiles_ok.clone());
         let state = self.convs.get(&conv).unwrap_or(&fresh);
         let (epoch, key_id, key) = match (&content, rekey_epoch) {
             (_, Some(epoch)) => (epoch, EventId([0; 32]), None),

@@ -250,6 +250,10 @@ pub struct Engine<S: Store> {
     /// Counts profiles learned; `profile_learned` says when each was, `profiles_sent` up
     /// to which count each peer has been told (so a peer met again hears only news).
     profile_clock: u64,
+    /// Profiles whose signature and key this node checked (hellos, profile exchanges,
+    /// groups' members): a colleague's profile is checked once, not once per group, per
+    /// replay and per reconnect. Shared by every conversation's state; bounded.
+    profiles_ok: std::sync::Arc<crate::conversation::VerifiedProfiles>,
     profile_learned: BTreeMap<UserId, u64>,
     profiles_sent: BTreeMap<UserId, u64>,
     last_forward_ms: u64,
@@ -317,6 +321,7 @@ impl<S: Store> Engine<S> {
             forks_in: BTreeSet::new(),
             winners_out: Vec::new(),
             profile_clock: 1,
+            profiles_ok: Default::default(),
             profile_learned: BTreeMap::new(),
             profiles_sent: BTreeMap::new(),
             last_forward_ms: now_ms,
@@ -378,7 +383,11 @@ impl<S: Store> Engine<S> {
                         .filter(|e| e.header.kind == EventKind::Membership),
                 );
             })?;
-            let mut rebuild = Rebuild::new(conv, Authority::from_events(&membership));
+            let mut rebuild = Rebuild::new(
+                conv,
+                Authority::from_events(&membership),
+                self.profiles_ok.clone(),
+            );
             drop(membership);
             self.for_each_page(&conv, |page| {
                 for event in page {
@@ -552,7 +561,7 @@ impl<S: Store> Engine<S> {
         }
         match msg {
             SyncMessage::Hello { role, profile } => {
-                if profile.user_id != peer || profile.verify().is_err() {
+                if profile.user_id != peer || !self.profiles_ok.verify(&profile) {
                     self.stats.malformed_frames += 1;
                     return Ok(());
                 }
@@ -636,7 +645,7 @@ impl<S: Store> Engine<S> {
                     {
                         continue;
                     }
-                    if profile.verify().is_err() {
+                    if !self.profiles_ok.verify(&profile) {
                         self.stats.malformed_frames += 1;
                         continue;
                     }
