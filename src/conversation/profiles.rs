@@ -11,8 +11,16 @@ use crate::identity::Profile;
 /// groups reuse the answer instead of checking a thousand signatures each time. Kept by
 /// exact value (every field, signature included), so a profile that differs in any byte
 /// is checked afresh. Per node (the engine's), never shared between nodes; bounded.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct VerifiedProfiles(Mutex<HashSet<Profile>>);
+
+/// The count only: a state printed for a log must not list thousands of profiles.
+impl std::fmt::Debug for VerifiedProfiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().map_or(0, |known| known.len());
+        write!(f, "VerifiedProfiles({held})")
+    }
+}
 
 /// Profiles remembered at most (a town hall's colleagues, with room for key updates);
 /// beyond it the memory starts afresh.
