@@ -21,12 +21,12 @@ use crate::wire::{
     self, ComplaintBody, Content, ConversationId, Event, EventId, EventKind, MAX_MEMBERS,
     MembershipOp, OpenError, OrderKey, RekeyBody, VersionVector, hash32,
 };
-pub use profiles::VerifiedProfiles;
-pub use rebuild::Rebuild;
 
 pub use actions::{Actions, Deletion, MAX_EDITS};
 pub use authority::Authority;
 pub use notice::Notice;
+pub use profiles::VerifiedProfiles;
+pub use rebuild::Rebuild;
 
 /// How far one event may move its author's Lamport clock: an event with sequence number
 /// `seq` carries a clock of at most `seq * LAMPORT_STEP`. A member cannot push the
@@ -355,7 +355,8 @@ pub struct ConversationState {
     /// Which removals hold and the marks they leave (decided from membership events,
     /// those kept outside included).
     authority: Authority,
-    /// Profiles checked once (shared with the rebuilds of this conversation).
+    /// Profiles checked once: the node's memory, shared by all its conversations and
+    /// their rebuilds.
     profiles: Arc<VerifiedProfiles>,
     /// Events kept outside per author (`MAX_OUTSIDE_EVENTS`).
     outside: BTreeMap<UserId, u64>,
