@@ -364,6 +364,101 @@ async fn a_removed_member_is_told_and_reads_nothing_after() {
     );
 }
 
+/// A TCP relay on 127.0.0.1 to `target` that can be frozen: from then on it passes no
+/// byte either way and closes nothing, as a host that froze or was killed without its
+/// sockets being closed (seen under Wine) leaves a connection that looks alive.
+async fn freezable_proxy(
+    target: std::net::SocketAddr,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let frozen = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = frozen.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (ri, wi) = inbound.into_split();
+            let (ro, wo) = outbound.into_split();
+            for (mut r, mut w) in [
+                (
+                    Box::new(ri) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                    Box::new(wo) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                ),
+                (Box::new(ro), Box::new(wi)),
+            ] {
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = r.read(&mut buf).await.unwrap_or(0);
+                        if flag.load(Ordering::SeqCst) {
+                            // Keep both sockets open and pass nothing, for ever.
+                            std::future::pending::<()>().await;
+                        }
+                        if n == 0 || w.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (port, frozen)
+}
+
+/// Ben's node is killed while its connection to Anna stays open (frozen) and starts again
+/// at once: Anna must send on the new connection, not into the old one until its pings
+/// fail (libp2p's ping timeout is 20 s). The Wine test lost its 60 s that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_is_served_on_its_new_connection_at_once() {
+    use libp2p::multiaddr::Protocol;
+    let anna = spawn("Anna", &[]).await;
+    let port = anna
+        .addr
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let (proxy, frozen) = freezable_proxy(([127, 0, 0, 1], port).into()).await;
+    let via_proxy: libp2p::Multiaddr =
+        format!("/ip4/127.0.0.1/tcp/{proxy}/p2p/{}", anna.handle.peer_id())
+            .parse()
+            .unwrap();
+    let ben = support::spawn_dialling("Ben", vec![via_proxy]).await;
+    anna.knows(&[&ben]).await;
+    ben.knows(&[&anna]).await;
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+    anna.handle
+        .send_text(direct, "Vor dem Absturz".into())
+        .await
+        .unwrap();
+    wait_texts(&ben, direct, &["Vor dem Absturz"]).await;
+
+    frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ben = ben.stop().await;
+    anna.handle
+        .send_text(direct, "Nach dem Absturz".into())
+        .await
+        .unwrap();
+    let restarted = std::time::Instant::now();
+    let ben = ben.start(&[&anna]).await;
+    wait_texts(&ben, direct, &["Vor dem Absturz", "Nach dem Absturz"]).await;
+    let took = restarted.elapsed();
+    println!("delivered {:.1} s after the restart", took.as_secs_f64());
+    assert!(
+        took < Duration::from_secs(10),
+        "{took:?}: Anna kept writing into the dead connection"
+    );
+    let load = anna.handle.status().await.unwrap().load;
+    assert!(load.streams_moved >= 1, "{load:?}");
+}
+
 /// `shutdown` returns only after the store (and its file lock) is closed, so a restart in
 /// the same directory (the app joining another network, the office's churn, a script)
 /// never finds the database "in use".

@@ -149,6 +149,8 @@ pub struct NetStats {
     pub max_queue: usize,
     /// Connections closed because they were beyond `max_peers` and not wanted.
     pub trimmed: u64,
+    /// Streams dropped for a peer's newer connection (the peer resynced on it).
+    pub streams_moved: u64,
 }
 
 impl Core {
@@ -307,6 +309,18 @@ impl Core {
                             name,
                         });
                     }
+                } else if self.writers.remove(&peer_id).is_some() {
+                    // A second connection: the peer may have been killed and restarted,
+                    // and the older one only looks alive until its pings fail (20 s
+                    // and more). Frames go on a stream over the newest connection from
+                    // now on (libp2p-stream is patched to open there); what the old
+                    // stream held may be lost, and a digest exchange repairs it. Two
+                    // peers that dial each other at once pay one extra exchange.
+                    self.in_flight.remove(&peer_id);
+                    self.writer_retry_at.remove(&peer_id);
+                    self.net_stats.streams_moved += 1;
+                    self.resync_later(peer_id, now);
+                    self.flush_queue(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {

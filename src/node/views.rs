@@ -46,6 +46,9 @@ pub struct LoadStats {
     pub requests_failed: u64,
     pub resyncs: u64,
     pub trimmed_connections: u64,
+    /// Streams moved to a peer's newer connection (the older one may be dead).
+    #[serde(default)]
+    pub streams_moved: u64,
     pub pending_events: usize,
     pub pending_dropped: u64,
     pub events_stored: u64,

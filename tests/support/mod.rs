@@ -82,6 +82,23 @@ pub async fn spawn_with(name: &str, peers: &[&TestNode], key: NetworkKey, role: 
     .await
 }
 
+/// A member node that dials `peers` (addresses with `/p2p/`) at start.
+pub async fn spawn_dialling(name: &str, peers: Vec<Multiaddr>) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = Identity::generate(&mut rand::rngs::OsRng, name).unwrap();
+    identity.save_new(&key_path(&dir)).unwrap();
+    start_in(
+        dir,
+        name,
+        peers,
+        test_key(),
+        Role::Member,
+        node::DEFAULT_FILES_QUOTA,
+        None,
+    )
+    .await
+}
+
 /// A member node in `dir` (prepared by the caller, e.g. a small file system mounted at
 /// `dir/files`).
 pub async fn spawn_in(dir: tempfile::TempDir, name: &str, peers: &[&TestNode]) -> TestNode {

@@ -337,6 +337,7 @@ impl Core {
             requests_failed: self.net_stats.requests_failed,
             resyncs: self.net_stats.resyncs,
             trimmed_connections: self.net_stats.trimmed,
+            streams_moved: self.net_stats.streams_moved,
             pending_events: s.pending_events,
             pending_dropped: s.pending_dropped,
             events_stored: s.events_stored,

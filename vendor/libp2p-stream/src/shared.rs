@@ -7,7 +7,6 @@ use std::{
 use futures::channel::mpsc;
 use libp2p_identity::PeerId;
 use libp2p_swarm::{ConnectionId, Stream, StreamProtocol};
-use rand::seq::IteratorRandom as _;
 
 use crate::{handler::NewStream, AlreadyRegistered, IncomingStreams};
 
@@ -132,7 +131,10 @@ impl Shared {
             .connections
             .iter()
             .filter_map(|(c, p)| (p == &peer).then_some(c))
-            .choose(&mut rand::thread_rng())
+            // Flurfunk: the newest connection (ids count up), not a random one. A peer
+            // that was killed and restarted leaves an older connection that looks alive
+            // until pings fail; a stream opened on it is lost.
+            .max()
             .and_then(|c| self.senders.get(c));
 
         match maybe_sender {
