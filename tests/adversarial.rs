@@ -876,3 +876,55 @@ fn a_stranger_learns_not_which_conversations_exist_nor_clears_an_outbox() {
         "the outbox was cleared by a stranger"
     );
 }
+
+/// Others' events are flushed at once after a quiet spell (with the receipt that follows
+/// the first text) and at most every `COMMIT_INTERVAL_MS` during a burst; own events are
+/// flushed at once (they are "saved" only after it).
+#[test]
+fn a_burst_of_others_events_shares_one_flush_and_own_events_do_not_wait() {
+    use flurfunk::sync::COMMIT_INTERVAL_MS;
+    let mut s = setup();
+    let uid = s.anna.user_id();
+    let second = s
+        .anna
+        .send_text(1002, s.conv, "Und der Transporter?")
+        .unwrap();
+    let second = s.anna.store().event(&second).unwrap().unwrap();
+    let commit = |bernd: &mut Engine<MemoryStore>, now| {
+        for _ in 0..3 {
+            if bernd.needs_commit(now) {
+                bernd.commit(now).unwrap();
+            }
+        }
+        while bernd.poll_transmit().is_some() {}
+        assert!(!bernd.needs_commit(now));
+    };
+    // The group's history arrived at 1000 after a quiet spell: due at once.
+    assert!(s.bernd.needs_commit(1000));
+    commit(&mut s.bernd, 1000);
+    // The first text (2 s later) is due at once, and acknowledged.
+    let text = s.text.clone();
+    s.bernd
+        .handle_message(3000, uid, SyncMessage::Events { events: vec![text] })
+        .unwrap();
+    assert!(s.bernd.needs_commit(3000));
+    commit(&mut s.bernd, 3000);
+    // The next one 50 ms later waits for the interval, then is due.
+    s.bernd
+        .handle_message(
+            3050,
+            uid,
+            SyncMessage::Events {
+                events: vec![second],
+            },
+        )
+        .unwrap();
+    assert!(!s.bernd.needs_commit(3050));
+    assert!(!s.bernd.needs_commit(3000 + COMMIT_INTERVAL_MS - 1));
+    assert!(s.bernd.needs_commit(3000 + COMMIT_INTERVAL_MS));
+    // An own text within the interval is due at once.
+    s.bernd
+        .send_text(3060, s.conv, "Danke, hole ich ab")
+        .unwrap();
+    assert!(s.bernd.needs_commit(3060));
+}

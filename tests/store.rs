@@ -196,6 +196,60 @@ fn sled_store_passes_the_suite_and_survives_reopen() {
     assert_eq!(store.lost_rekeys().unwrap().len(), 1);
 }
 
+/// Batches of records that stand alone (profiles, reader positions, read markers, hidden
+/// messages) are written without a sled transaction; they are read back, replace older
+/// values, and survive a flush and reopen like everything else.
+#[test]
+fn sled_records_without_a_transaction_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let a = common::identity(1, "Anna");
+    let b = common::identity(2, "Bernd");
+    let conv = direct_conversation_id(&a.user_id(), &b.user_id());
+    let e = event(&a, conv, 1, 2);
+    let position = ReaderPosition {
+        conversation: conv,
+        reader: b.user_id(),
+        delivered_seq: 1,
+        read: Some(e.order_key()),
+    };
+    {
+        let mut store = SledStore::open(&path).unwrap();
+        for batch in [
+            Batch {
+                profiles: vec![a.profile(5)],
+                ..Batch::default()
+            },
+            Batch {
+                profiles: vec![a.profile(7), b.profile(6)],
+                reader_positions: vec![position],
+                read_markers: vec![(conv, e.order_key())],
+                hidden: vec![(conv, e.id())],
+                ..Batch::default()
+            },
+        ] {
+            store.apply(batch).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let store = SledStore::open(&path).unwrap();
+    let mut profiles: Vec<(String, u64)> = store
+        .profiles()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.display_name, p.updated_ms))
+        .collect();
+    profiles.sort();
+    assert_eq!(
+        profiles,
+        vec![("Anna".to_string(), 7), ("Bernd".to_string(), 6)]
+    );
+    assert_eq!(store.reader_positions(&conv).unwrap(), vec![position]);
+    assert_eq!(store.read_marker(&conv).unwrap(), Some(e.order_key()));
+    assert_eq!(store.hidden().unwrap(), vec![(conv, e.id())]);
+    assert_eq!(store.event_count().unwrap(), 0);
+}
+
 /// A database written by another wire version (an older Flurfunk) is refused with a
 /// message that names both versions, and is left as it was.
 #[test]

@@ -83,6 +83,21 @@ pub const COMPLAINT_RETRY_MS: u64 = 10_000;
 /// each member stores, so in a group of n a receipt per message costs n-1 events per
 /// member per message.)
 pub const RECEIPT_INTERVAL_MS: u64 = 1_000;
+
+/// Reader positions (who holds and read own group messages) stored from receipts are
+/// flushed by the next commit, and at the latest this long after the first: an author
+/// is sent receipts for one message by dozens of readers in as many frames, and a flush
+/// (an fsync) for each was about 5 % of an office's CPU. A crash loses at most this
+/// much of "delivered/read by"; the next receipt of each reader makes it good, and an
+/// outbox entry kept by it is sent once more (a duplicate, ignored).
+pub const POSITIONS_FLUSH_MS: u64 = 1_000;
+
+/// Others' events stored are flushed at once after a quiet spell, and during a burst at
+/// most this often (one flush, an fsync, covers them all). Own events are flushed at
+/// once ("saved" follows the flush), and receipts are sent only after a flush, so a crash
+/// meanwhile loses nothing the senders would not send again. The node's tick (250 ms)
+/// runs a commit that comes due.
+pub const COMMIT_INTERVAL_MS: u64 = 200;
 /// Equivocations remembered, in memory and on disk (author and seq with the lowest version
 /// seen; events are up to 448 KiB, so few).
 const MAX_FORKS: usize = 256;
@@ -209,6 +224,8 @@ pub struct Engine<S: Store> {
     last_receipt_ms: BTreeMap<ConversationId, u64>,
     /// `stats.events_stored` at the last commit: anything stored since needs a flush.
     stored_at_commit: u64,
+    /// When the last commit ran (see `COMMIT_INTERVAL_MS`).
+    last_commit_ms: u64,
     rekey_due: BTreeSet<ConversationId>,
     /// Complaints waiting for their turn (`ConversationState::complaint_wait_steps`):
     /// rekey -> its conversation and when this node complains unless it is blamed first.
@@ -235,8 +252,12 @@ pub struct Engine<S: Store> {
     receipts_seen: BTreeMap<(ConversationId, UserId, UserId), (u64, Option<OrderKey>)>,
     /// Authors of texts stored since this node last acknowledged them, per group.
     receipt_authors: BTreeMap<ConversationId, BTreeSet<UserId>>,
-    /// Group receipts for own messages were stored since the last commit.
+    /// Something stored since the last commit must be flushed by the next (admin
+    /// statements).
     positions_unflushed: bool,
+    /// When the first reader position not yet flushed was stored (see
+    /// `POSITIONS_FLUSH_MS`).
+    positions_pending_since: Option<u64>,
     /// Conversations in which the frame being handled carried an invalid event.
     rejected_in: BTreeSet<ConversationId>,
     /// Deletions in the frame being handled, by target: (conversation, signer).
@@ -302,6 +323,7 @@ impl<S: Store> Engine<S> {
             receipt_due: BTreeSet::new(),
             last_receipt_ms: BTreeMap::new(),
             stored_at_commit: 0,
+            last_commit_ms: 0,
             rekey_due: BTreeSet::new(),
             complaint_waits: BTreeMap::new(),
             outbox: BTreeMap::new(),
@@ -316,6 +338,7 @@ impl<S: Store> Engine<S> {
             receipts_seen: BTreeMap::new(),
             receipt_authors: BTreeMap::new(),
             positions_unflushed: false,
+            positions_pending_since: None,
             rejected_in: BTreeSet::new(),
             deletions_seen: BTreeMap::new(),
             forks_in: BTreeSet::new(),
@@ -1021,7 +1044,9 @@ impl<S: Store> Engine<S> {
     pub fn commit(&mut self, now_ms: u64) -> Result<(), SyncError> {
         self.store.flush()?;
         self.stored_at_commit = self.stats.events_stored;
+        self.last_commit_ms = now_ms;
         self.positions_unflushed = false;
+        self.positions_pending_since = None;
         let saved = std::mem::take(&mut self.unsaved_own);
         for e in &saved {
             if !e.header.kind.is_receipt() {
@@ -1069,8 +1094,12 @@ impl<S: Store> Engine<S> {
     /// has passed, due rekeys.
     pub fn needs_commit(&self, now_ms: u64) -> bool {
         !self.unsaved_own.is_empty()
-            || self.stats.events_stored != self.stored_at_commit
+            || (self.stats.events_stored != self.stored_at_commit
+                && now_ms.saturating_sub(self.last_commit_ms) >= COMMIT_INTERVAL_MS)
             || self.positions_unflushed
+            || self
+                .positions_pending_since
+                .is_some_and(|t| now_ms.saturating_sub(t) >= POSITIONS_FLUSH_MS)
             || !self.rekey_due.is_empty()
             || self
                 .receipt_due

@@ -239,7 +239,7 @@ impl<S: Store> Engine<S> {
     /// verify is an error of the peer that sent it: honest nodes check before passing on.
     pub(super) fn handle_receipts(
         &mut self,
-        _now_ms: u64,
+        now_ms: u64,
         peer: UserId,
         receipts: Vec<Receipt>,
     ) -> Result<(), SyncError> {
@@ -330,7 +330,7 @@ impl<S: Store> Engine<S> {
                 reader_positions: stored,
                 ..Batch::default()
             })?;
-            self.positions_unflushed = true;
+            self.positions_pending_since.get_or_insert(now_ms);
             for conversation in changed {
                 self.notifications
                     .push_back(Notification::ReceiptsChanged { conversation });
