@@ -178,7 +178,7 @@ fn a_cut_link_heals_and_everything_arrives_exactly_once() {
         lab.hosts[2].send("IT", &t);
         sent.push(t);
     }
-    // 20 s: TCP's retransmissions go unanswered meanwhile; pings (every 5 s, 20 s
+    // 20 s: TCP's retransmissions go unanswered meanwhile; pings (every 15 s, 20 s
     // timeout) may or may not have closed the connection by then. Either way each message
     // must arrive exactly once after the cable is back.
     std::thread::sleep(Duration::from_secs(20));

@@ -55,11 +55,13 @@ pub fn max_established(max_peers: u32) -> u32 {
 pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub const MDNS_TTL: Duration = Duration::from_secs(60 * 60);
 /// Pings detect a dead link (cable pulled, host frozen) long before TCP would: within
-/// this interval plus libp2p's 20 s timeout. They cost an office of 100 nodes about 5 % of
-/// its CPU; 15 s was tried (2026-12-05) and taken back: the Wine test's store-and-forward
-/// after a hard kill then missed its 60 s in two runs of three (a connection the killed
-/// node left open is found dead only by its pings), and passed 3 of 3 at 5 s.
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// this interval plus libp2p's 20 s timeout. At 5 s they cost an office of 100 nodes about
+/// 5 % of its CPU. 15 s once made the Wine test's store-and-forward after a hard kill miss
+/// its 60 s: the survivor kept writing into the connection the killed node left open
+/// until a ping failed. A peer's newer connection now takes its stream at once (see
+/// `node::event_loop`, `ConnectionEstablished`), so pings only find links that died with
+/// nothing to replace them.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
