@@ -13,8 +13,9 @@
 //! (`INBOUND_BYTES_PER_PEER`) and the node's (`INBOUND_BYTES`), which the event loop
 //! gives back when it has handled the frame, so what waits for the loop is bounded in
 //! bytes and a flooding peer is slowed by TCP, not by the loop dropping others' frames; a
-//! frame must arrive within `FRAME_READ_TIMEOUT` once begun; a peer's new stream replaces
-//! its older one (one reader per peer).
+//! frame must arrive within `FRAME_READ_TIMEOUT` once begun; a peer's new stream is read
+//! beside the one before it until that ends, and replaces any older (two readers per peer
+//! at most).
 //!
 //! Lost frames: a writer reports a frame written once yamux took it, which is not the same
 //! as read. The receiver never writes on the stream, so the writer also waits for it to
@@ -94,12 +95,23 @@ pub struct FramePermit {
 pub struct Writer {
     pub id: u64,
     pub frames: mpsc::Sender<Vec<u8>>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Stop taking frames but write those handed over already, then close the stream
+    /// (each write and the close within `WRITE_TIMEOUT`): for a stream replaced by one on
+    /// a newer connection, whose reader the peer keeps until the stream ends.
+    pub fn retire(mut self) {
+        self.task = None; // detached: it ends once its channel is empty and closed
+    }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -134,7 +146,7 @@ pub fn spawn_writer(
                 tokio::select! {
                     frame = rx.recv() => {
                         let Some(frame) = frame else {
-                            let _ = writer.close().await;
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.close()).await;
                             return Ok(());
                         };
                         // The frame and what else waits (up to `COALESCE_BYTES`) in one
@@ -186,7 +198,11 @@ pub fn spawn_writer(
             });
         }
     });
-    Writer { id, frames, task }
+    Writer {
+        id,
+        frames,
+        task: Some(task),
+    }
 }
 
 /// `frame` as its 4-byte big-endian length and its bytes.
@@ -200,10 +216,15 @@ struct InboundPeer {
     id: u64,
     budget: Arc<Semaphore>,
     reader: tokio::task::AbortHandle,
+    /// The reader of the stream before, read until it ends: the peer moved its writer to
+    /// a newer connection and finishes the frames it had on the old one.
+    older: Option<tokio::task::AbortHandle>,
 }
 
 /// Accept the peers' streams for as long as the node runs: each peer's newest stream is
-/// read in a task of its own (an older one is dropped: the peer's writer for it failed).
+/// read in a task of its own, and the one before it until it ends (a peer that moved to
+/// a newer connection finishes writing there); an older one still is dropped. So a peer
+/// holds at most two readers however many streams it opens.
 pub fn spawn_inbound(mut incoming: IncomingStreams, events: mpsc::Sender<NetIo>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let all = Arc::new(Semaphore::new(INBOUND_BYTES));
@@ -213,12 +234,14 @@ pub fn spawn_inbound(mut incoming: IncomingStreams, events: mpsc::Sender<NetIo>)
             next_id += 1;
             let id = next_id;
             let mut map = peers.lock().unwrap_or_else(|e| e.into_inner());
-            let budget = match map.remove(&peer) {
+            let (budget, older) = match map.remove(&peer) {
                 Some(old) => {
-                    old.reader.abort();
-                    old.budget
+                    if let Some(oldest) = old.older {
+                        oldest.abort();
+                    }
+                    (old.budget, Some(old.reader))
                 }
-                None => Arc::new(Semaphore::new(INBOUND_BYTES_PER_PEER)),
+                None => (Arc::new(Semaphore::new(INBOUND_BYTES_PER_PEER)), None),
             };
             let task = {
                 let (events, all, budget, peers) =
@@ -237,6 +260,7 @@ pub fn spawn_inbound(mut incoming: IncomingStreams, events: mpsc::Sender<NetIo>)
                     id,
                     budget,
                     reader: task.abort_handle(),
+                    older,
                 },
             );
         }

@@ -309,13 +309,16 @@ impl Core {
                             name,
                         });
                     }
-                } else if self.writers.remove(&peer_id).is_some() {
+                } else if let Some(old) = self.writers.remove(&peer_id) {
                     // A second connection: the peer may have been killed and restarted,
                     // and the older one only looks alive until its pings fail (20 s
                     // and more). Frames go on a stream over the newest connection from
-                    // now on (libp2p-stream is patched to open there); what the old
-                    // stream held may be lost, and a digest exchange repairs it. Two
-                    // peers that dial each other at once pay one extra exchange.
+                    // now on (libp2p-stream is patched to open there). The old writer
+                    // finishes what it holds, and the peer reads the old stream to its
+                    // end, so two peers that dialled each other at once (common with
+                    // mDNS) lose nothing; after a restart those frames are lost, and a
+                    // digest exchange repairs them.
+                    old.retire();
                     self.in_flight.remove(&peer_id);
                     self.writer_retry_at.remove(&peer_id);
                     self.net_stats.streams_moved += 1;
