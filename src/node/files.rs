@@ -66,8 +66,13 @@ pub const MAX_FETCHES: usize = 8;
 pub const MAX_FETCHES_PER_FILE: usize = 4;
 pub const MAX_FETCHES_PER_PEER: usize = 2;
 /// How long a peer is not asked again for a file after it had none of the blocks, was
-/// busy, or failed.
+/// busy, or failed. A member with none of a file may be fetching it too: it is asked
+/// again after `REST_NOT_HERE_FIRST_MS`, doubling with each "none" in a row up to
+/// `REST_NOT_HERE_MS`, so members of a group fetching one file soon find each other's
+/// blocks (before, they rested 2 s and took nearly all from the sender), and one that
+/// never fetches it is asked every 2 s at most.
 const REST_NOT_HERE_MS: u64 = 2_000;
+const REST_NOT_HERE_FIRST_MS: u64 = 250;
 const REST_BUSY_MS: u64 = 2_000;
 const REST_FAILED_MS: u64 = 10_000;
 /// A file nobody connected serves is tried again after 1 s, doubling up to this.
@@ -137,6 +142,8 @@ struct Download {
     /// What peers hold as far as known, since when, and whether they said so (a `Held`
     /// answer: all they hold) or it is only what they sent: asked for that first.
     holdings: HashMap<PeerId, (Blocks, u64, bool)>,
+    /// Answers with no block in a row, per peer (see `REST_NOT_HERE_FIRST_MS`).
+    not_here: HashMap<PeerId, u32>,
     /// The sender of the file: asked last, so that members who have blocks serve each
     /// other and the sender does not upload a copy per member.
     author: Option<PeerId>,
@@ -279,6 +286,7 @@ impl Files {
             told_held,
             told_ms: 0,
             holdings: HashMap::new(),
+            not_here: HashMap::new(),
             author: None,
         });
     }
@@ -666,6 +674,13 @@ impl Core {
             .filter(|d| d.generation == done.generation)
         {
             download.asked.remove(&done.peer);
+            // A peer with none of the blocks: asked again soon at first (it may be
+            // fetching the file too), then less often.
+            let not_here = |download: &mut Download| {
+                let n = download.not_here.entry(done.peer).or_insert(0);
+                *n = n.saturating_add(1);
+                Some((REST_NOT_HERE_FIRST_MS << (*n - 1).min(8)).min(REST_NOT_HERE_MS))
+            };
             let rest = match done.outcome {
                 Outcome::Received(received) => {
                     // It holds (at least) what it sent.
@@ -674,6 +689,7 @@ impl Core {
                         .holdings
                         .insert(done.peer, (had.union(&received.added), now, false));
                     if !received.added.is_empty() {
+                        download.not_here.remove(&done.peer);
                         download.missing = download.missing.minus(&received.added);
                         download.last_progress_ms = now;
                         download.backoff_ms = 1_000;
@@ -683,14 +699,16 @@ impl Core {
                     if let Some(why) = received.refused {
                         tracing::warn!(peer = %done.peer, blob = %done.blob.id(), %why, "blocks refused");
                         Some(REST_FAILED_MS)
+                    } else if received.added.is_empty() && !done.asked.is_empty() {
+                        not_here(download)
                     } else {
-                        (received.added.is_empty() && !done.asked.is_empty())
-                            .then_some(REST_NOT_HERE_MS)
+                        None
                     }
                 }
-                Outcome::NotHere => Some(REST_NOT_HERE_MS),
+                Outcome::NotHere => not_here(download),
                 Outcome::Held(held) => {
                     // Asked again at once, for what it has.
+                    download.not_here.remove(&done.peer);
                     download.holdings.insert(done.peer, (held, now, true));
                     None
                 }
