@@ -23,7 +23,8 @@ use crate::identity::Identity;
 
 pub use frame::{MAX_ADDRS_PER_PEER, MAX_PEER_RECORDS, NetFrame, PeerRecord};
 pub use streams::{
-    FramePermit, MAX_NET_FRAME_BYTES, NetIo, SYNC_PROTOCOL, Writer, spawn_inbound, spawn_writer,
+    FramePermit, MAX_NET_FRAME_BYTES, NetIo, RETIRED_MS, SYNC_PROTOCOL, Writer, spawn_inbound,
+    spawn_writer,
 };
 
 /// Name the demo network's key is derived from. Anyone can derive it: the demo network

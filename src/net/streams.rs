@@ -19,7 +19,7 @@
 //!
 //! Lost frames: a writer reports a frame written once yamux took it, which is not the same
 //! as read. The receiver never writes on the stream, so the writer also waits for it to
-//! end: a stream the peer dropped or reset (a replaced stream, a closed connection) fails
+//! end: a stream the peer dropped or reset (one replaced twice over, a closed connection) fails
 //! within a round trip, also when nothing more is to be written, and the event loop
 //! resyncs the peer (hello and digest) on a new stream.
 
@@ -53,6 +53,9 @@ pub const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opening a stream (negotiation) takes at most this long.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A retired writer (see `Writer::retire`) is aborted after this long at the latest.
+pub const RETIRED_MS: u64 = 2 * WRITE_TIMEOUT.as_millis() as u64;
 
 /// A writer puts frames that wait for it into one write until it holds this many bytes.
 pub const COALESCE_BYTES: usize = 64 * 1024;
@@ -99,11 +102,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Stop taking frames but write those handed over already, then close the stream
-    /// (each write and the close within `WRITE_TIMEOUT`): for a stream replaced by one on
-    /// a newer connection, whose reader the peer keeps until the stream ends.
-    pub fn retire(mut self) {
-        self.task = None; // detached: it ends once its channel is empty and closed
+    /// Stop taking frames but write those handed over already, then close the stream:
+    /// for a stream replaced by one on a newer connection, whose reader the peer keeps
+    /// until the stream ends. The caller keeps the handle and aborts the task after
+    /// `RETIRED_MS` at the latest (each write may take `WRITE_TIMEOUT`).
+    pub fn retire(mut self) -> Option<tokio::task::AbortHandle> {
+        // Detached: it ends once its channel is empty and closed, or when aborted.
+        self.task.take().map(|t| t.abort_handle())
     }
 }
 
@@ -216,9 +221,12 @@ struct InboundPeer {
     id: u64,
     budget: Arc<Semaphore>,
     reader: tokio::task::AbortHandle,
-    /// The reader of the stream before, read until it ends: the peer moved its writer to
-    /// a newer connection and finishes the frames it had on the old one.
-    older: Option<tokio::task::AbortHandle>,
+    /// The reader of the stream before (its id), read until it ends: the peer moved its
+    /// writer to a newer connection and finishes the frames it had on the old one. If the
+    /// newest stream ends first, this one becomes the peer's reader again: a reader is
+    /// never left running without an entry (a peer opening and resetting streams in a
+    /// loop would otherwise get a fresh budget each time).
+    older: Option<(u64, tokio::task::AbortHandle)>,
 }
 
 /// Accept the peers' streams for as long as the node runs: each peer's newest stream is
@@ -236,10 +244,10 @@ pub fn spawn_inbound(mut incoming: IncomingStreams, events: mpsc::Sender<NetIo>)
             let mut map = peers.lock().unwrap_or_else(|e| e.into_inner());
             let (budget, older) = match map.remove(&peer) {
                 Some(old) => {
-                    if let Some(oldest) = old.older {
+                    if let Some((_, oldest)) = old.older {
                         oldest.abort();
                     }
-                    (old.budget, Some(old.reader))
+                    (old.budget, Some((old.id, old.reader)))
                 }
                 None => (Arc::new(Semaphore::new(INBOUND_BYTES_PER_PEER)), None),
             };
@@ -249,8 +257,21 @@ pub fn spawn_inbound(mut incoming: IncomingStreams, events: mpsc::Sender<NetIo>)
                 tokio::spawn(async move {
                     read_frames(peer, stream, &budget, &all, &events).await;
                     let mut map = peers.lock().unwrap_or_else(|e| e.into_inner());
-                    if map.get(&peer).is_some_and(|p| p.id == id) {
-                        map.remove(&peer);
+                    if let Some(entry) = map.get_mut(&peer) {
+                        if entry.id == id {
+                            match entry.older.take() {
+                                // The older stream is still read: it is the peer's now.
+                                Some((older_id, reader)) => {
+                                    entry.id = older_id;
+                                    entry.reader = reader;
+                                }
+                                None => {
+                                    map.remove(&peer);
+                                }
+                            }
+                        } else if entry.older.as_ref().is_some_and(|(o, _)| *o == id) {
+                            entry.older = None;
+                        }
                     }
                 })
             };

@@ -106,6 +106,9 @@ pub struct Core {
     next_writer: u64,
     /// Peers whose stream failed: no new writer before this time.
     writer_retry_at: std::collections::HashMap<PeerId, u64>,
+    /// Writers replaced by one on a newer connection, finishing their frames: one per
+    /// peer at most (a later one aborts it), each until its deadline.
+    retired: std::collections::HashMap<PeerId, (tokio::task::AbortHandle, u64)>,
     /// When to look next for replaced X25519 keys due for deletion (hourly).
     next_key_check_ms: u64,
     /// Failures of a peer's streams in a row (the wait before the next grows with them).
@@ -217,6 +220,7 @@ impl Core {
             writers: Default::default(),
             next_writer: 0,
             writer_retry_at: Default::default(),
+            retired: Default::default(),
             // Not at start: a node back after a long absence first hears of rekeys made
             // meanwhile (wrapped to a key it would otherwise delete now).
             next_key_check_ms: now.saturating_add(KEY_CHECK_INTERVAL_MS),
@@ -318,7 +322,12 @@ impl Core {
                     // end, so two peers that dialled each other at once (common with
                     // mDNS) lose nothing; after a restart those frames are lost, and a
                     // digest exchange repairs them.
-                    old.retire();
+                    if let Some(task) = old.retire()
+                        && let Some((before, _)) =
+                            self.retired.insert(peer_id, (task, now + net::RETIRED_MS))
+                    {
+                        before.abort();
+                    }
                     self.in_flight.remove(&peer_id);
                     self.writer_retry_at.remove(&peer_id);
                     self.net_stats.streams_moved += 1;
@@ -337,6 +346,9 @@ impl Core {
                     self.queues.remove(&peer_id);
                     self.in_flight.remove(&peer_id);
                     self.writers.remove(&peer_id);
+                    if let Some((task, _)) = self.retired.remove(&peer_id) {
+                        task.abort();
+                    }
                     self.writer_retry_at.remove(&peer_id);
                     self.writer_failures.remove(&peer_id);
                     self.dialled.remove(&peer_id);
@@ -834,6 +846,13 @@ impl Core {
                 }
             }
         }
+        self.retired.retain(|_, (task, until)| {
+            let keep = *until > now && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
         // Queues that waited for a failed stream's retry time.
         let retry: Vec<PeerId> = self
             .writer_retry_at
