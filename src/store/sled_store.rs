@@ -284,15 +284,14 @@ fn apply_tx(batch: &Batch, trees: &Trees) -> Result<(), Tx> {
     for id in &batch.outbox_remove {
         outbox.remove(&id.0[..])?;
     }
-    for (conv, key) in &batch.read_markers {
-        read.insert(&conv.0[..], &key.encode()[..])?;
-    }
-    for p in &batch.reader_positions {
-        read.insert(&p.key()[..], p.encode_value())?;
-    }
-    for p in &batch.profiles {
-        profiles.insert(&p.user_id.0[..], wire::profile_to_bytes(p))?;
-    }
+    put_records(batch, |tree, key, value| -> Result<(), Tx> {
+        match tree {
+            RecordTree::Read => read.insert(key, value)?,
+            RecordTree::Profiles => profiles.insert(key, value)?,
+            RecordTree::Hidden => hidden.insert(key, value)?,
+        };
+        Ok(())
+    })?;
     for e in &batch.forks {
         let h = &e.header;
         forks.insert(&seq_key(&h.conversation, &h.author, h.seq)[..], e.encode())?;
@@ -309,8 +308,38 @@ fn apply_tx(batch: &Batch, trees: &Trees) -> Result<(), Tx> {
     for statement in &batch.admin_statements {
         admin.insert(&[statement.kind.code()][..], statement.encode())?;
     }
+    Ok(())
+}
+
+/// The trees of records that stand alone.
+enum RecordTree {
+    Read,
+    Profiles,
+    Hidden,
+}
+
+/// Each record of `batch` that stands alone (read markers, reader positions, profiles,
+/// hidden messages), as its tree, key and value: written in a transaction by `apply_tx`,
+/// plainly by `SledStore::apply_records`.
+fn put_records<E>(
+    batch: &Batch,
+    mut put: impl FnMut(RecordTree, &[u8], &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    for (conv, key) in &batch.read_markers {
+        put(RecordTree::Read, &conv.0, &key.encode())?;
+    }
+    for p in &batch.reader_positions {
+        put(RecordTree::Read, &p.key(), &p.encode_value())?;
+    }
+    for p in &batch.profiles {
+        put(
+            RecordTree::Profiles,
+            &p.user_id.0,
+            &wire::profile_to_bytes(p),
+        )?;
+    }
     for (conv, id) in &batch.hidden {
-        hidden.insert(&hidden_key(conv, id)[..], &[][..])?;
+        put(RecordTree::Hidden, &hidden_key(conv, id), &[])?;
     }
     Ok(())
 }
@@ -351,27 +380,14 @@ impl SledStore {
     /// office's disk syncs. Each insert is atomic on its own; all are durable with the
     /// next `flush`, as a transaction's are.
     fn apply_records(&self, batch: &Batch) -> Result<(), StoreError> {
-        for (conv, key) in &batch.read_markers {
-            self.read
-                .insert(&conv.0[..], &key.encode()[..])
-                .map_err(io)?;
-        }
-        for p in &batch.reader_positions {
-            self.read
-                .insert(&p.key()[..], p.encode_value())
-                .map_err(io)?;
-        }
-        for p in &batch.profiles {
-            self.profiles
-                .insert(&p.user_id.0[..], wire::profile_to_bytes(p))
-                .map_err(io)?;
-        }
-        for (conv, id) in &batch.hidden {
-            self.hidden
-                .insert(&hidden_key(conv, id)[..], &[][..])
-                .map_err(io)?;
-        }
-        Ok(())
+        put_records(batch, |tree, key, value| {
+            let tree = match tree {
+                RecordTree::Read => &self.read,
+                RecordTree::Profiles => &self.profiles,
+                RecordTree::Hidden => &self.hidden,
+            };
+            tree.insert(key, value).map(|_| ()).map_err(io)
+        })
     }
 }
 
