@@ -19,8 +19,8 @@
 //!
 //! Lost frames: a writer reports a frame written once yamux took it, which is not the same
 //! as read. The receiver never writes on the stream, so the writer also waits for it to
-//! end: a stream the peer dropped or reset (one replaced twice over, a closed connection) fails
-//! within a round trip, also when nothing more is to be written, and the event loop
+//! end: a stream the peer dropped or reset (one replaced twice over, a closed connection)
+//! fails within a round trip, also when nothing more is to be written, and the event loop
 //! resyncs the peer (hello and digest) on a new stream.
 
 use std::collections::HashMap;

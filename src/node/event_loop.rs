@@ -152,7 +152,7 @@ pub struct NetStats {
     pub max_queue: usize,
     /// Connections closed because they were beyond `max_peers` and not wanted.
     pub trimmed: u64,
-    /// Streams dropped for a peer's newer connection (the peer resynced on it).
+    /// Streams retired for a peer's newer connection (the peer resynced on it).
     pub streams_moved: u64,
 }
 

@@ -332,7 +332,7 @@ impl<S: Store> Engine<S> {
             ..Batch::default()
         })?;
         // Durable with the next commit (the flag makes it flush).
-        self.positions_unflushed = true;
+        self.flush_due = true;
         tracing::info!(kind = ?statement.kind, serial = statement.serial, purged = purged.len(), "admin statement accepted");
         if !purged.is_empty() {
             self.reload()?;

@@ -254,7 +254,7 @@ pub struct Engine<S: Store> {
     receipt_authors: BTreeMap<ConversationId, BTreeSet<UserId>>,
     /// Something stored since the last commit must be flushed by the next (admin
     /// statements).
-    positions_unflushed: bool,
+    flush_due: bool,
     /// When the first reader position not yet flushed was stored (see
     /// `POSITIONS_FLUSH_MS`).
     positions_pending_since: Option<u64>,
@@ -337,7 +337,7 @@ impl<S: Store> Engine<S> {
             receipts_next: BTreeMap::new(),
             receipts_seen: BTreeMap::new(),
             receipt_authors: BTreeMap::new(),
-            positions_unflushed: false,
+            flush_due: false,
             positions_pending_since: None,
             rejected_in: BTreeSet::new(),
             deletions_seen: BTreeMap::new(),
@@ -1045,7 +1045,7 @@ impl<S: Store> Engine<S> {
         self.store.flush()?;
         self.stored_at_commit = self.stats.events_stored;
         self.last_commit_ms = now_ms;
-        self.positions_unflushed = false;
+        self.flush_due = false;
         self.positions_pending_since = None;
         let saved = std::mem::take(&mut self.unsaved_own);
         for e in &saved {
@@ -1096,7 +1096,7 @@ impl<S: Store> Engine<S> {
         !self.unsaved_own.is_empty()
             || (self.stats.events_stored != self.stored_at_commit
                 && now_ms.saturating_sub(self.last_commit_ms) >= COMMIT_INTERVAL_MS)
-            || self.positions_unflushed
+            || self.flush_due
             || self
                 .positions_pending_since
                 .is_some_and(|t| now_ms.saturating_sub(t) >= POSITIONS_FLUSH_MS)
