@@ -191,36 +191,75 @@ fn decode_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The connection under the stream closed (the plan dropped it, one of two
+    /// connections to the peer was closed, the peer stopped), or the holder closed the
+    /// stream without a word: no fault of the holder's data, ask again soon.
+    Closed(String),
+    /// No answer in time, an answer over the limit or malformed, another I/O error.
+    Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Closed(e) | FetchError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> FetchError {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        // yamux says WriteZero for a stream whose connection is closed.
+        WriteZero | BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof => {
+            FetchError::Closed(e.to_string())
+        }
+        _ => FetchError::Failed(e.to_string()),
+    }
+}
+
 /// Ask `peer` for `request`'s blocks.
 pub async fn fetch(
     mut control: Control,
     peer: PeerId,
     request: &BlobRequest,
-) -> Result<BlobReply, String> {
+) -> Result<BlobReply, FetchError> {
     let work = async {
         let mut stream = control
             .open_stream(peer, BLOB_PROTOCOL)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                libp2p_stream::OpenStreamError::Io(e) => io_error(e),
+                e => FetchError::Failed(e.to_string()),
+            })?;
         stream
             .write_all(&request.encode())
             .await
-            .map_err(|e| e.to_string())?;
-        stream.close().await.map_err(|e| e.to_string())?;
+            .map_err(io_error)?;
+        stream.close().await.map_err(io_error)?;
         let mut bytes = Vec::new();
         let read = (&mut stream)
             .take(MAX_RESPONSE_BYTES as u64 + 1)
             .read_to_end(&mut bytes)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(io_error)?;
         if read > MAX_RESPONSE_BYTES {
-            return Err("the answer is over the limit".to_string());
+            return Err(FetchError::Failed("the answer is over the limit".into()));
         }
-        BlobReply::decode(&bytes, request).ok_or_else(|| "a malformed answer".to_string())
+        if bytes.is_empty() {
+            return Err(FetchError::Closed(
+                "the stream closed without an answer".into(),
+            ));
+        }
+        BlobReply::decode(&bytes, request)
+            .ok_or_else(|| FetchError::Failed("a malformed answer".into()))
     };
     tokio::time::timeout(REQUEST_TIMEOUT, work)
         .await
-        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|_| FetchError::Failed("no answer in time".into()))?
 }
 
 /// A request that passed the stream's checks, for the event loop to decide: `allow`
@@ -383,6 +422,22 @@ async fn serve_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_cut_off_with_its_connection_is_told_from_a_failed_answer() {
+        use std::io::{Error, ErrorKind};
+        // yamux's own words for a stream whose connection closed.
+        let closed = Error::new(ErrorKind::WriteZero, "1a2b/5: connection is closed");
+        assert!(matches!(io_error(closed), FetchError::Closed(_)));
+        assert!(matches!(
+            io_error(Error::from(ErrorKind::ConnectionReset)),
+            FetchError::Closed(_)
+        ));
+        assert!(matches!(
+            io_error(Error::from(ErrorKind::InvalidData)),
+            FetchError::Failed(_)
+        ));
+    }
 
     fn request() -> BlobRequest {
         BlobRequest {

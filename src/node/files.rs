@@ -75,6 +75,10 @@ const REST_NOT_HERE_MS: u64 = 2_000;
 const REST_NOT_HERE_FIRST_MS: u64 = 250;
 const REST_BUSY_MS: u64 = 2_000;
 const REST_FAILED_MS: u64 = 10_000;
+/// A request whose connection closed under it (a member often has two connections to a
+/// peer for a moment, and the plan closes connections): asked again soon, and at once
+/// when it connects anew.
+const REST_CLOSED_MS: u64 = 500;
 /// A file nobody connected serves is tried again after 1 s, doubling up to this.
 const MAX_BACKOFF_MS: u64 = 5 * 60_000;
 /// A download with no new block for this long is reported (once) as waiting.
@@ -116,6 +120,8 @@ enum Outcome {
     /// None of the blocks asked for, but these.
     Held(Blocks),
     Busy,
+    /// The connection or stream closed under the request (not the peer's data).
+    Closed(String),
     Failed(String),
     /// This node's disk is full (no fault of the peer).
     DiskFull(String),
@@ -147,6 +153,9 @@ struct Download {
     /// The sender of the file: asked last, so that members who have blocks serve each
     /// other and the sender does not upload a copy per member.
     author: Option<PeerId>,
+    /// This node's place among the conversation's members and their number: where it
+    /// starts asking the sender (`Engine::member_place`).
+    slot: Option<(u32, u32)>,
 }
 
 /// What the event loop knows of a blob without reading a file.
@@ -288,6 +297,7 @@ impl Files {
             holdings: HashMap::new(),
             not_here: HashMap::new(),
             author: None,
+            slot: None,
         });
     }
 
@@ -484,9 +494,13 @@ impl Core {
             let ids: std::collections::HashSet<PeerId> =
                 peers.iter().filter_map(|u| u.to_peer_id()).collect();
             if ids.iter().any(|p| !download.seen.contains(p)) {
-                // A member who was not there before may have it: ask now.
+                // A member who was not there before may have it: ask now (also one that
+                // failed on a connection since closed: it rests no longer).
                 download.next_try_ms = now;
                 download.backoff_ms = 1_000;
+                download
+                    .resting
+                    .retain(|p, _| !ids.contains(p) || download.seen.contains(p));
             }
             download.seen = ids;
             if download.next_try_ms > now || download.asked.len() >= MAX_FETCHES_PER_FILE {
@@ -514,6 +528,12 @@ impl Core {
                 }
             };
             peers.sort_by_key(|u| u.to_peer_id().map_or(3, |p| rank(&p)));
+            // This node's place among the members and their number (looked up once).
+            let slot = *download.slot.get_or_insert_with(|| {
+                self.engine
+                    .member_place(&download.conversation)
+                    .unwrap_or((0, 1))
+            });
             let before = starts.len();
             for user in peers {
                 if download.asked.len() >= MAX_FETCHES_PER_FILE
@@ -541,8 +561,33 @@ impl Core {
                 }
                 // From a random place: members fetching one file at once then hold
                 // different blocks and serve each other, not all the sender. Of a peer
-                // that said what it holds, only that.
-                let from = rand::Rng::gen_range(&mut rand::thread_rng(), 0..blob.blocks().max(1));
+                // that said what it holds, only that. Of the sender, what no member is
+                // known to hold, from this member's own slice of the file (its place
+                // among the members): the sender's first answers to a group are then
+                // different blocks, which the members pass on.
+                let total = blob.blocks().max(1);
+                let (from, wanted) = if Some(peer) == download.author {
+                    let held_by_members = download
+                        .holdings
+                        .iter()
+                        .filter(|(p, _)| Some(**p) != download.author)
+                        .fold(Blocks::default(), |all, (_, (held, ..))| all.union(held));
+                    let nobody_has = wanted.minus(&held_by_members);
+                    let start = u64::from(slot.0) * total / u64::from(slot.1.max(1));
+                    (
+                        start,
+                        if nobody_has.is_empty() {
+                            wanted
+                        } else {
+                            nobody_has
+                        },
+                    )
+                } else {
+                    (
+                        rand::Rng::gen_range(&mut rand::thread_rng(), 0..total),
+                        wanted,
+                    )
+                };
                 let next = match download.holdings.get(&peer) {
                     Some((held, _, true)) => wanted.intersect(held),
                     _ => wanted,
@@ -613,7 +658,8 @@ impl Core {
                     Ok(BlobReply::NotHere) => Outcome::NotHere,
                     Ok(BlobReply::Held { held }) => Outcome::Held(held),
                     Ok(BlobReply::Busy) => Outcome::Busy,
-                    Err(e) => Outcome::Failed(e),
+                    Err(blob::FetchError::Closed(e)) => Outcome::Closed(e),
+                    Err(blob::FetchError::Failed(e)) => Outcome::Failed(e),
                 };
                 let _ = done.send(FetchDone {
                     blob,
@@ -713,6 +759,10 @@ impl Core {
                     None
                 }
                 Outcome::Busy => Some(REST_BUSY_MS),
+                Outcome::Closed(e) => {
+                    tracing::debug!(peer = %done.peer, blob = %done.blob.id(), error = %e, "fetch cut off");
+                    Some(REST_CLOSED_MS)
+                }
                 Outcome::DiskFull(what) => {
                     // Not the peer's fault: nobody rests; every download waits.
                     disk_full = Some(what);

@@ -717,6 +717,18 @@ impl<S: Store> Engine<S> {
                 .is_some_and(|s| s.membership.is_member(peer))
     }
 
+    /// This node's place among the members of `conv` (in user-id order) and their number:
+    /// the same order on every member, so each can take a different share of a task.
+    pub fn member_place(&self, conv: &ConversationId) -> Option<(u32, u32)> {
+        let members = &self.convs.get(conv)?.membership.members;
+        let me = self.me.user_id();
+        let place = members.range(..me).count();
+        Some((
+            u32::try_from(place).ok()?,
+            u32::try_from(members.len()).ok()?,
+        ))
+    }
+
     /// The connected members of `conv` (`is_member_peer`).
     pub fn member_peers(&self, conv: &ConversationId) -> Vec<UserId> {
         self.peers
