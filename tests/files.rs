@@ -439,6 +439,24 @@ async fn a_certified_relay_keeps_a_groups_file_and_serves_it_after_the_sender_le
     let key = support::test_key().with_admin(admin.public());
     let anna = support::spawn_with("Anna", &[], key, flurfunk::wire::Role::Member).await;
     let relay = support::spawn_certified_relay("Relay", &[&anna], key, &admin).await;
+    a_relay_keeps_a_groups_file(anna, relay, key).await;
+}
+
+/// An unmanaged network (no admin key): a relay is trusted as it says, for files as for
+/// events, so it keeps them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_of_an_unmanaged_network_keeps_a_groups_file_too() {
+    let key = support::test_key();
+    let anna = support::spawn_with("Anna", &[], key, flurfunk::wire::Role::Member).await;
+    let relay = support::spawn_with("Relay", &[&anna], key, flurfunk::wire::Role::Relay).await;
+    a_relay_keeps_a_groups_file(anna, relay, key).await;
+}
+
+async fn a_relay_keeps_a_groups_file(
+    anna: TestNode,
+    relay: TestNode,
+    key: flurfunk::net::NetworkKey,
+) {
     let ben = support::spawn_with("Ben", &[&anna], key, flurfunk::wire::Role::Member).await;
     anna.knows(&[&ben]).await;
     let group = anna

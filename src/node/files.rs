@@ -369,14 +369,14 @@ impl Core {
     }
 
     /// A peer asks for blocks: only a member of the conversation it names (as this node
-    /// sees it; a self-declared relay is not served), and only of a blob recorded under
-    /// that conversation here.
+    /// sees it; in a managed network a self-declared relay is not served), and only of a
+    /// blob recorded under that conversation here.
     pub(super) fn handle_blob_ask(&mut self, ask: BlobAsk) {
-        // Members of the conversation, and certified relays (which carry every
-        // conversation's events and can read none).
+        // Members of the conversation, and the relays that carry every conversation's
+        // events and can read none (certified ones in a managed network).
         let member = UserId::from_peer_id(&ask.peer).is_some_and(|user| {
             self.engine.is_member_peer(&ask.request.conversation, &user)
-                || self.engine.is_certified_relay(&user)
+                || self.engine.is_carrying_relay(&user)
         });
         let allowed = member
             && self.files.as_mut().is_some_and(|files| {
@@ -488,9 +488,9 @@ impl Core {
                 given_up.push((blob, download.conversation));
                 continue;
             }
-            // Members, and certified relays (they keep what their conversations carry).
+            // Members, and the relays that carry conversations (they keep their files).
             let mut peers = self.engine.member_peers(&download.conversation);
-            peers.extend(self.engine.certified_relays());
+            peers.extend(self.engine.carrying_relays());
             let ids: std::collections::HashSet<PeerId> =
                 peers.iter().filter_map(|u| u.to_peer_id()).collect();
             if ids.iter().any(|p| !download.seen.contains(p)) {

@@ -85,21 +85,24 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Whether `peer` is connected as a relay with a certificate this node accepted (a
-    /// managed network): it is served files of every conversation and asked for them.
-    pub fn is_certified_relay(&self, peer: &UserId) -> bool {
+    /// Whether `peer` is connected as a relay this node shares every conversation with:
+    /// in a managed network one with a certificate this node accepted; in an unmanaged
+    /// network (no admin key, nothing to check a claim against) any peer that says it is
+    /// a relay, as `is_shareable` does for events. Such a relay is asked for files and
+    /// served them (ciphertext: it holds no conversation key).
+    pub fn is_carrying_relay(&self, peer: &UserId) -> bool {
         !self.is_revoked(peer)
-            && self
-                .peers
-                .get(peer)
-                .is_some_and(|p| p.role == Some(Role::Relay) && p.certified_until.is_some())
+            && self.peers.get(peer).is_some_and(|p| {
+                p.role == Some(Role::Relay)
+                    && (self.config.admin_key.is_none() || p.certified_until.is_some())
+            })
     }
 
-    /// The certified relays connected now.
-    pub fn certified_relays(&self) -> Vec<UserId> {
+    /// The carrying relays connected now (`is_carrying_relay`).
+    pub fn carrying_relays(&self) -> Vec<UserId> {
         self.peers
             .keys()
-            .filter(|p| self.is_certified_relay(p))
+            .filter(|p| self.is_carrying_relay(p))
             .copied()
             .collect()
     }

@@ -447,8 +447,10 @@ impl<S: Store> Engine<S> {
         );
         self.stats.events_stored += 1;
         let me = self.me.user_id();
+        // A relay keeps the files its conversations carry: with a certificate in a managed
+        // network; in an unmanaged one, where its claim is all there is, too.
         if self.config.role == Role::Relay
-            && self.config.relay_certificate.is_some()
+            && (self.config.relay_certificate.is_some() || self.config.admin_key.is_none())
             && event.header.kind == EventKind::Text
             && !event.is_purged()
             && let Some(blob) = crate::wire::BlobRef::decode(&event.public)

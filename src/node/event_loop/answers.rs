@@ -13,7 +13,7 @@ impl Core {
                 author,
                 wall_ms,
             } => {
-                // A certified relay keeps recent files up to its automatic size.
+                // A relay keeps recent files up to its automatic size.
                 let now = now_ms();
                 let fetch = self.fetch_by_itself(wall_ms, blob.ct_len, now);
                 if let Err(e) = self.want_file(conversation, blob, fetch, Some(author), now) {
