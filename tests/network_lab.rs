@@ -1,6 +1,7 @@
 //! Real `flurfunk node` processes in Linux network namespaces (see `tests/lab/`): mDNS
 //! discovery, two users on one host (a terminal server), a pulled cable, SIGKILL, a wrong network key, two subnets joined by one
-//! explicit address, and a packet capture that must not contain any message text.
+//! explicit address, a file through a certified relay across two subnets, and a packet
+//! capture that must not contain any message text.
 
 mod lab;
 mod support;
@@ -522,4 +523,100 @@ fn two_users_on_one_terminal_server_find_each_other_and_the_others() {
     lab.hosts[server].wait_for("cora's text", LONG, |v| {
         v["event"] == "message" && v["text"] == "Termin verschoben"
     });
+}
+
+/// A file across two subnets through a certified relay, in a managed network: Anna (town
+/// hall, subnet 1) knows only the depot relay's address (subnet 2); Cora (depot, subnet 2)
+/// is away when Anna sends a plan to their group, and Anna has gone home when Cora comes
+/// back. The relay fetched the ciphertext and serves it; Cora's copy is the plan.
+#[test]
+fn a_file_crosses_two_subnets_through_a_certified_relay_after_the_sender_left() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1, 2]);
+    let anna = lab.add_host("Rathaus Anna", 1, 1);
+    let relay = lab.add_host("Bauhof Relay", 2, 1);
+    let cora = lab.add_host("Bauhof Cora", 2, 2);
+    same_network(&lab, &[anna, relay, cora]);
+    // The admin key stays where the network was made (Anna's data directory).
+    let admin_key = lab.hosts[anna].dir.join("admin.key");
+    let cert = lab.dir.path().join("relay.cert");
+    let relay_id = lab.hosts[relay].user_id();
+    let (ok, _, err) = lab.hosts[anna].cli(&[
+        "admin",
+        "certify-relay",
+        "--admin-key",
+        admin_key.to_str().unwrap(),
+        &relay_id,
+        "--out",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        lab.hosts[relay].cli(&["admin", "install-relay-cert", cert.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    lab.hosts[relay].start(&["--relay"]);
+    let to_relay = format!("/ip4/10.77.2.1/tcp/{PORT}");
+    lab.hosts[anna].start(&["--peer", &to_relay]);
+    lab.hosts[cora].start(&[]);
+    let cora_id = lab.hosts[cora].user_id();
+    lab.hosts[anna].online(&relay_id);
+    lab.hosts[anna].online(&cora_id);
+    let (ok, _, err) = lab.hosts[anna].cli(&["group", "create", "Bauhof", "--member", &cora_id]);
+    assert!(ok, "{err}");
+    lab.hosts[cora].wait_for("group", LONG, |v| v["event"] == "conversation_created");
+    lab.hosts[cora].kill();
+
+    // 3 MB of noise: fetched by itself (under 25 MB), no compression helps.
+    let plan: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let path = lab.dir.path().join("Streuplan.pdf");
+    std::fs::write(&path, &plan).unwrap();
+    let (ok, _, err) = lab.hosts[anna].cli(&[
+        "send",
+        "--to",
+        "Bauhof",
+        "--file",
+        path.to_str().unwrap(),
+        "Streuplan",
+    ]);
+    assert!(ok, "{err}");
+    lab.hosts[relay].wait_for("the relay holds the file", LONG, |v| {
+        v["event"] == "file_ready"
+    });
+    lab.hosts[anna].kill();
+
+    let back = Instant::now();
+    lab.hosts[cora].start(&[]);
+    let ready = lab.hosts[cora].wait_for("the file at Cora", LONG, |v| v["event"] == "file_ready");
+    let (ok, out, err) = lab.hosts[cora].cli(&["history", "Bauhof", "--json"]);
+    assert!(ok, "{err}");
+    let message: serde_json::Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|m| m["text"] == "Streuplan")
+        .expect("the message at Cora");
+    let dest = lab.dir.path().join("at-cora.pdf");
+    let event = message["event_id"].as_str().unwrap();
+    let (ok, _, err) = lab.hosts[cora].cli(&["save-file", "Bauhof", event, dest.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        std::fs::read(&dest).unwrap() == plan,
+        "Cora's copy is the plan"
+    );
+    let (ok, out, err) = lab.hosts[relay].cli(&["status", "--json"]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let served = status["load"]["file_bytes_served"].as_u64().unwrap();
+    // Once to Cora (not a copy per block asked again).
+    assert!(
+        (plan.len() as u64..2 * plan.len() as u64).contains(&served),
+        "the relay served {served} bytes"
+    );
+    println!(
+        "3 MB through the relay: at Cora {:.1} s after she started (Anna gone)",
+        ready.duration_since(back).as_secs_f64()
+    );
 }
