@@ -487,3 +487,40 @@ async fn a_relay_keeps_a_groups_file(
     let served = relay.handle.status().await.unwrap().load.file_bytes_served;
     assert!(served >= plan.len() as u64, "served {served} bytes");
 }
+
+/// Ben's copy of a file is damaged on disk: saving it fails with a clear error, the
+/// damaged blocks are fetched again from Anna, and then it saves whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_damaged_on_disk_is_fetched_again_and_then_saves_whole() {
+    let anna = spawn("Anna", &[]).await;
+    let ben = spawn("Ben", &[&anna]).await;
+    anna.knows(&[&ben]).await;
+    let direct = anna.handle.open_direct(ben.user()).await.unwrap();
+    let plan = sample(2_000_000, 5);
+    let path = anna.dir.path().join("Dienstplan.pdf");
+    std::fs::write(&path, &plan).unwrap();
+    anna.handle
+        .send_file(direct, path, String::new())
+        .await
+        .unwrap();
+    let at_ben = file_here(&ben, direct).await;
+    let data = std::fs::read_dir(ben.dir.path().join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "data"))
+        .unwrap();
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[1_000_000] ^= 0x08;
+    std::fs::write(&data, bytes).unwrap();
+
+    let dest = ben.dir.path().join("saved");
+    let e = ben
+        .handle
+        .save_file(direct, at_ben.event_id.parse().unwrap(), dest.clone())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("damaged"), "{e}");
+    assert!(!dest.exists());
+    let again = file_here(&ben, direct).await;
+    assert_eq!(saved(&ben, direct, &again).await, plan);
+}

@@ -194,6 +194,8 @@ pub struct Received {
 pub struct BlobStore {
     dir: PathBuf,
     records: std::sync::Mutex<()>,
+    /// Blobs found damaged on disk since the node last looked (`take_damaged`).
+    damaged: std::sync::Mutex<Vec<BlobRef>>,
 }
 
 /// Conversations a blob is recorded under at most (a blob forwarded into more is served
@@ -238,6 +240,7 @@ impl BlobStore {
         Ok(BlobStore {
             dir: dir.to_path_buf(),
             records: std::sync::Mutex::new(()),
+            damaged: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -379,9 +382,76 @@ impl BlobStore {
             tree: BaoTree::new(blob.ct_len, BLOCK),
             data: File::open(self.path(blob, "obao")).map_err(|_| FileError::Missing)?,
         };
-        encode_ranges_validated(&data, &outboard, &served.to_chunks(blob.ct_len), out)
-            .map_err(|e| FileError::Corrupt(format!("serving {:?}: {e}", blob.id())))?;
+        if let Err(e) =
+            encode_ranges_validated(&data, &outboard, &served.to_chunks(blob.ct_len), out)
+        {
+            // The copy here is damaged: those blocks are no longer held or served.
+            let dropped = self.drop_damaged(blob).map(|bad| bad.count()).unwrap_or(0);
+            return Err(FileError::Corrupt(format!(
+                "serving {:?}: {e} ({dropped} damaged blocks dropped, to be fetched again)",
+                blob.id()
+            )));
+        }
         Ok(served)
+    }
+
+    /// Check every block held of `blob` against its hash. Those that fail (the disk
+    /// damaged them, or someone edited the file) are held no longer: never served, and
+    /// fetched again by the node (`take_damaged`). Returns them.
+    pub fn drop_damaged(&self, blob: &BlobRef) -> Result<Blocks, FileError> {
+        const GROUP: u64 = 64;
+        let held = self.held(blob);
+        let data = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
+        let outboard = PreOrderOutboard {
+            root: blob.id().hash(),
+            tree: BaoTree::new(blob.ct_len, BLOCK),
+            data: File::open(self.path(blob, "obao")).map_err(|_| FileError::Missing)?,
+        };
+        let sound = |blocks: &Blocks, sink: &mut Vec<u8>| {
+            sink.clear();
+            encode_ranges_validated(&data, &outboard, &blocks.to_chunks(blob.ct_len), sink).is_ok()
+        };
+        let mut sink = Vec::new();
+        let mut bad = Vec::new();
+        for &(a, b) in held.ranges() {
+            for start in (a..b).step_by(GROUP as usize) {
+                let end = (start + GROUP).min(b);
+                if !sound(&Blocks::range(start, end), &mut sink) {
+                    bad.extend(
+                        (start..end).filter(|&i| !sound(&Blocks::range(i, i + 1), &mut sink)),
+                    );
+                }
+            }
+        }
+        let bad = bad.into_iter().fold(Blocks::default(), |all, i| {
+            all.union(&Blocks::range(i, i + 1))
+        });
+        if !bad.is_empty() {
+            let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            self.write_have(blob, &self.held(blob).minus(&bad))?;
+            self.damaged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(*blob);
+        }
+        Ok(bad)
+    }
+
+    /// Blobs found damaged (`drop_damaged`) since the last call.
+    pub fn take_damaged(&self) -> Vec<BlobRef> {
+        std::mem::take(&mut *self.damaged.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A decryption failed: if the copy here is damaged, say so (its blocks are dropped
+    /// and fetched again); otherwise the key does not fit.
+    fn damaged_or(&self, blob: &BlobRef, e: FileError) -> FileError {
+        match (&e, self.drop_damaged(blob)) {
+            (FileError::Decrypt { .. }, Ok(bad)) if !bad.is_empty() => FileError::Corrupt(format!(
+                "{} blocks of the copy here are damaged; they are fetched again",
+                bad.count()
+            )),
+            _ => e,
+        }
     }
 
     /// Take in a peer's `response` for `blocks` of blob `id`: every block is verified
@@ -478,7 +548,8 @@ impl BlobStore {
                 .open(&tmp)
                 .map_err(|e| FileError::io("creating the file", e))?;
             let mut out = BufWriter::with_capacity(256 * 1024, part);
-            seal::decrypt(key, plain_len, BufReader::new(source), &mut out)?;
+            seal::decrypt(key, plain_len, BufReader::new(source), &mut out)
+                .map_err(|e| self.damaged_or(blob, e))?;
             let file = out
                 .into_inner()
                 .map_err(|e| FileError::io("writing the file", e.into_error()))?;
@@ -516,7 +587,8 @@ impl BlobStore {
         let source = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
         self.touch(blob);
         let mut plain = Vec::with_capacity(plain_len as usize);
-        seal::decrypt(key, plain_len, BufReader::new(source), &mut plain)?;
+        seal::decrypt(key, plain_len, BufReader::new(source), &mut plain)
+            .map_err(|e| self.damaged_or(blob, e))?;
         Ok(plain)
     }
 

@@ -462,8 +462,30 @@ impl Core {
         }
     }
 
+    /// Blobs whose copy here was found damaged (serving or opening them): fetched again
+    /// from whoever has them, under the first conversation they are recorded in.
+    fn refetch_damaged(&mut self, now: u64) {
+        let Some(files) = self.files.as_mut() else {
+            return;
+        };
+        let mut again = Vec::new();
+        for blob in files.store.take_damaged() {
+            files.known.remove(&blob);
+            if let Some(conv) = files.known(&blob).conversations.first() {
+                again.push((ConversationId(*conv), blob));
+            }
+        }
+        for (conversation, blob) in again {
+            tracing::warn!(blob = %blob.id(), "a file here is damaged on disk: fetching it again");
+            if let Err(e) = self.want_file(conversation, blob, Fetch::Asked, None, now) {
+                tracing::warn!(blob = %blob.id(), error = %e, "a damaged file is not fetched again");
+            }
+        }
+    }
+
     /// Ask peers for missing blocks, within the bounds; downloads take turns.
     pub(super) fn pump_downloads(&mut self, now: u64) {
+        self.refetch_damaged(now);
         let Some(files) = self.files.as_mut() else {
             return;
         };
@@ -879,6 +901,8 @@ impl Core {
 
     /// Whether `blob` is wholly here (cached; read from its record once).
     pub(super) fn file_here(&mut self, blob: &BlobRef) -> bool {
+        // A copy found damaged a moment ago is not here (and is being fetched again).
+        self.refetch_damaged(super::now_ms());
         self.files.as_mut().is_some_and(|f| {
             f.forget_evicted();
             f.known(blob).complete

@@ -354,3 +354,59 @@ fn blocks_taken_from_a_place_wrap_round_and_keep_the_range_limit() {
     let holey = Blocks::from_ranges(holes, 200).unwrap();
     assert!(holey.take_from(150, 64).ranges().len() <= MAX_RANGES);
 }
+
+/// A copy damaged on disk (a bad sector, an edit): serving or opening it finds the
+/// damaged blocks, which are then no longer held (never served, fetched again); the
+/// others stay, and the repaired copy opens.
+#[test]
+fn a_copy_damaged_on_disk_drops_the_damaged_blocks_and_is_repaired_from_another() {
+    let s = setup();
+    let (a, b) = (store(&s, "a"), store(&s, "b"));
+    let plain = sample(8 * RECORD_PLAIN_BYTES);
+    let imported = import(&s, &a, &plain);
+    let blob = imported.blob;
+    fetch(&a, &b, &blob, &Blocks::all(8));
+    let damage = |block: u64| {
+        let path = b.path(&blob, "data");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[block as usize * RECORD_BYTES + 100] ^= 0x40;
+        fs::write(&path, bytes).unwrap();
+    };
+    // Serving: the request fails, block 5 is dropped, the rest is held.
+    damage(5);
+    let mut out = Vec::new();
+    assert!(matches!(
+        b.encode(&blob, &Blocks::range(4, 7), &mut out),
+        Err(FileError::Corrupt(_))
+    ));
+    assert_eq!(b.held(&blob), Blocks(vec![(0, 5), (6, 8)]));
+    assert_eq!(b.take_damaged(), vec![blob]);
+    assert!(b.take_damaged().is_empty(), "told once");
+    let mut out = Vec::new();
+    assert_eq!(
+        b.encode(&blob, &Blocks::range(4, 7), &mut out).unwrap(),
+        Blocks(vec![(4, 5), (6, 7)]),
+        "what is sound is still served"
+    );
+    // Opening: block 1 damaged too (after block 5 came back) is found the same way.
+    fetch(&a, &b, &blob, &Blocks::range(5, 6));
+    damage(1);
+    let dest = s.root.join("out");
+    let e = b
+        .export(&blob, plain.len() as u64, &imported.key, &dest)
+        .unwrap_err();
+    assert!(matches!(e, FileError::Corrupt(_)), "{e}");
+    assert_eq!(b.held(&blob), Blocks(vec![(0, 1), (2, 8)]));
+    assert_eq!(b.take_damaged(), vec![blob]);
+    assert!(fetch(&a, &b, &blob, &Blocks::range(1, 2)).complete);
+    b.export(&blob, plain.len() as u64, &imported.key, &dest)
+        .unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), plain);
+    // A wrong key is not damage: nothing is dropped.
+    let other = import(&s, &a, &sample(100));
+    let e = b
+        .export(&blob, plain.len() as u64, &other.key, &s.root.join("x"))
+        .unwrap_err();
+    assert!(matches!(e, FileError::Decrypt { .. }), "{e}");
+    assert!(b.is_complete(&blob) && b.take_damaged().is_empty());
+}
