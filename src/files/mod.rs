@@ -6,6 +6,8 @@
 //! - `blobs`: the store on disk (ciphertext, its hash tree, the ranges held), outside
 //!   sled; import of a local file, verified import of ranges from a peer, ranges served
 //!   to peers, decryption to a file the user chose.
+//! - `schedule`: whom a downloader asks for which blocks, and what an answer changes
+//!   (pure, shared by the node and the file swarm simulator).
 //!
 //! The rules and their security argument are in `docs/PROTOCOL.md`, "Attachments". What
 //! ties a blob to a conversation is the signed, sealed event that announces it
@@ -13,6 +15,7 @@
 
 pub mod blobs;
 pub mod picture;
+pub mod schedule;
 pub mod seal;
 
 use std::fmt;

@@ -27,7 +27,7 @@ use crate::wire::{BlobRef, ConversationId};
 pub const BLOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/flurfunk/blob/1");
 
 /// Blocks (16 KiB) one request may ask for: 1 MiB.
-pub const MAX_BLOCKS_PER_REQUEST: u64 = 64;
+pub use crate::files::schedule::MAX_BLOCKS_PER_REQUEST;
 /// Ranges one request or answer may list.
 pub const MAX_RANGES_PER_REQUEST: usize = crate::files::blobs::MAX_RANGES;
 const MAX_REQUEST_BYTES: usize = 1 + 32 + 32 + 8 + 2 + 16 * MAX_RANGES_PER_REQUEST;

@@ -20,9 +20,9 @@ use rand::seq::SliceRandom;
 use tokio::sync::mpsc;
 
 use super::event_loop::Core;
-use crate::files::{BlobRef, BlobStore, Blocks, FileError, Received};
+use crate::files::{BlobRef, BlobStore, Blocks, FileError, Received, schedule};
 use crate::identity::UserId;
-use crate::net::blob::{self, BlobAsk, BlobReply, BlobRequest, MAX_BLOCKS_PER_REQUEST};
+use crate::net::blob::{self, BlobAsk, BlobReply, BlobRequest};
 use crate::wire::ConversationId;
 
 mod records;
@@ -61,28 +61,10 @@ impl Default for FileLimits {
 pub const AUTO_DOWNLOAD_MAX_AGE_MS: u64 = 3 * 24 * 3600 * 1000;
 /// Files being fetched at most; those that arrive by themselves take at most half.
 pub const MAX_DOWNLOADS: usize = 64;
-/// Block requests in flight at once: in all, per file, per peer.
+/// Block requests in flight at once: in all and per peer (per file:
+/// `schedule::MAX_FETCHES_PER_FILE`).
 pub const MAX_FETCHES: usize = 8;
-pub const MAX_FETCHES_PER_FILE: usize = 4;
 pub const MAX_FETCHES_PER_PEER: usize = 2;
-/// How long a peer is not asked again for a file after it had none of the blocks, was
-/// busy, or failed. A member with none of a file may be fetching it too: it is asked
-/// again after `REST_NOT_HERE_FIRST_MS`, doubling with each "none" in a row up to
-/// `REST_NOT_HERE_MS`, so members of a group fetching one file soon find each other's
-/// blocks (before, they rested 2 s and took nearly all from the sender), and one that
-/// never fetches it is asked every 2 s at most.
-const REST_NOT_HERE_MS: u64 = 2_000;
-const REST_NOT_HERE_FIRST_MS: u64 = 250;
-const REST_BUSY_MS: u64 = 2_000;
-const REST_FAILED_MS: u64 = 10_000;
-/// A request whose connection closed under it (a member often has two connections to a
-/// peer for a moment, and the plan closes connections): asked again soon, and at once
-/// when it connects anew.
-const REST_CLOSED_MS: u64 = 500;
-/// A file nobody connected serves is tried again after 1 s, doubling up to this.
-const MAX_BACKOFF_MS: u64 = 5 * 60_000;
-/// A download with no new block for this long is reported (once) as waiting.
-const STALLED_MS: u64 = 60_000;
 /// Files kept here at most by default (bytes); others' files beyond it are evicted,
 /// least recently used first, and fetched again when asked for.
 pub const DEFAULT_FILES_QUOTA: u64 = 4 << 30;
@@ -93,8 +75,6 @@ const EVICT_EVERY_MS: u64 = 5_000;
 const DISK_FULL_RETRY_MS: u64 = 10_000;
 const DISK_FULL_MAX_RETRY_MS: u64 = 5 * 60_000;
 const DISK_FULL_TELL_EVERY_MS: u64 = 10 * 60_000;
-/// What a peer said it holds is trusted for this long (it fetches on meanwhile).
-const HOLDINGS_FRESH_MS: u64 = 3_000;
 /// Progress of a download is reported (`NodeEvent::FileProgress`) at most this often.
 const PROGRESS_EVERY_MS: u64 = 1_000;
 /// A download with no new block for this long is given up (and said so).
@@ -130,32 +110,11 @@ enum Outcome {
 struct Download {
     generation: u64,
     conversation: ConversationId,
-    missing: Blocks,
-    /// Requests in flight: peer and the blocks asked of it.
-    asked: HashMap<PeerId, Blocks>,
-    /// Peers not asked again before this time.
-    resting: HashMap<PeerId, u64>,
-    last_progress_ms: u64,
-    /// No request before this time (grows while nobody serves the file).
-    next_try_ms: u64,
-    backoff_ms: u64,
-    stalled_told: bool,
-    /// Members connected when it last looked: a new one is asked at once.
-    seen: std::collections::HashSet<PeerId>,
+    /// Whom to ask for which blocks (`files::schedule`, pure).
+    plan: schedule::Download<PeerId>,
     /// Blocks held when progress was last reported, and when.
     told_held: u64,
     told_ms: u64,
-    /// What peers hold as far as known, since when, and whether they said so (a `Held`
-    /// answer: all they hold) or it is only what they sent: asked for that first.
-    holdings: HashMap<PeerId, (Blocks, u64, bool)>,
-    /// Answers with no block in a row, per peer (see `REST_NOT_HERE_FIRST_MS`).
-    not_here: HashMap<PeerId, u32>,
-    /// The sender of the file: asked last, so that members who have blocks serve each
-    /// other and the sender does not upload a copy per member.
-    author: Option<PeerId>,
-    /// This node's place among the conversation's members and their number: where it
-    /// starts asking the sender (`Engine::member_place`).
-    slot: Option<(u32, u32)>,
 }
 
 /// What the event loop knows of a blob without reading a file.
@@ -284,20 +243,9 @@ impl Files {
         self.downloads.entry(blob).or_insert(Download {
             generation,
             conversation,
-            missing,
-            asked: HashMap::new(),
-            resting: HashMap::new(),
-            last_progress_ms: moved_ms,
-            next_try_ms: 0,
-            backoff_ms: 1_000,
-            stalled_told: false,
-            seen: Default::default(),
+            plan: schedule::Download::new(missing, moved_ms),
             told_held,
             told_ms: 0,
-            holdings: HashMap::new(),
-            not_here: HashMap::new(),
-            author: None,
-            slot: None,
         });
     }
 
@@ -438,7 +386,7 @@ impl Core {
         let missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
         files.add_download(blob, conversation, missing, now);
         if let Some(download) = files.downloads.get_mut(&blob) {
-            download.author = author.and_then(|a| a.to_peer_id());
+            download.plan.author = author.and_then(|a| a.to_peer_id());
         }
         self.pump_downloads(now);
         Ok(())
@@ -506,119 +454,35 @@ impl Core {
             let Some(download) = files.downloads.get_mut(&blob) else {
                 continue;
             };
-            if now.saturating_sub(download.last_progress_ms) > GIVE_UP_MS {
+            if now.saturating_sub(download.plan.last_progress_ms) > GIVE_UP_MS {
                 given_up.push((blob, download.conversation));
                 continue;
             }
             // Members, and the relays that carry conversations (they keep their files).
             let mut peers = self.engine.member_peers(&download.conversation);
             peers.extend(self.engine.carrying_relays());
-            let ids: std::collections::HashSet<PeerId> =
-                peers.iter().filter_map(|u| u.to_peer_id()).collect();
-            if ids.iter().any(|p| !download.seen.contains(p)) {
-                // A member who was not there before may have it: ask now (also one that
-                // failed on a connection since closed: it rests no longer).
-                download.next_try_ms = now;
-                download.backoff_ms = 1_000;
-                download
-                    .resting
-                    .retain(|p, _| !ids.contains(p) || download.seen.contains(p));
-            }
-            download.seen = ids;
-            if download.next_try_ms > now || download.asked.len() >= MAX_FETCHES_PER_FILE {
-                continue;
-            }
-            download.resting.retain(|_, until| *until > now);
-            download
-                .holdings
-                .retain(|_, (_, at, _)| now.saturating_sub(*at) < HOLDINGS_FRESH_MS);
-            peers.shuffle(&mut rand::thread_rng());
-            // Members who said they hold blocks still missing first, the sender last: a
-            // file to a group is then passed on among the members, and the sender does
-            // not upload a copy to each of them.
-            let rank = |peer: &PeerId| -> u8 {
-                if Some(*peer) == download.author {
-                    2
-                } else if download
-                    .holdings
-                    .get(peer)
-                    .is_some_and(|(held, ..)| !held.intersect(&download.missing).is_empty())
-                {
-                    0
-                } else {
-                    1
-                }
-            };
-            peers.sort_by_key(|u| u.to_peer_id().map_or(3, |p| rank(&p)));
+            let peers: Vec<PeerId> = peers.iter().filter_map(|u| u.to_peer_id()).collect();
             // This node's place among the members and their number (looked up once).
-            let slot = *download.slot.get_or_insert_with(|| {
-                self.engine
-                    .member_place(&download.conversation)
-                    .unwrap_or((0, 1))
-            });
-            let before = starts.len();
-            for user in peers {
-                if download.asked.len() >= MAX_FETCHES_PER_FILE
-                    || files.in_flight + starts.len() >= MAX_FETCHES
-                {
-                    break;
-                }
-                let Some(peer) = user.to_peer_id() else {
-                    continue;
-                };
-                let busy = files.per_peer.get(&peer).copied().unwrap_or(0);
-                if busy >= MAX_FETCHES_PER_PEER
-                    || download.asked.contains_key(&peer)
-                    || download.resting.contains_key(&peer)
-                {
-                    continue;
-                }
-                let taken = download
-                    .asked
-                    .values()
-                    .fold(Blocks::default(), |all, b| all.union(b));
-                let wanted = download.missing.minus(&taken);
-                if wanted.is_empty() {
-                    break;
-                }
-                // From a random place: members fetching one file at once then hold
-                // different blocks and serve each other, not all the sender. Of a peer
-                // that said what it holds, only that. Of the sender, what no member is
-                // known to hold, from this member's own slice of the file (its place
-                // among the members): the sender's first answers to a group are then
-                // different blocks, which the members pass on.
-                let total = blob.blocks().max(1);
-                let (from, wanted) = if Some(peer) == download.author {
-                    let held_by_members = download
-                        .holdings
-                        .iter()
-                        .filter(|(p, _)| Some(**p) != download.author)
-                        .fold(Blocks::default(), |all, (_, (held, ..))| all.union(held));
-                    let nobody_has = wanted.minus(&held_by_members);
-                    let start = u64::from(slot.0) * total / u64::from(slot.1.max(1));
-                    (
-                        start,
-                        if nobody_has.is_empty() {
-                            wanted
-                        } else {
-                            nobody_has
-                        },
-                    )
-                } else {
-                    (
-                        rand::Rng::gen_range(&mut rand::thread_rng(), 0..total),
-                        wanted,
-                    )
-                };
-                let next = match download.holdings.get(&peer) {
-                    Some((held, _, true)) => wanted.intersect(held),
-                    _ => wanted,
-                }
-                .take_from(from, MAX_BLOCKS_PER_REQUEST);
-                if next.is_empty() {
-                    continue;
-                }
-                download.asked.insert(peer, next.clone());
+            if download.plan.slot.is_none() {
+                download.plan.slot = Some(
+                    self.engine
+                        .member_place(&download.conversation)
+                        .unwrap_or((0, 1)),
+                );
+            }
+            let per_peer = &files.per_peer;
+            let choice = download.plan.choose(
+                blob.blocks(),
+                peers,
+                now,
+                MAX_FETCHES - files.in_flight - starts.len(),
+                |peer| per_peer.get(peer).copied().unwrap_or(0) < MAX_FETCHES_PER_PEER,
+                &mut rand::thread_rng(),
+            );
+            if choice.stalled {
+                tracing::info!(blob = %blob.id(), "a file waits for a colleague who has it");
+            }
+            for (peer, blocks) in choice.starts {
                 *files.per_peer.entry(peer).or_insert(0) += 1;
                 starts.push((
                     blob,
@@ -627,32 +491,9 @@ impl Core {
                     BlobRequest {
                         conversation: download.conversation,
                         blob,
-                        blocks: next,
+                        blocks,
                     },
                 ));
-            }
-            if starts.len() == before && download.asked.is_empty() {
-                if download.seen.is_empty() {
-                    // Nobody to ask: try again later, less often each time (a member who
-                    // connects is asked at once, above).
-                    download.next_try_ms = now + download.backoff_ms;
-                    download.backoff_ms = (download.backoff_ms * 2).min(MAX_BACKOFF_MS);
-                } else {
-                    // Members are there but resting or busy: ask when the first may answer.
-                    download.next_try_ms = download
-                        .resting
-                        .values()
-                        .copied()
-                        .min()
-                        .unwrap_or(now + 1_000);
-                }
-            }
-            if !download.stalled_told
-                && download.asked.is_empty()
-                && now.saturating_sub(download.last_progress_ms) > STALLED_MS
-            {
-                download.stalled_told = true;
-                tracing::info!(blob = %blob.id(), "a file waits for a colleague who has it");
             }
         }
         files.in_flight += starts.len();
@@ -741,63 +582,35 @@ impl Core {
             .get_mut(&done.blob)
             .filter(|d| d.generation == done.generation)
         {
-            download.asked.remove(&done.peer);
-            // A peer with none of the blocks: asked again soon at first (it may be
-            // fetching the file too), then less often.
-            let not_here = |download: &mut Download| {
-                let n = download.not_here.entry(done.peer).or_insert(0);
-                *n = n.saturating_add(1);
-                Some((REST_NOT_HERE_FIRST_MS << (*n - 1).min(8)).min(REST_NOT_HERE_MS))
-            };
-            let rest = match done.outcome {
+            let answer = match done.outcome {
                 Outcome::Received(received) => {
-                    // It holds (at least) what it sent.
-                    let (had, ..) = download.holdings.remove(&done.peer).unwrap_or_default();
-                    download
-                        .holdings
-                        .insert(done.peer, (had.union(&received.added), now, false));
-                    if !received.added.is_empty() {
-                        download.not_here.remove(&done.peer);
-                        download.missing = download.missing.minus(&received.added);
-                        download.last_progress_ms = now;
-                        download.backoff_ms = 1_000;
-                        download.stalled_told = false;
-                    }
-                    complete = received.complete || download.missing.is_empty();
-                    if let Some(why) = received.refused {
+                    if let Some(why) = &received.refused {
                         tracing::warn!(peer = %done.peer, blob = %done.blob.id(), %why, "blocks refused");
-                        Some(REST_FAILED_MS)
-                    } else if received.added.is_empty() && !done.asked.is_empty() {
-                        not_here(download)
-                    } else {
-                        None
+                    }
+                    complete |= received.complete;
+                    schedule::Answer::Received {
+                        added: received.added,
+                        refused: received.refused.is_some(),
                     }
                 }
-                Outcome::NotHere => not_here(download),
-                Outcome::Held(held) => {
-                    // Asked again at once, for what it has.
-                    download.not_here.remove(&done.peer);
-                    download.holdings.insert(done.peer, (held, now, true));
-                    None
-                }
-                Outcome::Busy => Some(REST_BUSY_MS),
+                Outcome::NotHere => schedule::Answer::NotHere,
+                Outcome::Held(held) => schedule::Answer::Held(held),
+                Outcome::Busy => schedule::Answer::Busy,
                 Outcome::Closed(e) => {
                     tracing::debug!(peer = %done.peer, blob = %done.blob.id(), error = %e, "fetch cut off");
-                    Some(REST_CLOSED_MS)
+                    schedule::Answer::Closed
                 }
                 Outcome::DiskFull(what) => {
                     // Not the peer's fault: nobody rests; every download waits.
                     disk_full = Some(what);
-                    None
+                    schedule::Answer::DiskFull
                 }
                 Outcome::Failed(e) => {
                     tracing::debug!(peer = %done.peer, blob = %done.blob.id(), error = %e, "fetch failed");
-                    Some(REST_FAILED_MS)
+                    schedule::Answer::Failed
                 }
             };
-            if let Some(ms) = rest {
-                download.resting.insert(done.peer, now + ms);
-            }
+            complete |= download.plan.answer(done.peer, &done.asked, answer, now);
         }
         if disk_full.is_some() {
             files.disk_full = true;
@@ -845,7 +658,7 @@ impl Core {
         let mut events = Vec::new();
         for (blob, d) in files.downloads.iter_mut() {
             let blocks = blob.blocks();
-            let held = blocks - d.missing.count();
+            let held = blocks - d.plan.missing.count();
             if held != d.told_held && now >= d.told_ms + PROGRESS_EVERY_MS {
                 d.told_held = held;
                 d.told_ms = now;
@@ -882,10 +695,10 @@ impl Core {
                 DownloadView {
                     conversation: d.conversation.to_string(),
                     blob: blob.id().to_hex(),
-                    blocks_held: n - d.missing.count(),
+                    blocks_held: n - d.plan.missing.count(),
                     blocks: n,
-                    fetching_from: d.asked.len(),
-                    waiting: d.stalled_told && !files.disk_full,
+                    fetching_from: d.plan.asked.len(),
+                    waiting: d.plan.stalled() && !files.disk_full,
                     disk_full: files.disk_full,
                 }
             })

@@ -1,0 +1,409 @@
+//! Which peer is asked for which blocks of a file, and what an answer changes: the
+//! downloader's rules (docs/PROTOCOL.md, "Who is asked for what"). Pure: no I/O, no
+//! clock (`now` is passed in), randomness passed in, generic over the peer's id, so the
+//! node (`node::files`) and the file swarm simulator (`tests/file_swarm.rs`) run the
+//! same code.
+//!
+//! The node adds what spans downloads: requests in flight in all and per peer, the
+//! downloads' turns, giving up, progress reports, the disk.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use super::Blocks;
+
+/// Blocks (16 KiB) one request may ask for: 1 MiB (the wire's limit, `net::blob`).
+pub const MAX_BLOCKS_PER_REQUEST: u64 = 64;
+/// Requests in flight at once for one file.
+pub const MAX_FETCHES_PER_FILE: usize = 4;
+/// How long a peer is not asked again for a file after it had none of the blocks, was
+/// busy, or failed. A member with none of a file may be fetching it too: it is asked
+/// again after `REST_NOT_HERE_FIRST_MS`, doubling with each "none" in a row up to
+/// `REST_NOT_HERE_MS`, so members of a group fetching one file soon find each other's
+/// blocks (before, they rested 2 s and took nearly all from the sender), and one that
+/// never fetches it is asked every 2 s at most.
+pub const REST_NOT_HERE_MS: u64 = 2_000;
+pub const REST_NOT_HERE_FIRST_MS: u64 = 250;
+pub const REST_BUSY_MS: u64 = 2_000;
+pub const REST_FAILED_MS: u64 = 10_000;
+/// A request whose connection closed under it (a member often has two connections to a
+/// peer for a moment, and the plan closes connections): asked again soon, and at once
+/// when it connects anew.
+pub const REST_CLOSED_MS: u64 = 500;
+/// A file nobody connected serves is tried again after 1 s, doubling up to this.
+pub const MAX_BACKOFF_MS: u64 = 5 * 60_000;
+/// A download with no new block for this long is reported (once) as waiting.
+pub const STALLED_MS: u64 = 60_000;
+/// What a peer said it holds is trusted for this long (it fetches on meanwhile).
+pub const HOLDINGS_FRESH_MS: u64 = 3_000;
+
+/// An id of a peer: `libp2p::PeerId` in the node, a number in the simulator.
+pub trait PeerKey: Copy + Eq + Hash + Ord + std::fmt::Debug {}
+impl<T: Copy + Eq + Hash + Ord + std::fmt::Debug> PeerKey for T {}
+
+/// How a request ended, as far as the schedule cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Blocks came: these were new and verified; `refused`: some failed their hash.
+    Received {
+        added: Blocks,
+        refused: bool,
+    },
+    /// None of the blocks asked for.
+    NotHere,
+    /// None of the blocks asked for, but these.
+    Held(Blocks),
+    Busy,
+    /// The connection or stream closed under the request (not the peer's data).
+    Closed,
+    Failed,
+    /// This node's disk is full (no fault of the peer): nobody rests.
+    DiskFull,
+}
+
+/// One file being fetched.
+#[derive(Debug)]
+pub struct Download<P: PeerKey> {
+    /// Blocks not here yet.
+    pub missing: Blocks,
+    /// Requests in flight: peer and the blocks asked of it.
+    pub asked: HashMap<P, Blocks>,
+    /// Peers not asked again before this time.
+    resting: HashMap<P, u64>,
+    /// When a new block last came (or the download began).
+    pub last_progress_ms: u64,
+    /// No request before this time (grows while nobody serves the file).
+    next_try_ms: u64,
+    backoff_ms: u64,
+    stalled_told: bool,
+    /// Members connected when it last looked: a new one is asked at once.
+    seen: HashSet<P>,
+    /// What peers hold as far as known, since when, and whether they said so (a `Held`
+    /// answer: all they hold) or it is only what they sent: asked for that first.
+    holdings: HashMap<P, (Blocks, u64, bool)>,
+    /// Answers with no block in a row, per peer (see `REST_NOT_HERE_FIRST_MS`).
+    not_here: HashMap<P, u32>,
+    /// The sender of the file: asked last, so that members who have blocks serve each
+    /// other and the sender does not upload a copy per member.
+    pub author: Option<P>,
+    /// This node's place among the conversation's members and their number: where it
+    /// starts asking the sender (`sync::Engine::member_place`); the caller fills it in.
+    pub slot: Option<(u32, u32)>,
+}
+
+/// What `Download::choose` decided.
+#[derive(Debug)]
+pub struct Choice<P> {
+    /// Requests to start now: whom, for which blocks.
+    pub starts: Vec<(P, Blocks)>,
+    /// It has had no block for `STALLED_MS` and nobody to ask: say so (once).
+    pub stalled: bool,
+}
+
+impl<P: PeerKey> Download<P> {
+    /// A download of `missing` blocks; `moved_ms`: when it last made progress.
+    pub fn new(missing: Blocks, moved_ms: u64) -> Self {
+        Download {
+            missing,
+            asked: HashMap::new(),
+            resting: HashMap::new(),
+            last_progress_ms: moved_ms,
+            next_try_ms: 0,
+            backoff_ms: 1_000,
+            stalled_told: false,
+            seen: HashSet::new(),
+            holdings: HashMap::new(),
+            not_here: HashMap::new(),
+            author: None,
+            slot: None,
+        }
+    }
+
+    /// It has had no block for `STALLED_MS` with nobody to ask (told once by `choose`).
+    pub fn stalled(&self) -> bool {
+        self.stalled_told
+    }
+
+    /// Requests to start for a file of `total` blocks. `peers`: the connected members of
+    /// its conversation and the relays that carry it; `free(peer)`: whether the node has
+    /// room for another request to it; `budget`: requests the node may still start.
+    pub fn choose(
+        &mut self,
+        total: u64,
+        mut peers: Vec<P>,
+        now: u64,
+        budget: usize,
+        free: impl Fn(&P) -> bool,
+        rng: &mut impl Rng,
+    ) -> Choice<P> {
+        let mut starts: Vec<(P, Blocks)> = Vec::new();
+        let ids: HashSet<P> = peers.iter().copied().collect();
+        if ids.iter().any(|p| !self.seen.contains(p)) {
+            // A member who was not there before may have it: ask now (also one that
+            // failed on a connection since closed: it rests no longer).
+            self.next_try_ms = now;
+            self.backoff_ms = 1_000;
+            let seen = &self.seen;
+            self.resting
+                .retain(|p, _| !ids.contains(p) || seen.contains(p));
+        }
+        self.seen = ids;
+        if self.next_try_ms > now || self.asked.len() >= MAX_FETCHES_PER_FILE || budget == 0 {
+            return Choice {
+                starts,
+                stalled: false,
+            };
+        }
+        self.resting.retain(|_, until| *until > now);
+        self.holdings
+            .retain(|_, (_, at, _)| now.saturating_sub(*at) < HOLDINGS_FRESH_MS);
+        peers.shuffle(rng);
+        // Members who said they hold blocks still missing first, the sender last: a file
+        // to a group is then passed on among the members, and the sender does not upload
+        // a copy to each of them.
+        let rank = |peer: &P| -> u8 {
+            if Some(*peer) == self.author {
+                2
+            } else if self
+                .holdings
+                .get(peer)
+                .is_some_and(|(held, ..)| !held.intersect(&self.missing).is_empty())
+            {
+                0
+            } else {
+                1
+            }
+        };
+        peers.sort_by_key(rank);
+        let slot = self.slot.unwrap_or((0, 1));
+        let total = total.max(1);
+        for peer in peers {
+            if self.asked.len() >= MAX_FETCHES_PER_FILE || starts.len() >= budget {
+                break;
+            }
+            if !free(&peer) || self.asked.contains_key(&peer) || self.resting.contains_key(&peer) {
+                continue;
+            }
+            let taken = self
+                .asked
+                .values()
+                .fold(Blocks::default(), |all, b| all.union(b));
+            let wanted = self.missing.minus(&taken);
+            if wanted.is_empty() {
+                break;
+            }
+            // From a random place: members fetching one file at once then hold different
+            // blocks and serve each other, not all the sender. Of a peer that said what
+            // it holds, only that. Of the sender, what no member is known to hold, from
+            // this member's own share of the file (its place among the members): the
+            // sender's first answers to a group are then different blocks, which the
+            // members pass on.
+            let (from, wanted) = if Some(peer) == self.author {
+                let held_by_members = self
+                    .holdings
+                    .iter()
+                    .filter(|(p, _)| Some(**p) != self.author)
+                    .fold(Blocks::default(), |all, (_, (held, ..))| all.union(held));
+                let nobody_has = wanted.minus(&held_by_members);
+                let start = u64::from(slot.0) * total / u64::from(slot.1.max(1));
+                (
+                    start,
+                    if nobody_has.is_empty() {
+                        wanted
+                    } else {
+                        nobody_has
+                    },
+                )
+            } else {
+                (rng.gen_range(0..total), wanted)
+            };
+            let next = match self.holdings.get(&peer) {
+                Some((held, _, true)) => wanted.intersect(held),
+                _ => wanted,
+            }
+            .take_from(from, MAX_BLOCKS_PER_REQUEST);
+            if next.is_empty() {
+                continue;
+            }
+            self.asked.insert(peer, next.clone());
+            starts.push((peer, next));
+        }
+        if starts.is_empty() && self.asked.is_empty() {
+            if self.seen.is_empty() {
+                // Nobody to ask: try again later, less often each time (a member who
+                // connects is asked at once, above).
+                self.next_try_ms = now + self.backoff_ms;
+                self.backoff_ms = (self.backoff_ms * 2).min(MAX_BACKOFF_MS);
+            } else {
+                // Members are there but resting or busy: ask when the first may answer.
+                self.next_try_ms = self.resting.values().copied().min().unwrap_or(now + 1_000);
+            }
+        }
+        let stalled = !self.stalled_told
+            && self.asked.is_empty()
+            && now.saturating_sub(self.last_progress_ms) > STALLED_MS;
+        self.stalled_told |= stalled;
+        Choice { starts, stalled }
+    }
+
+    /// `peer` answered the request for `asked`: keep what it says about its copy, rest it
+    /// if it had nothing, was busy or failed. Returns whether the file is complete.
+    pub fn answer(&mut self, peer: P, asked: &Blocks, answer: Answer, now: u64) -> bool {
+        self.asked.remove(&peer);
+        // A peer with none of the blocks: asked again soon at first (it may be fetching
+        // the file too), then less often.
+        let not_here = |download: &mut Self| {
+            let n = download.not_here.entry(peer).or_insert(0);
+            *n = n.saturating_add(1);
+            Some((REST_NOT_HERE_FIRST_MS << (*n - 1).min(8)).min(REST_NOT_HERE_MS))
+        };
+        let rest = match answer {
+            Answer::Received { added, refused } => {
+                // It holds (at least) what it sent.
+                let (had, ..) = self.holdings.remove(&peer).unwrap_or_default();
+                self.holdings.insert(peer, (had.union(&added), now, false));
+                if !added.is_empty() {
+                    self.not_here.remove(&peer);
+                    self.missing = self.missing.minus(&added);
+                    self.last_progress_ms = now;
+                    self.backoff_ms = 1_000;
+                    self.stalled_told = false;
+                }
+                if refused {
+                    Some(REST_FAILED_MS)
+                } else if added.is_empty() && !asked.is_empty() {
+                    not_here(self)
+                } else {
+                    None
+                }
+            }
+            Answer::NotHere => not_here(self),
+            Answer::Held(held) => {
+                // Asked again at once, for what it has.
+                self.not_here.remove(&peer);
+                self.holdings.insert(peer, (held, now, true));
+                None
+            }
+            Answer::Busy => Some(REST_BUSY_MS),
+            Answer::Closed => Some(REST_CLOSED_MS),
+            Answer::Failed => Some(REST_FAILED_MS),
+            Answer::DiskFull => None,
+        };
+        if let Some(ms) = rest {
+            self.resting.insert(peer, now + ms);
+        }
+        self.missing.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rng() -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn the_sender_is_asked_last_and_for_this_members_share_first() {
+        let mut d: Download<u32> = Download::new(Blocks::all(640), 0);
+        d.author = Some(0);
+        d.slot = Some((3, 10));
+        // Only the sender connected: it is asked, from this member's share (3/10).
+        let c = d.choose(640, vec![0], 0, 8, |_| true, &mut rng());
+        assert_eq!(c.starts, vec![(0, Blocks::range(192, 256))]);
+        // With members there, they come first (the sender only once four are asked).
+        let mut d: Download<u32> = Download::new(Blocks::all(640), 0);
+        d.author = Some(0);
+        let c = d.choose(640, vec![0, 1, 2, 3, 4], 0, 8, |_| true, &mut rng());
+        let asked: Vec<u32> = c.starts.iter().map(|(p, _)| *p).collect();
+        assert_eq!(asked.len(), 4);
+        assert!(!asked.contains(&0), "{asked:?}");
+    }
+
+    #[test]
+    fn a_peer_that_had_nothing_rests_longer_each_time_and_a_closed_one_briefly() {
+        let mut d: Download<u32> = Download::new(Blocks::all(100), 0);
+        let mut at = 0;
+        for rest in [250, 500, 1_000, 2_000, 2_000] {
+            let c = d.choose(100, vec![1], at, 8, |_| true, &mut rng());
+            assert_eq!(c.starts.len(), 1, "asked at {at}");
+            let asked = c.starts[0].1.clone();
+            d.answer(1, &asked, Answer::NotHere, at);
+            assert!(
+                d.choose(100, vec![1], at + rest - 1, 8, |_| true, &mut rng())
+                    .starts
+                    .is_empty()
+            );
+            at += rest;
+        }
+        let c = d.choose(100, vec![1], at, 8, |_| true, &mut rng());
+        d.answer(1, &c.starts[0].1, Answer::Closed, at);
+        assert!(
+            d.choose(100, vec![1], at + 499, 8, |_| true, &mut rng())
+                .starts
+                .is_empty()
+        );
+        assert_eq!(
+            d.choose(100, vec![1], at + 500, 8, |_| true, &mut rng())
+                .starts
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_peer_that_failed_is_asked_at_once_when_it_connects_anew() {
+        let mut d: Download<u32> = Download::new(Blocks::all(100), 0);
+        let c = d.choose(100, vec![1], 0, 8, |_| true, &mut rng());
+        d.answer(1, &c.starts[0].1, Answer::Failed, 0);
+        assert!(
+            d.choose(100, vec![1], 1_000, 8, |_| true, &mut rng())
+                .starts
+                .is_empty()
+        );
+        // Gone, then back.
+        assert!(
+            d.choose(100, vec![], 1_100, 8, |_| true, &mut rng())
+                .starts
+                .is_empty()
+        );
+        assert_eq!(
+            d.choose(100, vec![1], 1_200, 8, |_| true, &mut rng())
+                .starts
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn blocks_received_are_no_longer_missing_and_the_last_completes_it() {
+        let mut d: Download<u32> = Download::new(Blocks::all(10), 0);
+        let c = d.choose(10, vec![1], 0, 8, |_| true, &mut rng());
+        assert_eq!(c.starts[0].1.count(), 10);
+        let done = d.answer(
+            1,
+            &Blocks::all(10),
+            Answer::Received {
+                added: Blocks::range(0, 4),
+                refused: false,
+            },
+            5,
+        );
+        assert!(!done);
+        assert_eq!(d.missing, Blocks::range(4, 10));
+        assert!(d.answer(
+            1,
+            &Blocks::range(4, 10),
+            Answer::Received {
+                added: Blocks::range(4, 10),
+                refused: false,
+            },
+            6,
+        ));
+    }
+}
