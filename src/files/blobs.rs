@@ -195,13 +195,17 @@ pub struct BlobStore {
     dir: PathBuf,
     records: std::sync::Mutex<()>,
     /// Blobs found damaged on disk since the node last looked (`take_damaged`).
-    damaged: std::sync::Mutex<Vec<BlobRef>>,
+    damaged: std::sync::Mutex<Vec<(BlobRef, bool)>>,
 }
 
 /// Conversations a blob is recorded under at most (a blob forwarded into more is served
 /// for the first ones).
 pub const MAX_BLOB_CONVERSATIONS: usize = 16;
 const WANT_MAGIC: &[u8; 8] = b"FFWANT1\n";
+
+/// Damaged blobs told at most between two looks of the node (more are found again when
+/// next served or opened).
+const MAX_DAMAGED_TOLD: usize = 1_024;
 
 /// Others' files used more recently than this are not evicted for the quota.
 pub const EVICT_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -385,8 +389,12 @@ impl BlobStore {
         if let Err(e) =
             encode_ranges_validated(&data, &outboard, &served.to_chunks(blob.ct_len), out)
         {
-            // The copy here is damaged: those blocks are no longer held or served.
-            let dropped = self.drop_damaged(blob).map(|bad| bad.count()).unwrap_or(0);
+            // The copy here is damaged: those blocks are no longer held or served. Only
+            // the blocks asked for are checked (a request costs at most 1 MiB of reading).
+            let dropped = self
+                .drop_damaged(blob, &served)
+                .map(|bad| bad.count())
+                .unwrap_or(0);
             return Err(FileError::Corrupt(format!(
                 "serving {:?}: {e} ({dropped} damaged blocks dropped, to be fetched again)",
                 blob.id()
@@ -395,12 +403,12 @@ impl BlobStore {
         Ok(served)
     }
 
-    /// Check every block held of `blob` against its hash. Those that fail (the disk
-    /// damaged them, or someone edited the file) are held no longer: never served, and
-    /// fetched again by the node (`take_damaged`). Returns them.
-    pub fn drop_damaged(&self, blob: &BlobRef) -> Result<Blocks, FileError> {
+    /// Check the blocks of `within` held of `blob` against its hash. Those that fail (the
+    /// disk damaged them, or someone edited the file) are held no longer: never served,
+    /// and fetched again by the node (`take_damaged`). Returns them.
+    pub fn drop_damaged(&self, blob: &BlobRef, within: &Blocks) -> Result<Blocks, FileError> {
         const GROUP: u64 = 64;
-        let held = self.held(blob);
+        let held = self.held(blob).intersect(within);
         let data = File::open(self.path(blob, "data")).map_err(|_| FileError::Missing)?;
         let outboard = PreOrderOutboard {
             root: blob.id().hash(),
@@ -428,25 +436,39 @@ impl BlobStore {
         });
         if !bad.is_empty() {
             let _records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            self.write_have(blob, &self.held(blob).minus(&bad))?;
-            self.damaged
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(*blob);
+            let before = self.held(blob);
+            let complete = before == Blocks::all(blob.blocks());
+            self.write_have(blob, &before.minus(&bad))?;
+            let mut damaged = self.damaged.lock().unwrap_or_else(|e| e.into_inner());
+            if damaged.len() < MAX_DAMAGED_TOLD {
+                damaged.push((*blob, complete));
+            }
         }
         Ok(bad)
     }
 
-    /// Blobs found damaged (`drop_damaged`) since the last call.
-    pub fn take_damaged(&self) -> Vec<BlobRef> {
+    /// Blobs found damaged (`drop_damaged`) since the last call, and whether each was
+    /// whole here before.
+    pub fn take_damaged(&self) -> Vec<(BlobRef, bool)> {
         std::mem::take(&mut *self.damaged.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A decryption failed: if the copy here is damaged, say so (its blocks are dropped
-    /// and fetched again); otherwise the key does not fit.
+    /// and fetched again); otherwise the key does not fit. The record that failed is
+    /// checked first: if it is sound the key is wrong, and nothing more is read.
     fn damaged_or(&self, blob: &BlobRef, e: FileError) -> FileError {
-        match (&e, self.drop_damaged(blob)) {
-            (FileError::Decrypt { .. }, Ok(bad)) if !bad.is_empty() => FileError::Corrupt(format!(
+        let FileError::Decrypt { record } = e else {
+            return e;
+        };
+        let first = Blocks::range(record, record + 1);
+        let bad = match self.drop_damaged(blob, &first) {
+            Ok(bad) if !bad.is_empty() => self
+                .drop_damaged(blob, &Blocks::all(blob.blocks()))
+                .map(|more| bad.union(&more)),
+            other => other,
+        };
+        match bad {
+            Ok(bad) if !bad.is_empty() => FileError::Corrupt(format!(
                 "{} blocks of the copy here are damaged; they are fetched again",
                 bad.count()
             )),

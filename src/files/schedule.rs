@@ -282,13 +282,17 @@ impl<P: PeerKey> Download<P> {
             }
             Answer::NotHere => not_here(self),
             Answer::Held(held) => {
-                // Asked again at once, for what it has.
-                self.not_here.remove(&peer);
+                // Asked again at once, for what it has; but a peer that says so again
+                // instead of sending it rests like one with nothing (a claim that never
+                // delivers must not keep this node asking at round-trip speed).
                 self.holdings.insert(peer, (held, now, true));
-                None
+                let n = self.not_here.entry(peer).or_insert(0);
+                *n = n.saturating_add(1);
+                (*n > 1).then(|| (REST_NOT_HERE_FIRST_MS << (*n - 2).min(8)).min(REST_NOT_HERE_MS))
             }
             Answer::Busy => Some(REST_BUSY_MS),
-            Answer::Closed => Some(REST_CLOSED_MS),
+            // Closed again and again: rests like a peer with nothing, 0.5 s at least.
+            Answer::Closed => not_here(self).map(|ms| ms.max(REST_CLOSED_MS)),
             Answer::Failed => Some(REST_FAILED_MS),
             Answer::DiskFull => None,
         };
@@ -341,19 +345,47 @@ mod tests {
             );
             at += rest;
         }
-        let c = d.choose(100, vec![1], at, 8, |_| true, &mut rng());
-        d.answer(1, &c.starts[0].1, Answer::Closed, at);
-        assert!(
-            d.choose(100, vec![1], at + 499, 8, |_| true, &mut rng())
+        // Cut off: 0.5 s, then like a peer with nothing (cut off again and again).
+        let mut d: Download<u32> = Download::new(Blocks::all(100), 0);
+        let mut at = 0;
+        for rest in [500, 500, 1_000, 2_000] {
+            let c = d.choose(100, vec![1], at, 8, |_| true, &mut rng());
+            assert_eq!(c.starts.len(), 1, "asked at {at}");
+            d.answer(1, &c.starts[0].1, Answer::Closed, at);
+            assert!(
+                d.choose(100, vec![1], at + rest - 1, 8, |_| true, &mut rng())
+                    .starts
+                    .is_empty()
+            );
+            at += rest;
+        }
+    }
+
+    #[test]
+    fn a_peer_that_claims_blocks_and_never_sends_them_rests_like_one_with_nothing() {
+        let mut d: Download<u32> = Download::new(Blocks::all(1_000), 0);
+        let mut rests = Vec::new();
+        let mut at = 0;
+        let mut next = 0;
+        for _ in 0..6 {
+            while d
+                .choose(1_000, vec![1], next, 8, |_| true, &mut rng())
                 .starts
                 .is_empty()
-        );
-        assert_eq!(
-            d.choose(100, vec![1], at + 500, 8, |_| true, &mut rng())
-                .starts
-                .len(),
-            1
-        );
+            {
+                next += 10;
+            }
+            rests.push(next - at);
+            at = next;
+            // "None of those, but these": others, which it never sends.
+            let asked = d.asked[&1].clone();
+            let claim = d.missing.minus(&asked).take(10);
+            d.answer(1, &asked, Answer::Held(claim), at);
+        }
+        // Asked again at once after the first claim only; then 250 ms doubling to 2 s.
+        assert_eq!(rests[..2], [0, 0], "{rests:?}");
+        assert!(rests[2..].iter().all(|&r| r >= 250), "{rests:?}");
+        assert!(rests.last() >= Some(&2_000), "{rests:?}");
     }
 
     #[test]

@@ -195,8 +195,8 @@ fn decode_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
 #[derive(Debug)]
 pub enum FetchError {
     /// The connection under the stream closed (the plan dropped it, one of two
-    /// connections to the peer was closed, the peer stopped), or the holder closed the
-    /// stream without a word: no fault of the holder's data, ask again soon.
+    /// connections to the peer was closed, the peer stopped): no fault of the holder's
+    /// data, ask again soon. (A stream the holder closed without a word is `Failed`.)
     Closed(String),
     /// No answer in time, an answer over the limit or malformed, another I/O error.
     Failed(String),
@@ -248,11 +248,6 @@ pub async fn fetch(
             .map_err(io_error)?;
         if read > MAX_RESPONSE_BYTES {
             return Err(FetchError::Failed("the answer is over the limit".into()));
-        }
-        if bytes.is_empty() {
-            return Err(FetchError::Closed(
-                "the stream closed without an answer".into(),
-            ));
         }
         BlobReply::decode(&bytes, request)
             .ok_or_else(|| FetchError::Failed("a malformed answer".into()))

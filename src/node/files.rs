@@ -397,6 +397,8 @@ impl Core {
     pub(super) fn purge_file(&mut self, blob: &BlobRef) {
         if let Some(files) = self.files.as_mut() {
             files.downloads.remove(blob);
+            // Not here, and under no conversation, before the records thread removes it.
+            *files.known(blob) = Known::default();
             files.records.send(Record::Purge(*blob));
         }
     }
@@ -417,10 +419,18 @@ impl Core {
             return;
         };
         let mut again = Vec::new();
-        for blob in files.store.take_damaged() {
-            files.known.remove(&blob);
-            if let Some(conv) = files.known(&blob).conversations.first() {
-                again.push((ConversationId(*conv), blob));
+        for (blob, was_complete) in files.store.take_damaged() {
+            let known = files.known(&blob);
+            known.complete = false;
+            let conversation = known.conversations.first().copied();
+            if let Some(download) = files.downloads.get_mut(&blob) {
+                // Being fetched: the dropped blocks are missing again.
+                download.plan.missing = Blocks::all(blob.blocks()).minus(&files.store.held(&blob));
+            } else if was_complete && let Some(conv) = conversation {
+                // A file that was whole here (a partial one, cancelled or given up, is
+                // left as it is); not one purged meanwhile (its conversations are gone
+                // from the cache at once).
+                again.push((ConversationId(conv), blob));
             }
         }
         for (conversation, blob) in again {

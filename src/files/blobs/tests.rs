@@ -380,7 +380,7 @@ fn a_copy_damaged_on_disk_drops_the_damaged_blocks_and_is_repaired_from_another(
         Err(FileError::Corrupt(_))
     ));
     assert_eq!(b.held(&blob), Blocks(vec![(0, 5), (6, 8)]));
-    assert_eq!(b.take_damaged(), vec![blob]);
+    assert_eq!(b.take_damaged(), vec![(blob, true)]);
     assert!(b.take_damaged().is_empty(), "told once");
     let mut out = Vec::new();
     assert_eq!(
@@ -397,7 +397,7 @@ fn a_copy_damaged_on_disk_drops_the_damaged_blocks_and_is_repaired_from_another(
         .unwrap_err();
     assert!(matches!(e, FileError::Corrupt(_)), "{e}");
     assert_eq!(b.held(&blob), Blocks(vec![(0, 1), (2, 8)]));
-    assert_eq!(b.take_damaged(), vec![blob]);
+    assert_eq!(b.take_damaged(), vec![(blob, true)]);
     assert!(fetch(&a, &b, &blob, &Blocks::range(1, 2)).complete);
     b.export(&blob, plain.len() as u64, &imported.key, &dest)
         .unwrap();
