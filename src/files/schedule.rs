@@ -303,6 +303,85 @@ impl<P: PeerKey> Download<P> {
     }
 }
 
+/// A sender's own file is served in rounds: within a round each block goes out once, to
+/// whoever asks first; then, for `NEXT_ROUND_AFTER_MS` times the rounds done (at most
+/// `MAX_ROUND_PAUSE_MS`), the members pass the blocks on among themselves before the
+/// sender serves a block again. So the sender of a file to a group of 1,000, linked to a
+/// handful of them, uploads about one copy per round, not one per neighbour.
+pub const NEXT_ROUND_AFTER_MS: u64 = 2_000;
+pub const MAX_ROUND_PAUSE_MS: u64 = 10_000;
+
+/// What the sender grants a request for blocks of its own file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// These of the blocks asked for.
+    Serve(Blocks),
+    /// None of those this round, but these (not asked for; answered `Held`).
+    Offer(Blocks),
+    /// None this round: the members have them (answered `NotHere`).
+    Nothing,
+}
+
+/// The rounds of one own file (`NEXT_ROUND_AFTER_MS`).
+#[derive(Clone, Debug)]
+pub struct SenderRounds {
+    total: u64,
+    /// Blocks served in this round.
+    served: Blocks,
+    /// When every block had gone out this round.
+    round_done_ms: Option<u64>,
+    /// Rounds done.
+    rounds: u64,
+}
+
+impl SenderRounds {
+    pub fn new(total: u64) -> Self {
+        SenderRounds {
+            total,
+            served: Blocks::default(),
+            round_done_ms: None,
+            rounds: 0,
+        }
+    }
+
+    /// A request for `asked` (at most `MAX_BLOCKS_PER_REQUEST` blocks); what is granted
+    /// counts as served.
+    pub fn grant(&mut self, asked: &Blocks, now: u64, max_offer_ranges: usize) -> Grant {
+        let all = Blocks::all(self.total);
+        if let Some(done) = self.round_done_ms {
+            let pause = (NEXT_ROUND_AFTER_MS * self.rounds).min(MAX_ROUND_PAUSE_MS);
+            if now < done + pause {
+                return Grant::Nothing;
+            }
+            // The next round.
+            self.served = Blocks::default();
+            self.round_done_ms = None;
+        }
+        let fresh = asked.intersect(&all).minus(&self.served);
+        let grant = if fresh.is_empty() {
+            let left = all.minus(&self.served).minus(asked);
+            let ranges: Vec<(u64, u64)> = left
+                .ranges()
+                .iter()
+                .take(max_offer_ranges)
+                .copied()
+                .collect();
+            match Blocks::from_ranges(ranges, self.total) {
+                Some(offer) if !offer.is_empty() => return Grant::Offer(offer),
+                _ => Grant::Nothing,
+            }
+        } else {
+            self.served = self.served.union(&fresh);
+            Grant::Serve(fresh)
+        };
+        if self.served == all {
+            self.round_done_ms = Some(now);
+            self.rounds += 1;
+        }
+        grant
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +465,35 @@ mod tests {
         assert_eq!(rests[..2], [0, 0], "{rests:?}");
         assert!(rests[2..].iter().all(|&r| r >= 250), "{rests:?}");
         assert!(rests.last() >= Some(&2_000), "{rests:?}");
+    }
+
+    #[test]
+    fn the_sender_serves_each_block_once_a_round_and_offers_the_others() {
+        let mut r = SenderRounds::new(10);
+        assert_eq!(
+            r.grant(&Blocks::range(0, 6), 0, 32),
+            Grant::Serve(Blocks::range(0, 6))
+        );
+        // Asked again for blocks out this round: some that are not, instead.
+        assert_eq!(
+            r.grant(&Blocks::range(2, 5), 1, 32),
+            Grant::Offer(Blocks::range(6, 10))
+        );
+        assert_eq!(
+            r.grant(&Blocks::range(4, 8), 2, 32),
+            Grant::Serve(Blocks::range(6, 8))
+        );
+        assert_eq!(
+            r.grant(&Blocks::range(8, 10), 3, 32),
+            Grant::Serve(Blocks::range(8, 10))
+        );
+        // Every block out: the members pass them on; the next round 2 s later.
+        assert_eq!(r.grant(&Blocks::range(0, 1), 4, 32), Grant::Nothing);
+        assert_eq!(r.grant(&Blocks::range(0, 1), 2_002, 32), Grant::Nothing);
+        assert_eq!(
+            r.grant(&Blocks::range(0, 1), 2_003, 32),
+            Grant::Serve(Blocks::range(0, 1))
+        );
     }
 
     #[test]

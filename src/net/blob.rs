@@ -22,6 +22,7 @@ use libp2p_stream::{Control, IncomingStreams};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::files::blobs::{Blocks, blocks};
+use crate::files::schedule::Grant;
 use crate::wire::{BlobRef, ConversationId};
 
 pub const BLOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/flurfunk/blob/1");
@@ -258,12 +259,13 @@ pub async fn fetch(
 }
 
 /// A request that passed the stream's checks, for the event loop to decide: `allow`
-/// gets `true` if the asker shares one of the blob's conversations.
+/// gets which of the blocks to serve (`Nothing` unless the asker shares one of the blob's
+/// conversations; of a file sent from here, what its rounds grant).
 #[derive(Debug)]
 pub struct BlobAsk {
     pub peer: PeerId,
     pub request: BlobRequest,
-    pub allow: oneshot::Sender<bool>,
+    pub allow: oneshot::Sender<Grant>,
 }
 
 /// Serve `/flurfunk/blob/1` for as long as the node runs: each stream is read, asked
@@ -366,11 +368,12 @@ async fn serve_one(
     })
     .await
     .map_err(|_| "the node stops")?;
-    let reply = if allowed.await.unwrap_or(false) {
+    let grant = allowed.await.unwrap_or(Grant::Nothing);
+    let reply = if let Grant::Serve(granted) = grant {
         tokio::task::spawn_blocking(move || {
             let id = request.blob.id();
             let mut bytes = Vec::new();
-            match store.encode(&request.blob, &request.blocks, &mut bytes) {
+            match store.encode(&request.blob, &granted, &mut bytes) {
                 Ok(blocks) if !blocks.is_empty() => {
                     // Only a build with the feature `fault-injection` can be told to lie
                     // (`NodeHandle::lie_in_served_blocks`, for tests); the first byte
@@ -400,6 +403,9 @@ async fn serve_one(
         })
         .await
         .map_err(|e| e.to_string())?
+    } else if let Grant::Offer(held) = grant {
+        // The sender's rounds: not those this round, but these.
+        BlobReply::Held { held }
     } else {
         BlobReply::NotHere
     };

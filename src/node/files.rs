@@ -65,6 +65,8 @@ pub const MAX_DOWNLOADS: usize = 64;
 /// `schedule::MAX_FETCHES_PER_FILE`).
 pub const MAX_FETCHES: usize = 8;
 pub const MAX_FETCHES_PER_PEER: usize = 2;
+/// Files sent from here whose rounds are kept (older ones are served as asked).
+const MAX_ROUNDS_KEPT: usize = 64;
 /// Files kept here at most by default (bytes); others' files beyond it are evicted,
 /// least recently used first, and fetched again when asked for.
 pub const DEFAULT_FILES_QUOTA: u64 = 4 << 30;
@@ -149,6 +151,10 @@ pub(super) struct Files {
     disk_full: bool,
     disk_full_until_ms: u64,
     disk_full_backoff_ms: u64,
+    /// Files sent from here while this node runs, served in rounds
+    /// (`schedule::SenderRounds`), oldest first in `rounds_order`.
+    rounds: HashMap<BlobRef, schedule::SenderRounds>,
+    rounds_order: std::collections::VecDeque<BlobRef>,
     /// Bytes of blocks sent to peers, and received from them (duplicates included).
     pub(super) served_bytes: Arc<std::sync::atomic::AtomicU64>,
     pub(super) fetched_bytes: u64,
@@ -213,6 +219,8 @@ impl Files {
             disk_full: false,
             disk_full_until_ms: 0,
             disk_full_backoff_ms: DISK_FULL_RETRY_MS,
+            rounds: HashMap::new(),
+            rounds_order: Default::default(),
             served_bytes: Default::default(),
             fetched_bytes: 0,
             refused_answers: 0,
@@ -333,7 +341,23 @@ impl Core {
                     .conversations
                     .contains(&ask.request.conversation.0)
             });
-        let _ = ask.allow.send(allowed);
+        let grant = if !allowed {
+            schedule::Grant::Nothing
+        } else if let Some(rounds) = self
+            .files
+            .as_mut()
+            .and_then(|files| files.rounds.get_mut(&ask.request.blob))
+        {
+            // A file sent from here: served in rounds.
+            rounds.grant(
+                &ask.request.blocks,
+                super::now_ms(),
+                blob::MAX_RANGES_PER_REQUEST,
+            )
+        } else {
+            schedule::Grant::Serve(ask.request.blocks.clone())
+        };
+        let _ = ask.allow.send(grant);
     }
 
     /// Whether a file of `size` bytes in a message written at `wall_ms` is fetched as
@@ -690,6 +714,17 @@ impl Core {
         if let Some(files) = self.files.as_mut() {
             files.known(&blob).complete = true;
             files.note_conversation(&blob, conversation);
+            if files.rounds.len() >= MAX_ROUNDS_KEPT
+                && let Some(oldest) = files.rounds_order.pop_front()
+            {
+                files.rounds.remove(&oldest);
+            }
+            if !files.rounds.contains_key(&blob) {
+                files.rounds_order.push_back(blob);
+            }
+            files
+                .rounds
+                .insert(blob, schedule::SenderRounds::new(blob.blocks()));
         }
     }
 
