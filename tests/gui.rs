@@ -737,6 +737,82 @@ fn a_photo_shows_in_its_bubble_opens_large_closes_with_esc_and_a_pasted_screensh
     h.check_accessibility();
 }
 
+/// A file over the automatic size is fetched on a click: while it waits for a colleague
+/// who has it, its card shows a progress bar and a cancel button; cancelled, it can be
+/// asked for again, and arrives with Öffnen and Speichern. A program asks before it
+/// opens, and Abbrechen opens nothing.
+#[test]
+fn a_large_file_shows_its_progress_can_be_cancelled_and_a_program_asks_before_it_opens() {
+    let f = Fixture::new();
+    let ben = f.spawn("Ben Müller", &[]);
+    f.with_identity("Anna Schmidt");
+    let mut h = running(&f, &[&ben], Lang::De);
+    let node = app(&h).node().unwrap().clone();
+    let conv = f.rt.block_on(node.open_direct(ben.user())).unwrap();
+    f.rt.block_on(ben.knows_user(node.user_id()));
+    let size = flurfunk::node::DEFAULT_AUTO_DOWNLOAD_BYTES as usize + 100_000;
+    let plan: Vec<u8> = (0..size as u32).map(|i| (i % 251) as u8).collect();
+    let source = ben.dir.path().join("Bauplan Rathaus.pdf");
+    std::fs::write(&source, &plan).unwrap();
+    f.rt.block_on(ben.handle.send_file(conv, source, String::new()))
+        .unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .select_conversation(&conv.to_string());
+    settle(&mut h, "the card, not fetched by itself", |h| {
+        has_label(h, "Bauplan Rathaus.pdf") && h.query_by_label("Herunterladen").is_some()
+    });
+    let progress = |h: &Harness<'static, App>| {
+        h.query_by(|n| n.role() == egui::accesskit::Role::ProgressIndicator)
+            .is_some()
+    };
+    assert!(!progress(&h));
+
+    // Ben goes home: the download waits, with its bar and a cancel button.
+    let stopped = f.rt.block_on(ben.stop());
+    h.get_by_label("Herunterladen").click();
+    settle(&mut h, "the progress bar and the cancel button", |h| {
+        progress(h) && h.query_by_label("✖").is_some()
+    });
+    assert!(!f.rt.block_on(node.downloads()).unwrap().is_empty());
+    h.get_by_label("✖").click();
+    settle(
+        &mut h,
+        "cancelled: the card offers the download again",
+        |h| !progress(h) && h.query_by_label("Herunterladen").is_some(),
+    );
+    assert!(f.rt.block_on(node.downloads()).unwrap().is_empty());
+
+    // Ben is back; asked again, the file arrives.
+    let ben = f.rt.block_on(stopped.start(&[]));
+    f.rt.block_on(node.dial(ben.addr.clone())).unwrap();
+    h.get_by_label("Herunterladen").click();
+    settle(&mut h, "the file here: Öffnen and Speichern", |h| {
+        !progress(h)
+            && h.query_by_label("Öffnen").is_some()
+            && h.query_by_label("Speichern").is_some()
+    });
+
+    // A program: Öffnen warns first; Abbrechen closes the warning and opens nothing.
+    let setup = ben.dir.path().join("Setup.exe");
+    std::fs::write(&setup, b"MZ not really a program").unwrap();
+    f.rt.block_on(ben.handle.send_file(conv, setup, String::new()))
+        .unwrap();
+    settle(&mut h, "the program's card, fetched by itself", |h| {
+        has_label(h, "Setup.exe") && h.query_all_by_label("Öffnen").count() == 2
+    });
+    h.get_all_by_label("Öffnen").last().unwrap().click();
+    settle(&mut h, "the warning", |h| {
+        has_label(h, "ist ein Programm oder Skript")
+    });
+    h.get_by_label("Abbrechen").click();
+    settle(&mut h, "the warning closed", |h| {
+        !has_label(h, "ist ein Programm oder Skript")
+    });
+    h.check_accessibility();
+}
+
 /// A file dropped on the window, as the OS hands it over.
 #[derive(Debug)]
 struct Dropped(std::path::PathBuf);

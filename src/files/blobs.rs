@@ -107,18 +107,28 @@ impl Blocks {
         Blocks(out)
     }
 
+    /// These blocks without `other`'s, in one pass over both (sorted, disjoint) lists.
     pub fn minus(&self, other: &Blocks) -> Blocks {
         let mut out = Vec::new();
+        let mut j = 0;
         for &(a, b) in &self.0 {
             let mut start = a;
-            for &(c, d) in &other.0 {
-                if d <= start || c >= b {
-                    continue;
-                }
+            // Ranges of `other` that end before this one starts end before every later one.
+            while j < other.0.len() && other.0[j].1 <= start {
+                j += 1;
+            }
+            let mut k = j;
+            while k < other.0.len() && other.0[k].0 < b {
+                let (c, d) = other.0[k];
                 if c > start {
                     out.push((start, c));
                 }
                 start = start.max(d);
+                if d >= b {
+                    // It may cover the next range too: looked at again from there.
+                    break;
+                }
+                k += 1;
             }
             if start < b {
                 out.push((start, b));

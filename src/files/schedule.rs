@@ -84,8 +84,10 @@ pub struct Download<P: PeerKey> {
     /// What peers hold as far as known, since when, and whether they said so (a `Held`
     /// answer: all they hold) or it is only what they sent: asked for that first.
     holdings: HashMap<P, (Blocks, u64, bool)>,
-    /// Answers with no block in a row, per peer (see `REST_NOT_HERE_FIRST_MS`).
+    /// Answers with no block in a row, per peer (see `REST_NOT_HERE_FIRST_MS`), and of
+    /// those the `Held` ones.
     not_here: HashMap<P, u32>,
+    held_in_a_row: HashMap<P, u32>,
     /// The sender of the file: asked last, so that members who have blocks serve each
     /// other and the sender does not upload a copy per member.
     pub author: Option<P>,
@@ -117,6 +119,7 @@ impl<P: PeerKey> Download<P> {
             seen: HashSet::new(),
             holdings: HashMap::new(),
             not_here: HashMap::new(),
+            held_in_a_row: HashMap::new(),
             author: None,
             slot: None,
         }
@@ -267,6 +270,7 @@ impl<P: PeerKey> Download<P> {
                 self.holdings.insert(peer, (had.union(&added), now, false));
                 if !added.is_empty() {
                     self.not_here.remove(&peer);
+                    self.held_in_a_row.remove(&peer);
                     self.missing = self.missing.minus(&added);
                     self.last_progress_ms = now;
                     self.backoff_ms = 1_000;
@@ -286,7 +290,8 @@ impl<P: PeerKey> Download<P> {
                 // instead of sending it rests like one with nothing (a claim that never
                 // delivers must not keep this node asking at round-trip speed).
                 self.holdings.insert(peer, (held, now, true));
-                let n = self.not_here.entry(peer).or_insert(0);
+                self.not_here.remove(&peer);
+                let n = self.held_in_a_row.entry(peer).or_insert(0);
                 *n = n.saturating_add(1);
                 (*n > 1).then(|| (REST_NOT_HERE_FIRST_MS << (*n - 2).min(8)).min(REST_NOT_HERE_MS))
             }
@@ -304,12 +309,25 @@ impl<P: PeerKey> Download<P> {
 }
 
 /// A sender's own file is served in rounds: within a round each block goes out once, to
-/// whoever asks first; then, for `NEXT_ROUND_AFTER_MS` times the rounds done (at most
-/// `MAX_ROUND_PAUSE_MS`), the members pass the blocks on among themselves before the
-/// sender serves a block again. So the sender of a file to a group of 1,000, linked to a
-/// handful of them, uploads about one copy per round, not one per neighbour.
+/// whoever asks first; when all have gone out, the sender pauses `NEXT_ROUND_AFTER_MS`
+/// times the rounds done (at most `MAX_ROUND_PAUSE_MS`) while the members pass the blocks
+/// on among themselves, then a new round begins. So the sender of a file to a group of
+/// 1,000, linked to a handful of them, uploads about one copy per round, not one per
+/// neighbour.
 pub const NEXT_ROUND_AFTER_MS: u64 = 2_000;
 pub const MAX_ROUND_PAUSE_MS: u64 = 10_000;
+/// A round ends after this long even if not every block went out: blocks granted but lost
+/// on the way (a cut connection, an asker that went away) go out again by then.
+pub const MAX_ROUND_MS: u64 = 10_000;
+/// Each asker's first request in a round (or in the pause after it) gets up to this many
+/// of the blocks it asked for, whatever went out before: one member grabbing every block
+/// of each round cannot starve the others.
+pub const FIRST_GRANT_BLOCKS: u64 = 16;
+/// A round whose record of blocks out has more ranges than this ends early (requests for
+/// scattered blocks cannot make each grant costly).
+pub const MAX_ROUND_RANGES: usize = 256;
+/// Askers remembered per round; beyond, a new asker gets no first grant.
+pub const MAX_ROUND_ASKERS: usize = 4_096;
 
 /// What the sender grants a request for blocks of its own file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,61 +342,89 @@ pub enum Grant {
 
 /// The rounds of one own file (`NEXT_ROUND_AFTER_MS`).
 #[derive(Clone, Debug)]
-pub struct SenderRounds {
+pub struct SenderRounds<P: PeerKey> {
     total: u64,
-    /// Blocks served in this round.
+    /// Blocks granted in this round.
     served: Blocks,
-    /// When every block had gone out this round.
+    /// When this round began, and when every block had gone out in it.
+    started_ms: u64,
     round_done_ms: Option<u64>,
-    /// Rounds done.
+    /// Rounds whose every block went out.
     rounds: u64,
+    /// Who had its first grant this round.
+    askers: HashSet<P>,
 }
 
-impl SenderRounds {
-    pub fn new(total: u64) -> Self {
+impl<P: PeerKey> SenderRounds<P> {
+    pub fn new(total: u64, now: u64) -> Self {
         SenderRounds {
             total,
             served: Blocks::default(),
+            started_ms: now,
             round_done_ms: None,
             rounds: 0,
+            askers: HashSet::new(),
         }
     }
 
-    /// A request for `asked` (at most `MAX_BLOCKS_PER_REQUEST` blocks); what is granted
-    /// counts as served.
-    pub fn grant(&mut self, asked: &Blocks, now: u64, max_offer_ranges: usize) -> Grant {
+    fn new_round(&mut self, now: u64) {
+        self.served = Blocks::default();
+        self.started_ms = now;
+        self.round_done_ms = None;
+        self.askers.clear();
+    }
+
+    /// `peer` asks for `asked` (at most `MAX_BLOCKS_PER_REQUEST` blocks); what is granted
+    /// counts as out this round.
+    pub fn grant(&mut self, peer: P, asked: &Blocks, now: u64, max_offer_ranges: usize) -> Grant {
         let all = Blocks::all(self.total);
+        let asked = asked.intersect(&all);
+        if now < self.started_ms || self.round_done_ms.is_some_and(|done| now < done) {
+            // The clock went back: start afresh rather than wait for it.
+            self.new_round(now);
+        }
         if let Some(done) = self.round_done_ms {
             let pause = (NEXT_ROUND_AFTER_MS * self.rounds).min(MAX_ROUND_PAUSE_MS);
             if now < done + pause {
-                return Grant::Nothing;
+                let first = self.askers.len() < MAX_ROUND_ASKERS && self.askers.insert(peer);
+                return if first && !asked.is_empty() {
+                    Grant::Serve(asked.take(FIRST_GRANT_BLOCKS))
+                } else {
+                    Grant::Nothing
+                };
             }
-            // The next round.
-            self.served = Blocks::default();
-            self.round_done_ms = None;
+            self.new_round(now);
+        } else if now >= self.started_ms + MAX_ROUND_MS
+            || self.served.ranges().len() > MAX_ROUND_RANGES
+        {
+            self.new_round(now);
         }
-        let fresh = asked.intersect(&all).minus(&self.served);
-        let grant = if fresh.is_empty() {
-            let left = all.minus(&self.served).minus(asked);
+        let first = self.askers.len() < MAX_ROUND_ASKERS && self.askers.insert(peer);
+        let fresh = asked.minus(&self.served);
+        let granted = if first {
+            fresh.union(&asked.minus(&fresh).take(FIRST_GRANT_BLOCKS))
+        } else {
+            fresh
+        };
+        if granted.is_empty() {
+            let left = all.minus(&self.served).minus(&asked);
             let ranges: Vec<(u64, u64)> = left
                 .ranges()
                 .iter()
                 .take(max_offer_ranges)
                 .copied()
                 .collect();
-            match Blocks::from_ranges(ranges, self.total) {
-                Some(offer) if !offer.is_empty() => return Grant::Offer(offer),
+            return match Blocks::from_ranges(ranges, self.total) {
+                Some(offer) if !offer.is_empty() => Grant::Offer(offer),
                 _ => Grant::Nothing,
-            }
-        } else {
-            self.served = self.served.union(&fresh);
-            Grant::Serve(fresh)
-        };
+            };
+        }
+        self.served = self.served.union(&granted);
         if self.served == all {
             self.round_done_ms = Some(now);
             self.rounds += 1;
         }
-        grant
+        Grant::Serve(granted)
     }
 }
 
@@ -469,30 +515,63 @@ mod tests {
 
     #[test]
     fn the_sender_serves_each_block_once_a_round_and_offers_the_others() {
-        let mut r = SenderRounds::new(10);
+        let mut r: SenderRounds<u32> = SenderRounds::new(100, 0);
         assert_eq!(
-            r.grant(&Blocks::range(0, 6), 0, 32),
-            Grant::Serve(Blocks::range(0, 6))
+            r.grant(1, &Blocks::range(0, 60), 0, 32),
+            Grant::Serve(Blocks::range(0, 60))
         );
-        // Asked again for blocks out this round: some that are not, instead.
+        // Peer 1 again, for blocks out this round: some that are not, instead.
         assert_eq!(
-            r.grant(&Blocks::range(2, 5), 1, 32),
-            Grant::Offer(Blocks::range(6, 10))
+            r.grant(1, &Blocks::range(20, 50), 1, 32),
+            Grant::Offer(Blocks::range(60, 100))
+        );
+        // Peer 2's first request: 16 of what it asked although they are out.
+        assert_eq!(
+            r.grant(2, &Blocks::range(0, 30), 2, 32),
+            Grant::Serve(Blocks::range(0, 16))
         );
         assert_eq!(
-            r.grant(&Blocks::range(4, 8), 2, 32),
-            Grant::Serve(Blocks::range(6, 8))
+            r.grant(2, &Blocks::range(50, 100), 3, 32),
+            Grant::Serve(Blocks::range(60, 100))
         );
+        // Every block out: a pause of 2 s; a newcomer still gets its first 16.
+        assert_eq!(r.grant(1, &Blocks::range(0, 1), 4, 32), Grant::Nothing);
         assert_eq!(
-            r.grant(&Blocks::range(8, 10), 3, 32),
-            Grant::Serve(Blocks::range(8, 10))
+            r.grant(3, &Blocks::range(0, 64), 5, 32),
+            Grant::Serve(Blocks::range(0, 16))
         );
-        // Every block out: the members pass them on; the next round 2 s later.
-        assert_eq!(r.grant(&Blocks::range(0, 1), 4, 32), Grant::Nothing);
-        assert_eq!(r.grant(&Blocks::range(0, 1), 2_002, 32), Grant::Nothing);
+        assert_eq!(r.grant(3, &Blocks::range(16, 64), 6, 32), Grant::Nothing);
+        assert_eq!(r.grant(1, &Blocks::range(0, 1), 2_002, 32), Grant::Nothing);
         assert_eq!(
-            r.grant(&Blocks::range(0, 1), 2_003, 32),
+            r.grant(1, &Blocks::range(0, 1), 2_003, 32),
             Grant::Serve(Blocks::range(0, 1))
+        );
+    }
+
+    #[test]
+    fn a_round_with_blocks_lost_on_the_way_ends_after_ten_seconds() {
+        // A 1:1 chat: block 5's grant is lost; the round never completes by itself.
+        let mut r: SenderRounds<u32> = SenderRounds::new(10, 0);
+        assert_eq!(
+            r.grant(1, &Blocks::range(0, 10), 0, 32),
+            Grant::Serve(Blocks::range(0, 10))
+        );
+        let rest = |r: &mut SenderRounds<u32>, at| r.grant(1, &Blocks::range(5, 6), at, 32);
+        // All out: the pause; then round 2 grants block 5, which is lost again.
+        assert_eq!(rest(&mut r, 100), Grant::Nothing);
+        assert_eq!(rest(&mut r, 2_000), Grant::Serve(Blocks::range(5, 6)));
+        assert_ne!(rest(&mut r, 5_000), Grant::Serve(Blocks::range(5, 6)));
+        // Round 2 is not done (nobody asked for the rest), but it ends after 10 s.
+        assert_eq!(rest(&mut r, 12_000), Grant::Serve(Blocks::range(5, 6)));
+    }
+
+    #[test]
+    fn a_clock_that_goes_back_starts_a_round_rather_than_a_long_wait() {
+        let mut r: SenderRounds<u32> = SenderRounds::new(4, 1_000_000);
+        r.grant(1, &Blocks::range(0, 4), 1_000_000, 32);
+        assert_eq!(
+            r.grant(1, &Blocks::range(0, 4), 5_000, 32),
+            Grant::Serve(Blocks::range(0, 4))
         );
     }
 

@@ -153,7 +153,7 @@ pub(super) struct Files {
     disk_full_backoff_ms: u64,
     /// Files sent from here while this node runs, served in rounds
     /// (`schedule::SenderRounds`), oldest first in `rounds_order`.
-    rounds: HashMap<BlobRef, schedule::SenderRounds>,
+    rounds: HashMap<BlobRef, schedule::SenderRounds<PeerId>>,
     rounds_order: std::collections::VecDeque<BlobRef>,
     /// Bytes of blocks sent to peers, and received from them (duplicates included).
     pub(super) served_bytes: Arc<std::sync::atomic::AtomicU64>,
@@ -350,6 +350,7 @@ impl Core {
         {
             // A file sent from here: served in rounds.
             rounds.grant(
+                ask.peer,
                 &ask.request.blocks,
                 super::now_ms(),
                 blob::MAX_RANGES_PER_REQUEST,
@@ -722,9 +723,10 @@ impl Core {
             if !files.rounds.contains_key(&blob) {
                 files.rounds_order.push_back(blob);
             }
-            files
-                .rounds
-                .insert(blob, schedule::SenderRounds::new(blob.blocks()));
+            files.rounds.insert(
+                blob,
+                schedule::SenderRounds::new(blob.blocks(), super::now_ms()),
+            );
         }
     }
 
