@@ -316,8 +316,9 @@ impl<P: PeerKey> Download<P> {
 /// neighbour.
 pub const NEXT_ROUND_AFTER_MS: u64 = 2_000;
 pub const MAX_ROUND_PAUSE_MS: u64 = 10_000;
-/// A round ends after this long even if not every block went out: blocks granted but lost
-/// on the way (a cut connection, an asker that went away) go out again by then.
+/// A round ends after this long without a block granted, even if not every block went
+/// out: blocks granted but lost on the way (a cut connection, an asker that went away)
+/// go out again by then. (A large file's first round, granting all along, goes on.)
 pub const MAX_ROUND_MS: u64 = 10_000;
 /// Each asker's first request in a round (or in the pause after it) gets up to this many
 /// of the blocks it asked for, whatever went out before: one member grabbing every block
@@ -346,8 +347,10 @@ pub struct SenderRounds<P: PeerKey> {
     total: u64,
     /// Blocks granted in this round.
     served: Blocks,
-    /// When this round began, and when every block had gone out in it.
+    /// When this round began, when it last granted a block, and when every block had
+    /// gone out in it.
     started_ms: u64,
+    last_grant_ms: u64,
     round_done_ms: Option<u64>,
     /// Rounds whose every block went out.
     rounds: u64,
@@ -361,6 +364,7 @@ impl<P: PeerKey> SenderRounds<P> {
             total,
             served: Blocks::default(),
             started_ms: now,
+            last_grant_ms: now,
             round_done_ms: None,
             rounds: 0,
             askers: HashSet::new(),
@@ -370,6 +374,7 @@ impl<P: PeerKey> SenderRounds<P> {
     fn new_round(&mut self, now: u64) {
         self.served = Blocks::default();
         self.started_ms = now;
+        self.last_grant_ms = now;
         self.round_done_ms = None;
         self.askers.clear();
     }
@@ -394,7 +399,7 @@ impl<P: PeerKey> SenderRounds<P> {
                 };
             }
             self.new_round(now);
-        } else if now >= self.started_ms + MAX_ROUND_MS
+        } else if now >= self.last_grant_ms + MAX_ROUND_MS
             || self.served.ranges().len() > MAX_ROUND_RANGES
         {
             self.new_round(now);
@@ -420,6 +425,7 @@ impl<P: PeerKey> SenderRounds<P> {
             };
         }
         self.served = self.served.union(&granted);
+        self.last_grant_ms = now;
         if self.served == all {
             self.round_done_ms = Some(now);
             self.rounds += 1;
@@ -561,8 +567,23 @@ mod tests {
         assert_eq!(rest(&mut r, 100), Grant::Nothing);
         assert_eq!(rest(&mut r, 2_000), Grant::Serve(Blocks::range(5, 6)));
         assert_ne!(rest(&mut r, 5_000), Grant::Serve(Blocks::range(5, 6)));
-        // Round 2 is not done (nobody asked for the rest), but it ends after 10 s.
+        // Round 2 is not done (nobody asked for the rest), but it ends 10 s after its last
+        // grant.
+        assert_ne!(rest(&mut r, 11_999), Grant::Serve(Blocks::range(5, 6)));
         assert_eq!(rest(&mut r, 12_000), Grant::Serve(Blocks::range(5, 6)));
+        // A round that keeps granting goes on past 10 s (a large file's first round).
+        let mut r: SenderRounds<u32> = SenderRounds::new(1_000, 0);
+        for (i, at) in (0..15u64).map(|i| (i, i * 1_000)) {
+            assert_eq!(
+                r.grant(1, &Blocks::range(i * 64, i * 64 + 64), at, 32),
+                Grant::Serve(Blocks::range(i * 64, (i * 64 + 64).min(1_000)))
+            );
+        }
+        // Still the first round at 14.5 s: block 0 is out in it.
+        assert_ne!(
+            r.grant(1, &Blocks::range(0, 1), 14_500, 32),
+            Grant::Serve(Blocks::range(0, 1))
+        );
     }
 
     #[test]
