@@ -213,6 +213,23 @@ fn a_cut_link_heals_and_everything_arrives_exactly_once() {
     }
 }
 
+/// The texts `host` holds in its conversation with `peer` that `peer_id` acknowledged.
+fn acked_by(lab: &Lab, host: usize, peer: &str, peer_id: &str) -> Vec<String> {
+    let (ok, out, err) = lab.hosts[host].cli(&["history", peer, "--json", "--limit", "1000"]);
+    assert!(ok, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|m| {
+            m["delivered_to"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u == peer_id)
+        })
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn a_killed_node_loses_nothing_it_acknowledged_and_catches_up() {
     if !lab::available() {
@@ -232,26 +249,26 @@ fn a_killed_node_loses_nothing_it_acknowledged_and_catches_up() {
         let t = format!("Meldung {i:03}");
         lab.hosts[a].send("Ben", &t);
         sent.push(t);
+        if i == N / 2 - 5 {
+            // The kill must come while Ben acknowledges: on a loaded machine the
+            // first receipts can take longer than the sends, so wait for one (the
+            // next five sends are then in flight when Ben dies).
+            let deadline = Instant::now() + LONG;
+            while acked_by(&lab, a, "Ben", &ben).is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "Ben acknowledged nothing in 30 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         if i == N / 2 {
             lab.hosts[b].kill();
         }
     }
     // What Anna's node holds as acknowledged by Ben (delivery receipts are sent only
     // after Ben's node flushed).
-    let (ok, out, err) = lab.hosts[a].cli(&["history", "Ben", "--json", "--limit", "1000"]);
-    assert!(ok, "{err}");
-    let acked: Vec<String> = out
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|m| {
-            m["delivered_to"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|u| u == &ben)
-        })
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect();
+    let acked = acked_by(&lab, a, "Ben", &ben);
     assert!(
         !acked.is_empty(),
         "some messages were acknowledged before the kill"
