@@ -44,6 +44,7 @@ async fn start_in(dir: tempfile::TempDir, peers: Vec<Multiaddr>) -> BenchNode {
         mdns: false,
         role: Role::Member,
         network_key: key(),
+        network_key_path: None,
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: None,

@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 use crate::crypto::{self, LABEL_ADMIN_STATEMENT, LABEL_RELAY_CERTIFICATE};
 use crate::identity::UserId;
 use crate::wire::{
-    AdminStatement, MAX_CERTIFICATE_MS, MAX_REVOCATIONS, MAX_STATEMENT_BODY, Policy,
-    RelayCertificate, Revocations, StatementKind,
+    AdminStatement, MAX_CERTIFICATE_MS, MAX_KEY_RECIPIENTS, MAX_OVERLAP_MS, MAX_REVOCATIONS,
+    MAX_STATEMENT_BODY, NetworkKeyRotation, Policy, RelayCertificate, Revocations, StatementKind,
 };
 
 const FILE_MAGIC: &[u8] = b"FLURFUNK-ADMIN-KEY-1\n";
@@ -38,6 +38,22 @@ pub enum AdminError {
     TooLong,
     #[error("the statement is malformed or over its limit (at most 4,096 revocations)")]
     StatementTooLarge,
+    #[error(
+        "a network key rotation is still under way (its overlap ends {}); one at a time, or nodes offline through both would be shut out",
+        utc(*until_ms)
+    )]
+    RotationUnderWay { until_ms: u64 },
+    #[error("a rotation needs its switch at or after now and an overlap of at most 30 days")]
+    RotationPhases,
+    #[error("a rotation names 1 to 4,096 colleagues")]
+    RotationRecipients,
+}
+
+/// A time for an error message (the CLI shows local times; errors do not know the zone).
+fn utc(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// The admin's signing key.
@@ -162,6 +178,52 @@ impl AdminKey {
         let serial = current.map_or(1, |s| s.serial.saturating_add(1));
         self.sign_statement(StatementKind::Policy, serial, now_ms, policy.encode())
             .map(Some)
+    }
+
+    /// The next network key statement: `key` (a new file key) sealed to `recipients`,
+    /// dialled with from `switch_at_ms`, the old key accepted until `overlap_until_ms`.
+    /// Refused while the `current` rotation's overlap lasts. Returns who was left out
+    /// (their X25519 key is not a valid public key).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rotate_network_key<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        current: Option<&AdminStatement>,
+        key: &[u8; 32],
+        recipients: &[(UserId, [u8; 32])],
+        switch_at_ms: u64,
+        overlap_until_ms: u64,
+        now_ms: u64,
+    ) -> Result<(AdminStatement, Vec<UserId>), AdminError> {
+        if let Some(held) = current.and_then(|s| NetworkKeyRotation::decode(&s.body).ok())
+            && held.overlap_until_ms > now_ms
+        {
+            return Err(AdminError::RotationUnderWay {
+                until_ms: held.overlap_until_ms,
+            });
+        }
+        if switch_at_ms < now_ms
+            || overlap_until_ms < switch_at_ms
+            || overlap_until_ms - switch_at_ms > MAX_OVERLAP_MS
+        {
+            return Err(AdminError::RotationPhases);
+        }
+        if recipients.is_empty() || recipients.len() > MAX_KEY_RECIPIENTS {
+            return Err(AdminError::RotationRecipients);
+        }
+        let serial = current.map_or(1, |s| s.serial.saturating_add(1));
+        let (rotation, left_out) = NetworkKeyRotation::seal(
+            rng,
+            &self.public(),
+            serial,
+            key,
+            recipients,
+            switch_at_ms,
+            overlap_until_ms,
+        );
+        let statement =
+            self.sign_statement(StatementKind::NetworkKey, serial, now_ms, rotation.encode())?;
+        Ok((statement, left_out))
     }
 
     /// Write a new admin key file (readable by its owner only, protected at rest on

@@ -238,7 +238,7 @@ async fn a_peer_sending_garbage_is_disconnected_while_others_are_served() {
     let mallory = flurfunk::identity::Identity::generate(&mut rand::rngs::OsRng, "M").unwrap();
     let mut swarm = flurfunk::net::build_swarm(
         &mallory,
-        support::test_key(),
+        flurfunk::net::pnet_ring::KeyRing::new(support::test_key().wire_key()),
         false,
         Duration::from_secs(60),
         30,

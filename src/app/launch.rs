@@ -271,6 +271,8 @@ pub async fn launch(dir: &DataDir, options: LaunchOptions) -> Result<Running, La
         mdns: options.mdns,
         role: options.role,
         network_key,
+        // Replaced at the end of a rotation, unless IT locked the machine to its key.
+        network_key_path: (!machine.lock_network).then(|| dir.network_key()),
         anti_entropy_interval_ms: node::DEFAULT_ANTI_ENTROPY_MS,
         max_peers: options.max_peers,
         identity_path: Some(dir.identity()),

@@ -180,6 +180,9 @@ pub enum Request {
     PublishStatement {
         encoded: String,
     },
+    /// The colleagues a network key rotation can be sealed to: every profile this node
+    /// holds, less the revoked (`flurfunk admin rotate-network-key`).
+    KeyRecipients,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +228,9 @@ pub enum Response {
     },
     Statements {
         statements: Vec<crate::node::StatementView>,
+    },
+    KeyRecipients {
+        recipients: Vec<crate::node::RecipientView>,
     },
     /// Every version of a message, oldest first.
     Versions {
@@ -376,6 +382,9 @@ pub async fn execute(node: &NodeHandle, request: Request) -> Result<Response, Ap
         }
         Request::AdminStatements => Response::Statements {
             statements: node.admin_statements().await?,
+        },
+        Request::KeyRecipients => Response::KeyRecipients {
+            recipients: node.key_recipients().await?,
         },
         request @ (Request::Reply { .. }
         | Request::Edit { .. }

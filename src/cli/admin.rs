@@ -69,6 +69,29 @@ pub(crate) enum AdminAction {
     Audit,
     /// Show the organisation's policy for every node, or change the switches given.
     Policy(PolicyArgs),
+    /// Rotate the network key (managed networks), e.g. after revoking a colleague: the
+    /// new key is sealed to every colleague this node knows (only those in the directory,
+    /// if it has entries) less the revoked; nodes dial with it from the switch and accept
+    /// the old one until the overlap ends. Then a node with only the old key (revoked,
+    /// or offline throughout) reaches nobody and needs the new key file (--out).
+    RotateNetworkKey {
+        /// Where to write the new key file, for installations made from now on (MSI,
+        /// `flurfunk network join`); never overwrites.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        /// When nodes start to dial with the new key (e.g. 30s, 1h, 24h).
+        #[arg(long, value_name = "TIME", default_value = "24h", value_parser = parse_window)]
+        switch_in: Cap,
+        /// How long after the switch the old key is still accepted (at most 30 days):
+        /// a node offline until then still gets in and is given the new key.
+        #[arg(long, value_name = "TIME", default_value = "7d", value_parser = parse_window)]
+        overlap: Cap,
+        /// Seal the key to every colleague known, also those the directory does not name.
+        #[arg(long)]
+        all_known: bool,
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<std::path::PathBuf>,
+    },
     /// The network's directory (managed networks): official names and departments,
     /// shown with a mark everywhere, so nobody can pose as "Bürgermeisteramt".
     Directory {
@@ -173,6 +196,7 @@ fn parse_window(text: &str) -> Result<Cap, String> {
         .parse()
         .map_err(|_| format!("\"{text}\": use minutes, hours or days, e.g. 15m, 24h, 2d"))?;
     let unit_s = match unit {
+        "s" => 1,
         "m" | "min" => 60,
         "h" => 3_600,
         "d" => 86_400,
@@ -312,6 +336,13 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
             }
         }
         AdminAction::Policy(change) => change_policy(dir, change).await?,
+        AdminAction::RotateNetworkKey {
+            out,
+            switch_in,
+            overlap,
+            all_known,
+            admin_key,
+        } => rotate_network_key(dir, &out, switch_in, overlap, all_known, admin_key).await?,
         AdminAction::Directory { action } => directory(dir, action).await?,
         AdminAction::Audit => match std::fs::read_to_string(dir.admin_audit_log()) {
             Ok(log) => out!("{log}"),
@@ -397,6 +428,98 @@ async fn change_revocation(
     } else {
         outln!("reinstated {shown} (revocation list no. {serial})");
     }
+    Ok(())
+}
+
+/// Make the next network key, seal it to the colleagues chosen, write the new key file
+/// and hand the statement to this installation's node.
+async fn rotate_network_key(
+    dir: &DataDir,
+    out: &std::path::Path,
+    switch_in: Cap,
+    overlap: Cap,
+    all_known: bool,
+    admin_key: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let admin = this_networks_admin(dir, admin_key)?;
+    if out.exists() {
+        bail!(
+            "{} exists; the new key file is never written over one",
+            out.display()
+        );
+    }
+    let (Some(switch_s), Some(overlap_s)) = (switch_in.0, overlap.0) else {
+        bail!("--switch-in and --overlap need a time, e.g. 24h and 7d");
+    };
+    let Response::KeyRecipients { recipients } = request(dir, Request::KeyRecipients).await? else {
+        bail!("unexpected reply");
+    };
+    let directory_only = !all_known && recipients.iter().skip(1).any(|r| r.in_directory);
+    let mut sealed_to = Vec::new();
+    let mut names = Vec::new();
+    for r in recipients
+        .iter()
+        .filter(|r| !directory_only || r.in_directory)
+    {
+        let user: flurfunk::identity::UserId = r.user_id.parse()?;
+        let mut dh = [0u8; 32];
+        hex::decode_to_slice(&r.dh_public, &mut dh).context("a malformed key from the node")?;
+        sealed_to.push((user, dh));
+        names.push(super::printable(&r.name));
+    }
+    let current = held_statement(dir, StatementKind::NetworkKey).await?;
+    let now = flurfunk::node::now_ms();
+    let switch_at = now.saturating_add(switch_s.saturating_mul(1000));
+    let overlap_until = switch_at.saturating_add(overlap_s.saturating_mul(1000));
+    let network = launch::load_network_key(dir)?;
+    let new_key =
+        flurfunk::net::NetworkKey::generate(&mut rand::rngs::OsRng).with_admin(admin.public());
+    let (statement, left_out) = admin.rotate_network_key(
+        &mut rand::rngs::OsRng,
+        current.as_ref(),
+        &new_key.file_key(),
+        &sealed_to,
+        switch_at,
+        overlap_until,
+        now,
+    )?;
+    // The file first: a key handed to the network that IT does not have would shut out
+    // every installation made later.
+    new_key.save_new(out)?;
+    publish(dir, &statement).await?;
+    audit(
+        dir,
+        &admin,
+        &format!(
+            "rotate-network-key\t{} -> {}\tserial={}\tswitch_at_ms={switch_at}\toverlap_until_ms={overlap_until}\trecipients={}",
+            network.fingerprint(),
+            new_key.fingerprint(),
+            statement.serial,
+            sealed_to.len() - left_out.len()
+        ),
+    )?;
+    outln!(
+        "network key {} -> {} (statement no. {}), sealed to {} colleague(s){}: {}",
+        network.fingerprint(),
+        new_key.fingerprint(),
+        statement.serial,
+        sealed_to.len() - left_out.len(),
+        if directory_only {
+            " of the directory"
+        } else {
+            ""
+        },
+        names.join(", ")
+    );
+    for user in &left_out {
+        outln!("  left out (its key is not valid): {user}");
+    }
+    outln!(
+        "nodes dial with the new key from {} and accept the old one until {}; new installations need {}",
+        super::local_time(switch_at, true),
+        super::local_time(overlap_until, true),
+        out.display()
+    );
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 
 pub mod blob;
 mod frame;
+pub mod pnet_ring;
 mod streams;
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use blake2::{Blake2b512, Digest};
 use libp2p::core::transport::Transport as _;
 use libp2p::core::upgrade::Version;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::pnet::PreSharedKey;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{Swarm, connection_limits, mdns, noise, ping, tcp, yamux};
@@ -85,7 +86,8 @@ pub enum NetError {
 /// The pre-shared key that admits a node to one Flurfunk network.
 #[derive(Clone, Copy)]
 pub struct NetworkKey {
-    psk: PreSharedKey,
+    /// The file's key (in a managed network, not the key used on the wire: `wire_key`).
+    key: [u8; 32],
     demo: bool,
     /// The admin's public key: a managed network (docs/PROTOCOL.md, "Administration").
     admin: Option<[u8; 32]>,
@@ -102,10 +104,24 @@ impl NetworkKey {
         let mut bytes = [0u8; 32];
         rng.fill_bytes(&mut bytes);
         NetworkKey {
-            psk: PreSharedKey::new(bytes),
+            key: bytes,
             demo: false,
             admin: None,
         }
+    }
+
+    /// A key from its 32 bytes (a rotation's new key, `admin` kept), never the demo.
+    pub fn from_bytes(key: [u8; 32], admin: Option<[u8; 32]>) -> Self {
+        NetworkKey {
+            key,
+            demo: false,
+            admin,
+        }
+    }
+
+    /// The file's 32 bytes (what a rotation hands on).
+    pub fn file_key(&self) -> [u8; 32] {
+        self.key
     }
 
     /// The same key, managed by the admin key whose public half is `admin`.
@@ -127,7 +143,7 @@ impl NetworkKey {
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(&digest[..32]);
         NetworkKey {
-            psk: PreSharedKey::new(bytes),
+            key: bytes,
             demo: true,
             admin: None,
         }
@@ -148,17 +164,22 @@ impl NetworkKey {
     /// that ignores it) is another network and connects to nobody, instead of joining as
     /// "unmanaged", where any node may pose as a relay.
     pub fn psk(&self) -> PreSharedKey {
+        PreSharedKey::new(self.wire_key())
+    }
+
+    /// The bytes of `psk`.
+    pub fn wire_key(&self) -> [u8; 32] {
         match self.admin {
-            None => self.psk,
+            None => self.key,
             Some(admin) => {
-                let key_text = self.psk.to_string();
+                let key_text = PreSharedKey::new(self.key).to_string();
                 let mut input = key_text.into_bytes();
                 input.extend_from_slice(&admin);
                 let digest = crate::crypto::labelled(crate::crypto::LABEL_MANAGED_NETWORK, &input);
                 let digest = Blake2b512::digest(&digest);
                 let mut bytes = [0u8; 32];
                 bytes.copy_from_slice(&digest[..32]);
-                PreSharedKey::new(bytes)
+                bytes
             }
         }
     }
@@ -168,8 +189,12 @@ impl NetworkKey {
     /// tools and older Flurfunk builds ignore).
     pub fn to_file_text(&self) -> String {
         match self.admin {
-            Some(admin) => format!("{}{ADMIN_LINE}{}\n", self.psk, hex::encode(admin)),
-            None => format!("{}\n", self.psk),
+            Some(admin) => format!(
+                "{}{ADMIN_LINE}{}\n",
+                PreSharedKey::new(self.key),
+                hex::encode(admin)
+            ),
+            None => format!("{}\n", PreSharedKey::new(self.key)),
         }
     }
 
@@ -202,7 +227,12 @@ impl NetworkKey {
         if demo && admin.is_some() {
             return Err(format("the demo network has no admin".into()));
         }
-        Ok(NetworkKey { psk, demo, admin })
+        // libp2p keeps the bytes to itself; its text form ends with them in hex.
+        let mut key = [0u8; 32];
+        let hex_key = psk.to_string();
+        hex::decode_to_slice(hex_key.lines().last().unwrap_or_default().trim(), &mut key)
+            .map_err(|_| format("the key is not 64 hex digits".into()))?;
+        Ok(NetworkKey { key, demo, admin })
     }
 
     /// Read a key file: one handed out (plain text) or a data directory's copy (protected
@@ -277,17 +307,16 @@ pub struct Behaviour {
 }
 
 /// Build the swarm: TCP, then the pnet handshake with the network key (a node without the
-/// key fails here and sees nothing), then Noise (authenticates the user id), then yamux.
-/// QUIC is never enabled: pnet cannot cover it.
+/// key fails here and sees nothing; during a rotation `keys` holds two), then Noise
+/// (authenticates the user id), then yamux. QUIC is never enabled: pnet cannot cover it.
 pub fn build_swarm(
     identity: &Identity,
-    key: NetworkKey,
+    keys: pnet_ring::KeyRing,
     mdns_enabled: bool,
     idle_timeout: Duration,
     max_peers: u32,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let keypair = identity.libp2p_keypair();
-    let psk = key.psk();
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -295,7 +324,9 @@ pub fn build_swarm(
             let noise = noise::Config::new(kp)?;
             Ok(
                 tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                    .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                    .and_then(move |socket, point| {
+                        pnet_ring::handshake(socket, point, keys, crate::node::now_ms())
+                    })
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())

@@ -28,6 +28,7 @@ use crate::sync::{self, Engine, Notification, SyncError};
 use crate::wire::{ConversationId, OrderKey, Role, WireError};
 
 mod answers;
+mod rotation;
 
 /// How often timers run: redials, anti-entropy, rekeys.
 const TICK: Duration = Duration::from_millis(250);
@@ -79,6 +80,10 @@ pub struct Core {
     known_conversations: HashSet<ConversationId>,
     pub(super) config: NodeConfig,
     network: NetworkKey,
+    /// The wire keys the transport accepts and dials with (two during a rotation).
+    ring: net::pnet_ring::KeyRing,
+    /// The network key rotation held, as opened here.
+    rotation: Option<rotation::RotationHere>,
     dirty: bool,
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
     /// Peers whose frames failed again within `RESYNC_MIN_INTERVAL_MS` of their last
@@ -164,9 +169,10 @@ impl Core {
         events: broadcast::Sender<NodeEvent>,
     ) -> Result<Self, NodeError> {
         let now = now_ms();
+        let ring = net::pnet_ring::KeyRing::new(config.network_key.wire_key());
         let mut swarm = net::build_swarm(
             &identity,
-            config.network_key,
+            ring.clone(),
             config.mdns,
             IDLE_CONNECTION_TIMEOUT,
             u32::try_from(config.max_peers).unwrap_or(u32::MAX),
@@ -237,6 +243,8 @@ impl Core {
             listen_addrs: Vec::new(),
             known_conversations,
             network: config.network_key,
+            ring,
+            rotation: None,
             config,
             dirty: false,
             last_resync_ms: Default::default(),
@@ -831,6 +839,7 @@ impl Core {
         if let Err(e) = self.engine.handle_tick(now) {
             tracing::error!(error = %e, "tick failed");
         }
+        self.apply_network_key(now);
         self.pump_downloads(now);
         if now >= self.next_key_check_ms {
             self.next_key_check_ms = now.saturating_add(KEY_CHECK_INTERVAL_MS);
@@ -987,6 +996,7 @@ pub(super) async fn run(mut core: Core, mut commands: mpsc::Receiver<Command>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     core.apply_revocations(now_ms(), false);
+    core.apply_network_key(now_ms());
     core.dial_due(now_ms());
     let mut replies: Vec<Reply> = Vec::new();
     let mut shutdown = None;

@@ -25,9 +25,9 @@ use crate::wire::{ConversationId, EventId, Role};
 pub use event_loop::{Core, now_ms};
 pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
-    ConversationView, DirectoryView, FileItem, LoadStats, MemberView, MessageItem, NodeEvent,
-    NodeStatus, PeerView, QuoteItem, ReactionItem, RevokedView, SearchItem, StatementView,
-    held_statement, statement_kind_name,
+    ConversationView, DirectoryView, FileItem, KeyRotationStatus, LoadStats, MemberView,
+    MessageItem, NodeEvent, NodeStatus, PeerView, QuoteItem, ReactionItem, RecipientView,
+    RevokedView, RotationView, SearchItem, StatementView, held_statement, statement_kind_name,
 };
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)
@@ -63,6 +63,10 @@ pub struct NodeConfig {
     pub mdns: bool,
     pub role: Role,
     pub network_key: NetworkKey,
+    /// Where the data directory's network key file is: a rotation's new key replaces it
+    /// at the end of the overlap. `None`: not kept (tests; a machine locked to IT's key,
+    /// where the key in the store is used on each start).
+    pub network_key_path: Option<std::path::PathBuf>,
     pub anti_entropy_interval_ms: u64,
     /// Connections kept at most (beyond admin-given `peers`); the engine chooses which
     /// (`sync::LinkPlan`) so that every conversation's members stay connected.
@@ -90,6 +94,7 @@ impl NodeConfig {
             mdns: false,
             role: Role::Member,
             network_key,
+            network_key_path: None,
             anti_entropy_interval_ms: DEFAULT_ANTI_ENTROPY_MS,
             max_peers: DEFAULT_MAX_PEERS,
             identity_path: None,
@@ -675,6 +680,35 @@ impl NodeHandle {
     /// The statements of the network's admin key this node holds.
     pub async fn admin_statements(&self) -> Result<Vec<StatementView>, NodeError> {
         self.run(|core, _| Ok(core.statement_views())).await
+    }
+
+    /// Whom a network key rotation can be sealed to: this installation and every
+    /// colleague whose profile it holds, less the revoked.
+    pub async fn key_recipients(&self) -> Result<Vec<RecipientView>, NodeError> {
+        self.run(|core, _| {
+            let me = core.engine.identity();
+            let mut profiles = core.engine.known_profiles();
+            profiles.retain(|p| p.user_id != me.user_id());
+            let mut out = vec![RecipientView {
+                user_id: me.user_id().to_string(),
+                name: me.display_name().to_string(),
+                dh_public: hex::encode(me.dh_public()),
+                in_directory: true,
+            }];
+            out.extend(
+                profiles
+                    .into_iter()
+                    .filter(|p| !core.engine.is_revoked(&p.user_id))
+                    .map(|p| RecipientView {
+                        user_id: p.user_id.to_string(),
+                        name: p.display_name.clone(),
+                        dh_public: hex::encode(p.dh_public),
+                        in_directory: core.engine.directory_entry(&p.user_id).is_some(),
+                    }),
+            );
+            Ok(out)
+        })
+        .await
     }
 
     /// Hand a statement signed with the admin key (`admin::AdminKey`) to the network:

@@ -24,6 +24,9 @@ pub struct NodeStatus {
     /// settings): what the admin tools change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<crate::wire::Policy>,
+    /// A network key rotation this node knows of, until its overlap is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation: Option<KeyRotationStatus>,
     pub role: String,
     pub listen: Vec<String>,
     pub peers_online: usize,
@@ -31,6 +34,16 @@ pub struct NodeStatus {
     /// How the node copes with its load: queues, drops and retries.
     #[serde(default)]
     pub load: LoadStats,
+}
+
+/// A network key rotation under way, as one node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotationStatus {
+    /// The new key's fingerprint; `None`: the admin did not seal it to this
+    /// installation, which needs the new key file from IT once the overlap is over.
+    pub next_network: Option<String>,
+    pub switch_at_ms: u64,
+    pub overlap_until_ms: u64,
 }
 
 /// Figures that show overload before it hurts: frames waiting and dropped, requests
@@ -120,8 +133,31 @@ pub struct StatementView {
     /// For a directory: the official names and departments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub directory: Vec<DirectoryView>,
+    /// For a network key rotation: its phases and how many colleagues it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationView>,
     /// The whole signed statement (hex), for tools that build the next one.
     pub encoded: String,
+}
+
+/// A colleague a network key rotation can be sealed to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientView {
+    pub user_id: String,
+    /// Its self-chosen name (for the admin's list; not shown to anyone else).
+    pub name: String,
+    /// Its X25519 public key (hex), as its newest profile says.
+    pub dh_public: String,
+    /// Whether the directory names it (this installation counts as named).
+    pub in_directory: bool,
+}
+
+/// A network key rotation as `flurfunk admin statements` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationView {
+    pub switch_at_ms: u64,
+    pub overlap_until_ms: u64,
+    pub recipients: usize,
 }
 
 /// How a statement kind is named in views and events.
@@ -131,6 +167,7 @@ pub fn statement_kind_name(kind: crate::wire::StatementKind) -> &'static str {
         StatementKind::Revocations => "revocations",
         StatementKind::Policy => "policy",
         StatementKind::Directory => "directory",
+        StatementKind::NetworkKey => "network key",
     }
 }
 

@@ -325,7 +325,9 @@ impl<S: Store> Engine<S> {
             StatementKind::Revocations => Revocations::decode(&statement.body)
                 .map(|l| self.signed_after_revocation(&l.revoked))
                 .unwrap_or(Ok(Vec::new()))?,
-            StatementKind::Policy | StatementKind::Directory => Vec::new(),
+            StatementKind::Policy | StatementKind::Directory | StatementKind::NetworkKey => {
+                Vec::new()
+            }
         };
         let touched: BTreeSet<ConversationId> =
             purged.iter().map(|e| e.header.conversation).collect();

@@ -147,7 +147,7 @@ pub const MAX_STATEMENT_BODY: usize = 512 * 1024;
 /// Kinds of statement a node keeps at most (one statement each).
 pub const MAX_STATEMENT_KINDS: usize = 8;
 /// The highest statement kind code this build understands.
-pub const KNOWN_STATEMENT_KINDS: u8 = 3;
+pub const KNOWN_STATEMENT_KINDS: u8 = 4;
 /// Users one revocation list names at most (40 bytes each).
 pub const MAX_REVOCATIONS: usize = 4096;
 
@@ -160,6 +160,8 @@ pub enum StatementKind {
     Policy,
     /// Official names and departments (`Directory`).
     Directory,
+    /// The next network key, sealed to each colleague (`NetworkKeyRotation`).
+    NetworkKey,
 }
 
 impl StatementKind {
@@ -168,6 +170,7 @@ impl StatementKind {
             StatementKind::Revocations => 1,
             StatementKind::Policy => 2,
             StatementKind::Directory => 3,
+            StatementKind::NetworkKey => 4,
         }
     }
 
@@ -176,6 +179,7 @@ impl StatementKind {
             1 => Some(StatementKind::Revocations),
             2 => Some(StatementKind::Policy),
             3 => Some(StatementKind::Directory),
+            4 => Some(StatementKind::NetworkKey),
             _ => None,
         }
     }
@@ -224,6 +228,7 @@ impl AdminStatement {
             StatementKind::Revocations => Revocations::decode(&self.body).map(|_| ()),
             StatementKind::Policy => Policy::decode(&self.body).map(|_| ()),
             StatementKind::Directory => Directory::decode(&self.body).map(|_| ()),
+            StatementKind::NetworkKey => super::NetworkKeyRotation::decode(&self.body).map(|_| ()),
         }
     }
 

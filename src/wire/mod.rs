@@ -1042,10 +1042,12 @@ mod admin;
 mod codec;
 mod content;
 mod keys;
+mod rotation;
 pub use admin::*;
 pub use codec::*;
 pub use content::*;
 pub use keys::*;
+pub use rotation::*;
 
 #[cfg(test)]
 mod tests;

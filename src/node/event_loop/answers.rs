@@ -146,6 +146,7 @@ impl Core {
             },
             Notification::AdminStatement { kind } => {
                 self.apply_revocations(now_ms(), true);
+                self.apply_network_key(now_ms());
                 self.plan = None;
                 self.last_relink_ms = 0;
                 NodeEvent::AdminStatement {
@@ -174,8 +175,18 @@ impl Core {
                             since_ms,
                         })
                         .collect(),
-                    StatementKind::Policy | StatementKind::Directory => Vec::new(),
+                    StatementKind::Policy
+                    | StatementKind::Directory
+                    | StatementKind::NetworkKey => Vec::new(),
                 };
+                let rotation = (s.kind == StatementKind::NetworkKey)
+                    .then(|| crate::wire::NetworkKeyRotation::decode(&s.body).ok())
+                    .flatten()
+                    .map(|r| crate::node::RotationView {
+                        switch_at_ms: r.switch_at_ms,
+                        overlap_until_ms: r.overlap_until_ms,
+                        recipients: r.wraps.len(),
+                    });
                 let policy = (s.kind == StatementKind::Policy)
                     .then(|| crate::wire::Policy::decode(&s.body).ok())
                     .flatten();
@@ -198,6 +209,7 @@ impl Core {
                     revoked,
                     policy,
                     directory,
+                    rotation,
                     encoded: hex::encode(s.encode()),
                 }
             })
@@ -315,6 +327,15 @@ impl Core {
                 .iter()
                 .find(|s| s.kind == crate::wire::StatementKind::Policy)
                 .and_then(|s| crate::wire::Policy::decode(&s.body).ok()),
+            key_rotation: self
+                .rotation
+                .as_ref()
+                .filter(|r| now_ms() < r.overlap_until_ms)
+                .map(|r| crate::node::KeyRotationStatus {
+                    next_network: r.fingerprint(),
+                    switch_at_ms: r.switch_at_ms,
+                    overlap_until_ms: r.overlap_until_ms,
+                }),
             role: match self.config.role {
                 Role::Member => "member".into(),
                 Role::Relay => "relay".into(),

@@ -1,0 +1,542 @@
+//! The pnet handshake with more than one network key: during a network key rotation
+//! (docs/PROTOCOL.md, "Network key rotation") a node accepts the old and the new key on
+//! the same port and dials with the one the phase asks for.
+//!
+//! The bytes on the wire are those of libp2p's pnet (24-byte nonces, then XSalsa20 each
+//! way), so a node with one key and a stock pnet peer still talk. A pnet stream names no
+//! key, but every multistream-select dialer sends the same 20 bytes first
+//! (`MSS_HEADER`): the listener tries each key it accepts on them and drops the socket
+//! when none gives the header, so a node with a key no longer accepted fails at once,
+//! before Noise, under any identity.
+//!
+//! This module must never decide which keys are valid: the node sets them from the
+//! admin's statement (`set_keys`).
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::Multiaddr;
+use libp2p::core::{ConnectedPoint, Endpoint};
+use rand::RngCore;
+use salsa20::XSalsa20;
+use salsa20::cipher::{KeyIvInit, StreamCipher};
+use zeroize::Zeroizing;
+
+const NONCE_LEN: usize = 24;
+/// What every multistream-select dialer sends first: varint(19) ‖ "/multistream/1.0.0\n".
+const MSS_HEADER: [u8; 20] = *b"\x13/multistream/1.0.0\n";
+/// Addresses remembered as "answers to the other key" at most: beyond this the record is
+/// cleared (a redial then costs one rejected attempt per address).
+const MAX_FLIPPED_ADDRESSES: usize = 4096;
+/// A node accepts the old key this long after the overlap ended by its own clock: nodes'
+/// clocks differ (the same tolerance relay certificates get).
+pub const OLD_KEY_GRACE_MS: u64 = 10 * 60 * 1000;
+
+/// The next network key and when it takes over.
+#[derive(Clone)]
+pub struct NextKey {
+    pub key: Zeroizing<[u8; 32]>,
+    /// From here on, dial with the new key (the old one where it was refused).
+    pub switch_at_ms: u64,
+    /// From here on, dial with the new key only; accept the old one for
+    /// `OLD_KEY_GRACE_MS` more.
+    pub overlap_until_ms: u64,
+}
+
+struct RingState {
+    current: Zeroizing<[u8; 32]>,
+    next: Option<NextKey>,
+    /// Addresses whose listener refused the key the phase chose: dialled with the other.
+    flipped: HashMap<Multiaddr, bool>,
+}
+
+/// The wire keys a node accepts and dials with, shared by every connection's handshake
+/// and the node's event loop (cheap to clone).
+#[derive(Clone)]
+pub struct KeyRing(Arc<Mutex<RingState>>);
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRing(..)")
+    }
+}
+
+impl KeyRing {
+    pub fn new(current: [u8; 32]) -> Self {
+        KeyRing(Arc::new(Mutex::new(RingState {
+            current: Zeroizing::new(current),
+            next: None,
+            flipped: HashMap::new(),
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RingState> {
+        // A handshake that panicked holding the lock left nothing half-written.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key in use and the next one (or none). Changing them forgets which addresses
+    /// answered to which key.
+    pub fn set_keys(&self, current: [u8; 32], next: Option<NextKey>) {
+        let mut s = self.state();
+        let next = next.filter(|n| *n.key != current);
+        let same = *s.current == current
+            && match (&s.next, &next) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    *a.key == *b.key
+                        && a.switch_at_ms == b.switch_at_ms
+                        && a.overlap_until_ms == b.overlap_until_ms
+                }
+                _ => false,
+            };
+        if !same {
+            s.current = Zeroizing::new(current);
+            s.next = next;
+            s.flipped.clear();
+        }
+    }
+
+    /// The keys an inbound connection may use now.
+    pub fn accepting(&self, now_ms: u64) -> Vec<Zeroizing<[u8; 32]>> {
+        let s = self.state();
+        match &s.next {
+            None => vec![s.current.clone()],
+            Some(n) if now_ms >= n.overlap_until_ms.saturating_add(OLD_KEY_GRACE_MS) => {
+                vec![n.key.clone()]
+            }
+            Some(n) => vec![s.current.clone(), n.key.clone()],
+        }
+    }
+
+    /// The key to dial `addr` with now, and whether it is the phase's choice (false: the
+    /// other one, because the listener refused the phase's choice before).
+    fn dial_key(&self, addr: &Multiaddr, now_ms: u64) -> (Zeroizing<[u8; 32]>, bool) {
+        let s = self.state();
+        let Some(n) = &s.next else {
+            return (s.current.clone(), true);
+        };
+        if now_ms >= n.overlap_until_ms {
+            return (n.key.clone(), true);
+        }
+        let (chosen, other) = if now_ms >= n.switch_at_ms {
+            (&n.key, &s.current)
+        } else {
+            (&s.current, &n.key)
+        };
+        if s.flipped.get(addr).copied().unwrap_or(false) {
+            (other.clone(), false)
+        } else {
+            (chosen.clone(), true)
+        }
+    }
+
+    /// The listener at `addr` closed the connection before its first byte after we dialed
+    /// with the phase's choice (`chosen`) or the other key: dial with the other one next
+    /// time. Only while two keys are in use.
+    fn refused(&self, addr: &Multiaddr, chosen: bool) {
+        let mut s = self.state();
+        if s.next.is_none() {
+            return;
+        }
+        if s.flipped.len() >= MAX_FLIPPED_ADDRESSES && !s.flipped.contains_key(addr) {
+            s.flipped.clear();
+        }
+        s.flipped.insert(addr.clone(), chosen);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    #[error("pnet handshake: {0}")]
+    Io(#[from] io::Error),
+    #[error("the peer's network key is not one this node accepts")]
+    NoKeyMatches,
+}
+
+/// The pnet handshake: nonces both ways (ours first, or a dialer never gets past its
+/// own), then, as the listener, the dialer's first 20 bytes tell which key it used.
+pub async fn handshake<S>(
+    mut socket: S,
+    point: ConnectedPoint,
+    ring: KeyRing,
+    now_ms: u64,
+) -> Result<RingOutput<S>, RingError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut local = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut local);
+    socket.write_all(&local).await?;
+    socket.flush().await?;
+    let mut remote = [0u8; NONCE_LEN];
+    socket.read_exact(&mut remote).await?;
+    let dialed = match point {
+        ConnectedPoint::Dialer {
+            address,
+            role_override: Endpoint::Dialer,
+            ..
+        } => Some(address),
+        _ => None,
+    };
+    if let Some(address) = dialed {
+        let (key, chosen) = ring.dial_key(&address, now_ms);
+        return Ok(RingOutput {
+            write: XSalsa20::new(key.as_ref().into(), &local.into()),
+            read: XSalsa20::new(key.as_ref().into(), &remote.into()),
+            inner: socket,
+            pending: Vec::new(),
+            replay: Vec::new(),
+            watch: Some((ring, address, chosen)),
+        });
+    }
+    // A dialer sends the header without waiting for us (multistream-select's listener
+    // never writes first), so these 20 bytes come.
+    let mut first = [0u8; MSS_HEADER.len()];
+    socket.read_exact(&mut first).await?;
+    for key in ring.accepting(now_ms) {
+        let mut read = XSalsa20::new(key.as_ref().into(), &remote.into());
+        let mut plain = first;
+        read.apply_keystream(&mut plain);
+        if plain == MSS_HEADER {
+            return Ok(RingOutput {
+                write: XSalsa20::new(key.as_ref().into(), &local.into()),
+                read,
+                inner: socket,
+                pending: Vec::new(),
+                replay: plain.to_vec(),
+                watch: None,
+            });
+        }
+    }
+    // Dropping the socket closes it: the dialer sees the end at once, not a 20 s timeout.
+    Err(RingError::NoKeyMatches)
+}
+
+/// A connection after the handshake: XSalsa20 each way, as libp2p's `PnetOutput`.
+pub struct RingOutput<S> {
+    inner: S,
+    write: XSalsa20,
+    read: XSalsa20,
+    /// Encrypted bytes not yet taken by the socket (a write reported done owns them).
+    pending: Vec<u8>,
+    /// What the listener already read and decrypted, handed up first.
+    replay: Vec<u8>,
+    /// As the dialer, until the first byte arrives: the ring, the address dialled and
+    /// whether the phase's key was used, to note a refusal.
+    watch: Option<(KeyRing, Multiaddr, bool)>,
+}
+
+impl<S: AsyncWrite + Unpin> RingOutput<S> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the connection took no bytes",
+                    )));
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.pending.drain(..n);
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for RingOutput<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if !this.replay.is_empty() {
+            let n = buf.len().min(this.replay.len());
+            buf[..n].copy_from_slice(&this.replay[..n]);
+            this.replay.drain(..n);
+            return Poll::Ready(Ok(n));
+        }
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match &result {
+            Poll::Ready(Ok(n)) => {
+                this.read.apply_keystream(&mut buf[..*n]);
+                if let Some((ring, addr, chosen)) = this.watch.take() {
+                    if *n == 0 {
+                        ring.refused(&addr, chosen);
+                    }
+                }
+            }
+            Poll::Ready(Err(e)) => {
+                if let Some((ring, addr, chosen)) = this.watch.take()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::UnexpectedEof
+                    )
+                {
+                    ring.refused(&addr, chosen);
+                }
+            }
+            Poll::Pending => {}
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for RingOutput<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        futures::ready!(this.poll_drain(cx))?;
+        let start = this.pending.len();
+        this.pending.extend_from_slice(buf);
+        this.write.apply_keystream(&mut this.pending[start..]);
+        // Handed on at once where the socket takes it; what it does not take goes out
+        // with the next write or flush (the bytes are ours to deliver now).
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        futures::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        futures::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::core::transport::PortUse;
+    use libp2p::pnet::{PnetConfig, PreSharedKey};
+
+    fn dialer(addr: &Multiaddr) -> ConnectedPoint {
+        ConnectedPoint::Dialer {
+            address: addr.clone(),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::New,
+        }
+    }
+
+    fn listener() -> ConnectedPoint {
+        ConnectedPoint::Listener {
+            local_addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            send_back_addr: "/ip4/127.0.0.1/tcp/2".parse().unwrap(),
+        }
+    }
+
+    fn duplex() -> (
+        impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    ) {
+        use tokio_util_compat::Compat;
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        (Compat::new(a), Compat::new(b))
+    }
+
+    /// Small futures <-> tokio adapter for the tests (tokio-util is not a dependency).
+    mod tokio_util_compat {
+        use super::*;
+        pub struct Compat<T>(T);
+        impl<T> Compat<T> {
+            pub fn new(t: T) -> Self {
+                Compat(t)
+            }
+        }
+        impl<T: tokio::io::AsyncRead + Unpin> AsyncRead for Compat<T> {
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                let mut b = tokio::io::ReadBuf::new(buf);
+                futures::ready!(Pin::new(&mut self.0).poll_read(cx, &mut b))?;
+                Poll::Ready(Ok(b.filled().len()))
+            }
+        }
+        impl<T: tokio::io::AsyncWrite + Unpin> AsyncWrite for Compat<T> {
+            fn poll_write(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                Pin::new(&mut self.0).poll_write(cx, buf)
+            }
+            fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Pin::new(&mut self.0).poll_flush(cx)
+            }
+            fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Pin::new(&mut self.0).poll_shutdown(cx)
+            }
+        }
+    }
+
+    const OLD: [u8; 32] = [1; 32];
+    const NEW: [u8; 32] = [2; 32];
+    const OTHER: [u8; 32] = [3; 32];
+
+    fn rotating(switch_at_ms: u64, overlap_until_ms: u64) -> KeyRing {
+        let ring = KeyRing::new(OLD);
+        ring.set_keys(
+            OLD,
+            Some(NextKey {
+                key: Zeroizing::new(NEW),
+                switch_at_ms,
+                overlap_until_ms,
+            }),
+        );
+        ring
+    }
+
+    /// A stock pnet dialer with `key` against our listener: the listener's result, and
+    /// on success the text the dialer's first write carried.
+    async fn stock_dialer_to(
+        ring: KeyRing,
+        key: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Vec<u8>, RingError> {
+        let (a, b) = duplex();
+        let dial = async move {
+            let mut out = PnetConfig::new(PreSharedKey::new(key))
+                .handshake(a)
+                .await
+                .unwrap();
+            out.write_all(&MSS_HEADER).await.unwrap();
+            out.write_all(b"hello").await.unwrap();
+            out.flush().await.unwrap();
+            out
+        };
+        let listen = async move {
+            let mut out = handshake(b, listener(), ring, now_ms).await?;
+            let mut got = vec![0u8; MSS_HEADER.len() + 5];
+            out.read_exact(&mut got).await?;
+            Ok::<_, RingError>(got)
+        };
+        let (_dialer, listened) = futures::join!(dial, listen);
+        listened
+    }
+
+    #[tokio::test]
+    async fn a_listener_accepts_either_key_of_a_rotation_and_refuses_a_third() {
+        let ring = rotating(100, 200);
+        for key in [OLD, NEW] {
+            let got = stock_dialer_to(ring.clone(), key, 150).await.unwrap();
+            assert_eq!(&got[..20], &MSS_HEADER);
+            assert_eq!(&got[20..], b"hello");
+        }
+        assert!(matches!(
+            stock_dialer_to(ring.clone(), OTHER, 150).await,
+            Err(RingError::NoKeyMatches)
+        ));
+        // After the overlap and its grace, the old key is refused.
+        let late = 200 + OLD_KEY_GRACE_MS;
+        assert!(stock_dialer_to(ring.clone(), NEW, late).await.is_ok());
+        assert!(matches!(
+            stock_dialer_to(ring, OLD, late).await,
+            Err(RingError::NoKeyMatches)
+        ));
+        // Without a rotation: one key, as stock pnet.
+        let single = KeyRing::new(OLD);
+        assert!(stock_dialer_to(single.clone(), OLD, 0).await.is_ok());
+        assert!(stock_dialer_to(single, NEW, 0).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn our_dialer_talks_to_a_stock_listener_and_both_ways_carry_data() {
+        let ring = KeyRing::new(OLD);
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/47110".parse().unwrap();
+        let (a, b) = duplex();
+        let dial = async {
+            let mut out = handshake(a, dialer(&addr), ring.clone(), 0).await.unwrap();
+            // Larger than one duplex buffer: the pending bytes must all go out.
+            let big = vec![7u8; 200 * 1024];
+            out.write_all(&big).await.unwrap();
+            out.flush().await.unwrap();
+            let mut back = [0u8; 4];
+            out.read_exact(&mut back).await.unwrap();
+            back
+        };
+        let listen = async {
+            let mut out = PnetConfig::new(PreSharedKey::new(OLD))
+                .handshake(b)
+                .await
+                .unwrap();
+            let mut got = vec![0u8; 200 * 1024];
+            out.read_exact(&mut got).await.unwrap();
+            assert!(got.iter().all(|b| *b == 7));
+            out.write_all(b"done").await.unwrap();
+            out.flush().await.unwrap();
+            out
+        };
+        let (back, _listener) = futures::join!(dial, listen);
+        assert_eq!(&back, b"done");
+    }
+
+    #[test]
+    fn the_dial_key_follows_the_phase_and_a_refusal_flips_it_for_that_address() {
+        let ring = rotating(100, 200);
+        let a: Multiaddr = "/ip4/10.0.0.1/tcp/47110".parse().unwrap();
+        let b: Multiaddr = "/ip4/10.0.0.2/tcp/47110".parse().unwrap();
+        assert_eq!(*ring.dial_key(&a, 50).0, OLD);
+        assert_eq!(*ring.dial_key(&a, 150).0, NEW);
+        assert_eq!(*ring.dial_key(&a, 250).0, NEW);
+        // A listener that has not heard of the rotation refuses the new key.
+        ring.refused(&a, true);
+        assert_eq!(*ring.dial_key(&a, 150).0, OLD);
+        assert_eq!(*ring.dial_key(&b, 150).0, NEW);
+        // After the overlap, the new key only.
+        assert_eq!(*ring.dial_key(&a, 200).0, NEW);
+        // Before the switch, a listener that has only the new key (installed with the
+        // new file) is dialled with it after one refusal.
+        ring.refused(&b, true);
+        assert_eq!(*ring.dial_key(&b, 50).0, NEW);
+        // New keys forget the flips.
+        ring.set_keys(NEW, None);
+        assert_eq!(*ring.dial_key(&a, 150).0, NEW);
+        assert_eq!(ring.accepting(0).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_dial_is_noted_for_its_address() {
+        let ring = rotating(100, 200);
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/47110".parse().unwrap();
+        let listener_ring = KeyRing::new(OLD);
+        let (a, b) = duplex();
+        let dial = async {
+            let mut out = handshake(a, dialer(&addr), ring.clone(), 150)
+                .await
+                .unwrap();
+            out.write_all(&MSS_HEADER).await.unwrap();
+            out.flush().await.unwrap();
+            let mut byte = [0u8; 1];
+            out.read(&mut byte).await
+        };
+        let listen = async { handshake(b, listener(), listener_ring, 150).await.err() };
+        let (read, refused) = futures::join!(dial, listen);
+        assert!(matches!(refused, Some(RingError::NoKeyMatches)));
+        assert!(matches!(read, Ok(0) | Err(_)));
+        assert_eq!(*ring.dial_key(&addr, 150).0, OLD);
+    }
+}
