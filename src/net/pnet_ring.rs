@@ -33,8 +33,18 @@ const MSS_HEADER: [u8; 20] = *b"\x13/multistream/1.0.0\n";
 /// cleared (a redial then costs one rejected attempt per address).
 const MAX_FLIPPED_ADDRESSES: usize = 4096;
 /// A node accepts the old key this long after the overlap ended by its own clock: nodes'
-/// clocks differ (the same tolerance relay certificates get).
+/// clocks differ (the same tolerance relay certificates get). A short overlap (minutes,
+/// as in tests) gets a quarter of its length at most.
 pub const OLD_KEY_GRACE_MS: u64 = 10 * 60 * 1000;
+
+impl NextKey {
+    /// Until when (by this node's clock) the old key is still accepted.
+    fn old_key_until_ms(&self) -> u64 {
+        let overlap = self.overlap_until_ms.saturating_sub(self.switch_at_ms);
+        self.overlap_until_ms
+            .saturating_add(OLD_KEY_GRACE_MS.min(overlap / 4))
+    }
+}
 
 /// The next network key and when it takes over.
 #[derive(Clone)]
@@ -106,7 +116,7 @@ impl KeyRing {
         let s = self.state();
         match &s.next {
             None => vec![s.current.clone()],
-            Some(n) if now_ms >= n.overlap_until_ms.saturating_add(OLD_KEY_GRACE_MS) => {
+            Some(n) if now_ms >= n.old_key_until_ms() => {
                 vec![n.key.clone()]
             }
             Some(n) => vec![s.current.clone(), n.key.clone()],
@@ -450,8 +460,10 @@ mod tests {
             stock_dialer_to(ring.clone(), OTHER, 150).await,
             Err(RingError::NoKeyMatches)
         ));
-        // After the overlap and its grace, the old key is refused.
-        let late = 200 + OLD_KEY_GRACE_MS;
+        // After the overlap and its grace (a quarter of a short overlap), the old key is
+        // refused.
+        assert!(stock_dialer_to(ring.clone(), OLD, 224).await.is_ok());
+        let late = 225;
         assert!(stock_dialer_to(ring.clone(), NEW, late).await.is_ok());
         assert!(matches!(
             stock_dialer_to(ring, OLD, late).await,

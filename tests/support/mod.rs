@@ -169,7 +169,7 @@ async fn start_in(
         mdns: false,
         role,
         network_key: key,
-        network_key_path: None,
+        network_key_path: Some(dir.path().join("network.key")),
         anti_entropy_interval_ms: 1_000,
         max_peers: node::DEFAULT_MAX_PEERS,
         identity_path: Some(key_path(&dir)),
