@@ -411,4 +411,60 @@ mod tests {
             Err(AdminError::Read { .. })
         ));
     }
+
+    #[test]
+    fn a_rotation_for_1000_colleagues_is_64_kb_and_one_runs_at_a_time() {
+        let mut rng = rng();
+        let admin = AdminKey::generate(&mut rng);
+        let users: Vec<(UserId, [u8; 32])> = (0..1000)
+            .map(|i| {
+                let id = crate::identity::Identity::generate(&mut rng, &format!("U{i}")).unwrap();
+                (id.user_id(), id.dh_public())
+            })
+            .collect();
+        let now = 1_000_000;
+        let (first, left_out) = admin
+            .rotate_network_key(&mut rng, None, &[5; 32], &users, now, now + 1000, now)
+            .unwrap();
+        assert!(left_out.is_empty());
+        assert_eq!(first.body.len(), 82 + 64 * 1000);
+        assert_eq!(first.encode().len(), 64_168);
+        first.check(&admin.public()).unwrap();
+        // Another one before the overlap ended is refused; after it, it is the next serial.
+        let again = admin.rotate_network_key(
+            &mut rng,
+            Some(&first),
+            &[6; 32],
+            &users,
+            now + 10,
+            now + 20,
+            now + 10,
+        );
+        assert!(matches!(again, Err(AdminError::RotationUnderWay { .. })));
+        let (second, _) = admin
+            .rotate_network_key(
+                &mut rng,
+                Some(&first),
+                &[6; 32],
+                &users,
+                now + 1000,
+                now + 2000,
+                now + 1000,
+            )
+            .unwrap();
+        assert_eq!(second.serial, 2);
+        // A switch in the past, an overlap backwards or beyond 30 days, nobody: refused.
+        for (switch, until, who) in [
+            (now - 1, now + 10, &users[..]),
+            (now + 10, now + 5, &users[..]),
+            (now, now + crate::wire::MAX_OVERLAP_MS + 1, &users[..]),
+            (now, now + 10, &users[..0]),
+        ] {
+            assert!(
+                admin
+                    .rotate_network_key(&mut rng, None, &[5; 32], who, switch, until, now)
+                    .is_err()
+            );
+        }
+    }
 }
