@@ -181,7 +181,8 @@ impl AdminKey {
     }
 
     /// The next network key statement: `key` (a new file key) sealed to `recipients`,
-    /// dialled with from `switch_at_ms`, the old key accepted until `overlap_until_ms`.
+    /// replacing the wire key `replaces` (`wire::wire_key_id`), dialled with from
+    /// `switch_at_ms`, the old key accepted until `overlap_until_ms`.
     /// Refused while the `current` rotation's overlap lasts. Returns who was left out
     /// (their X25519 key is not a valid public key).
     #[allow(clippy::too_many_arguments)]
@@ -191,6 +192,7 @@ impl AdminKey {
         current: Option<&AdminStatement>,
         key: &[u8; 32],
         recipients: &[(UserId, [u8; 32])],
+        replaces: [u8; 16],
         switch_at_ms: u64,
         overlap_until_ms: u64,
         now_ms: u64,
@@ -218,6 +220,7 @@ impl AdminKey {
             serial,
             key,
             recipients,
+            replaces,
             switch_at_ms,
             overlap_until_ms,
         );
@@ -424,11 +427,20 @@ mod tests {
             .collect();
         let now = 1_000_000;
         let (first, left_out) = admin
-            .rotate_network_key(&mut rng, None, &[5; 32], &users, now, now + 1000, now)
+            .rotate_network_key(
+                &mut rng,
+                None,
+                &[5; 32],
+                &users,
+                [0; 16],
+                now,
+                now + 1000,
+                now,
+            )
             .unwrap();
         assert!(left_out.is_empty());
-        assert_eq!(first.body.len(), 82 + 64 * 1000);
-        assert_eq!(first.encode().len(), 64_168);
+        assert_eq!(first.body.len(), 98 + 64 * 1000);
+        assert_eq!(first.encode().len(), 64_184);
         first.check(&admin.public()).unwrap();
         // Another one before the overlap ended is refused; after it, it is the next serial.
         let again = admin.rotate_network_key(
@@ -436,6 +448,7 @@ mod tests {
             Some(&first),
             &[6; 32],
             &users,
+            [0; 16],
             now + 10,
             now + 20,
             now + 10,
@@ -447,6 +460,7 @@ mod tests {
                 Some(&first),
                 &[6; 32],
                 &users,
+                [0; 16],
                 now + 1000,
                 now + 2000,
                 now + 1000,
@@ -462,7 +476,7 @@ mod tests {
         ] {
             assert!(
                 admin
-                    .rotate_network_key(&mut rng, None, &[5; 32], who, switch, until, now)
+                    .rotate_network_key(&mut rng, None, &[5; 32], who, [0; 16], switch, until, now)
                     .is_err()
             );
         }

@@ -82,6 +82,7 @@ async fn a_rotation_shuts_out_the_old_key_and_a_colleague_back_within_the_overla
             None,
             &new.file_key(),
             &recipients,
+            flurfunk::wire::wire_key_id(&old.wire_key()),
             switch_at,
             overlap_until,
             now,
@@ -109,6 +110,7 @@ async fn a_rotation_shuts_out_the_old_key_and_a_colleague_back_within_the_overla
         .unwrap();
     sleep_until(switch_at + 500).await;
     let back_at = std::time::Instant::now();
+    let back_ms = now_ms();
     let cora = cora.start_with_key(&[&anna], old).await;
     wait_text(&cora, to_cora, "während du weg warst").await;
     let caught_up = back_at.elapsed();
@@ -117,9 +119,28 @@ async fn a_rotation_shuts_out_the_old_key_and_a_colleague_back_within_the_overla
         (status.key_rotation?.next_network? == new.fingerprint()).then_some(())
     })
     .await;
+    // During the overlap the old key still opens the door, but only for those the new
+    // key was sealed to: a fresh identity of Mallory's is closed out at once.
+    let sneaking = support::spawn_with("Mallory Neu", &[&anna, &ben], old, Role::Member).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        now_ms() < overlap_until,
+        "the test was too slow for its overlap"
+    );
+    for node in [&anna, &ben] {
+        let known = node.handle.profiles().await.unwrap();
+        assert!(
+            known.iter().all(|p| p.user_id != sneaking.user()),
+            "{} heard of a fresh identity with the old key",
+            node.name
+        );
+    }
+    let seen = sneaking.handle.profiles().await.unwrap();
+    assert!(seen.len() <= 1, "it saw {} profiles", seen.len());
+    sneaking.stop().await;
     println!(
         "Cora, back {:.1} s after the switch, caught up in {:.2} s",
-        (now_ms().saturating_sub(switch_at)) as f64 / 1000.0,
+        back_ms.saturating_sub(switch_at) as f64 / 1000.0,
         caught_up.as_secs_f64()
     );
 

@@ -640,3 +640,144 @@ fn a_file_crosses_two_subnets_through_a_certified_relay_after_the_sender_left() 
         ready.duration_since(back).as_secs_f64()
     );
 }
+
+/// `flurfunk status --json` of a host.
+fn status(lab: &Lab, host: usize) -> serde_json::Value {
+    let (ok, out, err) = lab.hosts[host].cli(&["status", "--json"]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The offboarding story with real processes: four hosts, Mallory leaves. IT revokes her
+/// and rotates the network key while Cora is on holiday; Cora returns within the
+/// overlap, with the old key, and is caught up and given the new one; after the overlap
+/// every node uses the new key, and Mallory, even under a fresh identity, reaches nobody.
+#[test]
+fn offboarding_a_colleague_shuts_her_out_and_a_colleague_on_holiday_rejoins() {
+    if !lab::available() {
+        return;
+    }
+    let mut lab = Lab::new(&[1]);
+    let anna = lab.add_host("Anna IT", 1, 1);
+    let ben = lab.add_host("Ben", 1, 2);
+    let cora = lab.add_host("Cora", 1, 3);
+    let mallory = lab.add_host("Mallory", 1, 4);
+    same_network(&lab, &[anna, ben, cora, mallory]);
+    for h in [anna, ben, cora, mallory] {
+        lab.hosts[h].start(&[]);
+    }
+    let ids: Vec<String> = [ben, cora, mallory]
+        .iter()
+        .map(|h| lab.hosts[*h].user_id())
+        .collect();
+    for id in &ids {
+        lab.hosts[anna].online(id);
+    }
+    for name in ["Ben", "Cora", "Mallory"] {
+        lab.hosts[anna].knows_name(name);
+    }
+    lab.hosts[ben].knows_name("Cora");
+    lab.hosts[cora].kill();
+
+    // Mallory leaves: revoked.
+    let revoked_at = Instant::now();
+    let (ok, out, err) = lab.hosts[anna].cli(&["admin", "revoke", "Mallory"]);
+    assert!(ok && out.contains("revoked"), "{out}{err}");
+    let refused = lab.hosts[ben].wait_for("Ben hears Mallory left", LONG, |v| {
+        v["event"] == "left_organisation" && v["user_id"] == ids[2].as_str()
+    });
+    let new_key = lab.dir.path().join("rathaus-neu.key");
+    let (ok, out, err) = lab.hosts[anna].cli(&[
+        "admin",
+        "rotate-network-key",
+        "--out",
+        new_key.to_str().unwrap(),
+        "--switch-in",
+        "3s",
+        "--overlap",
+        "12s",
+        // No directory in this lab: every colleague Anna's node knows, less Mallory.
+        "--all-known",
+    ]);
+    assert!(ok, "{out}{err}");
+    let rotated_at = Instant::now();
+    // "network key OLD -> NEW (statement no. 1), sealed to 3 colleague(s): ..."
+    let new_fingerprint = out
+        .split("-> ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the new key's fingerprint")
+        .to_string();
+    assert!(
+        out.contains("sealed to 3 colleague(s)"),
+        "Anna, Ben, Cora: {out}"
+    );
+    let (switch, overlap_end) = (Duration::from_secs(3), Duration::from_secs(15));
+    // The old key is accepted a quarter of the overlap longer.
+    let old_refused = overlap_end + Duration::from_secs(3);
+    let deadline = Instant::now() + LONG;
+    while status(&lab, ben)["key_rotation"]["next_network"] != new_fingerprint.as_str() {
+        assert!(Instant::now() < deadline, "Ben never opened the new key");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.hosts[ben].send("Cora", "Während deines Urlaubs");
+
+    // Cora is back after the switch, with the old key only.
+    std::thread::sleep(
+        (rotated_at + switch + Duration::from_secs(1)).saturating_duration_since(Instant::now()),
+    );
+    let back = Instant::now();
+    lab.hosts[cora].start(&[]);
+    let caught_up = lab.hosts[cora].wait_for("Cora is caught up", LONG, |v| {
+        v["event"] == "message" && v["text"] == "Während deines Urlaubs"
+    });
+    let deadline = Instant::now() + LONG;
+    while status(&lab, cora)["key_rotation"]["next_network"] != new_fingerprint.as_str() {
+        assert!(Instant::now() < deadline, "Cora never opened the new key");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        rotated_at.elapsed() < old_refused,
+        "the test was too slow for its overlap"
+    );
+
+    // After the overlap: the new key everywhere; Mallory's node, and a fresh identity of
+    // hers with the old key file, reach nobody.
+    std::thread::sleep(
+        (rotated_at + old_refused + Duration::from_secs(1))
+            .saturating_duration_since(Instant::now()),
+    );
+    for h in [anna, ben, cora] {
+        assert_eq!(
+            status(&lab, h)["network"],
+            new_fingerprint.as_str(),
+            "{}",
+            lab.hosts[h].name
+        );
+    }
+    assert_eq!(status(&lab, mallory)["peers_online"], 0);
+    lab.hosts[mallory].kill();
+    let fresh = lab.add_user(mallory, "Mallory Neu");
+    let old_key = lab.dir.path().join("rathaus.key");
+    let (ok, _, err) = lab.hosts[fresh].cli(&["network", "join", old_key.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    lab.hosts[fresh].start(&[]);
+    lab.hosts[ben].send("Cora", "Nach dem Wechsel");
+    lab.hosts[cora].wait_for("the new key carries", LONG, |v| {
+        v["event"] == "message" && v["text"] == "Nach dem Wechsel"
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        lab.hosts[fresh].count(|v| v["event"] == "peer_online"),
+        0,
+        "a fresh identity with the old key got in"
+    );
+    assert_eq!(status(&lab, fresh)["peers_online"], 0);
+    println!(
+        "revocation refused at Ben {:.2} s after IT ran the CLI; Cora, back {:.1} s after the switch, caught up in {:.2} s",
+        refused.saturating_duration_since(revoked_at).as_secs_f64(),
+        back.saturating_duration_since(rotated_at + switch)
+            .as_secs_f64(),
+        caught_up.duration_since(back).as_secs_f64()
+    );
+}

@@ -451,15 +451,38 @@ async fn rotate_network_key(
     let (Some(switch_s), Some(overlap_s)) = (switch_in.0, overlap.0) else {
         bail!("--switch-in and --overlap need a time, e.g. 24h and 7d");
     };
+    // A node that has not caught up may hold an old rotation (its serial would lose)
+    // or miss revocations: it must be connected.
+    let Response::Status { status } = request(dir, Request::Status).await? else {
+        bail!("unexpected reply");
+    };
+    if status.peers_online == 0 {
+        bail!(
+            "this installation's node is not connected to anyone: start it (flurfunk node) and let it catch up first, so the rotation builds on the newest statements"
+        );
+    }
     let Response::KeyRecipients { recipients } = request(dir, Request::KeyRecipients).await? else {
         bail!("unexpected reply");
     };
-    let directory_only = !all_known && recipients.iter().skip(1).any(|r| r.in_directory);
+    // Sealed to whom the admin vouches for: the directory (a fresh identity a departed
+    // colleague made is in none), the certified relays and this installation. Without a
+    // directory only when asked: then every profile this node holds, which anyone with
+    // the old key could have added to.
+    let has_directory = held_statement(dir, StatementKind::Directory)
+        .await?
+        .and_then(|s| Directory::decode(&s.body).ok())
+        .is_some_and(|d| !d.entries.is_empty());
+    if !has_directory && !all_known {
+        bail!(
+            "the network has no directory, so there is no list of colleagues to seal the new key to; fill it (flurfunk admin directory import FILE), or seal it to every colleague this node knows ({} now) with --all-known",
+            recipients.len()
+        );
+    }
     let mut sealed_to = Vec::new();
     let mut names = Vec::new();
     for r in recipients
         .iter()
-        .filter(|r| !directory_only || r.in_directory)
+        .filter(|r| all_known || r.in_directory || r.relay)
     {
         let user: flurfunk::identity::UserId = r.user_id.parse()?;
         let mut dh = [0u8; 32];
@@ -472,6 +495,7 @@ async fn rotate_network_key(
     let switch_at = now.saturating_add(switch_s.saturating_mul(1000));
     let overlap_until = switch_at.saturating_add(overlap_s.saturating_mul(1000));
     let network = launch::load_network_key(dir)?;
+    let replaces = flurfunk::wire::wire_key_id(&network.wire_key());
     let new_key =
         flurfunk::net::NetworkKey::generate(&mut rand::rngs::OsRng).with_admin(admin.public());
     let (statement, left_out) = admin.rotate_network_key(
@@ -479,6 +503,7 @@ async fn rotate_network_key(
         current.as_ref(),
         &new_key.file_key(),
         &sealed_to,
+        replaces,
         switch_at,
         overlap_until,
         now,
@@ -504,10 +529,10 @@ async fn rotate_network_key(
         new_key.fingerprint(),
         statement.serial,
         sealed_to.len() - left_out.len(),
-        if directory_only {
-            " of the directory"
-        } else {
+        if all_known {
             ""
+        } else {
+            " (directory and relays)"
         },
         names.join(", ")
     );

@@ -17,6 +17,9 @@ use crate::node::{ConversationView, MessageItem, NodeEvent, NodeHandle, NodeStat
 pub const UPDATE_QUEUE: usize = 1024;
 
 /// What a finished request or the node tells the UI.
+// The status (about 0.5 KB) is the largest; a few updates a second pass through a
+// bounded queue of `UPDATE_QUEUE`, so boxing it would save nothing that matters.
+#[allow(clippy::large_enum_variant)]
 pub enum Update {
     Started(Box<Running>),
     /// The node took the file settings sent last (`FlurfunkApp::apply_file_limits`), or

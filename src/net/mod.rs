@@ -325,7 +325,7 @@ pub fn build_swarm(
             Ok(
                 tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
                     .and_then(move |socket, point| {
-                        pnet_ring::handshake(socket, point, keys, crate::node::now_ms())
+                        pnet_ring::handshake(socket, point, keys, crate::node::now_ms)
                     })
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise)

@@ -12,11 +12,13 @@
 //! This module must never decide which keys are valid: the node sets them from the
 //! admin's statement (`set_keys`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::Multiaddr;
@@ -32,6 +34,15 @@ const MSS_HEADER: [u8; 20] = *b"\x13/multistream/1.0.0\n";
 /// Addresses remembered as "answers to the other key" at most: beyond this the record is
 /// cleared (a redial then costs one rejected attempt per address).
 const MAX_FLIPPED_ADDRESSES: usize = 4096;
+/// Connections made with the old key that the node has not looked at yet, at most (each
+/// is taken when its connection is established; one whose upgrade failed stays until
+/// pushed out). Half-open connections are at most 64 (`MAX_PENDING_INCOMING`), so a
+/// peer would need thousands of handshakes within one upgrade to push its own out.
+const MAX_OLD_KEY_POINTS: usize = 4096;
+/// The nonce and the dialer's first bytes must come within this: a peer that sends
+/// nothing holds one of the 64 half-open places only this long, not the 20 s the whole
+/// upgrade may take.
+pub const HANDSHAKE_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// A node accepts the old key this long after the overlap ended by its own clock: nodes'
 /// clocks differ (the same tolerance relay certificates get). A short overlap (minutes,
 /// as in tests) gets a quarter of its length at most.
@@ -39,7 +50,7 @@ pub const OLD_KEY_GRACE_MS: u64 = 10 * 60 * 1000;
 
 impl NextKey {
     /// Until when (by this node's clock) the old key is still accepted.
-    fn old_key_until_ms(&self) -> u64 {
+    pub fn old_key_until_ms(&self) -> u64 {
         let overlap = self.overlap_until_ms.saturating_sub(self.switch_at_ms);
         self.overlap_until_ms
             .saturating_add(OLD_KEY_GRACE_MS.min(overlap / 4))
@@ -60,8 +71,13 @@ pub struct NextKey {
 struct RingState {
     current: Zeroizing<[u8; 32]>,
     next: Option<NextKey>,
-    /// Addresses whose listener refused the key the phase chose: dialled with the other.
-    flipped: HashMap<Multiaddr, bool>,
+    /// Addresses whose listener refused the new key during the overlap: dialled with the
+    /// old one.
+    flipped: HashMap<Multiaddr, ()>,
+    /// Set to end every connection made with the old key so far (`retire_old`).
+    old_abort: Arc<AtomicBool>,
+    /// Connections made with the old key, for the node to look at when established.
+    old_key_points: VecDeque<ConnectedPoint>,
 }
 
 /// The wire keys a node accepts and dials with, shared by every connection's handshake
@@ -81,7 +97,46 @@ impl KeyRing {
             current: Zeroizing::new(current),
             next: None,
             flipped: HashMap::new(),
+            old_abort: Arc::new(AtomicBool::new(false)),
+            old_key_points: VecDeque::new(),
         })))
+    }
+
+    /// Whether the connection at `point` was made with the old key during a rotation
+    /// (asked once, when it is established).
+    pub fn used_old_key(&self, point: &ConnectedPoint) -> bool {
+        let mut s = self.state();
+        match s.old_key_points.iter().position(|p| p == point) {
+            Some(i) => {
+                s.old_key_points.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// End every connection made with the old key so far: its next read or write fails
+    /// (pings write every 15 s), and libp2p closes it.
+    pub fn retire_old(&self) {
+        let mut s = self.state();
+        s.old_abort.store(true, Ordering::Relaxed);
+        s.old_abort = Arc::new(AtomicBool::new(false));
+    }
+
+    /// A handshake used the old key: noted for the node, and bound to the abort flag.
+    fn note_old(&self, point: &ConnectedPoint) -> Arc<AtomicBool> {
+        let mut s = self.state();
+        if s.old_key_points.len() >= MAX_OLD_KEY_POINTS {
+            s.old_key_points.pop_front();
+        }
+        s.old_key_points.push_back(point.clone());
+        s.old_abort.clone()
+    }
+
+    /// Whether `key` is the old key of a rotation under way.
+    fn is_old(&self, key: &[u8; 32]) -> bool {
+        let s = self.state();
+        s.next.is_some() && *s.current == *key
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, RingState> {
@@ -123,32 +178,32 @@ impl KeyRing {
         }
     }
 
-    /// The key to dial `addr` with now, and whether it is the phase's choice (false: the
-    /// other one, because the listener refused the phase's choice before).
+    /// The key to dial `addr` with now, and whether a refusal should be noted (the new
+    /// key during the overlap: a listener that refuses it has not heard of the rotation
+    /// yet, and is dialled with the old one next time). Before the switch the old key,
+    /// after the overlap the new one, whatever a listener did: a refusal there teaches
+    /// nothing (and a peer must not make us show it the new key's handshake early).
     fn dial_key(&self, addr: &Multiaddr, now_ms: u64) -> (Zeroizing<[u8; 32]>, bool) {
         let s = self.state();
         let Some(n) = &s.next else {
-            return (s.current.clone(), true);
+            return (s.current.clone(), false);
         };
         if now_ms >= n.overlap_until_ms {
-            return (n.key.clone(), true);
+            return (n.key.clone(), false);
         }
-        let (chosen, other) = if now_ms >= n.switch_at_ms {
-            (&n.key, &s.current)
+        if now_ms < n.switch_at_ms {
+            return (s.current.clone(), false);
+        }
+        if s.flipped.contains_key(addr) {
+            (s.current.clone(), false)
         } else {
-            (&s.current, &n.key)
-        };
-        if s.flipped.get(addr).copied().unwrap_or(false) {
-            (other.clone(), false)
-        } else {
-            (chosen.clone(), true)
+            (n.key.clone(), true)
         }
     }
 
     /// The listener at `addr` closed the connection before its first byte after we dialed
-    /// with the phase's choice (`chosen`) or the other key: dial with the other one next
-    /// time. Only while two keys are in use.
-    fn refused(&self, addr: &Multiaddr, chosen: bool) {
+    /// with the new key during the overlap: dial it with the old one next time.
+    fn refused(&self, addr: &Multiaddr) {
         let mut s = self.state();
         if s.next.is_none() {
             return;
@@ -156,7 +211,7 @@ impl KeyRing {
         if s.flipped.len() >= MAX_FLIPPED_ADDRESSES && !s.flipped.contains_key(addr) {
             s.flipped.clear();
         }
-        s.flipped.insert(addr.clone(), chosen);
+        s.flipped.insert(addr.clone(), ());
     }
 }
 
@@ -166,15 +221,19 @@ pub enum RingError {
     Io(#[from] io::Error),
     #[error("the peer's network key is not one this node accepts")]
     NoKeyMatches,
+    #[error("the peer sent no pnet handshake in time")]
+    TimedOut,
 }
 
 /// The pnet handshake: nonces both ways (ours first, or a dialer never gets past its
 /// own), then, as the listener, the dialer's first 20 bytes tell which key it used.
+/// `now_ms` is read once the peer's bytes are in (a peer that sends them late gets the
+/// keys of that moment, not of when it connected).
 pub async fn handshake<S>(
     mut socket: S,
     point: ConnectedPoint,
     ring: KeyRing,
-    now_ms: u64,
+    now_ms: impl Fn() -> u64,
 ) -> Result<RingOutput<S>, RingError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -184,35 +243,38 @@ where
     socket.write_all(&local).await?;
     socket.flush().await?;
     let mut remote = [0u8; NONCE_LEN];
-    socket.read_exact(&mut remote).await?;
-    let dialed = match point {
+    read_in_time(&mut socket, &mut remote).await?;
+    let dialed = match &point {
         ConnectedPoint::Dialer {
             address,
             role_override: Endpoint::Dialer,
             ..
-        } => Some(address),
+        } => Some(address.clone()),
         _ => None,
     };
     if let Some(address) = dialed {
-        let (key, chosen) = ring.dial_key(&address, now_ms);
+        let (key, watch) = ring.dial_key(&address, now_ms());
+        let abort = ring.is_old(&key).then(|| ring.note_old(&point));
         return Ok(RingOutput {
             write: XSalsa20::new(key.as_ref().into(), &local.into()),
             read: XSalsa20::new(key.as_ref().into(), &remote.into()),
             inner: socket,
             pending: Vec::new(),
             replay: Vec::new(),
-            watch: Some((ring, address, chosen)),
+            watch: watch.then_some((ring, address)),
+            abort,
         });
     }
     // A dialer sends the header without waiting for us (multistream-select's listener
     // never writes first), so these 20 bytes come.
     let mut first = [0u8; MSS_HEADER.len()];
-    socket.read_exact(&mut first).await?;
-    for key in ring.accepting(now_ms) {
+    read_in_time(&mut socket, &mut first).await?;
+    for key in ring.accepting(now_ms()) {
         let mut read = XSalsa20::new(key.as_ref().into(), &remote.into());
         let mut plain = first;
         read.apply_keystream(&mut plain);
         if plain == MSS_HEADER {
+            let abort = ring.is_old(&key).then(|| ring.note_old(&point));
             return Ok(RingOutput {
                 write: XSalsa20::new(key.as_ref().into(), &local.into()),
                 read,
@@ -220,11 +282,22 @@ where
                 pending: Vec::new(),
                 replay: plain.to_vec(),
                 watch: None,
+                abort,
             });
         }
     }
     // Dropping the socket closes it: the dialer sees the end at once, not a 20 s timeout.
     Err(RingError::NoKeyMatches)
+}
+
+async fn read_in_time<S: AsyncRead + Unpin>(
+    socket: &mut S,
+    buf: &mut [u8],
+) -> Result<(), RingError> {
+    match tokio::time::timeout(HANDSHAKE_READ_TIMEOUT, socket.read_exact(buf)).await {
+        Ok(read) => Ok(read?),
+        Err(_) => Err(RingError::TimedOut),
+    }
 }
 
 /// A connection after the handshake: XSalsa20 each way, as libp2p's `PnetOutput`.
@@ -236,9 +309,22 @@ pub struct RingOutput<S> {
     pending: Vec<u8>,
     /// What the listener already read and decrypted, handed up first.
     replay: Vec<u8>,
-    /// As the dialer, until the first byte arrives: the ring, the address dialled and
-    /// whether the phase's key was used, to note a refusal.
-    watch: Option<(KeyRing, Multiaddr, bool)>,
+    /// As the dialer with the new key during the overlap, until the first byte arrives:
+    /// the ring and the address dialled, to note a refusal.
+    watch: Option<(KeyRing, Multiaddr)>,
+    /// Made with the old key: ends when the ring retires it.
+    abort: Option<Arc<AtomicBool>>,
+}
+
+fn retired(abort: &Option<Arc<AtomicBool>>) -> bool {
+    abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed))
+}
+
+fn retired_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "made with the old network key, no longer accepted",
+    )
 }
 
 impl<S: AsyncWrite + Unpin> RingOutput<S> {
@@ -270,6 +356,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for RingOutput<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if retired(&this.abort) {
+            return Poll::Ready(Err(retired_error()));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         if !this.replay.is_empty() {
             let n = buf.len().min(this.replay.len());
             buf[..n].copy_from_slice(&this.replay[..n]);
@@ -280,14 +372,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for RingOutput<S> {
         match &result {
             Poll::Ready(Ok(n)) => {
                 this.read.apply_keystream(&mut buf[..*n]);
-                if let Some((ring, addr, chosen)) = this.watch.take() {
-                    if *n == 0 {
-                        ring.refused(&addr, chosen);
-                    }
+                if let Some((ring, addr)) = this.watch.take()
+                    && *n == 0
+                {
+                    ring.refused(&addr);
                 }
             }
             Poll::Ready(Err(e)) => {
-                if let Some((ring, addr, chosen)) = this.watch.take()
+                if let Some((ring, addr)) = this.watch.take()
                     && matches!(
                         e.kind(),
                         io::ErrorKind::ConnectionReset
@@ -295,7 +387,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for RingOutput<S> {
                             | io::ErrorKind::UnexpectedEof
                     )
                 {
-                    ring.refused(&addr, chosen);
+                    ring.refused(&addr);
                 }
             }
             Poll::Pending => {}
@@ -311,6 +403,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for RingOutput<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if retired(&this.abort) {
+            return Poll::Ready(Err(retired_error()));
+        }
         futures::ready!(this.poll_drain(cx))?;
         let start = this.pending.len();
         this.pending.extend_from_slice(buf);
@@ -325,6 +420,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for RingOutput<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if retired(&this.abort) {
+            return Poll::Ready(Err(retired_error()));
+        }
         futures::ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
@@ -439,7 +537,7 @@ mod tests {
             out
         };
         let listen = async move {
-            let mut out = handshake(b, listener(), ring, now_ms).await?;
+            let mut out = handshake(b, listener(), ring, move || now_ms).await?;
             let mut got = vec![0u8; MSS_HEADER.len() + 5];
             out.read_exact(&mut got).await?;
             Ok::<_, RingError>(got)
@@ -455,6 +553,9 @@ mod tests {
             let got = stock_dialer_to(ring.clone(), key, 150).await.unwrap();
             assert_eq!(&got[..20], &MSS_HEADER);
             assert_eq!(&got[20..], b"hello");
+            // The node is told which connections used the old key, once.
+            assert_eq!(ring.used_old_key(&listener()), key == OLD);
+            assert!(!ring.used_old_key(&listener()));
         }
         assert!(matches!(
             stock_dialer_to(ring.clone(), OTHER, 150).await,
@@ -481,7 +582,9 @@ mod tests {
         let addr: Multiaddr = "/ip4/127.0.0.1/tcp/47110".parse().unwrap();
         let (a, b) = duplex();
         let dial = async {
-            let mut out = handshake(a, dialer(&addr), ring.clone(), 0).await.unwrap();
+            let mut out = handshake(a, dialer(&addr), ring.clone(), || 0)
+                .await
+                .unwrap();
             // Larger than one duplex buffer: the pending bytes must all go out.
             let big = vec![7u8; 200 * 1024];
             out.write_all(&big).await.unwrap();
@@ -514,16 +617,15 @@ mod tests {
         assert_eq!(*ring.dial_key(&a, 50).0, OLD);
         assert_eq!(*ring.dial_key(&a, 150).0, NEW);
         assert_eq!(*ring.dial_key(&a, 250).0, NEW);
+        // Only a refusal of the new key during the overlap is noted.
+        assert!(!ring.dial_key(&a, 50).1 && ring.dial_key(&a, 150).1 && !ring.dial_key(&a, 250).1);
         // A listener that has not heard of the rotation refuses the new key.
-        ring.refused(&a, true);
+        ring.refused(&a);
         assert_eq!(*ring.dial_key(&a, 150).0, OLD);
         assert_eq!(*ring.dial_key(&b, 150).0, NEW);
-        // After the overlap, the new key only.
+        // Before the switch and after the overlap, whatever was refused.
+        assert_eq!(*ring.dial_key(&a, 50).0, OLD);
         assert_eq!(*ring.dial_key(&a, 200).0, NEW);
-        // Before the switch, a listener that has only the new key (installed with the
-        // new file) is dialled with it after one refusal.
-        ring.refused(&b, true);
-        assert_eq!(*ring.dial_key(&b, 50).0, NEW);
         // New keys forget the flips.
         ring.set_keys(NEW, None);
         assert_eq!(*ring.dial_key(&a, 150).0, NEW);
@@ -537,7 +639,7 @@ mod tests {
         let listener_ring = KeyRing::new(OLD);
         let (a, b) = duplex();
         let dial = async {
-            let mut out = handshake(a, dialer(&addr), ring.clone(), 150)
+            let mut out = handshake(a, dialer(&addr), ring.clone(), || 150)
                 .await
                 .unwrap();
             out.write_all(&MSS_HEADER).await.unwrap();
@@ -545,10 +647,42 @@ mod tests {
             let mut byte = [0u8; 1];
             out.read(&mut byte).await
         };
-        let listen = async { handshake(b, listener(), listener_ring, 150).await.err() };
+        let listen = async { handshake(b, listener(), listener_ring, || 150).await.err() };
         let (read, refused) = futures::join!(dial, listen);
         assert!(matches!(refused, Some(RingError::NoKeyMatches)));
         assert!(matches!(read, Ok(0) | Err(_)));
         assert_eq!(*ring.dial_key(&addr, 150).0, OLD);
+    }
+
+    #[tokio::test]
+    async fn a_connection_made_with_the_old_key_ends_when_the_ring_retires_it() {
+        let ring = rotating(100, 200);
+        for (key, ends) in [(OLD, true), (NEW, false)] {
+            let (a, b) = duplex();
+            let dial = async move {
+                let mut out = PnetConfig::new(PreSharedKey::new(key))
+                    .handshake(a)
+                    .await
+                    .unwrap();
+                out.write_all(&MSS_HEADER).await.unwrap();
+                out.flush().await.unwrap();
+                out
+            };
+            let listen = handshake(b, listener(), ring.clone(), || 150);
+            let (_dialer, listened) = futures::join!(dial, listen);
+            let mut out = listened.unwrap();
+            let mut header = [0u8; 20];
+            out.read_exact(&mut header).await.unwrap();
+            ring.retire_old();
+            let write = out.write_all(b"x").await;
+            assert_eq!(write.is_err(), ends, "{write:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_sends_nothing_is_dropped_after_a_few_seconds() {
+        let (_a, b) = duplex();
+        let listen = handshake(b, listener(), KeyRing::new(OLD), || 0);
+        assert!(matches!(listen.await, Err(RingError::TimedOut)));
     }
 }

@@ -694,6 +694,7 @@ impl NodeHandle {
                 name: me.display_name().to_string(),
                 dh_public: hex::encode(me.dh_public()),
                 in_directory: true,
+                relay: false,
             }];
             out.extend(
                 profiles
@@ -704,6 +705,7 @@ impl NodeHandle {
                         name: p.display_name.clone(),
                         dh_public: hex::encode(p.dh_public),
                         in_directory: core.engine.directory_entry(&p.user_id).is_some(),
+                        relay: core.engine.is_carrying_relay(&p.user_id),
                     }),
             );
             Ok(out)

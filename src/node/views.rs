@@ -150,6 +150,10 @@ pub struct RecipientView {
     pub dh_public: String,
     /// Whether the directory names it (this installation counts as named).
     pub in_directory: bool,
+    /// A certified relay connected now (sealed to as well: relays are rarely in the
+    /// directory).
+    #[serde(default)]
+    pub relay: bool,
 }
 
 /// A network key rotation as `flurfunk admin statements` shows it.

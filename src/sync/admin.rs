@@ -445,6 +445,11 @@ impl<S: Store> Engine<S> {
                 .is_some_and(|official| official != user)
     }
 
+    /// The statement of `kind` held, if any.
+    pub fn admin_statement(&self, kind: StatementKind) -> Option<&AdminStatement> {
+        self.admin.statements.get(&kind)
+    }
+
     /// The statements held, one per kind.
     pub fn admin_statements(&self) -> Vec<AdminStatement> {
         self.admin.statements.values().cloned().collect()

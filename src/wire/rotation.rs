@@ -18,6 +18,15 @@ pub const MAX_KEY_RECIPIENTS: usize = 4096;
 pub const MAX_OVERLAP_MS: u64 = 30 * 24 * 3600 * 1000;
 const LABEL_NETWORK_KEY_COMMITMENT: &[u8] = b"flurfunk/v1/network-key-commitment";
 const LABEL_NETWORK_KEY_WRAP: &[u8] = b"flurfunk/v1/network-key-wrap";
+const LABEL_NETWORK_KEY_ID: &[u8] = b"flurfunk/v1/network-key-id";
+
+/// Names a wire key without disclosing it (`NetworkKeyRotation::replaces`).
+pub fn wire_key_id(wire_key: &[u8; 32]) -> [u8; 16] {
+    let hash = super::hash32(&[&crypto::labelled(LABEL_NETWORK_KEY_ID, wire_key)]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&hash[..16]);
+    id
+}
 
 /// The next network key for the colleagues it names (`wraps`), and its phases by the
 /// nodes' own clocks: before `switch_at_ms` nodes dial with the old key and accept both,
@@ -27,6 +36,10 @@ const LABEL_NETWORK_KEY_WRAP: &[u8] = b"flurfunk/v1/network-key-wrap";
 pub struct NetworkKeyRotation {
     pub switch_at_ms: u64,
     pub overlap_until_ms: u64,
+    /// The wire key this one replaces (`wire_key_id`): only a node that holds that key
+    /// accepts it beside the new one during the overlap (one that holds an older key,
+    /// e.g. an installed file two rotations old, accepts only the new one).
+    pub replaces: [u8; 16],
     /// A hash of the new file key (`commitment`): what an unwrapped key is checked
     /// against (a wrap has no tag).
     pub commitment: [u8; 32],
@@ -62,6 +75,7 @@ impl NetworkKeyRotation {
         serial: u64,
         key: &[u8; 32],
         recipients: &[(UserId, [u8; 32])],
+        replaces: [u8; 16],
         switch_at_ms: u64,
         overlap_until_ms: u64,
     ) -> (Self, Vec<UserId>) {
@@ -82,6 +96,7 @@ impl NetworkKeyRotation {
         let rotation = NetworkKeyRotation {
             switch_at_ms,
             overlap_until_ms,
+            replaces,
             commitment,
             ephemeral: wrapper.ephemeral,
             wraps,
@@ -109,9 +124,10 @@ impl NetworkKeyRotation {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(82 + 64 * self.wraps.len());
+        let mut w = Writer::with_capacity(98 + 64 * self.wraps.len());
         w.u64(self.switch_at_ms);
         w.u64(self.overlap_until_ms);
+        w.bytes(&self.replaces);
         w.bytes(&self.commitment);
         w.bytes(&self.ephemeral);
         w.u16(self.wraps.len() as u16);
@@ -130,6 +146,7 @@ impl NetworkKeyRotation {
         if overlap_until_ms < switch_at_ms || overlap_until_ms - switch_at_ms > MAX_OVERLAP_MS {
             return Err(invalid("network key rotation phases"));
         }
+        let replaces = r.array()?;
         let commitment = r.array()?;
         let ephemeral: [u8; 32] = r.array()?;
         if !crypto::ephemeral_is_valid(&ephemeral) {
@@ -150,6 +167,7 @@ impl NetworkKeyRotation {
         Ok(NetworkKeyRotation {
             switch_at_ms,
             overlap_until_ms,
+            replaces,
             commitment,
             ephemeral,
             wraps,
@@ -180,7 +198,7 @@ mod tests {
             (UserId([1; 32]), [0u8; 32]),
         ];
         let (rotation, left_out) =
-            NetworkKeyRotation::seal(&mut rng, &admin, 5, &key, &recipients, 10, 20);
+            NetworkKeyRotation::seal(&mut rng, &admin, 5, &key, &recipients, [3; 16], 10, 20);
         assert_eq!(left_out, vec![UserId([1; 32])]);
         let back = NetworkKeyRotation::decode(&rotation.encode()).unwrap();
         assert_eq!(back, rotation);
@@ -214,6 +232,7 @@ mod tests {
             1,
             &[1; 32],
             &[(anna.user_id(), anna.dh_public())],
+            [3; 16],
             10,
             20,
         );
