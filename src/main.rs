@@ -445,6 +445,24 @@ async fn run(cli: Cli) -> Result<()> {
                         " (unmanaged: any node may act as a relay)".to_string()
                     }
                 );
+                if let Some(r) = &status.key_rotation {
+                    match &r.next_network {
+                        Some(next) => outln!(
+                            "rotation:  network key {next} from {}; the old one accepted until {}",
+                            local_time(r.switch_at_ms, true),
+                            local_time(r.overlap_until_ms, true)
+                        ),
+                        None => outln!(
+                            "rotation:  the network key changes on {}, but not for this installation: it needs the new key file from IT",
+                            local_time(r.overlap_until_ms, true)
+                        ),
+                    }
+                }
+                if status.network_key_refused {
+                    outln!(
+                        "warning:   other nodes refuse this network key; it was most likely rotated while this node was away: install the current key file from IT (flurfunk network join FILE)"
+                    );
+                }
                 outln!("role:      {}", status.role);
                 let machine = machine_policy()?;
                 if let Some(source) = &machine.source {

@@ -1238,3 +1238,25 @@ fn chats_can_be_pinned_muted_and_marked_unread_and_stay_so() {
     });
     h.check_accessibility();
 }
+
+/// IT rotated the network key while this computer was off: the colleagues' nodes refuse
+/// its old key at once, and the app says why and what to do, instead of "nobody
+/// reachable".
+#[test]
+fn a_computer_whose_network_key_is_refused_says_to_get_the_new_file_from_it() {
+    let f = Fixture::new();
+    f.with_identity("Anna");
+    let current = flurfunk::net::NetworkKey::generate(&mut rand::rngs::OsRng);
+    let ben =
+        f.rt.block_on(support::spawn_with("Ben", &[], current, Role::Member));
+    let cora =
+        f.rt.block_on(support::spawn_with("Cora", &[], current, Role::Member));
+    let mut h = f.open(&[&ben, &cora], Lang::De);
+    settle(&mut h, "the banner about the old key", |h| {
+        shows(
+            h,
+            "Netzwerkschlüssel dieses Arbeitsplatzes ist nicht mehr gültig",
+        )
+    });
+    assert!(!shows(&h, "Seit einer Weile ist niemand erreichbar"));
+}

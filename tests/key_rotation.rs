@@ -169,6 +169,18 @@ async fn a_rotation_shuts_out_the_old_key_and_a_colleague_back_within_the_overla
         let status = outsider.handle.status().await.unwrap();
         assert_eq!(status.peers_online, 0, "{} got in", outsider.name);
     }
+    // The stranger's node can tell why: its dials end right at the key check.
+    eventually("the stranger sees its key refused", || async {
+        stranger
+            .handle
+            .status()
+            .await
+            .unwrap()
+            .network_key_refused
+            .then_some(())
+    })
+    .await;
+    assert!(!ben.handle.status().await.unwrap().network_key_refused);
     let peers = anna.handle.peers().await.unwrap();
     assert!(
         peers.iter().all(|p| !p.online

@@ -27,6 +27,9 @@ pub const PAGE_MESSAGES: usize = 200;
 pub const MAX_NOTICES: usize = 4;
 /// With nobody online for this long, the status bar says so.
 pub const ALONE_AFTER: Duration = Duration::from_secs(60);
+/// While nobody is reachable, the status is asked again this often: no node event says
+/// that dials are refused at the key check (`NodeStatus::network_key_refused`).
+const ALONE_STATUS_EVERY: Duration = Duration::from_secs(5);
 /// Files opened from the app are removed this much later.
 const ONE_DAY: Duration = Duration::from_secs(24 * 3600);
 /// How often a start is retried while the previous node still holds the database.
@@ -121,6 +124,8 @@ pub struct FlurfunkApp {
     /// Messages found for `search` (`search::SearchState`).
     pub(super) found: super::search::SearchState,
     pub(super) alone_since: Option<Instant>,
+    /// When the status was last asked for because nobody is reachable.
+    alone_polled: Option<Instant>,
     pub(super) pictures: super::files::Pictures,
     pub(super) transfers: super::files::Transfers,
     /// The system's file dialog is open.
@@ -201,6 +206,7 @@ impl FlurfunkApp {
             key_changes: Vec::new(),
             search: String::new(),
             alone_since: None,
+            alone_polled: None,
             pictures: Default::default(),
             transfers: Default::default(),
             picking: false,
@@ -360,6 +366,14 @@ impl FlurfunkApp {
                 // One wake-up when the "nobody reachable" banner is due, not a busy loop.
                 ctx.request_repaint_after(left);
             }
+            if self
+                .alone_polled
+                .is_none_or(|at| at.elapsed() >= ALONE_STATUS_EVERY)
+            {
+                self.alone_polled = Some(Instant::now());
+                self.reloads.status.dirty = true;
+            }
+            ctx.request_repaint_after(ALONE_STATUS_EVERY);
         }
     }
 

@@ -285,6 +285,8 @@ pub struct Texts {
     pub status_outbox: &'static str,
     pub demo_banner: &'static str,
     pub alone_banner: &'static str,
+    pub key_outdated_banner: &'static str,
+    pub key_not_given_banner: &'static str,
     pub notification_title: &'static str,
     pub error_prefix: &'static str,
 }
@@ -520,9 +522,16 @@ pub static DE: Texts = Texts {
     status_network: "Netzwerk {fp}",
     status_outbox: "{n} warten auf Zustellung",
     demo_banner: "Demo-Netzwerk: Jeder mit Flurfunk kann beitreten. Nicht für dienstliche \
-                  Inhalte. (Einstellungen → Netzwerk)",
+                  Inhalte. (Unter Einstellungen, Netzwerk)",
     alone_banner: "Seit einer Weile ist niemand erreichbar. Nachrichten werden zugestellt, \
                    sobald Kollegen online sind.",
+    key_outdated_banner: "Der Netzwerkschlüssel dieses Arbeitsplatzes ist nicht mehr gültig \
+                          (die IT hat ihn vermutlich gewechselt, während Flurfunk hier aus war). Bitte \
+                          die neue Schlüsseldatei von der IT einspielen (unter \
+                          Einstellungen, Netzwerk).",
+    key_not_given_banner: "Die IT wechselt den Netzwerkschlüssel, aber dieser Arbeitsplatz hat \
+                           den neuen nicht erhalten. Ab {date} ist er ohne die neue \
+                           Schlüsseldatei nicht mehr erreichbar: bitte bei der IT melden.",
     notification_title: "{name} in {chat}",
     error_prefix: "Fehler",
 };
@@ -756,9 +765,15 @@ pub static EN: Texts = Texts {
     status_network: "network {fp}",
     status_outbox: "{n} waiting for delivery",
     demo_banner: "Demo network: anyone running Flurfunk can join. Not for work content. \
-                  (Settings → Network)",
+                  (In Settings, Network)",
     alone_banner: "Nobody has been reachable for a while. Messages are delivered as soon as \
                    colleagues are online.",
+    key_outdated_banner: "This computer's network key is no longer valid (IT probably changed it while \
+                          Flurfunk was off here). Please install the new key file from IT \
+                          (in Settings, Network).",
+    key_not_given_banner: "IT is changing the network key, but this computer was not given the \
+                           new one. From {date} it cannot reach anyone without the new key \
+                           file: please contact IT.",
     notification_title: "{name} in {chat}",
     error_prefix: "Error",
 };

@@ -55,7 +55,28 @@ impl FlurfunkApp {
         let t = self.t();
         let demo = self.status.as_ref().is_some_and(|s| s.demo_network);
         let alone = self.alone_since.is_some_and(|s| s.elapsed() >= ALONE_AFTER);
-        if !demo && !alone && self.notices.is_empty() && self.key_changes.is_empty() {
+        let key_outdated = self.status.as_ref().is_some_and(|s| s.network_key_refused);
+        // A rotation under way whose new key this node was not given.
+        let not_given = self
+            .status
+            .as_ref()
+            .and_then(|s| s.key_rotation.as_ref())
+            .filter(|r| r.next_network.is_none())
+            .and_then(|r| {
+                chrono::TimeZone::timestamp_millis_opt(
+                    &chrono::Local,
+                    i64::try_from(r.overlap_until_ms).ok()?,
+                )
+                .single()
+            })
+            .map(|t| t.format("%d.%m.%Y %H:%M").to_string());
+        if !demo
+            && !alone
+            && !key_outdated
+            && not_given.is_none()
+            && self.notices.is_empty()
+            && self.key_changes.is_empty()
+        {
             return;
         }
         let mut dismiss_notice = None;
@@ -100,7 +121,25 @@ impl FlurfunkApp {
                         }
                     });
                 }
-                if alone {
+                if let Some(date) = &not_given {
+                    let text = fill(t.key_not_given_banner, &[("date", date)]);
+                    banner(
+                        ui,
+                        style::WARNING_FILL,
+                        style::WARNING_TEXT,
+                        &text,
+                        &mut |_| {},
+                    );
+                }
+                if key_outdated {
+                    banner(
+                        ui,
+                        style::WARNING_FILL,
+                        style::WARNING_TEXT,
+                        t.key_outdated_banner,
+                        &mut |_| {},
+                    );
+                } else if alone {
                     banner(
                         ui,
                         style::WARNING_FILL,

@@ -78,6 +78,9 @@ struct RingState {
     old_abort: Arc<AtomicBool>,
     /// Connections made with the old key, for the node to look at when established.
     old_key_points: VecDeque<ConnectedPoint>,
+    /// Dials in a row whose listener closed right after the key exchange, before its
+    /// first byte (what a listener that takes no key of ours does).
+    refused_in_a_row: u32,
 }
 
 /// The wire keys a node accepts and dials with, shared by every connection's handshake
@@ -99,7 +102,14 @@ impl KeyRing {
             flipped: HashMap::new(),
             old_abort: Arc::new(AtomicBool::new(false)),
             old_key_points: VecDeque::new(),
+            refused_in_a_row: 0,
         })))
+    }
+
+    /// Dials in a row refused right after the key exchange (0 once one gets an answer):
+    /// several, with nobody reachable, mean this node's network key is out of date.
+    pub fn refused_in_a_row(&self) -> u32 {
+        self.state().refused_in_a_row
     }
 
     /// Whether the connection at `point` was made with the old key during a rotation
@@ -201,11 +211,13 @@ impl KeyRing {
         }
     }
 
-    /// The listener at `addr` closed the connection before its first byte after we dialed
-    /// with the new key during the overlap: dial it with the old one next time.
-    fn refused(&self, addr: &Multiaddr) {
+    /// The listener at `addr` closed the connection before its first byte: counted, and
+    /// if we dialed with the new key during the overlap (`flip`), dialled with the old
+    /// one next time.
+    fn refused(&self, addr: &Multiaddr, flip: bool) {
         let mut s = self.state();
-        if s.next.is_none() {
+        s.refused_in_a_row = s.refused_in_a_row.saturating_add(1);
+        if s.next.is_none() || !flip {
             return;
         }
         if s.flipped.len() >= MAX_FLIPPED_ADDRESSES && !s.flipped.contains_key(addr) {
@@ -261,7 +273,7 @@ where
             inner: socket,
             pending: Vec::new(),
             replay: Vec::new(),
-            watch: watch.then_some((ring, address)),
+            watch: Some((ring, address, watch)),
             abort,
         });
     }
@@ -309,9 +321,9 @@ pub struct RingOutput<S> {
     pending: Vec<u8>,
     /// What the listener already read and decrypted, handed up first.
     replay: Vec<u8>,
-    /// As the dialer with the new key during the overlap, until the first byte arrives:
-    /// the ring and the address dialled, to note a refusal.
-    watch: Option<(KeyRing, Multiaddr)>,
+    /// As the dialer, until the first byte arrives: the ring, the address dialled and
+    /// whether it was the new key during the overlap, to note a refusal.
+    watch: Option<(KeyRing, Multiaddr, bool)>,
     /// Made with the old key: ends when the ring retires it.
     abort: Option<Arc<AtomicBool>>,
 }
@@ -372,14 +384,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for RingOutput<S> {
         match &result {
             Poll::Ready(Ok(n)) => {
                 this.read.apply_keystream(&mut buf[..*n]);
-                if let Some((ring, addr)) = this.watch.take()
-                    && *n == 0
-                {
-                    ring.refused(&addr);
+                if let Some((ring, addr, flip)) = this.watch.take() {
+                    if *n == 0 {
+                        ring.refused(&addr, flip);
+                    } else {
+                        ring.state().refused_in_a_row = 0;
+                    }
                 }
             }
             Poll::Ready(Err(e)) => {
-                if let Some((ring, addr)) = this.watch.take()
+                if let Some((ring, addr, flip)) = this.watch.take()
                     && matches!(
                         e.kind(),
                         io::ErrorKind::ConnectionReset
@@ -387,7 +401,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for RingOutput<S> {
                             | io::ErrorKind::UnexpectedEof
                     )
                 {
-                    ring.refused(&addr);
+                    ring.refused(&addr, flip);
                 }
             }
             Poll::Pending => {}
@@ -617,10 +631,11 @@ mod tests {
         assert_eq!(*ring.dial_key(&a, 50).0, OLD);
         assert_eq!(*ring.dial_key(&a, 150).0, NEW);
         assert_eq!(*ring.dial_key(&a, 250).0, NEW);
-        // Only a refusal of the new key during the overlap is noted.
+        // Only a refusal of the new key during the overlap flips it.
         assert!(!ring.dial_key(&a, 50).1 && ring.dial_key(&a, 150).1 && !ring.dial_key(&a, 250).1);
         // A listener that has not heard of the rotation refuses the new key.
-        ring.refused(&a);
+        ring.refused(&a, true);
+        ring.refused(&b, false);
         assert_eq!(*ring.dial_key(&a, 150).0, OLD);
         assert_eq!(*ring.dial_key(&b, 150).0, NEW);
         // Before the switch and after the overlap, whatever was refused.
@@ -652,6 +667,7 @@ mod tests {
         assert!(matches!(refused, Some(RingError::NoKeyMatches)));
         assert!(matches!(read, Ok(0) | Err(_)));
         assert_eq!(*ring.dial_key(&addr, 150).0, OLD);
+        assert_eq!(ring.refused_in_a_row(), 1);
     }
 
     #[tokio::test]

@@ -27,6 +27,11 @@ pub struct NodeStatus {
     /// A network key rotation this node knows of, until its overlap is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_rotation: Option<KeyRotationStatus>,
+    /// The last few dials were refused right at the network key check and nobody is
+    /// connected: this installation's network key is most likely out of date (rotated
+    /// while it was away); it needs the current key file from IT.
+    #[serde(default)]
+    pub network_key_refused: bool,
     pub role: String,
     pub listen: Vec<String>,
     pub peers_online: usize,

@@ -307,6 +307,9 @@ impl Core {
     }
 
     pub(in crate::node) fn status(&self) -> NodeStatus {
+        /// Dials in a row refused at the key check before the status says the key is out
+        /// of date (one refusal can be a listener that crashed).
+        const KEY_REFUSALS_OUTDATED: u32 = 2;
         NodeStatus {
             user_id: self.me().to_string(),
             name: self.engine.identity().display_name().to_string(),
@@ -336,6 +339,8 @@ impl Core {
                     switch_at_ms: r.switch_at_ms,
                     overlap_until_ms: r.overlap_until_ms,
                 }),
+            network_key_refused: self.ring.refused_in_a_row() >= KEY_REFUSALS_OUTDATED
+                && self.swarm.connected_peers().next().is_none(),
             role: match self.config.role {
                 Role::Member => "member".into(),
                 Role::Relay => "relay".into(),
