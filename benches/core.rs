@@ -1,7 +1,8 @@
 //! Core benchmarks: catch-up through the sync engine into sled, durable write throughput
 //! with group commit, per-event crypto cost next to its floor, and one removal and one text
-//! in groups of 1,000 and 1,500 next to 10. Prints figures; asserts nothing about time. Run:
-//! `cargo bench --bench core` (`-- group` for the group sizes alone).
+//! in groups of 1,000 and 1,500 next to 10, and the pnet stream of the key ring next to
+//! libp2p's. Prints figures; asserts nothing about time. Run: `cargo bench --bench core`
+//! (`-- group` for the group sizes alone, `-- pnet` for the stream alone).
 
 use std::time::{Duration, Instant};
 
@@ -463,7 +464,155 @@ fn bench_search() {
     );
 }
 
+/// A tokio in-memory pipe as the futures-io stream libp2p's transports hand over.
+struct Pipe(tokio::io::DuplexStream);
+
+impl futures::io::AsyncRead for Pipe {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut b = tokio::io::ReadBuf::new(buf);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.0), cx, &mut b) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(b.filled().len())),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl futures::io::AsyncWrite for Pipe {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.0), cx)
+    }
+}
+
+/// 64 MiB through libp2p's pnet and through the node's key ring (`net::pnet_ring`, two
+/// keys accepted, as during a rotation), in 16 KiB writes over an in-memory pipe: the
+/// cipher and buffering cost alone, side by side.
+fn bench_pnet() {
+    use flurfunk::net::pnet_ring::{KeyRing, NextKey, handshake};
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    use libp2p::core::transport::PortUse;
+    use libp2p::core::{ConnectedPoint, Endpoint};
+    use libp2p::pnet::{PnetConfig, PreSharedKey};
+
+    const TOTAL: usize = 64 * 1024 * 1024;
+    const CHUNK: usize = 16 * 1024;
+    const HEADER: &[u8; 20] = b"\x13/multistream/1.0.0\n";
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = [7u8; 32];
+    let ring = KeyRing::new([6u8; 32]);
+    ring.set_keys(
+        [6u8; 32],
+        Some(NextKey {
+            key: zeroize::Zeroizing::new(key),
+            switch_at_ms: 0,
+            overlap_until_ms: u64::MAX / 2,
+        }),
+    );
+    let now = || 1;
+    let dialer = ConnectedPoint::Dialer {
+        address: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::New,
+    };
+    let listener = ConnectedPoint::Listener {
+        local_addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+        send_back_addr: "/ip4/127.0.0.1/tcp/2".parse().unwrap(),
+    };
+    let chunk = vec![0x5au8; CHUNK];
+    let mut stock = Vec::new();
+    let mut ours = Vec::new();
+    for _ in 0..RUNS {
+        for with_ring in [false, true] {
+            let (a, b) = tokio::io::duplex(256 * 1024);
+            let (a, b) = (Pipe(a), Pipe(b));
+            let chunk = chunk.clone();
+            let (ring, dialer, listener) = (ring.clone(), dialer.clone(), listener.clone());
+            let took = rt.block_on(async move {
+                let start = Instant::now();
+                let send = async {
+                    let mut w: Box<dyn futures::io::AsyncWrite + Unpin + Send> = if with_ring {
+                        // After the switch: the ring dials with the new key.
+                        Box::new(handshake(a, dialer, ring.clone(), now).await.unwrap())
+                    } else {
+                        Box::new(
+                            PnetConfig::new(PreSharedKey::new(key))
+                                .handshake(a)
+                                .await
+                                .unwrap(),
+                        )
+                    };
+                    w.write_all(HEADER).await.unwrap();
+                    for _ in 0..TOTAL / CHUNK {
+                        w.write_all(&chunk).await.unwrap();
+                    }
+                    w.flush().await.unwrap();
+                    w
+                };
+                let receive = async {
+                    let mut r: Box<dyn futures::io::AsyncRead + Unpin + Send> = if with_ring {
+                        Box::new(handshake(b, listener, ring.clone(), now).await.unwrap())
+                    } else {
+                        Box::new(
+                            PnetConfig::new(PreSharedKey::new(key))
+                                .handshake(b)
+                                .await
+                                .unwrap(),
+                        )
+                    };
+                    let mut buf = vec![0u8; CHUNK];
+                    let mut got = 0;
+                    while got < TOTAL + HEADER.len() {
+                        got += r.read(&mut buf).await.unwrap();
+                    }
+                };
+                let (_w, ()) = futures::join!(send, receive);
+                start.elapsed()
+            });
+            if with_ring {
+                ours.push(took)
+            } else {
+                stock.push(took)
+            }
+        }
+    }
+    let (stock, ours) = (median(stock), median(ours));
+    let mib_s = |d: Duration| TOTAL as f64 / 1_048_576.0 / d.as_secs_f64();
+    println!(
+        "pnet, 64 MiB each way in 16 KiB writes (median of {RUNS}): libp2p {:.0} MiB/s, key ring with two keys {:.0} MiB/s ({:.2}x)",
+        mib_s(stock),
+        mib_s(ours),
+        mib_s(ours) / mib_s(stock)
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "pnet") {
+        return bench_pnet(); // `cargo bench --bench core -- pnet`
+    }
     if std::env::args().any(|a| a == "search") {
         return bench_search(); // `cargo bench --bench core -- search`
     }
@@ -476,4 +625,5 @@ fn main() {
     bench_store();
     bench_catch_up();
     bench_search();
+    bench_pnet();
 }

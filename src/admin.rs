@@ -197,11 +197,17 @@ impl AdminKey {
         overlap_until_ms: u64,
         now_ms: u64,
     ) -> Result<(AdminStatement, Vec<UserId>), AdminError> {
+        // Until the old key has left every ring (the overlap and its grace): a node
+        // that holds it must still be able to take the next key beside it.
         if let Some(held) = current.and_then(|s| NetworkKeyRotation::decode(&s.body).ok())
-            && held.overlap_until_ms > now_ms
+            && crate::net::pnet_ring::old_key_until_ms(held.switch_at_ms, held.overlap_until_ms)
+                > now_ms
         {
             return Err(AdminError::RotationUnderWay {
-                until_ms: held.overlap_until_ms,
+                until_ms: crate::net::pnet_ring::old_key_until_ms(
+                    held.switch_at_ms,
+                    held.overlap_until_ms,
+                ),
             });
         }
         if switch_at_ms < now_ms
@@ -461,9 +467,10 @@ mod tests {
                 &[6; 32],
                 &users,
                 [0; 16],
-                now + 1000,
-                now + 2000,
-                now + 1000,
+                // The overlap's end and a quarter of it more (the grace).
+                now + 1250,
+                now + 2250,
+                now + 1250,
             )
             .unwrap();
         assert_eq!(second.serial, 2);

@@ -1286,6 +1286,29 @@ fn revoked_member_schedule(seed: u64) -> Result<(), String> {
                     }
                 }
             }
+            7 if sim.rng.gen_bool(0.5) => {
+                // A forged network key rotation that seals the next key to her alone.
+                let dh = sim.nodes[mallory].engine().identity().dh_public();
+                let (mut forged, _) = forger
+                    .rotate_network_key(
+                        &mut keys,
+                        None,
+                        &[9; 32],
+                        &[(m_user, dh)],
+                        [0; 16],
+                        now,
+                        now + 60_000,
+                        now,
+                    )
+                    .map_err(|e| e.to_string())?;
+                forged.serial += 5;
+                let to = honest[sim.rng.gen_range(0..honest.len())];
+                sim.inject(
+                    mallory,
+                    to,
+                    SyncMessage::AdminStatement { statement: forged },
+                );
+            }
             7 => {
                 // A forged list that reinstates her (and revokes an honest member).
                 let victim = sim.nodes[honest[sim.rng.gen_range(0..honest.len())]].user_id;

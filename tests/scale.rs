@@ -71,10 +71,16 @@ fn rss_kb() -> u64 {
 }
 
 fn build_town(n: usize, seed: u64) -> Town {
+    build_town_managed(n, seed, None)
+}
+
+/// A town whose network is managed by the admin key `admin` (public half).
+fn build_town_managed(n: usize, seed: u64, admin: Option<[u8; 32]>) -> Town {
     let mut sim = Sim::new(seed);
     sim.bounded_links = true;
     sim.config = Config {
         anti_entropy_interval_ms: ANTI_ENTROPY_MS,
+        admin_key: admin,
         ..Config::default()
     };
     for i in 0..n {
@@ -522,5 +528,83 @@ fn scale_table() {
             .unwrap_or(5_000);
         let r = run_town(n, secs, backlog, 7);
         print_report(&r);
+    }
+}
+
+/// How a statement of IT's admin key spreads through a town on bounded links: the
+/// revocation of one colleague, then a network key rotation sealed to everyone else.
+/// Virtual time until every node holds it, and the bytes on the wire per node.
+/// `cargo test --release --test scale -- --ignored --nocapture statement_spread_table`
+#[test]
+#[ignore = "minutes; prints how far and how fast admin statements spread"]
+fn statement_spread_table() {
+    let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+    println!(
+        "| nodes | statement | bytes | virtual ms until every other node holds it | statement bytes sent per node | copies per node |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for n in [100usize, 300, 1000] {
+        let mut town = build_town_managed(n, 23, Some(admin.public()));
+        town.sim.settle(600_000);
+        let leaver = n - 1;
+        let left = town.sim.nodes[leaver].user_id;
+        let now = town.sim.now;
+        let revocation = admin
+            .change_revocations(None, left, true, now)
+            .unwrap()
+            .unwrap();
+        let recipients: Vec<_> = (0..n - 1)
+            .map(|i| (town.sim.nodes[i].user_id, town.sim.profile(i).dh_public))
+            .collect();
+        let (rotation, _) = admin
+            .rotate_network_key(
+                &mut rand::rngs::OsRng,
+                None,
+                &[7; 32],
+                &recipients,
+                [0; 16],
+                now + 86_400_000,
+                now + 8 * 86_400_000,
+                now,
+            )
+            .unwrap();
+        for (what, statement) in [("revocation", revocation), ("key rotation", rotation)] {
+            let size = statement.encode().len();
+            let kind = statement.kind;
+            reset_traffic(&mut town.sim);
+            let start = town.sim.now;
+            let t = town.sim.now;
+            town.sim.nodes[0]
+                .engine()
+                .publish_admin_statement(t, statement)
+                .unwrap();
+            town.sim.pump(0);
+            let mut all_at = None;
+            while town.sim.now - start < 300_000 {
+                town.sim.run_ms(100);
+                // The colleague who left is no longer heard, nor sent anything.
+                let holding = (0..leaver)
+                    .filter(|i| town.sim.nodes[*i].engine().admin_statement(kind).is_some())
+                    .count();
+                if holding == leaver {
+                    all_at = Some(town.sim.now - start);
+                    break;
+                }
+            }
+            town.sim.settle(60_000);
+            let bytes = town
+                .sim
+                .bytes_by_kind
+                .get("admin statement")
+                .copied()
+                .unwrap_or_default();
+            let per_node = bytes as f64 / n as f64;
+            println!(
+                "| {n} | {what} | {size} | {} | {:.0} | {:.1} |",
+                all_at.map_or("not all".into(), |ms| ms.to_string()),
+                per_node,
+                per_node / size as f64
+            );
+        }
     }
 }

@@ -494,8 +494,12 @@ async fn rotate_network_key(
     let now = flurfunk::node::now_ms();
     let switch_at = now.saturating_add(switch_s.saturating_mul(1000));
     let overlap_until = switch_at.saturating_add(overlap_s.saturating_mul(1000));
-    let network = launch::load_network_key(dir)?;
-    let replaces = flurfunk::wire::wire_key_id(&network.wire_key());
+    // The key the running node uses (after a rotation on a machine locked to IT's
+    // installed file, not the file's): a rotation that names another would leave every
+    // node with the new key alone at once, and nobody who is away would get back in.
+    let mut replaces = [0u8; 16];
+    hex::decode_to_slice(&status.network_key_id, &mut replaces)
+        .context("the node did not say which network key it uses")?;
     let new_key =
         flurfunk::net::NetworkKey::generate(&mut rand::rngs::OsRng).with_admin(admin.public());
     let (statement, left_out) = admin.rotate_network_key(
@@ -517,7 +521,7 @@ async fn rotate_network_key(
         &admin,
         &format!(
             "rotate-network-key\t{} -> {}\tserial={}\tswitch_at_ms={switch_at}\toverlap_until_ms={overlap_until}\trecipients={}",
-            network.fingerprint(),
+            status.network,
             new_key.fingerprint(),
             statement.serial,
             sealed_to.len() - left_out.len()
@@ -525,7 +529,7 @@ async fn rotate_network_key(
     )?;
     outln!(
         "network key {} -> {} (statement no. {}), sealed to {} colleague(s){}: {}",
-        network.fingerprint(),
+        status.network,
         new_key.fingerprint(),
         statement.serial,
         sealed_to.len() - left_out.len(),

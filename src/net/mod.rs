@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use blake2::{Blake2b512, Digest};
 use libp2p::core::transport::Transport as _;
+use libp2p::core::transport::timeout::TransportTimeout;
 use libp2p::core::upgrade::Version;
 use libp2p::pnet::PreSharedKey;
 use libp2p::swarm::NetworkBehaviour;
@@ -322,16 +323,28 @@ pub fn build_swarm(
         .with_tokio()
         .with_other_transport(move |kp| -> Result<_, BoxError> {
             let noise = noise::Config::new(kp)?;
-            Ok(
-                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                    .and_then(move |socket, point| {
-                        pnet_ring::handshake(socket, point, keys, crate::node::now_ms)
-                    })
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise)
-                    .multiplex(yamux::Config::default())
-                    .timeout(Duration::from_secs(20)),
-            )
+            let admit = keys.clone();
+            let upgraded = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .and_then(move |socket, point| {
+                    pnet_ring::handshake(socket, point, keys, crate::node::now_ms)
+                })
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                // During a rotation, a connection made with the old key is taken only
+                // from a colleague the new key was sealed to (Noise told who it is);
+                // others never reach the swarm.
+                .and_then(move |(peer, muxer), point| {
+                    let admitted = admit.admits(&point, &peer);
+                    async move {
+                        if admitted {
+                            Ok((peer, muxer))
+                        } else {
+                            Err(pnet_ring::RingError::NotSealed)
+                        }
+                    }
+                });
+            Ok(TransportTimeout::new(upgraded, Duration::from_secs(20)))
         })
         .map_err(|e| setup(&e))?
         .with_behaviour(|kp| -> Result<Behaviour, BoxError> {

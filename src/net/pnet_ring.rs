@@ -12,7 +12,7 @@
 //! This module must never decide which keys are valid: the node sets them from the
 //! admin's statement (`set_keys`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::Multiaddr;
 use libp2p::core::{ConnectedPoint, Endpoint};
+use libp2p::{Multiaddr, PeerId};
 use rand::RngCore;
 use salsa20::XSalsa20;
 use salsa20::cipher::{KeyIvInit, StreamCipher};
@@ -34,11 +34,11 @@ const MSS_HEADER: [u8; 20] = *b"\x13/multistream/1.0.0\n";
 /// Addresses remembered as "answers to the other key" at most: beyond this the record is
 /// cleared (a redial then costs one rejected attempt per address).
 const MAX_FLIPPED_ADDRESSES: usize = 4096;
-/// Connections made with the old key that the node has not looked at yet, at most (each
-/// is taken when its connection is established; one whose upgrade failed stays until
-/// pushed out). Half-open connections are at most 64 (`MAX_PENDING_INCOMING`), so a
-/// peer would need thousands of handshakes within one upgrade to push its own out.
-const MAX_OLD_KEY_POINTS: usize = 4096;
+/// Connections being made with the old key during a rotation, at most: each is taken
+/// when its peer is known, or when it fails. Half-open connections are at most 64 in
+/// (`MAX_PENDING_INCOMING`) plus this node's own dials; beyond this many at once a new
+/// one is refused (never one pushed out, which would let its peer past the check).
+const MAX_OLD_KEY_POINTS: usize = 1024;
 /// The nonce and the dialer's first bytes must come within this: a peer that sends
 /// nothing holds one of the 64 half-open places only this long, not the 20 s the whole
 /// upgrade may take.
@@ -48,12 +48,17 @@ pub const HANDSHAKE_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// as in tests) gets a quarter of its length at most.
 pub const OLD_KEY_GRACE_MS: u64 = 10 * 60 * 1000;
 
+/// Until when (by a node's clock) the old key of a rotation with these phases is still
+/// accepted.
+pub fn old_key_until_ms(switch_at_ms: u64, overlap_until_ms: u64) -> u64 {
+    let overlap = overlap_until_ms.saturating_sub(switch_at_ms);
+    overlap_until_ms.saturating_add(OLD_KEY_GRACE_MS.min(overlap / 4))
+}
+
 impl NextKey {
     /// Until when (by this node's clock) the old key is still accepted.
     pub fn old_key_until_ms(&self) -> u64 {
-        let overlap = self.overlap_until_ms.saturating_sub(self.switch_at_ms);
-        self.overlap_until_ms
-            .saturating_add(OLD_KEY_GRACE_MS.min(overlap / 4))
+        old_key_until_ms(self.switch_at_ms, self.overlap_until_ms)
     }
 }
 
@@ -74,10 +79,19 @@ struct RingState {
     /// Addresses whose listener refused the new key during the overlap: dialled with the
     /// old one.
     flipped: HashMap<Multiaddr, ()>,
-    /// Set to end every connection made with the old key so far (`retire_old`).
-    old_abort: Arc<AtomicBool>,
-    /// Connections made with the old key, for the node to look at when established.
-    old_key_points: VecDeque<ConnectedPoint>,
+    /// Set to end every connection made with the current key so far: when the ring
+    /// stops using that key, or at the overlap's end (`retire_current`).
+    current_abort: Arc<AtomicBool>,
+    /// The same for the next key (it becomes the current key's flag).
+    next_abort: Arc<AtomicBool>,
+    /// Connections being made with the old key during a rotation, until their peer is
+    /// known (`admits`); an entry goes with its connection's stream.
+    old_key_points: HashMap<ConnectedPoint, u64>,
+    /// Tells one note from a later one at the same point.
+    next_token: u64,
+    /// Whom the new key was sealed to: the only peers a connection made with the old key
+    /// is taken from during a rotation. `None`: nobody is refused for the key it uses.
+    recipients: Option<Arc<HashSet<PeerId>>>,
     /// Dials in a row whose listener closed right after the key exchange, before its
     /// first byte (what a listener that takes no key of ours does).
     refused_in_a_row: u32,
@@ -100,8 +114,11 @@ impl KeyRing {
             current: Zeroizing::new(current),
             next: None,
             flipped: HashMap::new(),
-            old_abort: Arc::new(AtomicBool::new(false)),
-            old_key_points: VecDeque::new(),
+            current_abort: Arc::new(AtomicBool::new(false)),
+            next_abort: Arc::new(AtomicBool::new(false)),
+            old_key_points: HashMap::new(),
+            next_token: 0,
+            recipients: None,
             refused_in_a_row: 0,
         })))
     }
@@ -112,41 +129,61 @@ impl KeyRing {
         self.state().refused_in_a_row
     }
 
-    /// Whether the connection at `point` was made with the old key during a rotation
-    /// (asked once, when it is established).
-    pub fn used_old_key(&self, point: &ConnectedPoint) -> bool {
+    /// Whom the new key was sealed to (`None`: refuse nobody for the key it uses).
+    pub fn set_recipients(&self, recipients: Option<HashSet<PeerId>>) {
+        self.state().recipients = recipients.map(Arc::new);
+    }
+
+    /// Whether a connection at `point`, authenticated as `peer`, is taken: one made with
+    /// the old key during a rotation only from a peer the new key was sealed to. Asked
+    /// once per connection, in the transport, before the swarm sees it.
+    pub fn admits(&self, point: &ConnectedPoint, peer: &PeerId) -> bool {
         let mut s = self.state();
-        match s.old_key_points.iter().position(|p| p == point) {
-            Some(i) => {
-                s.old_key_points.remove(i);
-                true
-            }
-            None => false,
+        if s.old_key_points.remove(point).is_none() {
+            return true;
         }
+        s.recipients.as_ref().is_none_or(|r| r.contains(peer))
     }
 
-    /// End every connection made with the old key so far: its next read or write fails
-    /// (pings write every 15 s), and libp2p closes it.
-    pub fn retire_old(&self) {
+    /// End every connection made with the current key so far: its next read or write
+    /// fails (pings write every 15 s), and libp2p closes it. At the overlap's end, for
+    /// the old key; connections it makes in its grace end when the ring drops it.
+    pub fn retire_current(&self) {
         let mut s = self.state();
-        s.old_abort.store(true, Ordering::Relaxed);
-        s.old_abort = Arc::new(AtomicBool::new(false));
+        s.current_abort.store(true, Ordering::Relaxed);
+        s.current_abort = Arc::new(AtomicBool::new(false));
     }
 
-    /// A handshake used the old key: noted for the node, and bound to the abort flag.
-    fn note_old(&self, point: &ConnectedPoint) -> Arc<AtomicBool> {
+    /// A handshake used `key`: the flag that ends it, and, for the old key of a
+    /// rotation, a note for `admits` (refused when too many are being made at once:
+    /// honest ones are a few, as half-open connections are).
+    fn bind(
+        &self,
+        key: &[u8; 32],
+        point: &ConnectedPoint,
+    ) -> Result<(Arc<AtomicBool>, Option<u64>), RingError> {
         let mut s = self.state();
+        if s.next.as_ref().is_some_and(|n| *n.key == *key) {
+            return Ok((s.next_abort.clone(), None));
+        }
+        if s.next.is_none() {
+            return Ok((s.current_abort.clone(), None));
+        }
         if s.old_key_points.len() >= MAX_OLD_KEY_POINTS {
-            s.old_key_points.pop_front();
+            return Err(RingError::Busy);
         }
-        s.old_key_points.push_back(point.clone());
-        s.old_abort.clone()
+        s.next_token = s.next_token.wrapping_add(1);
+        let token = s.next_token;
+        s.old_key_points.insert(point.clone(), token);
+        Ok((s.current_abort.clone(), Some(token)))
     }
 
-    /// Whether `key` is the old key of a rotation under way.
-    fn is_old(&self, key: &[u8; 32]) -> bool {
-        let s = self.state();
-        s.next.is_some() && *s.current == *key
+    /// A connection made with the old key went (before its peer was known, or after).
+    fn forget(&self, point: &ConnectedPoint, token: u64) {
+        let mut s = self.state();
+        if s.old_key_points.get(point) == Some(&token) {
+            s.old_key_points.remove(point);
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, RingState> {
@@ -155,7 +192,7 @@ impl KeyRing {
     }
 
     /// The key in use and the next one (or none). Changing them forgets which addresses
-    /// answered to which key.
+    /// answered to which key; a key the ring no longer holds ends its connections.
     pub fn set_keys(&self, current: [u8; 32], next: Option<NextKey>) {
         let mut s = self.state();
         let next = next.filter(|n| *n.key != current);
@@ -169,10 +206,42 @@ impl KeyRing {
                 }
                 _ => false,
             };
-        if !same {
-            s.current = Zeroizing::new(current);
-            s.next = next;
-            s.flipped.clear();
+        if same {
+            return;
+        }
+        let next_kept = |k: &[u8; 32]| *k == current || next.as_ref().is_some_and(|n| *n.key == *k);
+        let (old_current, old_next) = (
+            (*s.current, s.current_abort.clone()),
+            s.next.as_ref().map(|n| (*n.key, s.next_abort.clone())),
+        );
+        let flag_of = |k: &[u8; 32]| -> Arc<AtomicBool> {
+            if *k == old_current.0 {
+                old_current.1.clone()
+            } else if let Some((key, flag)) = &old_next
+                && key == k
+            {
+                flag.clone()
+            } else {
+                Arc::new(AtomicBool::new(false))
+            }
+        };
+        if !next_kept(&old_current.0) {
+            old_current.1.store(true, Ordering::Relaxed);
+        }
+        if let Some((key, flag)) = &old_next
+            && !next_kept(key)
+        {
+            flag.store(true, Ordering::Relaxed);
+        }
+        s.current_abort = flag_of(&current);
+        s.next_abort = next
+            .as_ref()
+            .map_or_else(|| Arc::new(AtomicBool::new(false)), |n| flag_of(&n.key));
+        s.current = Zeroizing::new(current);
+        s.next = next;
+        s.flipped.clear();
+        if s.next.is_none() {
+            s.old_key_points.clear();
         }
     }
 
@@ -235,6 +304,10 @@ pub enum RingError {
     NoKeyMatches,
     #[error("the peer sent no pnet handshake in time")]
     TimedOut,
+    #[error("too many connections with the old network key at once")]
+    Busy,
+    #[error("the old network key, from a peer the new one was not sealed to")]
+    NotSealed,
 }
 
 /// The pnet handshake: nonces both ways (ours first, or a dialer never gets past its
@@ -242,6 +315,28 @@ pub enum RingError {
 /// `now_ms` is read once the peer's bytes are in (a peer that sends them late gets the
 /// keys of that moment, not of when it connected).
 pub async fn handshake<S>(
+    socket: S,
+    point: ConnectedPoint,
+    ring: KeyRing,
+    now_ms: impl Fn() -> u64,
+) -> Result<RingOutput<S>, RingError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // One deadline for everything the peer must send: a silent peer holds one of the
+    // half-open places this long at most.
+    match tokio::time::timeout(
+        HANDSHAKE_READ_TIMEOUT,
+        exchange(socket, point, ring, now_ms),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(RingError::TimedOut),
+    }
+}
+
+async fn exchange<S>(
     mut socket: S,
     point: ConnectedPoint,
     ring: KeyRing,
@@ -255,7 +350,7 @@ where
     socket.write_all(&local).await?;
     socket.flush().await?;
     let mut remote = [0u8; NONCE_LEN];
-    read_in_time(&mut socket, &mut remote).await?;
+    socket.read_exact(&mut remote).await?;
     let dialed = match &point {
         ConnectedPoint::Dialer {
             address,
@@ -266,27 +361,28 @@ where
     };
     if let Some(address) = dialed {
         let (key, watch) = ring.dial_key(&address, now_ms());
-        let abort = ring.is_old(&key).then(|| ring.note_old(&point));
+        let (abort, noted) = ring.bind(&key, &point)?;
         return Ok(RingOutput {
             write: XSalsa20::new(key.as_ref().into(), &local.into()),
             read: XSalsa20::new(key.as_ref().into(), &remote.into()),
             inner: socket,
             pending: Vec::new(),
             replay: Vec::new(),
-            watch: Some((ring, address, watch)),
+            watch: Some((ring.clone(), address, watch)),
             abort,
+            noted: noted.map(|token| (ring, point, token)),
         });
     }
     // A dialer sends the header without waiting for us (multistream-select's listener
     // never writes first), so these 20 bytes come.
     let mut first = [0u8; MSS_HEADER.len()];
-    read_in_time(&mut socket, &mut first).await?;
+    socket.read_exact(&mut first).await?;
     for key in ring.accepting(now_ms()) {
         let mut read = XSalsa20::new(key.as_ref().into(), &remote.into());
         let mut plain = first;
         read.apply_keystream(&mut plain);
         if plain == MSS_HEADER {
-            let abort = ring.is_old(&key).then(|| ring.note_old(&point));
+            let (abort, noted) = ring.bind(&key, &point)?;
             return Ok(RingOutput {
                 write: XSalsa20::new(key.as_ref().into(), &local.into()),
                 read,
@@ -295,21 +391,12 @@ where
                 replay: plain.to_vec(),
                 watch: None,
                 abort,
+                noted: noted.map(|token| (ring, point, token)),
             });
         }
     }
     // Dropping the socket closes it: the dialer sees the end at once, not a 20 s timeout.
     Err(RingError::NoKeyMatches)
-}
-
-async fn read_in_time<S: AsyncRead + Unpin>(
-    socket: &mut S,
-    buf: &mut [u8],
-) -> Result<(), RingError> {
-    match tokio::time::timeout(HANDSHAKE_READ_TIMEOUT, socket.read_exact(buf)).await {
-        Ok(read) => Ok(read?),
-        Err(_) => Err(RingError::TimedOut),
-    }
 }
 
 /// A connection after the handshake: XSalsa20 each way, as libp2p's `PnetOutput`.
@@ -324,18 +411,29 @@ pub struct RingOutput<S> {
     /// As the dialer, until the first byte arrives: the ring, the address dialled and
     /// whether it was the new key during the overlap, to note a refusal.
     watch: Option<(KeyRing, Multiaddr, bool)>,
-    /// Made with the old key: ends when the ring retires it.
-    abort: Option<Arc<AtomicBool>>,
+    /// Set when the ring no longer holds the key this connection was made with.
+    abort: Arc<AtomicBool>,
+    /// Made with the old key during a rotation: the note `admits` takes, removed with
+    /// the connection if it never got that far.
+    noted: Option<(KeyRing, ConnectedPoint, u64)>,
 }
 
-fn retired(abort: &Option<Arc<AtomicBool>>) -> bool {
-    abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed))
+impl<S> Drop for RingOutput<S> {
+    fn drop(&mut self) {
+        if let Some((ring, point, token)) = self.noted.take() {
+            ring.forget(&point, token);
+        }
+    }
+}
+
+fn retired(abort: &Arc<AtomicBool>) -> bool {
+    abort.load(Ordering::Relaxed)
 }
 
 fn retired_error() -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
-        "made with the old network key, no longer accepted",
+        "made with a network key no longer accepted",
     )
 }
 
@@ -567,9 +665,6 @@ mod tests {
             let got = stock_dialer_to(ring.clone(), key, 150).await.unwrap();
             assert_eq!(&got[..20], &MSS_HEADER);
             assert_eq!(&got[20..], b"hello");
-            // The node is told which connections used the old key, once.
-            assert_eq!(ring.used_old_key(&listener()), key == OLD);
-            assert!(!ring.used_old_key(&listener()));
         }
         assert!(matches!(
             stock_dialer_to(ring.clone(), OTHER, 150).await,
@@ -689,7 +784,7 @@ mod tests {
             let mut out = listened.unwrap();
             let mut header = [0u8; 20];
             out.read_exact(&mut header).await.unwrap();
-            ring.retire_old();
+            ring.retire_current();
             let write = out.write_all(b"x").await;
             assert_eq!(write.is_err(), ends, "{write:?}");
         }
@@ -700,5 +795,64 @@ mod tests {
         let (_a, b) = duplex();
         let listen = handshake(b, listener(), KeyRing::new(OLD), || 0);
         assert!(matches!(listen.await, Err(RingError::TimedOut)));
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_the_old_key_is_admitted_only_from_a_recipient() {
+        let ring = rotating(100, 200);
+        let (anna, mallory) = (PeerId::random(), PeerId::random());
+        ring.set_recipients(Some([anna].into_iter().collect()));
+        for (key, peer, admitted) in [
+            (OLD, anna, true),
+            (OLD, mallory, false),
+            (NEW, mallory, true),
+        ] {
+            let (a, b) = duplex();
+            let dial = async move {
+                let mut out = PnetConfig::new(PreSharedKey::new(key))
+                    .handshake(a)
+                    .await
+                    .unwrap();
+                out.write_all(&MSS_HEADER).await.unwrap();
+                out.flush().await.unwrap();
+                out
+            };
+            let listen = handshake(b, listener(), ring.clone(), || 150);
+            let (_dialer, listened) = futures::join!(dial, listen);
+            let out = listened.unwrap();
+            assert_eq!(ring.admits(&listener(), &peer), admitted, "{peer}");
+            // Asked once: a second look finds no note.
+            assert!(ring.admits(&listener(), &peer));
+            drop(out);
+        }
+        // A connection that goes before its peer is known leaves no note behind.
+        let (a, b) = duplex();
+        let dial = async move {
+            let mut out = PnetConfig::new(PreSharedKey::new(OLD))
+                .handshake(a)
+                .await
+                .unwrap();
+            out.write_all(&MSS_HEADER).await.unwrap();
+            out.flush().await.unwrap();
+            out
+        };
+        let (_dialer, listened) =
+            futures::join!(dial, handshake(b, listener(), ring.clone(), || 150));
+        drop(listened.unwrap());
+        assert!(ring.admits(&listener(), &mallory));
+    }
+
+    #[test]
+    fn a_key_the_ring_drops_ends_its_connections() {
+        let ring = rotating(100, 200);
+        let point = listener();
+        let (old_flag, _) = ring.bind(&OLD, &point).unwrap();
+        let (new_flag, _) = ring.bind(&NEW, &point).unwrap();
+        // The grace is over: the new key alone; the old key's connections end.
+        ring.set_keys(NEW, None);
+        assert!(old_flag.load(Ordering::Relaxed));
+        assert!(!new_flag.load(Ordering::Relaxed));
+        let (now_flag, _) = ring.bind(&NEW, &point).unwrap();
+        assert!(Arc::ptr_eq(&now_flag, &new_flag));
     }
 }

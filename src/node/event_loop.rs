@@ -84,7 +84,6 @@ pub struct Core {
     ring: net::pnet_ring::KeyRing,
     /// The network key rotation held, as opened here.
     rotation: Option<rotation::RotationHere>,
-    old_key_connections: rotation::OldKeyConnections,
     dirty: bool,
     last_resync_ms: std::collections::HashMap<PeerId, u64>,
     /// Peers whose frames failed again within `RESYNC_MIN_INTERVAL_MS` of their last
@@ -246,7 +245,6 @@ impl Core {
             network: config.network_key,
             ring,
             rotation: None,
-            old_key_connections: Default::default(),
             config,
             dirty: false,
             last_resync_ms: Default::default(),
@@ -305,11 +303,6 @@ impl Core {
                     self.swarm.close_connection(connection_id);
                     return;
                 }
-                if self.ring.used_old_key(&endpoint)
-                    && !self.old_key_connection(&user, peer_id, connection_id)
-                {
-                    return;
-                }
                 let remote = endpoint.get_remote_address().clone();
                 let dialled = endpoint.is_dialer().then_some(connection_id);
                 if endpoint.is_dialer() {
@@ -353,10 +346,8 @@ impl Core {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
-                connection_id,
                 ..
             } => {
-                self.old_key_connections.remove(&connection_id);
                 self.book
                     .on_disconnected(peer_id, num_established as usize, now);
                 if num_established == 0 {

@@ -11,6 +11,11 @@ pub struct NodeStatus {
     pub name: String,
     /// Fingerprint of the network key (not the key).
     pub network: String,
+    /// The id a network key rotation names the key in use by (`wire::wire_key_id`, hex):
+    /// the key this node runs with, which after a rotation need not be the one in a
+    /// machine's installed key file.
+    #[serde(default)]
+    pub network_key_id: String,
     pub demo_network: bool,
     /// The fingerprint of the network's admin key; `None`: an unmanaged network (any node
     /// may act as a relay).

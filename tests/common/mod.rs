@@ -196,6 +196,8 @@ fn kind_of(bytes: &[u8]) -> &'static str {
         Some(8) => "receipts",
         Some(9) => "profile digest",
         Some(10) => "relay certificate",
+        Some(11) => "admin serials",
+        Some(12) => "admin statement",
         _ => "other",
     }
 }

@@ -314,6 +314,7 @@ impl Core {
             user_id: self.me().to_string(),
             name: self.engine.identity().display_name().to_string(),
             network: self.network.fingerprint(),
+            network_key_id: hex::encode(crate::wire::wire_key_id(&self.network.wire_key())),
             demo_network: self.network.is_demo(),
             network_admin: self.network.admin().map(|a| crate::admin::fingerprint(&a)),
             // The network's statement over the machine's settings, when either sets any.

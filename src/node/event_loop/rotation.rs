@@ -1,13 +1,12 @@
 //! The node's side of a network key rotation (docs/PROTOCOL.md, "Network key
 //! rotation"): open the admin's statement with this installation's X25519 keys, hand
-//! both keys to the pnet key ring for the overlap, keep connections made with the old
-//! key to the colleagues the key was sealed to, and at the end keep the new key in the
-//! data directory and end every connection made with the old one.
+//! both keys and the colleagues it was sealed to to the pnet key ring for the overlap
+//! (the transport then takes the old key from those colleagues only), and at the end
+//! keep the new key in the data directory and end every connection made with the old
+//! one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use libp2p::PeerId;
-use libp2p::swarm::ConnectionId;
 use zeroize::Zeroizing;
 
 use super::Core;
@@ -21,9 +20,6 @@ pub(in crate::node) struct RotationHere {
     serial: u64,
     /// The new network key, if the statement holds one for this node.
     next: Option<NetworkKey>,
-    /// Whom the key was sealed to: the only peers a connection made with the old key
-    /// may come from.
-    recipients: HashSet<UserId>,
     pub(in crate::node) switch_at_ms: u64,
     pub(in crate::node) overlap_until_ms: u64,
     /// When the old key is accepted no more (`NextKey`: the overlap and its grace).
@@ -41,10 +37,6 @@ impl RotationHere {
         self.next.map(|k| k.fingerprint())
     }
 }
-
-/// Connections made with the old key and kept (their peers were sealed the new key):
-/// ended at the overlap's end, and those made later at the grace's end.
-pub(in crate::node) type OldKeyConnections = HashMap<ConnectionId, PeerId>;
 
 impl Core {
     /// Bring the key ring in line with the rotation statement held (at start, when a
@@ -111,10 +103,31 @@ impl Core {
                 }
                 _ => self.ring.set_keys(self.network.wire_key(), next_key),
             }
+            // The transport takes the old key only from those the new one was sealed
+            // to; connections made before this node knew of the rotation (all with the
+            // old key) from anyone else are closed now.
+            let recipients: HashSet<UserId> =
+                rotation.wraps.iter().map(|(user, _)| *user).collect();
+            if next.is_some() && !already {
+                self.ring.set_recipients(Some(
+                    recipients.iter().filter_map(|u| u.to_peer_id()).collect(),
+                ));
+                let outsiders: Vec<_> = self
+                    .swarm
+                    .connected_peers()
+                    .filter(|p| UserId::from_peer_id(p).is_none_or(|u| !recipients.contains(&u)))
+                    .copied()
+                    .collect();
+                for peer in outsiders {
+                    tracing::info!(%peer, "closed: the old network key, and not sealed the new one");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            } else {
+                self.ring.set_recipients(None);
+            }
             self.rotation = Some(RotationHere {
                 serial,
                 next,
-                recipients: rotation.wraps.iter().map(|(user, _)| *user).collect(),
                 switch_at_ms: rotation.switch_at_ms,
                 overlap_until_ms: rotation.overlap_until_ms,
                 old_until_ms,
@@ -123,32 +136,6 @@ impl Core {
             });
         }
         self.advance_rotation(now);
-    }
-
-    /// A connection just established was made with the old key: kept only if its peer
-    /// was sealed the new key (a colleague who was away, or whose clock is behind), so
-    /// that during the overlap a fresh identity with the old key file gets nowhere.
-    /// Returns whether it is kept.
-    pub(in crate::node) fn old_key_connection(
-        &mut self,
-        user: &UserId,
-        peer: PeerId,
-        connection: ConnectionId,
-    ) -> bool {
-        let Some(rotation) = &self.rotation else {
-            return true;
-        };
-        if rotation.next.is_none() {
-            // Not given the key: this node polices nothing (it will be shut out itself).
-            return true;
-        }
-        if !rotation.recipients.contains(user) || rotation.ended {
-            tracing::info!(peer = %user.short(), "refused: the old network key, and not sealed the new one");
-            self.swarm.close_connection(connection);
-            return false;
-        }
-        self.old_key_connections.insert(connection, peer);
-        true
     }
 
     /// The phases on this node's clock: at the overlap's end the new key is kept and
@@ -162,7 +149,10 @@ impl Core {
             rotation.promoted = true;
             if let Some(next) = rotation.next {
                 self.keep_network_key(next);
-                self.end_old_key_connections();
+                // Connections made with the old key end (peers redial with the new one);
+                // those made in the grace end when the ring drops the key.
+                self.ring.retire_current();
+                self.relink_soon();
             }
         }
         let Some(rotation) = self.rotation.as_mut() else {
@@ -172,7 +162,8 @@ impl Core {
             rotation.ended = true;
             if let Some(next) = rotation.next {
                 self.ring.set_keys(next.wire_key(), None);
-                self.end_old_key_connections();
+                self.ring.set_recipients(None);
+                self.relink_soon();
             }
         }
     }
@@ -194,13 +185,8 @@ impl Core {
         self.network = next;
     }
 
-    /// Close the connections made with the old key, and end those the node has not seen
-    /// established yet (`KeyRing::retire_old`).
-    fn end_old_key_connections(&mut self) {
-        self.ring.retire_old();
-        for (connection, _) in std::mem::take(&mut self.old_key_connections) {
-            self.swarm.close_connection(connection);
-        }
+    /// Choose and dial links again soon (connections ended with the old key).
+    fn relink_soon(&mut self) {
         self.last_relink_ms = 0;
         self.plan = None;
     }
