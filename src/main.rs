@@ -453,8 +453,7 @@ async fn run(cli: Cli) -> Result<()> {
                             local_time(r.overlap_until_ms, true)
                         ),
                         None => outln!(
-                            "rotation:  the network key changes on {}, but not for this installation: it needs the new key file from IT",
-                            local_time(r.overlap_until_ms, true)
+                            "rotation:  the network key is being changed, and this installation was not given the new one: nodes that know of it refuse this one; install the new key file from IT (flurfunk network join FILE)"
                         ),
                     }
                 }

@@ -543,6 +543,25 @@ async fn rotate_network_key(
     for user in &left_out {
         outln!("  left out (its key is not valid): {user}");
     }
+    // Colleagues this node knows that the key was not sealed to: nodes that hear of the
+    // rotation refuse them from now on, so IT knows whom to hand the new key file.
+    let not_sealed: Vec<String> = recipients
+        .iter()
+        .filter(|r| !(all_known || r.in_directory || r.relay))
+        .map(|r| {
+            format!(
+                "{} ({})",
+                super::printable(&r.name),
+                &r.user_id[..12.min(r.user_id.len())]
+            )
+        })
+        .collect();
+    if !not_sealed.is_empty() {
+        outln!(
+            "not sealed to (not in the directory; they need the new key file): {}",
+            not_sealed.join(", ")
+        );
+    }
     outln!(
         "nodes dial with the new key from {} and accept the old one until {}; new installations need {}",
         super::local_time(switch_at, true),

@@ -529,9 +529,9 @@ pub static DE: Texts = Texts {
                           (die IT hat ihn vermutlich gewechselt, während Flurfunk hier aus war). Bitte \
                           die neue Schlüsseldatei von der IT einspielen (unter \
                           Einstellungen, Netzwerk).",
-    key_not_given_banner: "Die IT wechselt den Netzwerkschlüssel, aber dieser Arbeitsplatz hat \
-                           den neuen nicht erhalten. Ab {date} ist er ohne die neue \
-                           Schlüsseldatei nicht mehr erreichbar: bitte bei der IT melden.",
+    key_not_given_banner: "Die IT wechselt den Netzwerkschlüssel, und dieser Arbeitsplatz hat \
+                           den neuen nicht erhalten: Kollegen, die davon wissen, nehmen ihn \
+                           nicht mehr an. Bitte bei der IT die neue Schlüsseldatei anfordern.",
     notification_title: "{name} in {chat}",
     error_prefix: "Fehler",
 };
@@ -771,9 +771,9 @@ pub static EN: Texts = Texts {
     key_outdated_banner: "This computer's network key is no longer valid (IT probably changed it while \
                           Flurfunk was off here). Please install the new key file from IT \
                           (in Settings, Network).",
-    key_not_given_banner: "IT is changing the network key, but this computer was not given the \
-                           new one. From {date} it cannot reach anyone without the new key \
-                           file: please contact IT.",
+    key_not_given_banner: "IT is changing the network key, and this computer was not given the \
+                           new one: colleagues who know of the change no longer accept it. \
+                           Please ask IT for the new key file.",
     notification_title: "{name} in {chat}",
     error_prefix: "Error",
 };

@@ -61,19 +61,11 @@ impl FlurfunkApp {
             .status
             .as_ref()
             .and_then(|s| s.key_rotation.as_ref())
-            .filter(|r| r.next_network.is_none())
-            .and_then(|r| {
-                chrono::TimeZone::timestamp_millis_opt(
-                    &chrono::Local,
-                    i64::try_from(r.overlap_until_ms).ok()?,
-                )
-                .single()
-            })
-            .map(|t| t.format("%d.%m.%Y %H:%M").to_string());
+            .is_some_and(|r| r.next_network.is_none());
         if !demo
             && !alone
             && !key_outdated
-            && not_given.is_none()
+            && !not_given
             && self.notices.is_empty()
             && self.key_changes.is_empty()
         {
@@ -121,13 +113,12 @@ impl FlurfunkApp {
                         }
                     });
                 }
-                if let Some(date) = &not_given {
-                    let text = fill(t.key_not_given_banner, &[("date", date)]);
+                if not_given {
                     banner(
                         ui,
                         style::WARNING_FILL,
                         style::WARNING_TEXT,
-                        &text,
+                        t.key_not_given_banner,
                         &mut |_| {},
                     );
                 }

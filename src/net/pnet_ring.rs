@@ -148,8 +148,12 @@ impl KeyRing {
     /// End every connection made with the current key so far: its next read or write
     /// fails (pings write every 15 s), and libp2p closes it. At the overlap's end, for
     /// the old key; connections it makes in its grace end when the ring drops it.
+    /// Nothing without a rotation in the ring (then the current key is the only one).
     pub fn retire_current(&self) {
         let mut s = self.state();
+        if s.next.is_none() {
+            return;
+        }
         s.current_abort.store(true, Ordering::Relaxed);
         s.current_abort = Arc::new(AtomicBool::new(false));
     }
@@ -854,5 +858,8 @@ mod tests {
         assert!(!new_flag.load(Ordering::Relaxed));
         let (now_flag, _) = ring.bind(&NEW, &point).unwrap();
         assert!(Arc::ptr_eq(&now_flag, &new_flag));
+        // Without a rotation in the ring, retiring "the old key" ends nothing.
+        ring.retire_current();
+        assert!(!new_flag.load(Ordering::Relaxed));
     }
 }

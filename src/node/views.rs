@@ -50,7 +50,8 @@ pub struct NodeStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRotationStatus {
     /// The new key's fingerprint; `None`: the admin did not seal it to this
-    /// installation, which needs the new key file from IT once the overlap is over.
+    /// installation: nodes that know of the rotation refuse it, and it needs the new key
+    /// file from IT.
     pub next_network: Option<String>,
     pub switch_at_ms: u64,
     pub overlap_until_ms: u64,

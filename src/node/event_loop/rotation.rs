@@ -31,8 +31,8 @@ pub(in crate::node) struct RotationHere {
 }
 
 impl RotationHere {
-    /// The new key's fingerprint, or None: this node was not given the key (it needs the
-    /// new key file from IT once the overlap is over).
+    /// The new key's fingerprint, or None: this node was not given the key (nodes that
+    /// know of the rotation refuse it; it needs the new key file from IT).
     pub(in crate::node) fn fingerprint(&self) -> Option<String> {
         self.next.map(|k| k.fingerprint())
     }
@@ -80,7 +80,7 @@ impl Core {
                     "the network's admin rotates the network key"
                 ),
                 None => tracing::warn!(
-                    "the network's admin rotates the network key, but not for this installation: once the overlap is over, it needs the new key file from IT"
+                    "the network's admin rotates the network key, but not for this installation: nodes that know of it refuse this one; it needs the new key file from IT"
                 ),
             }
             let next_key = next.map(|k| NextKey {
