@@ -769,22 +769,33 @@ mod tests {
         assert_eq!(ring.refused_in_a_row(), 1);
     }
 
+    /// A stock libp2p pnet dialer with `key` that sends the multistream header, against
+    /// our listener with `ring` at 150 ms: the dialer's end and the listener's result.
+    async fn stock_dial(
+        ring: &KeyRing,
+        key: [u8; 32],
+    ) -> (
+        impl Sized,
+        Result<RingOutput<impl AsyncRead + AsyncWrite + Unpin>, RingError>,
+    ) {
+        let (a, b) = duplex();
+        let dial = async move {
+            let mut out = PnetConfig::new(PreSharedKey::new(key))
+                .handshake(a)
+                .await
+                .unwrap();
+            out.write_all(&MSS_HEADER).await.unwrap();
+            out.flush().await.unwrap();
+            out
+        };
+        futures::join!(dial, handshake(b, listener(), ring.clone(), || 150))
+    }
+
     #[tokio::test]
     async fn a_connection_made_with_the_old_key_ends_when_the_ring_retires_it() {
         let ring = rotating(100, 200);
         for (key, ends) in [(OLD, true), (NEW, false)] {
-            let (a, b) = duplex();
-            let dial = async move {
-                let mut out = PnetConfig::new(PreSharedKey::new(key))
-                    .handshake(a)
-                    .await
-                    .unwrap();
-                out.write_all(&MSS_HEADER).await.unwrap();
-                out.flush().await.unwrap();
-                out
-            };
-            let listen = handshake(b, listener(), ring.clone(), || 150);
-            let (_dialer, listened) = futures::join!(dial, listen);
+            let (_dialer, listened) = stock_dial(&ring, key).await;
             let mut out = listened.unwrap();
             let mut header = [0u8; 20];
             out.read_exact(&mut header).await.unwrap();
@@ -811,18 +822,7 @@ mod tests {
             (OLD, mallory, false),
             (NEW, mallory, true),
         ] {
-            let (a, b) = duplex();
-            let dial = async move {
-                let mut out = PnetConfig::new(PreSharedKey::new(key))
-                    .handshake(a)
-                    .await
-                    .unwrap();
-                out.write_all(&MSS_HEADER).await.unwrap();
-                out.flush().await.unwrap();
-                out
-            };
-            let listen = handshake(b, listener(), ring.clone(), || 150);
-            let (_dialer, listened) = futures::join!(dial, listen);
+            let (_dialer, listened) = stock_dial(&ring, key).await;
             let out = listened.unwrap();
             assert_eq!(ring.admits(&listener(), &peer), admitted, "{peer}");
             // Asked once: a second look finds no note.
@@ -830,18 +830,7 @@ mod tests {
             drop(out);
         }
         // A connection that goes before its peer is known leaves no note behind.
-        let (a, b) = duplex();
-        let dial = async move {
-            let mut out = PnetConfig::new(PreSharedKey::new(OLD))
-                .handshake(a)
-                .await
-                .unwrap();
-            out.write_all(&MSS_HEADER).await.unwrap();
-            out.flush().await.unwrap();
-            out
-        };
-        let (_dialer, listened) =
-            futures::join!(dial, handshake(b, listener(), ring.clone(), || 150));
+        let (_dialer, listened) = stock_dial(&ring, OLD).await;
         drop(listened.unwrap());
         assert!(ring.admits(&listener(), &mallory));
     }
