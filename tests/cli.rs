@@ -842,6 +842,48 @@ fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
         out.contains("directory-import") && out.contains("directory-set"),
         "{out}"
     );
+    // Organisation groups: "Alle" and one for Anna's department, made and kept by IT's
+    // node. Anna is in both and cannot leave them; Mallory, not in the directory, is in
+    // neither.
+    let (ok, out, err) = flurfunk(it.path(), &["admin", "org-groups"]);
+    assert!(
+        ok && out.contains("2 groups") && out.contains("Alle") && out.contains("Referat 1"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = flurfunk(it.path(), &["admin", "org-groups"]);
+    assert!(ok && out.contains("unchanged"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let groups = loop {
+        let (_, out, _) = flurfunk(anna.path(), &["conversations", "--json"]);
+        let groups: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|c| c["organisation"].is_string())
+            .collect();
+        if groups.len() == 2 {
+            break groups;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        groups.iter().any(|g| g["name"] == "Alle" && g["organisation"] == ""),
+        "{groups:?}"
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["name"] == "Referat 1" && g["organisation"] == "Referat 1"),
+        "{groups:?}"
+    );
+    let (ok, _, err) = flurfunk(anna.path(), &["group", "leave", "Alle"]);
+    assert!(!ok && err.contains("organisation's groups"), "{err}");
+    let (_, out, _) = flurfunk(mallory.path(), &["conversations", "--json"]);
+    assert!(!out.contains("\"organisation\""), "{out}");
+    let (_, out, _) = flurfunk(it.path(), &["admin", "statements"]);
+    assert!(out.contains("organisation groups no. 1"), "{out}");
+    let (_, out, _) = flurfunk(it.path(), &["admin", "audit"]);
+    assert!(out.contains("org-groups"), "{out}");
     for node in [it_node, anna_node, mallory_node] {
         node.stop();
     }

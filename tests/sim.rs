@@ -527,6 +527,158 @@ fn the_directory_reaches_every_node_and_finds_look_alikes() {
     }
 }
 
+/// Organisation groups (docs/PROTOCOL.md, "Organisation groups"): IT's node makes "Alle"
+/// and a group per department and names them, itself as steward, in a signed statement
+/// (as `flurfunk admin org-groups` does). It then keeps them in line with the directory:
+/// a department created empty gets its colleague; a colleague who starts later and is put
+/// in the directory joins "Alle" and her department and reads what is written there
+/// afterwards; one moved changes group; one taken out leaves both and reads nothing
+/// written after. Every node marks the groups, and nobody can leave them.
+#[test]
+fn organisation_groups_follow_the_directory() {
+    use flurfunk::admin::AdminKey;
+    use flurfunk::wire::{Directory, DirectoryEntry, OrgGroup, OrgGroups, StatementKind};
+    use rand::SeedableRng;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(18);
+    let admin = AdminKey::generate(&mut keys);
+    let mut sim = Sim::new(19);
+    sim.config.admin_key = Some(admin.public());
+    let [it, anna, ben, cora] =
+        ["IT", "Anna", "Ben", "Cora"].map(|n| sim.add_node(n, Role::Member));
+    sim.settle(10_000);
+    let entry = |department: &str| DirectoryEntry {
+        name: String::new(),
+        department: department.into(),
+    };
+    let directory = |entries: &[(usize, &str)], sim: &Sim| {
+        let mut d = Directory::default();
+        for (i, department) in entries {
+            let mut e = entry(department);
+            e.name = format!("Kollegin {i}");
+            d.entries.insert(sim.nodes[*i].user_id, e);
+        }
+        d
+    };
+    let first = directory(
+        &[(anna, "Bauamt"), (ben, "Bauamt"), (cora, "Kämmerei")],
+        &sim,
+    );
+    let now = sim.now;
+    let statement = admin
+        .sign_statement(StatementKind::Directory, 1, now, first.encode())
+        .unwrap();
+    sim.nodes[it]
+        .engine()
+        .publish_admin_statement(now, statement)
+        .unwrap();
+    let (pa, pb, pc) = (sim.profile(anna), sim.profile(ben), sim.profile(cora));
+    let alle = sim.nodes[it]
+        .engine()
+        .create_group(now, "Alle", &[pa.clone(), pb.clone(), pc])
+        .unwrap();
+    let bauamt = sim.nodes[it]
+        .engine()
+        .create_group(now, "Bauamt", &[pa, pb])
+        .unwrap();
+    // Made empty: the steward fills it.
+    let kaemmerei = sim.nodes[it]
+        .engine()
+        .create_group(now, "Kämmerei", &[])
+        .unwrap();
+    let org = OrgGroups {
+        steward: sim.nodes[it].user_id,
+        groups: vec![
+            OrgGroup {
+                conversation: alle,
+                department: String::new(),
+            },
+            OrgGroup {
+                conversation: bauamt,
+                department: "Bauamt".into(),
+            },
+            OrgGroup {
+                conversation: kaemmerei,
+                department: "Kämmerei".into(),
+            },
+        ],
+    };
+    let statement = admin
+        .sign_statement(StatementKind::OrgGroups, 1, now, org.encode())
+        .unwrap();
+    sim.nodes[it]
+        .engine()
+        .publish_admin_statement(now, statement)
+        .unwrap();
+    sim.run_ms(12_000);
+    sim.settle(30_000);
+    let members = |sim: &mut Sim, at: usize, conv| -> Vec<usize> {
+        let mut m: Vec<usize> = sim.nodes[at]
+            .engine()
+            .conversation(&conv)
+            .unwrap()
+            .members
+            .iter()
+            .map(|(p, _)| sim.index_of(&p.user_id).unwrap())
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(members(&mut sim, anna, alle), [it, anna, ben, cora]);
+    assert_eq!(members(&mut sim, ben, bauamt), [it, anna, ben]);
+    assert_eq!(members(&mut sim, cora, kaemmerei), [it, cora]);
+    for i in [it, anna, ben, cora] {
+        let engine = sim.nodes[i].engine();
+        assert_eq!(
+            engine.org_group(&kaemmerei).map(|g| g.department.as_str()),
+            Some("Kämmerei"),
+            "node {i}"
+        );
+    }
+    let now = sim.now;
+    assert!(matches!(
+        sim.nodes[anna].engine().leave(now, alle),
+        Err(flurfunk::sync::SyncError::OrganisationGroup)
+    ));
+
+    // Dora starts later and is put in the directory (Kämmerei); Ben moves there; Cora is
+    // taken out.
+    let dora = sim.add_node("Dora", Role::Member);
+    sim.settle(10_000);
+    let second = directory(
+        &[(anna, "Bauamt"), (ben, "Kämmerei"), (dora, "Kämmerei")],
+        &sim,
+    );
+    let now = sim.now;
+    let statement = admin
+        .sign_statement(StatementKind::Directory, 2, now, second.encode())
+        .unwrap();
+    sim.nodes[it]
+        .engine()
+        .publish_admin_statement(now, statement)
+        .unwrap();
+    sim.run_ms(12_000);
+    sim.settle(30_000);
+    assert_eq!(members(&mut sim, anna, alle), [it, anna, ben, dora]);
+    assert_eq!(members(&mut sim, anna, bauamt), [it, anna]);
+    assert_eq!(members(&mut sim, dora, kaemmerei), [it, ben, dora]);
+    sim.send(ben, kaemmerei, "Der Haushaltsentwurf ist da");
+    sim.send(anna, alle, "Betriebsausflug am Freitag");
+    sim.settle(30_000);
+    let texts = |sim: &mut Sim, i: usize, conv| -> Vec<String> {
+        sim.nodes[i]
+            .engine()
+            .messages(&conv)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+    };
+    assert!(texts(&mut sim, dora, kaemmerei).contains(&"Der Haushaltsentwurf ist da".into()));
+    assert!(texts(&mut sim, dora, alle).contains(&"Betriebsausflug am Freitag".into()));
+    assert!(!texts(&mut sim, cora, alle).contains(&"Betriebsausflug am Freitag".into()));
+    assert!(!texts(&mut sim, cora, kaemmerei).contains(&"Der Haushaltsentwurf ist da".into()));
+}
+
 #[test]
 fn third_member_delivers_after_sender_left() {
     let (mut sim, [a, b, _], conv) = three_member_group(2, "Bauhof");

@@ -98,6 +98,24 @@ pub(crate) enum AdminAction {
         #[command(subcommand)]
         action: DirectoryAction,
     },
+    /// Organisation groups (managed networks): a group of everyone in the directory
+    /// ("Alle") and one per department. This installation's node creates them and then
+    /// keeps their members in line with the directory: a colleague added to it joins,
+    /// one moved changes group, one taken out leaves. Nobody can leave them. Run it again
+    /// when the directory has new departments.
+    OrgGroups {
+        /// The name of the group of everyone.
+        #[arg(long, default_value = "Alle", value_name = "NAME")]
+        everyone: String,
+        /// No group of everyone.
+        #[arg(long)]
+        no_everyone: bool,
+        /// No group per department.
+        #[arg(long)]
+        no_departments: bool,
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -325,6 +343,20 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                 for d in &s.directory {
                     outln!("  {}", directory_line(d));
                 }
+                for g in &s.org_groups {
+                    outln!(
+                        "  {}  {}  {}  {} members (kept by {})",
+                        g.conversation,
+                        if g.department.is_empty() {
+                            "everyone".to_string()
+                        } else {
+                            super::printable(&g.department)
+                        },
+                        super::printable(&g.name),
+                        g.members,
+                        &g.steward[..12]
+                    );
+                }
                 for r in &s.revoked {
                     outln!(
                         "  {}  {}  since {}",
@@ -344,6 +376,20 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
             admin_key,
         } => rotate_network_key(dir, &out, switch_in, overlap, all_known, admin_key).await?,
         AdminAction::Directory { action } => directory(dir, action).await?,
+        AdminAction::OrgGroups {
+            everyone,
+            no_everyone,
+            no_departments,
+            admin_key,
+        } => {
+            org_groups(
+                dir,
+                (!no_everyone).then_some(everyone),
+                !no_departments,
+                admin_key,
+            )
+            .await?
+        }
         AdminAction::Audit => match std::fs::read_to_string(dir.admin_audit_log()) {
             Ok(log) => out!("{log}"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -808,6 +854,166 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
     outln!(
         "directory no. {serial} with {} colleagues set for every node",
         directory.entries.len()
+    );
+    Ok(())
+}
+
+/// Create the organisation groups not there yet (with the directory's colleagues this
+/// node knows; its node adds the others as their profiles arrive) and name them, with
+/// this node as their steward, in a signed statement.
+async fn org_groups(
+    dir: &DataDir,
+    everyone: Option<String>,
+    departments: bool,
+    admin_key: Option<std::path::PathBuf>,
+) -> Result<()> {
+    use flurfunk::wire::{OrgGroup, OrgGroups};
+    let admin = this_networks_admin(dir, admin_key)?;
+    if let Some(name) = &everyone {
+        flurfunk::identity::validate_name(name)
+            .map_err(|e| anyhow::anyhow!("the name of the group of everyone: {e}"))?;
+    }
+    let directory = held_statement(dir, StatementKind::Directory)
+        .await?
+        .map(|s| Directory::decode(&s.body))
+        .transpose()
+        .context("the node holds a malformed directory")?
+        .filter(|d| !d.entries.is_empty())
+        .context(
+            "the network has no directory: organisation groups take their members from it (flurfunk admin directory import FILE)",
+        )?;
+    let Response::Status { status } = request(dir, Request::Status).await? else {
+        bail!("unexpected reply");
+    };
+    let me: flurfunk::identity::UserId = status.user_id.parse()?;
+    let current = held_statement(dir, StatementKind::OrgGroups).await?;
+    let held = current
+        .as_ref()
+        .map(|s| OrgGroups::decode(&s.body))
+        .transpose()
+        .context("the node holds malformed organisation groups")?;
+    if let Some(held) = &held
+        && held.steward != me
+    {
+        bail!(
+            "the organisation groups are kept by another node ({}); run this on that node",
+            held.steward
+        );
+    }
+    // Which groups: "" for everyone, then each department of the directory.
+    let mut wanted: std::collections::BTreeMap<String, String> = Default::default();
+    if let Some(name) = everyone {
+        wanted.insert(String::new(), name);
+    }
+    if departments {
+        for entry in directory.entries.values() {
+            if !entry.department.is_empty() {
+                wanted.insert(entry.department.clone(), entry.department.clone());
+            }
+        }
+    }
+    if wanted.len() > flurfunk::wire::MAX_ORG_GROUPS {
+        bail!(
+            "{} groups; the network holds at most {}",
+            wanted.len(),
+            flurfunk::wire::MAX_ORG_GROUPS
+        );
+    }
+    let mut groups: Vec<OrgGroup> = held
+        .iter()
+        .flat_map(|h| h.groups.iter())
+        .filter(|g| wanted.contains_key(&g.department))
+        .cloned()
+        .collect();
+    for g in held.iter().flat_map(|h| h.groups.iter()) {
+        if !wanted.contains_key(&g.department) {
+            outln!(
+                "no longer an organisation group (it stays as an ordinary group): {}",
+                if g.department.is_empty() {
+                    "the group of everyone".to_string()
+                } else {
+                    super::printable(&g.department)
+                }
+            );
+        }
+    }
+    // Colleagues this node knows a profile of, for the groups made now.
+    let Response::KeyRecipients { recipients } = request(dir, Request::KeyRecipients).await? else {
+        bail!("unexpected reply");
+    };
+    let known: std::collections::BTreeSet<String> =
+        recipients.into_iter().map(|r| r.user_id).collect();
+    let mut created = Vec::new();
+    for (department, name) in &wanted {
+        if groups.iter().any(|g| g.department == *department) {
+            continue;
+        }
+        let members: Vec<String> = directory
+            .entries
+            .iter()
+            .filter(|(_, e)| department.is_empty() || e.department == *department)
+            .map(|(u, _)| u.to_string())
+            .filter(|u| known.contains(u) && *u != status.user_id)
+            .collect();
+        let Response::Group { conversation } = request(
+            dir,
+            Request::GroupCreate {
+                name: name.clone(),
+                members,
+            },
+        )
+        .await?
+        else {
+            bail!("unexpected reply");
+        };
+        groups.push(OrgGroup {
+            conversation: conversation.parse()?,
+            department: department.clone(),
+        });
+        created.push(name.clone());
+    }
+    let next = OrgGroups {
+        steward: me,
+        groups,
+    };
+    if held.as_ref().is_some_and(|h| h.encode() == next.encode()) {
+        outln!("the organisation groups are unchanged");
+        return Ok(());
+    }
+    let serial = current.as_ref().map_or(1, |s| s.serial.saturating_add(1));
+    let statement = admin
+        .sign_statement(
+            StatementKind::OrgGroups,
+            serial,
+            flurfunk::node::now_ms(),
+            next.encode(),
+        )
+        .context("too many organisation groups for one statement")?;
+    publish(dir, &statement).await?;
+    audit(
+        dir,
+        &admin,
+        &format!(
+            "org-groups\tserial={serial}\t{} groups\tcreated: {}",
+            next.groups.len(),
+            created.join(", ")
+        ),
+    )?;
+    outln!(
+        "organisation groups no. {serial}: {} groups, kept in line with the directory by this node{}",
+        next.groups.len(),
+        if created.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; created: {}",
+                created
+                    .iter()
+                    .map(|n| super::printable(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     );
     Ok(())
 }

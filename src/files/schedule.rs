@@ -105,6 +105,12 @@ pub struct Choice<P> {
     pub stalled: bool,
 }
 
+/// The rest after the `n`th answer in a row that brought nothing (n >= 1): 250 ms,
+/// doubling up to `REST_NOT_HERE_MS`.
+fn rest_after_nothing(n: u32) -> u64 {
+    (REST_NOT_HERE_FIRST_MS << (n - 1).min(8)).min(REST_NOT_HERE_MS)
+}
+
 impl<P: PeerKey> Download<P> {
     /// A download of `missing` blocks; `moved_ms`: when it last made progress.
     pub fn new(missing: Blocks, moved_ms: u64) -> Self {
@@ -261,7 +267,7 @@ impl<P: PeerKey> Download<P> {
         let not_here = |download: &mut Self| {
             let n = download.not_here.entry(peer).or_insert(0);
             *n = n.saturating_add(1);
-            Some((REST_NOT_HERE_FIRST_MS << (*n - 1).min(8)).min(REST_NOT_HERE_MS))
+            Some(rest_after_nothing(*n))
         };
         let rest = match answer {
             Answer::Received { added, refused } => {
@@ -293,7 +299,7 @@ impl<P: PeerKey> Download<P> {
                 self.not_here.remove(&peer);
                 let n = self.held_in_a_row.entry(peer).or_insert(0);
                 *n = n.saturating_add(1);
-                (*n > 1).then(|| (REST_NOT_HERE_FIRST_MS << (*n - 2).min(8)).min(REST_NOT_HERE_MS))
+                (*n > 1).then(|| rest_after_nothing(*n - 1))
             }
             Answer::Busy => Some(REST_BUSY_MS),
             // Closed again and again: rests like a peer with nothing, 0.5 s at least.

@@ -336,7 +336,12 @@ impl FlurfunkApp {
                 })
                 .collect();
             format!(
-                "{} · {}",
+                "{}{} · {}",
+                if v.organisation.is_some() {
+                    format!("{} · ", t.org_group_mark)
+                } else {
+                    String::new()
+                },
                 fill(t.members_count, &[("n", &v.members.len().to_string())]),
                 names.join(", ")
             )

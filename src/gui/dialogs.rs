@@ -555,7 +555,15 @@ impl FlurfunkApp {
             return false;
         };
         let me = self.own_user();
-        let admin = view.members.iter().any(|m| m.user_id == me && m.admin);
+        let organisation = view.organisation.is_some();
+        if organisation {
+            ui.label(RichText::new(t.org_group_mark).strong());
+            ui.label(RichText::new(t.org_group_hint).weak());
+            ui.separator();
+        }
+        // In an organisation's group the directory decides who is in it: no adding or
+        // removing by hand (the steward would undo it), and no leaving.
+        let admin = view.members.iter().any(|m| m.user_id == me && m.admin) && !organisation;
         if admin && view.is_member {
             ui.horizontal(|ui| {
                 let l = ui.label(t.group_name);
@@ -660,6 +668,7 @@ impl FlurfunkApp {
         ui.separator();
         let mut keep = true;
         if view.is_member
+            && !organisation
             && ui
                 .button(RichText::new(t.group_leave).color(style::DEMO_TEXT))
                 .clicked()

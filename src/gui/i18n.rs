@@ -186,6 +186,8 @@ pub struct Texts {
     pub group_add: &'static str,
     pub group_remove: &'static str,
     pub group_leave: &'static str,
+    pub org_group_mark: &'static str,
+    pub org_group_hint: &'static str,
     pub group_admin: &'static str,
     pub group_member: &'static str,
     pub group_removed_rotated: &'static str,
@@ -421,6 +423,8 @@ pub static DE: Texts = Texts {
     group_add: "Hinzufügen",
     group_remove: "Entfernen",
     group_leave: "Gruppe verlassen",
+    org_group_mark: "Gruppe der Organisation",
+    org_group_hint: "Die Mitglieder dieser Gruppe kommen aus dem Verzeichnis der IT: wer dort steht, ist dabei. Verlassen geht nicht; stummschalten schon.",
     group_admin: "Admin",
     group_member: "Mitglied",
     group_removed_rotated: "{name} wurde entfernt. Der Gruppenschlüssel wurde erneuert: \
@@ -665,6 +669,8 @@ pub static EN: Texts = Texts {
     group_add: "Add",
     group_remove: "Remove",
     group_leave: "Leave group",
+    org_group_mark: "Organisation's group",
+    org_group_hint: "The members of this group come from IT's directory: whoever is listed there is in it. It cannot be left; it can be muted.",
     group_admin: "Admin",
     group_member: "Member",
     group_removed_rotated: "{name} was removed. The group key was rotated: {name} cannot \

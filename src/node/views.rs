@@ -147,8 +147,25 @@ pub struct StatementView {
     /// For a network key rotation: its phases and how many colleagues it names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<RotationView>,
+    /// For organisation groups: each group as this node knows it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub org_groups: Vec<OrgGroupView>,
     /// The whole signed statement (hex), for tools that build the next one.
     pub encoded: String,
+}
+
+/// One organisation group, as the node that shows it knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgGroupView {
+    pub conversation: String,
+    /// Empty: everyone in the directory.
+    pub department: String,
+    /// The group's name here (empty where this node is not in it).
+    pub name: String,
+    /// Its members as this node knows them (0 where it is not in it).
+    pub members: usize,
+    /// The node that keeps the group in line with the directory.
+    pub steward: String,
 }
 
 /// A colleague a network key rotation can be sealed to.
@@ -183,6 +200,7 @@ pub fn statement_kind_name(kind: crate::wire::StatementKind) -> &'static str {
         StatementKind::Policy => "policy",
         StatementKind::Directory => "directory",
         StatementKind::NetworkKey => "network key",
+        StatementKind::OrgGroups => "organisation groups",
     }
 }
 
@@ -354,6 +372,10 @@ pub struct ConversationView {
     pub unread: usize,
     pub last_activity_ms: u64,
     pub last_message: Option<MessageItem>,
+    /// One of the organisation's groups, whose members are the directory's: `""` for
+    /// everyone in it, else the department. Nobody leaves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
 }
 
 /// Everything a node reports as it happens; one JSON object per line with `--json`.

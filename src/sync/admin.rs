@@ -152,7 +152,15 @@ impl<S: Store> Engine<S> {
             .and_then(|s| Directory::decode(&s.body).ok())
             .map(|d| d.entries)
             .unwrap_or_default();
+        let org = self
+            .admin
+            .statements
+            .get(&StatementKind::OrgGroups)
+            .and_then(|s| crate::wire::OrgGroups::decode(&s.body).ok());
+        let mut org_changed = org != self.admin.org.groups;
+        self.admin.org.groups = org;
         if directory != self.admin.directory {
+            org_changed = true;
             self.admin.official_keys = directory
                 .iter()
                 .map(|(user, entry)| (crate::identity::name_key(&entry.name), *user))
@@ -169,6 +177,10 @@ impl<S: Store> Engine<S> {
             self.admin.revoked = revoked;
             self.admin.learned_ms = now_ms;
             self.admin.removals_due_ms = (!self.admin.revoked.is_empty()).then_some(now_ms);
+            org_changed = true;
+        }
+        if org_changed {
+            self.org_groups_changed(now_ms);
         }
     }
 
@@ -325,9 +337,10 @@ impl<S: Store> Engine<S> {
             StatementKind::Revocations => Revocations::decode(&statement.body)
                 .map(|l| self.signed_after_revocation(&l.revoked))
                 .unwrap_or(Ok(Vec::new()))?,
-            StatementKind::Policy | StatementKind::Directory | StatementKind::NetworkKey => {
-                Vec::new()
-            }
+            StatementKind::Policy
+            | StatementKind::Directory
+            | StatementKind::NetworkKey
+            | StatementKind::OrgGroups => Vec::new(),
         };
         let touched: BTreeSet<ConversationId> =
             purged.iter().map(|e| e.header.conversation).collect();
@@ -569,4 +582,6 @@ pub(super) struct AdminState {
     pub directory: BTreeMap<UserId, DirectoryEntry>,
     /// The directory's names by `identity::name_key`, to find look-alikes.
     pub official_keys: HashMap<String, UserId>,
+    /// Derived from the organisation-groups statement.
+    pub org: super::org_groups::OrgState,
 }

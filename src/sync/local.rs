@@ -374,18 +374,44 @@ impl<S: Store> Engine<S> {
         conv: ConversationId,
         profile: &Profile,
     ) -> Result<(), SyncError> {
+        self.change_members(now_ms, conv, std::slice::from_ref(profile), &[])
+    }
+
+    /// Add and remove several members with one key rotation (an organisation group's
+    /// pass; one member by hand). Removing a non-member or oneself is skipped.
+    pub(super) fn change_members(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        add: &[Profile],
+        remove: &[UserId],
+    ) -> Result<(), SyncError> {
         self.require_admin(&conv)?;
-        let seen = self.member_state(&conv)?.vv.get(&profile.user_id).copied();
-        let op = MembershipOp::Add {
-            profile: profile.clone(),
-            seen: seen.unwrap_or(0),
-        };
-        self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        let me = self.me.user_id();
+        for user in remove {
+            let state = self.member_state(&conv)?;
+            if !state.membership.is_member(user) || *user == me {
+                continue;
+            }
+            let seen = state.vv.get(user).copied().unwrap_or(0);
+            let op = MembershipOp::Remove { user: *user, seen };
+            self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        }
+        for profile in add {
+            let seen = self.member_state(&conv)?.vv.get(&profile.user_id).copied();
+            let op = MembershipOp::Add {
+                profile: profile.clone(),
+                seen: seen.unwrap_or(0),
+            };
+            self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+        }
         self.rekey(now_ms, conv)?;
-        // The new member holds only the new key and cannot read the name sealed at
+        // A new member holds only the new key and cannot read the name sealed at
         // creation (or the last rename): say it again under the new key.
         let name = self.member_state(&conv)?.name.clone();
-        if let Some(name) = name.filter(|n| !n.is_empty()) {
+        if !add.is_empty()
+            && let Some(name) = name.filter(|n| !n.is_empty())
+        {
             self.rename(now_ms, conv, &name)?;
         }
         Ok(())
@@ -426,6 +452,9 @@ impl<S: Store> Engine<S> {
 
     pub fn leave(&mut self, now_ms: u64, conv: ConversationId) -> Result<(), SyncError> {
         self.member_state(&conv)?;
+        if self.org_group(&conv).is_some() {
+            return Err(SyncError::OrganisationGroup);
+        }
         self.author_event(
             now_ms,
             conv,

@@ -21,6 +21,7 @@ mod intake;
 mod key_update;
 mod links;
 mod local;
+mod org_groups;
 mod pending;
 mod profiles;
 mod receipts;
@@ -1026,6 +1027,7 @@ impl<S: Store> Engine<S> {
         }
         self.expire_certificates(now_ms);
         self.remove_revoked_members(now_ms);
+        self.keep_org_groups(now_ms);
         self.forward_tick(now_ms);
         self.anti_entropy_tick(now_ms);
         self.stats.pending_expired += self.pending.expire(now_ms) as u64;

@@ -40,6 +40,10 @@ pub enum SyncError {
     NotThisAdmin,
     #[error("this colleague has left the organisation")]
     LeftOrganisation,
+    #[error(
+        "this is one of the organisation's groups: its members are those of the directory, which IT keeps (mute it instead)"
+    )]
+    OrganisationGroup,
     #[error("no such message here (deleted, or not a text)")]
     NoSuchMessage,
     #[error("that is someone else's message")]

@@ -177,7 +177,8 @@ impl Core {
                         .collect(),
                     StatementKind::Policy
                     | StatementKind::Directory
-                    | StatementKind::NetworkKey => Vec::new(),
+                    | StatementKind::NetworkKey
+                    | StatementKind::OrgGroups => Vec::new(),
                 };
                 let rotation = (s.kind == StatementKind::NetworkKey)
                     .then(|| crate::wire::NetworkKeyRotation::decode(&s.body).ok())
@@ -202,6 +203,28 @@ impl Core {
                         department: entry.department,
                     })
                     .collect();
+                let org_groups = (s.kind == StatementKind::OrgGroups)
+                    .then(|| crate::wire::OrgGroups::decode(&s.body).ok())
+                    .flatten()
+                    .map(|org| {
+                        org.groups
+                            .iter()
+                            .map(|g| {
+                                let summary = self.engine.conversation(&g.conversation);
+                                crate::node::OrgGroupView {
+                                    conversation: g.conversation.to_string(),
+                                    department: g.department.clone(),
+                                    name: summary
+                                        .as_ref()
+                                        .map(|c| c.name.clone())
+                                        .unwrap_or_default(),
+                                    members: summary.map_or(0, |c| c.members.len()),
+                                    steward: org.steward.to_string(),
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 crate::node::StatementView {
                     kind: crate::node::statement_kind_name(s.kind).into(),
                     serial: s.serial,
@@ -210,6 +233,7 @@ impl Core {
                     policy,
                     directory,
                     rotation,
+                    org_groups,
                     encoded: hex::encode(s.encode()),
                 }
             })
@@ -449,6 +473,7 @@ impl Core {
             unread: self.engine.unread_count(conv)?,
             last_activity_ms: summary.last_activity_ms,
             last_message,
+            organisation: self.engine.org_group(conv).map(|g| g.department.clone()),
         }))
     }
 
