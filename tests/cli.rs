@@ -867,7 +867,9 @@ fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(
-        groups.iter().any(|g| g["name"] == "Alle" && g["organisation"] == ""),
+        groups
+            .iter()
+            .any(|g| g["name"] == "Alle" && g["organisation"] == ""),
         "{groups:?}"
     );
     assert!(

@@ -1260,3 +1260,85 @@ fn a_computer_whose_network_key_is_refused_says_to_get_the_new_file_from_it() {
     });
     assert!(!shows(&h, "Seit einer Weile ist niemand erreichbar"));
 }
+
+/// One of the organisation's groups (IT's node made "Alle" and named it, itself as
+/// steward, in a signed statement): the chat's header says so, the group info says why
+/// and offers no leaving, adding or removing.
+#[test]
+fn an_organisation_group_is_marked_and_cannot_be_left() {
+    use flurfunk::wire::{Directory, DirectoryEntry, OrgGroup, OrgGroups, StatementKind};
+    let f = Fixture::new();
+    let dir = f.data_dir();
+    launch::ensure_identity(&dir, "Anna Schmidt").unwrap();
+    let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+    let key = test_key().with_admin(admin.public());
+    key.save_replace(&dir.network_key()).unwrap();
+    let it =
+        f.rt.block_on(support::spawn_with("IT-Service", &[], key, Role::Member));
+    let ben =
+        f.rt.block_on(support::spawn_with("Ben", &[&it], key, Role::Member));
+    let mut h = running(&f, &[&it, &ben], Lang::De);
+    let anna = app(&h).node().unwrap().user_id();
+    f.rt.block_on(it.knows_user(anna));
+    f.rt.block_on(it.knows_user(ben.user()));
+    let now = flurfunk::node::now_ms();
+    let mut directory = Directory::default();
+    for user in [anna, ben.user()] {
+        directory.entries.insert(
+            user,
+            DirectoryEntry {
+                name: if user == anna {
+                    "Anna Schmidt"
+                } else {
+                    "Ben Keller"
+                }
+                .into(),
+                department: "Bauamt".into(),
+            },
+        );
+    }
+    let statement = admin
+        .sign_statement(StatementKind::Directory, 1, now, directory.encode())
+        .unwrap();
+    f.rt.block_on(it.handle.publish_admin_statement(statement))
+        .unwrap();
+    let alle =
+        f.rt.block_on(
+            it.handle
+                .create_group("Alle".into(), vec![anna, ben.user()]),
+        )
+        .unwrap();
+    let org = OrgGroups {
+        steward: it.user(),
+        groups: vec![OrgGroup {
+            conversation: alle,
+            department: String::new(),
+        }],
+    };
+    let statement = admin
+        .sign_statement(StatementKind::OrgGroups, 1, now, org.encode())
+        .unwrap();
+    f.rt.block_on(it.handle.publish_admin_statement(statement))
+        .unwrap();
+    settle(&mut h, "Alle marked as the organisation's", |h| {
+        app(h)
+            .conversations()
+            .iter()
+            .any(|c| c.name == "Alle" && c.organisation.as_deref() == Some(""))
+    });
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .select_conversation(&alle.to_string());
+    settle(&mut h, "the mark in the header", |h| {
+        shows(h, "Gruppe der Organisation")
+    });
+    h.get_by_label("Gruppeninfo").click();
+    h.run_steps(3);
+    settle(&mut h, "the reason in the group info", |h| {
+        shows(h, "kommen aus dem Verzeichnis der IT")
+    });
+    assert!(!has_label(&h, "Gruppe verlassen"));
+    assert!(!has_label(&h, "Entfernen Ben Keller ✔"));
+    assert!(!has_label(&h, "Umbenennen"));
+}
