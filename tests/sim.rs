@@ -530,10 +530,11 @@ fn the_directory_reaches_every_node_and_finds_look_alikes() {
 /// Organisation groups (docs/PROTOCOL.md, "Organisation groups"): IT's node makes "Alle"
 /// and a group per department and names them, itself as steward, in a signed statement
 /// (as `flurfunk admin org-groups` does). It then keeps them in line with the directory:
-/// a department created empty gets its colleague; a colleague who starts later and is put
-/// in the directory joins "Alle" and her department and reads what is written there
-/// afterwards; one moved changes group; one taken out leaves both and reads nothing
-/// written after. Every node marks the groups, and nobody can leave them.
+/// a department created empty gets its colleague; a relay in the directory is never a
+/// member; a colleague who starts later and is put in the directory joins "Alle" and her
+/// department and reads what is written there afterwards; one moved changes group; one
+/// taken out leaves both and reads nothing written after; one moved back and forth is
+/// added again only after an hour. Every node marks the groups, and nobody can leave them.
 #[test]
 fn organisation_groups_follow_the_directory() {
     use flurfunk::admin::AdminKey;
@@ -545,6 +546,7 @@ fn organisation_groups_follow_the_directory() {
     sim.config.admin_key = Some(admin.public());
     let [it, anna, ben, cora] =
         ["IT", "Anna", "Ben", "Cora"].map(|n| sim.add_node(n, Role::Member));
+    let relay = sim.add_node("Relay", Role::Relay);
     sim.settle(10_000);
     let entry = |department: &str| DirectoryEntry {
         name: String::new(),
@@ -560,7 +562,12 @@ fn organisation_groups_follow_the_directory() {
         d
     };
     let first = directory(
-        &[(anna, "Bauamt"), (ben, "Bauamt"), (cora, "Kämmerei")],
+        &[
+            (anna, "Bauamt"),
+            (ben, "Bauamt"),
+            (cora, "Kämmerei"),
+            (relay, "Bauamt"),
+        ],
         &sim,
     );
     let now = sim.now;
@@ -609,7 +616,8 @@ fn organisation_groups_follow_the_directory() {
         .engine()
         .publish_admin_statement(now, statement)
         .unwrap();
-    sim.run_ms(12_000);
+    // The steward's first pass waits a minute after its start (relays say who they are).
+    sim.run_ms(60_000);
     sim.settle(30_000);
     let members = |sim: &mut Sim, at: usize, conv| -> Vec<usize> {
         let mut m: Vec<usize> = sim.nodes[at]
@@ -623,14 +631,21 @@ fn organisation_groups_follow_the_directory() {
         m.sort();
         m
     };
+    // The relay is in the directory, but never a member.
     assert_eq!(members(&mut sim, anna, alle), [it, anna, ben, cora]);
     assert_eq!(members(&mut sim, ben, bauamt), [it, anna, ben]);
     assert_eq!(members(&mut sim, cora, kaemmerei), [it, cora]);
-    for i in [it, anna, ben, cora] {
+    for (i, conv, department) in [
+        (it, kaemmerei, "Kämmerei"),
+        (cora, kaemmerei, "Kämmerei"),
+        (anna, alle, ""),
+        (ben, alle, ""),
+        (cora, alle, ""),
+    ] {
         let engine = sim.nodes[i].engine();
         assert_eq!(
-            engine.org_group(&kaemmerei).map(|g| g.department.as_str()),
-            Some("Kämmerei"),
+            engine.org_group(&conv).map(|g| g.department.as_str()),
+            Some(department),
             "node {i}"
         );
     }
@@ -644,20 +659,29 @@ fn organisation_groups_follow_the_directory() {
     // taken out.
     let dora = sim.add_node("Dora", Role::Member);
     sim.settle(10_000);
-    let second = directory(
+    let mut serial = 1;
+    let mut publish = |sim: &mut Sim, entries: &[(usize, &str)]| {
+        serial += 1;
+        let now = sim.now;
+        let statement = admin
+            .sign_statement(
+                StatementKind::Directory,
+                serial,
+                now,
+                directory(entries, sim).encode(),
+            )
+            .unwrap();
+        sim.nodes[it]
+            .engine()
+            .publish_admin_statement(now, statement)
+            .unwrap();
+        sim.run_ms(12_000);
+        sim.settle(30_000);
+    };
+    publish(
+        &mut sim,
         &[(anna, "Bauamt"), (ben, "Kämmerei"), (dora, "Kämmerei")],
-        &sim,
     );
-    let now = sim.now;
-    let statement = admin
-        .sign_statement(StatementKind::Directory, 2, now, second.encode())
-        .unwrap();
-    sim.nodes[it]
-        .engine()
-        .publish_admin_statement(now, statement)
-        .unwrap();
-    sim.run_ms(12_000);
-    sim.settle(30_000);
     assert_eq!(members(&mut sim, anna, alle), [it, anna, ben, dora]);
     assert_eq!(members(&mut sim, anna, bauamt), [it, anna]);
     assert_eq!(members(&mut sim, dora, kaemmerei), [it, ben, dora]);
@@ -677,6 +701,26 @@ fn organisation_groups_follow_the_directory() {
     assert!(texts(&mut sim, dora, alle).contains(&"Betriebsausflug am Freitag".into()));
     assert!(!texts(&mut sim, cora, alle).contains(&"Betriebsausflug am Freitag".into()));
     assert!(!texts(&mut sim, cora, kaemmerei).contains(&"Der Haushaltsentwurf ist da".into()));
+
+    // Ben back to the Bauamt and at once to the Kämmerei again: the steward added him
+    // there once already, so he waits an hour (leaving and rejoining cannot make it
+    // rotate the group's key over and over).
+    publish(
+        &mut sim,
+        &[(anna, "Bauamt"), (ben, "Bauamt"), (dora, "Kämmerei")],
+    );
+    assert_eq!(members(&mut sim, anna, bauamt), [it, anna, ben]);
+    assert_eq!(members(&mut sim, dora, kaemmerei), [it, dora]);
+    publish(
+        &mut sim,
+        &[(anna, "Bauamt"), (ben, "Kämmerei"), (dora, "Kämmerei")],
+    );
+    assert_eq!(members(&mut sim, dora, kaemmerei), [it, dora]);
+    assert_eq!(members(&mut sim, anna, bauamt), [it, anna]);
+    sim.run_ms(60 * 60_000);
+    sim.settle(30_000);
+    assert_eq!(members(&mut sim, dora, kaemmerei), [it, ben, dora]);
+    assert!(!members(&mut sim, anna, alle).contains(&relay));
 }
 
 #[test]

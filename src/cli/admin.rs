@@ -113,6 +113,10 @@ pub(crate) enum AdminAction {
         /// No group per department.
         #[arg(long)]
         no_departments: bool,
+        /// The groups are kept by another installation that is gone for good: make new
+        /// ones kept by this one (the old ones become ordinary groups).
+        #[arg(long)]
+        take_over: bool,
         #[arg(long, value_name = "FILE")]
         admin_key: Option<std::path::PathBuf>,
     },
@@ -380,12 +384,14 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
             everyone,
             no_everyone,
             no_departments,
+            take_over,
             admin_key,
         } => {
             org_groups(
                 dir,
                 (!no_everyone).then_some(everyone),
                 !no_departments,
+                take_over,
                 admin_key,
             )
             .await?
@@ -767,6 +773,7 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
         .transpose()
         .context("the node holds a malformed directory")?
         .unwrap_or_default();
+    let before = directory.clone();
     let (admin_key, what) = match action {
         DirectoryAction::Show { json } => {
             let rows: Vec<flurfunk::node::DirectoryView> = directory
@@ -840,6 +847,32 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
         return Ok(());
     }
     let admin = this_networks_admin(dir, admin_key)?;
+    // What it does to the organisation groups, which follow the directory.
+    if held_statement(dir, StatementKind::OrgGroups)
+        .await?
+        .is_some()
+    {
+        let gone = before
+            .entries
+            .keys()
+            .filter(|u| !directory.entries.contains_key(u))
+            .count();
+        let moved = before
+            .entries
+            .iter()
+            .filter(|(u, e)| {
+                directory
+                    .entries
+                    .get(u)
+                    .is_some_and(|n| n.department != e.department)
+            })
+            .count();
+        if gone + moved > 0 {
+            outln!(
+                "organisation groups: {gone} colleagues leave them (no longer in the directory), {moved} change department (a new department needs flurfunk admin org-groups)"
+            );
+        }
+    }
     let serial = current.as_ref().map_or(1, |s| s.serial.saturating_add(1));
     let next = admin
         .sign_statement(
@@ -865,6 +898,7 @@ async fn org_groups(
     dir: &DataDir,
     everyone: Option<String>,
     departments: bool,
+    take_over: bool,
     admin_key: Option<std::path::PathBuf>,
 ) -> Result<()> {
     use flurfunk::wire::{OrgGroup, OrgGroups};
@@ -886,19 +920,29 @@ async fn org_groups(
         bail!("unexpected reply");
     };
     let me: flurfunk::identity::UserId = status.user_id.parse()?;
+    // A node that has not met the network may not hold the groups made elsewhere, and
+    // would make a second set.
+    if status.peers_online == 0 {
+        bail!(
+            "this node is connected to nobody: it may not hold the organisation groups made elsewhere; start it where colleagues are reachable and try again"
+        );
+    }
     let current = held_statement(dir, StatementKind::OrgGroups).await?;
-    let held = current
+    let mut held = current
         .as_ref()
         .map(|s| OrgGroups::decode(&s.body))
         .transpose()
         .context("the node holds malformed organisation groups")?;
-    if let Some(held) = &held
-        && held.steward != me
+    if let Some(h) = &held
+        && h.steward != me
     {
-        bail!(
-            "the organisation groups are kept by another node ({}); run this on that node",
-            held.steward
-        );
+        if !take_over {
+            bail!(
+                "the organisation groups are kept by another node ({}); run this on that node, or, if it is gone for good, here with --take-over (new groups are made; the old ones become ordinary groups)",
+                h.steward
+            );
+        }
+        held = None;
     }
     // Which groups: "" for everyone, then each department of the directory.
     let mut wanted: std::collections::BTreeMap<String, String> = Default::default();
@@ -911,6 +955,19 @@ async fn org_groups(
                 wanted.insert(entry.department.clone(), entry.department.clone());
             }
         }
+    }
+    let bad: Vec<&String> = wanted
+        .values()
+        .filter(|name| flurfunk::identity::validate_name(name).is_err())
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "not usable as a group name (change the department in the directory): {}",
+            bad.iter()
+                .map(|n| super::printable(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if wanted.len() > flurfunk::wire::MAX_ORG_GROUPS {
         bail!(
@@ -941,8 +998,12 @@ async fn org_groups(
     let Response::KeyRecipients { recipients } = request(dir, Request::KeyRecipients).await? else {
         bail!("unexpected reply");
     };
-    let known: std::collections::BTreeSet<String> =
-        recipients.into_iter().map(|r| r.user_id).collect();
+    // Relays hold ciphertext only: never members.
+    let known: std::collections::BTreeSet<String> = recipients
+        .into_iter()
+        .filter(|r| !r.relay)
+        .map(|r| r.user_id)
+        .collect();
     let mut created = Vec::new();
     for (department, name) in &wanted {
         if groups.iter().any(|g| g.department == *department) {

@@ -512,7 +512,8 @@ impl<S: Store> Engine<S> {
         let mut due = Vec::new();
         let mut waiting = false;
         for (conv, state) in &self.convs {
-            if state.kind() != Some(ConversationKind::Group) {
+            // An organisation group this node keeps: its pass removes them.
+            if state.kind() != Some(ConversationKind::Group) || self.keeps_org_group(conv) {
                 continue;
             }
             let revoked_members: Vec<UserId> = self
@@ -550,7 +551,7 @@ impl<S: Store> Engine<S> {
             }
         }
         for (conv, user) in due {
-            match self.remove_member(now_ms, conv, &user) {
+            match self.change_members(now_ms, conv, &[], std::slice::from_ref(&user)) {
                 Ok(()) => {
                     tracing::info!(conversation = %conv, user = %user.short(), "removed a colleague who left the organisation")
                 }

@@ -350,6 +350,16 @@ impl<S: Store> Engine<S> {
         conv: ConversationId,
         name: &str,
     ) -> Result<(), SyncError> {
+        self.refuse_org_group(&conv)?;
+        self.set_group_name(now_ms, conv, name)
+    }
+
+    fn set_group_name(
+        &mut self,
+        now_ms: u64,
+        conv: ConversationId,
+        name: &str,
+    ) -> Result<(), SyncError> {
         crate::identity::validate_name(name).map_err(|_| SyncError::BadText {
             max: crate::identity::MAX_DISPLAY_NAME_BYTES,
         })?;
@@ -374,11 +384,14 @@ impl<S: Store> Engine<S> {
         conv: ConversationId,
         profile: &Profile,
     ) -> Result<(), SyncError> {
+        self.refuse_org_group(&conv)?;
         self.change_members(now_ms, conv, std::slice::from_ref(profile), &[])
     }
 
     /// Add and remove several members with one key rotation (an organisation group's
-    /// pass; one member by hand). Removing a non-member or oneself is skipped.
+    /// pass, a revoked colleague's removal; one member by hand). Removing a non-member or
+    /// oneself is skipped. If one change fails, those written before it still get the
+    /// key rotation, and the error is returned.
     pub(super) fn change_members(
         &mut self,
         now_ms: u64,
@@ -388,6 +401,8 @@ impl<S: Store> Engine<S> {
     ) -> Result<(), SyncError> {
         self.require_admin(&conv)?;
         let me = self.me.user_id();
+        let mut written = (0usize, 0usize);
+        let mut failed = None;
         for user in remove {
             let state = self.member_state(&conv)?;
             if !state.membership.is_member(user) || *user == me {
@@ -395,26 +410,40 @@ impl<S: Store> Engine<S> {
             }
             let seen = state.vv.get(user).copied().unwrap_or(0);
             let op = MembershipOp::Remove { user: *user, seen };
-            self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+            match self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None) {
+                Ok(_) => written.0 += 1,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        for profile in add {
+        for profile in add.iter().filter(|_| failed.is_none()) {
             let seen = self.member_state(&conv)?.vv.get(&profile.user_id).copied();
             let op = MembershipOp::Add {
                 profile: profile.clone(),
                 seen: seen.unwrap_or(0),
             };
-            self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
+            match self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None) {
+                Ok(_) => written.1 += 1,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        self.rekey(now_ms, conv)?;
+        if written != (0, 0) {
+            self.rekey(now_ms, conv)?;
+        }
         // A new member holds only the new key and cannot read the name sealed at
         // creation (or the last rename): say it again under the new key.
         let name = self.member_state(&conv)?.name.clone();
-        if !add.is_empty()
+        if written.1 > 0
             && let Some(name) = name.filter(|n| !n.is_empty())
         {
-            self.rename(now_ms, conv, &name)?;
+            self.set_group_name(now_ms, conv, &name)?;
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Remove a member and rotate the key so they cannot read anything sent afterwards.
@@ -424,6 +453,7 @@ impl<S: Store> Engine<S> {
         conv: ConversationId,
         user: &UserId,
     ) -> Result<(), SyncError> {
+        self.refuse_org_group(&conv)?;
         self.require_admin(&conv)?;
         let state = self.member_state(&conv)?;
         if !state.membership.is_member(user) || *user == self.me.user_id() {
@@ -444,6 +474,7 @@ impl<S: Store> Engine<S> {
         conv: ConversationId,
         user: &UserId,
     ) -> Result<(), SyncError> {
+        self.refuse_org_group(&conv)?;
         self.require_admin(&conv)?;
         let op = MembershipOp::Promote { user: *user };
         self.author_event(now_ms, conv, EventKind::Membership, op.encode(), None, None)?;
@@ -452,9 +483,7 @@ impl<S: Store> Engine<S> {
 
     pub fn leave(&mut self, now_ms: u64, conv: ConversationId) -> Result<(), SyncError> {
         self.member_state(&conv)?;
-        if self.org_group(&conv).is_some() {
-            return Err(SyncError::OrganisationGroup);
-        }
+        self.refuse_org_group(&conv)?;
         self.author_event(
             now_ms,
             conv,

@@ -590,6 +590,9 @@ impl<S: Store> Engine<S> {
                     return Ok(());
                 }
                 let first_hello = self.peers.get(&peer).is_none_or(|p| p.role.is_none());
+                if role == Role::Relay {
+                    self.note_relay(peer);
+                }
                 let p = self.peers.entry(peer).or_default();
                 p.role = Some(role);
                 // A hello that does not answer ours is answered: the peer says hello when

@@ -36,6 +36,7 @@ impl<S: Store> Engine<S> {
             ..Batch::default()
         })?;
         for profile in profiles {
+            self.org_profile_learned(&profile.user_id);
             self.profile_clock += 1;
             self.profile_learned
                 .insert(profile.user_id, self.profile_clock);
