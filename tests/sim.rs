@@ -421,6 +421,104 @@ fn a_policy_without_read_receipts_is_obeyed_by_every_node() {
     }
 }
 
+/// Retention (docs/PROTOCOL.md, "Retention"): with the organisation keeping messages 30
+/// days, every node deletes a message once it is older (its text, edits and reactions),
+/// and a newer one stays. A member away the whole time comes back: it is sent the old
+/// message without its body, takes it (the author's chain goes on) and reads what was
+/// written after; nothing is refused as a withheld body.
+#[test]
+fn messages_older_than_the_organisation_keeps_them_are_deleted_everywhere() {
+    use flurfunk::admin::AdminKey;
+    use flurfunk::wire::{Policy, StatementKind};
+    use rand::SeedableRng;
+    const DAY: u64 = 86_400_000;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(20);
+    let admin = AdminKey::generate(&mut keys);
+    let mut sim = Sim::new(21);
+    sim.config.admin_key = Some(admin.public());
+    let [anna, bernd, carla] = ["Anna", "Bernd", "Carla"].map(|n| sim.add_node(n, Role::Member));
+    let (pb, pc) = (sim.profile(bernd), sim.profile(carla));
+    let now = sim.now;
+    let group = sim.nodes[anna]
+        .engine()
+        .create_group(now, "Bürgerbüro", &[pb, pc])
+        .unwrap();
+    sim.settle(20_000);
+    sim.stop(carla);
+    let old = sim.send(anna, group, "Alter Dienstplan");
+    // One deleted for everyone before it falls due: its deletion stays whole for good.
+    let wrong = sim.send(anna, group, "Falsche Gruppe");
+    sim.settle(20_000);
+    let now = sim.now;
+    sim.nodes[bernd]
+        .engine()
+        .react(now, group, old, "👍")
+        .unwrap();
+    sim.pump(bernd);
+    let deletion = sim.nodes[anna]
+        .engine()
+        .delete_for_everyone(now, group, wrong)
+        .unwrap();
+    sim.pump(anna);
+    let policy = Policy {
+        keep_messages_s: Some(30 * 86_400),
+        ..Policy::default()
+    };
+    let statement = admin
+        .sign_statement(StatementKind::Policy, 1, now, policy.encode())
+        .unwrap();
+    sim.nodes[anna]
+        .engine()
+        .publish_admin_statement(now, statement)
+        .unwrap();
+    sim.pump(anna);
+    sim.settle(20_000);
+    let texts = |sim: &mut Sim, i: usize| -> Vec<String> {
+        sim.nodes[i]
+            .engine()
+            .messages(&group)
+            .unwrap()
+            .into_iter()
+            // The message deleted for everyone shows as such: not counted here.
+            .filter(|m| !m.actions.deleted)
+            .map(|m| m.text)
+            .collect()
+    };
+    // 29 days on: still there.
+    sim.now += 29 * DAY;
+    sim.run_ms(1_000);
+    assert_eq!(texts(&mut sim, bernd), ["Alter Dienstplan"]);
+    // 31 days on: gone at Anna's and Bernd's; what Anna writes now stays.
+    sim.now += 2 * DAY;
+    sim.run_ms(1_000);
+    sim.send(anna, group, "Bis morgen");
+    sim.settle(20_000);
+    for i in [anna, bernd] {
+        assert_eq!(texts(&mut sim, i), ["Bis morgen"], "node {i}");
+        let held = sim.nodes[i].engine().store().event(&old).unwrap().unwrap();
+        assert!(held.is_purged(), "node {i}");
+    }
+    assert!(sim.nodes[anna].engine().stats().messages_expired >= 1);
+    // Carla, away all along, gets the old message without its body and what came after.
+    sim.restart(carla);
+    sim.settle(60_000);
+    assert_eq!(texts(&mut sim, carla), ["Bis morgen"]);
+    let held = sim.nodes[carla].engine().store().event(&old).unwrap();
+    assert!(held.is_some_and(|e| e.is_purged()));
+    assert_eq!(sim.nodes[carla].engine().stats().withheld_bodies, 0);
+    // The deletion, at every node: whole, and it still encodes as a valid event (an
+    // emptied deletion would not decode: a node could not read its store back).
+    for i in [anna, bernd, carla] {
+        let held = sim.nodes[i].engine().store().event(&deletion).unwrap();
+        let held = held.unwrap_or_else(|| panic!("node {i} lacks the deletion"));
+        assert!(!held.is_purged(), "node {i}");
+        assert!(
+            flurfunk::wire::Event::decode(&held.encode()).is_ok(),
+            "node {i}"
+        );
+    }
+}
+
 /// Two admin statements with one serial (the admin key used at two installations, one
 /// behind): every node settles on the same one (the lower hash), however they meet.
 #[test]

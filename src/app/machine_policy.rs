@@ -205,6 +205,9 @@ impl MachinePolicy {
                 delete_for_everyone: settings.delete_for_everyone.unwrap_or(true),
                 edit_window_s: minutes("edit_window_minutes", settings.edit_window_minutes)?,
                 delete_window_s: minutes("delete_window_minutes", settings.delete_window_minutes)?,
+                // The network's alone: every node must judge a message's age alike.
+                keep_messages_s: None,
+                dropped_before_ms: None,
             },
             data_dir,
             autostart: settings.autostart,

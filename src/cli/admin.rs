@@ -183,6 +183,10 @@ pub(crate) struct PolicyArgs {
     /// How long after sending a message can be deleted for everyone, or "none".
     #[arg(long, value_name = "TIME|none", value_parser = parse_window)]
     delete_window: Option<Cap>,
+    /// How long messages are kept (e.g. 90d, at least 1d): older ones are deleted on
+    /// every node, text, files, edits and reactions. "none": kept.
+    #[arg(long, value_name = "TIME|none", value_parser = parse_window)]
+    keep_messages: Option<Cap>,
     #[arg(long, value_name = "FILE")]
     admin_key: Option<std::path::PathBuf>,
 }
@@ -708,6 +712,16 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     if let Some(window) = change.delete_window {
         policy.delete_window_s = window.0;
     }
+    if let Some(keep) = change.keep_messages {
+        if keep
+            .0
+            .is_some_and(|s| s < flurfunk::wire::MIN_KEEP_MESSAGES_S)
+        {
+            bail!("messages are kept at least a day (e.g. --keep-messages 90d)");
+        }
+        policy.keep_messages_s = keep.0;
+        policy = policy.carry_retention(&before, flurfunk::node::now_ms());
+    }
     let window = |v: Option<u64>| v.map_or("any time".to_string(), flurfunk::wire::human_window);
     let size = |v: Option<u64>| {
         v.map_or(
@@ -718,7 +732,8 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     let show = |p: &Policy| {
         format!(
             "read receipts: {}\npresence: {}\nlargest file sent: {}\nfetched by itself up to: {}\n\
-             delete for everyone: {}\nedit within: {}\ndelete for everyone within: {}",
+             delete for everyone: {}\nedit within: {}\ndelete for everyone within: {}\n\
+             messages kept: {}",
             if p.read_receipts { "on" } else { "off" },
             match p.presence {
                 Presence::Full => "online and last seen",
@@ -733,7 +748,9 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
                 "not allowed"
             },
             window(p.edit_window_s),
-            window(p.delete_window_s)
+            window(p.delete_window_s),
+            p.keep_messages_s
+                .map_or("for good".to_string(), flurfunk::wire::human_window)
         )
     };
     if policy == before {

@@ -109,6 +109,15 @@ impl FlurfunkApp {
                     &mut draft.delete_window_s,
                 );
             }
+            time_choice(
+                ui,
+                t,
+                "admin-keep-messages",
+                t.admin_keep_messages,
+                &mut draft.keep_messages_s,
+                &KEEP,
+                t.keep_for_good,
+            );
             if draft != in_force || self.admin.draft.is_some() {
                 self.admin.draft = Some(draft);
             }
@@ -217,28 +226,32 @@ impl FlurfunkApp {
         self.bridge.spawn(async move {
             let result = async {
                 let current = held(&node, StatementKind::Policy).await?;
+                let held_policy = current
+                    .as_ref()
+                    .and_then(|s| Policy::decode(&s.body).ok())
+                    .unwrap_or_default();
                 let policy = Policy {
                     read_receipts: draft.read_receipts,
                     presence: draft.presence,
                     delete_for_everyone: draft.delete_for_everyone,
                     edit_window_s: draft.edit_window_s,
                     delete_window_s: draft.delete_window_s,
-                    ..current
-                        .as_ref()
-                        .and_then(|s| Policy::decode(&s.body).ok())
-                        .unwrap_or_default()
-                };
+                    keep_messages_s: draft.keep_messages_s,
+                    ..held_policy
+                }
+                .carry_retention(&held_policy, crate::node::now_ms());
                 let next = key
                     .change_policy(current.as_ref(), policy, crate::node::now_ms())
                     .map_err(|e| e.to_string())?;
                 publish_logged(&node, &key, &audit, next, |serial| {
                     format!(
-                        "policy\tserial={serial}\tread receipts {}; presence {:?}; delete for everyone {}; edit window {:?} s; delete window {:?} s (app)",
+                        "policy\tserial={serial}\tread receipts {}; presence {:?}; delete for everyone {}; edit window {:?} s; delete window {:?} s; messages kept {:?} s (app)",
                         if policy.read_receipts { "on" } else { "off" },
                         policy.presence,
                         if policy.delete_for_everyone { "allowed" } else { "not allowed" },
                         policy.edit_window_s,
-                        policy.delete_window_s
+                        policy.delete_window_s,
+                        policy.keep_messages_s
                     )
                 })
                 .await
@@ -354,8 +367,30 @@ fn window_choice(
     label: &str,
     value: &mut Option<u64>,
 ) {
+    time_choice(ui, t, id, label, value, &WINDOWS, t.any_time);
+}
+
+/// How long messages are kept (`Policy::keep_messages_s`), or for good.
+const KEEP: [Option<u64>; 6] = [
+    None,
+    Some(30 * 86_400),
+    Some(90 * 86_400),
+    Some(180 * 86_400),
+    Some(365 * 86_400),
+    Some(730 * 86_400),
+];
+
+fn time_choice(
+    ui: &mut egui::Ui,
+    t: &super::i18n::Texts,
+    id: &str,
+    label: &str,
+    value: &mut Option<u64>,
+    choices: &[Option<u64>],
+    none: &str,
+) {
     let name = |w: Option<u64>| match w {
-        None => t.any_time.to_string(),
+        None => none.to_string(),
         Some(s) => super::dialogs::duration(t, s),
     };
     ui.horizontal(|ui| {
@@ -363,7 +398,7 @@ fn window_choice(
         egui::ComboBox::from_id_salt(id)
             .selected_text(name(*value))
             .show_ui(ui, |ui| {
-                let mut offered = WINDOWS.to_vec();
+                let mut offered = choices.to_vec();
                 if !offered.contains(value) {
                     offered.push(*value);
                 }

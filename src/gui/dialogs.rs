@@ -1022,6 +1022,13 @@ fn policy_lines(t: &super::i18n::Texts, policy: &crate::wire::Policy) -> String 
             &[("time", &time)],
         ));
     }
+    if let Some(s) = policy.keep_messages_s {
+        let time = duration(t, s);
+        parts.push(super::i18n::fill(
+            t.policy_keep_messages,
+            &[("time", &time)],
+        ));
+    }
     if parts.is_empty() {
         return String::new();
     }

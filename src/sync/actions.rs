@@ -308,6 +308,7 @@ impl<S: Store> Engine<S> {
     /// acts on, was deleted before it came).
     pub(super) fn purge_on_arrival(
         &mut self,
+        now_ms: u64,
         event: Event,
         batch: &mut Batch,
     ) -> Result<Event, SyncError> {
@@ -323,6 +324,29 @@ impl<S: Store> Engine<S> {
         let Some(target) = target else {
             return Ok(event);
         };
+        // Older than the organisation keeps messages (`sync::retention`), or emptied for
+        // that elsewhere (purged, no deletion of it): the text and its edits and
+        // reactions are kept purged. Deletions stay whole (they have no body).
+        let aged = matches!(
+            kind,
+            EventKind::Text | EventKind::Edit | EventKind::Reaction
+        ) && (self.is_expired(target.header.wall_ms, now_ms)
+            || (target.is_purged()
+                && self
+                    .convs
+                    .get(&conv)
+                    .is_none_or(|s| s.actions.deletion_of(&target).is_none())));
+        if aged {
+            if kind == EventKind::Text {
+                self.purge_message(&target, batch)?;
+                if !event.is_purged() {
+                    self.stats.messages_expired += 1;
+                }
+            } else if !event.is_purged() {
+                self.stats.bodies_purged += 1;
+            }
+            return Ok(event.purge());
+        }
         let Some(deletion) = self
             .convs
             .get(&conv)
@@ -355,7 +379,11 @@ impl<S: Store> Engine<S> {
 
     /// Purge a deleted text, its edits and reactions (held in `batch` or the store), and
     /// its file where no other text still names it.
-    fn purge_message(&mut self, target: &Event, batch: &mut Batch) -> Result<(), SyncError> {
+    pub(super) fn purge_message(
+        &mut self,
+        target: &Event,
+        batch: &mut Batch,
+    ) -> Result<(), SyncError> {
         let conv = target.header.conversation;
         let Some(state) = self.convs.get(&conv) else {
             return Ok(());
@@ -455,7 +483,7 @@ impl<S: Store> Engine<S> {
     /// message it acts on) that counts is held, or the frame it came in carries one
     /// signed by that message's author or by an admin of the group. Otherwise a peer
     /// could strip bodies.
-    pub(super) fn purge_justified(&self, event: &Event, batch: &Batch) -> bool {
+    pub(super) fn purge_justified(&self, now_ms: u64, event: &Event, batch: &Batch) -> bool {
         let conv = event.header.conversation;
         let Some(state) = self.convs.get(&conv) else {
             return false;
@@ -471,7 +499,9 @@ impl<S: Store> Engine<S> {
             },
             _ => return false,
         };
-        if state.actions.deletion_of(&target).is_some() {
+        if state.actions.deletion_of(&target).is_some()
+            || self.expired_for_peer(target.header.wall_ms, now_ms)
+        {
             return true;
         }
         let group = state.kind() == Some(ConversationKind::Group);

@@ -585,4 +585,6 @@ pub(super) struct AdminState {
     pub official_keys: HashMap<String, UserId>,
     /// Derived from the organisation-groups statement.
     pub org: super::org_groups::OrgState,
+    /// How far the retention sweep got (`sync::retention`).
+    pub retention: super::retention::RetentionState,
 }

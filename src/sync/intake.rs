@@ -167,7 +167,7 @@ impl<S: Store> Engine<S> {
             };
             if event.is_purged()
                 && known != Some(event.id())
-                && !self.purge_justified(&event, batch)
+                && !self.purge_justified(now_ms, &event, batch)
             {
                 // A body withheld, not a deletion we can check: refused without blame
                 // (the deletion may follow); other peers still hold the whole event.
@@ -359,7 +359,7 @@ impl<S: Store> Engine<S> {
 
     pub(super) fn accept(
         &mut self,
-        _now_ms: u64,
+        now_ms: u64,
         event: Event,
         batch: &mut Batch,
         accepted: &mut Vec<Event>,
@@ -416,7 +416,7 @@ impl<S: Store> Engine<S> {
             })?;
             self.purge_sweep(conv, batch)?;
             if kept {
-                let event = self.purge_on_arrival(event, batch)?;
+                let event = self.purge_on_arrival(now_ms, event, batch)?;
                 batch.insert_events.push(event.clone());
                 self.stats.events_stored += 1;
                 accepted.push(event);
@@ -428,7 +428,7 @@ impl<S: Store> Engine<S> {
         }
         let content = state.apply(&event, Some(&self.me));
         let for_some_members = state.for_some_members(&event);
-        let event = self.purge_on_arrival(event, batch)?;
+        let event = self.purge_on_arrival(now_ms, event, batch)?;
         let content = if event.is_purged() { None } else { content };
         if let Some(content) = &content {
             self.index_content(&event, content);

@@ -689,6 +689,11 @@ impl<S: Store> Engine<S> {
                 .iter()
                 .filter(|e| !self.hidden.contains(&e.id()))
                 .filter_map(|e| match e.header.kind {
+                    // Purged with no deletion of it: gone for its age (`sync::retention`),
+                    // not shown at all.
+                    EventKind::Text if e.is_purged() && state.actions.deletion_of(e).is_none() => {
+                        None
+                    }
                     EventKind::Text
                         if !state.is_outside(e)
                             && (e.is_purged() || state.actions.deletion_of(e).is_some()) =>

@@ -25,6 +25,7 @@ mod org_groups;
 mod pending;
 mod profiles;
 mod receipts;
+mod retention;
 mod search;
 mod search_index;
 mod types;
@@ -1031,6 +1032,7 @@ impl<S: Store> Engine<S> {
         self.expire_certificates(now_ms);
         self.remove_revoked_members(now_ms);
         self.keep_org_groups(now_ms);
+        self.expire_messages(now_ms);
         self.forward_tick(now_ms);
         self.anti_entropy_tick(now_ms);
         self.stats.pending_expired += self.pending.expire(now_ms) as u64;

@@ -195,6 +195,8 @@ pub struct Stats {
     pub duplicate_events: u64,
     /// Bodies dropped because their message was deleted for everyone.
     pub bodies_purged: u64,
+    /// Messages deleted for their age (`Policy::keep_messages_s`).
+    pub messages_expired: u64,
     /// Purged events refused: no deletion of them was known (a peer withheld a body).
     pub withheld_bodies: u64,
     pub malformed_frames: u64,

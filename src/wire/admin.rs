@@ -383,7 +383,21 @@ pub struct Policy {
     /// (`None`: any time).
     #[serde(default)]
     pub delete_window_s: Option<u64>,
+    /// Seconds after sending after which every node deletes a message's text, file,
+    /// edits and reactions (`None`: kept; at least `MIN_KEEP_MESSAGES_S`). The network's
+    /// statement only, never a machine's: every node must judge a message's age alike.
+    #[serde(default)]
+    pub keep_messages_s: Option<u64>,
+    /// Messages stamped before this (ms) may have lost their bodies to an earlier,
+    /// shorter retention: nodes take such copies from peers also after the retention
+    /// was lengthened or switched off (`carry_retention`). Only ever raised.
+    #[serde(default)]
+    pub dropped_before_ms: Option<u64>,
 }
+
+/// The shortest retention a policy may set (a day: clocks differ, and a typo must not
+/// delete everything at once).
+pub const MIN_KEEP_MESSAGES_S: u64 = 86_400;
 
 fn yes() -> bool {
     true
@@ -399,6 +413,8 @@ impl Default for Policy {
             delete_for_everyone: true,
             edit_window_s: None,
             delete_window_s: None,
+            keep_messages_s: None,
+            dropped_before_ms: None,
         }
     }
 }
@@ -425,7 +441,25 @@ impl Policy {
             delete_for_everyone: self.delete_for_everyone && machine.delete_for_everyone,
             edit_window_s: self.edit_window_s.or(machine.edit_window_s),
             delete_window_s: self.delete_window_s.or(machine.delete_window_s),
+            keep_messages_s: self.keep_messages_s,
+            dropped_before_ms: self.dropped_before_ms,
         }
+    }
+
+    /// The next policy after `before` at `now_ms`: where the retention gets longer or is
+    /// switched off, messages older than the old one may already have lost their bodies
+    /// on some nodes, so `dropped_before_ms` is raised to say so (else nodes that lack
+    /// such a message would refuse the emptied copies for good, and the author's later
+    /// messages behind it).
+    pub fn carry_retention(mut self, before: &Policy, now_ms: u64) -> Policy {
+        self.dropped_before_ms = self.dropped_before_ms.max(before.dropped_before_ms);
+        if let Some(old) = before.keep_messages_s
+            && self.keep_messages_s.is_none_or(|new| new > old)
+        {
+            let floor = now_ms.saturating_sub(old.saturating_mul(1000));
+            self.dropped_before_ms = Some(self.dropped_before_ms.unwrap_or(0).max(floor));
+        }
+        self
     }
 
     /// Whether a message sent at `sent_ms` may still be edited by its author at `now_ms`.
@@ -466,7 +500,12 @@ impl Policy {
             w.u8(1);
             w.u8(0);
         }
-        for (tag, value) in [(6, self.edit_window_s), (7, self.delete_window_s)] {
+        for (tag, value) in [
+            (6, self.edit_window_s),
+            (7, self.delete_window_s),
+            (8, self.keep_messages_s),
+            (9, self.dropped_before_ms),
+        ] {
             if let Some(v) = value {
                 w.u8(tag);
                 w.u8(8);
@@ -501,18 +540,22 @@ impl Policy {
                 (2, [0]) => policy.presence = Presence::Full,
                 (2, [1]) => policy.presence = Presence::OnlineOnly,
                 (2, [2]) => policy.presence = Presence::Hidden,
-                (3 | 4 | 6 | 7, v) if v.len() == 8 => {
+                (3 | 4 | 6..=9, v) if v.len() == 8 => {
                     let n = Some(u64::from_be_bytes(v.try_into().map_err(|_| invalid())?));
                     match tag {
                         3 => policy.max_file_bytes = n,
                         4 => policy.auto_download_bytes = n,
                         6 => policy.edit_window_s = n,
-                        _ => policy.delete_window_s = n,
+                        7 => policy.delete_window_s = n,
+                        // Under the minimum: not a retention (ignored, not refused, so
+                        // nodes of two versions never disagree on the statement).
+                        8 => policy.keep_messages_s = n.filter(|s| *s >= MIN_KEEP_MESSAGES_S),
+                        _ => policy.dropped_before_ms = n,
                     }
                 }
                 (5, [0]) => policy.delete_for_everyone = false,
                 (5, [1]) => policy.delete_for_everyone = true,
-                (1..=7, _) => return Err(invalid()),
+                (1..=9, _) => return Err(invalid()),
                 // A switch of a newer Flurfunk: skipped.
                 _ => {}
             }
@@ -754,12 +797,44 @@ mod statement_tests {
             delete_for_everyone: false,
             edit_window_s: Some(15 * 60),
             delete_window_s: Some(0),
+            keep_messages_s: Some(90 * 86_400),
+            dropped_before_ms: Some(1_000),
         };
         assert_eq!(Policy::decode(&policy.encode()), Ok(policy));
+        // A retention under a day: no retention.
+        let short = Policy {
+            keep_messages_s: Some(3_600),
+            ..Policy::default()
+        };
+        assert_eq!(Policy::decode(&short.encode()), Ok(Policy::default()));
+        // Lengthened or switched off: what the old one may have dropped is said; only
+        // ever raised.
+        let day = 86_400_000;
+        let thirty = Policy {
+            keep_messages_s: Some(30 * 86_400),
+            ..Policy::default()
+        };
+        let off = Policy::default().carry_retention(&thirty, 100 * day);
+        assert_eq!(off.dropped_before_ms, Some(70 * day));
+        let longer = Policy {
+            keep_messages_s: Some(90 * 86_400),
+            ..Policy::default()
+        }
+        .carry_retention(&off, 50 * day);
+        assert_eq!(longer.dropped_before_ms, Some(70 * day));
+        let shorter = thirty.carry_retention(&longer, 200 * day);
+        assert_eq!(shorter.dropped_before_ms, Some(70 * day));
+        // The network's retention holds whatever the machine says; a machine sets none.
+        let machine = Policy {
+            keep_messages_s: Some(86_400),
+            ..Policy::default()
+        };
+        assert_eq!(Policy::default().over(machine).keep_messages_s, None);
+        assert_eq!(policy.over(machine).keep_messages_s, Some(90 * 86_400));
         assert_eq!(Policy::decode(&[]), Ok(Policy::default()));
         // An unknown switch of a newer tool is skipped; the known ones hold.
         let mut newer = policy.encode();
-        newer.extend_from_slice(&[9, 2, 0xab, 0xcd]);
+        newer.extend_from_slice(&[10, 2, 0xab, 0xcd]);
         assert_eq!(Policy::decode(&newer), Ok(policy));
         // Out of order, repeated, a wrong length or value, truncated: refused.
         assert!(Policy::decode(&[2, 1, 1, 1, 1, 0]).is_err());

@@ -331,8 +331,13 @@ impl Event {
         e
     }
 
-    /// This event without its sealed body: same id, same signature, same place.
+    /// This event without its sealed body: same id, same signature, same place. An
+    /// event signed without a body (a deletion) stays as it is: a purged copy of it would
+    /// not decode.
     pub fn purge(&self) -> Event {
+        if !self.has_body() {
+            return self.clone();
+        }
         let mut e = self.clone();
         e.sealed = Vec::new();
         e.purged = true;

@@ -203,10 +203,14 @@ fn a_purged_event_keeps_id_and_signature_and_its_layout_is_pinned() {
     bad[body] = 2;
     assert!(Event::decode(&bad).is_err());
     // An event signed without a body cannot pass for a purged one (it would be valid
-    // one way and invalid the other under one id).
+    // one way and invalid the other under one id): purging leaves it as it is (a
+    // deletion's copy stays readable), and a copy marked purged anyway is refused.
     let empty = Event::new(header(EventKind::Text), vec![], vec![], [0; 64]);
-    assert!(!empty.has_body() && !empty.purge().has_body());
-    assert!(Event::decode(&empty.purge().encode()).is_err());
+    assert!(!empty.has_body() && !empty.purge().is_purged());
+    assert!(Event::decode(&empty.purge().encode()).is_ok());
+    let mut marked = empty.clone();
+    marked.purged = true;
+    assert!(Event::decode(&marked.encode()).is_err());
 }
 
 #[test]

@@ -1,0 +1,137 @@
+//! Message retention (docs/PROTOCOL.md, "Retention"): with the network's policy
+//! `keep_messages_s`, every node deletes the text, file, edits and reactions of a message
+//! once it is older than that by its signed `wall_ms`, as a deletion for everyone does,
+//! and takes a copy whose body a peer dropped for that reason. What the conversation needs
+//! to stay whole (membership, keys, deletions, the authors' chains) stays.
+
+use super::*;
+
+/// A whole pass over the stored history starts this often.
+pub const RETENTION_SWEEP_MS: u64 = 10 * 60_000;
+/// Events one turn of a pass reads at most (the pass goes on a second later).
+pub const RETENTION_TURN_EVENTS: usize = 20_000;
+/// Messages one turn deletes at most (each with its edits, reactions and file).
+pub const RETENTION_TURN_MESSAGES: u64 = 256;
+/// A copy whose body was dropped for its age is taken this long before the message is
+/// due by this node's own clock (clocks differ; a quarter of the period at most).
+pub const RETENTION_SKEW_MS: u64 = 24 * 3600 * 1000;
+
+/// Where the pass over the history is (in memory: a restart starts a new one).
+#[derive(Debug, Default)]
+pub(super) struct RetentionState {
+    next_ms: u64,
+    /// Conversations this pass has still to read; the last is being read.
+    queue: Vec<ConversationId>,
+    /// The last event read in it.
+    cursor: Option<OrderKey>,
+}
+
+impl<S: Store> Engine<S> {
+    /// Milliseconds a message is kept, by the network's policy.
+    fn keep_ms(&self) -> Option<u64> {
+        self.admin
+            .policy
+            .keep_messages_s
+            .map(|s| s.saturating_mul(1000))
+    }
+
+    /// Whether a message sent at `wall_ms` is past the retention at `now_ms`.
+    pub(super) fn is_expired(&self, wall_ms: u64, now_ms: u64) -> bool {
+        self.keep_ms()
+            .is_some_and(|keep| wall_ms.saturating_add(keep) < now_ms)
+    }
+
+    /// Whether a peer's copy of a message sent at `wall_ms`, its body dropped, is
+    /// explained by its age: past the retention less a margin for clocks that differ,
+    /// or older than what an earlier, shorter retention may have dropped.
+    pub(super) fn expired_for_peer(&self, wall_ms: u64, now_ms: u64) -> bool {
+        let policy = &self.admin.policy;
+        policy.dropped_before_ms.is_some_and(|t| wall_ms < t)
+            || self.keep_ms().is_some_and(|keep| {
+                let margin = RETENTION_SKEW_MS.min(keep / 4);
+                wall_ms.saturating_add(keep) < now_ms.saturating_add(margin)
+            })
+    }
+
+    /// Delete what has grown too old: a pass over every conversation's stored events
+    /// every `RETENTION_SWEEP_MS`, in turns of `RETENTION_TURN_EVENTS` events or
+    /// `RETENTION_TURN_MESSAGES` deleted messages, a second apart. Messages that arrive
+    /// already too old are dealt with on arrival (`purge_on_arrival`). An error is logged
+    /// and the pass starts again later; nothing of the turn is kept.
+    pub(super) fn expire_messages(&mut self, now_ms: u64) {
+        if now_ms < self.admin.retention.next_ms {
+            return;
+        }
+        let Some(keep) = self.keep_ms() else {
+            self.admin.retention = RetentionState {
+                next_ms: now_ms.saturating_add(RETENTION_SWEEP_MS),
+                ..RetentionState::default()
+            };
+            return;
+        };
+        if self.admin.retention.queue.is_empty() {
+            self.admin.retention.queue = self.convs.keys().copied().collect();
+            self.admin.retention.cursor = None;
+        }
+        let cutoff = now_ms.saturating_sub(keep);
+        let told = self.notifications.len();
+        let mut batch = Batch::default();
+        let (mut read, mut expired) = (0usize, 0u64);
+        let mut queue = std::mem::take(&mut self.admin.retention.queue);
+        let mut cursor = self.admin.retention.cursor;
+        let turn: Result<(), SyncError> = (|| {
+            while let Some(&conv) = queue.last() {
+                if read >= RETENTION_TURN_EVENTS || expired >= RETENTION_TURN_MESSAGES {
+                    break;
+                }
+                let page = self.store.events_after_key(&conv, cursor, 256)?;
+                if page.is_empty() {
+                    queue.pop();
+                    cursor = None;
+                    continue;
+                }
+                for e in &page {
+                    read += 1;
+                    cursor = Some(e.order_key());
+                    if e.header.kind == EventKind::Text
+                        && !e.is_purged()
+                        && e.header.wall_ms < cutoff
+                    {
+                        self.purge_message(e, &mut batch)?;
+                        expired += 1;
+                    }
+                }
+            }
+            if !batch.insert_events.is_empty() {
+                self.store.apply(std::mem::take(&mut batch))?;
+            }
+            Ok(())
+        })();
+        match turn {
+            Ok(()) => {
+                if expired > 0 {
+                    tracing::info!(
+                        messages = expired,
+                        "deleted messages older than the organisation keeps them"
+                    );
+                    self.flush_due = true;
+                    self.stats.messages_expired += expired;
+                }
+                let more = !queue.is_empty();
+                self.admin.retention.queue = queue;
+                self.admin.retention.cursor = cursor;
+                self.admin.retention.next_ms =
+                    now_ms.saturating_add(if more { 1_000 } else { RETENTION_SWEEP_MS });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not delete old messages; trying again later");
+                // What the turn said about messages it did not delete is taken back.
+                self.notifications.truncate(told);
+                self.admin.retention = RetentionState {
+                    next_ms: now_ms.saturating_add(RETENTION_SWEEP_MS),
+                    ..RetentionState::default()
+                };
+            }
+        }
+    }
+}
