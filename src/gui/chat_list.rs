@@ -111,6 +111,11 @@ impl FlurfunkApp {
             .last_message
             .as_ref()
             .map(|m| {
+                // A line about the group itself ("IT-Service hat die Gruppe erstellt") as
+                // the chat shows it, not as an empty message of its author.
+                if m.notice.is_some() {
+                    return super::chat::notice_text(t, m);
+                }
                 let caption = m.text.lines().next().unwrap_or_default();
                 let text = match &m.file {
                     Some(f) => super::files::preview_line(f, caption, t),
