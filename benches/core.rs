@@ -464,6 +464,88 @@ fn bench_search() {
     );
 }
 
+/// Retention: 100,000 texts of one chat, a policy keeping messages 30 days, then the
+/// node's passes (`sync::retention`, driven by its tick a second apart): one where
+/// nothing is due (every event read), and one where everything is (each text deleted
+/// with its edits, reactions and file), next to listing the messages once.
+fn bench_retention() {
+    use flurfunk::wire::{Policy, StatementKind};
+    const TEXTS: usize = 100_000;
+    const DAY: u64 = 86_400_000;
+    let admin = flurfunk::admin::AdminKey::generate(&mut rand::rngs::OsRng);
+    let config = Config {
+        admin_key: Some(admin.public()),
+        ..Config::default()
+    };
+    let mut a = Engine::new(
+        id(1, "Anna"),
+        MemoryStore::new(),
+        config,
+        RngSeed::fixed(5),
+        0,
+    )
+    .unwrap();
+    let conv = a.open_direct(0, &id(2, "Bernd").profile(0)).unwrap();
+    for i in 0..TEXTS {
+        a.send_text(i as u64, conv, &format!("Dienstplan Woche {i}"))
+            .unwrap();
+    }
+    a.commit(0).unwrap();
+    let policy = Policy {
+        keep_messages_s: Some(30 * 86_400),
+        ..Policy::default()
+    };
+    let statement = admin
+        .sign_statement(StatementKind::Policy, 1, 1, policy.encode())
+        .unwrap();
+    a.publish_admin_statement(1, statement).unwrap();
+    let start = Instant::now();
+    let shown = a.messages(&conv).unwrap().len();
+    let listing = start.elapsed();
+    // Nothing due: a whole pass reads every event.
+    let mut now = 10 * DAY;
+    let mut turns = Vec::new();
+    let mut pass = Duration::ZERO;
+    for _ in 0..8 {
+        let start = Instant::now();
+        a.handle_tick(now).unwrap();
+        let took = start.elapsed();
+        pass += took;
+        turns.push(took);
+        now += 1_000;
+    }
+    let kept = a.messages(&conv).unwrap().len();
+    // All due: a pass deletes them all, 256 a turn.
+    now = 40 * DAY;
+    let mut busy = Vec::new();
+    let mut total = Duration::ZERO;
+    let mut n = 0;
+    while a.stats().messages_expired < TEXTS as u64 && n < 2 * TEXTS / 256 + 10 {
+        let start = Instant::now();
+        a.handle_tick(now).unwrap();
+        a.commit(now).unwrap();
+        let took = start.elapsed();
+        total += took;
+        busy.push(took);
+        now += 1_000;
+        n += 1;
+    }
+    let left = a.messages(&conv).unwrap().len();
+    println!(
+        "retention over {TEXTS} texts (listing them all {:.0} ms, {shown}):\n  \
+         nothing due: a pass of 8 ticks {:.0} ms in all (ticks: median {:.0} ms, max {:.0} ms), {kept} kept\n  \
+         all due: {n} ticks a second apart deleted {} ({left} left), {:.0} ms in all, median tick {:.1} ms, max {:.1} ms",
+        listing.as_secs_f64() * 1e3,
+        pass.as_secs_f64() * 1e3,
+        median(turns.clone()).as_secs_f64() * 1e3,
+        turns.iter().max().unwrap().as_secs_f64() * 1e3,
+        a.stats().messages_expired,
+        total.as_secs_f64() * 1e3,
+        median(busy.clone()).as_secs_f64() * 1e3,
+        busy.iter().max().unwrap().as_secs_f64() * 1e3,
+    );
+}
+
 /// A tokio in-memory pipe as the futures-io stream libp2p's transports hand over.
 struct Pipe(tokio::io::DuplexStream);
 
@@ -616,6 +698,9 @@ fn main() {
     if std::env::args().any(|a| a == "search") {
         return bench_search(); // `cargo bench --bench core -- search`
     }
+    if std::env::args().any(|a| a == "retention") {
+        return bench_retention(); // `cargo bench --bench core -- retention`
+    }
     bench_group_size();
     bench_key_proofs();
     if std::env::args().any(|a| a == "group") {
@@ -625,5 +710,6 @@ fn main() {
     bench_store();
     bench_catch_up();
     bench_search();
+    bench_retention();
     bench_pnet();
 }
