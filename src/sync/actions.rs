@@ -398,6 +398,7 @@ impl<S: Store> Engine<S> {
             };
             if let Some(held) = held
                 && !held.is_purged()
+                && held.has_body()
             {
                 self.stats.bodies_purged += 1;
                 batch.insert_events.push(held.purge());

@@ -6,8 +6,9 @@
 
 use super::*;
 
-/// A whole pass over the stored history starts this often.
-pub const RETENTION_SWEEP_MS: u64 = 10 * 60_000;
+/// A whole pass over the stored history starts this often (a period is a day at least;
+/// each pass reads every stored event).
+pub const RETENTION_SWEEP_MS: u64 = 60 * 60_000;
 /// Events one turn of a pass reads at most (the pass goes on a second later).
 pub const RETENTION_TURN_EVENTS: usize = 20_000;
 /// Messages one turn deletes at most (each with its edits, reactions and file).
@@ -54,10 +55,12 @@ impl<S: Store> Engine<S> {
     }
 
     /// Delete what has grown too old: a pass over every conversation's stored events
-    /// every `RETENTION_SWEEP_MS`, in turns of `RETENTION_TURN_EVENTS` events or
-    /// `RETENTION_TURN_MESSAGES` deleted messages, a second apart. Messages that arrive
+    /// every `RETENTION_SWEEP_MS`, in turns of about `RETENTION_TURN_EVENTS` events or
+    /// `RETENTION_TURN_MESSAGES` deleted messages (checked per page of 256), a second
+    /// apart. Messages that arrive
     /// already too old are dealt with on arrival (`purge_on_arrival`). An error is logged
-    /// and the pass starts again later; nothing of the turn is kept.
+    /// and the conversation being read is left to the next pass; nothing of the turn is
+    /// kept.
     pub(super) fn expire_messages(&mut self, now_ms: u64) {
         if now_ms < self.admin.retention.next_ms {
             return;
@@ -93,7 +96,11 @@ impl<S: Store> Engine<S> {
                 for e in &page {
                     read += 1;
                     cursor = Some(e.order_key());
+                    // `has_body`: a text signed without one (kept outside a removed
+                    // member's chain) has nothing to drop, and would be "dropped" again
+                    // at every pass.
                     if e.header.kind == EventKind::Text
+                        && e.has_body()
                         && !e.is_purged()
                         && e.header.wall_ms < cutoff
                     {
@@ -124,12 +131,17 @@ impl<S: Store> Engine<S> {
                     now_ms.saturating_add(if more { 1_000 } else { RETENTION_SWEEP_MS });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not delete old messages; trying again later");
-                // What the turn said about messages it did not delete is taken back.
+                // What the turn said about messages it did not delete is taken back; the
+                // conversation it was reading waits for the next pass (one that cannot be
+                // read must not stop the others).
                 self.notifications.truncate(told);
+                let skipped = queue.pop();
+                tracing::warn!(error = %e, conversation = ?skipped, "could not delete old messages there; trying again at the next pass");
+                let more = !queue.is_empty();
                 self.admin.retention = RetentionState {
-                    next_ms: now_ms.saturating_add(RETENTION_SWEEP_MS),
-                    ..RetentionState::default()
+                    next_ms: now_ms.saturating_add(if more { 1_000 } else { RETENTION_SWEEP_MS }),
+                    queue,
+                    cursor: None,
                 };
             }
         }

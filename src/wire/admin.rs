@@ -456,7 +456,11 @@ impl Policy {
         if let Some(old) = before.keep_messages_s
             && self.keep_messages_s.is_none_or(|new| new > old)
         {
-            let floor = now_ms.saturating_sub(old.saturating_mul(1000));
+            // Nodes whose clocks run ahead by the receivers' margin (a day, a quarter of
+            // the period at most) may have dropped that much more.
+            let old_ms = old.saturating_mul(1000);
+            let margin = (24 * 3600 * 1000u64).min(old_ms / 4);
+            let floor = now_ms.saturating_sub(old_ms).saturating_add(margin);
             self.dropped_before_ms = Some(self.dropped_before_ms.unwrap_or(0).max(floor));
         }
         self
@@ -815,15 +819,15 @@ mod statement_tests {
             ..Policy::default()
         };
         let off = Policy::default().carry_retention(&thirty, 100 * day);
-        assert_eq!(off.dropped_before_ms, Some(70 * day));
+        assert_eq!(off.dropped_before_ms, Some(71 * day));
         let longer = Policy {
             keep_messages_s: Some(90 * 86_400),
             ..Policy::default()
         }
         .carry_retention(&off, 50 * day);
-        assert_eq!(longer.dropped_before_ms, Some(70 * day));
+        assert_eq!(longer.dropped_before_ms, Some(71 * day));
         let shorter = thirty.carry_retention(&longer, 200 * day);
-        assert_eq!(shorter.dropped_before_ms, Some(70 * day));
+        assert_eq!(shorter.dropped_before_ms, Some(71 * day));
         // The network's retention holds whatever the machine says; a machine sets none.
         let machine = Policy {
             keep_messages_s: Some(86_400),
