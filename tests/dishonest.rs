@@ -1185,8 +1185,9 @@ fn counter_removal_schedules_1() {
 /// Offboarding under faults (issue 23): in a managed network the admin revokes Mallory at
 /// a random step, at a random honest installation; Mallory's node never hears of it and
 /// keeps writing, and forges statements (with her own key: one that reinstates her with a
-/// higher serial, one that revokes an honest member) and replays the older list, to
-/// random honest nodes. After healing:
+/// higher serial, one that revokes an honest member, a network key rotation sealed to
+/// her, organisation groups she keeps, a policy that drops messages after a day) and
+/// replays the older list, to random honest nodes. After healing:
 /// - every honest node holds the same, real statement: Mallory revoked, nobody else;
 /// - the group's honest admin removed her everywhere, and the honest members agree on
 ///   events and order (`check_invariants`);
@@ -1324,6 +1325,40 @@ fn revoked_member_schedule(seed: u64) -> Result<(), String> {
                     to,
                     SyncMessage::AdminStatement { statement: forged },
                 );
+            }
+            9 => {
+                // Forged organisation groups (the group, Mallory its steward: she would
+                // keep its members) or a forged policy keeping messages a day (every
+                // honest node would drop them).
+                let statement = if sim.rng.gen_bool(0.5) {
+                    let org = flurfunk::wire::OrgGroups {
+                        steward: m_user,
+                        groups: vec![flurfunk::wire::OrgGroup {
+                            conversation: conv,
+                            department: String::new(),
+                        }],
+                    };
+                    forger.sign_statement(
+                        flurfunk::wire::StatementKind::OrgGroups,
+                        7,
+                        now,
+                        org.encode(),
+                    )
+                } else {
+                    let policy = flurfunk::wire::Policy {
+                        keep_messages_s: Some(flurfunk::wire::MIN_KEEP_MESSAGES_S),
+                        ..flurfunk::wire::Policy::default()
+                    };
+                    forger.sign_statement(
+                        flurfunk::wire::StatementKind::Policy,
+                        7,
+                        now,
+                        policy.encode(),
+                    )
+                }
+                .map_err(|e| e.to_string())?;
+                let to = honest[sim.rng.gen_range(0..honest.len())];
+                sim.inject(mallory, to, SyncMessage::AdminStatement { statement });
             }
             8 => {
                 // The older list, replayed.
