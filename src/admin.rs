@@ -130,6 +130,18 @@ impl AdminKey {
         })
     }
 
+    /// The statement of `kind` after `current` (the one the node holds, if any): signed
+    /// with the next serial.
+    pub fn sign_next(
+        &self,
+        current: Option<&AdminStatement>,
+        kind: StatementKind,
+        now_ms: u64,
+        body: Vec<u8>,
+    ) -> Result<AdminStatement, AdminError> {
+        self.sign_statement(kind, next_serial(current), now_ms, body)
+    }
+
     /// The revocation list after `current` with `user` revoked at `now_ms` (`revoke`) or
     /// taken off the list again, signed with the next serial. `Ok(None)`: nothing changes.
     pub fn change_revocations(
@@ -158,8 +170,7 @@ impl AdminKey {
         if !changed {
             return Ok(None);
         }
-        let serial = current.map_or(1, |s| s.serial.saturating_add(1));
-        self.sign_statement(StatementKind::Revocations, serial, now_ms, list.encode())
+        self.sign_next(current, StatementKind::Revocations, now_ms, list.encode())
             .map(Some)
     }
 
@@ -175,8 +186,7 @@ impl AdminKey {
         if held == Some(policy) || (current.is_none() && policy == Policy::default()) {
             return Ok(None);
         }
-        let serial = current.map_or(1, |s| s.serial.saturating_add(1));
-        self.sign_statement(StatementKind::Policy, serial, now_ms, policy.encode())
+        self.sign_next(current, StatementKind::Policy, now_ms, policy.encode())
             .map(Some)
     }
 
@@ -219,7 +229,7 @@ impl AdminKey {
         if recipients.is_empty() || recipients.len() > MAX_KEY_RECIPIENTS {
             return Err(AdminError::RotationRecipients);
         }
-        let serial = current.map_or(1, |s| s.serial.saturating_add(1));
+        let serial = next_serial(current);
         let (rotation, left_out) = NetworkKeyRotation::seal(
             rng,
             &self.public(),
@@ -294,6 +304,11 @@ pub fn append_audit(path: &Path, admin: &AdminKey, what: &str) -> std::io::Resul
         .append(true)
         .open(path)
         .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_all()))
+}
+
+/// The serial of the statement after `current` (1 for the first of its kind).
+pub fn next_serial(current: Option<&AdminStatement>) -> u64 {
+    current.map_or(1, |s| s.serial.saturating_add(1))
 }
 
 /// A short form of an admin public key to compare by eye: "3f2a 91c0 …" (the first 8

@@ -890,15 +890,15 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
             );
         }
     }
-    let serial = current.as_ref().map_or(1, |s| s.serial.saturating_add(1));
     let next = admin
-        .sign_statement(
+        .sign_next(
+            current.as_ref(),
             StatementKind::Directory,
-            serial,
             flurfunk::node::now_ms(),
             directory.encode(),
         )
         .context("the directory is too large for one statement")?;
+    let serial = next.serial;
     publish(dir, &next).await?;
     audit(dir, &admin, &format!("{what}\tserial={serial}"))?;
     outln!(
@@ -1058,15 +1058,15 @@ async fn org_groups(
         outln!("the organisation groups are unchanged");
         return Ok(());
     }
-    let serial = current.as_ref().map_or(1, |s| s.serial.saturating_add(1));
     let statement = admin
-        .sign_statement(
+        .sign_next(
+            current.as_ref(),
             StatementKind::OrgGroups,
-            serial,
             flurfunk::node::now_ms(),
             next.encode(),
         )
         .context("too many organisation groups for one statement")?;
+    let serial = statement.serial;
     publish(dir, &statement).await?;
     audit(
         dir,

@@ -324,6 +324,10 @@ impl<S: Store> Engine<S> {
         let Some(target) = target else {
             return Ok(event);
         };
+        let deletion = self
+            .convs
+            .get(&conv)
+            .and_then(|s| s.actions.deletion_of(&target));
         // Older than the organisation keeps messages (`sync::retention`), or emptied for
         // that elsewhere (purged, no deletion of it): the text and its edits and
         // reactions are kept purged. Deletions stay whole (they have no body).
@@ -331,11 +335,7 @@ impl<S: Store> Engine<S> {
             kind,
             EventKind::Text | EventKind::Edit | EventKind::Reaction
         ) && (self.is_expired(target.header.wall_ms, now_ms)
-            || (target.is_purged()
-                && self
-                    .convs
-                    .get(&conv)
-                    .is_none_or(|s| s.actions.deletion_of(&target).is_none())));
+            || (target.is_purged() && deletion.is_none()));
         if aged {
             if kind == EventKind::Text {
                 self.purge_message(&target, batch)?;
@@ -347,11 +347,7 @@ impl<S: Store> Engine<S> {
             }
             return Ok(event.purge());
         }
-        let Some(deletion) = self
-            .convs
-            .get(&conv)
-            .and_then(|s| s.actions.deletion_of(&target))
-        else {
+        let Some(deletion) = deletion else {
             return Ok(event);
         };
         match kind {

@@ -164,7 +164,7 @@ impl<S: Store> Engine<S> {
                 }
                 continue;
             }
-            let org = &self.admin.org;
+            let seen = &self.admin.org;
             let wanted: BTreeSet<UserId> = self
                 .admin
                 .directory
@@ -172,7 +172,7 @@ impl<S: Store> Engine<S> {
                 .filter(|(u, e)| {
                     (group.department.is_empty() || e.department == group.department)
                         && !self.is_revoked(u)
-                        && !org.relays.contains(u)
+                        && !seen.relays.contains(u)
                 })
                 .map(|(u, _)| *u)
                 .collect();
@@ -185,7 +185,7 @@ impl<S: Store> Engine<S> {
                 let Some(profile) = self.profiles.get(user) else {
                     continue;
                 };
-                if let Some((_, not_before)) = org.added.get(&(group.conversation, *user))
+                if let Some((_, not_before)) = seen.added.get(&(group.conversation, *user))
                     && now_ms < *not_before
                 {
                     next_ms = Some(next_ms.map_or(*not_before, |t| t.min(*not_before)));
