@@ -9,6 +9,17 @@ use flurfunk::store::Store;
 use flurfunk::wire::Role;
 use rand::Rng;
 
+/// A simulated managed network: the admin key (made from `key_seed`) and a simulator
+/// whose nodes know it.
+fn managed_sim(key_seed: u64, seed: u64) -> (flurfunk::admin::AdminKey, Sim) {
+    use rand::SeedableRng;
+    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(key_seed);
+    let admin = flurfunk::admin::AdminKey::generate(&mut keys);
+    let mut sim = Sim::new(seed);
+    sim.config.admin_key = Some(admin.public());
+    (admin, sim)
+}
+
 #[test]
 fn sender_and_recipient_never_online_together_relay_bridges() {
     let mut sim = Sim::new(1);
@@ -428,14 +439,9 @@ fn a_policy_without_read_receipts_is_obeyed_by_every_node() {
 /// written after; nothing is refused as a withheld body.
 #[test]
 fn messages_older_than_the_organisation_keeps_them_are_deleted_everywhere() {
-    use flurfunk::admin::AdminKey;
     use flurfunk::wire::{Policy, StatementKind};
-    use rand::SeedableRng;
     const DAY: u64 = 86_400_000;
-    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(20);
-    let admin = AdminKey::generate(&mut keys);
-    let mut sim = Sim::new(21);
-    sim.config.admin_key = Some(admin.public());
+    let (admin, mut sim) = managed_sim(20, 21);
     let [anna, bernd, carla] = ["Anna", "Bernd", "Carla"].map(|n| sim.add_node(n, Role::Member));
     let (pb, pc) = (sim.profile(bernd), sim.profile(carla));
     let now = sim.now;
@@ -523,13 +529,8 @@ fn messages_older_than_the_organisation_keeps_them_are_deleted_everywhere() {
 /// behind): every node settles on the same one (the lower hash), however they meet.
 #[test]
 fn two_statements_with_one_serial_settle_on_the_same_everywhere() {
-    use flurfunk::admin::AdminKey;
     use flurfunk::wire::{Policy, StatementKind};
-    use rand::SeedableRng;
-    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(14);
-    let admin = AdminKey::generate(&mut keys);
-    let mut sim = Sim::new(15);
-    sim.config.admin_key = Some(admin.public());
+    let (admin, mut sim) = managed_sim(14, 15);
     let nodes: Vec<usize> = ["Anna", "Bernd", "Carla", "Dieter"]
         .iter()
         .map(|n| sim.add_node(n, Role::Member))
@@ -575,13 +576,8 @@ fn two_statements_with_one_serial_settle_on_the_same_everywhere() {
 /// then shows the official name and finds a look-alike of it.
 #[test]
 fn the_directory_reaches_every_node_and_finds_look_alikes() {
-    use flurfunk::admin::AdminKey;
     use flurfunk::wire::{Directory, DirectoryEntry, StatementKind};
-    use rand::SeedableRng;
-    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(16);
-    let admin = AdminKey::generate(&mut keys);
-    let mut sim = Sim::new(17);
-    sim.config.admin_key = Some(admin.public());
+    let (admin, mut sim) = managed_sim(16, 17);
     let nodes: Vec<usize> = ["IT", "Anna", "Bürgermeister-Amt", "Dieter"]
         .iter()
         .map(|n| sim.add_node(n, Role::Member))
@@ -635,13 +631,8 @@ fn the_directory_reaches_every_node_and_finds_look_alikes() {
 /// added again only after an hour. Every node marks the groups, and nobody can leave them.
 #[test]
 fn organisation_groups_follow_the_directory() {
-    use flurfunk::admin::AdminKey;
     use flurfunk::wire::{Directory, DirectoryEntry, OrgGroup, OrgGroups, StatementKind};
-    use rand::SeedableRng;
-    let mut keys = rand_chacha::ChaCha20Rng::seed_from_u64(18);
-    let admin = AdminKey::generate(&mut keys);
-    let mut sim = Sim::new(19);
-    sim.config.admin_key = Some(admin.public());
+    let (admin, mut sim) = managed_sim(18, 19);
     let [it, anna, ben, cora] =
         ["IT", "Anna", "Ben", "Cora"].map(|n| sim.add_node(n, Role::Member));
     let relay = sim.add_node("Relay", Role::Relay);
