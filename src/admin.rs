@@ -13,8 +13,9 @@ use zeroize::Zeroizing;
 use crate::crypto::{self, LABEL_ADMIN_STATEMENT, LABEL_RELAY_CERTIFICATE};
 use crate::identity::UserId;
 use crate::wire::{
-    AdminStatement, MAX_CERTIFICATE_MS, MAX_KEY_RECIPIENTS, MAX_OVERLAP_MS, MAX_REVOCATIONS,
-    MAX_STATEMENT_BODY, NetworkKeyRotation, Policy, RelayCertificate, Revocations, StatementKind,
+    AdminStatement, ConversationId, GroupRetention, MAX_CERTIFICATE_MS, MAX_KEY_RECIPIENTS,
+    MAX_OVERLAP_MS, MAX_RETENTION_GROUPS, MAX_REVOCATIONS, MAX_STATEMENT_BODY, MIN_KEEP_MESSAGES_S,
+    NetworkKeyRotation, Policy, RelayCertificate, Revocations, StatementKind,
 };
 
 const FILE_MAGIC: &[u8] = b"FLURFUNK-ADMIN-KEY-1\n";
@@ -38,6 +39,8 @@ pub enum AdminError {
     TooLong,
     #[error("the statement is malformed or over its limit (at most 4,096 revocations)")]
     StatementTooLarge,
+    #[error("messages are kept at least a day")]
+    KeepTooShort,
     #[error(
         "a network key rotation is still under way (its overlap ends {}); one at a time, or nodes offline through both would be shut out",
         utc(*until_ms)
@@ -188,6 +191,44 @@ impl AdminKey {
         }
         self.sign_next(current, StatementKind::Policy, now_ms, policy.encode())
             .map(Some)
+    }
+
+    /// The group-retention statement after `current` with `conversation`'s own period
+    /// set to `keep_s` seconds (`None`: taken away), carried (`GroupRetention::carry`)
+    /// and signed with the next serial. `Ok(None)`: it says that already.
+    pub fn change_group_retention(
+        &self,
+        current: Option<&AdminStatement>,
+        conversation: ConversationId,
+        keep_s: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Option<AdminStatement>, AdminError> {
+        let held = match current {
+            Some(s) => {
+                GroupRetention::decode(&s.body).map_err(|_| AdminError::StatementTooLarge)?
+            }
+            None => GroupRetention::default(),
+        };
+        let mut next = held.clone();
+        match keep_s {
+            Some(s) if s < MIN_KEEP_MESSAGES_S => return Err(AdminError::KeepTooShort),
+            Some(s) => next.groups.insert(conversation, s),
+            None => next.groups.remove(&conversation),
+        };
+        if next.groups.len() > MAX_RETENTION_GROUPS {
+            return Err(AdminError::StatementTooLarge);
+        }
+        let next = next.carry(&held, now_ms);
+        if next == held {
+            return Ok(None);
+        }
+        self.sign_next(
+            current,
+            StatementKind::GroupRetention,
+            now_ms,
+            next.encode(),
+        )
+        .map(Some)
     }
 
     /// The next network key statement: `key` (a new file key) sealed to `recipients`,

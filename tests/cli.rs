@@ -886,6 +886,50 @@ fn directory_names_show_with_their_mark_and_a_look_alike_does_not() {
     assert!(out.contains("organisation groups no. 1"), "{out}");
     let (_, out, _) = flurfunk(it.path(), &["admin", "audit"]);
     assert!(out.contains("org-groups"), "{out}");
+    // One group keeps its messages shorter: "Referat 1" 30 days. Anna's node says so for
+    // that group and not for "Alle"; under a day is refused.
+    let (ok, out, err) = flurfunk(it.path(), &["admin", "retention", "Referat 1", "30d"]);
+    assert!(
+        ok && out.contains("group retention no. 1") && out.contains("Referat 1: 30 days"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = flurfunk(it.path(), &["admin", "retention", "Referat 1", "12h"]);
+    assert!(!ok && err.contains("at least a day"), "{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, out, _) = flurfunk(anna.path(), &["conversations", "--json"]);
+        let kept: Vec<(String, serde_json::Value)> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|c| c["organisation"].is_string())
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or("").to_string(),
+                    c["keep_messages_s"].clone(),
+                )
+            })
+            .collect();
+        if kept.contains(&("Referat 1".into(), serde_json::json!(30 * 86_400))) {
+            assert!(
+                kept.contains(&("Alle".into(), serde_json::Value::Null)),
+                "{kept:?}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, out, _) = flurfunk(it.path(), &["admin", "retention"]);
+    assert!(
+        ok && out.contains("every conversation: kept for good")
+            && out.contains("Referat 1: 30 days"),
+        "{out}"
+    );
+    let (_, out, _) = flurfunk(it.path(), &["admin", "statements"]);
+    assert!(
+        out.contains("group retention no. 1") && out.contains("messages kept 30 days"),
+        "{out}"
+    );
     for node in [it_node, anna_node, mallory_node] {
         node.stop();
     }

@@ -904,6 +904,10 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     h.get_by_label("⚙").click();
     h.run_steps(3);
     assert!(has_label(&h, "Verwaltung (IT)"));
+    // The settings with the admin section are taller than the window and scroll: bring
+    // each control into view before clicking it.
+    h.get_by_label("Lesebestätigungen für alle").scroll_to_me();
+    h.run_steps(3);
     h.get_by_label("Lesebestätigungen für alle").click();
     h.run_steps(3);
     h.get_by_label("Für alle festlegen").click();
@@ -927,12 +931,17 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
         if has_label(&h, "Dora (") {
             break;
         }
+        h.get_by_label("Hat die Organisation verlassen")
+            .scroll_to_me();
+        h.run_steps(2);
         h.get_by_label("Hat die Organisation verlassen").click();
         h.run_steps(3);
         std::thread::sleep(Duration::from_millis(50));
     }
     settle(&mut h, "colleagues to pick", |h| has_label(h, "Dora ("));
     h.get_by_label_contains("Dora (…").click();
+    h.run_steps(3);
+    h.get_by_label("Sperren …").scroll_to_me();
     h.run_steps(3);
     h.get_by_label("Sperren …").click();
     // One click is not enough: nothing is signed (the admin's own node holds no list,
@@ -954,6 +963,8 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
             .unwrap()
             .contains("revoke")
     );
+    h.get_by_label_contains("Wirklich sperren?").scroll_to_me();
+    h.run_steps(3);
     h.get_by_label_contains("Wirklich sperren?").click();
     h.run_steps(3);
     f.rt.block_on(eventually("Bernd's node refuses Dora", || async {
@@ -974,6 +985,57 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     settle(&mut h, "the audit lines shown", |h| {
         has_label(h, "Admin-Protokoll")
     });
+    // One group keeps its messages shorter: the admin picks "Personalrat" from the
+    // groups its node is in and a week; Bernd's node then keeps that group a week.
+    let council =
+        f.rt.block_on(node.create_group("Personalrat".into(), vec![bernd.user()]))
+            .unwrap();
+    let before = h.query_all_by_label("Personalrat").count();
+    for _ in 0..40 {
+        if h.query_all_by_label("Personalrat").count() > before {
+            break;
+        }
+        h.get_by_label("Aufbewahrung einer Gruppe").scroll_to_me();
+        h.run_steps(2);
+        h.get_by_label("Aufbewahrung einer Gruppe").click();
+        h.run_steps(3);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    h.get_all_by_label("Personalrat").last().unwrap().click();
+    h.run_steps(3);
+    for _ in 0..40 {
+        if has_label(&h, "7 Tage") {
+            break;
+        }
+        h.get_by_label("Aufbewahren").scroll_to_me();
+        h.run_steps(2);
+        h.get_by_label("Aufbewahren").click();
+        h.run_steps(3);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    h.get_by_label("7 Tage").click();
+    h.run_steps(3);
+    h.get_by_label("Festlegen").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Festlegen").click();
+    h.run_steps(3);
+    f.rt.block_on(eventually(
+        "Bernd's node keeps the group a week",
+        || async {
+            let views = bernd.handle.conversations().await.unwrap();
+            views
+                .iter()
+                .any(|c| {
+                    c.conversation == council.to_string() && c.keep_messages_s == Some(7 * 86_400)
+                })
+                .then_some(())
+        },
+    ));
+    settle(&mut h, "the group listed with its own period", |h| {
+        shows(h, "Personalrat: 7 Tage")
+    });
+    let log = std::fs::read_to_string(dir.admin_audit_log()).unwrap();
+    assert!(log.contains("group-retention"), "{log}");
     h.check_accessibility();
 }
 

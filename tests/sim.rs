@@ -525,6 +525,139 @@ fn messages_older_than_the_organisation_keeps_them_are_deleted_everywhere() {
     }
 }
 
+/// Retention of single groups (docs/PROTOCOL.md, "Retention", statement kind 6): the
+/// organisation keeps messages a year, the staff council's group a week, and a group set
+/// to two years still keeps one year (the network's period is the maximum). After eight
+/// days the staff council's message is gone at every node, the others stay. A member
+/// away all along comes back after the group's own period was taken away again: she
+/// takes the emptied message (the statement says what an earlier period may have
+/// dropped) and reads what came after it.
+#[test]
+fn a_group_keeps_its_messages_shorter_than_the_organisation() {
+    use flurfunk::wire::{Policy, StatementKind};
+    const DAY: u64 = 86_400_000;
+    let (admin, mut sim) = managed_sim(22, 23);
+    let [anna, bernd, carla] = ["Anna", "Bernd", "Carla"].map(|n| sim.add_node(n, Role::Member));
+    let (pb, pc) = (sim.profile(bernd), sim.profile(carla));
+    let now = sim.now;
+    let council = sim.nodes[anna]
+        .engine()
+        .create_group(now, "Personalrat", &[pb.clone(), pc.clone()])
+        .unwrap();
+    let office = sim.nodes[anna]
+        .engine()
+        .create_group(now, "Bürgerbüro", &[pb.clone(), pc])
+        .unwrap();
+    let direct = sim.nodes[anna].engine().open_direct(now, &pb).unwrap();
+    sim.settle(20_000);
+    sim.stop(carla);
+    let old = sim.send(anna, council, "Vertraulich: Sitzung am Montag");
+    sim.send(anna, office, "Öffnungszeiten bleiben");
+    sim.send(anna, direct, "Danke dir");
+    sim.settle(20_000);
+    let now = sim.now;
+    let policy = Policy {
+        keep_messages_s: Some(365 * 86_400),
+        ..Policy::default()
+    };
+    let statements = [
+        admin
+            .sign_statement(StatementKind::Policy, 1, now, policy.encode())
+            .unwrap(),
+        admin
+            .change_group_retention(None, council, Some(7 * 86_400), now)
+            .unwrap()
+            .unwrap(),
+    ];
+    let two_years = admin
+        .change_group_retention(Some(&statements[1]), office, Some(730 * 86_400), now)
+        .unwrap()
+        .unwrap();
+    for statement in statements.into_iter().chain([two_years]) {
+        sim.nodes[anna]
+            .engine()
+            .publish_admin_statement(now, statement)
+            .unwrap();
+    }
+    sim.pump(anna);
+    sim.settle(20_000);
+    for i in [anna, bernd] {
+        let engine = sim.nodes[i].engine();
+        assert_eq!(
+            engine.keep_messages_s(&council),
+            Some(7 * 86_400),
+            "node {i}"
+        );
+        assert_eq!(
+            engine.keep_messages_s(&office),
+            Some(365 * 86_400),
+            "node {i}"
+        );
+        assert_eq!(
+            engine.keep_messages_s(&direct),
+            Some(365 * 86_400),
+            "node {i}"
+        );
+    }
+    let texts = |sim: &mut Sim, i: usize, conv| -> Vec<String> {
+        sim.nodes[i]
+            .engine()
+            .messages(&conv)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+    };
+    // Six days on: still there. Eight days on: gone from the council's group only.
+    sim.now += 6 * DAY;
+    sim.run_ms(1_000);
+    assert_eq!(texts(&mut sim, bernd, council).len(), 1);
+    sim.now += 2 * DAY;
+    sim.run_ms(5_000);
+    for i in [anna, bernd] {
+        assert!(texts(&mut sim, i, council).is_empty(), "node {i}");
+        assert_eq!(
+            texts(&mut sim, i, office),
+            ["Öffnungszeiten bleiben"],
+            "node {i}"
+        );
+        assert_eq!(texts(&mut sim, i, direct), ["Danke dir"], "node {i}");
+        let held = sim.nodes[i].engine().store().event(&old).unwrap().unwrap();
+        assert!(held.is_purged(), "node {i}");
+    }
+    // The group's own period is taken away (the network's year holds there again), and
+    // Anna writes on. Carla, away all along, is sent the old message emptied: nothing's
+    // period explains that any more, the statement's `dropped_before_ms` does.
+    let now = sim.now;
+    let held = sim.nodes[anna]
+        .engine()
+        .admin_statements()
+        .into_iter()
+        .find(|s| s.kind == StatementKind::GroupRetention)
+        .unwrap();
+    let taken_away = admin
+        .change_group_retention(Some(&held), council, None, now)
+        .unwrap()
+        .unwrap();
+    sim.nodes[anna]
+        .engine()
+        .publish_admin_statement(now, taken_away)
+        .unwrap();
+    sim.pump(anna);
+    sim.send(anna, council, "Protokoll folgt");
+    sim.settle(20_000);
+    assert_eq!(
+        sim.nodes[bernd].engine().keep_messages_s(&council),
+        Some(365 * 86_400)
+    );
+    sim.restart(carla);
+    sim.settle(60_000);
+    assert_eq!(texts(&mut sim, carla, council), ["Protokoll folgt"]);
+    let held = sim.nodes[carla].engine().store().event(&old).unwrap();
+    assert!(held.is_some_and(|e| e.is_purged()));
+    assert_eq!(sim.nodes[carla].engine().stats().withheld_bodies, 0);
+}
+
 /// Two admin statements with one serial (the admin key used at two installations, one
 /// behind): every node settles on the same one (the lower hash), however they meet.
 #[test]

@@ -16,6 +16,9 @@ use flurfunk::wire::{
 
 use super::request;
 
+#[path = "admin_groups.rs"]
+mod groups;
+
 #[derive(Subcommand)]
 pub(crate) enum AdminAction {
     /// Check a network key file and install it for every user of this machine
@@ -120,6 +123,21 @@ pub(crate) enum AdminAction {
         #[arg(long, value_name = "FILE")]
         admin_key: Option<std::path::PathBuf>,
     },
+    /// Retention of single groups (managed networks): every node deletes a message in
+    /// GROUP a PERIOD after it was sent, as `policy --keep-messages` does for all
+    /// conversations (which stays the maximum: the shorter holds). Without arguments:
+    /// the groups with a period of their own.
+    Retention {
+        /// The group: its name (one this node is in) or its conversation id
+        /// (`flurfunk conversations --json` on a member's machine).
+        group: Option<String>,
+        /// How long (e.g. 30d; at least 1d), or `none` to take the group's own period
+        /// away.
+        #[arg(value_parser = parse_window, requires = "group")]
+        period: Option<Cap>,
+        #[arg(long, value_name = "FILE")]
+        admin_key: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -199,7 +217,7 @@ pub(crate) enum Switch {
 
 /// A size limit, or none.
 #[derive(Clone, Copy)]
-pub(crate) struct Cap(Option<u64>);
+pub(crate) struct Cap(pub(super) Option<u64>);
 
 fn parse_cap(text: &str) -> Result<Cap, String> {
     if text.trim().eq_ignore_ascii_case("none") {
@@ -365,6 +383,14 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                         &g.steward[..12]
                     );
                 }
+                for g in &s.group_retention {
+                    outln!(
+                        "  {}  {}  messages kept {}",
+                        &g.conversation[..12],
+                        super::printable(&g.name),
+                        flurfunk::wire::human_window(g.keep_messages_s)
+                    );
+                }
                 for r in &s.revoked {
                     outln!(
                         "  {}  {}  since {}",
@@ -391,7 +417,7 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
             take_over,
             admin_key,
         } => {
-            org_groups(
+            groups::org_groups(
                 dir,
                 (!no_everyone).then_some(everyone),
                 !no_departments,
@@ -400,6 +426,11 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
             )
             .await?
         }
+        AdminAction::Retention {
+            group,
+            period,
+            admin_key,
+        } => groups::group_retention(dir, group, period, admin_key).await?,
         AdminAction::Audit => match std::fs::read_to_string(dir.admin_audit_log()) {
             Ok(log) => out!("{log}"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -629,7 +660,10 @@ async fn rotate_network_key(
 
 /// The admin key (`DIR/admin.key` or `path`), checked to be the one this node's network
 /// names.
-fn this_networks_admin(dir: &DataDir, path: Option<std::path::PathBuf>) -> Result<AdminKey> {
+pub(super) fn this_networks_admin(
+    dir: &DataDir,
+    path: Option<std::path::PathBuf>,
+) -> Result<AdminKey> {
     let key = launch::load_network_key(dir)?;
     let Some(network_admin) = key.admin() else {
         bail!(
@@ -649,7 +683,10 @@ fn this_networks_admin(dir: &DataDir, path: Option<std::path::PathBuf>) -> Resul
 }
 
 /// The statement of `kind` this installation's node holds.
-async fn held_statement(dir: &DataDir, kind: StatementKind) -> Result<Option<AdminStatement>> {
+pub(super) async fn held_statement(
+    dir: &DataDir,
+    kind: StatementKind,
+) -> Result<Option<AdminStatement>> {
     let Response::Statements { statements } = request(dir, Request::AdminStatements).await? else {
         bail!("unexpected reply");
     };
@@ -672,7 +709,7 @@ fn directory_line(d: &flurfunk::node::DirectoryView) -> String {
 }
 
 /// Hand a signed statement to this installation's node (which passes it on).
-async fn publish(dir: &DataDir, statement: &AdminStatement) -> Result<()> {
+pub(super) async fn publish(dir: &DataDir, statement: &AdminStatement) -> Result<()> {
     request(
         dir,
         Request::PublishStatement {
@@ -908,194 +945,6 @@ async fn directory(dir: &DataDir, action: DirectoryAction) -> Result<()> {
     Ok(())
 }
 
-/// Create the organisation groups not there yet (with the directory's colleagues this
-/// node knows; its node adds the others as their profiles arrive) and name them, with
-/// this node as their steward, in a signed statement.
-async fn org_groups(
-    dir: &DataDir,
-    everyone: Option<String>,
-    departments: bool,
-    take_over: bool,
-    admin_key: Option<std::path::PathBuf>,
-) -> Result<()> {
-    use flurfunk::wire::{OrgGroup, OrgGroups};
-    let admin = this_networks_admin(dir, admin_key)?;
-    if let Some(name) = &everyone {
-        flurfunk::identity::validate_name(name)
-            .map_err(|e| anyhow::anyhow!("the name of the group of everyone: {e}"))?;
-    }
-    let directory = held_statement(dir, StatementKind::Directory)
-        .await?
-        .map(|s| Directory::decode(&s.body))
-        .transpose()
-        .context("the node holds a malformed directory")?
-        .filter(|d| !d.entries.is_empty())
-        .context(
-            "the network has no directory: organisation groups take their members from it (flurfunk admin directory import FILE)",
-        )?;
-    let Response::Status { status } = request(dir, Request::Status).await? else {
-        bail!("unexpected reply");
-    };
-    let me: flurfunk::identity::UserId = status.user_id.parse()?;
-    // A node that has not met the network may not hold the groups made elsewhere, and
-    // would make a second set.
-    if status.peers_online == 0 {
-        bail!(
-            "this node is connected to nobody: it may not hold the organisation groups made elsewhere; start it where colleagues are reachable and try again"
-        );
-    }
-    let current = held_statement(dir, StatementKind::OrgGroups).await?;
-    let mut held = current
-        .as_ref()
-        .map(|s| OrgGroups::decode(&s.body))
-        .transpose()
-        .context("the node holds malformed organisation groups")?;
-    if let Some(h) = &held
-        && h.steward != me
-    {
-        if !take_over {
-            bail!(
-                "the organisation groups are kept by another node ({}); run this on that node, or, if it is gone for good, here with --take-over (new groups are made; the old ones become ordinary groups)",
-                h.steward
-            );
-        }
-        held = None;
-    }
-    // Which groups: "" for everyone, then each department of the directory.
-    let mut wanted: std::collections::BTreeMap<String, String> = Default::default();
-    if let Some(name) = everyone {
-        wanted.insert(String::new(), name);
-    }
-    if departments {
-        for entry in directory.entries.values() {
-            if !entry.department.is_empty() {
-                wanted.insert(entry.department.clone(), entry.department.clone());
-            }
-        }
-    }
-    let bad: Vec<&String> = wanted
-        .values()
-        .filter(|name| flurfunk::identity::validate_name(name).is_err())
-        .collect();
-    if !bad.is_empty() {
-        bail!(
-            "not usable as a group name (change the department in the directory): {}",
-            bad.iter()
-                .map(|n| super::printable(n))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    if wanted.len() > flurfunk::wire::MAX_ORG_GROUPS {
-        bail!(
-            "{} groups; the network holds at most {}",
-            wanted.len(),
-            flurfunk::wire::MAX_ORG_GROUPS
-        );
-    }
-    let mut groups: Vec<OrgGroup> = held
-        .iter()
-        .flat_map(|h| h.groups.iter())
-        .filter(|g| wanted.contains_key(&g.department))
-        .cloned()
-        .collect();
-    for g in held.iter().flat_map(|h| h.groups.iter()) {
-        if !wanted.contains_key(&g.department) {
-            outln!(
-                "no longer an organisation group (it stays as an ordinary group): {}",
-                if g.department.is_empty() {
-                    "the group of everyone".to_string()
-                } else {
-                    super::printable(&g.department)
-                }
-            );
-        }
-    }
-    // Colleagues this node knows a profile of, for the groups made now.
-    let Response::KeyRecipients { recipients } = request(dir, Request::KeyRecipients).await? else {
-        bail!("unexpected reply");
-    };
-    // Relays hold ciphertext only: never members.
-    let known: std::collections::BTreeSet<String> = recipients
-        .into_iter()
-        .filter(|r| !r.relay)
-        .map(|r| r.user_id)
-        .collect();
-    let mut created = Vec::new();
-    for (department, name) in &wanted {
-        if groups.iter().any(|g| g.department == *department) {
-            continue;
-        }
-        let members: Vec<String> = directory
-            .entries
-            .iter()
-            .filter(|(_, e)| department.is_empty() || e.department == *department)
-            .map(|(u, _)| u.to_string())
-            .filter(|u| known.contains(u) && *u != status.user_id)
-            .collect();
-        let Response::Group { conversation } = request(
-            dir,
-            Request::GroupCreate {
-                name: name.clone(),
-                members,
-            },
-        )
-        .await?
-        else {
-            bail!("unexpected reply");
-        };
-        groups.push(OrgGroup {
-            conversation: conversation.parse()?,
-            department: department.clone(),
-        });
-        created.push(name.clone());
-    }
-    let next = OrgGroups {
-        steward: me,
-        groups,
-    };
-    if held.as_ref().is_some_and(|h| h.encode() == next.encode()) {
-        outln!("the organisation groups are unchanged");
-        return Ok(());
-    }
-    let statement = admin
-        .sign_next(
-            current.as_ref(),
-            StatementKind::OrgGroups,
-            flurfunk::node::now_ms(),
-            next.encode(),
-        )
-        .context("too many organisation groups for one statement")?;
-    let serial = statement.serial;
-    publish(dir, &statement).await?;
-    audit(
-        dir,
-        &admin,
-        &format!(
-            "org-groups\tserial={serial}\t{} groups\tcreated: {}",
-            next.groups.len(),
-            created.join(", ")
-        ),
-    )?;
-    outln!(
-        "organisation groups no. {serial}: {} groups, kept in line with the directory by this node{}",
-        next.groups.len(),
-        if created.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; created: {}",
-                created
-                    .iter()
-                    .map(|n| super::printable(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    );
-    Ok(())
-}
-
 /// A user id, or a full name this node knows (as for revoking: a part is not enough).
 async fn whole_user(dir: &DataDir, who: &str) -> Result<flurfunk::identity::UserId> {
     if let Ok(user) = who.trim().parse() {
@@ -1195,7 +1044,7 @@ fn read_directory_file(path: &std::path::Path) -> Result<Directory> {
 }
 
 /// One line in this installation's admin audit log: UTC time, admin key, action.
-fn audit(dir: &DataDir, admin: &AdminKey, what: &str) -> Result<()> {
+pub(super) fn audit(dir: &DataDir, admin: &AdminKey, what: &str) -> Result<()> {
     let path = dir.admin_audit_log();
     flurfunk::admin::append_audit(&path, admin, what)
         .with_context(|| format!("writing the admin audit log {}", path.display()))

@@ -1,8 +1,9 @@
 //! The settings' section for the network's admin: shown only where the admin key of this
 //! node's network is in the data directory (`DIR/admin.key`, the installation that made
-//! the network). Sets the organisation's policy and revokes a colleague who left, as
-//! `flurfunk admin policy` and `admin revoke` do, and shows the last lines of the audit
-//! log. Signing happens here; the node checks and spreads what it is given.
+//! the network). Sets the organisation's policy and a single group's retention, and
+//! revokes a colleague who left, as `flurfunk admin policy`, `admin retention` and
+//! `admin revoke` do, and shows the last lines of the audit log. Signing happens here;
+//! the node checks and spreads what it is given.
 
 use std::sync::Arc;
 
@@ -26,6 +27,9 @@ pub struct AdminUi {
     /// The colleague chosen to revoke, and whether "really?" was asked.
     revoke: Option<String>,
     confirm: bool,
+    /// The group whose own retention is being set, and the period chosen (`None`: the
+    /// network's, like every chat).
+    group_keep: Option<(String, Option<u64>)>,
     /// The audit log's last lines, and when they were read (not at every frame).
     audit: Vec<String>,
     audit_read: Option<std::time::Instant>,
@@ -129,6 +133,8 @@ impl FlurfunkApp {
                 self.publish_policy(key.clone(), draft);
             }
 
+            self.group_keep_ui(ui, key.clone(), in_force.keep_messages_s);
+
             ui.add_space(6.0);
             // Name and the end of the user id: two colleagues called alike stay apart.
             let others: Vec<(String, String)> = self
@@ -212,6 +218,122 @@ impl FlurfunkApp {
             }
         });
         ui.end_row();
+    }
+
+    /// The rows for one group's own retention (admin statement kind 6): choose a group
+    /// this node is in and a period (shorter than `network_keep` to make a difference;
+    /// "like every chat" takes it away), and the groups that have one.
+    fn group_keep_ui(&mut self, ui: &mut egui::Ui, key: Arc<AdminKey>, network_keep: Option<u64>) {
+        let t = self.t();
+        ui.add_space(6.0);
+        // A group's own period, as far as this node can tell: what holds there, where
+        // it differs from the network's.
+        let groups: Vec<(String, String, Option<u64>)> = self
+            .conversations
+            .iter()
+            .filter(|c| c.kind == "group" && c.is_member)
+            .map(|c| {
+                let own = c.keep_messages_s.filter(|&s| network_keep != Some(s));
+                (c.conversation.clone(), c.name.clone(), own)
+            })
+            .collect();
+        let chosen = self.admin.group_keep.clone();
+        ui.horizontal(|ui| {
+            let l = ui.label(t.admin_group_keep);
+            let shown = chosen
+                .as_ref()
+                .and_then(|(c, _)| groups.iter().find(|g| &g.0 == c))
+                .map_or(t.admin_group_choose.to_string(), |g| g.1.clone());
+            egui::ComboBox::from_id_salt("admin-group-keep")
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    for (id, name, own) in &groups {
+                        let on = chosen.as_ref().is_some_and(|(c, _)| c == id);
+                        if ui.selectable_label(on, name).clicked() {
+                            self.admin.group_keep = Some((id.clone(), *own));
+                        }
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+        });
+        if let Some((conv, mut keep)) = self.admin.group_keep.clone() {
+            let own = groups.iter().find(|g| g.0 == conv).and_then(|g| g.2);
+            ui.horizontal(|ui| {
+                time_choice(
+                    ui,
+                    t,
+                    "admin-group-keep-time",
+                    t.admin_group_keep_for,
+                    &mut keep,
+                    &GROUP_KEEP,
+                    t.keep_like_all,
+                );
+                if ui
+                    .add_enabled(keep != own, egui::Button::new(t.admin_group_keep_set))
+                    .clicked()
+                {
+                    self.publish_group_keep(key, conv.clone(), keep);
+                    return;
+                }
+                self.admin.group_keep = Some((conv, keep));
+            });
+        }
+        let own: Vec<String> = groups
+            .iter()
+            .filter_map(|(_, name, own)| {
+                own.map(|s| format!("{name}: {}", super::dialogs::duration(t, s)))
+            })
+            .collect();
+        if !own.is_empty() {
+            ui.label(
+                RichText::new(format!("{} {}", t.admin_group_keep_own, own.join(", ")))
+                    .small()
+                    .weak(),
+            );
+        }
+    }
+
+    /// Sign the next group-retention statement with `conv`'s own period set to `keep`
+    /// (`None`: taken away) and hand it to the node; the audit log gets a line.
+    fn publish_group_keep(&mut self, key: Arc<AdminKey>, conv: String, keep: Option<u64>) {
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let audit = self.config.dir.admin_audit_log();
+        let done = self.t().admin_group_keep_done.to_string();
+        let name = self
+            .conversations
+            .iter()
+            .find(|c| c.conversation == conv)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        self.admin.group_keep = None;
+        self.bridge.spawn(async move {
+            let result = async {
+                let id: crate::wire::ConversationId =
+                    conv.parse().map_err(|_| "conversation id".to_string())?;
+                let current = held(&node, StatementKind::GroupRetention).await?;
+                let next = key
+                    .change_group_retention(current.as_ref(), id, keep, crate::node::now_ms())
+                    .map_err(|e| e.to_string())?;
+                publish_logged(&node, &key, &audit, next, |serial| {
+                    format!(
+                        "group-retention\tserial={serial}\t{conv}\t{name}: {} (app)",
+                        keep.map_or(
+                            "the network's period".to_string(),
+                            crate::wire::human_window
+                        )
+                    )
+                })
+                .await
+            }
+            .await;
+            match result {
+                Ok(()) => Update::Notice(done),
+                Err(e) => Update::Error(e),
+            }
+        });
     }
 
     /// Sign the next policy (the switches shown here changed, the rest of the held
@@ -378,6 +500,17 @@ const KEEP: [Option<u64>; 6] = [
     Some(180 * 86_400),
     Some(365 * 86_400),
     Some(730 * 86_400),
+];
+
+/// A single group's own period (`None`: the network's, like every chat).
+const GROUP_KEEP: [Option<u64>; 7] = [
+    None,
+    Some(86_400),
+    Some(7 * 86_400),
+    Some(30 * 86_400),
+    Some(90 * 86_400),
+    Some(180 * 86_400),
+    Some(365 * 86_400),
 ];
 
 fn time_choice(

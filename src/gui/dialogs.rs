@@ -164,6 +164,9 @@ impl FlurfunkApp {
             .resizable(true)
             .default_width(420.0)
             .anchor(egui::Align2::CENTER_TOP, vec2(0.0, 60.0))
+            // A dialog taller than the window (the settings with the admin section, on a
+            // 768-pixel screen) scrolls instead of being cut off.
+            .vscroll(true)
             .open(&mut open)
             .show(ctx, |ui| {
                 keep = match &mut dialog {
@@ -559,6 +562,14 @@ impl FlurfunkApp {
         if organisation {
             ui.label(RichText::new(t.org_group_mark).strong());
             ui.label(RichText::new(t.org_group_hint).weak());
+        }
+        if let Some(s) = view.keep_messages_s {
+            let time = duration(t, s);
+            ui.label(
+                RichText::new(super::i18n::fill(t.group_keep_messages, &[("time", &time)])).weak(),
+            );
+        }
+        if organisation || view.keep_messages_s.is_some() {
             ui.separator();
         }
         // In an organisation's group the directory decides who is in it: no adding or

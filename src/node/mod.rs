@@ -25,10 +25,10 @@ use crate::wire::{ConversationId, EventId, Role};
 pub use event_loop::{Core, now_ms};
 pub use files::{DEFAULT_AUTO_DOWNLOAD_BYTES, DEFAULT_FILES_QUOTA, DownloadView, FileLimits};
 pub use views::{
-    ConversationView, DirectoryView, FileItem, KeyRotationStatus, LoadStats, MemberView,
-    MessageItem, NodeEvent, NodeStatus, OrgGroupView, PeerView, QuoteItem, ReactionItem,
-    RecipientView, RevokedView, RotationView, SearchItem, StatementView, held_statement,
-    statement_kind_name,
+    ConversationView, DirectoryView, FileItem, GroupRetentionView, KeyRotationStatus, LoadStats,
+    MemberView, MessageItem, NodeEvent, NodeStatus, OrgGroupView, PeerView, QuoteItem,
+    ReactionItem, RecipientView, RevokedView, RotationView, SearchItem, StatementView,
+    held_statement, statement_kind_name,
 };
 
 /// Commands waiting for the node task. A caller that outruns the node waits (back-pressure)

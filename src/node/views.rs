@@ -150,6 +150,9 @@ pub struct StatementView {
     /// For organisation groups: each group as this node knows it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub org_groups: Vec<OrgGroupView>,
+    /// For group retention: each group's own period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_retention: Vec<GroupRetentionView>,
     /// The whole signed statement (hex), for tools that build the next one.
     pub encoded: String,
 }
@@ -166,6 +169,15 @@ pub struct OrgGroupView {
     pub members: usize,
     /// The node that keeps the group in line with the directory.
     pub steward: String,
+}
+
+/// One group's own retention period, as the node that shows it knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRetentionView {
+    pub conversation: String,
+    /// The group's name here (empty where this node is not in it).
+    pub name: String,
+    pub keep_messages_s: u64,
 }
 
 /// A colleague a network key rotation can be sealed to.
@@ -201,6 +213,7 @@ pub fn statement_kind_name(kind: crate::wire::StatementKind) -> &'static str {
         StatementKind::Directory => "directory",
         StatementKind::NetworkKey => "network key",
         StatementKind::OrgGroups => "organisation groups",
+        StatementKind::GroupRetention => "group retention",
     }
 }
 
@@ -376,6 +389,10 @@ pub struct ConversationView {
     /// everyone in it, else the department. Nobody leaves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organisation: Option<String>,
+    /// Seconds after which every node deletes a message here (the organisation's
+    /// retention: the network's, or this group's own if shorter); absent: kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_messages_s: Option<u64>,
 }
 
 /// Everything a node reports as it happens; one JSON object per line with `--json`.

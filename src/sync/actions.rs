@@ -334,7 +334,7 @@ impl<S: Store> Engine<S> {
         let aged = matches!(
             kind,
             EventKind::Text | EventKind::Edit | EventKind::Reaction
-        ) && (self.is_expired(target.header.wall_ms, now_ms)
+        ) && (self.is_expired(&conv, target.header.wall_ms, now_ms)
             || (target.is_purged() && deletion.is_none()));
         if aged {
             if kind == EventKind::Text {
@@ -497,7 +497,7 @@ impl<S: Store> Engine<S> {
             _ => return false,
         };
         if state.actions.deletion_of(&target).is_some()
-            || self.expired_for_peer(target.header.wall_ms, now_ms)
+            || self.expired_for_peer(&conv, target.header.wall_ms, now_ms)
         {
             return true;
         }

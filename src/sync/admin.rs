@@ -173,6 +173,12 @@ impl<S: Store> Engine<S> {
             .get(&StatementKind::Policy)
             .and_then(|s| Policy::decode(&s.body).ok())
             .unwrap_or_default();
+        self.admin.group_retention = self
+            .admin
+            .statements
+            .get(&StatementKind::GroupRetention)
+            .and_then(|s| crate::wire::GroupRetention::decode(&s.body).ok())
+            .unwrap_or_default();
         if revoked != self.admin.revoked || self.admin.learned_ms == 0 {
             self.admin.revoked = revoked;
             self.admin.learned_ms = now_ms;
@@ -340,7 +346,8 @@ impl<S: Store> Engine<S> {
             StatementKind::Policy
             | StatementKind::Directory
             | StatementKind::NetworkKey
-            | StatementKind::OrgGroups => Vec::new(),
+            | StatementKind::OrgGroups
+            | StatementKind::GroupRetention => Vec::new(),
         };
         let touched: BTreeSet<ConversationId> =
             purged.iter().map(|e| e.header.conversation).collect();
@@ -585,6 +592,8 @@ pub(super) struct AdminState {
     pub official_keys: HashMap<String, UserId>,
     /// Derived from the organisation-groups statement.
     pub org: super::org_groups::OrgState,
+    /// Derived from the group-retention statement: single groups' periods.
+    pub group_retention: crate::wire::GroupRetention,
     /// How far the retention sweep got (`sync::retention`).
     pub retention: super::retention::RetentionState,
 }

@@ -1,5 +1,6 @@
 //! Message retention (docs/PROTOCOL.md, "Retention"): with the network's policy
-//! `keep_messages_s`, every node deletes the text, file, edits and reactions of a message
+//! `keep_messages_s` (the organisation's maximum) or a group's own period (admin
+//! statement kind 6, `GroupRetention`), every node deletes the text, file, edits and reactions of a message
 //! once it is older than that by its signed `wall_ms`, as a deletion for everyone does,
 //! and takes a copy whose body a peer dropped for that reason. What the conversation needs
 //! to stay whole (membership, keys, deletions, the authors' chains) stays.
@@ -28,27 +29,44 @@ pub(super) struct RetentionState {
 }
 
 impl<S: Store> Engine<S> {
-    /// Milliseconds a message is kept, by the network's policy.
-    fn keep_ms(&self) -> Option<u64> {
-        self.admin
-            .policy
-            .keep_messages_s
-            .map(|s| s.saturating_mul(1000))
+    /// Seconds messages of `conv` are kept: the shorter of the network's period (the
+    /// organisation's maximum, policy tag 8) and the group's own (statement kind 6);
+    /// `None`: kept for good.
+    pub fn keep_messages_s(&self, conv: &ConversationId) -> Option<u64> {
+        let network = self.admin.policy.keep_messages_s;
+        match (network, self.admin.group_retention.groups.get(conv)) {
+            (Some(a), Some(&b)) => Some(a.min(b)),
+            (a, b) => a.or(b.copied()),
+        }
     }
 
-    /// Whether a message sent at `wall_ms` is past the retention at `now_ms`.
-    pub(super) fn is_expired(&self, wall_ms: u64, now_ms: u64) -> bool {
-        self.keep_ms()
+    fn keep_ms(&self, conv: &ConversationId) -> Option<u64> {
+        self.keep_messages_s(conv).map(|s| s.saturating_mul(1000))
+    }
+
+    /// Whether a message of `conv` sent at `wall_ms` is past the retention at `now_ms`.
+    pub(super) fn is_expired(&self, conv: &ConversationId, wall_ms: u64, now_ms: u64) -> bool {
+        self.keep_ms(conv)
             .is_some_and(|keep| wall_ms.saturating_add(keep) < now_ms)
     }
 
-    /// Whether a peer's copy of a message sent at `wall_ms`, its body dropped, is
-    /// explained by its age: past the retention less a margin for clocks that differ,
-    /// or older than what an earlier, shorter retention may have dropped.
-    pub(super) fn expired_for_peer(&self, wall_ms: u64, now_ms: u64) -> bool {
-        let policy = &self.admin.policy;
-        policy.dropped_before_ms.is_some_and(|t| wall_ms < t)
-            || self.keep_ms().is_some_and(|keep| {
+    /// Whether a peer's copy of a message of `conv` sent at `wall_ms`, its body dropped,
+    /// is explained by its age: past the retention less a margin for clocks that differ,
+    /// or older than what an earlier, shorter retention (the network's or a group's) may
+    /// have dropped.
+    pub(super) fn expired_for_peer(
+        &self,
+        conv: &ConversationId,
+        wall_ms: u64,
+        now_ms: u64,
+    ) -> bool {
+        let dropped_before = self
+            .admin
+            .policy
+            .dropped_before_ms
+            .max(self.admin.group_retention.dropped_before_ms);
+        dropped_before.is_some_and(|t| wall_ms < t)
+            || self.keep_ms(conv).is_some_and(|keep| {
                 let margin = RETENTION_SKEW_MS.min(keep / 4);
                 wall_ms.saturating_add(keep) < now_ms.saturating_add(margin)
             })
@@ -65,18 +83,21 @@ impl<S: Store> Engine<S> {
         if now_ms < self.admin.retention.next_ms {
             return;
         }
-        let Some(keep) = self.keep_ms() else {
-            self.admin.retention = RetentionState {
-                next_ms: now_ms.saturating_add(RETENTION_SWEEP_MS),
-                ..RetentionState::default()
-            };
-            return;
-        };
         if self.admin.retention.queue.is_empty() {
-            self.admin.retention.queue = self.convs.keys().copied().collect();
+            // The conversations with a period: all under the network's, else the groups
+            // named by their own.
+            self.admin.retention.queue = self
+                .convs
+                .keys()
+                .filter(|c| self.keep_ms(c).is_some())
+                .copied()
+                .collect();
             self.admin.retention.cursor = None;
+            if self.admin.retention.queue.is_empty() {
+                self.admin.retention.next_ms = now_ms.saturating_add(RETENTION_SWEEP_MS);
+                return;
+            }
         }
-        let cutoff = now_ms.saturating_sub(keep);
         let told = self.notifications.len();
         let mut batch = Batch::default();
         let (mut read, mut expired) = (0usize, 0u64);
@@ -87,6 +108,13 @@ impl<S: Store> Engine<S> {
                 if read >= RETENTION_TURN_EVENTS || expired >= RETENTION_TURN_MESSAGES {
                     break;
                 }
+                // The period as it is now (a statement may have changed it mid-pass).
+                let Some(keep) = self.keep_ms(&conv) else {
+                    queue.pop();
+                    cursor = None;
+                    continue;
+                };
+                let cutoff = now_ms.saturating_sub(keep);
                 let page = self.store.events_after_key(&conv, cursor, 256)?;
                 if page.is_empty() {
                     queue.pop();

@@ -1,7 +1,7 @@
 //! What the network's admin key signs: relay certificates and statements (revocations
 //! so far; docs/PROTOCOL.md, "Administration").
 
-use super::{Reader, WireError, Writer};
+use super::{GroupRetention, OrgGroups, Reader, WireError, Writer};
 use crate::crypto::{self, LABEL_ADMIN_STATEMENT, LABEL_RELAY_CERTIFICATE};
 use crate::identity::UserId;
 
@@ -147,7 +147,7 @@ pub const MAX_STATEMENT_BODY: usize = 512 * 1024;
 /// Kinds of statement a node keeps at most (one statement each).
 pub const MAX_STATEMENT_KINDS: usize = 8;
 /// The highest statement kind code this build understands.
-pub const KNOWN_STATEMENT_KINDS: u8 = 5;
+pub const KNOWN_STATEMENT_KINDS: u8 = 6;
 /// Users one revocation list names at most (40 bytes each).
 pub const MAX_REVOCATIONS: usize = 4096;
 
@@ -164,6 +164,8 @@ pub enum StatementKind {
     NetworkKey,
     /// The groups whose membership the directory decides (`OrgGroups`).
     OrgGroups,
+    /// Retention periods of single groups (`GroupRetention`).
+    GroupRetention,
 }
 
 impl StatementKind {
@@ -174,6 +176,7 @@ impl StatementKind {
             StatementKind::Directory => 3,
             StatementKind::NetworkKey => 4,
             StatementKind::OrgGroups => 5,
+            StatementKind::GroupRetention => 6,
         }
     }
 
@@ -184,6 +187,7 @@ impl StatementKind {
             3 => Some(StatementKind::Directory),
             4 => Some(StatementKind::NetworkKey),
             5 => Some(StatementKind::OrgGroups),
+            6 => Some(StatementKind::GroupRetention),
             _ => None,
         }
     }
@@ -234,6 +238,7 @@ impl AdminStatement {
             StatementKind::Directory => Directory::decode(&self.body).map(|_| ()),
             StatementKind::NetworkKey => super::NetworkKeyRotation::decode(&self.body).map(|_| ()),
             StatementKind::OrgGroups => OrgGroups::decode(&self.body).map(|_| ()),
+            StatementKind::GroupRetention => GroupRetention::decode(&self.body).map(|_| ()),
         }
     }
 
@@ -456,11 +461,7 @@ impl Policy {
         if let Some(old) = before.keep_messages_s
             && self.keep_messages_s.is_none_or(|new| new > old)
         {
-            // Nodes whose clocks run ahead by the receivers' margin (a day, a quarter of
-            // the period at most) may have dropped that much more.
-            let old_ms = old.saturating_mul(1000);
-            let margin = (24 * 3600 * 1000u64).min(old_ms / 4);
-            let floor = now_ms.saturating_sub(old_ms).saturating_add(margin);
+            let floor = retention_floor(old, now_ms);
             self.dropped_before_ms = Some(self.dropped_before_ms.unwrap_or(0).max(floor));
         }
         self
@@ -583,6 +584,15 @@ pub fn human_window(s: u64) -> String {
     }
 }
 
+/// Messages stamped before this (ms) may have lost their bodies at `now_ms` under a
+/// period of `keep_s`: nodes whose clocks run ahead by the receivers' margin (a day, a
+/// quarter of the period at most) may have dropped that much more.
+pub(super) fn retention_floor(keep_s: u64, now_ms: u64) -> u64 {
+    let keep_ms = keep_s.saturating_mul(1000);
+    let margin = (24 * 3600 * 1000u64).min(keep_ms / 4);
+    now_ms.saturating_sub(keep_ms).saturating_add(margin)
+}
+
 /// Whether `now_ms` is within `window_s` seconds after `sent_ms` (no window: always).
 fn within(window_s: Option<u64>, sent_ms: u64, now_ms: u64) -> bool {
     window_s.is_none_or(|w| now_ms.saturating_sub(sent_ms) <= w.saturating_mul(1000))
@@ -654,85 +664,6 @@ impl Directory {
         }
         r.finish()?;
         Ok(Directory { entries })
-    }
-}
-
-/// Organisation groups one statement names at most ("Alle" and one per department).
-pub const MAX_ORG_GROUPS: usize = 256;
-
-/// One organisation group: a group conversation the steward's node created, and whom it
-/// holds: every colleague in the directory (`department` empty) or those of one
-/// department.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgGroup {
-    pub conversation: super::ConversationId,
-    pub department: String,
-}
-
-/// The body of an organisation-groups statement (docs/PROTOCOL.md, "Organisation
-/// groups"): the groups whose membership the directory decides, and the node that keeps
-/// it so (`steward`, the only admin of each). Nodes mark these groups and refuse to leave
-/// them; the steward adds and removes colleagues as the directory changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgGroups {
-    pub steward: UserId,
-    pub groups: Vec<OrgGroup>,
-}
-
-impl OrgGroups {
-    /// The group of `conversation`, if it is one.
-    pub fn group(&self, conversation: &super::ConversationId) -> Option<&OrgGroup> {
-        self.groups.iter().find(|g| g.conversation == *conversation)
-    }
-
-    /// Encoded with the groups in ascending conversation order (canonical).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut groups: Vec<&OrgGroup> = self.groups.iter().collect();
-        groups.sort_by_key(|g| g.conversation);
-        let mut w = Writer::with_capacity(34 + 48 * groups.len());
-        w.bytes(&self.steward.0);
-        w.u16(groups.len() as u16);
-        for g in groups {
-            w.bytes(&g.conversation.0);
-            w.u8(g.department.len() as u8);
-            w.bytes(g.department.as_bytes());
-        }
-        w.into_bytes()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let invalid = |what| WireError::Invalid { what };
-        let mut r = Reader::new(bytes);
-        let steward = UserId(r.array()?);
-        let n = r.count16("organisation groups", MAX_ORG_GROUPS, 32 + 1)?;
-        let mut groups: Vec<OrgGroup> = Vec::with_capacity(n);
-        let mut departments = std::collections::BTreeSet::new();
-        for _ in 0..n {
-            let conversation = super::ConversationId(r.array()?);
-            if groups
-                .last()
-                .is_some_and(|l| l.conversation >= conversation)
-            {
-                return Err(invalid("organisation group order"));
-            }
-            let department = std::str::from_utf8(r.var_bytes_u8()?)
-                .map_err(|_| invalid("organisation group department"))?
-                .to_string();
-            if !department.is_empty() {
-                crate::identity::validate_wire_name(&department)
-                    .map_err(|_| invalid("organisation group department"))?;
-            }
-            // One group per department (and one for everyone).
-            if !departments.insert(department.clone()) {
-                return Err(invalid("organisation group department twice"));
-            }
-            groups.push(OrgGroup {
-                conversation,
-                department,
-            });
-        }
-        r.finish()?;
-        Ok(OrgGroups { steward, groups })
     }
 }
 
@@ -954,70 +885,5 @@ mod statement_tests {
         assert!(Revocations::decode(&[0]).is_err());
         assert!(AdminStatement::decode(&[1, 9, 0]).is_err());
         assert!(AdminStatement::decode(&[]).is_err());
-    }
-
-    #[test]
-    fn organisation_groups_are_canonical_and_bounded() {
-        use crate::wire::ConversationId;
-        let groups = OrgGroups {
-            steward: UserId([7; 32]),
-            groups: vec![
-                OrgGroup {
-                    conversation: ConversationId([2; 32]),
-                    department: "Bauamt".into(),
-                },
-                OrgGroup {
-                    conversation: ConversationId([1; 32]),
-                    department: String::new(),
-                },
-            ],
-        };
-        let bytes = groups.encode();
-        let back = OrgGroups::decode(&bytes).unwrap();
-        // Sorted by conversation on the wire.
-        assert_eq!(back.groups[0].department, "");
-        assert_eq!(
-            back.group(&ConversationId([2; 32])).unwrap().department,
-            "Bauamt"
-        );
-        assert_eq!(back.encode(), bytes);
-        // Out of order: refused.
-        let mut swapped = OrgGroups {
-            steward: groups.steward,
-            groups: Vec::new(),
-        }
-        .encode();
-        swapped[32..34].copy_from_slice(&[0, 2]);
-        swapped.extend_from_slice(&[2; 32]);
-        swapped.push(0);
-        swapped.extend_from_slice(&[1; 32]);
-        swapped.extend_from_slice(&[3, b'I', b'T', b'S']);
-        assert!(OrgGroups::decode(&swapped).is_err());
-        // One department twice: refused.
-        let twice = OrgGroups {
-            steward: groups.steward,
-            groups: vec![
-                OrgGroup {
-                    conversation: ConversationId([1; 32]),
-                    department: "IT".into(),
-                },
-                OrgGroup {
-                    conversation: ConversationId([2; 32]),
-                    department: "IT".into(),
-                },
-            ],
-        };
-        assert!(OrgGroups::decode(&twice.encode()).is_err());
-        // A department that is no UTF-8, a count beyond the bytes, trailing bytes.
-        let mut bad = bytes.clone();
-        let at = bytes.len() - 1;
-        bad[at] = 0xff;
-        assert!(OrgGroups::decode(&bad).is_err());
-        let mut count = bytes.clone();
-        count[32..34].copy_from_slice(&[0xff, 0xff]);
-        assert!(OrgGroups::decode(&count).is_err());
-        let mut trailing = bytes.clone();
-        trailing.push(0);
-        assert!(OrgGroups::decode(&trailing).is_err());
     }
 }

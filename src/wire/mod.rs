@@ -1046,11 +1046,13 @@ fn decode_vv(r: &mut Reader<'_>) -> Result<VersionVector, WireError> {
 mod admin;
 mod codec;
 mod content;
+mod groups;
 mod keys;
 mod rotation;
 pub use admin::*;
 pub use codec::*;
 pub use content::*;
+pub use groups::*;
 pub use keys::*;
 pub use rotation::*;
 

@@ -178,7 +178,8 @@ impl Core {
                     StatementKind::Policy
                     | StatementKind::Directory
                     | StatementKind::NetworkKey
-                    | StatementKind::OrgGroups => Vec::new(),
+                    | StatementKind::OrgGroups
+                    | StatementKind::GroupRetention => Vec::new(),
                 };
                 let rotation = (s.kind == StatementKind::NetworkKey)
                     .then(|| crate::wire::NetworkKeyRotation::decode(&s.body).ok())
@@ -225,6 +226,24 @@ impl Core {
                             .collect()
                     })
                     .unwrap_or_default();
+                let group_retention = (s.kind == StatementKind::GroupRetention)
+                    .then(|| crate::wire::GroupRetention::decode(&s.body).ok())
+                    .flatten()
+                    .map(|r| {
+                        r.groups
+                            .iter()
+                            .map(|(conv, &keep_messages_s)| crate::node::GroupRetentionView {
+                                conversation: conv.to_string(),
+                                name: self
+                                    .engine
+                                    .conversation(conv)
+                                    .map(|c| c.name)
+                                    .unwrap_or_default(),
+                                keep_messages_s,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 crate::node::StatementView {
                     kind: crate::node::statement_kind_name(s.kind).into(),
                     serial: s.serial,
@@ -234,6 +253,7 @@ impl Core {
                     directory,
                     rotation,
                     org_groups,
+                    group_retention,
                     encoded: hex::encode(s.encode()),
                 }
             })
@@ -474,6 +494,7 @@ impl Core {
             last_activity_ms: summary.last_activity_ms,
             last_message,
             organisation: self.engine.org_group(conv).map(|g| g.department.clone()),
+            keep_messages_s: self.engine.keep_messages_s(conv),
         }))
     }
 

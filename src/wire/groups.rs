@@ -1,0 +1,280 @@
+//! Admin statements about groups (docs/PROTOCOL.md, "Admin statements"): the
+//! organisation groups (kind 5) and the retention of single groups (kind 6).
+
+use super::{ConversationId, Reader, WireError, Writer};
+use crate::identity::UserId;
+
+/// Organisation groups one statement names at most ("Alle" and one per department).
+pub const MAX_ORG_GROUPS: usize = 256;
+
+/// One organisation group: a group conversation the steward's node created, and whom it
+/// holds: every colleague in the directory (`department` empty) or those of one
+/// department.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgGroup {
+    pub conversation: ConversationId,
+    pub department: String,
+}
+
+/// The body of an organisation-groups statement (docs/PROTOCOL.md, "Organisation
+/// groups"): the groups whose membership the directory decides, and the node that keeps
+/// it so (`steward`, the only admin of each). Nodes mark these groups and refuse to leave
+/// them; the steward adds and removes colleagues as the directory changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgGroups {
+    pub steward: UserId,
+    pub groups: Vec<OrgGroup>,
+}
+
+impl OrgGroups {
+    /// The group of `conversation`, if it is one.
+    pub fn group(&self, conversation: &ConversationId) -> Option<&OrgGroup> {
+        self.groups.iter().find(|g| g.conversation == *conversation)
+    }
+
+    /// Encoded with the groups in ascending conversation order (canonical).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut groups: Vec<&OrgGroup> = self.groups.iter().collect();
+        groups.sort_by_key(|g| g.conversation);
+        let mut w = Writer::with_capacity(34 + 48 * groups.len());
+        w.bytes(&self.steward.0);
+        w.u16(groups.len() as u16);
+        for g in groups {
+            w.bytes(&g.conversation.0);
+            w.u8(g.department.len() as u8);
+            w.bytes(g.department.as_bytes());
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let invalid = |what| WireError::Invalid { what };
+        let mut r = Reader::new(bytes);
+        let steward = UserId(r.array()?);
+        let n = r.count16("organisation groups", MAX_ORG_GROUPS, 32 + 1)?;
+        let mut groups: Vec<OrgGroup> = Vec::with_capacity(n);
+        let mut departments = std::collections::BTreeSet::new();
+        for _ in 0..n {
+            let conversation = ConversationId(r.array()?);
+            if groups
+                .last()
+                .is_some_and(|l| l.conversation >= conversation)
+            {
+                return Err(invalid("organisation group order"));
+            }
+            let department = std::str::from_utf8(r.var_bytes_u8()?)
+                .map_err(|_| invalid("organisation group department"))?
+                .to_string();
+            if !department.is_empty() {
+                crate::identity::validate_wire_name(&department)
+                    .map_err(|_| invalid("organisation group department"))?;
+            }
+            // One group per department (and one for everyone).
+            if !departments.insert(department.clone()) {
+                return Err(invalid("organisation group department twice"));
+            }
+            groups.push(OrgGroup {
+                conversation,
+                department,
+            });
+        }
+        r.finish()?;
+        Ok(OrgGroups { steward, groups })
+    }
+}
+
+/// Groups one retention statement names at most (40 bytes each).
+pub const MAX_RETENTION_GROUPS: usize = 1024;
+
+/// The body of a group-retention statement (kind 6; docs/PROTOCOL.md, "Retention"):
+/// for single groups, a period after which every node deletes a message's text, file,
+/// edits and reactions. A group's period is the shorter of its own and the network's
+/// (policy tag 8, the organisation's maximum).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupRetention {
+    /// Seconds each group keeps its messages (each at least `MIN_KEEP_MESSAGES_S`).
+    pub groups: std::collections::BTreeMap<ConversationId, u64>,
+    /// Messages stamped before this (ms) may have lost their bodies to an earlier,
+    /// shorter period of a group: nodes take such copies from peers (as policy tag 9;
+    /// `carry`). Only ever raised.
+    pub dropped_before_ms: Option<u64>,
+}
+
+impl GroupRetention {
+    /// The next statement after `before` at `now_ms`: where a group's period gets longer
+    /// or is taken away, messages older than the old one may already have lost their
+    /// bodies on some nodes (`Policy::carry_retention` for the network's period).
+    pub fn carry(mut self, before: &GroupRetention, now_ms: u64) -> GroupRetention {
+        self.dropped_before_ms = self.dropped_before_ms.max(before.dropped_before_ms);
+        for (conv, &old) in &before.groups {
+            if self.groups.get(conv).is_none_or(|&new| new > old) {
+                let floor = super::retention_floor(old, now_ms);
+                self.dropped_before_ms = Some(self.dropped_before_ms.unwrap_or(0).max(floor));
+            }
+        }
+        self
+    }
+
+    /// Encoded with the groups in ascending conversation order (canonical).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(10 + 40 * self.groups.len());
+        w.u64(self.dropped_before_ms.unwrap_or(0));
+        w.u16(self.groups.len() as u16);
+        for (conv, keep_s) in &self.groups {
+            w.bytes(&conv.0);
+            w.u64(*keep_s);
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let invalid = |what| WireError::Invalid { what };
+        let mut r = Reader::new(bytes);
+        let dropped_before_ms = Some(r.u64()?).filter(|t| *t > 0);
+        let n = r.count16("retention groups", MAX_RETENTION_GROUPS, 40)?;
+        let mut groups = std::collections::BTreeMap::new();
+        let mut last: Option<ConversationId> = None;
+        for _ in 0..n {
+            let conv = ConversationId(r.array()?);
+            if last.is_some_and(|l| l >= conv) {
+                return Err(invalid("retention group order"));
+            }
+            last = Some(conv);
+            let keep_s = r.u64()?;
+            if keep_s < super::MIN_KEEP_MESSAGES_S {
+                return Err(invalid("retention period under a day"));
+            }
+            groups.insert(conv, keep_s);
+        }
+        r.finish()?;
+        Ok(GroupRetention {
+            groups,
+            dropped_before_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organisation_groups_are_canonical_and_bounded() {
+        let groups = OrgGroups {
+            steward: UserId([7; 32]),
+            groups: vec![
+                OrgGroup {
+                    conversation: ConversationId([2; 32]),
+                    department: "Bauamt".into(),
+                },
+                OrgGroup {
+                    conversation: ConversationId([1; 32]),
+                    department: String::new(),
+                },
+            ],
+        };
+        let bytes = groups.encode();
+        let back = OrgGroups::decode(&bytes).unwrap();
+        // Sorted by conversation on the wire.
+        assert_eq!(back.groups[0].department, "");
+        assert_eq!(
+            back.group(&ConversationId([2; 32])).unwrap().department,
+            "Bauamt"
+        );
+        assert_eq!(back.encode(), bytes);
+        // Out of order: refused.
+        let mut swapped = OrgGroups {
+            steward: groups.steward,
+            groups: Vec::new(),
+        }
+        .encode();
+        swapped[32..34].copy_from_slice(&[0, 2]);
+        swapped.extend_from_slice(&[2; 32]);
+        swapped.push(0);
+        swapped.extend_from_slice(&[1; 32]);
+        swapped.extend_from_slice(&[3, b'I', b'T', b'S']);
+        assert!(OrgGroups::decode(&swapped).is_err());
+        // One department twice: refused.
+        let twice = OrgGroups {
+            steward: groups.steward,
+            groups: vec![
+                OrgGroup {
+                    conversation: ConversationId([1; 32]),
+                    department: "IT".into(),
+                },
+                OrgGroup {
+                    conversation: ConversationId([2; 32]),
+                    department: "IT".into(),
+                },
+            ],
+        };
+        assert!(OrgGroups::decode(&twice.encode()).is_err());
+        // A department that is no UTF-8, a count beyond the bytes, trailing bytes.
+        let mut bad = bytes.clone();
+        let at = bytes.len() - 1;
+        bad[at] = 0xff;
+        assert!(OrgGroups::decode(&bad).is_err());
+        let mut count = bytes.clone();
+        count[32..34].copy_from_slice(&[0xff, 0xff]);
+        assert!(OrgGroups::decode(&count).is_err());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(OrgGroups::decode(&trailing).is_err());
+    }
+
+    #[test]
+    fn group_retention_is_canonical_bounded_and_carried() {
+        let mut retention = GroupRetention::default();
+        retention
+            .groups
+            .insert(ConversationId([2; 32]), 30 * 86_400);
+        retention.groups.insert(ConversationId([1; 32]), 86_400);
+        let bytes = retention.encode();
+        assert_eq!(bytes.len(), 10 + 2 * 40);
+        assert_eq!(GroupRetention::decode(&bytes), Ok(retention.clone()));
+        // Out of order, under a day, a count beyond the bytes, trailing bytes: refused.
+        let mut swapped = bytes.clone();
+        swapped[10..50].copy_from_slice(&bytes[50..90]);
+        swapped[50..90].copy_from_slice(&bytes[10..50]);
+        assert!(GroupRetention::decode(&swapped).is_err());
+        let mut short = bytes.clone();
+        short[42..50].copy_from_slice(&86_399u64.to_be_bytes());
+        assert!(GroupRetention::decode(&short).is_err());
+        let mut count = bytes.clone();
+        count[8..10].copy_from_slice(&[0xff, 0xff]);
+        assert!(GroupRetention::decode(&count).is_err());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(GroupRetention::decode(&trailing).is_err());
+
+        // Carried: shortening raises nothing; lengthening or taking a group's period
+        // away raises `dropped_before_ms` to now less the old period plus the margin
+        // (a day, a quarter of the period at most), and it is never lowered.
+        let now = 100 * 86_400_000u64;
+        let mut shorter = retention.clone();
+        shorter.groups.insert(ConversationId([2; 32]), 10 * 86_400);
+        assert_eq!(
+            shorter.clone().carry(&retention, now).dropped_before_ms,
+            None
+        );
+        let mut removed = retention.clone();
+        removed.groups.remove(&ConversationId([1; 32]));
+        let carried = removed.carry(&retention, now);
+        assert_eq!(
+            carried.dropped_before_ms,
+            Some(now - 86_400_000 + 86_400_000 / 4)
+        );
+        let mut longer = retention.clone();
+        longer.groups.insert(ConversationId([2; 32]), 60 * 86_400);
+        assert_eq!(
+            longer.carry(&retention, now).dropped_before_ms,
+            Some(now - 30 * 86_400_000 + 86_400_000)
+        );
+        let mut again = GroupRetention::default();
+        again.groups.insert(ConversationId([2; 32]), 60 * 86_400);
+        assert_eq!(
+            again.carry(&carried, now).dropped_before_ms,
+            carried.dropped_before_ms
+        );
+    }
+}
