@@ -1186,7 +1186,8 @@ fn counter_removal_schedules_1() {
 /// a random step, at a random honest installation; Mallory's node never hears of it and
 /// keeps writing, and forges statements (with her own key: one that reinstates her with a
 /// higher serial, one that revokes an honest member, a network key rotation sealed to
-/// her, organisation groups she keeps, a policy that drops messages after a day) and
+/// her, organisation groups she keeps, a group retention or a policy that drops
+/// messages after a day) and
 /// replays the older list, to random honest nodes. After healing:
 /// - every honest node holds the same, real statement: Mallory revoked, nobody else;
 /// - the group's honest admin removed her everywhere, and the honest members agree on
@@ -1328,9 +1329,11 @@ fn revoked_member_schedule(seed: u64) -> Result<(), String> {
             }
             9 => {
                 // Forged organisation groups (the group, Mallory its steward: she would
-                // keep its members) or a forged policy keeping messages a day (every
-                // honest node would drop them).
-                let statement = if sim.rng.gen_bool(0.5) {
+                // keep its members), a forged retention of a day for the group, or a
+                // forged policy keeping messages a day (every honest node would drop
+                // them).
+                let pick = sim.rng.gen_range(0..3);
+                let statement = if pick == 0 {
                     let org = flurfunk::wire::OrgGroups {
                         steward: m_user,
                         groups: vec![flurfunk::wire::OrgGroup {
@@ -1343,6 +1346,18 @@ fn revoked_member_schedule(seed: u64) -> Result<(), String> {
                         7,
                         now,
                         org.encode(),
+                    )
+                } else if pick == 1 {
+                    // The group's own period, a day.
+                    let mut retention = flurfunk::wire::GroupRetention::default();
+                    retention
+                        .groups
+                        .insert(conv, flurfunk::wire::MIN_KEEP_MESSAGES_S);
+                    forger.sign_statement(
+                        flurfunk::wire::StatementKind::GroupRetention,
+                        7,
+                        now,
+                        retention.encode(),
                     )
                 } else {
                     let policy = flurfunk::wire::Policy {

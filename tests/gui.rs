@@ -871,7 +871,8 @@ fn a_file_dropped_on_the_chat_opens_the_send_dialog_and_is_sent() {
 
 /// With this network's admin key in the data directory, the settings show the admin
 /// section: read receipts turned off there reach a colleague's node, and a colleague
-/// revoked there is told "left the organisation" everywhere; both are in the audit log.
+/// revoked there is told "left the organisation" everywhere, and a group given a week of
+/// its own keeps its messages a week at a colleague's node; all are in the audit log.
 /// Without the key the section is not there.
 #[test]
 fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
