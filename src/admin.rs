@@ -42,6 +42,12 @@ pub enum AdminError {
     #[error("messages are kept at least a day")]
     KeepTooShort,
     #[error(
+        "the node holds a group retention this admin tool cannot read (a newer version's): update it"
+    )]
+    GroupRetention,
+    #[error("at most 1,024 groups with a period of their own (or one taken away)")]
+    TooManyGroups,
+    #[error(
         "a network key rotation is still under way (its overlap ends {}); one at a time, or nodes offline through both would be shut out",
         utc(*until_ms)
     )]
@@ -204,21 +210,18 @@ impl AdminKey {
         now_ms: u64,
     ) -> Result<Option<AdminStatement>, AdminError> {
         let held = match current {
-            Some(s) => {
-                GroupRetention::decode(&s.body).map_err(|_| AdminError::StatementTooLarge)?
-            }
+            Some(s) => GroupRetention::decode(&s.body).map_err(|_| AdminError::GroupRetention)?,
             None => GroupRetention::default(),
         };
-        let mut next = held.clone();
-        match keep_s {
-            Some(s) if s < MIN_KEEP_MESSAGES_S => return Err(AdminError::KeepTooShort),
-            Some(s) => next.groups.insert(conversation, s),
-            None => next.groups.remove(&conversation),
-        };
-        if next.groups.len() > MAX_RETENTION_GROUPS {
-            return Err(AdminError::StatementTooLarge);
+        if keep_s.is_some_and(|s| s < MIN_KEEP_MESSAGES_S) {
+            return Err(AdminError::KeepTooShort);
         }
+        let mut next = held.clone();
+        next.groups.entry(conversation).or_default().keep_s = keep_s;
         let next = next.carry(&held, now_ms);
+        if next.groups.len() > MAX_RETENTION_GROUPS {
+            return Err(AdminError::TooManyGroups);
+        }
         if next == held {
             return Ok(None);
         }

@@ -1350,9 +1350,13 @@ fn revoked_member_schedule(seed: u64) -> Result<(), String> {
                 } else if pick == 1 {
                     // The group's own period, a day.
                     let mut retention = flurfunk::wire::GroupRetention::default();
-                    retention
-                        .groups
-                        .insert(conv, flurfunk::wire::MIN_KEEP_MESSAGES_S);
+                    retention.groups.insert(
+                        conv,
+                        flurfunk::wire::GroupKeep {
+                            keep_s: Some(flurfunk::wire::MIN_KEEP_MESSAGES_S),
+                            dropped_before_ms: Some(now),
+                        },
+                    );
                     forger.sign_statement(
                         flurfunk::wire::StatementKind::GroupRetention,
                         7,

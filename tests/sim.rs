@@ -530,8 +530,9 @@ fn messages_older_than_the_organisation_keeps_them_are_deleted_everywhere() {
 /// to two years still keeps one year (the network's period is the maximum). After eight
 /// days the staff council's message is gone at every node, the others stay. A member
 /// away all along comes back after the group's own period was taken away again: she
-/// takes the emptied message (the statement says what an earlier period may have
-/// dropped) and reads what came after it.
+/// takes the emptied message (the statement says what the group's earlier period may
+/// have dropped) and reads what came after it. A period given to a group whose messages
+/// are already older empties them within seconds.
 #[test]
 fn a_group_keeps_its_messages_shorter_than_the_organisation() {
     use flurfunk::wire::{Policy, StatementKind};
@@ -656,6 +657,28 @@ fn a_group_keeps_its_messages_shorter_than_the_organisation() {
     let held = sim.nodes[carla].engine().store().event(&old).unwrap();
     assert!(held.is_some_and(|e| e.is_purged()));
     assert_eq!(sim.nodes[carla].engine().stats().withheld_bodies, 0);
+    // A period given to a group whose messages are already older takes effect within
+    // seconds, not at the next hourly pass.
+    let now = sim.now;
+    let held = sim.nodes[anna]
+        .engine()
+        .admin_statements()
+        .into_iter()
+        .find(|s| s.kind == StatementKind::GroupRetention)
+        .unwrap();
+    let two_days = admin
+        .change_group_retention(Some(&held), office, Some(2 * 86_400), now)
+        .unwrap()
+        .unwrap();
+    sim.nodes[anna]
+        .engine()
+        .publish_admin_statement(now, two_days)
+        .unwrap();
+    sim.pump(anna);
+    sim.run_ms(5_000);
+    for i in [anna, bernd, carla] {
+        assert!(texts(&mut sim, i, office).is_empty(), "node {i}");
+    }
 }
 
 /// Two admin statements with one serial (the admin key used at two installations, one

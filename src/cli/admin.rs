@@ -385,10 +385,18 @@ pub(crate) async fn admin(dir: &DataDir, action: AdminAction) -> Result<()> {
                 }
                 for g in &s.group_retention {
                     outln!(
-                        "  {}  {}  messages kept {}",
+                        "  {}  {}  {}{}",
                         &g.conversation[..12],
                         super::printable(&g.name),
-                        flurfunk::wire::human_window(g.keep_messages_s)
+                        g.keep_messages_s
+                            .map_or("the network's period".to_string(), |k| format!(
+                                "messages kept {}",
+                                flurfunk::wire::human_window(k)
+                            )),
+                        g.dropped_before_ms.map_or(String::new(), |t| format!(
+                            "; messages before {} may have lost their text",
+                            super::local_time(t, true)
+                        ))
                     );
                 }
                 for r in &s.revoked {

@@ -238,7 +238,7 @@ pub(super) async fn group_retention(
                 human_window(s)
             ))
         )];
-        for (conv, &keep) in &r.groups {
+        for (conv, keep) in r.groups.iter().filter_map(|(c, g)| Some((c, g.keep_s?))) {
             let shorter = network.filter(|&n| n < keep);
             lines.push(format!(
                 "{}: {}{}",
@@ -261,7 +261,16 @@ pub(super) async fn group_retention(
     }
     // The group: a conversation id, or the name of a group this node is in (one only).
     let conv: flurfunk::wire::ConversationId = match group.parse() {
-        Ok(id) => id,
+        Ok(id) => {
+            // A 1:1 chat this node knows is no group (nodes would apply it all the same).
+            if conversations
+                .iter()
+                .any(|c| c.conversation == group && c.kind != "group")
+            {
+                bail!("{group} is a 1:1 chat, not a group");
+            }
+            id
+        }
         Err(_) => {
             let named: Vec<_> = conversations
                 .iter()

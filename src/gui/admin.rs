@@ -30,6 +30,8 @@ pub struct AdminUi {
     /// The group whose own retention is being set, and the period chosen (`None`: the
     /// network's, like every chat).
     group_keep: Option<(String, Option<u64>)>,
+    /// Whether "really?" was asked for a shorter period.
+    confirm_keep: bool,
     /// The audit log's last lines, and when they were read (not at every frame).
     audit: Vec<String>,
     audit_read: Option<std::time::Instant>,
@@ -226,15 +228,18 @@ impl FlurfunkApp {
     fn group_keep_ui(&mut self, ui: &mut egui::Ui, key: Arc<AdminKey>, network_keep: Option<u64>) {
         let t = self.t();
         ui.add_space(6.0);
-        // A group's own period, as far as this node can tell: what holds there, where
-        // it differs from the network's.
+        // Each group with its member count and the end of its id (two groups of one
+        // name stay apart), and its own period as the organisation set it.
         let groups: Vec<(String, String, Option<u64>)> = self
             .conversations
             .iter()
             .filter(|c| c.kind == "group" && c.is_member)
             .map(|c| {
-                let own = c.keep_messages_s.filter(|&s| network_keep != Some(s));
-                (c.conversation.clone(), c.name.clone(), own)
+                let tail = &c.conversation[c.conversation.len().saturating_sub(6)..];
+                let count =
+                    super::i18n::fill(t.members_count, &[("n", &c.members.len().to_string())]);
+                let label = format!("{} ({count}, …{tail})", c.name);
+                (c.conversation.clone(), label, c.group_keep_messages_s)
             })
             .collect();
         let chosen = self.admin.group_keep.clone();
@@ -251,6 +256,7 @@ impl FlurfunkApp {
                         let on = chosen.as_ref().is_some_and(|(c, _)| c == id);
                         if ui.selectable_label(on, name).clicked() {
                             self.admin.group_keep = Some((id.clone(), *own));
+                            self.admin.confirm_keep = false;
                         }
                     }
                 })
@@ -269,20 +275,41 @@ impl FlurfunkApp {
                     &GROUP_KEEP,
                     t.keep_like_all,
                 );
+                if keep != self.admin.group_keep.as_ref().and_then(|g| g.1) {
+                    self.admin.confirm_keep = false;
+                }
+                // Shortening deletes on every computer within the hour, for good: asked
+                // twice.
+                let shortens = keep.is_some_and(|k| own.is_none_or(|o| k < o));
+                let text = if self.admin.confirm_keep {
+                    t.admin_group_keep_confirm
+                } else {
+                    t.admin_group_keep_set
+                };
                 if ui
-                    .add_enabled(keep != own, egui::Button::new(t.admin_group_keep_set))
+                    .add_enabled(keep != own, egui::Button::new(text))
                     .clicked()
                 {
-                    self.publish_group_keep(key, conv.clone(), keep);
-                    return;
+                    if shortens && !self.admin.confirm_keep {
+                        self.admin.confirm_keep = true;
+                    } else {
+                        self.admin.confirm_keep = false;
+                        self.publish_group_keep(key, conv.clone(), keep);
+                        return;
+                    }
                 }
                 self.admin.group_keep = Some((conv, keep));
             });
+            if keep.is_some_and(|k| network_keep.is_some_and(|n| k >= n)) {
+                ui.label(RichText::new(t.admin_group_keep_longer).small().weak());
+            }
         }
-        let own: Vec<String> = groups
+        let own: Vec<String> = self
+            .conversations
             .iter()
-            .filter_map(|(_, name, own)| {
-                own.map(|s| format!("{name}: {}", super::dialogs::duration(t, s)))
+            .filter_map(|c| {
+                let s = c.group_keep_messages_s?;
+                Some(format!("{}: {}", c.name, super::dialogs::duration(t, s)))
             })
             .collect();
         if !own.is_empty() {

@@ -177,7 +177,12 @@ pub struct GroupRetentionView {
     pub conversation: String,
     /// The group's name here (empty where this node is not in it).
     pub name: String,
-    pub keep_messages_s: u64,
+    /// Its own period (absent: taken away, the network's holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_messages_s: Option<u64>,
+    /// Its messages stamped before this may have lost their bodies to an earlier period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_before_ms: Option<u64>,
 }
 
 /// A colleague a network key rotation can be sealed to.
@@ -393,6 +398,10 @@ pub struct ConversationView {
     /// retention: the network's, or this group's own if shorter); absent: kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_messages_s: Option<u64>,
+    /// The group's own period as the organisation set it (also where the network's,
+    /// shorter, holds); for the admin's tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_keep_messages_s: Option<u64>,
 }
 
 /// Everything a node reports as it happens; one JSON object per line with `--json`.

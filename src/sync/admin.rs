@@ -167,6 +167,10 @@ impl<S: Store> Engine<S> {
                 .collect();
             self.admin.directory = directory;
         }
+        let periods = (
+            self.admin.policy.keep_messages_s,
+            std::mem::take(&mut self.admin.group_retention),
+        );
         self.admin.policy = self
             .admin
             .statements
@@ -179,6 +183,16 @@ impl<S: Store> Engine<S> {
             .get(&StatementKind::GroupRetention)
             .and_then(|s| crate::wire::GroupRetention::decode(&s.body).ok())
             .unwrap_or_default();
+        if periods
+            != (
+                self.admin.policy.keep_messages_s,
+                self.admin.group_retention.clone(),
+            )
+        {
+            // A period set, shortened or taken away: a new pass at the next tick, over
+            // the conversations that have one now (not an hour later).
+            self.admin.retention = Default::default();
+        }
         if revoked != self.admin.revoked || self.admin.learned_ms == 0 {
             self.admin.revoked = revoked;
             self.admin.learned_ms = now_ms;

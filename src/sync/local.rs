@@ -543,6 +543,11 @@ impl<S: Store> Engine<S> {
         self.convs.keys().copied().collect()
     }
 
+    /// A group's name (without the members a summary clones).
+    pub fn group_name(&self, conv: &ConversationId) -> Option<String> {
+        self.convs.get(conv)?.name.clone()
+    }
+
     pub fn conversation(&self, conv: &ConversationId) -> Option<ConversationSummary> {
         let state = self.convs.get(conv)?;
         let kind = state.kind()?;

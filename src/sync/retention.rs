@@ -18,6 +18,10 @@ pub const RETENTION_TURN_MESSAGES: u64 = 256;
 /// due by this node's own clock (clocks differ; a quarter of the period at most).
 pub const RETENTION_SKEW_MS: u64 = 24 * 3600 * 1000;
 
+/// How far a `dropped_before_ms` lies behind this node's clock at least: the tools raise
+/// it to now less a period plus its margin, at most three quarters of a day.
+pub const RETENTION_FLOOR_LAG_MS: u64 = 18 * 3600 * 1000;
+
 /// Where the pass over the history is (in memory: a restart starts a new one).
 #[derive(Debug, Default)]
 pub(super) struct RetentionState {
@@ -34,10 +38,15 @@ impl<S: Store> Engine<S> {
     /// `None`: kept for good.
     pub fn keep_messages_s(&self, conv: &ConversationId) -> Option<u64> {
         let network = self.admin.policy.keep_messages_s;
-        match (network, self.admin.group_retention.groups.get(conv)) {
-            (Some(a), Some(&b)) => Some(a.min(b)),
-            (a, b) => a.or(b.copied()),
+        match (network, self.admin.group_retention.keep_s(conv)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// The group's own period (statement kind 6), also where the network's is shorter.
+    pub fn group_keep_messages_s(&self, conv: &ConversationId) -> Option<u64> {
+        self.admin.group_retention.keep_s(conv)
     }
 
     fn keep_ms(&self, conv: &ConversationId) -> Option<u64> {
@@ -60,11 +69,15 @@ impl<S: Store> Engine<S> {
         wall_ms: u64,
         now_ms: u64,
     ) -> bool {
+        // No honest tool sets it later than now less the receivers' margin for the
+        // shortest period (three quarters of a day): an admin machine's clock far ahead
+        // must not open the whole history to emptied copies.
         let dropped_before = self
             .admin
             .policy
             .dropped_before_ms
-            .max(self.admin.group_retention.dropped_before_ms);
+            .max(self.admin.group_retention.dropped_before_ms(conv))
+            .map(|t| t.min(now_ms.saturating_sub(RETENTION_FLOOR_LAG_MS)));
         dropped_before.is_some_and(|t| wall_ms < t)
             || self.keep_ms(conv).is_some_and(|keep| {
                 let margin = RETENTION_SKEW_MS.min(keep / 4);

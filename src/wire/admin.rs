@@ -238,7 +238,7 @@ impl AdminStatement {
             StatementKind::Directory => Directory::decode(&self.body).map(|_| ()),
             StatementKind::NetworkKey => super::NetworkKeyRotation::decode(&self.body).map(|_| ()),
             StatementKind::OrgGroups => OrgGroups::decode(&self.body).map(|_| ()),
-            StatementKind::GroupRetention => GroupRetention::decode(&self.body).map(|_| ()),
+            StatementKind::GroupRetention => GroupRetention::check_body(&self.body),
         }
     }
 

@@ -232,14 +232,11 @@ impl Core {
                     .map(|r| {
                         r.groups
                             .iter()
-                            .map(|(conv, &keep_messages_s)| crate::node::GroupRetentionView {
+                            .map(|(conv, g)| crate::node::GroupRetentionView {
                                 conversation: conv.to_string(),
-                                name: self
-                                    .engine
-                                    .conversation(conv)
-                                    .map(|c| c.name)
-                                    .unwrap_or_default(),
-                                keep_messages_s,
+                                name: self.engine.group_name(conv).unwrap_or_default(),
+                                keep_messages_s: g.keep_s,
+                                dropped_before_ms: g.dropped_before_ms,
                             })
                             .collect()
                     })
@@ -495,6 +492,7 @@ impl Core {
             last_message,
             organisation: self.engine.org_group(conv).map(|g| g.department.clone()),
             keep_messages_s: self.engine.keep_messages_s(conv),
+            group_keep_messages_s: self.engine.group_keep_messages_s(conv),
         }))
     }
 
