@@ -481,7 +481,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let window =
                         |v: Option<u64>| v.map_or("any time".into(), flurfunk::wire::human_window);
                     outln!(
-                        "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {}, delete for everyone {}, edit within {}, delete within {}, messages kept {} (set by the organisation or this machine)",
+                        "policy:    read receipts {}, presence {:?}, files up to {}, automatic up to {}, delete for everyone {}, edit within {}, delete within {}, messages kept {}, turned off: {} (set by the organisation or this machine)",
                         if p.read_receipts { "on" } else { "off" },
                         p.presence,
                         size(p.max_file_bytes),
@@ -494,7 +494,8 @@ async fn run(cli: Cli) -> Result<()> {
                         window(p.edit_window_s),
                         window(p.delete_window_s),
                         p.keep_messages_s
-                            .map_or("for good".into(), flurfunk::wire::human_window)
+                            .map_or("for good".into(), flurfunk::wire::human_window),
+                        flurfunk::wire::features_named(p.features_off)
                     );
                 }
                 outln!("online:    {} colleagues", status.peers_online);

@@ -654,6 +654,8 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
             "off",
             "--edit-window",
             "15m",
+            "--turn-off",
+            "reactions,previews",
         ],
     );
     assert!(ok && out.contains("policy no. 1"), "{out}{err}");
@@ -662,12 +664,16 @@ fn a_managed_network_certifies_its_relays_through_the_cli() {
     assert!(out.contains("presence: online only"), "{out}");
     assert!(out.contains("delete for everyone: not allowed"), "{out}");
     assert!(out.contains("edit within: 15 minutes"), "{out}");
+    assert!(out.contains("turned off: reactions, previews"), "{out}");
     assert!(
         out.contains("delete for everyone within: any time"),
         "{out}"
     );
     let (ok, _, err) = flurfunk(it.path(), &["admin", "policy", "--edit-window", "15 weeks"]);
     assert!(!ok && err.contains("use m, h or d"), "{err}");
+    // An unknown feature is refused.
+    let (ok, out, err) = flurfunk(it.path(), &["admin", "policy", "--turn-off", "bogus"]);
+    assert!(!ok && err.contains("unknown feature"), "{out}{err}");
     let (ok, out, _) = flurfunk(it.path(), &["admin", "audit"]);
     assert!(ok, "{out}");
     let lines: Vec<&str> = out.lines().collect();

@@ -870,7 +870,8 @@ fn a_file_dropped_on_the_chat_opens_the_send_dialog_and_is_sent() {
 }
 
 /// With this network's admin key in the data directory, the settings show the admin
-/// section: read receipts turned off there reach a colleague's node, and a colleague
+/// section: read receipts and sending files turned off there reach a colleague's node
+/// (which then refuses to send a file), and a colleague
 /// revoked there is told "left the organisation" everywhere, and a group given a week of
 /// its own keeps its messages a week at a colleague's node; all are in the audit log.
 /// Without the key the section is not there.
@@ -911,15 +912,37 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     h.run_steps(3);
     h.get_by_label("Lesebestätigungen für alle").click();
     h.run_steps(3);
+    h.get_by_label("Dateien und Fotos senden").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Dateien und Fotos senden").click();
+    h.run_steps(3);
+    h.get_by_label("Für alle festlegen").scroll_to_me();
+    h.run_steps(3);
     h.get_by_label("Für alle festlegen").click();
     h.run_steps(3);
     f.rt.block_on(eventually("Bernd's node has the policy", || async {
         let status = bernd.handle.status().await.unwrap();
         status
             .policy
-            .is_some_and(|p| !p.read_receipts)
+            .is_some_and(|p| !p.read_receipts && !p.allows(flurfunk::wire::FEATURE_FILES))
             .then_some(())
     }));
+    // Sending files is off for everyone: Bernd's node refuses to, and says why.
+    let to_dora =
+        f.rt.block_on(bernd.handle.open_direct(dora.user()))
+            .unwrap();
+    let refused = f.rt.block_on(bernd.handle.send_file_bytes(
+        to_dora,
+        "Dienstplan.pdf".into(),
+        vec![1; 1000],
+        String::new(),
+    ));
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("turned off sending files")),
+        "{refused:?}"
+    );
     // The notice that the policy went out moves the window's contents down: wait for it,
     // or the next click lands where the list was a frame before (a race seen under load).
     settle(&mut h, "the policy notice", |h| {

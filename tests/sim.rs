@@ -525,6 +525,76 @@ fn messages_older_than_the_organisation_keeps_them_are_deleted_everywhere() {
     }
 }
 
+/// Features the organisation turned off (policy tag 10) are refused where they are
+/// written, with the reason: after the policy turns reactions and editing off, Bernd's
+/// node reacts no more (taking his earlier reaction back still works) and Anna's edits
+/// nothing; before it, both worked.
+#[test]
+fn features_the_organisation_turned_off_are_refused_where_they_are_written() {
+    use flurfunk::sync::SyncError;
+    use flurfunk::wire::{FEATURE_EDITS, FEATURE_REACTIONS, Policy, StatementKind};
+    let (admin, mut sim) = managed_sim(24, 25);
+    let [anna, bernd] = ["Anna", "Bernd"].map(|n| sim.add_node(n, Role::Member));
+    let pb = sim.profile(bernd);
+    let now = sim.now;
+    let group = sim.nodes[anna]
+        .engine()
+        .create_group(now, "Bauhof", &[pb])
+        .unwrap();
+    sim.settle(20_000);
+    let msg = sim.send(anna, group, "Streuwagen ist fertig");
+    sim.settle(20_000);
+    let now = sim.now;
+    sim.nodes[bernd]
+        .engine()
+        .react(now, group, msg, "👍")
+        .unwrap();
+    sim.nodes[anna]
+        .engine()
+        .edit(
+            now,
+            group,
+            msg,
+            "Streuwagen ist fertig und getankt",
+            Vec::new(),
+        )
+        .unwrap();
+    let policy = Policy {
+        features_off: FEATURE_REACTIONS | FEATURE_EDITS,
+        ..Policy::default()
+    };
+    let statement = admin
+        .sign_statement(StatementKind::Policy, 1, now, policy.encode())
+        .unwrap();
+    sim.nodes[anna]
+        .engine()
+        .publish_admin_statement(now, statement)
+        .unwrap();
+    sim.pump(anna);
+    sim.settle(20_000);
+    let now = sim.now;
+    let refused = sim.nodes[bernd].engine().react(now, group, msg, "❤");
+    assert!(
+        matches!(refused, Err(SyncError::FeatureOff { what: "reactions" })),
+        "{refused:?}"
+    );
+    sim.nodes[bernd]
+        .engine()
+        .react(now, group, msg, "")
+        .unwrap();
+    let refused = sim.nodes[anna]
+        .engine()
+        .edit(now, group, msg, "doch nicht", Vec::new());
+    assert!(
+        matches!(refused, Err(SyncError::FeatureOff { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "your organisation has turned off editing messages"
+    );
+}
+
 /// Retention of single groups (docs/PROTOCOL.md, "Retention", statement kind 6): the
 /// organisation keeps messages a year, the staff council's group a week, and a group set
 /// to two years still keeps one year (the network's period is the maximum). After eight

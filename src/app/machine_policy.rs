@@ -38,7 +38,17 @@ pub mod registry {
     pub const DATA_FOLDER: &str = "DataFolder";
     /// 1: the app starts at every user's log-on; 0: never (the installer registers it).
     pub const AUTOSTART: &str = "Autostart";
-    pub const ALL: [&str; 10] = [
+    /// Features (1 allowed, 0 turned off): sending files, reactions, editing, the
+    /// message's text in notifications.
+    pub const SEND_FILES: &str = "SendFiles";
+    pub const REACTIONS: &str = "Reactions";
+    pub const EDIT_MESSAGES: &str = "EditMessages";
+    pub const NOTIFICATION_PREVIEW: &str = "NotificationPreview";
+    pub const ALL: [&str; 14] = [
+        SEND_FILES,
+        REACTIONS,
+        EDIT_MESSAGES,
+        NOTIFICATION_PREVIEW,
         AUTOSTART,
         LOCK_NETWORK,
         READ_RECEIPTS,
@@ -86,6 +96,11 @@ pub(crate) struct MachineSettings {
     pub delete_window_minutes: Option<u64>,
     pub data_dir: Option<String>,
     pub autostart: Option<bool>,
+    /// Features (`false`: turned off for every user of the machine).
+    pub send_files: Option<bool>,
+    pub reactions: Option<bool>,
+    pub edit_messages: Option<bool>,
+    pub notification_preview: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +223,15 @@ impl MachinePolicy {
                 // The network's alone: every node must judge a message's age alike.
                 keep_messages_s: None,
                 dropped_before_ms: None,
+                features_off: [
+                    (settings.send_files, crate::wire::FEATURE_FILES),
+                    (settings.reactions, crate::wire::FEATURE_REACTIONS),
+                    (settings.edit_messages, crate::wire::FEATURE_EDITS),
+                    (settings.notification_preview, crate::wire::FEATURE_PREVIEWS),
+                ]
+                .into_iter()
+                .filter(|(allowed, _)| *allowed == Some(false))
+                .fold(0, |off, (_, bit)| off | bit),
             },
             data_dir,
             autostart: settings.autostart,
@@ -277,9 +301,13 @@ mod tests {
             "lock_network = true\nread_receipts = false\npresence = \"online_only\"\n\
              max_file_mb = 100\nauto_download_mb = 0\ndata_dir = \"/srv/flurfunk/$USER\"\n\
              delete_for_everyone = false\nedit_window_minutes = 15\ndelete_window_minutes = 2880\n\
-             autostart = false\n",
+             autostart = false\nsend_files = false\nreactions = true\nnotification_preview = false\n",
         )
         .unwrap();
+        assert_eq!(
+            p.policy.features_off,
+            crate::wire::FEATURE_FILES | crate::wire::FEATURE_PREVIEWS
+        );
         assert!(p.lock_network && p.is_set());
         assert!(!p.policy.read_receipts);
         assert_eq!(p.policy.presence, Presence::OnlineOnly);

@@ -178,6 +178,13 @@ pub(crate) enum DirectoryAction {
 
 #[derive(clap::Args)]
 pub(crate) struct PolicyArgs {
+    /// Turn features off for everyone: files (sending), reactions, edits, previews (the
+    /// message's text in notifications); comma-separated.
+    #[arg(long, value_name = "FEATURES", value_delimiter = ',', value_parser = flurfunk::wire::feature_named)]
+    turn_off: Vec<u64>,
+    /// Turn features on again (as for --turn-off).
+    #[arg(long, value_name = "FEATURES", value_delimiter = ',', value_parser = flurfunk::wire::feature_named)]
+    turn_on: Vec<u64>,
     /// Whether anyone is told that a message was read (delivery ticks stay).
     #[arg(long, value_enum)]
     read_receipts: Option<Switch>,
@@ -757,6 +764,12 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     if let Some(window) = change.delete_window {
         policy.delete_window_s = window.0;
     }
+    for bit in change.turn_off {
+        policy.features_off |= bit;
+    }
+    for bit in change.turn_on {
+        policy.features_off &= !bit;
+    }
     if let Some(keep) = change.keep_messages {
         if keep
             .0
@@ -778,7 +791,7 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
         format!(
             "read receipts: {}\npresence: {}\nlargest file sent: {}\nfetched by itself up to: {}\n\
              delete for everyone: {}\nedit within: {}\ndelete for everyone within: {}\n\
-             messages kept: {}",
+             messages kept: {}\nturned off: {}",
             if p.read_receipts { "on" } else { "off" },
             match p.presence {
                 Presence::Full => "online and last seen",
@@ -795,7 +808,8 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
             window(p.edit_window_s),
             window(p.delete_window_s),
             p.keep_messages_s
-                .map_or("for good".to_string(), flurfunk::wire::human_window)
+                .map_or("for good".to_string(), flurfunk::wire::human_window),
+            flurfunk::wire::features_named(p.features_off)
         )
     };
     if policy == before {

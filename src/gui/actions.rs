@@ -73,29 +73,32 @@ impl FlurfunkApp {
             return;
         }
         let me = self.own_user();
-        ui.horizontal(|ui| {
-            for emoji in QUICK_REACTIONS {
-                let mine = m
-                    .reactions
-                    .iter()
-                    .any(|r| r.emoji == emoji && r.users.contains(&me));
-                let button = super::emoji::emoji_button(ui, emoji, 22.0, mine);
-                if button.on_hover_text(t.react).clicked() {
-                    let emoji = if mine { "" } else { emoji };
-                    self.react(&m.conversation, &m.event_id, emoji);
-                    ui.close();
+        // Reactions turned off by the organisation: no row to add one.
+        if self.policy().allows(crate::wire::FEATURE_REACTIONS) {
+            ui.horizontal(|ui| {
+                for emoji in QUICK_REACTIONS {
+                    let mine = m
+                        .reactions
+                        .iter()
+                        .any(|r| r.emoji == emoji && r.users.contains(&me));
+                    let button = super::emoji::emoji_button(ui, emoji, 22.0, mine);
+                    if button.on_hover_text(t.react).clicked() {
+                        let emoji = if mine { "" } else { emoji };
+                        self.react(&m.conversation, &m.event_id, emoji);
+                        ui.close();
+                    }
                 }
-            }
-            // "+": the whole picker, as on a phone.
-            let more = egui::Button::new(RichText::new("+").size(18.0));
-            let (button, picked) = egui::containers::menu::SubMenuButton::from_button(more)
-                .ui(ui, |ui| emoji_grid(ui, "reaction_picker"));
-            button.on_hover_text(t.more_reactions);
-            if let Some(emoji) = picked.and_then(|p| p.inner) {
-                self.react(&m.conversation, &m.event_id, emoji);
-            }
-        });
-        ui.separator();
+                // "+": the whole picker, as on a phone.
+                let more = egui::Button::new(RichText::new("+").size(18.0));
+                let (button, picked) = egui::containers::menu::SubMenuButton::from_button(more)
+                    .ui(ui, |ui| emoji_grid(ui, "reaction_picker"));
+                button.on_hover_text(t.more_reactions);
+                if let Some(emoji) = picked.and_then(|p| p.inner) {
+                    self.react(&m.conversation, &m.event_id, emoji);
+                }
+            });
+            ui.separator();
+        }
         if ui.button(t.reply).clicked() {
             self.start_reply(m);
             ui.close();

@@ -99,6 +99,13 @@ impl FlurfunkApp {
                     .labelled_by(l.id);
             });
             ui.checkbox(&mut draft.delete_for_everyone, t.admin_delete_for_everyone);
+            ui.label(t.admin_features);
+            for (bit, label) in feature_labels(t) {
+                let mut on = draft.features_off & bit == 0;
+                if ui.checkbox(&mut on, label).changed() {
+                    draft.features_off ^= bit;
+                }
+            }
             window_choice(
                 ui,
                 t,
@@ -386,6 +393,7 @@ impl FlurfunkApp {
                     edit_window_s: draft.edit_window_s,
                     delete_window_s: draft.delete_window_s,
                     keep_messages_s: draft.keep_messages_s,
+                    features_off: draft.features_off,
                     ..held_policy
                 }
                 .carry_retention(&held_policy, crate::node::now_ms());
@@ -394,13 +402,14 @@ impl FlurfunkApp {
                     .map_err(|e| e.to_string())?;
                 publish_logged(&node, &key, &audit, next, |serial| {
                     format!(
-                        "policy\tserial={serial}\tread receipts {}; presence {:?}; delete for everyone {}; edit window {:?} s; delete window {:?} s; messages kept {:?} s (app)",
+                        "policy\tserial={serial}\tread receipts {}; presence {:?}; delete for everyone {}; edit window {:?} s; delete window {:?} s; messages kept {:?} s; turned off: {} (app)",
                         if policy.read_receipts { "on" } else { "off" },
                         policy.presence,
                         if policy.delete_for_everyone { "allowed" } else { "not allowed" },
                         policy.edit_window_s,
                         policy.delete_window_s,
-                        policy.keep_messages_s
+                        policy.keep_messages_s,
+                        crate::wire::features_named(policy.features_off)
                     )
                 })
                 .await
@@ -495,6 +504,17 @@ async fn publish_logged(
         .await
         .map_err(|e| e.to_string())?;
     crate::admin::append_audit(audit, key, &what(serial)).map_err(|e| e.to_string())
+}
+
+/// The features a policy can turn off, as the app names them.
+pub(super) fn feature_labels(t: &super::i18n::Texts) -> [(u64, &'static str); 4] {
+    use crate::wire::{FEATURE_EDITS, FEATURE_FILES, FEATURE_PREVIEWS, FEATURE_REACTIONS};
+    [
+        (FEATURE_FILES, t.feature_files),
+        (FEATURE_REACTIONS, t.feature_reactions),
+        (FEATURE_EDITS, t.feature_edits),
+        (FEATURE_PREVIEWS, t.feature_previews),
+    ]
 }
 
 /// Windows offered for editing and deleting (seconds; `None`: any time).

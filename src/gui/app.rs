@@ -933,6 +933,12 @@ impl FlurfunkApp {
             self.t().notification_title,
             &[("name", author), ("chat", chat)],
         );
+        // The organisation turned previews off (screens visitors see): who and where only.
+        let text = if self.policy().allows(crate::wire::FEATURE_PREVIEWS) {
+            text
+        } else {
+            self.t().notification_hidden
+        };
         super::notify::show(self.bridge.runtime(), summary, text.to_string());
     }
 

@@ -380,11 +380,14 @@ impl FlurfunkApp {
         self.compose_bar_ui(ui, conv);
         self.mention_suggestions_ui(ui, conv, view.as_ref());
         let focus = std::mem::take(&mut self.focus_composer);
+        // Sending files turned off by the organisation: no clip.
+        let files = self.policy().allows(crate::wire::FEATURE_FILES);
         ui.horizontal(|ui| {
-            attach = ui
-                .add_sized(vec2(30.0, 30.0), egui::Button::new("📎"))
-                .on_hover_text(t.attach)
-                .clicked();
+            attach = files
+                && ui
+                    .add_sized(vec2(30.0, 30.0), egui::Button::new("📎"))
+                    .on_hover_text(t.attach)
+                    .clicked();
             let picked = self.emoji_picker_ui(ui);
             let draft = self.drafts.entry(conv.to_string()).or_default();
             if let Some(emoji) = picked {

@@ -1040,6 +1040,17 @@ fn policy_lines(t: &super::i18n::Texts, policy: &crate::wire::Policy) -> String 
             &[("time", &time)],
         ));
     }
+    if policy.features_off != 0 {
+        let off: Vec<&str> = super::admin::feature_labels(t)
+            .into_iter()
+            .filter(|(bit, _)| policy.features_off & bit != 0)
+            .map(|(_, label)| label)
+            .collect();
+        parts.push(super::i18n::fill(
+            t.policy_features_off,
+            &[("features", &off.join(", "))],
+        ));
+    }
     if parts.is_empty() {
         return String::new();
     }

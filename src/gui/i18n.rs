@@ -251,6 +251,12 @@ pub struct Texts {
     pub admin_group_keep_set: &'static str,
     pub admin_group_keep_confirm: &'static str,
     pub admin_group_keep_longer: &'static str,
+    pub admin_features: &'static str,
+    pub feature_files: &'static str,
+    pub feature_reactions: &'static str,
+    pub feature_edits: &'static str,
+    pub feature_previews: &'static str,
+    pub policy_features_off: &'static str,
     pub admin_group_keep_own: &'static str,
     pub admin_group_keep_done: &'static str,
     pub group_keep_messages: &'static str,
@@ -303,6 +309,7 @@ pub struct Texts {
     pub key_outdated_banner: &'static str,
     pub key_not_given_banner: &'static str,
     pub notification_title: &'static str,
+    pub notification_hidden: &'static str,
     pub error_prefix: &'static str,
 }
 
@@ -508,6 +515,12 @@ pub static DE: Texts = Texts {
     admin_group_keep_set: "Festlegen",
     admin_group_keep_confirm: "Wirklich festlegen? Ältere Nachrichten werden überall gelöscht.",
     admin_group_keep_longer: "Nicht kürzer als für alle: es gilt die Aufbewahrung für alle.",
+    admin_features: "Für alle erlaubt:",
+    feature_files: "Dateien und Fotos senden",
+    feature_reactions: "Reaktionen",
+    feature_edits: "Nachrichten bearbeiten",
+    feature_previews: "Nachrichtentext in Benachrichtigungen",
+    policy_features_off: "ausgeschaltet: {features}",
     admin_group_keep_own: "Gruppen mit eigener Aufbewahrung:",
     admin_group_keep_done: "Die Aufbewahrung der Gruppe gilt jetzt für alle, sobald ihre Rechner davon hören.",
     group_keep_messages: "Nachrichten in diesem Chat werden auf allen Geräten gelöscht, sobald sie älter als {time} sind (von Ihrer Organisation festgelegt).",
@@ -563,6 +576,7 @@ pub static DE: Texts = Texts {
                            den neuen nicht erhalten: Kollegen, die davon wissen, nehmen ihn \
                            nicht mehr an. Bitte bei der IT die neue Schlüsseldatei anfordern.",
     notification_title: "{name} in {chat}",
+    notification_hidden: "Neue Nachricht",
     error_prefix: "Fehler",
 };
 
@@ -766,6 +780,12 @@ pub static EN: Texts = Texts {
     admin_group_keep_set: "Set",
     admin_group_keep_confirm: "Really set? Older messages are deleted everywhere.",
     admin_group_keep_longer: "Not shorter than for everyone: the period for everyone holds.",
+    admin_features: "Allowed for everyone:",
+    feature_files: "Sending files and photos",
+    feature_reactions: "Reactions",
+    feature_edits: "Editing messages",
+    feature_previews: "Message text in notifications",
+    policy_features_off: "turned off: {features}",
     admin_group_keep_own: "Groups with their own period:",
     admin_group_keep_done: "The group's period now applies to everyone, as their computers hear of it.",
     group_keep_messages: "Messages in this chat are deleted on every computer once they are older than {time} (set by your organisation).",
@@ -820,6 +840,7 @@ pub static EN: Texts = Texts {
                            new one: colleagues who know of the change no longer accept it. \
                            Please ask IT for the new key file.",
     notification_title: "{name} in {chat}",
+    notification_hidden: "New message",
     error_prefix: "Error",
 };
 

@@ -412,8 +412,14 @@ impl NodeHandle {
     /// The node's files and the largest it sends.
     async fn file_store(&self) -> Result<(Arc<crate::files::blobs::BlobStore>, u64), NodeError> {
         self.run(|core, _| {
+            let policy = core.engine.policy();
+            if !policy.allows(crate::wire::FEATURE_FILES) {
+                return Err(NodeError::Sync(SyncError::FeatureOff {
+                    what: "sending files",
+                }));
+            }
             // The organisation's cap, if it set one, below the node's own.
-            let cap = core.engine.policy().max_file_bytes.unwrap_or(u64::MAX);
+            let cap = policy.max_file_bytes.unwrap_or(u64::MAX);
             core.files
                 .as_ref()
                 .map(|f| (f.store.clone(), f.limits.max_send_bytes.min(cap)))

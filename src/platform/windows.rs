@@ -202,6 +202,10 @@ pub(super) fn machine_settings() -> Result<Option<super::MachineSource>, (String
             delete_window_minutes: dword(registry::DELETE_WINDOW_MINUTES)?.map(u64::from),
             data_dir: string(registry::DATA_FOLDER)?,
             autostart: flag(registry::AUTOSTART)?,
+            send_files: flag(registry::SEND_FILES)?,
+            reactions: flag(registry::REACTIONS)?,
+            edit_messages: flag(registry::EDIT_MESSAGES)?,
+            notification_preview: flag(registry::NOTIFICATION_PREVIEW)?,
         })
     };
     match read() {

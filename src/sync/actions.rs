@@ -108,6 +108,11 @@ impl<S: Store> Engine<S> {
             return Err(SyncError::NotYours);
         }
         let policy = self.policy();
+        if !policy.allows(crate::wire::FEATURE_EDITS) {
+            return Err(SyncError::FeatureOff {
+                what: "editing messages",
+            });
+        }
         if !policy.may_edit(original.header.wall_ms, now_ms) {
             return Err(SyncError::TooLate {
                 window: crate::wire::human_window(policy.edit_window_s.unwrap_or_default()),
@@ -253,6 +258,10 @@ impl<S: Store> Engine<S> {
             return Err(SyncError::BadReaction {
                 max: MAX_EMOJI_BYTES,
             });
+        }
+        // Taking one's reaction back (empty) stays possible.
+        if !emoji.is_empty() && !self.policy().allows(crate::wire::FEATURE_REACTIONS) {
+            return Err(SyncError::FeatureOff { what: "reactions" });
         }
         self.member_state(&conv)?;
         self.readable_text(&conv, &target)?;

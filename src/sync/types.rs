@@ -58,6 +58,8 @@ pub enum SyncError {
     DeletionForbidden,
     #[error("too late: your organisation allows this only within {window} of sending")]
     TooLate { window: String },
+    #[error("your organisation has turned off {what}")]
+    FeatureOff { what: &'static str },
 }
 
 #[derive(Clone, Debug)]

@@ -398,7 +398,27 @@ pub struct Policy {
     /// was lengthened or switched off (`carry_retention`). Only ever raised.
     #[serde(default)]
     pub dropped_before_ms: Option<u64>,
+    /// Features the organisation turned off (`FEATURE_*` bits; 0: none). A network's and
+    /// a machine's add up.
+    #[serde(default)]
+    pub features_off: u64,
 }
+
+/// Sending files and photos (receiving stays).
+pub const FEATURE_FILES: u64 = 1;
+/// Reacting to messages.
+pub const FEATURE_REACTIONS: u64 = 1 << 1;
+/// Editing one's messages after sending.
+pub const FEATURE_EDITS: u64 = 1 << 2;
+/// The message's text in notifications (they say only who wrote, and where).
+pub const FEATURE_PREVIEWS: u64 = 1 << 3;
+/// Every feature a policy can turn off, with its name in tools and settings files.
+pub const FEATURES: [(u64, &str); 4] = [
+    (FEATURE_FILES, "files"),
+    (FEATURE_REACTIONS, "reactions"),
+    (FEATURE_EDITS, "edits"),
+    (FEATURE_PREVIEWS, "previews"),
+];
 
 /// The shortest retention a policy may set (a day: clocks differ, and a typo must not
 /// delete everything at once).
@@ -420,6 +440,7 @@ impl Default for Policy {
             delete_window_s: None,
             keep_messages_s: None,
             dropped_before_ms: None,
+            features_off: 0,
         }
     }
 }
@@ -448,7 +469,13 @@ impl Policy {
             delete_window_s: self.delete_window_s.or(machine.delete_window_s),
             keep_messages_s: self.keep_messages_s,
             dropped_before_ms: self.dropped_before_ms,
+            features_off: self.features_off | machine.features_off,
         }
+    }
+
+    /// Whether `feature` (a `FEATURE_*` bit) may be used.
+    pub fn allows(&self, feature: u64) -> bool {
+        self.features_off & feature == 0
     }
 
     /// The next policy after `before` at `now_ms`: where the retention gets longer or is
@@ -469,7 +496,7 @@ impl Policy {
 
     /// Whether a message sent at `sent_ms` may still be edited by its author at `now_ms`.
     pub fn may_edit(&self, sent_ms: u64, now_ms: u64) -> bool {
-        within(self.edit_window_s, sent_ms, now_ms)
+        self.allows(FEATURE_EDITS) && within(self.edit_window_s, sent_ms, now_ms)
     }
 
     /// Whether a message sent at `sent_ms` may still be deleted for everyone at `now_ms`.
@@ -517,6 +544,11 @@ impl Policy {
                 w.u64(v);
             }
         }
+        if self.features_off != 0 {
+            w.u8(10);
+            w.u8(8);
+            w.u64(self.features_off);
+        }
         w.into_bytes()
     }
 
@@ -545,8 +577,9 @@ impl Policy {
                 (2, [0]) => policy.presence = Presence::Full,
                 (2, [1]) => policy.presence = Presence::OnlineOnly,
                 (2, [2]) => policy.presence = Presence::Hidden,
-                (3 | 4 | 6..=9, v) if v.len() == 8 => {
-                    let n = Some(u64::from_be_bytes(v.try_into().map_err(|_| invalid())?));
+                (3 | 4 | 6..=10, v) if v.len() == 8 => {
+                    let value = u64::from_be_bytes(v.try_into().map_err(|_| invalid())?);
+                    let n = Some(value);
                     match tag {
                         3 => policy.max_file_bytes = n,
                         4 => policy.auto_download_bytes = n,
@@ -555,18 +588,48 @@ impl Policy {
                         // Under the minimum: not a retention (ignored, not refused, so
                         // nodes of two versions never disagree on the statement).
                         8 => policy.keep_messages_s = n.filter(|s| *s >= MIN_KEEP_MESSAGES_S),
-                        _ => policy.dropped_before_ms = n,
+                        9 => policy.dropped_before_ms = n,
+                        // Bits of features a newer build knows count as well (a node
+                        // that does not know a feature has nothing to turn off).
+                        _ => policy.features_off = value,
                     }
                 }
                 (5, [0]) => policy.delete_for_everyone = false,
                 (5, [1]) => policy.delete_for_everyone = true,
-                (1..=9, _) => return Err(invalid()),
+                (1..=10, _) => return Err(invalid()),
                 // A switch of a newer Flurfunk: skipped.
                 _ => {}
             }
         }
         Ok(policy)
     }
+}
+
+/// The features `off` names, in English ("files, reactions"; "none").
+pub fn features_named(off: u64) -> String {
+    let names: Vec<&str> = FEATURES
+        .iter()
+        .filter(|(bit, _)| off & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The bit of the feature called `name` (`FEATURES`).
+pub fn feature_named(name: &str) -> Result<u64, String> {
+    let name = name.trim();
+    FEATURES
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|(bit, _)| *bit)
+        .ok_or_else(|| {
+            let known: Vec<&str> = FEATURES.iter().map(|(_, n)| *n).collect();
+            format!("unknown feature {name:?}: use {}", known.join(", "))
+        })
 }
 
 /// A window in its largest whole unit, in English: "15 minutes", "2 days", "30 seconds".
@@ -734,8 +797,38 @@ mod statement_tests {
             delete_window_s: Some(0),
             keep_messages_s: Some(90 * 86_400),
             dropped_before_ms: Some(1_000),
+            features_off: FEATURE_REACTIONS | FEATURE_PREVIEWS,
         };
         assert_eq!(Policy::decode(&policy.encode()), Ok(policy));
+        // Features: a network's and a machine's add up; editing off means no edit at
+        // all; a feature bit of a newer build is kept (nothing to turn off here).
+        let machine = Policy {
+            features_off: FEATURE_FILES,
+            ..Policy::default()
+        };
+        let both = policy.over(machine);
+        assert_eq!(
+            both.features_off,
+            FEATURE_FILES | FEATURE_REACTIONS | FEATURE_PREVIEWS
+        );
+        assert!(both.allows(FEATURE_EDITS) && !both.allows(FEATURE_FILES));
+        assert!(both.may_edit(1_000, 1_000));
+        let no_edits = Policy {
+            features_off: FEATURE_EDITS,
+            ..Policy::default()
+        };
+        assert!(!no_edits.may_edit(1_000, 1_000));
+        let newer = Policy {
+            features_off: 1 << 40,
+            ..Policy::default()
+        };
+        assert_eq!(Policy::decode(&newer.encode()), Ok(newer));
+        assert_eq!(
+            features_named(FEATURE_FILES | FEATURE_EDITS),
+            "files, edits"
+        );
+        assert_eq!(feature_named(" Reactions"), Ok(FEATURE_REACTIONS));
+        assert!(feature_named("calls").is_err());
         // A retention under a day: no retention.
         let short = Policy {
             keep_messages_s: Some(3_600),
@@ -769,7 +862,7 @@ mod statement_tests {
         assert_eq!(Policy::decode(&[]), Ok(Policy::default()));
         // An unknown switch of a newer tool is skipped; the known ones hold.
         let mut newer = policy.encode();
-        newer.extend_from_slice(&[10, 2, 0xab, 0xcd]);
+        newer.extend_from_slice(&[11, 2, 0xab, 0xcd]);
         assert_eq!(Policy::decode(&newer), Ok(policy));
         // Out of order, repeated, a wrong length or value, truncated: refused.
         assert!(Policy::decode(&[2, 1, 1, 1, 1, 0]).is_err());
