@@ -749,6 +749,22 @@ fn a_group_keeps_its_messages_shorter_than_the_organisation() {
     for i in [anna, bernd, carla] {
         assert!(texts(&mut sim, i, office).is_empty(), "node {i}");
     }
+    // A colleague whose build knows only kinds up to 5 (it announces so) is counted,
+    // for the admin tools' warning; once it announces 6 it is not.
+    assert_eq!(sim.nodes[anna].engine().peers_on_older_builds(), 0);
+    for known_kinds in [5, flurfunk::wire::KNOWN_STATEMENT_KINDS] {
+        sim.inject(
+            carla,
+            anna,
+            flurfunk::wire::SyncMessage::AdminSerials {
+                known_kinds,
+                serials: Vec::new(),
+            },
+        );
+        sim.run_ms(100);
+        let older = usize::from(known_kinds < flurfunk::wire::KNOWN_STATEMENT_KINDS);
+        assert_eq!(sim.nodes[anna].engine().peers_on_older_builds(), older);
+    }
 }
 
 /// Two admin statements with one serial (the admin key used at two installations, one

@@ -2,7 +2,9 @@
 //! Windows admins set such things (group policy in `HKLM\Software\Policies\Flurfunk`,
 //! with the ADMX template in `packaging/windows/admx/`) and on Linux in
 //! `/etc/flurfunk/policy.toml`. They win over each user's own settings; the network's
-//! signed policy statement wins over them where both set a switch (`wire::Policy::over`).
+//! signed policy statement wins over them where both set a switch, except that deletion
+//! for everyone and the features are off where either turns them off
+//! (`wire::Policy::over`).
 //!
 //! Read only from places a user cannot write (the registry's machine hive, a root-owned
 //! file); never written by Flurfunk. A file or value that is there but wrong is an error

@@ -724,6 +724,22 @@ fn directory_line(d: &flurfunk::node::DirectoryView) -> String {
 }
 
 /// Hand a signed statement to this installation's node (which passes it on).
+/// After a retention or a feature switch: a warning if colleagues online run a build
+/// that does not know it (they keep what it deletes, ignore what it turns off).
+pub(super) async fn warn_older_builds(dir: &DataDir) -> Result<()> {
+    let Response::Status { status } = request(dir, Request::Status).await? else {
+        bail!("unexpected reply");
+    };
+    if status.peers_on_older_builds > 0 {
+        outln!(
+            "warning: {} of the {} colleagues online run an older Flurfunk: they keep the messages a retention deletes and ignore features turned off (update every computer first; docs/ADMIN.md)",
+            status.peers_on_older_builds,
+            status.peers_online
+        );
+    }
+    Ok(())
+}
+
 pub(super) async fn publish(dir: &DataDir, statement: &AdminStatement) -> Result<()> {
     request(
         dir,
@@ -763,6 +779,9 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
     }
     if let Some(window) = change.delete_window {
         policy.delete_window_s = window.0;
+    }
+    if change.turn_off.iter().any(|b| change.turn_on.contains(b)) {
+        bail!("a feature is named in both --turn-off and --turn-on");
     }
     for bit in change.turn_off {
         policy.features_off |= bit;
@@ -836,6 +855,9 @@ async fn change_policy(dir: &DataDir, change: PolicyArgs) -> Result<()> {
         ),
     )?;
     outln!("policy no. {serial} set for every node:\n{}", show(&policy));
+    if policy.keep_messages_s.is_some() || policy.features_off != 0 {
+        warn_older_builds(dir).await?;
+    }
     Ok(())
 }
 

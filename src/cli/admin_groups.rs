@@ -319,5 +319,6 @@ pub(super) async fn group_retention(
     )?;
     outln!("group retention no. {serial} set for every node: {what}");
     outln!("{}", show(&next));
+    super::warn_older_builds(dir).await?;
     Ok(())
 }

@@ -397,8 +397,17 @@ impl FlurfunkApp {
             }
         });
         if let Some((emoji, mine)) = clicked {
-            let emoji = if mine { String::new() } else { emoji };
-            self.react(&m.conversation, &m.event_id, &emoji);
+            if mine {
+                self.react(&m.conversation, &m.event_id, "");
+            } else if self.policy().allows(crate::wire::FEATURE_REACTIONS) {
+                self.react(&m.conversation, &m.event_id, &emoji);
+            } else {
+                let t = self.t();
+                self.notice(super::i18n::fill(
+                    t.feature_off_notice,
+                    &[("feature", t.feature_reactions)],
+                ));
+            }
         }
     }
 

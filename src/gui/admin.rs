@@ -72,6 +72,17 @@ impl FlurfunkApp {
         ui.label(RichText::new(t.admin_title).strong());
         ui.vertical(|ui| {
             ui.label(RichText::new(t.admin_hint).small().weak());
+            let older = self.status.as_ref().map_or(0, |s| s.peers_on_older_builds);
+            if older > 0 {
+                ui.label(
+                    RichText::new(super::i18n::fill(
+                        t.admin_older_builds,
+                        &[("n", &older.to_string())],
+                    ))
+                    .small()
+                    .color(super::style::DEMO_TEXT),
+                );
+            }
             // The network's own statement, not what is in force here: this machine's
             // settings must not be signed into everyone's policy.
             let in_force = self

@@ -934,7 +934,12 @@ impl FlurfunkApp {
             &[("name", author), ("chat", chat)],
         );
         // The organisation turned previews off (screens visitors see): who and where only.
-        let text = if self.policy().allows(crate::wire::FEATURE_PREVIEWS) {
+        // Until the node's policy is known (start-up, a restart) only this machine's
+        // settings are, and its "off" must hold from the first message: no text then.
+        let previews = self.status.is_some()
+            && self.policy().allows(crate::wire::FEATURE_PREVIEWS)
+            && self.machine.policy.allows(crate::wire::FEATURE_PREVIEWS);
+        let text = if previews {
             text
         } else {
             self.t().notification_hidden

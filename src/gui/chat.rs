@@ -292,15 +292,36 @@ impl FlurfunkApp {
         let is_member = view.as_ref().is_none_or(|v| v.is_member) && left.is_none();
         // A file dragged onto the chat opens the send dialog with it (a text can go with
         // it, and nothing is sent by a slip of the mouse).
+        // Sending files turned off by the organisation: a dropped or pasted file is told
+        // so, no dialog opens.
+        let files = self.policy().allows(crate::wire::FEATURE_FILES);
         if is_member
             && self.dialog.is_none()
             && let Some(path) =
                 ui.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
         {
-            self.open_send_file(&conv, path.display().to_string());
+            if files {
+                self.open_send_file(&conv, path.display().to_string());
+            } else {
+                self.notice(super::i18n::fill(
+                    t.feature_off_notice,
+                    &[("feature", t.feature_files)],
+                ));
+            }
         }
         if is_member && self.dialog.is_none() {
-            self.take_pasted_picture(ui, &conv);
+            if files {
+                self.take_pasted_picture(ui, &conv);
+            } else if ui.input(|i| {
+                i.events
+                    .iter()
+                    .any(|e| matches!(e, egui::Event::PasteImage(_)))
+            }) {
+                self.notice(super::i18n::fill(
+                    t.feature_off_notice,
+                    &[("feature", t.feature_files)],
+                ));
+            }
         }
         egui::Panel::bottom("composer").show(ui, |ui| {
             ui.add_space(6.0);

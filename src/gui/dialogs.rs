@@ -159,54 +159,58 @@ impl FlurfunkApp {
         };
         let mut open = true;
         let mut keep = true;
-        egui::Window::new(title)
+        let mut window = egui::Window::new(title)
             .collapsible(false)
             .resizable(true)
             .default_width(420.0)
             .anchor(egui::Align2::CENTER_TOP, vec2(0.0, 60.0))
             // A dialog taller than the window (the settings with the admin section, on a
             // 768-pixel screen) scrolls instead of being cut off.
-            .vscroll(true)
-            .open(&mut open)
-            .show(ctx, |ui| {
-                keep = match &mut dialog {
-                    Dialog::People => self.people_ui(ui),
-                    Dialog::NewGroup {
-                        name,
-                        members,
-                        error,
-                    } => self.new_group_ui(ui, name, members, error),
-                    Dialog::GroupInfo {
-                        conversation,
-                        rename,
-                    } => self.group_info_ui(ui, conversation, rename),
-                    Dialog::Verify { user } => self.verify_ui(ui, user),
-                    Dialog::Settings {
-                        name,
-                        join_path,
-                        error,
-                    } => self.settings_ui(ui, name, join_path, error),
-                    Dialog::MessageInfo {
-                        conversation,
-                        event_id,
-                    } => self.message_info_ui(ui, conversation, event_id),
-                    Dialog::SendFile {
-                        conversation,
-                        path,
-                        caption,
-                        error,
-                        pasted,
-                    } => self.send_file_ui(ui, conversation, path, caption, error, pasted),
-                    Dialog::Picture { .. } => false,
-                    Dialog::OpenProgram {
-                        conversation,
-                        event_id,
-                        name,
-                    } => self.open_program_ui(ui, conversation, event_id, name),
-                    Dialog::DeleteMessage(choice) => self.delete_message_ui(ui, choice),
-                    Dialog::Versions { versions, .. } => self.versions_ui(ui, versions),
-                };
-            });
+            .vscroll(true);
+        // The long ones use the window's height (a scrolled list in a small box is hard
+        // to read).
+        if matches!(dialog, Dialog::Settings { .. } | Dialog::GroupInfo { .. }) {
+            window = window.default_height((ctx.content_rect().height() - 120.0).max(300.0));
+        }
+        window.open(&mut open).show(ctx, |ui| {
+            keep = match &mut dialog {
+                Dialog::People => self.people_ui(ui),
+                Dialog::NewGroup {
+                    name,
+                    members,
+                    error,
+                } => self.new_group_ui(ui, name, members, error),
+                Dialog::GroupInfo {
+                    conversation,
+                    rename,
+                } => self.group_info_ui(ui, conversation, rename),
+                Dialog::Verify { user } => self.verify_ui(ui, user),
+                Dialog::Settings {
+                    name,
+                    join_path,
+                    error,
+                } => self.settings_ui(ui, name, join_path, error),
+                Dialog::MessageInfo {
+                    conversation,
+                    event_id,
+                } => self.message_info_ui(ui, conversation, event_id),
+                Dialog::SendFile {
+                    conversation,
+                    path,
+                    caption,
+                    error,
+                    pasted,
+                } => self.send_file_ui(ui, conversation, path, caption, error, pasted),
+                Dialog::Picture { .. } => false,
+                Dialog::OpenProgram {
+                    conversation,
+                    event_id,
+                    name,
+                } => self.open_program_ui(ui, conversation, event_id, name),
+                Dialog::DeleteMessage(choice) => self.delete_message_ui(ui, choice),
+                Dialog::Versions { versions, .. } => self.versions_ui(ui, versions),
+            };
+        });
         // An action inside may have opened another dialog (or closed this one).
         if open && keep && self.dialog.is_none() {
             self.dialog = Some(dialog);
@@ -1040,12 +1044,12 @@ fn policy_lines(t: &super::i18n::Texts, policy: &crate::wire::Policy) -> String 
             &[("time", &time)],
         ));
     }
-    if policy.features_off != 0 {
-        let off: Vec<&str> = super::admin::feature_labels(t)
-            .into_iter()
-            .filter(|(bit, _)| policy.features_off & bit != 0)
-            .map(|(_, label)| label)
-            .collect();
+    let off: Vec<&str> = super::admin::feature_labels(t)
+        .into_iter()
+        .filter(|(bit, _)| policy.features_off & bit != 0)
+        .map(|(_, label)| label)
+        .collect();
+    if !off.is_empty() {
         parts.push(super::i18n::fill(
             t.policy_features_off,
             &[("features", &off.join(", "))],

@@ -40,6 +40,10 @@ pub struct NodeStatus {
     pub role: String,
     pub listen: Vec<String>,
     pub peers_online: usize,
+    /// Of them, those whose build does not know every admin statement this one does
+    /// (managed networks; `Engine::peers_on_older_builds`).
+    #[serde(default)]
+    pub peers_on_older_builds: usize,
     pub outbox: usize,
     /// How the node copes with its load: queues, drops and retries.
     #[serde(default)]

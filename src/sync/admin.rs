@@ -204,6 +204,20 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Connected colleagues whose build does not know every admin statement this one
+    /// does (by the highest kind they announced): they keep messages a group's period
+    /// would delete, and do not know the newest policy switches. The admin tools warn.
+    pub fn peers_on_older_builds(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| {
+                p.role.is_some()
+                    && p.admin_known_kinds > 0
+                    && p.admin_known_kinds < KNOWN_STATEMENT_KINDS
+            })
+            .count()
+    }
+
     /// Our serials go after each hello of ours, in a managed network.
     pub(super) fn send_admin_serials(&mut self, peer: UserId) {
         if self.config.admin_key.is_none() {

@@ -319,6 +319,13 @@ impl<S: Store> Engine<S> {
         blob: crate::wire::BlobRef,
         attachment: crate::wire::Attachment,
     ) -> Result<EventId, SyncError> {
+        // Checked again where the event is written (the node checked before importing;
+        // a policy may have come in meanwhile).
+        if !self.policy().allows(crate::wire::FEATURE_FILES) {
+            return Err(SyncError::FeatureOff {
+                what: "sending files",
+            });
+        }
         if !attachment.fits(&blob)
             || attachment.caption.len() > MAX_TEXT_BYTES
             || attachment.name.len() > crate::wire::MAX_FILE_NAME_BYTES

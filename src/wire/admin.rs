@@ -447,7 +447,8 @@ impl Default for Policy {
 
 impl Policy {
     /// This policy (the network's, signed) over `machine` (the machine's settings): each
-    /// switch the network sets holds, the machine's where it sets none. A switch at its
+    /// switch the network sets holds, the machine's where it sets none; deletion for
+    /// everyone and the features are off where either turns them off. A switch at its
     /// default (read receipts on, full presence) counts as not set.
     pub fn over(self, machine: Policy) -> Policy {
         let defaults = Policy::default();
@@ -607,11 +608,15 @@ impl Policy {
 
 /// The features `off` names, in English ("files, reactions"; "none").
 pub fn features_named(off: u64) -> String {
-    let names: Vec<&str> = FEATURES
+    let mut names: Vec<String> = FEATURES
         .iter()
         .filter(|(bit, _)| off & bit != 0)
-        .map(|(_, name)| *name)
+        .map(|(_, name)| name.to_string())
         .collect();
+    let known = FEATURES.iter().fold(0, |all, (bit, _)| all | bit);
+    if off & !known != 0 {
+        names.push(format!("features of a newer version ({:#x})", off & !known));
+    }
     if names.is_empty() {
         "none".to_string()
     } else {

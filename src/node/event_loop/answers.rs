@@ -389,6 +389,7 @@ impl Core {
             },
             listen: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
             peers_online: self.engine.connected_peers().len(),
+            peers_on_older_builds: self.engine.peers_on_older_builds(),
             outbox: self.engine.outbox_len(),
             load: self.load_stats(),
         }
