@@ -873,7 +873,8 @@ fn a_file_dropped_on_the_chat_opens_the_send_dialog_and_is_sent() {
 /// section: read receipts and sending files turned off there reach a colleague's node
 /// (which then refuses to send a file), and a colleague
 /// revoked there is told "left the organisation" everywhere, and a group given a week of
-/// its own keeps its messages a week at a colleague's node; all are in the audit log.
+/// its own keeps its messages a week at a colleague's node, and a colleague given a
+/// department there has it at his own node; all are in the audit log.
 /// Without the key the section is not there.
 #[test]
 fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
@@ -1074,6 +1075,48 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     });
     let log = std::fs::read_to_string(dir.admin_audit_log()).unwrap();
     assert!(log.contains("group-retention"), "{log}");
+    // The directory: Bernd, chosen from the colleagues, keeps his name and gets the
+    // department "Bauhof"; his own node then holds the entry.
+    for _ in 0..40 {
+        if has_label(&h, "Bernd (…") {
+            break;
+        }
+        h.get_by_label("Verzeichnis (amtlicher Name)")
+            .scroll_to_me();
+        h.run_steps(2);
+        h.get_by_label("Verzeichnis (amtlicher Name)").click();
+        h.run_steps(3);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    h.get_by_label_contains("Bernd (…").click();
+    h.run_steps(3);
+    h.get_by_label("Abteilung").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Abteilung").click();
+    h.run_steps(3);
+    h.get_by_label("Abteilung").type_text("Bauhof");
+    h.run_steps(3);
+    h.get_by_label("Im Verzeichnis speichern").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("Im Verzeichnis speichern").click();
+    h.run_steps(3);
+    let bernd_id = bernd.user().to_string();
+    f.rt.block_on(eventually(
+        "Bernd's node holds his directory entry",
+        || async {
+            let statements = bernd.handle.admin_statements().await.unwrap();
+            statements
+                .iter()
+                .flat_map(|s| s.directory.iter())
+                .any(|d| d.user_id == bernd_id && d.name == "Bernd" && d.department == "Bauhof")
+                .then_some(())
+        },
+    ));
+    let log = std::fs::read_to_string(dir.admin_audit_log()).unwrap();
+    assert!(
+        log.contains("directory-set") && log.contains("Bauhof"),
+        "{log}"
+    );
     h.check_accessibility();
 }
 

@@ -32,9 +32,21 @@ pub struct AdminUi {
     group_keep: Option<(String, Option<u64>)>,
     /// Whether "really?" was asked for a shorter period.
     confirm_keep: bool,
+    /// The colleague whose directory entry is being edited, with the official name and
+    /// department typed.
+    directory: Option<DirectoryDraft>,
     /// The audit log's last lines, and when they were read (not at every frame).
     audit: Vec<String>,
     audit_read: Option<std::time::Instant>,
+}
+
+/// A directory entry being edited in the admin section.
+struct DirectoryDraft {
+    user: String,
+    name: String,
+    department: String,
+    /// Whether the colleague is in the directory now (the entry can be taken out).
+    listed: bool,
 }
 
 impl AdminUi {
@@ -177,6 +189,8 @@ impl FlurfunkApp {
                     )
                 })
                 .collect();
+            self.directory_ui(ui, key.clone(), &others);
+            ui.add_space(6.0);
             ui.horizontal(|ui| {
                 let l = ui.label(t.admin_revoke);
                 let shown = self
@@ -337,6 +351,157 @@ impl FlurfunkApp {
                     .weak(),
             );
         }
+    }
+
+    /// The rows for one colleague's directory entry: choose a colleague (`others`: user
+    /// id and label), type the official name and department, save it for everyone or take
+    /// the colleague out of the directory. (A whole directory is imported with
+    /// `flurfunk admin directory import`.)
+    fn directory_ui(&mut self, ui: &mut egui::Ui, key: Arc<AdminKey>, others: &[(String, String)]) {
+        let t = self.t();
+        ui.add_space(6.0);
+        ui.horizontal(|ui| {
+            let l = ui.label(t.admin_directory);
+            let shown = self
+                .admin
+                .directory
+                .as_ref()
+                .and_then(|d| others.iter().find(|(id, _)| *id == d.user))
+                .map_or(t.admin_choose.to_string(), |(_, label)| label.clone());
+            egui::ComboBox::from_id_salt("admin-directory")
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    for (id, label) in others {
+                        let on = self.admin.directory.as_ref().is_some_and(|d| d.user == *id);
+                        if ui.selectable_label(on, label).clicked() {
+                            let peer = self.peers.iter().find(|p| p.user_id == *id);
+                            let shown = peer.map(|p| p.name.clone()).unwrap_or_default();
+                            let listed = shown.ends_with(crate::identity::OFFICIAL_MARK);
+                            self.admin.directory = Some(DirectoryDraft {
+                                user: id.clone(),
+                                // As shown, less the mark of an official name or of a
+                                // look-alike.
+                                name: shown
+                                    .trim_end_matches([
+                                        crate::identity::OFFICIAL_MARK,
+                                        crate::identity::DOUBTFUL_MARK,
+                                    ])
+                                    .trim_end()
+                                    .to_string(),
+                                department: peer
+                                    .and_then(|p| p.department.clone())
+                                    .unwrap_or_default(),
+                                listed,
+                            });
+                        }
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+        });
+        let Some(mut draft) = self.admin.directory.take() else {
+            return;
+        };
+        ui.horizontal(|ui| {
+            let l = ui.label(t.admin_official_name);
+            ui.add(egui::TextEdit::singleline(&mut draft.name).desired_width(200.0))
+                .labelled_by(l.id);
+        });
+        ui.horizontal(|ui| {
+            let l = ui.label(t.admin_department);
+            ui.add(egui::TextEdit::singleline(&mut draft.department).desired_width(200.0))
+                .labelled_by(l.id);
+        });
+        let name_ok = crate::identity::validate_name(draft.name.trim()).is_ok();
+        let department_ok = draft.department.trim().is_empty()
+            || crate::identity::validate_name(draft.department.trim()).is_ok();
+        let mut done = false;
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(
+                    name_ok && department_ok,
+                    egui::Button::new(t.admin_directory_save),
+                )
+                .clicked()
+            {
+                let entry = crate::wire::DirectoryEntry {
+                    name: draft.name.trim().to_string(),
+                    department: draft.department.trim().to_string(),
+                };
+                self.publish_directory(key.clone(), draft.user.clone(), Some(entry));
+                done = true;
+            }
+            if draft.listed && ui.button(t.admin_directory_remove).clicked() {
+                self.publish_directory(key.clone(), draft.user.clone(), None);
+                done = true;
+            }
+        });
+        if !done {
+            self.admin.directory = Some(draft);
+        }
+    }
+
+    /// Sign the next directory with `user`'s entry set (`None`: taken out) and hand it to
+    /// the node; the audit log gets a line.
+    fn publish_directory(
+        &mut self,
+        key: Arc<AdminKey>,
+        user: String,
+        entry: Option<crate::wire::DirectoryEntry>,
+    ) {
+        let Some(node) = self.node().cloned() else {
+            return;
+        };
+        let audit = self.config.dir.admin_audit_log();
+        let done = self.t().admin_directory_done.to_string();
+        self.bridge.spawn(async move {
+            let result = async {
+                let id: crate::identity::UserId =
+                    user.parse().map_err(|_| "user id".to_string())?;
+                let current = held(&node, StatementKind::Directory).await?;
+                let mut directory = current
+                    .as_ref()
+                    .map(|s| crate::wire::Directory::decode(&s.body))
+                    .transpose()
+                    .map_err(|e| format!("the node holds a malformed directory: {e}"))?
+                    .unwrap_or_default();
+                let before = directory.clone();
+                match &entry {
+                    Some(e) => directory.entries.insert(id, e.clone()),
+                    None => directory.entries.remove(&id),
+                };
+                if directory == before {
+                    return Ok(());
+                }
+                if directory.entries.len() > crate::wire::MAX_DIRECTORY_ENTRIES {
+                    return Err(format!(
+                        "the directory holds at most {} colleagues",
+                        crate::wire::MAX_DIRECTORY_ENTRIES
+                    ));
+                }
+                let next = key
+                    .sign_next(
+                        current.as_ref(),
+                        StatementKind::Directory,
+                        crate::node::now_ms(),
+                        directory.encode(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                publish_logged(&node, &key, &audit, Some(next), |serial| match &entry {
+                    Some(e) => format!(
+                        "directory-set\t{user}\t{}\t{}\tserial={serial} (app)",
+                        e.name, e.department
+                    ),
+                    None => format!("directory-remove\t{user}\tserial={serial} (app)"),
+                })
+                .await
+            }
+            .await;
+            match result {
+                Ok(()) => Update::Notice(done),
+                Err(e) => Update::Error(e),
+            }
+        });
     }
 
     /// Sign the next group-retention statement with `conv`'s own period set to `keep`

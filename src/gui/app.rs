@@ -792,6 +792,14 @@ impl FlurfunkApp {
                 let Some(target) = target(&event_id) else {
                     return;
                 };
+                // Editing turned off while the edit was open: the text stays in the
+                // composer (to send as a new message or copy), and the reason is told.
+                if !self.policy().allows(crate::wire::FEATURE_EDITS) {
+                    self.drafts.insert(conv, text);
+                    let t = self.t();
+                    self.notice(fill(t.feature_off_notice, &[("feature", t.feature_edits)]));
+                    return;
+                }
                 self.bridge.act(
                     &node,
                     move |n| async move { n.edit(id, target, text, mentions).await },
