@@ -1075,8 +1075,8 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
     });
     let log = std::fs::read_to_string(dir.admin_audit_log()).unwrap();
     assert!(log.contains("group-retention"), "{log}");
-    // The directory: Bernd, chosen from the colleagues, keeps his name and gets the
-    // department "Bauhof"; his own node then holds the entry.
+    // The directory: Bernd, chosen from the colleagues, is given the official name
+    // "Bernd Becker" and the department "Bauhof"; his own node then holds the entry.
     for _ in 0..40 {
         if has_label(&h, "Bernd (…") {
             break;
@@ -1089,6 +1089,17 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
         std::thread::sleep(Duration::from_millis(50));
     }
     h.get_by_label_contains("Bernd (…").click();
+    h.run_steps(3);
+    // Not listed yet: the official name is typed (his self-chosen one is not offered).
+    h.get_by_label("Amtlicher Name").scroll_to_me();
+    h.run_steps(3);
+    assert_eq!(
+        h.get_by_label("Amtlicher Name").value().as_deref(),
+        Some("")
+    );
+    h.get_by_label("Amtlicher Name").click();
+    h.run_steps(3);
+    h.get_by_label("Amtlicher Name").type_text("Bernd Becker");
     h.run_steps(3);
     h.get_by_label("Abteilung").scroll_to_me();
     h.run_steps(3);
@@ -1108,7 +1119,9 @@ fn the_admin_section_sets_the_policy_for_everyone_and_revokes_a_colleague() {
             statements
                 .iter()
                 .flat_map(|s| s.directory.iter())
-                .any(|d| d.user_id == bernd_id && d.name == "Bernd" && d.department == "Bauhof")
+                .any(|d| {
+                    d.user_id == bernd_id && d.name == "Bernd Becker" && d.department == "Bauhof"
+                })
                 .then_some(())
         },
     ));

@@ -375,19 +375,23 @@ impl FlurfunkApp {
                         let on = self.admin.directory.as_ref().is_some_and(|d| d.user == *id);
                         if ui.selectable_label(on, label).clicked() {
                             let peer = self.peers.iter().find(|p| p.user_id == *id);
-                            let shown = peer.map(|p| p.name.clone()).unwrap_or_default();
-                            let listed = shown.ends_with(crate::identity::OFFICIAL_MARK);
+                            let listed = peer.is_some_and(|p| p.official);
+                            // A listed colleague's official name, less its mark, to
+                            // change; none for one not listed: the admin types it (a
+                            // self-chosen name, a look-alike's, must not become
+                            // official by one click).
+                            let name = peer
+                                .filter(|_| listed)
+                                .map(|p| {
+                                    p.name
+                                        .trim_end_matches(crate::identity::OFFICIAL_MARK)
+                                        .trim_end()
+                                        .to_string()
+                                })
+                                .unwrap_or_default();
                             self.admin.directory = Some(DirectoryDraft {
                                 user: id.clone(),
-                                // As shown, less the mark of an official name or of a
-                                // look-alike.
-                                name: shown
-                                    .trim_end_matches([
-                                        crate::identity::OFFICIAL_MARK,
-                                        crate::identity::DOUBTFUL_MARK,
-                                    ])
-                                    .trim_end()
-                                    .to_string(),
+                                name,
                                 department: peer
                                     .and_then(|p| p.department.clone())
                                     .unwrap_or_default(),
@@ -454,6 +458,7 @@ impl FlurfunkApp {
         };
         let audit = self.config.dir.admin_audit_log();
         let done = self.t().admin_directory_done.to_string();
+        let unchanged = self.t().admin_directory_unchanged.to_string();
         self.bridge.spawn(async move {
             let result = async {
                 let id: crate::identity::UserId =
@@ -471,7 +476,7 @@ impl FlurfunkApp {
                     None => directory.entries.remove(&id),
                 };
                 if directory == before {
-                    return Ok(());
+                    return Ok(false);
                 }
                 if directory.entries.len() > crate::wire::MAX_DIRECTORY_ENTRIES {
                     return Err(format!(
@@ -495,10 +500,12 @@ impl FlurfunkApp {
                     None => format!("directory-remove\t{user}\tserial={serial} (app)"),
                 })
                 .await
+                .map(|()| true)
             }
             .await;
             match result {
-                Ok(()) => Update::Notice(done),
+                Ok(true) => Update::Notice(done),
+                Ok(false) => Update::Notice(unchanged),
                 Err(e) => Update::Error(e),
             }
         });

@@ -109,6 +109,9 @@ pub struct PeerView {
     /// The department from the network's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
+    /// In the network's directory (also a colleague who left, shown without the mark).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub official: bool,
     pub online: bool,
     /// Milliseconds since the Unix epoch when last connected; `None`: never this run.
     pub last_seen_ms: Option<u64>,

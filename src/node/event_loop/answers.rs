@@ -446,6 +446,7 @@ impl Core {
                     user_id: p.user_id.to_string(),
                     name: self.shown_name(&p.user_id, Some(&p.display_name)),
                     department: self.department_of(&p.user_id),
+                    official: self.engine.directory_entry(&p.user_id).is_some(),
                     online: presence != Presence::Hidden
                         && entry.is_some_and(|e| e.connections > 0),
                     last_seen_ms: entry
